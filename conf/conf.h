@@ -1,0 +1,115 @@
+/*
+ * conf - the one configuration file (libconfig syntax), loaded and
+ * validated into one immutable struct conf.
+ *
+ * conf_load() returns a new struct conf owned by the caller, or NULL with
+ * "FILE:LINE: reason" in err.  Everything is checked here (names, ranges,
+ * references between sections) so that a daemon holding a struct conf
+ * never meets a bad setting.  conf_free() accepts NULL and returns NULL.
+ *
+ * Files named by the config (keys, OpenDKIM tables) are only recorded
+ * here; the modules that use them (dkim/) read and check them.
+ */
+#ifndef OUTPOST_CONF_H
+#define OUTPOST_CONF_H
+
+#include <stddef.h>
+
+#include "util/cidr.h"
+
+#define CONF_DEFAULT_PATH SYSCONFDIR "/outpost/outpost.conf"
+
+enum conf_on_error {
+	CONF_ON_ERROR_TEMPFAIL,
+	CONF_ON_ERROR_ACCEPT,
+	CONF_ON_ERROR_REJECT,
+};
+
+enum conf_alg {
+	CONF_ALG_ANY = -1,	/* dkim_key_load: detect from the file */
+	CONF_ALG_RSA_SHA256,
+	CONF_ALG_ED25519_SHA256,
+};
+
+enum conf_canon {
+	CONF_CANON_SIMPLE,
+	CONF_CANON_RELAXED,
+};
+
+enum conf_engine {
+	CONF_ENGINE_NATIVE,	/* preparsed keys, our own signer */
+	CONF_ENGINE_OPENDKIM,	/* libopendkim dkim_sign() per message */
+};
+
+/* A dkim.keys entry. */
+struct conf_key {
+	char *name;
+	char *domain;		/* "%" means: the From domain */
+	char *selector;
+	char *file;
+	enum conf_alg alg;
+	int line;
+};
+
+/* A dkim.signing entry: From address pattern -> key names. */
+struct conf_rule {
+	char *match;
+	char **keys;
+	size_t nkeys;
+	int line;
+};
+
+struct conf {
+	char *path;
+
+	struct {
+		char *socket;
+		enum conf_on_error on_error;
+		unsigned int timeout;		/* seconds, MTA I/O */
+		unsigned int backlog;
+		char *user;			/* drop to, or NULL */
+		char *pid_file;			/* or NULL */
+	} milter;
+
+	struct {
+		struct cidr *networks;
+		size_t nnetworks;
+		int authenticated;		/* sign for SMTP AUTH clients */
+		char **daemon_names;		/* {daemon_name} values */
+		size_t ndaemon_names;
+	} trusted;
+
+	struct {
+		struct conf_key *keys;
+		size_t nkeys;
+		struct conf_rule *rules;
+		size_t nrules;
+		char *key_table;		/* OpenDKIM KeyTable, or NULL */
+		char *signing_table;		/* "file:" / "refile:" path */
+		enum conf_canon canon_header;
+		enum conf_canon canon_body;
+		char **headers;			/* header names to sign */
+		size_t nheaders;
+		char **oversign;		/* also signed once more */
+		size_t noversign;
+		enum conf_on_error on_malformed;/* accept or reject */
+		enum conf_engine engine;
+		int multiple_signatures;	/* all SigningTable matches */
+	} dkim;
+
+	struct {
+		int verbose;
+		char *facility;
+	} log;
+};
+
+struct conf *conf_load(const char *path, char *err, size_t errlen);
+struct conf *conf_free(struct conf *);
+
+const char *conf_alg_name(enum conf_alg);
+const char *conf_on_error_name(enum conf_on_error);
+
+/* The RFC 6376 §5.4.1 recommended header set, NULL-terminated. */
+extern const char *const conf_default_headers[];
+
+#endif
