@@ -41,6 +41,11 @@ struct dkim_decision {
 	struct dkim_sign_req req[DKIM_MAX_SIGS];
 };
 
+/* dkim_trust_reason - why the client may have mail signed, or NULL;
+ * only auth_authen, client_addr and daemon_name of in are used */
+const char *dkim_trust_reason(const struct conf *,
+    const struct dkim_decide_in *);
+
 void dkim_decide(const struct conf *, const struct dkim_table *,
     const struct dkim_decide_in *, struct dkim_decision *);
 

@@ -32,6 +32,7 @@
 #include "dkim/sign.h"
 
 #define DKIM_MAX_SIGS 8
+#define FROM_CAND_MAX 520	/* local@domain and a NUL */
 
 struct dkim_table;
 
