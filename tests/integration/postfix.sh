@@ -1,0 +1,268 @@
+#!/usr/bin/env bash
+# tests/integration/postfix.sh - outpost-milter behind a real, private Postfix
+#
+# Starts a private Postfix instance (own config, queue and data directories
+# in a temporary directory; smtpd on a free 127.0.0.1 port; every message
+# relayed to an smtp-sink on another loopback port that keeps each message
+# in a file) with outpost-milter in smtpd_milters, sends mail with swaks and
+# checks what arrives:
+#   - from a trusted client (127.0.0.1) with From: @example.com: signed
+#     rsa-sha256 and ed25519-sha256, both verified by python3-dkim and by
+#     Perl Mail::DKIM against the test keys' records;
+#   - multipart, 8bit and long folded header messages: the same;
+#   - a From domain without a signing rule: unsigned;
+#   - from an untrusted client (127.0.0.2): unsigned;
+#   - milter gone: Postfix tempfails (milter_default_action = tempfail).
+# Prints PASS/FAIL per check, exits non-zero on any failure, and stops every
+# process it started.  Needs root (Postfix), postfix, swaks, smtp-sink.
+#
+# Environment: OUTPOST_BUILD (default TOP/build); OUTPOST_IT_MILTER=opendkim
+# runs the same checks against Debian's opendkim to prove the harness.
+
+set -u
+. "$(dirname "$0")/lib.sh"
+
+it_init postfix
+T=$IT_T
+DOMAIN=example.com
+RSA_SEL=s1
+ED_SEL=e1
+SOCK=unix:$T/milter/milter.sock
+impl=${OUTPOST_IT_MILTER:-outpost}
+
+# fatal_setup - a setup step failed: report it and stop
+fatal_setup() {
+	it_fail "setup: $*"
+	[ -n "$IT_PF_DIR" ] && pf_log
+	it_finish
+	exit 1
+}
+
+for prog in postfix smtp-sink swaks openssl perl "$IT_PY"; do
+	command -v "$prog" >/dev/null || fatal_setup "missing $prog"
+done
+[ "$(id -u)" -eq 0 ] || fatal_setup "must run as root (private Postfix)"
+
+# Keys and their published records (the verifiers' "DNS").
+it_keygen "$T/keys" "$DOMAIN" "$RSA_SEL" rsa || fatal_setup "RSA key"
+it_keygen "$T/keys" "$DOMAIN" "$ED_SEL" ed25519 || fatal_setup "ed25519 key"
+ZONE=$T/keys/zone
+it_mail_dkim_lib >/dev/null || fatal_setup "fetch Mail::DKIM with ed25519"
+
+SMTP_PORT=$(it_free_port)
+SINK_PORT=$(it_free_port)
+while [ "$SINK_PORT" = "$SMTP_PORT" ]; do
+	SINK_PORT=$(it_free_port)
+done
+it_log "smtpd 127.0.0.1:$SMTP_PORT, smtp-sink 127.0.0.1:$SINK_PORT, milter $SOCK ($impl)"
+
+mkdir -p "$T/milter"
+chmod 755 "$T/milter"
+case $impl in
+opendkim)
+	SOCK_ED=unix:$T/milter/milter-ed.sock
+	opendkim_start "$T/milter" "$SOCK" "$SOCK_ED" "$T/keys" "$DOMAIN" \
+	    "$RSA_SEL" "$ED_SEL" || fatal_setup "start opendkim"
+	MILTER_LOG="$T/milter/opendkim-rsa.log $T/milter/opendkim-ed25519.log"
+	SMTPD_MILTERS="$SOCK, $SOCK_ED"
+	;;
+*)
+	outpost_conf "$T/milter/outpost.conf" "$SOCK" "$T/keys" "$DOMAIN" \
+	    "$RSA_SEL" "$ED_SEL"
+	MILTER_LOG=$T/milter/outpost-milter.log
+	SMTPD_MILTERS=$SOCK
+	outpost_start "$T/milter/outpost.conf" "$SOCK" "$MILTER_LOG" ||
+	    fatal_setup "start outpost-milter"
+	;;
+esac
+sink_start "$T/sink" "$SINK_PORT" || fatal_setup "start smtp-sink"
+pf_setup "$T/postfix" "$SMTP_PORT" "$SINK_PORT" "$SMTPD_MILTERS"
+pf_start "$SMTP_PORT" || fatal_setup "start private postfix"
+
+# ---- messages ----------------------------------------------------------------
+
+MSGS=$T/msgs
+mkdir -p "$MSGS"
+# new_msg - start a message file with a unique tag; print its path
+# usage: new_msg NAME FROM SUBJECT   (the caller appends the rest)
+new_msg() {
+	local f=$MSGS/$1.eml tag="outpost-it-$$-$1"
+	{
+		printf 'From: %s\r\n' "$2"
+		printf 'To: Bob <bob@example.net>\r\n'
+		printf 'Subject: %s\r\n' "$3"
+		printf 'Date: %s\r\n' "$(date -R)"
+		printf 'Message-ID: <%s@example.com>\r\n' "$tag"
+	} >"$f"
+	echo "$f"
+}
+
+# crlf - append stdin to FILE with CRLF line ends
+crlf() {
+	sed 's/$/\r/' >>"$1"
+}
+
+m_plain=$(new_msg plain 'Alice <alice@example.com>' 'plain text from a trusted client')
+crlf "$m_plain" <<'EOF'
+
+Hello Bob,
+
+this is a plain message.  It should be signed twice.
+
+-- 
+Alice
+EOF
+
+m_multi=$(new_msg multipart 'alice@example.com' 'multipart/mixed with an attachment')
+crlf "$m_multi" <<'EOF'
+MIME-Version: 1.0
+Content-Type: multipart/mixed; boundary="=-outpost-boundary"
+
+This is a multi-part message in MIME format.
+
+--=-outpost-boundary
+Content-Type: text/plain; charset=us-ascii
+
+The text part.
+
+--=-outpost-boundary
+Content-Type: application/octet-stream; name="data.bin"
+Content-Transfer-Encoding: base64
+Content-Disposition: attachment; filename="data.bin"
+
+AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8gISIjJCUmJygpKissLS4v
+MDEyMzQ1Njc4OTo7PD0+P0BBQkNERUZHSElKS0xNTk9QUVJTVFVWV1hZWltcXV5f
+--=-outpost-boundary--
+EOF
+
+m_8bit=$(new_msg 8bit 'Ålice <alice@example.com>' '=?UTF-8?Q?=C3=A9t=C3=A9_8bit_body?=')
+crlf "$m_8bit" <<'EOF'
+MIME-Version: 1.0
+Content-Type: text/plain; charset=utf-8
+Content-Transfer-Encoding: 8bit
+
+Grüße aus Köln — ça marche, 日本語のテキスト.
+Trailing spaces here:    
+	tab-indented line
+EOF
+
+m_folded=$(new_msg folded 'alice@example.com' 'a very long subject line that goes on and on
+ and is folded over several lines, because header folding must survive
+ canonicalization and relaying
+	with a tab continuation too')
+{
+	printf 'Cc: '
+	for i in $(seq 1 40); do
+		printf 'recipient%02d@example.org' "$i"
+		[ "$i" -lt 40 ] && printf ',\r\n    '
+	done
+	printf '\r\n'
+	printf 'X-Long-Unfolded: %s\r\n' "$(printf 'x%.0s' $(seq 1 900))"
+} >>"$m_folded"
+# new_msg wrote the folded subject with LF only inside it: make it CRLF.
+sed -i 's/\([^\r]\)$/\1\r/' "$m_folded"
+crlf "$m_folded" <<'EOF'
+
+Body of the folded-headers message.
+EOF
+
+m_other=$(new_msg otherdomain 'carol@other.example' 'From domain without a signing rule')
+crlf "$m_other" <<'EOF'
+
+Not for us to sign.
+EOF
+
+m_untrusted=$(new_msg untrusted 'alice@example.com' 'from an untrusted client address')
+crlf "$m_untrusted" <<'EOF'
+
+Sent from 127.0.0.2, which is not in trusted.networks.
+EOF
+
+# ---- checks --------------------------------------------------------------------
+
+# deliver - send FILE from SRC, wait for it at the sink; print received copy
+# usage: deliver NAME FILE SRC   (sets GOT to the received message path)
+deliver() {
+	local name=$1 file=$2 src=$3 tag raw
+	GOT=
+	tag=$(sed -n 's/^Message-ID: <\(.*\)@.*/\1/p' "$file")
+	if ! it_send "$T/swaks-$name.log" "$(sed -n 's/^From: .*<\(.*\)>.*/\1/p;s/^From: \([^<]*\)\r$/\1/p' "$file" | head -n 1)" \
+	    bob@example.net "$file" "$SMTP_PORT" "$src"; then
+		it_fail "$name: submitted from $src"
+		tail -n 5 "$T/swaks-$name.log" | sed 's/^/    /'
+		return 1
+	fi
+	it_pass "$name: submitted from $src"
+	raw=$(sink_wait "$tag" 30) || {
+		it_fail "$name: arrived at smtp-sink"
+		return 1
+	}
+	it_pass "$name: arrived at smtp-sink"
+	GOT=$T/got-$name.eml
+	sink_message "$raw" "$GOT"
+}
+
+# sig_count - number of DKIM-Signature header fields in a message
+sig_count() {
+	awk '/^\r?$/ { exit } tolower($0) ~ /^dkim-signature:/ { n++ } END { print n + 0 }' "$1"
+}
+
+# expect_signed - message NAME from FILE arrives with both signatures valid
+expect_signed() {
+	local name=$1
+	deliver "$name" "$2" "${3:-127.0.0.1}" || return
+	local c
+	c=$(sig_count "$GOT")
+	if [ "$c" -eq 2 ]; then
+		it_pass "$name: two DKIM-Signature fields"
+	else
+		it_fail "$name: two DKIM-Signature fields (got $c)"
+	fi
+	it_verify_both "$name" "$GOT" "$ZONE" rsa-sha256 ed25519-sha256
+}
+
+# expect_unsigned - message NAME from FILE arrives without a signature
+expect_unsigned() {
+	local name=$1 c
+	deliver "$name" "$2" "${3:-127.0.0.1}" || return
+	c=$(sig_count "$GOT")
+	if [ "$c" -eq 0 ]; then
+		it_pass "$name: arrives unsigned"
+	else
+		it_fail "$name: arrives unsigned (got $c DKIM-Signature fields)"
+	fi
+}
+
+expect_signed plain "$m_plain"
+expect_signed multipart "$m_multi"
+expect_signed 8bit "$m_8bit"
+expect_signed folded "$m_folded"
+expect_unsigned otherdomain "$m_other"
+expect_unsigned untrusted "$m_untrusted" 127.0.0.2
+
+# The milter gone: Postfix must tempfail, never pass mail unsigned.
+for pid in "${IT_MILTER_PIDS[@]}"; do
+	it_stop_pid "$pid"
+done
+m_down=$(new_msg milterdown 'alice@example.com' 'milter is down')
+crlf "$m_down" <<'EOF'
+
+Must be refused with a temporary error.
+EOF
+if it_send "$T/swaks-down.log" alice@example.com bob@example.net "$m_down" \
+    "$SMTP_PORT"; then
+	it_fail "milter down: message tempfailed (it was accepted)"
+elif grep -q '^<\** *4[0-9][0-9]' "$T/swaks-down.log"; then
+	it_pass "milter down: message tempfailed"
+else
+	it_fail "milter down: message tempfailed (no 4xx reply)"
+	tail -n 5 "$T/swaks-down.log" | sed 's/^/    /'
+fi
+
+if [ "$IT_FAILED" -ne 0 ]; then
+	pf_log
+	echo "---- milter log ($impl) ----"
+	cat $MILTER_LOG
+	echo "---- end of milter log ----"
+fi
+it_finish
