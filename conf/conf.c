@@ -488,8 +488,9 @@ conf_defaults(const char *path)
 	return c;
 }
 
-struct conf *
-conf_load(const char *path, char *err, size_t errlen)
+/* conf_read - parse text (or the file path when text is NULL) */
+static struct conf *
+conf_read(const char *path, const char *text, char *err, size_t errlen)
 {
 	static const char *const known[] = { "milter", "trusted", "dkim",
 		"log", NULL };
@@ -498,7 +499,8 @@ conf_load(const char *path, char *err, size_t errlen)
 	config_t cf;
 
 	config_init(&cf);
-	if (config_read_file(&cf, path) != CONFIG_TRUE) {
+	if ((text ? config_read_string(&cf, text) :
+	    config_read_file(&cf, path)) != CONFIG_TRUE) {
 		if (config_error_type(&cf) == CONFIG_ERR_FILE_IO)
 			snprintf(err, errlen, "%s: cannot read file", path);
 		else
@@ -518,6 +520,19 @@ fail:
 	config_destroy(&cf);
 	conf_free(c);
 	return NULL;
+}
+
+struct conf *
+conf_load(const char *path, char *err, size_t errlen)
+{
+	return conf_read(path, NULL, err, errlen);
+}
+
+struct conf *
+conf_load_string(const char *name, const char *text, char *err,
+    size_t errlen)
+{
+	return conf_read(name, text, err, errlen);
 }
 
 struct conf *

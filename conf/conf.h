@@ -104,6 +104,9 @@ struct conf {
 };
 
 struct conf *conf_load(const char *path, char *err, size_t errlen);
+/* conf_load_string - the same from text; name stands for the file */
+struct conf *conf_load_string(const char *name, const char *text, char *err,
+    size_t errlen);
 struct conf *conf_free(struct conf *);
 
 const char *conf_alg_name(enum conf_alg);

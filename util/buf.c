@@ -28,6 +28,7 @@ buf_reserve(struct buf *b, size_t extra)
 	}
 	b->data = xreallocarray(b->data, cap, 1);
 	b->cap = cap;
+	b->data[b->len] = '\0';
 }
 
 void
