@@ -454,6 +454,52 @@ sink_message() {
 	    { top = 0; print }' top=1 "$1" >"$2"
 }
 
+# it_new_msg - start a CRLF message DIR/NAME.eml with a unique Message-ID
+# usage: it_new_msg DIR NAME FROM SUBJECT; prints the path (append the rest
+# with it_crlf).  The Message-ID local part is the tag sink_wait looks for.
+it_new_msg() {
+	local f=$1/$2.eml
+	mkdir -p "$1"
+	{
+		printf 'From: %s\r\n' "$3"
+		printf 'To: Bob <bob@example.net>\r\n'
+		printf 'Subject: %s\r\n' "$4"
+		printf 'Date: %s\r\n' "$(date -R)"
+		printf 'Message-ID: <outpost-%s-%s@example.com>\r\n' "$$" "$2"
+	} >"$f"
+	echo "$f"
+}
+
+# it_crlf - append stdin to FILE with CRLF line ends
+it_crlf() {
+	sed 's/$/\r/' >>"$1"
+}
+
+# it_msg_tag - the Message-ID local part of a message file
+it_msg_tag() {
+	sed -n 's/^Message-ID: <\(.*\)@.*/\1/p' "$1" | head -n 1
+}
+
+# it_msg_from - the address in the From: field (first line of it)
+it_msg_from() {
+	sed -n '/^From:/{s/\r$//;s/.*<\(.*\)>.*/\1/;s/^From: *//;p;q}' "$1"
+}
+
+# it_sig_count - number of DKIM-Signature header fields in a message
+it_sig_count() {
+	awk '/^\r?$/ { exit } tolower($0) ~ /^dkim-signature:/ { n++ }
+	    END { print n + 0 }' "$1"
+}
+
+# it_sig_headers - print the DKIM-Signature fields of a message, unfolded
+# lines kept as they are
+it_sig_headers() {
+	awk '/^\r?$/ { exit }
+	    /^[ \t]/ { if (on) print; next }
+	    { on = (tolower($0) ~ /^dkim-signature:/); if (on) print }' "$1" |
+	    tr -d '\r'
+}
+
 # it_send - submit a message file with swaks
 # usage: it_send LOG FROM TO FILE PORT [SOURCE_ADDRESS]
 it_send() {

@@ -83,27 +83,8 @@ pf_start "$SMTP_PORT" || fatal_setup "start private postfix"
 
 MSGS=$T/msgs
 mkdir -p "$MSGS"
-# new_msg - start a message file with a unique tag; print its path
-# usage: new_msg NAME FROM SUBJECT   (the caller appends the rest)
-new_msg() {
-	local f=$MSGS/$1.eml tag="outpost-it-$$-$1"
-	{
-		printf 'From: %s\r\n' "$2"
-		printf 'To: Bob <bob@example.net>\r\n'
-		printf 'Subject: %s\r\n' "$3"
-		printf 'Date: %s\r\n' "$(date -R)"
-		printf 'Message-ID: <%s@example.com>\r\n' "$tag"
-	} >"$f"
-	echo "$f"
-}
-
-# crlf - append stdin to FILE with CRLF line ends
-crlf() {
-	sed 's/$/\r/' >>"$1"
-}
-
-m_plain=$(new_msg plain 'Alice <alice@example.com>' 'plain text from a trusted client')
-crlf "$m_plain" <<'EOF'
+m_plain=$(it_new_msg "$MSGS" plain 'Alice <alice@example.com>' 'plain text from a trusted client')
+it_crlf "$m_plain" <<'EOF'
 
 Hello Bob,
 
@@ -113,8 +94,8 @@ this is a plain message.  It should be signed twice.
 Alice
 EOF
 
-m_multi=$(new_msg multipart 'alice@example.com' 'multipart/mixed with an attachment')
-crlf "$m_multi" <<'EOF'
+m_multi=$(it_new_msg "$MSGS" multipart 'alice@example.com' 'multipart/mixed with an attachment')
+it_crlf "$m_multi" <<'EOF'
 MIME-Version: 1.0
 Content-Type: multipart/mixed; boundary="=-outpost-boundary"
 
@@ -135,8 +116,8 @@ MDEyMzQ1Njc4OTo7PD0+P0BBQkNERUZHSElKS0xNTk9QUVJTVFVWV1hZWltcXV5f
 --=-outpost-boundary--
 EOF
 
-m_8bit=$(new_msg 8bit 'Ålice <alice@example.com>' '=?UTF-8?Q?=C3=A9t=C3=A9_8bit_body?=')
-crlf "$m_8bit" <<'EOF'
+m_8bit=$(it_new_msg "$MSGS" 8bit 'Ålice <alice@example.com>' '=?UTF-8?Q?=C3=A9t=C3=A9_8bit_body?=')
+it_crlf "$m_8bit" <<'EOF'
 MIME-Version: 1.0
 Content-Type: text/plain; charset=utf-8
 Content-Transfer-Encoding: 8bit
@@ -146,7 +127,7 @@ Trailing spaces here:
 	tab-indented line
 EOF
 
-m_folded=$(new_msg folded 'alice@example.com' 'a very long subject line that goes on and on
+m_folded=$(it_new_msg "$MSGS" folded 'alice@example.com' 'a very long subject line that goes on and on
  and is folded over several lines, because header folding must survive
  canonicalization and relaying
 	with a tab continuation too')
@@ -159,21 +140,21 @@ m_folded=$(new_msg folded 'alice@example.com' 'a very long subject line that goe
 	printf '\r\n'
 	printf 'X-Long-Unfolded: %s\r\n' "$(printf 'x%.0s' $(seq 1 900))"
 } >>"$m_folded"
-# new_msg wrote the folded subject with LF only inside it: make it CRLF.
+# it_new_msg wrote the folded subject with LF only inside it: make it CRLF.
 sed -i 's/\([^\r]\)$/\1\r/' "$m_folded"
-crlf "$m_folded" <<'EOF'
+it_crlf "$m_folded" <<'EOF'
 
 Body of the folded-headers message.
 EOF
 
-m_other=$(new_msg otherdomain 'carol@other.example' 'From domain without a signing rule')
-crlf "$m_other" <<'EOF'
+m_other=$(it_new_msg "$MSGS" otherdomain 'carol@other.example' 'From domain without a signing rule')
+it_crlf "$m_other" <<'EOF'
 
 Not for us to sign.
 EOF
 
-m_untrusted=$(new_msg untrusted 'alice@example.com' 'from an untrusted client address')
-crlf "$m_untrusted" <<'EOF'
+m_untrusted=$(it_new_msg "$MSGS" untrusted 'alice@example.com' 'from an untrusted client address')
+it_crlf "$m_untrusted" <<'EOF'
 
 Sent from 127.0.0.2, which is not in trusted.networks.
 EOF
@@ -185,8 +166,8 @@ EOF
 deliver() {
 	local name=$1 file=$2 src=$3 tag raw
 	GOT=
-	tag=$(sed -n 's/^Message-ID: <\(.*\)@.*/\1/p' "$file")
-	if ! it_send "$T/swaks-$name.log" "$(sed -n 's/^From: .*<\(.*\)>.*/\1/p;s/^From: \([^<]*\)\r$/\1/p' "$file" | head -n 1)" \
+	tag=$(it_msg_tag "$file")
+	if ! it_send "$T/swaks-$name.log" "$(it_msg_from "$file")" \
 	    bob@example.net "$file" "$SMTP_PORT" "$src"; then
 		it_fail "$name: submitted from $src"
 		tail -n 5 "$T/swaks-$name.log" | sed 's/^/    /'
@@ -202,17 +183,12 @@ deliver() {
 	sink_message "$raw" "$GOT"
 }
 
-# sig_count - number of DKIM-Signature header fields in a message
-sig_count() {
-	awk '/^\r?$/ { exit } tolower($0) ~ /^dkim-signature:/ { n++ } END { print n + 0 }' "$1"
-}
-
 # expect_signed - message NAME from FILE arrives with both signatures valid
 expect_signed() {
 	local name=$1
 	deliver "$name" "$2" "${3:-127.0.0.1}" || return
 	local c
-	c=$(sig_count "$GOT")
+	c=$(it_sig_count "$GOT")
 	if [ "$c" -eq 2 ]; then
 		it_pass "$name: two DKIM-Signature fields"
 	else
@@ -225,7 +201,7 @@ expect_signed() {
 expect_unsigned() {
 	local name=$1 c
 	deliver "$name" "$2" "${3:-127.0.0.1}" || return
-	c=$(sig_count "$GOT")
+	c=$(it_sig_count "$GOT")
 	if [ "$c" -eq 0 ]; then
 		it_pass "$name: arrives unsigned"
 	else
@@ -244,8 +220,8 @@ expect_unsigned untrusted "$m_untrusted" 127.0.0.2
 for pid in "${IT_MILTER_PIDS[@]}"; do
 	it_stop_pid "$pid"
 done
-m_down=$(new_msg milterdown 'alice@example.com' 'milter is down')
-crlf "$m_down" <<'EOF'
+m_down=$(it_new_msg "$MSGS" milterdown 'alice@example.com' 'milter is down')
+it_crlf "$m_down" <<'EOF'
 
 Must be refused with a temporary error.
 EOF
@@ -257,6 +233,13 @@ elif grep -q '^<\** *4[0-9][0-9]' "$T/swaks-down.log"; then
 else
 	it_fail "milter down: message tempfailed (no 4xx reply)"
 	tail -n 5 "$T/swaks-down.log" | sed 's/^/    /'
+fi
+
+# Under --enable-asan the milter reports memory and UB errors in its log.
+if grep -qE 'ERROR: AddressSanitizer|runtime error:' $MILTER_LOG; then
+	it_fail "milter log has no ASan/UBSan errors"
+else
+	it_pass "milter log has no ASan/UBSan errors"
 fi
 
 if [ "$IT_FAILED" -ne 0 ]; then
