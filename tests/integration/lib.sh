@@ -366,6 +366,36 @@ postlog   unix-dgram n  -       n       -       1       postlogd
 EOF
 }
 
+# pf_enable_sasl - SMTP AUTH (PLAIN, LOGIN) on the private smtpd
+# usage: pf_enable_sasl USER PASSWORD   (after pf_setup, before pf_start)
+# Cyrus SASL with a private sasldb (sasl2-bin's saslpasswd2); the user logs
+# in as USER@outpost.test or USER.  Returns 1 if saslpasswd2 is missing.
+pf_enable_sasl() {
+	local dir=$IT_PF_DIR
+	command -v saslpasswd2 >/dev/null || return 1
+	mkdir -p "$dir/etc/sasl"
+	printf '%s' "$2" | saslpasswd2 -p -c -f "$dir/sasldb2" \
+	    -u outpost.test "$1" || return 1
+	chown postfix "$dir/sasldb2"
+	chmod 600 "$dir/sasldb2"
+	cat >"$dir/etc/sasl/smtpd.conf" <<EOF
+pwcheck_method: auxprop
+auxprop_plugin: sasldb
+mech_list: PLAIN LOGIN
+sasldb_path: $dir/sasldb2
+EOF
+	cat >>"$dir/etc/main.cf" <<EOF
+smtpd_sasl_auth_enable = yes
+smtpd_sasl_type = cyrus
+smtpd_sasl_path = smtpd
+cyrus_sasl_config_path = $dir/etc/sasl
+smtpd_sasl_local_domain = outpost.test
+smtpd_sasl_security_options = noanonymous
+smtpd_relay_restrictions = permit_mynetworks, permit_sasl_authenticated,
+    reject_unauth_destination
+EOF
+}
+
 # pf_postfix - run the postfix command on the private instance
 pf_postfix() {
 	postfix -c "$IT_PF_DIR/etc" "$@"
@@ -501,12 +531,15 @@ it_sig_headers() {
 }
 
 # it_send - submit a message file with swaks
-# usage: it_send LOG FROM TO FILE PORT [SOURCE_ADDRESS]
+# usage: it_send LOG FROM TO FILE PORT [SOURCE_ADDRESS [USER PASSWORD]]
+# With USER, authenticates (AUTH PLAIN) first.
 it_send() {
 	local logf=$1 from=$2 to=$3 file=$4 port=$5 src=${6:-127.0.0.1}
+	local auth=()
+	[ $# -ge 8 ] && auth=(--auth PLAIN --auth-user "$7" --auth-password "$8")
 	swaks --server 127.0.0.1 --port "$port" --local-interface "$src" \
 	    --helo client.outpost.test --from "$from" --to "$to" \
-	    --data "@$file" --timeout 30 >"$logf" 2>&1
+	    "${auth[@]}" --data "@$file" --timeout 30 >"$logf" 2>&1
 }
 
 # ---- milters ---------------------------------------------------------------

@@ -12,6 +12,7 @@
 #   - multipart, 8bit and long folded header messages: the same;
 #   - a From domain without a signing rule: unsigned;
 #   - from an untrusted client (127.0.0.2): unsigned;
+#   - AUTH PLAIN (Cyrus SASL, private sasldb) from 127.0.0.2: signed;
 #   - milter gone: Postfix tempfails (milter_default_action = tempfail).
 # Prints PASS/FAIL per check, exits non-zero on any failure, and stops every
 # process it started.  Needs root (Postfix), postfix, swaks, smtp-sink.
@@ -77,6 +78,12 @@ opendkim)
 esac
 sink_start "$T/sink" "$SINK_PORT" || fatal_setup "start smtp-sink"
 pf_setup "$T/postfix" "$SMTP_PORT" "$SINK_PORT" "$SMTPD_MILTERS"
+SASL=0
+if pf_enable_sasl alice 'alice-secret'; then
+	SASL=1
+else
+	it_log "no saslpasswd2 (sasl2-bin): SMTP AUTH case skipped"
+fi
 pf_start "$SMTP_PORT" || fatal_setup "start private postfix"
 
 # ---- messages ----------------------------------------------------------------
@@ -162,13 +169,15 @@ EOF
 # ---- checks --------------------------------------------------------------------
 
 # deliver - send FILE from SRC, wait for it at the sink; print received copy
-# usage: deliver NAME FILE SRC   (sets GOT to the received message path)
+# usage: deliver NAME FILE SRC [USER PASSWORD]
+# Sets GOT to the received message path.
 deliver() {
 	local name=$1 file=$2 src=$3 tag raw
+	shift 3
 	GOT=
 	tag=$(it_msg_tag "$file")
 	if ! it_send "$T/swaks-$name.log" "$(it_msg_from "$file")" \
-	    bob@example.net "$file" "$SMTP_PORT" "$src"; then
+	    bob@example.net "$file" "$SMTP_PORT" "$src" "$@"; then
 		it_fail "$name: submitted from $src"
 		tail -n 5 "$T/swaks-$name.log" | sed 's/^/    /'
 		return 1
@@ -184,9 +193,12 @@ deliver() {
 }
 
 # expect_signed - message NAME from FILE arrives with both signatures valid
+# usage: expect_signed NAME FILE [SRC [USER PASSWORD]]
 expect_signed() {
-	local name=$1
-	deliver "$name" "$2" "${3:-127.0.0.1}" || return
+	local name=$1 file=$2 src=${3:-127.0.0.1}
+	shift 2
+	[ $# -gt 0 ] && shift
+	deliver "$name" "$file" "$src" "$@" || return
 	local c
 	c=$(it_sig_count "$GOT")
 	if [ "$c" -eq 2 ]; then
@@ -215,6 +227,15 @@ expect_signed 8bit "$m_8bit"
 expect_signed folded "$m_folded"
 expect_unsigned otherdomain "$m_other"
 expect_unsigned untrusted "$m_untrusted" 127.0.0.2
+if [ $SASL -eq 1 ]; then
+	# Untrusted address, but authenticated (trusted.authenticated = true).
+	m_auth=$(it_new_msg "$MSGS" authenticated 'alice@example.com' 'SMTP AUTH from an untrusted address')
+	it_crlf "$m_auth" <<'EOF'
+
+Sent from 127.0.0.2 after AUTH PLAIN as alice: signed.
+EOF
+	expect_signed authenticated "$m_auth" 127.0.0.2 alice alice-secret
+fi
 
 # The milter gone: Postfix must tempfail, never pass mail unsigned.
 for pid in "${IT_MILTER_PIDS[@]}"; do
