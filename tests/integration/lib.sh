@@ -384,18 +384,15 @@ auxprop_plugin: sasldb
 mech_list: PLAIN LOGIN
 sasldb_path: $dir/sasldb2
 EOF
-	cat >>"$dir/etc/main.cf" <<EOF
-smtpd_sasl_auth_enable = yes
-smtpd_sasl_type = cyrus
-smtpd_sasl_path = smtpd
-cyrus_sasl_config_path = $dir/etc/sasl
-smtpd_sasl_local_domain = outpost.test
-smtpd_sasl_security_options = noanonymous
-smtpd_relay_restrictions = permit_mynetworks, permit_sasl_authenticated,
-    reject_unauth_destination
-EOF
+	postconf -c "$dir/etc" -e \
+	    "smtpd_sasl_auth_enable = yes" \
+	    "smtpd_sasl_type = cyrus" \
+	    "smtpd_sasl_path = smtpd" \
+	    "cyrus_sasl_config_path = $dir/etc/sasl" \
+	    "smtpd_sasl_local_domain = outpost.test" \
+	    "smtpd_sasl_security_options = noanonymous" \
+	    "smtpd_relay_restrictions = permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination"
 }
-
 # pf_postfix - run the postfix command on the private instance
 pf_postfix() {
 	postfix -c "$IT_PF_DIR/etc" "$@"
