@@ -16,7 +16,7 @@ OUTPOST_TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 OUTPOST_PACKAGES="build-essential autoconf automake libtool pkg-config
 libmilter-dev libopendkim-dev libssl-dev libconfig-dev check liblmdb-dev
 libhiredis-dev libevent-dev libspf2-dev postfix opendkim opendkim-tools
-miltertest python3-dkim libmail-dkim-perl libcryptx-perl swaks sasl2-bin clang
+miltertest python3-dkim libmail-dkim-perl libcryptx-perl swaks sasl2-bin openssl clang
 libclang-rt-14-dev"
 
 # outpost_missing_packages - print the packages of the list not installed
