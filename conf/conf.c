@@ -209,10 +209,13 @@ static const char *const on_error_names[] = { "tempfail", "accept",
 static int
 load_milter(struct loader *ld, config_t *cf, struct conf *c)
 {
-	static const char *const known[] = { "socket", "on_error", "timeout",
-		"backlog", "user", "pid_file", NULL };
+	static const char *const known[] = { "socket", "socket_mode",
+		"socket_group", "on_error", "timeout", "backlog", "user",
+		"pid_file", NULL };
 	config_setting_t *g = config_lookup(cf, "milter");
 	int e = (int)c->milter.on_error;
+	char *mode = NULL, *end;
+	unsigned long m;
 
 	if (g == NULL)
 		return 0;
@@ -224,8 +227,21 @@ load_milter(struct loader *ld, config_t *cf, struct conf *c)
 	    get_uint(ld, g, "timeout", 1, 86400, 1, &c->milter.timeout) < 0 ||
 	    get_uint(ld, g, "backlog", 1, 65535, 0, &c->milter.backlog) < 0 ||
 	    get_string(ld, g, "user", &c->milter.user) < 0 ||
-	    get_string(ld, g, "pid_file", &c->milter.pid_file) < 0)
+	    get_string(ld, g, "pid_file", &c->milter.pid_file) < 0 ||
+	    get_string(ld, g, "socket_group", &c->milter.socket_group) < 0 ||
+	    get_string(ld, g, "socket_mode", &mode) < 0)
 		return -1;
+	if (mode != NULL) {
+		m = strtoul(mode, &end, 8);
+		if (*end != '\0' || m > 0777 || mode[0] != '0') {
+			free(mode);
+			return fail(ld, config_setting_get_member(g,
+			    "socket_mode"), "\"socket_mode\" must be an octal "
+			    "mode in quotes, like \"0660\"");
+		}
+		free(mode);
+		c->milter.socket_mode = (unsigned int)m;
+	}
 	if (e == CONF_ON_ERROR_REJECT)
 		return fail(ld, config_setting_get_member(g, "on_error"),
 		    "\"on_error\" must be tempfail or accept");
@@ -463,6 +479,7 @@ conf_defaults(const char *path)
 
 	c->path = xstrdup(path);
 	c->milter.socket = xstrdup("unix:/run/outpost/milter.sock");
+	c->milter.socket_mode = 0660;
 	c->milter.on_error = CONF_ON_ERROR_TEMPFAIL;
 	c->milter.timeout = 300;
 	c->milter.backlog = 128;
@@ -545,6 +562,7 @@ conf_free(struct conf *c)
 	free(c->path);
 	free(c->milter.socket);
 	free(c->milter.user);
+	free(c->milter.socket_group);
 	free(c->milter.pid_file);
 	free(c->trusted.networks);
 	free_strings(c->trusted.daemon_names, c->trusted.ndaemon_names);

@@ -64,6 +64,8 @@ struct conf {
 
 	struct {
 		char *socket;
+		unsigned int socket_mode;	/* unix socket permissions */
+		char *socket_group;		/* unix socket group, or NULL */
 		enum conf_on_error on_error;
 		unsigned int timeout;		/* seconds, MTA I/O */
 		unsigned int backlog;

@@ -88,6 +88,33 @@ tcp_nodelay_listeners(void)
 	}
 }
 
+/*
+ * unix_socket_access - give the unix socket its configured mode and group,
+ * so that the MTA's user (postfix, smmsp) can connect to it.
+ */
+static void
+unix_socket_access(const struct conf *c)
+{
+	const char *path = c->milter.socket;
+	struct group *gr;
+
+	if (strncmp(path, "unix:", 5) == 0)
+		path += 5;
+	else if (strncmp(path, "local:", 6) == 0)
+		path += 6;
+	else
+		return;
+	if (c->milter.socket_group != NULL) {
+		if ((gr = getgrnam(c->milter.socket_group)) == NULL)
+			fatalx(EX_CONFIG, "milter.socket_group: no group "
+			    "\"%s\"", c->milter.socket_group);
+		if (chown(path, (uid_t)-1, gr->gr_gid) < 0)
+			fatal(EX_OSERR, "chown %s", path);
+	}
+	if (chmod(path, (mode_t)c->milter.socket_mode) < 0)
+		fatal(EX_OSERR, "chmod %s", path);
+}
+
 /* drop_privileges - become user (and its groups) for good */
 static void
 drop_privileges(const char *user)
@@ -206,6 +233,7 @@ main(int argc, char **argv)
 		fatalx(EX_UNAVAILABLE, "cannot open milter socket %s",
 		    conf->milter.socket);
 	tcp_nodelay_listeners();
+	unix_socket_access(conf);
 	drop_privileges(conf->milter.user);
 	if ((gen = milter_gen_load(conf_path, err, sizeof(err))) == NULL)
 		fatalx(EX_CONFIG, "%s", err);
