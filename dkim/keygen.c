@@ -294,19 +294,34 @@ keygen_zone(const char *selector, const char *domain, const char *record)
 	return buf_steal(&b);
 }
 
+/* keygen_owner_eq - zone owner names equal, trailing dot optional */
+static int
+keygen_owner_eq(const char *a, size_t alen, const char *b)
+{
+	size_t blen = strlen(b);
+
+	if (alen > 0 && a[alen - 1] == '.')
+		alen--;
+	if (blen > 0 && b[blen - 1] == '.')
+		blen--;
+	return alen == blen && strncasecmp(a, b, alen) == 0;
+}
+
 /*
- * keygen_record_text - TXT text from a zone line (quoted strings joined;
- * ';' comments and parentheses skipped) or from the bare text.
+ * keygen_record_text - the TXT text of a zone file (quoted strings of a
+ * record joined; ';' comments, parentheses and line breaks inside them
+ * skipped), or of a bare text, maybe after "NAME [TTL] [IN] [TXT]".
  */
 int
-keygen_record_text(const char *text, struct buf *rec, char *err,
-    size_t errlen)
+keygen_record_text(const char *text, const char *owner, struct buf *rec,
+    char *err, size_t errlen)
 {
-	const char *p, *start, *end;
-	int quoted = 0, found = 0;
+	struct buf cur = BUF_INIT, only = BUF_INIT;
+	const char *p, *start, *end, *name = NULL;
+	size_t namelen = 0, nrec = 0;
+	int depth = 0, found = 0, only_named = 0, has;
 
 	if (strchr(text, '"') == NULL) {
-		/* bare TXT text, maybe after "NAME [TTL] [IN] [TXT]" */
 		for (start = text; ; ) {
 			while (*start == ' ' || *start == '\t' ||
 			    *start == '\r' || *start == '\n')
@@ -329,30 +344,81 @@ keygen_record_text(const char *text, struct buf *rec, char *err,
 		buf_append(rec, start, (size_t)(end - start));
 		return 0;
 	}
-	for (p = text; *p != '\0'; p++) {
-		if (quoted) {
-			if (*p == '"') {
-				quoted = 0;
-			} else if (*p == '\\' && p[1] != '\0') {
-				buf_appendc(rec, *++p);
-			} else {
-				buf_appendc(rec, *p);
+
+	for (p = text, has = 0; ; p++) {
+		if (*p == '\0' || (*p == '\n' && depth == 0)) {
+			/* end of a record */
+			if (has) {
+				nrec++;
+				if (nrec == 1) {
+					buf_append(&only, cur.data, cur.len);
+					only_named = name != NULL;
+				}
+				if (owner != NULL && name != NULL &&
+				    keygen_owner_eq(name, namelen, owner)) {
+					buf_append(rec, cur.data, cur.len);
+					found = 1;
+					break;
+				}
 			}
-		} else if (*p == '"') {
-			quoted = 1;
-			found = 1;
-		} else if (*p == ';') {
-			while (*p != '\0' && *p != '\n')
-				p++;
 			if (*p == '\0')
 				break;
+			buf_truncate(&cur, 0);
+			name = NULL;
+			has = 0;
+			continue;
+		}
+		if (*p == ';') {
+			while (p[1] != '\0' && p[1] != '\n')
+				p++;
+		} else if (*p == '(') {
+			depth++;
+		} else if (*p == ')') {
+			if (depth > 0)
+				depth--;
+		} else if (*p == '"') {
+			for (p++; *p != '\0' && *p != '"'; p++) {
+				if (*p == '\\' && p[1] != '\0')
+					p++;
+				buf_appendc(&cur, *p);
+			}
+			if (*p == '\0') {
+				(void)snprintf(err, errlen, "unbalanced quotes "
+				    "in record");
+				goto fail;
+			}
+			has = 1;
+		} else if (*p != ' ' && *p != '\t' && *p != '\r' &&
+		    *p != '\n' && name == NULL && !has && depth == 0 &&
+		    (p == text || p[-1] == '\n')) {
+			/* the owner: a word at the start of a line */
+			for (name = p; p[1] != '\0' && p[1] != ' ' &&
+			    p[1] != '\r' && p[1] != '\t' && p[1] != '\n'; p++)
+				;
+			namelen = (size_t)(p + 1 - name);
 		}
 	}
-	if (quoted || !found) {
-		(void)snprintf(err, errlen, "unbalanced quotes in record");
-		return -1;
+	if (!found) {
+		/* a single record without a name, or any name if none asked */
+		if (nrec == 1 && (owner == NULL || !only_named)) {
+			buf_append(rec, only.data, only.len);
+		} else {
+			if (nrec == 0)
+				(void)snprintf(err, errlen, "no record found");
+			else
+				(void)snprintf(err, errlen, "no record for %s",
+				    owner != NULL ? owner : "one name: "
+				    "several in the file");
+			goto fail;
+		}
 	}
+	buf_free(&cur);
+	buf_free(&only);
 	return 0;
+fail:
+	buf_free(&cur);
+	buf_free(&only);
+	return -1;
 }
 
 /* keygen_b64_decode - base64 with whitespace removed; -1 if not base64 */

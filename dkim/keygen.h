@@ -13,7 +13,9 @@
  *	SELECTOR._domainkey.DOMAIN. IN TXT ( "v=DKIM1; k=rsa; p=..." "..." )
  * split into character-strings of at most 255 bytes.
  * keygen_record_text() takes either form (or a zone line spread over
- * several lines in parentheses) and returns the TXT text.
+ * several lines in parentheses) and returns the TXT text: of the record
+ * named owner ("SEL._domainkey.DOMAIN", final dot optional) when the
+ * file has several, or of its only record.
  *
  * keygen_check() compares a loaded key with a TXT text and says what
  * differs.  keygen_lookup() fetches SELECTOR._domainkey.DOMAIN TXT with
@@ -53,8 +55,8 @@ int keygen_name_ok(const char *);
 char *keygen_record(const struct dkim_key *);
 char *keygen_zone(const char *selector, const char *domain,
     const char *record);
-int keygen_record_text(const char *text, struct buf *record, char *err,
-    size_t errlen);
+int keygen_record_text(const char *text, const char *owner,
+    struct buf *record, char *err, size_t errlen);
 
 enum keygen_result {
 	KEYGEN_MATCH = 0,

@@ -69,9 +69,9 @@ sign_name_ok(const char *p)
 }
 
 /*
- * sign_field_len - the length of a header field name, without the WSP
+ * sign_field_len - the length of a header field name, without the spaces
  * RFC 5322's obsolete syntax allows before the colon; 0 if it is not a
- * name (libopendkim refuses ';' in one too).
+ * name.  libopendkim refuses ';' in a name, and a tab before the colon.
  */
 static size_t
 sign_field_len(const char *name)
@@ -84,7 +84,7 @@ sign_field_len(const char *name)
 	for (p = name; *p > 0x20 && *p < 0x7f && *p != ':' && *p != ';'; p++)
 		;
 	len = (size_t)(p - name);
-	while (*p == ' ' || *p == '\t')
+	while (*p == ' ')
 		p++;
 	return *p == '\0' ? len : 0;
 }

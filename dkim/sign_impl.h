@@ -48,8 +48,8 @@ struct sign_engine {
 	const char *name;
 	void *(*start)(const struct sign_msg *, char *err, size_t errlen);
 	/*
-	 * text is "Name:value" as given (the name may end in WSP, which
-	 * namelen leaves out), CRLF-normalized, len bytes, no NUL
+	 * text is "Name:value" as given (the name may end in spaces,
+	 * which namelen leaves out), CRLF-normalized, len bytes, no NUL
 	 */
 	int (*header)(void *, const char *text, size_t len, size_t namelen,
 	    char *err, size_t errlen);

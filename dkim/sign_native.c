@@ -291,9 +291,9 @@ native_canon_header(EVP_MD_CTX *md, enum conf_canon canon, const char *t,
 			(void)EVP_DigestUpdate(md, "\r\n", 2);
 		return;
 	}
-	/* name lowercased, without WSP before the colon, and the colon */
+	/* name lowercased, without spaces before the colon, and the colon */
 	for (i = 0; i < len; i++) {
-		if (t[i] == ' ' || t[i] == '\t')
+		if (t[i] == ' ')
 			continue;
 		if (o == sizeof(out)) {
 			(void)EVP_DigestUpdate(md, out, o);

@@ -167,12 +167,14 @@ test_one(const char *label, const struct dkim_key *key, const char *domain,
 {
 	struct buf text = BUF_INIT, rec = BUF_INIT;
 	enum keygen_result r;
-	char err[512], why[512];
+	char err[512], why[512], owner[600];
 	int rc = 1;
 
 	if (recfile != NULL) {
+		(void)snprintf(owner, sizeof(owner), "%s._domainkey.%s",
+		    selector, domain);
 		if (read_small(recfile, &text, err, sizeof(err)) == -1 ||
-		    keygen_record_text(text.data, &rec, err,
+		    keygen_record_text(text.data, owner, &rec, err,
 		    sizeof(err)) == -1) {
 			printf("%s: FAIL %s\n", label, err);
 			goto done;
