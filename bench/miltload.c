@@ -33,7 +33,9 @@
  *	    p50_ms=X p99_ms=Y cpu_ms=Z client_cpu_ms=C sigs=K
  * (cpu_ms=-1 without -p; client_cpu_ms is this load client's own CPU time
  * per message, to tell when the client rather than the milter is the
- * limit on a small machine).  Exit 0 when no error, 1 when some, 2 on usage.
+ * limit on a small machine; other_pct is the share of the machine's CPU
+ * time that neither the milter nor this client used during the run:
+ * other work that skews the figures, -1 without -p).  Exit 0 when no error, 1 when some, 2 on usage.
  */
 #include "config.h"
 
@@ -154,6 +156,27 @@ cpu_ticks(long pid)
 	    "%llu %llu", &ut, &st) != 2)
 		return -1;
 	return (long long)(ut + st);
+}
+
+/* machine_busy - busy clock ticks of all CPUs from /proc/stat, or -1 */
+static long long
+machine_busy(void)
+{
+	unsigned long long v[8];
+	char line[512];
+	FILE *fp;
+	int n;
+
+	if ((fp = fopen("/proc/stat", "r")) == NULL)
+		return -1;
+	n = fgets(line, sizeof(line), fp) == NULL ? 0 : sscanf(line,
+	    "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1],
+	    &v[2], &v[3], &v[4], &v[5], &v[6], &v[7]);
+	fclose(fp);
+	if (n != 8)
+		return -1;
+	/* user nice system [idle iowait] irq softirq steal */
+	return (long long)(v[0] + v[1] + v[2] + v[5] + v[6] + v[7]);
 }
 
 /* self_cpu - this process's user+system CPU time in seconds */
@@ -407,7 +430,8 @@ main(int argc, char **argv)
 	struct worker *w;
 	double start, end, secs, rate, p50, p99, cpu_ms = -1, self0, self_ms;
 	double *all;
-	long long cpu0 = -1, cpu1 = -1;
+	long long cpu0 = -1, cpu1 = -1, busy0, busy1;
+	double other_pct = -1;
 	long pid = 0, kib = 10, ok = 0, errors = 0, connects = 0;
 	size_t nall = 0, i;
 	int ch, quiet = 0;
@@ -465,6 +489,7 @@ main(int argc, char **argv)
 		return 2;
 	}
 	self0 = self_cpu();
+	busy0 = machine_busy();
 	start = now();
 	ld.deadline = start + ld.seconds;
 	for (i = 0; i < (size_t)ld.conns; i++) {
@@ -490,6 +515,7 @@ main(int argc, char **argv)
 		usleep(100000);
 		cpu1 = cpu_ticks(pid);
 	}
+	busy1 = machine_busy();
 	self_ms = ok > 0 ? (self_cpu() - self0) * 1000.0 / (double)ok : -1;
 	all = xcalloc(nall > 0 ? nall : 1, sizeof(*all));
 	for (nall = 0, i = 0; i < (size_t)ld.conns; i++) {
@@ -506,6 +532,16 @@ main(int argc, char **argv)
 	if (cpu0 >= 0 && cpu1 >= cpu0 && ok > 0)
 		cpu_ms = (double)(cpu1 - cpu0) * 1000.0 /
 		    (double)sysconf(_SC_CLK_TCK) / (double)ok;
+	if (cpu0 >= 0 && cpu1 >= cpu0 && busy0 >= 0 && busy1 >= busy0) {
+		double hz = (double)sysconf(_SC_CLK_TCK);
+		double span = (now() - start) * hz *
+		    (double)sysconf(_SC_NPROCESSORS_ONLN);
+		double other = (double)(busy1 - busy0) - (double)(cpu1 - cpu0) -
+		    (self_cpu() - self0) * hz;
+
+		other_pct = span > 0 ? 100.0 * (other > 0 ? other : 0) / span :
+		    0;
+	}
 	if (!quiet) {
 		printf("socket %s, %d connection%s, %ld KiB messages, "
 		    "%s per connection\n", ld.sock, ld.conns,
@@ -519,11 +555,15 @@ main(int argc, char **argv)
 			printf("  milter CPU %.3f ms per message (pid %ld, "
 			    "%lld ticks)\n", cpu_ms, pid, cpu1 - cpu0);
 		printf("  client CPU %.3f ms per message\n", self_ms);
+		if (other_pct >= 0)
+			printf("  other work on the machine: %.1f%% of its CPU "
+			    "time\n", other_pct);
 	}
 	printf("RESULT label=%s conns=%d permsg=%ld msgs=%ld errors=%ld "
 	    "secs=%.3f rate=%.1f p50_ms=%.3f p99_ms=%.3f cpu_ms=%.3f "
-	    "client_cpu_ms=%.3f sigs=%d\n", ld.label, ld.conns, ld.perconn,
-	    ok, errors, secs, rate, p50, p99, cpu_ms, self_ms, ld.sigs);
+	    "client_cpu_ms=%.3f other_pct=%.1f sigs=%d\n", ld.label,
+	    ld.conns, ld.perconn, ok, errors, secs, rate, p50, p99, cpu_ms,
+	    self_ms, other_pct, ld.sigs);
 	free(all);
 	free(w);
 	buf_free(&ld.body);
