@@ -1368,18 +1368,21 @@ mp_close(struct mp_conn *c)
 	return NULL;
 }
 
+/* mp_version - protocol version the milter answered */
 uint32_t
 mp_version(const struct mp_conn *c)
 {
 	return c->version;
 }
 
+/* mp_actions - SMFIF_* actions the milter asked for */
 uint32_t
 mp_actions(const struct mp_conn *c)
 {
 	return c->actions;
 }
 
+/* mp_protocol - SMFIP_* protocol flags the milter asked for */
 uint32_t
 mp_protocol(const struct mp_conn *c)
 {

@@ -18,6 +18,8 @@
  *	  without a value are left out.  As in Postfix, the macros of a
  *	  stage are sent even when the milter skips the event itself, HEADER
  *	  carries the end-of-header list and BODY the end-of-data list.
+ *	  mp_send_message() sets {mail_addr} and {rcpt_addr} from the
+ *	  envelope, as Postfix does.
  *	- Headers: the value is what follows the colon, continuation lines
  *	  joined with "\n" (no CR).  The library removes one leading space
  *	  (not a tab) unless the milter negotiated SMFIP_HDR_LEADSPC, exactly
@@ -25,6 +27,9 @@
  *	  returned as sent, so with HDR_LEADSPC they carry their own space.
  *	- Body: the caller passes on-the-wire (CRLF) bytes; they are sent in
  *	  chunks of MILTER_CHUNK_SIZE (65535) bytes, the last one at EOM.
+ *	- Transactions end with ABORT, as Postfix resets its milters after
+ *	  each one (also after a complete EOM); ABORT expects no reply and
+ *	  leaves with the next command.
  *	- Writes: each command is built whole in an output buffer; the buffer
  *	  is written when a reply is due (or when it passes 64 KiB), so a
  *	  command is never split over two writes and commands that get no
