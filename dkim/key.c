@@ -30,7 +30,8 @@
 #include "dkim/key.h"
 #include "util/xmalloc.h"
 
-#define KEY_FILE_MAX	(64 * 1024)	/* a PEM RSA-16384 key is ~13 KiB */
+/* a PEM RSA-16384 key is about 13 KiB */
+#define KEY_FILE_MAX	(64 * 1024)
 #define KEY_MIN_RSA_BITS 1024
 #define ED25519_LEN	32
 
@@ -261,6 +262,7 @@ key_selftest(EVP_PKEY *pkey, enum conf_alg alg)
 	return ok;
 }
 
+/* dkim_key_load - read, check and parse a key file */
 struct dkim_key *
 dkim_key_load(const char *file, enum conf_alg alg, char *err, size_t errlen)
 {
@@ -330,6 +332,7 @@ dkim_key_load(const char *file, enum conf_alg alg, char *err, size_t errlen)
 	return k;
 }
 
+/* dkim_key_free - release a key, wiping its PEM copy */
 struct dkim_key *
 dkim_key_free(struct dkim_key *k)
 {
@@ -356,6 +359,7 @@ key_b64(const unsigned char *p, size_t len)
 	return out;
 }
 
+/* dkim_key_public_b64 - the p= of the key's record */
 char *
 dkim_key_public_b64(const struct dkim_key *k)
 {

@@ -30,6 +30,7 @@
 
 #define KEYGEN_DNS_MAX	65535
 
+/* keygen_name_ok - a DNS name: labels of letters, digits, - and _ */
 int
 keygen_name_ok(const char *s)
 {
@@ -171,6 +172,7 @@ keygen_pem(EVP_PKEY *pkey, size_t *lenp)
 	return out;
 }
 
+/* keygen_write - generate a key, write SELECTOR.private and .txt */
 int
 keygen_write(const struct keygen_opts *o, char *err, size_t errlen)
 {
@@ -258,6 +260,7 @@ fail:
 	return rc;
 }
 
+/* keygen_record - "v=DKIM1; k=...; p=..." for a key */
 char *
 keygen_record(const struct dkim_key *key)
 {
@@ -272,6 +275,7 @@ keygen_record(const struct dkim_key *key)
 	return buf_steal(&b);
 }
 
+/* keygen_zone - the record as a zone line, strings of <= 255 */
 char *
 keygen_zone(const char *selector, const char *domain, const char *record)
 {
@@ -518,6 +522,7 @@ keygen_tags(const char *rec, char **v, char **k, char **p, char *why,
 	return 0;
 }
 
+/* keygen_check - does the record publish this key? what differs */
 enum keygen_result
 keygen_check(const struct dkim_key *key, const char *rec, char *why,
     size_t whylen)
@@ -585,6 +590,7 @@ done:
 	return r;
 }
 
+/* keygen_lookup - SELECTOR._domainkey.DOMAIN TXT from DNS */
 int
 keygen_lookup(const char *selector, const char *domain, struct buf *rec,
     char *err, size_t errlen)

@@ -21,10 +21,10 @@
 #include "dkim/sign_impl.h"
 #include "util/xmalloc.h"
 
-#define SIGN_MAX_REQS		16
-#define SIGN_MAX_HEADERS	10000		/* fields per message */
-#define SIGN_MAX_HEADER_BYTES	(1024 * 1024)	/* all fields together */
-#define SIGN_CHUNK		8192		/* body bytes per engine call */
+#define SIGN_MAX_REQS	16
+#define SIGN_MAX_FIELDS	10000		/* fields in one header */
+#define SIGN_MAX_BYTES	(1024 * 1024)	/* header bytes a message */
+#define SIGN_CHUNK	8192		/* body bytes per engine call */
 
 struct dkim_signer {
 	const struct sign_engine *eng;
@@ -40,7 +40,7 @@ struct dkim_signer {
 	size_t header_bytes;
 	int have_from;
 	int eoh;			/* dkim_signer_eoh() was called */
-	int cr;				/* body: last chunk ended in CR */
+	int cr;				/* body: a chunk ended in CR */
 	int last;			/* body: last byte passed on, or -1 */
 	int failed;
 	char err[256];
@@ -89,6 +89,7 @@ sign_field_len(const char *name)
 	return *p == '\0' ? len : 0;
 }
 
+/* dkim_signer_new - check the requests, start the engine */
 struct dkim_signer *
 dkim_signer_new(const struct dkim_sign_opts *opts,
     const struct dkim_sign_req *reqs, size_t nreq, char *err, size_t errlen)
@@ -157,7 +158,7 @@ dkim_signer_new(const struct dkim_sign_opts *opts,
 	s->msg.id = s->id;
 	s->msg.reqs = s->reqs;
 	s->msg.nreq = nreq;
-	s->chunk = xmalloc(SIGN_CHUNK + 2);
+	s->chunk = xmalloc(SIGN_CHUNK);
 	s->last = -1;
 
 	if ((s->state = s->eng->start(&s->msg, err, errlen)) == NULL)
@@ -191,6 +192,7 @@ sign_value_crlf(struct buf *b, const char *v, size_t vlen)
 	}
 }
 
+/* dkim_signer_header - one header field, as the MTA gives it */
 int
 dkim_signer_header(struct dkim_signer *s, const char *name,
     const char *value, size_t vlen)
@@ -207,8 +209,8 @@ dkim_signer_header(struct dkim_signer *s, const char *name,
 		    name != NULL ? name : "");
 	if (value == NULL)
 		vlen = 0;
-	if (++s->nheaders > SIGN_MAX_HEADERS ||
-	    (s->header_bytes += vlen) > SIGN_MAX_HEADER_BYTES)
+	if (++s->nheaders > SIGN_MAX_FIELDS ||
+	    (s->header_bytes += vlen) > SIGN_MAX_BYTES)
 		return sign_fail(s, "%stoo many or too large header fields",
 		    "");
 	buf_truncate(&s->text, 0);
@@ -226,6 +228,7 @@ dkim_signer_header(struct dkim_signer *s, const char *name,
 	return 0;
 }
 
+/* dkim_signer_eoh - end of header: From must have been seen */
 int
 dkim_signer_eoh(struct dkim_signer *s)
 {
@@ -244,7 +247,7 @@ dkim_signer_eoh(struct dkim_signer *s)
 	return 0;
 }
 
-/* sign_flush - hand n normalized body bytes to the engine */
+/* sign_flush - hand the n normalized bytes in s->chunk to the engine */
 static int
 sign_flush(struct dkim_signer *s, size_t n)
 {
@@ -259,42 +262,85 @@ sign_flush(struct dkim_signer *s, size_t n)
 	return 0;
 }
 
+/* sign_put - queue len normalized bytes for the engine */
+static int
+sign_put(struct dkim_signer *s, size_t *n, const unsigned char *p,
+    size_t len)
+{
+	/* long runs go straight through, short ones are gathered */
+	if (len >= SIGN_CHUNK / 4) {
+		if (sign_flush(s, *n) == -1)
+			return -1;
+		*n = 0;
+		s->last = p[len - 1];
+		if (s->eng->body(s->state, p, len, s->err,
+		    sizeof(s->err)) == -1) {
+			s->failed = 1;
+			return -1;
+		}
+		return 0;
+	}
+	if (*n + len > SIGN_CHUNK) {
+		if (sign_flush(s, *n) == -1)
+			return -1;
+		*n = 0;
+	}
+	memcpy(s->chunk + *n, p, len);
+	*n += len;
+	return 0;
+}
+
+/*
+ * dkim_signer_body - CRLF pairs and other bytes pass as they are; a bare
+ * LF or CR becomes CRLF; a CR that ends the chunk waits for the next.
+ */
 int
 dkim_signer_body(struct dkim_signer *s, const unsigned char *p, size_t len)
 {
-	size_t i, n = 0;
+	size_t i = 0, j, n = 0;
 
 	if (s->failed)
 		return -1;
 	if (!s->eoh && dkim_signer_eoh(s) == -1)
 		return -1;
-	for (i = 0; i < len; i++) {
-		/* room for a CRLF pair: never split it between calls */
-		if (n + 2 > SIGN_CHUNK) {
-			if (sign_flush(s, n) == -1)
-				return -1;
-			n = 0;
-		}
+	while (i < len) {
 		if (s->cr) {
 			/* the CR before this byte ends a line either way */
 			s->cr = 0;
-			s->chunk[n++] = '\r';
-			s->chunk[n++] = '\n';
+			if (sign_put(s, &n, (const unsigned char *)"\r\n",
+			    2) == -1)
+				return -1;
 			if (p[i] == '\n')
-				continue;
+				i++;
+			continue;
 		}
-		if (p[i] == '\r') {
+		for (j = i; j < len; j++) {
+			if (p[j] == '\n')
+				break;
+			if (p[j] == '\r') {
+				if (j + 1 < len && p[j + 1] == '\n') {
+					j++;
+					continue;
+				}
+				break;
+			}
+		}
+		if (j > i && sign_put(s, &n, p + i, j - i) == -1)
+			return -1;
+		if (j == len)
+			break;
+		if (p[j] == '\r' && j + 1 == len) {
 			s->cr = 1;
-		} else if (p[i] == '\n') {
-			s->chunk[n++] = '\r';
-			s->chunk[n++] = '\n';
-		} else {
-			s->chunk[n++] = p[i];
+		} else if (sign_put(s, &n, (const unsigned char *)"\r\n",
+		    2) == -1) {
+			return -1;
 		}
+		i = j + 1;
 	}
 	return sign_flush(s, n);
 }
 
+/* dkim_signer_finish - end the body, append one value per request */
 int
 dkim_signer_finish(struct dkim_signer *s, struct buf *values, char *err,
     size_t errlen)
@@ -341,6 +387,7 @@ done:
 	return rc;
 }
 
+/* dkim_signer_free - release a signer (NULL is fine) */
 struct dkim_signer *
 dkim_signer_free(struct dkim_signer *s)
 {
@@ -358,6 +405,7 @@ dkim_signer_free(struct dkim_signer *s)
 	return NULL;
 }
 
+/* sign_b64 - base64 of len bytes, appended to out */
 void
 sign_b64(struct buf *out, const unsigned char *p, size_t len)
 {
@@ -370,6 +418,7 @@ sign_b64(struct buf *out, const unsigned char *p, size_t len)
 	out->data[out->len] = '\0';
 }
 
+/* sign_fix_bplacement - put b= where it was hashed (sign_impl.h) */
 void
 sign_fix_bplacement(struct buf *v)
 {
@@ -393,9 +442,10 @@ sign_fix_bplacement(struct buf *v)
 	if (eol == NULL)
 		linelen = SIGN_INITIAL + (size_t)(b - v->data);
 	else
-		linelen = 8 + (size_t)(b - (eol + 3));	/* a tab counts 8 */
+		linelen = 8 + (size_t)(b - (eol + 3));	/* tab: 8 */
+	/* on a new line when hashed too: nothing to move */
 	if (linelen + 2 > SIGN_MARGIN)
-		return;		/* it was on a new line when hashed too */
+		return;
 
 	buf_append(&out, v->data, (size_t)(b - v->data));
 	buf_append(&out, " b=", 3);

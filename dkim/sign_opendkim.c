@@ -91,6 +91,7 @@ odk_join(const char *const *v, size_t n)
 	return buf_steal(&b);
 }
 
+/* odk_same - two option keys, both set and equal */
 static int
 odk_same(const char *a, const char *b)
 {
@@ -195,6 +196,7 @@ odk_error(DKIM *d, const char *what, DKIM_STAT st, char *err, size_t errlen)
 
 static void odk_free(void *);
 
+/* odk_start - one dkim_sign() handle per request */
 static void *
 odk_start(const struct sign_msg *msg, char *err, size_t errlen)
 {
@@ -236,6 +238,7 @@ odk_start(const struct sign_msg *msg, char *err, size_t errlen)
 	return o;
 }
 
+/* odk_header - the field to every handle */
 static int
 odk_header(void *v, const char *text, size_t len, size_t namelen,
     char *err, size_t errlen)
@@ -270,12 +273,14 @@ odk_do_eoh(struct odk *o, char *err, size_t errlen)
 	return 0;
 }
 
+/* odk_eoh - dkim_eoh() with this message's options in force */
 static int
 odk_eoh(void *v, char *err, size_t errlen)
 {
 	return odk_locked(v, odk_do_eoh, err, errlen);
 }
 
+/* odk_body - the body chunk to every handle */
 static int
 odk_body(void *v, const unsigned char *p, size_t len, char *err,
     size_t errlen)
@@ -315,6 +320,7 @@ odk_do_finish(struct odk *o, char *err, size_t errlen)
 	return 0;
 }
 
+/* odk_finish - dkim_eom() and the values, options in force */
 static int
 odk_finish(void *v, struct buf *values, char *err, size_t errlen)
 {
@@ -327,6 +333,7 @@ odk_finish(void *v, struct buf *values, char *err, size_t errlen)
 	return rc;
 }
 
+/* odk_free - release every handle */
 static void
 odk_free(void *v)
 {

@@ -30,6 +30,7 @@
 
 static const char *progname = "outpostctl";
 
+/* usage_exit - print the synopsis, exit with code */
 static void __attribute__((noreturn))
 usage_exit(int code)
 {
@@ -44,6 +45,7 @@ usage_exit(int code)
 	exit(code);
 }
 
+/* usage - a bad command line: EX_USAGE */
 static void __attribute__((noreturn))
 usage(void)
 {
@@ -414,6 +416,7 @@ cmd_check_config(int argc, char **argv)
 	return 0;
 }
 
+/* main - dispatch on the subcommand */
 int
 main(int argc, char **argv)
 {
