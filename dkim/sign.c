@@ -46,12 +46,19 @@ struct dkim_signer {
 	char err[256];
 };
 
-/* sign_fail - remember the first error; later calls report it */
+/*
+ * sign_fail - remember the first error (fmt has one %s for arg, or none
+ * when arg is NULL); later calls report it
+ */
 static int
 sign_fail(struct dkim_signer *s, const char *fmt, const char *arg)
 {
-	if (!s->failed)
-		(void)snprintf(s->err, sizeof(s->err), fmt, arg);
+	if (!s->failed) {
+		if (arg == NULL)
+			(void)snprintf(s->err, sizeof(s->err), "%s", fmt);
+		else
+			(void)snprintf(s->err, sizeof(s->err), fmt, arg);
+	}
 	s->failed = 1;
 	return -1;
 }
@@ -202,8 +209,7 @@ dkim_signer_header(struct dkim_signer *s, const char *name,
 	if (s->failed)
 		return -1;
 	if (s->eoh)
-		return sign_fail(s, "%sheader field after end of header",
-		    "");
+		return sign_fail(s, "header field after end of header", NULL);
 	if ((namelen = sign_field_len(name)) == 0)
 		return sign_fail(s, "bad header field name \"%.64s\"",
 		    name != NULL ? name : "");
@@ -211,8 +217,8 @@ dkim_signer_header(struct dkim_signer *s, const char *name,
 		vlen = 0;
 	if (++s->nheaders > SIGN_MAX_FIELDS ||
 	    (s->header_bytes += vlen) > SIGN_MAX_BYTES)
-		return sign_fail(s, "%stoo many or too large header fields",
-		    "");
+		return sign_fail(s, "too many or too large header fields",
+		    NULL);
 	buf_truncate(&s->text, 0);
 	buf_appends(&s->text, name);
 	buf_appendc(&s->text, ':');
@@ -239,7 +245,7 @@ dkim_signer_eoh(struct dkim_signer *s)
 	s->eoh = 1;
 	/* libopendkim refuses this at end of header: so do we, in both */
 	if (!s->have_from)
-		return sign_fail(s, "%sno From header field", "");
+		return sign_fail(s, "no From header field", NULL);
 	if (s->eng->eoh(s->state, s->err, sizeof(s->err)) == -1) {
 		s->failed = 1;
 		return -1;
