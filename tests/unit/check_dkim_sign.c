@@ -834,6 +834,88 @@ START_TEST(wsp_before_colon_engines_agree)
 }
 END_TEST
 
+/* xorshift64 - a fixed pseudo-random sequence (reproducible runs) */
+static unsigned int
+xorshift64(unsigned long long *st)
+{
+	*st ^= *st << 13;
+	*st ^= *st >> 7;
+	*st ^= *st << 17;
+	return (unsigned int)*st;
+}
+
+/*
+ * Random headers and bodies of bytes that stress canonicalization: bare
+ * CR and LF, CRLF, WSP runs, NUL, 8-bit, ':' ';' '='; random chunking,
+ * canonicalization, key and oversigning.  The engines agree on all.
+ */
+START_TEST(random_messages_engines_agree)
+{
+	static const char alpha[] = " \t\r\n\r\nabcXYZ:;=\x80\xc3\xa9-\0 ";
+	static const char *const names[] = { "From", "To", "Subject",
+	    "subject", "FROM", "Date", "X-Foo", "Message-ID", "Cc",
+	    "Reply-To" };
+	static const char *const over[] = { "From", "Subject" };
+	unsigned long long st = 0x9e3779b97f4a7c15ULL * (unsigned)(_i + 1);
+	char hv[8][64], err[512];
+	const char *hn[8];
+	unsigned char body[512];
+	struct dkim_signer *s;
+	struct dkim_sign_opts o;
+	struct dkim_sign_req r;
+	struct buf v[2];
+	size_t hl[8], bl, ch, j;
+	int it, nh, i, e, rc[2];
+
+	keys_setup();
+	for (it = 0; it < 250; it++) {
+		opts_init(&o, CONF_ENGINE_NATIVE, xorshift64(&st) % 2 ?
+		    CONF_CANON_RELAXED : CONF_CANON_SIMPLE,
+		    xorshift64(&st) % 2 ? CONF_CANON_RELAXED :
+		    CONF_CANON_SIMPLE);
+		o.oversign = over;
+		o.noversign = xorshift64(&st) % 3;
+		req_init(&r, (int)(xorshift64(&st) % 2));
+		nh = 1 + (int)(xorshift64(&st) % 8);
+		for (i = 0; i < nh; i++) {
+			hn[i] = i == 0 ? "From" : names[xorshift64(&st) % 10];
+			hl[i] = xorshift64(&st) % sizeof(hv[i]);
+			for (j = 0; j < hl[i]; j++)
+				hv[i][j] = alpha[xorshift64(&st) %
+				    (sizeof(alpha) - 1)];
+		}
+		bl = xorshift64(&st) % sizeof(body);
+		for (j = 0; j < bl; j++)
+			body[j] = (unsigned char)alpha[xorshift64(&st) %
+			    (sizeof(alpha) - 1)];
+		ch = 1 + xorshift64(&st) % 50;
+		memset(v, 0, sizeof(v));
+		for (e = 0; e < 2; e++) {
+			o.engine = e ? CONF_ENGINE_OPENDKIM :
+			    CONF_ENGINE_NATIVE;
+			s = dkim_signer_new(&o, &r, 1, err, sizeof(err));
+			ck_assert_ptr_nonnull(s);
+			for (i = 0; i < nh; i++)
+				(void)dkim_signer_header(s, hn[i], hv[i],
+				    hl[i]);
+			(void)dkim_signer_eoh(s);
+			for (j = 0; j < bl; j += ch)
+				(void)dkim_signer_body(s, body + j,
+				    j + ch > bl ? bl - j : ch);
+			rc[e] = dkim_signer_finish(s, &v[e], err, sizeof(err));
+			dkim_signer_free(s);
+		}
+		ck_assert_msg(rc[0] == rc[1], "seed %d message %d: got rc %d "
+		    "native, %d libopendkim", _i, it, rc[0], rc[1]);
+		if (rc[0] == 0)
+			ck_assert_msg(strcmp(v[0].data, v[1].data) == 0,
+			    "seed %d message %d:\ngot  %s\nwant %s", _i, it,
+			    v[0].data, v[1].data);
+		values_free(v, 2);
+	}
+}
+END_TEST
+
 /* ---------------------------------------------------------------- */
 /* threads */
 
@@ -1004,6 +1086,11 @@ main(void)
 	tc = tcase_create("wsp_before_colon_engines_agree");
 	tcase_add_loop_test(tc, wsp_before_colon_engines_agree, 0,
 	    (int)NCANONS);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("random_messages_engines_agree");
+	tcase_set_timeout(tc, 60);
+	tcase_add_loop_test(tc, random_messages_engines_agree, 0, 4);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("threads_signing_at_once_give_single_thread_values");
