@@ -211,7 +211,8 @@ load_milter(struct loader *ld, config_t *cf, struct conf *c)
 {
 	static const char *const known[] = { "socket", "socket_mode",
 		"socket_group", "on_error", "timeout", "backlog", "user",
-		"pid_file", NULL };
+		"pid_file", "engine", NULL };
+	static const char *const engines[] = { "native", "libmilter", NULL };
 	config_setting_t *g = config_lookup(cf, "milter");
 	int e = (int)c->milter.on_error;
 	char *mode = NULL, *end;
@@ -246,6 +247,8 @@ load_milter(struct loader *ld, config_t *cf, struct conf *c)
 		return fail(ld, config_setting_get_member(g, "on_error"),
 		    "\"on_error\" must be tempfail or accept");
 	c->milter.on_error = (enum conf_on_error)e;
+	if (get_enum(ld, g, "engine", engines, &c->milter.libmilter) < 0)
+		return -1;
 	if (strncmp(c->milter.socket, "unix:", 5) != 0 &&
 	    strncmp(c->milter.socket, "local:", 6) != 0 &&
 	    strncmp(c->milter.socket, "inet:", 5) != 0 &&

@@ -71,6 +71,7 @@ struct conf {
 		unsigned int backlog;
 		char *user;			/* drop to, or NULL */
 		char *pid_file;			/* or NULL */
+		int libmilter;			/* engine = "libmilter" */
 	} milter;
 
 	struct {

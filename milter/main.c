@@ -10,7 +10,6 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <pthread.h>
 #include <pwd.h>
 #include <signal.h>
@@ -24,6 +23,7 @@
 #include <sysexits.h>
 #include <unistd.h>
 
+#include "milter/engine.h"
 #include "milter/milter.h"
 #include "util/log.h"
 
@@ -41,9 +41,14 @@ usage(void)
 	exit(EX_USAGE);
 }
 
-/* reload_thread - SIGUSR1 reloads (libmilter turns SIGHUP into stop) */
+/*
+ * signal_thread - the only thread that takes signals: SIGUSR1 reloads
+ * (and SIGHUP with our engine); SIGTERM and SIGINT stop our engine.
+ * With libmilter, libmilter's own thread takes SIGHUP/TERM/INT (all
+ * three stop it).
+ */
 static void *
-reload_thread(void *arg)
+signal_thread(void *arg)
 {
 	sigset_t *set = arg;
 	int sig;
@@ -51,41 +56,20 @@ reload_thread(void *arg)
 	for (;;) {
 		if (sigwait(set, &sig) != 0)
 			continue;
-		if (sig == SIGUSR1) {
-			log_info("SIGUSR1: reloading %s", conf_path);
+		switch (sig) {
+		case SIGUSR1:
+		case SIGHUP:
+			log_info("%s: reloading %s", strsignal(sig), conf_path);
 			milter_reload(conf_path);
+			break;
+		case SIGTERM:
+		case SIGINT:
+			log_info("%s: stopping", strsignal(sig));
+			engine_stop();
+			break;
 		}
 	}
 	return NULL;
-}
-
-/*
- * tcp_nodelay_listeners - set TCP_NODELAY on libmilter's listening TCP
- * socket; Linux passes it on to every accepted connection.  Without it
- * our small writes at end of message (header insertions, then the final
- * reply) meet Nagle's algorithm and the MTA's delayed ACK, and every
- * message waits ~40 ms.  libmilter does not expose the descriptor, so
- * we find it: the only listening TCP socket of this process.
- */
-static void
-tcp_nodelay_listeners(void)
-{
-	int fd, on = 1, listening, domain;
-	socklen_t len;
-
-	for (fd = 3; fd < 1024; fd++) {
-		len = sizeof(listening);
-		if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening,
-		    &len) < 0 || !listening)
-			continue;
-		len = sizeof(domain);
-		if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) < 0 ||
-		    (domain != AF_INET && domain != AF_INET6))
-			continue;
-		if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on,
-		    sizeof(on)) < 0)
-			log_warn("setsockopt TCP_NODELAY");
-	}
 }
 
 /*
@@ -224,15 +208,9 @@ main(int argc, char **argv)
 		    conf_path, conf->log.facility);
 	log_set_verbose(verbose || conf->log.verbose);
 
-	if (smfi_setconn(conf->milter.socket) != MI_SUCCESS ||
-	    smfi_settimeout((int)conf->milter.timeout) != MI_SUCCESS ||
-	    smfi_setbacklog((int)conf->milter.backlog) != MI_SUCCESS ||
-	    smfi_register(milter_desc) != MI_SUCCESS)
-		fatalx(EX_SOFTWARE, "libmilter set-up failed");
-	if (smfi_opensocket(1) != MI_SUCCESS)
-		fatalx(EX_UNAVAILABLE, "cannot open milter socket %s",
-		    conf->milter.socket);
-	tcp_nodelay_listeners();
+	if ((conf->milter.libmilter ? lm_listen(conf, err, sizeof(err)) :
+	    engine_listen(conf, err, sizeof(err))) < 0)
+		fatalx(EX_UNAVAILABLE, "%s", err);
 	unix_socket_access(conf);
 	drop_privileges(conf->milter.user);
 	if ((gen = milter_gen_load(conf_path, err, sizeof(err))) == NULL)
@@ -246,19 +224,26 @@ main(int argc, char **argv)
 	}
 	write_pid_file(conf->milter.pid_file);
 
-	/* Every thread inherits this mask; only reload_thread takes USR1. */
+	/* Every thread inherits this mask; only signal_thread takes them. */
 	sigemptyset(&set);
 	sigaddset(&set, SIGUSR1);
+	if (!conf->milter.libmilter) {
+		sigaddset(&set, SIGHUP);
+		sigaddset(&set, SIGTERM);
+		sigaddset(&set, SIGINT);
+	}
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
-	if (pthread_create(&tid, NULL, reload_thread, &set) != 0)
-		fatalx(EX_OSERR, "cannot start the reload thread");
+	signal(SIGPIPE, SIG_IGN);
+	if (pthread_create(&tid, NULL, signal_thread, &set) != 0)
+		fatalx(EX_OSERR, "cannot start the signal thread");
 	pthread_detach(tid);
 
-	log_info("started on %s with %zu keys", conf->milter.socket,
-	    dkim_table_nkeys(gen->table));
-	ch = smfi_main();
+	log_info("started on %s with %zu keys (engine %s)",
+	    conf->milter.socket, dkim_table_nkeys(gen->table),
+	    conf->milter.libmilter ? "libmilter" : "native");
+	ch = conf->milter.libmilter ? lm_main() : engine_main(conf);
 	log_info("stopping");
 	milter_shutdown();
 	conf_free(conf);
-	return ch == MI_SUCCESS ? 0 : EX_SOFTWARE;
+	return ch == 0 ? 0 : EX_SOFTWARE;
 }

@@ -56,7 +56,9 @@ struct msg {
 	struct dkim_decision dec;
 };
 
-struct conn {
+struct milter_conn {
+	const struct milter_io *io;
+	void *ctx;			/* the engine's, passed to io */
 	struct milter_gen *gen;
 	unsigned long pflags;		/* negotiated SMFIP_* flags */
 	int have_addr;
@@ -180,8 +182,18 @@ msg_reset(struct msg *m)
 	memset(m, 0, sizeof(*m));
 }
 
-static void
-conn_free(struct conn *c)
+struct milter_conn *
+milter_conn_new(const struct milter_io *io, void *ctx)
+{
+	struct milter_conn *c = xcalloc(1, sizeof(*c));
+
+	c->io = io;
+	c->ctx = ctx;
+	return c;
+}
+
+void
+milter_conn_free(struct milter_conn *c)
 {
 	if (c == NULL)
 		return;
@@ -192,29 +204,24 @@ conn_free(struct conn *c)
 	free(c);
 }
 
-static struct conn *
-conn_get(SMFICTX *ctx)
+/* symval - a macro from the MTA, or NULL */
+static const char *
+symval(const struct milter_conn *c, const char *name)
 {
-	struct conn *c = smfi_getpriv(ctx);
-
-	if (c == NULL) {
-		c = xcalloc(1, sizeof(*c));
-		smfi_setpriv(ctx, c);
-	}
-	return c;
+	return c->io->symval(c->ctx, name);
 }
 
 static const char *
-qid(const struct conn *c)
+qid(const struct milter_conn *c)
 {
 	return c->msg.qid[0] ? c->msg.qid : "NOQUEUE";
 }
 
 /* set_qid - take {i} when the MTA has one for us */
 static void
-set_qid(SMFICTX *ctx, struct msg *m)
+set_qid(const struct milter_conn *c, struct msg *m)
 {
-	const char *i = smfi_getsymval(ctx, "i");
+	const char *i = symval(c, "i");
 
 	if (i != NULL && *i != '\0')
 		snprintf(m->qid, sizeof(m->qid), "%s", i);
@@ -222,7 +229,7 @@ set_qid(SMFICTX *ctx, struct msg *m)
 
 /* on_error - the configured reply for an internal error */
 static sfsistat
-on_error(SMFICTX *ctx, struct conn *c, const char *why)
+on_error(struct milter_conn *c, const char *why)
 {
 	if (c->gen->conf->milter.on_error == CONF_ON_ERROR_ACCEPT) {
 		log_warnx("%s: dkim=error reason=\"%s\" action=accept", qid(c),
@@ -230,44 +237,31 @@ on_error(SMFICTX *ctx, struct conn *c, const char *why)
 		return SMFIS_ACCEPT;
 	}
 	log_warnx("%s: dkim=error reason=\"%s\" action=tempfail", qid(c), why);
-	smfi_setreply(ctx, "451", "4.3.0", "Temporary signing failure, try "
-	    "again later");
+	c->io->setreply(c->ctx, "451", "4.3.0", "Temporary signing failure, "
+	    "try again later");
 	return SMFIS_TEMPFAIL;
 }
 
-static sfsistat
-milter_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1,
-    unsigned long f2, unsigned long f3, unsigned long *pf0,
-    unsigned long *pf1, unsigned long *pf2, unsigned long *pf3)
+sfsistat
+milter_negotiate(struct milter_conn *c, unsigned long actions,
+    unsigned long protocol, unsigned long *want_actions,
+    unsigned long *want_protocol)
 {
-	const unsigned long want = SMFIP_NOHELO | SMFIP_NORCPT |
-	    SMFIP_NODATA | SMFIP_NOUNKNOWN | SMFIP_NOEOH | SMFIP_NR_HDR |
-	    SMFIP_NR_BODY | SMFIP_HDR_LEADSPC;
-	struct conn *c;
-
-	if ((f0 & SMFIF_ADDHDRS) == 0) {
+	if ((actions & SMFIF_ADDHDRS) == 0) {
 		log_warnx("MTA does not let milters add headers; not signing "
 		    "on this connection");
 		return SMFIS_REJECT;
 	}
-	c = conn_get(ctx);
-	*pf0 = SMFIF_ADDHDRS | (f0 & SMFIF_SETSYMLIST);
-	*pf1 = f1 & want;
-	*pf2 = *pf3 = 0;
-	c->pflags = *pf1;
-	if (f0 & SMFIF_SETSYMLIST) {
-		/* Postfix sends no {auth_authen} at EOM unless asked. */
-		smfi_setsymlist(ctx, SMFIM_CONNECT, "j {daemon_name}");
-		smfi_setsymlist(ctx, SMFIM_ENVFROM, "i {auth_authen}");
-		smfi_setsymlist(ctx, SMFIM_EOM, "i {auth_authen}");
-	}
+	*want_actions = MILTER_ACTIONS;
+	*want_protocol = protocol & MILTER_PROTOCOL;
+	c->pflags = *want_protocol;
 	return SMFIS_CONTINUE;
 }
 
-static sfsistat
-milter_connect(SMFICTX *ctx, char *host, struct sockaddr *sa)
+sfsistat
+milter_connect(struct milter_conn *c, const char *host,
+    const struct sockaddr *sa)
 {
-	struct conn *c = conn_get(ctx);
 	struct dkim_decide_in in;
 	const char *dn;
 
@@ -276,15 +270,16 @@ milter_connect(SMFICTX *ctx, char *host, struct sockaddr *sa)
 	if (cidr_addr_from_sockaddr(sa, c->addr) == 0) {
 		c->have_addr = 1;
 		if (sa->sa_family == AF_INET)
-			inet_ntop(AF_INET, &((struct sockaddr_in *)(void *)sa)
-			    ->sin_addr, c->client, sizeof(c->client));
+			inet_ntop(AF_INET, &((const struct sockaddr_in *)
+			    (const void *)sa)->sin_addr, c->client,
+			    sizeof(c->client));
 		else
 			inet_ntop(AF_INET6, c->addr, c->client,
 			    sizeof(c->client));
 	} else
 		snprintf(c->client, sizeof(c->client), "%s",
 		    host ? host : "unknown");
-	if ((dn = smfi_getsymval(ctx, "{daemon_name}")) != NULL)
+	if ((dn = symval(c, "{daemon_name}")) != NULL)
 		c->daemon_name = xstrdup(dn);
 	if (c->gen->conf->trusted.authenticated)
 		return SMFIS_CONTINUE;	/* AUTH comes later */
@@ -299,10 +294,9 @@ milter_connect(SMFICTX *ctx, char *host, struct sockaddr *sa)
 	return SMFIS_CONTINUE;
 }
 
-static sfsistat
-milter_envfrom(SMFICTX *ctx, char **argv)
+sfsistat
+milter_envfrom(struct milter_conn *c, const char *sender)
 {
-	struct conn *c = conn_get(ctx);
 	struct dkim_decide_in in;
 	const char *auth;
 
@@ -310,10 +304,10 @@ milter_envfrom(SMFICTX *ctx, char **argv)
 		return SMFIS_TEMPFAIL;
 	msg_reset(&c->msg);
 	c->msg.active = 1;
-	set_qid(ctx, &c->msg);
+	set_qid(c, &c->msg);
 	free(c->auth);
 	c->auth = NULL;
-	if ((auth = smfi_getsymval(ctx, "{auth_authen}")) != NULL &&
+	if ((auth = symval(c, "{auth_authen}")) != NULL &&
 	    *auth != '\0')
 		c->auth = xstrdup(auth);
 	memset(&in, 0, sizeof(in));
@@ -321,8 +315,10 @@ milter_envfrom(SMFICTX *ctx, char **argv)
 	in.client_addr = c->have_addr ? c->addr : NULL;
 	in.daemon_name = c->daemon_name;
 	if (dkim_trust_reason(c->gen->conf, &in) == NULL) {
-		log_info("%s: dkim=skipped reason=not-trusted client=%s",
-		    qid(c), c->client);
+		/* Postfix has no queue id yet at MAIL (it opens the queue
+		 * file at the first valid RCPT): name the sender too. */
+		log_info("%s: dkim=skipped reason=not-trusted client=%s "
+		    "from=%s", qid(c), c->client, sender ? sender : "?");
 		msg_reset(&c->msg);
 		return SMFIS_ACCEPT;
 	}
@@ -330,15 +326,14 @@ milter_envfrom(SMFICTX *ctx, char **argv)
 }
 
 static sfsistat
-noreply(const struct conn *c, unsigned long flag)
+noreply(const struct milter_conn *c, unsigned long flag)
 {
 	return (c->pflags & flag) ? SMFIS_NOREPLY : SMFIS_CONTINUE;
 }
 
-static sfsistat
-milter_header(SMFICTX *ctx, char *name, char *value)
+sfsistat
+milter_header(struct milter_conn *c, const char *name, const char *value)
 {
-	struct conn *c = conn_get(ctx);
 	struct msg *m = &c->msg;
 	size_t nlen = strlen(name), vlen = strlen(value);
 	struct hdr *h;
@@ -364,7 +359,7 @@ milter_header(SMFICTX *ctx, char *name, char *value)
 
 /* msg_start_body - decide; when signing, start the signer */
 static void
-msg_start_body(SMFICTX *ctx, struct conn *c)
+msg_start_body(struct milter_conn *c)
 {
 	const struct conf *cf = c->gen->conf;
 	struct msg *m = &c->msg;
@@ -421,29 +416,41 @@ msg_start_body(SMFICTX *ctx, struct conn *c)
 		}
 	if (dkim_signer_eoh(m->signer) < 0)
 		m->failed = 1;
-	(void)ctx;
 }
 
-static sfsistat
-milter_body(SMFICTX *ctx, unsigned char *p, size_t len)
+sfsistat
+milter_body(struct milter_conn *c, const unsigned char *p, size_t len)
 {
-	struct conn *c = conn_get(ctx);
 	struct msg *m = &c->msg;
 
 	if (!m->active)
 		return noreply(c, SMFIP_NR_BODY);
 	if (!m->body_started)
-		msg_start_body(ctx, c);
+		msg_start_body(c);
 	if (!m->skip && !m->failed &&
 	    dkim_signer_body(m->signer, p, len) < 0)
 		m->failed = 1;
 	return noreply(c, SMFIP_NR_BODY);
 }
 
-static sfsistat
-milter_eom(SMFICTX *ctx)
+/*
+ * append_lf - the header value with CRLF folds turned into LF: in the
+ * milter protocol header values use bare LF (as Postfix and Sendmail
+ * send them to us); a CR would reach the queue file as data.
+ */
+static void
+append_lf(struct buf *v, const char *p, size_t n)
 {
-	struct conn *c = conn_get(ctx);
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (p[i] != '\r' || i + 1 >= n || p[i + 1] != '\n')
+			buf_appendc(v, p[i]);
+}
+
+sfsistat
+milter_eom(struct milter_conn *c)
+{
 	struct msg *m = &c->msg;
 	struct buf vals[DKIM_MAX_SIGS], line = BUF_INIT;
 	char err[256];
@@ -452,15 +459,15 @@ milter_eom(SMFICTX *ctx)
 
 	if (!m->active)
 		return SMFIS_CONTINUE;
-	set_qid(ctx, m);
+	set_qid(c, m);
 	if (!m->body_started)
-		msg_start_body(ctx, c);
+		msg_start_body(c);
 	if (m->failed) {
-		rc = on_error(ctx, c, "signing failed");
+		rc = on_error(c, "signing failed");
 		goto done;
 	}
 	if (m->reject) {
-		smfi_setreply(ctx, "550", "5.7.1", "Message not signed: "
+		c->io->setreply(c->ctx, "550", "5.7.1", "Message not signed: "
 		    "its From header field is malformed");
 		log_info("%s: dkim=rejected reason=%s", qid(c), m->dec.reason);
 		rc = SMFIS_REJECT;
@@ -471,7 +478,7 @@ milter_eom(SMFICTX *ctx)
 	n = m->dec.nreq;
 	memset(vals, 0, sizeof(vals));
 	if (dkim_signer_finish(m->signer, vals, err, sizeof(err)) < 0) {
-		rc = on_error(ctx, c, err);
+		rc = on_error(c, err);
 		goto free;
 	}
 	/* Insert in reverse so the signatures end up in request order. */
@@ -480,11 +487,11 @@ milter_eom(SMFICTX *ctx)
 
 		if (c->pflags & SMFIP_HDR_LEADSPC)
 			buf_appendc(&v, ' ');
-		buf_append(&v, vals[i].data, vals[i].len);
-		if (smfi_insheader(ctx, 0, "DKIM-Signature", v.data) !=
-		    MI_SUCCESS) {
+		append_lf(&v, vals[i].data, vals[i].len);
+		if (c->io->insheader(c->ctx, 0, "DKIM-Signature",
+		    v.data) < 0) {
 			buf_free(&v);
-			rc = on_error(ctx, c, "cannot insert header");
+			rc = on_error(c, "cannot insert header");
 			goto free;
 		}
 		buf_free(&v);
@@ -504,39 +511,8 @@ done:
 	return rc;
 }
 
-static sfsistat
-milter_abort(SMFICTX *ctx)
+void
+milter_abort(struct milter_conn *c)
 {
-	struct conn *c = smfi_getpriv(ctx);
-
-	if (c != NULL)
-		msg_reset(&c->msg);
-	return SMFIS_CONTINUE;
+	msg_reset(&c->msg);
 }
-
-static sfsistat
-milter_close(SMFICTX *ctx)
-{
-	conn_free(smfi_getpriv(ctx));
-	smfi_setpriv(ctx, NULL);
-	return SMFIS_CONTINUE;
-}
-
-struct smfiDesc milter_desc = {
-	.xxfi_name = "outpost-milter",
-	.xxfi_version = SMFI_VERSION,
-	.xxfi_flags = SMFIF_ADDHDRS,
-	.xxfi_connect = milter_connect,
-	.xxfi_helo = NULL,
-	.xxfi_envfrom = milter_envfrom,
-	.xxfi_envrcpt = NULL,
-	.xxfi_header = milter_header,
-	.xxfi_eoh = NULL,
-	.xxfi_body = milter_body,
-	.xxfi_eom = milter_eom,
-	.xxfi_abort = milter_abort,
-	.xxfi_close = milter_close,
-	.xxfi_unknown = NULL,
-	.xxfi_data = NULL,
-	.xxfi_negotiate = milter_negotiate,
-};

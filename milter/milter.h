@@ -1,18 +1,29 @@
 /*
- * milter - outpost-milter's libmilter callbacks and its configuration
- * generations.
+ * milter - outpost-milter's message handling, independent of the engine
+ * that speaks the milter protocol, and its configuration generations.
+ *
+ * Two engines drive these handlers: our own (milter/engine.c, the
+ * default: buffered reads, one write per reply) and libmilter
+ * (milter/lm.c, the reference).  An engine creates one struct milter_conn
+ * per MTA connection with milter_conn_new(), passing the functions by which
+ * the handlers read macros, set reply text and insert header fields, and
+ * calls the handlers in protocol order.  Handlers return SMFIS_* codes
+ * from <libmilter/mfapi.h>; SMFIS_NOREPLY only for steps negotiated as
+ * no-reply.
  *
  * A generation (struct milter_gen) is a loaded struct conf plus the DKIM
- * table built from it (keys parsed).  Each SMTP connection holds a
- * reference to the generation that was current when it connected, so a
- * reload (milter_reload) swaps in a new generation without disturbing
+ * table built from it (keys parsed).  Each connection holds a reference
+ * to the generation that was current when it opened, so a reload
+ * (milter_reload) swaps in a new generation without disturbing
  * connections in flight; the old one is freed when its last connection
- * closes.  Everything here is thread-safe.
+ * closes.  Everything here is thread-safe; one connection is handled by
+ * one thread at a time.
  */
 #ifndef OUTPOST_MILTER_H
 #define OUTPOST_MILTER_H
 
 #include <stddef.h>
+#include <sys/socket.h>
 
 #include <libmilter/mfapi.h>
 
@@ -39,6 +50,49 @@ int milter_reload(const char *path);
 /* milter_shutdown - drop the current generation (at exit) */
 void milter_shutdown(void);
 
-extern struct smfiDesc milter_desc;
+/* What the handlers need from the engine, for one connection. */
+struct milter_io {
+	/* macro value ("i" and "{i}" are the same name), or NULL */
+	const char *(*symval)(void *ctx, const char *name);
+	/* text for the next reject/tempfail reply; 0 or -1 */
+	int (*setreply)(void *ctx, const char *rcode, const char *xcode,
+	    const char *text);
+	/* insert a header field at index (0 = top); 0 or -1 */
+	int (*insheader)(void *ctx, int index, const char *name,
+	    const char *value);
+};
+
+/* The milter's wishes, answered at option negotiation. */
+#define MILTER_ACTIONS		SMFIF_ADDHDRS
+#define MILTER_PROTOCOL		(SMFIP_NOHELO | SMFIP_NORCPT | \
+	SMFIP_NODATA | SMFIP_NOUNKNOWN | SMFIP_NOEOH | SMFIP_NR_HDR | \
+	SMFIP_NR_BODY | SMFIP_HDR_LEADSPC)
+/* Macros asked for (Postfix sends no {auth_authen} at EOM unless asked). */
+#define MILTER_MACROS_CONNECT	"j {daemon_name}"
+#define MILTER_MACROS_ENVFROM	"i {auth_authen}"
+#define MILTER_MACROS_EOM	"i {auth_authen}"
+
+struct milter_conn;
+
+/* milter_conn_new - state for one MTA connection (milter_conn_free) */
+struct milter_conn *milter_conn_new(const struct milter_io *, void *ctx);
+void milter_conn_free(struct milter_conn *);
+
+/*
+ * milter_negotiate - given what the MTA offers (actions, protocol), the
+ * actions and protocol flags to ask for; SMFIS_CONTINUE, or SMFIS_REJECT
+ * when this MTA cannot be served (then the milter is not used).
+ */
+sfsistat milter_negotiate(struct milter_conn *, unsigned long actions,
+    unsigned long protocol, unsigned long *want_actions,
+    unsigned long *want_protocol);
+sfsistat milter_connect(struct milter_conn *, const char *host,
+    const struct sockaddr *);
+sfsistat milter_envfrom(struct milter_conn *, const char *sender);
+sfsistat milter_header(struct milter_conn *, const char *name,
+    const char *value);
+sfsistat milter_body(struct milter_conn *, const unsigned char *, size_t);
+sfsistat milter_eom(struct milter_conn *);
+void milter_abort(struct milter_conn *);
 
 #endif

@@ -533,7 +533,7 @@ milter_wait_socket() {
 # usage: outpost_conf FILE SOCKET KEYDIR DOMAIN RSA_SELECTOR ED_SELECTOR
 outpost_conf() {
 	cat >"$1" <<EOF
-milter = { socket = "$2"; on_error = "tempfail"; };
+milter = { socket = "$2"; on_error = "tempfail"; engine = "${OUTPOST_ENGINE:-native}"; };
 trusted = { networks = [ "127.0.0.1/32" ]; authenticated = true; };
 dkim = {
   keys = (

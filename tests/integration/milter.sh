@@ -5,7 +5,7 @@
 # messages; reload; TCP socket; protocol junk.
 set -u
 . "$(dirname "$0")/lib.sh"
-it_init milter
+it_init "milter-${OUTPOST_ENGINE:-native}"
 
 MILTER=$IT_BUILD/milter/outpost-milter
 MILTC=$IT_BUILD/tests/miltc
@@ -26,6 +26,8 @@ outpost_start "$CONF" "$SOCK" "$IT_T/milter.log" ||
 	{ it_fail "outpost-milter starts"; it_finish; exit 1; }
 MPID=$IT_LASTPID
 it_pass "outpost-milter starts on a unix socket"
+it_check "engine ${OUTPOST_ENGINE:-native} in use" \
+    grep -q "(engine ${OUTPOST_ENGINE:-native})" "$IT_T/milter.log"
 
 # send - miltc with the given options; result line in $IT_T/res
 send() {
@@ -153,7 +155,7 @@ if [ -d "$R" ]; then
 	install -m 600 "$R/A1-ed25519-private-seed.b64" "$RK/brisbane.private"
 	RSOCK=unix:$IT_T/rfc.sock
 	cat >"$IT_T/rfc.conf" <<EOF
-milter = { socket = "$RSOCK"; };
+milter = { socket = "$RSOCK"; engine = "${OUTPOST_ENGINE:-native}"; };
 trusted = { networks = [ "127.0.0.1/32" ]; };
 dkim = { keys = (
   { name = "r"; domain = "football.example.com"; selector = "test";
@@ -176,7 +178,7 @@ fi
 bad() {
 	local what=$1 file=$2 alg=${3:-rsa-sha256} out=$IT_T/bad.out
 	cat >"$IT_T/bad.conf" <<EOF
-milter = { socket = "unix:$IT_T/bad.sock"; };
+milter = { socket = "unix:$IT_T/bad.sock"; engine = "${OUTPOST_ENGINE:-native}"; };
 dkim = { keys = ( { name = "k"; domain = "example.com"; selector = "b";
   algorithm = "$alg"; file = "$file"; } ); };
 EOF

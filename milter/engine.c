@@ -1,0 +1,770 @@
+/*
+ * engine - our milter protocol engine; see engine.h.
+ *
+ * Protocol (Sendmail milter, version 6): every packet is a 4-byte
+ * big-endian length, a command byte and length-1 bytes of data.  The
+ * connection thread keeps a read buffer, parses as many packets as one
+ * read() brought, and queues replies in an output buffer that is written
+ * once per reply due.  Packets over ENGINE_PACKET_MAX, malformed packets
+ * and unknown commands end the connection (the MTA then applies its
+ * milter_default_action); nothing the MTA sends ends the process.
+ */
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <libmilter/mfdef.h>
+
+#include "milter/engine.h"
+#include "milter/milter.h"
+#include "util/buf.h"
+#include "util/log.h"
+#include "util/xmalloc.h"
+
+#define ENGINE_READ_SIZE	(64 * 1024)
+#define ENGINE_PACKET_MAX	(1024 * 1024)
+#define ENGINE_CONNS_MAX	4096
+#define ENGINE_NSTAGES		7	/* SMFIM_CONNECT .. SMFIM_EOH */
+#define ENGINE_VERSION		6
+
+static int listen_fd = -1;
+static int stop_pipe[2] = { -1, -1 };
+static pthread_mutex_t conns_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t conns_done = PTHREAD_COND_INITIALIZER;
+static unsigned int nconns;
+
+struct econn {
+	int fd;
+	unsigned int timeout;
+	unsigned char *in;		/* read buffer */
+	size_t inoff, inlen, incap;
+	struct buf out;			/* replies not yet written */
+	struct buf macros[ENGINE_NSTAGES]; /* "name\0value\0"... */
+	char reply[512];		/* setreply text, or "" */
+	unsigned long pflags;		/* negotiated SMFIP_* */
+	struct milter_conn *mc;
+	char peer[64];
+};
+
+/* ---- output ------------------------------------------------------------ */
+
+static void
+put_u32(struct buf *b, uint32_t v)
+{
+	uint32_t n = htonl(v);
+
+	buf_append(b, &n, 4);
+}
+
+/* queue - one packet into the output buffer */
+static void
+queue(struct econn *e, char cmd, const void *data, size_t len)
+{
+	put_u32(&e->out, (uint32_t)len + 1);
+	buf_appendc(&e->out, cmd);
+	if (len > 0)
+		buf_append(&e->out, data, len);
+}
+
+/* flush - write everything queued; 0 or -1 */
+static int
+flush(struct econn *e)
+{
+	size_t off = 0;
+	ssize_t n;
+
+	while (off < e->out.len) {
+		n = write(e->fd, e->out.data + off, e->out.len - off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			log_warn("%s: write to MTA", e->peer);
+			return -1;
+		}
+		off += (size_t)n;
+	}
+	buf_truncate(&e->out, 0);
+	return 0;
+}
+
+/* reply - the packet for a handler's verdict (nothing for NOREPLY) */
+static void
+reply(struct econn *e, sfsistat rc)
+{
+	switch (rc) {
+	case SMFIS_NOREPLY:
+		break;
+	case SMFIS_ACCEPT:
+		queue(e, SMFIR_ACCEPT, NULL, 0);
+		break;
+	case SMFIS_REJECT:
+	case SMFIS_TEMPFAIL:
+		if (e->reply[0] != '\0')
+			queue(e, SMFIR_REPLYCODE, e->reply,
+			    strlen(e->reply) + 1);
+		else
+			queue(e, rc == SMFIS_REJECT ? SMFIR_REJECT :
+			    SMFIR_TEMPFAIL, NULL, 0);
+		break;
+	case SMFIS_DISCARD:
+		queue(e, SMFIR_DISCARD, NULL, 0);
+		break;
+	case SMFIS_SKIP:
+		queue(e, SMFIR_SKIP, NULL, 0);
+		break;
+	default:
+		queue(e, SMFIR_CONTINUE, NULL, 0);
+		break;
+	}
+	e->reply[0] = '\0';
+}
+
+/* ---- the handlers' view (struct milter_io) ------------------------------ */
+
+/* name_eq - macro names compare without their braces: i == {i} */
+static int
+name_eq(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b);
+
+	if (la >= 2 && a[0] == '{' && a[la - 1] == '}')
+		a++, la -= 2;
+	if (lb >= 2 && b[0] == '{' && b[lb - 1] == '}')
+		b++, lb -= 2;
+	return la == lb && memcmp(a, b, la) == 0;
+}
+
+static const char *
+e_symval(void *ctx, const char *name)
+{
+	/* Most recent stage first, as libmilter looks them up. */
+	static const int order[] = { SMFIM_EOM, SMFIM_EOH, SMFIM_DATA,
+		SMFIM_ENVRCPT, SMFIM_ENVFROM, SMFIM_HELO, SMFIM_CONNECT };
+	struct econn *e = ctx;
+	size_t i;
+
+	for (i = 0; i < sizeof(order) / sizeof(order[0]); i++) {
+		const struct buf *b = &e->macros[order[i]];
+		const char *p = b->data, *end = b->data + b->len;
+
+		while (p != NULL && p < end) {
+			const char *v = p + strlen(p) + 1;
+
+			if (v >= end)
+				break;
+			if (name_eq(p, name))
+				return v;
+			p = v + strlen(v) + 1;
+		}
+	}
+	return NULL;
+}
+
+static int
+e_setreply(void *ctx, const char *rcode, const char *xcode,
+    const char *text)
+{
+	struct econn *e = ctx;
+	int n;
+
+	n = snprintf(e->reply, sizeof(e->reply), "%s %s %s", rcode, xcode,
+	    text);
+	if (n < 0 || (size_t)n >= sizeof(e->reply)) {
+		e->reply[0] = '\0';
+		return -1;
+	}
+	return 0;
+}
+
+static int
+e_insheader(void *ctx, int index, const char *name, const char *value)
+{
+	struct econn *e = ctx;
+	size_t nl = strlen(name) + 1, vl = strlen(value) + 1;
+
+	put_u32(&e->out, (uint32_t)(1 + 4 + nl + vl));
+	buf_appendc(&e->out, SMFIR_INSHEADER);
+	put_u32(&e->out, (uint32_t)index);
+	buf_append(&e->out, name, nl);
+	buf_append(&e->out, value, vl);
+	return 0;
+}
+
+static const struct milter_io engine_io = { e_symval, e_setreply,
+	e_insheader };
+
+/* ---- input ------------------------------------------------------------- */
+
+/*
+ * next_packet - the next whole packet: 1 with cmd, data, len set; 0 on
+ * orderly close; -1 on error (logged).  Reads only when the buffer holds
+ * no whole packet, and then as much as the socket has.
+ */
+static int
+next_packet(struct econn *e, char *cmd, unsigned char **data, size_t *len)
+{
+	uint32_t plen;
+	ssize_t n;
+
+	for (;;) {
+		size_t avail = e->inlen - e->inoff, need = 4;
+
+		if (avail >= 4) {
+			memcpy(&plen, e->in + e->inoff, 4);
+			plen = ntohl(plen);
+			if (plen == 0 || plen > ENGINE_PACKET_MAX) {
+				log_warnx("%s: bad packet length %u", e->peer,
+				    plen);
+				return -1;
+			}
+			need = 4 + (size_t)plen;
+			if (avail >= need) {
+				*cmd = (char)e->in[e->inoff + 4];
+				*data = e->in + e->inoff + 5;
+				*len = plen - 1;
+				e->inoff += need;
+				return 1;
+			}
+		}
+		/* Move what is left to the front, grow, then read more. */
+		if (e->inoff > 0) {
+			memmove(e->in, e->in + e->inoff, avail);
+			e->inlen = avail;
+			e->inoff = 0;
+		}
+		if (need > e->incap) {
+			e->incap = need + ENGINE_READ_SIZE;
+			e->in = xreallocarray(e->in, e->incap, 1);
+		}
+		n = read(e->fd, e->in + e->inlen, e->incap - e->inlen);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				log_warnx("%s: MTA silent for %u s, closing",
+				    e->peer, e->timeout);
+			else
+				log_warn("%s: read from MTA", e->peer);
+			return -1;
+		}
+		if (n == 0) {
+			if (avail > 0)
+				log_warnx("%s: MTA closed mid-packet", e->peer);
+			return avail > 0 ? -1 : 0;
+		}
+		e->inlen += (size_t)n;
+	}
+}
+
+/* get_u32 - a big-endian number at data[*off], bounds checked */
+static int
+get_u32(const unsigned char *data, size_t len, size_t *off, uint32_t *v)
+{
+	if (*off + 4 > len)
+		return -1;
+	memcpy(v, data + *off, 4);
+	*v = ntohl(*v);
+	*off += 4;
+	return 0;
+}
+
+/* get_str - a NUL-terminated string at data[*off], bounds checked */
+static const char *
+get_str(const unsigned char *data, size_t len, size_t *off)
+{
+	const unsigned char *nul;
+	const char *s;
+
+	if (*off >= len ||
+	    (nul = memchr(data + *off, '\0', len - *off)) == NULL)
+		return NULL;
+	s = (const char *)data + *off;
+	*off = (size_t)(nul - data) + 1;
+	return s;
+}
+
+/* stage_of - the macro stage a SMFIC_MACRO packet is for */
+static int
+stage_of(char cmd)
+{
+	switch (cmd) {
+	case SMFIC_CONNECT:
+		return SMFIM_CONNECT;
+	case SMFIC_HELO:
+		return SMFIM_HELO;
+	case SMFIC_MAIL:
+		return SMFIM_ENVFROM;
+	case SMFIC_RCPT:
+		return SMFIM_ENVRCPT;
+	case SMFIC_DATA:
+		return SMFIM_DATA;
+	case SMFIC_BODYEOB:
+	case SMFIC_BODY:
+		return SMFIM_EOM;
+	case SMFIC_EOH:
+	case SMFIC_HEADER:
+		return SMFIM_EOH;
+	}
+	return -1;
+}
+
+static void
+clear_macros(struct econn *e, int from)
+{
+	int i;
+
+	for (i = from; i < ENGINE_NSTAGES; i++)
+		buf_truncate(&e->macros[i], 0);
+}
+
+static int
+do_macro(struct econn *e, const unsigned char *data, size_t len)
+{
+	int st;
+
+	if (len < 1)
+		return -1;
+	if ((st = stage_of((char)data[0])) < 0)
+		return 0;		/* macros for a step we ignore */
+	if (st == SMFIM_ENVFROM)
+		clear_macros(e, SMFIM_ENVFROM);	/* a new transaction */
+	if (st == SMFIM_CONNECT)
+		clear_macros(e, SMFIM_CONNECT);
+	buf_truncate(&e->macros[st], 0);
+	buf_append(&e->macros[st], data + 1, len - 1);
+	/* The pairs must end with a NUL for e_symval's strlen(). */
+	if (len > 1 && data[len - 1] != '\0')
+		buf_appendc(&e->macros[st], '\0');
+	return 0;
+}
+
+static int
+do_optneg(struct econn *e, const unsigned char *data, size_t len)
+{
+	uint32_t version, actions, protocol;
+	unsigned long want_a, want_p;
+	size_t off = 0;
+	struct buf r = BUF_INIT;
+
+	if (get_u32(data, len, &off, &version) < 0 ||
+	    get_u32(data, len, &off, &actions) < 0 ||
+	    get_u32(data, len, &off, &protocol) < 0 || version < 2) {
+		log_warnx("%s: bad option negotiation", e->peer);
+		return -1;
+	}
+	if (milter_negotiate(e->mc, actions, protocol, &want_a, &want_p) !=
+	    SMFIS_CONTINUE)
+		return -1;
+	e->pflags = want_p;
+	if (actions & SMFIF_SETSYMLIST)
+		want_a |= SMFIF_SETSYMLIST;
+	put_u32(&r, version < ENGINE_VERSION ? version : ENGINE_VERSION);
+	put_u32(&r, (uint32_t)want_a);
+	put_u32(&r, (uint32_t)want_p);
+	if (actions & SMFIF_SETSYMLIST) {
+		put_u32(&r, SMFIM_CONNECT);
+		buf_append(&r, MILTER_MACROS_CONNECT,
+		    sizeof(MILTER_MACROS_CONNECT));
+		put_u32(&r, SMFIM_ENVFROM);
+		buf_append(&r, MILTER_MACROS_ENVFROM,
+		    sizeof(MILTER_MACROS_ENVFROM));
+		put_u32(&r, SMFIM_EOM);
+		buf_append(&r, MILTER_MACROS_EOM, sizeof(MILTER_MACROS_EOM));
+	}
+	queue(e, SMFIC_OPTNEG, r.data, r.len);
+	buf_free(&r);
+	return flush(e);
+}
+
+static int
+do_connect(struct econn *e, const unsigned char *data, size_t len)
+{
+	struct sockaddr_storage ss;
+	struct sockaddr *sa = NULL;
+	const char *host, *addr;
+	size_t off = 0;
+	char family;
+	uint16_t port = 0;
+
+	memset(&ss, 0, sizeof(ss));
+	if ((host = get_str(data, len, &off)) == NULL || off >= len)
+		return -1;
+	family = (char)data[off++];
+	if (family == SMFIA_INET || family == SMFIA_INET6) {
+		if (off + 2 > len)
+			return -1;
+		memcpy(&port, data + off, 2);
+		off += 2;
+		if ((addr = get_str(data, len, &off)) == NULL)
+			return -1;
+		if (family == SMFIA_INET) {
+			struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+
+			if (inet_pton(AF_INET, addr, &sin->sin_addr) == 1) {
+				sin->sin_family = AF_INET;
+				sin->sin_port = port;
+				sa = (struct sockaddr *)sin;
+			}
+		} else {
+			struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+
+			if (strncasecmp(addr, "IPv6:", 5) == 0)
+				addr += 5;
+			if (inet_pton(AF_INET6, addr, &sin6->sin6_addr) == 1) {
+				sin6->sin6_family = AF_INET6;
+				sin6->sin6_port = port;
+				sa = (struct sockaddr *)sin6;
+			}
+		}
+	}
+	reply(e, milter_connect(e->mc, host, sa));
+	return 0;
+}
+
+static int
+do_header(struct econn *e, const unsigned char *data, size_t len)
+{
+	const char *name, *value;
+	size_t off = 0;
+
+	if ((name = get_str(data, len, &off)) == NULL ||
+	    (value = get_str(data, len, &off)) == NULL)
+		return -1;
+	reply(e, milter_header(e->mc, name, value));
+	return 0;
+}
+
+/* continue_unless - CONTINUE for a step we do not use, unless told not to */
+static void
+continue_unless(struct econn *e, unsigned long nr)
+{
+	if (!(e->pflags & nr))
+		reply(e, SMFIS_CONTINUE);
+}
+
+/* serve - the protocol loop of one connection; returns when it ends */
+static void
+serve(struct econn *e)
+{
+	unsigned char *data;
+	size_t len;
+	char cmd;
+	int rc;
+
+	while ((rc = next_packet(e, &cmd, &data, &len)) == 1) {
+		switch (cmd) {
+		case SMFIC_OPTNEG:
+			if (do_optneg(e, data, len) < 0)
+				return;
+			continue;
+		case SMFIC_MACRO:
+			rc = do_macro(e, data, len);
+			break;
+		case SMFIC_CONNECT:
+			rc = do_connect(e, data, len);
+			break;
+		case SMFIC_HELO:
+			continue_unless(e, SMFIP_NR_HELO);
+			break;
+		case SMFIC_MAIL:
+			reply(e, milter_envfrom(e->mc,
+			    len > 0 && data[len - 1] == '\0' ?
+			    (const char *)data : NULL));
+			break;
+		case SMFIC_RCPT:
+			continue_unless(e, SMFIP_NR_RCPT);
+			break;
+		case SMFIC_DATA:
+			continue_unless(e, SMFIP_NR_DATA);
+			break;
+		case SMFIC_UNKNOWN:
+			continue_unless(e, SMFIP_NR_UNKN);
+			break;
+		case SMFIC_HEADER:
+			rc = do_header(e, data, len);
+			break;
+		case SMFIC_EOH:
+			continue_unless(e, SMFIP_NR_EOH);
+			break;
+		case SMFIC_BODY:
+			reply(e, milter_body(e->mc, data, len));
+			break;
+		case SMFIC_BODYEOB:
+			if (len > 0)
+				(void)milter_body(e->mc, data, len);
+			reply(e, milter_eom(e->mc));
+			clear_macros(e, SMFIM_ENVRCPT);
+			break;
+		case SMFIC_ABORT:
+			milter_abort(e->mc);
+			clear_macros(e, SMFIM_ENVRCPT);
+			break;
+		case SMFIC_QUIT:
+			return;
+		case SMFIC_QUIT_NC:
+			/* The MTA reuses the socket for a new SMTP session. */
+			milter_conn_free(e->mc);
+			e->mc = milter_conn_new(&engine_io, e);
+			clear_macros(e, SMFIM_CONNECT);
+			break;
+		default:
+			log_warnx("%s: unknown milter command 0x%02x, closing",
+			    e->peer, (unsigned char)cmd);
+			return;
+		}
+		if (rc < 0) {
+			log_warnx("%s: malformed '%c' packet, closing", e->peer,
+			    cmd);
+			return;
+		}
+		/* One write per reply: modifications and verdict together. */
+		if (e->out.len > 0 && flush(e) < 0)
+			return;
+	}
+}
+
+static void *
+conn_thread(void *arg)
+{
+	struct econn *e = arg;
+	int i;
+
+	serve(e);
+	milter_conn_free(e->mc);
+	close(e->fd);
+	free(e->in);
+	buf_free(&e->out);
+	for (i = 0; i < ENGINE_NSTAGES; i++)
+		buf_free(&e->macros[i]);
+	free(e);
+	pthread_mutex_lock(&conns_lock);
+	if (--nconns == 0)
+		pthread_cond_broadcast(&conns_done);
+	pthread_mutex_unlock(&conns_lock);
+	return NULL;
+}
+
+/* start_conn - a thread for one accepted connection */
+static void
+start_conn(int fd, const struct conf *c, const struct sockaddr *sa)
+{
+	struct timeval tv = { (time_t)c->milter.timeout, 0 };
+	pthread_attr_t attr;
+	struct econn *e;
+	pthread_t tid;
+	int on = 1;
+
+	pthread_mutex_lock(&conns_lock);
+	if (nconns >= ENGINE_CONNS_MAX) {
+		pthread_mutex_unlock(&conns_lock);
+		log_warnx("too many MTA connections (%d), refusing one",
+		    ENGINE_CONNS_MAX);
+		close(fd);
+		return;
+	}
+	nconns++;
+	pthread_mutex_unlock(&conns_lock);
+	if (sa->sa_family == AF_INET || sa->sa_family == AF_INET6)
+		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on,
+		    sizeof(on));
+	(void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	(void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	e = xcalloc(1, sizeof(*e));
+	e->fd = fd;
+	e->timeout = c->milter.timeout;
+	e->incap = ENGINE_READ_SIZE;
+	e->in = xmalloc(e->incap);
+	e->mc = milter_conn_new(&engine_io, e);
+	snprintf(e->peer, sizeof(e->peer), "MTA connection %d", fd);
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	if (pthread_create(&tid, &attr, conn_thread, e) != 0) {
+		log_warnx("cannot start a connection thread");
+		pthread_attr_destroy(&attr);
+		e->fd = -1;
+		close(fd);
+		milter_conn_free(e->mc);
+		free(e->in);
+		free(e);
+		pthread_mutex_lock(&conns_lock);
+		nconns--;
+		pthread_mutex_unlock(&conns_lock);
+		return;
+	}
+	pthread_attr_destroy(&attr);
+}
+
+/* ---- listening ---------------------------------------------------------- */
+
+static int
+listen_unix(const char *path, const struct conf *c, char *err, size_t errlen)
+{
+	struct sockaddr_un sun;
+	struct stat st;
+	int fd;
+
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	if (strlen(path) >= sizeof(sun.sun_path)) {
+		snprintf(err, errlen, "socket path too long: %s", path);
+		return -1;
+	}
+	memcpy(sun.sun_path, path, strlen(path) + 1);
+	/* A stale socket from an earlier run; never remove anything else. */
+	if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode))
+		unlink(path);
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0 ||
+	    bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 ||
+	    listen(fd, (int)c->milter.backlog) < 0) {
+		snprintf(err, errlen, "cannot listen on unix:%s: %s", path,
+		    strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static int
+listen_inet(const char *spec, int family, const struct conf *c, char *err,
+    size_t errlen)
+{
+	struct addrinfo hints, *res = NULL;
+	char port[16], host[256];
+	const char *at = strchr(spec, '@');
+	int fd = -1, on = 1, gai;
+	size_t plen = at ? (size_t)(at - spec) : strlen(spec);
+
+	if (plen == 0 || plen >= sizeof(port) ||
+	    (at && strlen(at + 1) >= sizeof(host))) {
+		snprintf(err, errlen, "bad socket \"%s\"", spec);
+		return -1;
+	}
+	memcpy(port, spec, plen);
+	port[plen] = '\0';
+	snprintf(host, sizeof(host), "%s", at ? at + 1 : "");
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = family;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+	if ((gai = getaddrinfo(host[0] ? host : NULL, port, &hints, &res)) !=
+	    0) {
+		snprintf(err, errlen, "socket \"%s\": %s", spec,
+		    gai_strerror(gai));
+		return -1;
+	}
+	if ((fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) < 0 ||
+	    bind(fd, res->ai_addr, res->ai_addrlen) < 0 ||
+	    listen(fd, (int)c->milter.backlog) < 0) {
+		snprintf(err, errlen, "cannot listen on %s: %s", spec,
+		    strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		fd = -1;
+	}
+	freeaddrinfo(res);
+	return fd;
+}
+
+int
+engine_listen(const struct conf *c, char *err, size_t errlen)
+{
+	const char *s = c->milter.socket;
+
+	if (strncmp(s, "unix:", 5) == 0)
+		listen_fd = listen_unix(s + 5, c, err, errlen);
+	else if (strncmp(s, "local:", 6) == 0)
+		listen_fd = listen_unix(s + 6, c, err, errlen);
+	else if (strncmp(s, "inet6:", 6) == 0)
+		listen_fd = listen_inet(s + 6, AF_INET6, c, err, errlen);
+	else if (strncmp(s, "inet:", 5) == 0)
+		listen_fd = listen_inet(s + 5, AF_INET, c, err, errlen);
+	else
+		snprintf(err, errlen, "bad socket \"%s\"", s);
+	if (listen_fd < 0)
+		return -1;
+	if (pipe2(stop_pipe, O_CLOEXEC) < 0) {
+		snprintf(err, errlen, "pipe: %s", strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+void
+engine_stop(void)
+{
+	char c = 'x';
+
+	if (stop_pipe[1] >= 0 && write(stop_pipe[1], &c, 1) < 0)
+		log_warn("engine_stop");
+}
+
+int
+engine_main(const struct conf *c)
+{
+	struct pollfd pfd[2];
+	struct sockaddr_storage ss;
+	struct timespec deadline;
+	socklen_t sl;
+	int fd;
+
+	pfd[0].fd = listen_fd;
+	pfd[0].events = POLLIN;
+	pfd[1].fd = stop_pipe[0];
+	pfd[1].events = POLLIN;
+	for (;;) {
+		if (poll(pfd, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			log_warn("poll");
+			break;
+		}
+		if (pfd[1].revents)
+			break;
+		if (!(pfd[0].revents & POLLIN))
+			continue;
+		sl = sizeof(ss);
+		fd = accept4(listen_fd, (struct sockaddr *)&ss, &sl,
+		    SOCK_CLOEXEC);
+		if (fd < 0) {
+			if (errno != EINTR && errno != EAGAIN &&
+			    errno != ECONNABORTED)
+				log_warn("accept");
+			if (errno == EMFILE || errno == ENFILE)
+				usleep(100000);
+			continue;
+		}
+		start_conn(fd, c, (struct sockaddr *)&ss);
+	}
+	close(listen_fd);
+	listen_fd = -1;
+	/* Let messages in flight finish, for at most 10 seconds. */
+	clock_gettime(CLOCK_REALTIME, &deadline);
+	deadline.tv_sec += 10;
+	pthread_mutex_lock(&conns_lock);
+	while (nconns > 0 && pthread_cond_timedwait(&conns_done, &conns_lock,
+	    &deadline) == 0)
+		;
+	if (nconns > 0)
+		log_warnx("stopping with %u MTA connections still open",
+		    nconns);
+	pthread_mutex_unlock(&conns_lock);
+	return 0;
+}
