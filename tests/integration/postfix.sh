@@ -13,6 +13,7 @@
 #   - a From domain without a signing rule: unsigned;
 #   - from an untrusted client (127.0.0.2): unsigned;
 #   - AUTH PLAIN (Cyrus SASL, private sasldb) from 127.0.0.2: signed;
+#   - submitted with sendmail(1) (non_smtpd_milters): signed;
 #   - milter gone: Postfix tempfails (milter_default_action = tempfail).
 # Prints PASS/FAIL per check, exits non-zero on any failure, and stops every
 # process it started.  Needs root (Postfix), postfix, swaks, smtp-sink.
@@ -235,6 +236,30 @@ if [ $SASL -eq 1 ]; then
 Sent from 127.0.0.2 after AUTH PLAIN as alice: signed.
 EOF
 	expect_signed authenticated "$m_auth" 127.0.0.2 alice alice-secret
+fi
+
+# Local submission with sendmail(1): pickup -> cleanup -> non_smtpd_milters.
+# Postfix presents it to the milter as coming from 127.0.0.1: signed.
+m_local=$(it_new_msg "$MSGS" localsubmit 'alice@example.com' 'submitted with sendmail(1)')
+it_crlf "$m_local" <<'EOF'
+
+Submitted on the host with sendmail(1), not over SMTP.
+EOF
+if tr -d '\r' <"$m_local" | sendmail -C "$IT_PF_DIR/etc" \
+    -f alice@example.com bob@example.net; then
+	it_pass "localsubmit: sendmail(1) accepted it"
+	if raw=$(sink_wait "$(it_msg_tag "$m_local")" 30); then
+		it_pass "localsubmit: arrived at smtp-sink"
+		sink_message "$raw" "$T/got-localsubmit.eml"
+		it_check "localsubmit: two DKIM-Signature fields" \
+		    test "$(it_sig_count "$T/got-localsubmit.eml")" -eq 2
+		it_verify_both localsubmit "$T/got-localsubmit.eml" "$ZONE" \
+		    rsa-sha256 ed25519-sha256
+	else
+		it_fail "localsubmit: arrived at smtp-sink"
+	fi
+else
+	it_fail "localsubmit: sendmail(1) accepted it"
 fi
 
 # The milter gone: Postfix must tempfail, never pass mail unsigned.
