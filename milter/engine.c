@@ -539,20 +539,52 @@ serve(struct econn *e)
 	}
 }
 
-static void *
-conn_thread(void *arg)
+/* econn_new - state for a connected MTA socket (econn_free) */
+static struct econn *
+econn_new(int fd, unsigned int timeout)
 {
-	struct econn *e = arg;
+	struct econn *e = xcalloc(1, sizeof(*e));
+
+	e->fd = fd;
+	e->timeout = timeout;
+	e->incap = ENGINE_READ_SIZE;
+	e->in = xmalloc(e->incap);
+	e->mc = milter_conn_new(&engine_io, e);
+	snprintf(e->peer, sizeof(e->peer), "MTA connection %d", fd);
+	return e;
+}
+
+/* econn_free - release e; the socket is the caller's */
+static void
+econn_free(struct econn *e)
+{
 	int i;
 
-	serve(e);
 	milter_conn_free(e->mc);
-	close(e->fd);
 	free(e->in);
 	buf_free(&e->out);
 	for (i = 0; i < ENGINE_NSTAGES; i++)
 		buf_free(&e->macros[i]);
 	free(e);
+}
+
+void
+engine_serve_fd(int fd, unsigned int timeout)
+{
+	struct econn *e = econn_new(fd, timeout);
+
+	serve(e);
+	econn_free(e);
+}
+
+static void *
+conn_thread(void *arg)
+{
+	struct econn *e = arg;
+
+	serve(e);
+	close(e->fd);
+	econn_free(e);
 	pthread_mutex_lock(&conns_lock);
 	if (--nconns == 0)
 		pthread_cond_broadcast(&conns_done);
@@ -585,23 +617,14 @@ start_conn(int fd, const struct conf *c, const struct sockaddr *sa)
 		    sizeof(on));
 	(void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	(void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-	e = xcalloc(1, sizeof(*e));
-	e->fd = fd;
-	e->timeout = c->milter.timeout;
-	e->incap = ENGINE_READ_SIZE;
-	e->in = xmalloc(e->incap);
-	e->mc = milter_conn_new(&engine_io, e);
-	snprintf(e->peer, sizeof(e->peer), "MTA connection %d", fd);
+	e = econn_new(fd, c->milter.timeout);
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 	if (pthread_create(&tid, &attr, conn_thread, e) != 0) {
 		log_warnx("cannot start a connection thread");
 		pthread_attr_destroy(&attr);
-		e->fd = -1;
 		close(fd);
-		milter_conn_free(e->mc);
-		free(e->in);
-		free(e);
+		econn_free(e);
 		pthread_mutex_lock(&conns_lock);
 		nconns--;
 		pthread_mutex_unlock(&conns_lock);

@@ -25,6 +25,10 @@ int engine_listen(const struct conf *, char *err, size_t errlen);
 int engine_main(const struct conf *);
 void engine_stop(void);
 
+/* engine_serve_fd - speak the protocol on a connected socket until the
+ * MTA quits or errs (tests, fuzzing); the socket stays open */
+void engine_serve_fd(int fd, unsigned int timeout);
+
 int lm_listen(const struct conf *, char *err, size_t errlen);
 int lm_main(void);
 

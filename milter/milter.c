@@ -265,7 +265,12 @@ milter_connect(struct milter_conn *c, const char *host,
 	struct dkim_decide_in in;
 	const char *dn;
 
-	if ((c->gen = gen_acquire()) == NULL)
+	/* A second CONNECT on one connection starts over. */
+	msg_reset(&c->msg);
+	free(c->daemon_name);
+	c->daemon_name = NULL;
+	c->have_addr = 0;
+	if (c->gen == NULL && (c->gen = gen_acquire()) == NULL)
 		return SMFIS_TEMPFAIL;
 	if (cidr_addr_from_sockaddr(sa, c->addr) == 0) {
 		c->have_addr = 1;
