@@ -15,6 +15,7 @@
 #include <strings.h>
 
 #include "conf/conf.h"
+#include "conf/conf_impl.h"
 #include "util/log.h"
 #include "util/parse.h"
 #include "util/xmalloc.h"
@@ -28,14 +29,8 @@ const char *const conf_default_headers[] = {
 	"Content-ID", "Content-Description", NULL
 };
 
-struct loader {
-	const char *path;
-	char *err;
-	size_t errlen;
-};
-
 /* fail - record "FILE:LINE: reason" for setting s (or the file) */
-static int LOG_PRINTF(3, 4)
+int LOG_PRINTF(3, 4)
 fail(struct loader *ld, const config_setting_t *s, const char *fmt, ...)
 {
 	char msg[512];
@@ -53,7 +48,7 @@ fail(struct loader *ld, const config_setting_t *s, const char *fmt, ...)
 }
 
 /* check_names - every child of group must be one of the known names */
-static int
+int
 check_names(struct loader *ld, const config_setting_t *group,
     const char *where, const char *const *known)
 {
@@ -75,7 +70,7 @@ check_names(struct loader *ld, const config_setting_t *group,
 }
 
 /* get_string - optional string member; out is a new copy or untouched */
-static int
+int
 get_string(struct loader *ld, const config_setting_t *g, const char *name,
     char **out)
 {
@@ -93,7 +88,7 @@ get_string(struct loader *ld, const config_setting_t *g, const char *name,
 	return 0;
 }
 
-static int
+int
 get_bool(struct loader *ld, const config_setting_t *g, const char *name,
     int *out)
 {
@@ -108,7 +103,7 @@ get_bool(struct loader *ld, const config_setting_t *g, const char *name,
 }
 
 /* get_uint - integer, or a string with a duration unit when duration */
-static int
+int
 get_uint(struct loader *ld, const config_setting_t *g, const char *name,
     unsigned int min, unsigned int max, int duration, unsigned int *out)
 {
@@ -138,7 +133,7 @@ get_uint(struct loader *ld, const config_setting_t *g, const char *name,
 }
 
 /* get_enum - string member mapped through names[] (NULL-terminated) */
-static int
+int
 get_enum(struct loader *ld, const config_setting_t *g, const char *name,
     const char *const *names, int *out)
 {
@@ -162,7 +157,7 @@ get_enum(struct loader *ld, const config_setting_t *g, const char *name,
 }
 
 /* get_strings - optional array/list of non-empty strings */
-static int
+int
 get_strings(struct loader *ld, const config_setting_t *g, const char *name,
     char ***out, size_t *nout)
 {
@@ -193,7 +188,7 @@ get_strings(struct loader *ld, const config_setting_t *g, const char *name,
 	return 0;
 }
 
-static void
+void
 free_strings(char **v, size_t n)
 {
 	size_t i;
@@ -505,6 +500,7 @@ conf_defaults(const char *path)
 	c->dkim.on_malformed = CONF_ON_ERROR_ACCEPT;
 	c->dkim.engine = CONF_ENGINE_NATIVE;
 	c->log.facility = xstrdup("mail");
+	conf_quota_defaults(c);
 	return c;
 }
 
@@ -513,7 +509,7 @@ static struct conf *
 conf_read(const char *path, const char *text, char *err, size_t errlen)
 {
 	static const char *const known[] = { "milter", "trusted", "dkim",
-		"log", NULL };
+		"log", "store", "limits", "overrides", "exempt", NULL };
 	struct loader ld = { path, err, errlen };
 	struct conf *c = conf_defaults(path);
 	config_t cf;
@@ -532,7 +528,8 @@ conf_read(const char *path, const char *text, char *err, size_t errlen)
 	}
 	if (check_names(&ld, config_root_setting(&cf), "", known) < 0 ||
 	    load_milter(&ld, &cf, c) < 0 || load_trusted(&ld, &cf, c) < 0 ||
-	    load_dkim(&ld, &cf, c) < 0 || load_log(&ld, &cf, c) < 0)
+	    load_dkim(&ld, &cf, c) < 0 || load_log(&ld, &cf, c) < 0 ||
+	    load_quota(&ld, &cf, c) < 0)
 		goto fail;
 	config_destroy(&cf);
 	return c;
@@ -586,6 +583,7 @@ conf_free(struct conf *c)
 	free_strings(c->dkim.headers, c->dkim.nheaders);
 	free_strings(c->dkim.oversign, c->dkim.noversign);
 	free(c->log.facility);
+	conf_quota_free(c);
 	free(c);
 	return NULL;
 }

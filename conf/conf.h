@@ -14,6 +14,7 @@
 #define OUTPOST_CONF_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "util/cidr.h"
 
@@ -57,6 +58,71 @@ struct conf_rule {
 	char **keys;
 	size_t nkeys;
 	int line;
+};
+
+/* Quotas (issue 3): what a limit keys on, counts, and how. */
+enum conf_qkey {
+	CONF_QKEY_SASL_USERNAME,
+	CONF_QKEY_SENDER,
+	CONF_QKEY_SENDER_DOMAIN,
+	CONF_QKEY_CLIENT_ADDRESS,
+	CONF_QKEY_CLIENT_NETWORK,
+	CONF_QKEY_GLOBAL,
+};
+
+enum conf_qcount {
+	CONF_QCOUNT_MESSAGES,
+	CONF_QCOUNT_RECIPIENTS,
+	CONF_QCOUNT_BYTES,
+};
+
+enum conf_qkind {
+	CONF_QKIND_WINDOW,	/* at most limit in any trailing period */
+	CONF_QKIND_CALENDAR,	/* at most limit per local day or month */
+	CONF_QKIND_RATE,	/* GCRA: limit per period, burst */
+};
+
+enum conf_qaction {
+	CONF_QACTION_DEFER,	/* 450 4.7.1 */
+	CONF_QACTION_REJECT,	/* 550 5.7.1 */
+	CONF_QACTION_HOLD,	/* accept into the hold queue */
+	CONF_QACTION_WARN,	/* log only, admit */
+};
+
+#define CONF_QBUCKETS_MAX 60
+
+/* A limits entry. */
+struct conf_limit {
+	char *name;
+	enum conf_qkey key;
+	unsigned int prefix4;		/* client_network: IPv4 prefix */
+	unsigned int prefix6;		/* client_network: IPv6 prefix */
+	enum conf_qcount count;
+	enum conf_qkind kind;
+	uint64_t limit;
+	uint64_t period;		/* seconds (window, rate) */
+	int month;			/* calendar: 0 day, 1 month */
+	char *timezone;			/* calendar: IANA name, "UTC" */
+	uint64_t burst;			/* rate: extra units allowed at once */
+	unsigned int buckets;		/* window: sub-buckets, 1..60 */
+	enum conf_qaction action;
+	char *reply;			/* reply template, or NULL */
+	int line;
+};
+
+/* An overrides entry: one key value gets its own limit. */
+struct conf_override {
+	size_t limit;			/* index into limits */
+	char *key;			/* key value, e.g. a login */
+	uint64_t value;
+	int unlimited;
+	int line;
+};
+
+enum conf_store {
+	CONF_STORE_LMDB,
+	CONF_STORE_REDIS,
+	CONF_STORE_MEMORY,		/* tests only */
 };
 
 struct conf {
@@ -104,6 +170,28 @@ struct conf {
 		int verbose;
 		char *facility;
 	} log;
+
+	struct {
+		enum conf_store backend;
+		char *path;			/* LMDB file */
+		uint64_t map_size;		/* LMDB map size, bytes */
+		char *url;			/* redis://host:port/db */
+		unsigned int timeout_ms;	/* Redis per operation */
+		enum conf_on_error on_error;	/* tempfail or accept */
+		unsigned int reserve_ttl;	/* s before a reservation lapses */
+	} store;
+
+	struct conf_limit *limits;
+	size_t nlimits;
+	struct conf_override *overrides;
+	size_t noverrides;
+
+	struct {
+		struct cidr *networks;
+		size_t nnetworks;
+		char **logins;
+		size_t nlogins;
+	} exempt;
 };
 
 struct conf *conf_load(const char *path, char *err, size_t errlen);

@@ -13,7 +13,7 @@ names=$(awk '
 		print (sec == "keys" || sec == "rules") ? n : sec "." n
 		line = substr(line, RSTART + RLENGTH) } }
 	grab && /NULL/ { grab = 0 }
-' "$srcdir/conf/conf.c" | sort -u)
+' "$srcdir"/conf/conf*.c | sort -u)
 for n in $names; do
 	if ! grep -q -- "$n" "$srcdir/doc/outpost.conf.5"; then
 		echo "FAIL: setting $n is not in doc/outpost.conf.5"

@@ -1,0 +1,132 @@
+/*
+ * quota - sending quotas: which limits apply to whom, and their admission
+ * against a shared store, all or nothing.
+ *
+ * Used by both daemons and outpostctl.  quota_open() builds a struct
+ * quota from a struct conf (which it borrows: it must outlive the quota)
+ * and opens the configured store (LMDB file, Redis, or memory for
+ * tests); quota_close() accepts NULL and returns NULL.  A struct quota is
+ * thread-safe.  Time is always passed in (milliseconds since the epoch),
+ * so tests control it; the Redis store uses the server's clock instead
+ * for window and rate limits (see store.h).
+ *
+ * Which limits apply to an admission (precedence, first match decides):
+ *  1. exempt.logins holds the SASL login, or exempt.networks the client
+ *     address: no limit applies, nothing is counted.
+ *  2. A limit applies when its key can be formed from struct quota_who
+ *     (no sasl_username: sasl_username limits do not apply; no client
+ *     address: client_address and client_network limits do not apply;
+ *     global always applies) and the amount of what it counts is not 0.
+ *  3. An override for (limit, key value) replaces the limit's number,
+ *     "unlimited" removes that limit for that key value.
+ * Every applicable limit is checked, then charged only if all of them
+ * admit (warn limits never refuse; they are reported in the verdict).
+ *
+ * Return values: 0 with a verdict (admitted or refused), or -1 when the
+ * store failed (verdict->result = QUOTA_ERROR, error text in
+ * verdict->error); the caller applies store.on_error.  Nothing here
+ * exits or aborts on store or input trouble.
+ */
+#ifndef OUTPOST_QUOTA_H
+#define OUTPOST_QUOTA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "conf/conf.h"
+
+struct quota;
+
+/* Who is sending; any field may be NULL. */
+struct quota_who {
+	const char *sasl_username;
+	const char *sender;		/* envelope sender, "" for <> */
+	const uint8_t *client_addr;	/* 16 bytes, IPv4 mapped */
+};
+
+/* What is admitted: each limit takes the amount of what it counts. */
+struct quota_amount {
+	uint64_t messages;
+	uint64_t recipients;
+	uint64_t bytes;
+};
+
+enum quota_result {
+	QUOTA_ADMIT,
+	QUOTA_REFUSE,
+	QUOTA_ERROR,
+};
+
+#define QUOTA_KEY_MAX 320
+
+struct quota_verdict {
+	enum quota_result result;
+	const struct conf_limit *limit;	/* refused (or first warned) */
+	enum conf_qaction action;	/* of that limit */
+	char key[QUOTA_KEY_MAX];	/* its key value */
+	uint64_t used;			/* counted before this admission */
+	uint64_t limit_value;		/* effective limit (overrides) */
+	uint64_t retry_after;		/* seconds; 0 when unknown */
+	unsigned int nwarned;		/* warn limits exceeded, admitted */
+	char error[256];		/* QUOTA_ERROR: what failed */
+};
+
+struct quota *quota_open(const struct conf *, char *err, size_t errlen);
+struct quota *quota_close(struct quota *);
+
+int quota_admit(struct quota *, const struct quota_who *,
+    const struct quota_amount *, int64_t now_ms, struct quota_verdict *);
+
+/*
+ * Reservations: quota_reserve() admits and charges like quota_admit(),
+ * and records the charge under a new token (*token, never 0).
+ * quota_commit() makes it final; quota_release() refunds it.  A
+ * reservation neither committed nor released within store.reserve_ttl
+ * seconds is refunded by the store on its own.  Committing or releasing
+ * an unknown or lapsed token is not an error (returns 0, does nothing).
+ */
+int quota_reserve(struct quota *, const struct quota_who *,
+    const struct quota_amount *, int64_t now_ms, uint64_t *token,
+    struct quota_verdict *);
+int quota_commit(struct quota *, uint64_t token, int64_t now_ms, char *err,
+    size_t errlen);
+int quota_release(struct quota *, uint64_t token, int64_t now_ms, char *err,
+    size_t errlen);
+
+/*
+ * quota_reply - the reply text of a refusal, from the limit's template
+ * or the default: "Quota exceeded for alice: 500/500 recipients per 1h,
+ * retry in 12m".  Template fields: ${key} ${used} ${limit} ${count}
+ * ${period} ${retry} ${name}.
+ */
+void quota_reply(const struct quota_verdict *, char *buf, size_t len);
+
+/* quota_key - the key value limit l takes for who, 0 or -1 (no key) */
+int quota_key(const struct conf_limit *, const struct quota_who *,
+    char *key, size_t keylen);
+
+/* Inspection and administration (outpostctl quota ...). */
+struct quota_entry {
+	const struct conf_limit *limit;
+	char key[QUOTA_KEY_MAX];
+	uint64_t used;			/* at now_ms */
+	uint64_t limit_value;		/* with overrides */
+	uint64_t retry_after;		/* s until one more unit fits */
+};
+
+/* quota_list - call fn for every counter the store holds (limit_name
+ * NULL: all limits); stops early when fn returns non-zero. */
+int quota_list(struct quota *, const char *limit_name, int64_t now_ms,
+    int (*fn)(const struct quota_entry *, void *), void *arg, char *err,
+    size_t errlen);
+/* quota_reset - forget the counters of key (limit_name NULL: all) */
+int quota_reset(struct quota *, const char *key, const char *limit_name,
+    int64_t now_ms, char *err, size_t errlen);
+/* quota_set - make key's counter of one limit read used = value */
+int quota_set(struct quota *, const char *key, const char *limit_name,
+    uint64_t value, int64_t now_ms, char *err, size_t errlen);
+
+/* Store errors seen since quota_open (for logs and outpostctl stats). */
+uint64_t quota_errors(const struct quota *);
+
+#endif

@@ -1,0 +1,118 @@
+/*
+ * quota/store - where counters live; one interface, three backends.
+ *
+ * A counter is identified by a record key, quota_rkey(): the limit's
+ * name and the key value, "login-hourly\x1falice".  The store runs the
+ * algorithms (algo.h) on its records inside one atomic step:
+ *
+ *  - memory (store_mem.c): a mutex-protected hash table; tests only.
+ *  - lmdb (store_lmdb.c): one file shared by every process on the host;
+ *    one write transaction per admission, so concurrent processes and
+ *    threads never overshoot; synchronous commits (MDB_NOSYNC off), so a
+ *    process crash or kill -9 loses no committed admission.  Records
+ *    past algo_expires() are deleted as admissions meet them and by a
+ *    bounded sweep, so the file does not grow forever.
+ *  - redis (store_redis.c): one Lua script per admission (EVALSHA, loaded
+ *    with SCRIPT LOAD, re-sent on NOSCRIPT), time from the server (TIME),
+ *    each key with a TTL of its expiry; reconnects on its own; every
+ *    operation bounded by store.timeout_ms.
+ *
+ * Reservations: an admission with a token != 0 records, beside the
+ * charges, what was charged where and when, to expire at expires_ms;
+ * commit drops the record, release refunds it (algo_refund), and a
+ * lapsed record is refunded by the store when next met (LMDB: by the
+ * sweep in each write transaction; Redis: by the admission script, which
+ * scans a sorted set of reservation expiries).
+ *
+ * Every function returns 0 or -1 with err filled; a store never exits or
+ * aborts on I/O or server trouble.  Stores are thread-safe.
+ */
+#ifndef OUTPOST_QUOTA_STORE_H
+#define OUTPOST_QUOTA_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "conf/conf.h"
+#include "quota/algo.h"
+
+#define QUOTA_RKEY_MAX 400
+#define QUOTA_RKEY_SEP '\x1f'
+
+/* One limit's part of an admission. */
+struct quota_op {
+	const struct conf_limit *limit;
+	char rkey[QUOTA_RKEY_MAX];	/* quota_rkey() */
+	uint64_t amount;
+	uint64_t eff_limit;		/* QUOTA_UNLIMITED: count, never refuse */
+	struct quota_period period;	/* calendar limits */
+	int warn_only;			/* exceeding it does not refuse */
+};
+
+struct quota_op_result {
+	struct quota_check check;	/* per op */
+};
+
+struct quota_store;
+
+struct quota_store_ops {
+	const char *name;
+	/*
+	 * admit - check every op; if each one that is not warn_only admits,
+	 * charge all of them (and record reservation token, if != 0, to
+	 * lapse at expires_ms); *admitted says which happened.  res[i] gets
+	 * op i's check.  now_ms may be replaced by the store's own clock.
+	 */
+	int (*admit)(struct quota_store *, const struct quota_op *, size_t n,
+	    int64_t now_ms, uint64_t token, int64_t expires_ms,
+	    struct quota_op_result *res, int *admitted, char *err,
+	    size_t errlen);
+	int (*commit)(struct quota_store *, uint64_t token, int64_t now_ms,
+	    char *err, size_t errlen);
+	int (*release)(struct quota_store *, uint64_t token, int64_t now_ms,
+	    char *err, size_t errlen);
+	/* get - the state of one record; *found = 0 if none */
+	int (*get)(struct quota_store *, const char *rkey,
+	    struct quota_state *st, int *found, char *err, size_t errlen);
+	/* put - replace one record's state (outpostctl quota set) */
+	int (*put)(struct quota_store *, const char *rkey,
+	    const struct quota_state *st, int64_t expires_ms, char *err,
+	    size_t errlen);
+	/* del - remove one record */
+	int (*del)(struct quota_store *, const char *rkey, char *err,
+	    size_t errlen);
+	/* iterate - every record; stop when fn returns non-zero */
+	int (*iterate)(struct quota_store *, int (*fn)(const char *rkey,
+	    const struct quota_state *st, void *arg), void *arg, char *err,
+	    size_t errlen);
+	void (*close)(struct quota_store *);
+};
+
+struct quota_store {
+	const struct quota_store_ops *ops;
+	const struct conf *conf;	/* borrowed */
+};
+
+/* Backends: each returns a new store, or NULL with err. */
+struct quota_store *store_mem_open(const struct conf *, char *err,
+    size_t errlen);
+struct quota_store *store_lmdb_open(const struct conf *, char *err,
+    size_t errlen);
+struct quota_store *store_redis_open(const struct conf *, char *err,
+    size_t errlen);
+
+/* quota_rkey - "NAME\x1fKEY" into out; 0 or -1 if it does not fit */
+int quota_rkey(const char *limit_name, const char *key, char *out,
+    size_t outlen);
+
+/*
+ * quota_state_encode/decode - the on-disk (LMDB) and on-wire form of a
+ * state: little-endian, versioned, only the buckets in use.  decode
+ * returns -1 on a record it does not understand (treated as empty).
+ */
+size_t quota_state_encode(const struct conf_limit *,
+    const struct quota_state *, unsigned char *out, size_t outlen);
+int quota_state_decode(const unsigned char *, size_t len,
+    struct quota_state *);
+
+#endif

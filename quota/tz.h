@@ -1,0 +1,26 @@
+/*
+ * quota/tz - calendar periods (local days and months) in IANA time zones,
+ * thread-safe.
+ *
+ * libc converts local time only through the process-wide TZ, so the
+ * boundaries (local midnights, first days of months) of each zone are
+ * computed under a lock, once for a span around the time asked, and
+ * kept in a sorted table; lookups are a binary search.  DST days come
+ * out 23 or 25 hours long, as mktime() makes them.
+ */
+#ifndef OUTPOST_QUOTA_TZ_H
+#define OUTPOST_QUOTA_TZ_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "quota/algo.h"
+
+/* tz_valid - 1 if name is a time zone this host knows ("UTC" always) */
+int tz_valid(const char *name);
+
+/* tz_period - the local day (month = 0) or month holding now_ms; 0 or -1 */
+int tz_period(const char *name, int month, int64_t now_ms,
+    struct quota_period *out);
+
+#endif
