@@ -14,6 +14,7 @@
 
 static int log_foreground = 1;
 static int log_verbosity;
+static int log_discarding;
 static const char *log_ident = "outpost";
 
 /* log_init - choose stderr or syslog; ident must outlive the process */
@@ -30,6 +31,12 @@ void
 log_set_verbose(int verbose)
 {
 	log_verbosity = verbose;
+}
+
+void
+log_discard(int on)
+{
+	log_discarding = on;
 }
 
 int
@@ -49,7 +56,8 @@ log_vmsg(enum log_level level, int with_errno, const char *fmt, va_list ap)
 	int saved = errno;
 	int n;
 
-	if (level == LOGL_DEBUG && !log_verbosity)
+	if ((level == LOGL_DEBUG && !log_verbosity) ||
+	    (log_discarding && level != LOGL_ERR))
 		return;
 	n = vsnprintf(line, sizeof(line), fmt, ap);
 	if (n < 0)

@@ -22,6 +22,8 @@ enum log_level {
 
 void log_init(const char *ident, int foreground, int facility);
 void log_set_verbose(int verbose);
+/* log_discard - drop every message but fatal ones (fuzz targets) */
+void log_discard(int on);
 int log_verbose(void);
 
 void log_warn(const char *, ...) LOG_PRINTF(1, 2);

@@ -65,6 +65,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (!ready) {
 		log_init("fuzz_milter", 1, 0);
+		log_discard(1);
 		setup();
 		ready = 1;
 	}
