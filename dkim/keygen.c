@@ -207,6 +207,12 @@ keygen_write(const struct keygen_opts *o, char *err, size_t errlen)
 		(void)snprintf(err, errlen, "%s: path too long", o->dir);
 		return -1;
 	}
+	/* A missing directory is made, private to its owner (0700). */
+	if (stat(o->dir, &st) == -1 && errno == ENOENT &&
+	    mkdir(o->dir, 0700) == -1) {
+		(void)snprintf(err, errlen, "%s: %s", o->dir, strerror(errno));
+		return -1;
+	}
 	if (stat(o->dir, &st) == -1 || !S_ISDIR(st.st_mode)) {
 		(void)snprintf(err, errlen, "%s: not a directory", o->dir);
 		return -1;
