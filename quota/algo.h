@@ -5,11 +5,13 @@
  * the behaviour suite holds both to the same results).
  *
  *  window:   at most limit units in any trailing period.  The period is
- *            cut into `buckets` fixed sub-buckets of period/buckets ms;
- *            the count is the sum of the current and the previous
- *            buckets-1 buckets, each counted whole until it has fully
- *            left the period, so N is never exceeded in any trailing
- *            period (it may refuse a little early, never admit late).
+ *            cut into `buckets` fixed sub-buckets of w = period/buckets
+ *            ms, aligned on the epoch; the count is the sum of the
+ *            current bucket and the `buckets` buckets before it
+ *            (n[0..buckets], buckets+1 of them: the oldest one still
+ *            overlaps the trailing period until it has fully left it),
+ *            each counted whole, so N is never exceeded in any trailing
+ *            period (it may refuse up to w early, never admit late).
  *            retry_after: until enough old buckets expire.
  *  calendar: at most limit units per local day or month in the limit's
  *            time zone; the counter resets at local midnight (DST days
@@ -21,6 +23,11 @@
  *            new = max(TAT, now) + n*T satisfies new - now <= tau + T;
  *            then TAT = new.  Refused: retry_after = new - (tau+T) - now.
  *            So burst+1 units pass at once, then limit per period.
+ *            TAT is kept exact: t0 ms plus n[0]/limit ms (n[0] <
+ *            limit), so byte rates far above 1/ms work.  Every function
+ *            takes T from l->limit (algo_check from eff_limit): for an
+ *            override, quota.c hands the store a copy of the limit whose
+ *            ->limit is the override's number (store.h, quota_op).
  *
  * Nothing here allocates, logs or reads a clock.
  */
@@ -38,8 +45,10 @@ struct quota_state {
 	int64_t t0;			/* window: start of bucket n[0], ms;
 					 * calendar: period start, ms;
 					 * rate: TAT, ms */
-	uint64_t n[CONF_QBUCKETS_MAX];	/* window: per bucket (n[0] oldest);
-					 * calendar: n[0] */
+	uint64_t n[CONF_QBUCKETS_MAX + 1];	/* window: per bucket (n[0]
+					 * oldest, n[buckets] current);
+					 * calendar: n[0]; rate: n[0] the
+					 * TAT's fraction of a ms, /limit */
 };
 
 /* Calendar periods are found by the caller (quota/tz.h) and passed in. */

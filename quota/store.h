@@ -41,7 +41,9 @@
 
 /* One limit's part of an admission. */
 struct quota_op {
-	const struct conf_limit *limit;
+	const struct conf_limit *limit;	/* with an override: a copy whose
+					 * ->limit is the override's number
+					 * (rate limits take T from it) */
 	char rkey[QUOTA_RKEY_MAX];	/* quota_rkey() */
 	uint64_t amount;
 	uint64_t eff_limit;		/* QUOTA_UNLIMITED: count, never refuse */
@@ -109,7 +111,11 @@ int quota_rkey(const char *limit_name, const char *key, char *out,
  * quota_state_encode/decode - the on-disk (LMDB) and on-wire form of a
  * state: little-endian, versioned, only the buckets in use.  decode
  * returns -1 on a record it does not understand (treated as empty).
+ * encode returns the length (at most QUOTA_STATE_ENC_MAX), 0 if outlen
+ * is too small; the limit may be NULL (then every bucket is kept).
  */
+#define QUOTA_STATE_ENC_MAX (11 + 10 * (CONF_QBUCKETS_MAX + 1))
+
 size_t quota_state_encode(const struct conf_limit *,
     const struct quota_state *, unsigned char *out, size_t outlen);
 int quota_state_decode(const unsigned char *, size_t len,
