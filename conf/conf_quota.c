@@ -1,14 +1,28 @@
 /*
- * conf_quota - the quota sections: store, limits, overrides, exempt.
- * (Being written; until then the sections load with their defaults.)
+ * conf_quota - the quota sections of the config: store, limits,
+ * overrides, exempt (see conf.h for the fields, outpost.conf(5) for the
+ * settings).
+ *
+ * Every limit is checked whole here (kind against period, timezone,
+ * burst and buckets; the reply template's fields), and overrides must
+ * name a limit, so quota_open() never meets a bad limit.
  */
 #include "config.h"
 
+#include <libconfig.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "conf/conf_impl.h"
+#include "quota/tz.h"
+#include "util/parse.h"
 #include "util/xmalloc.h"
+
+#define LIMIT_NAME_MAX 64
+#define REPLY_MAX 256
+#define PERIOD_MAX (366ULL * 86400)
 
 void
 conf_quota_defaults(struct conf *c)
@@ -21,18 +35,480 @@ conf_quota_defaults(struct conf *c)
 	c->store.reserve_ttl = 600;
 }
 
+/*
+ * get_u64 - optional number member: an integer, or a string read by
+ * parse (parse_size or parse_duration; NULL: integers only).
+ */
+static int
+get_u64(struct loader *ld, const config_setting_t *g, const char *name,
+    uint64_t min, uint64_t max, int (*parse)(const char *, uint64_t *,
+    char *, size_t), uint64_t *out)
+{
+	config_setting_t *s = g ? config_setting_get_member(g, name) : NULL;
+	char err[128];
+	uint64_t v;
+
+	if (s == NULL)
+		return 0;
+	if (config_setting_type(s) == CONFIG_TYPE_INT ||
+	    config_setting_type(s) == CONFIG_TYPE_INT64) {
+		long long x = config_setting_get_int64(s);
+
+		if (x < 0)
+			return fail(ld, s, "\"%s\" must not be negative", name);
+		v = (uint64_t)x;
+	} else if (parse != NULL &&
+	    config_setting_type(s) == CONFIG_TYPE_STRING) {
+		if (parse(config_setting_get_string(s), &v, err,
+		    sizeof(err)) < 0)
+			return fail(ld, s, "\"%s\": %s", name, err);
+	} else
+		return fail(ld, s, "\"%s\" must be a number", name);
+	if (v < min || v > max)
+		return fail(ld, s, "\"%s\" must be in %llu..%llu", name,
+		    (unsigned long long)min, (unsigned long long)max);
+	*out = v;
+	return 0;
+}
+
+/* parse_ms - "250ms" or a duration ("2s", "1m") into milliseconds */
+static int
+parse_ms(const char *s, uint64_t *ms, char *err, size_t errlen)
+{
+	size_t n = strlen(s);
+	uint64_t v;
+	char *num;
+	int r;
+
+	if (n > 2 && strcasecmp(s + n - 2, "ms") == 0) {
+		num = xstrndup(s, n - 2);
+		r = parse_u64(num, 0, UINT64_MAX, ms, err, errlen);
+		free(num);
+		return r;
+	}
+	if (parse_duration(s, &v, err, errlen) < 0)
+		return -1;
+	if (v > UINT64_MAX / 1000) {
+		snprintf(err, errlen, "\"%s\" is too large", s);
+		return -1;
+	}
+	*ms = v * 1000;
+	return 0;
+}
+
+static int
+load_store(struct loader *ld, config_t *cf, struct conf *c)
+{
+	static const char *const known[] = { "backend", "path", "map_size",
+		"url", "timeout", "on_error", "reserve_ttl", NULL };
+	static const char *const backends[] = { "lmdb", "redis", "memory",
+		NULL };
+	static const char *const on_errors[] = { "tempfail", "accept",
+		NULL };
+	config_setting_t *g = config_lookup(cf, "store");
+	int backend = (int)c->store.backend, oe = (int)c->store.on_error;
+	uint64_t ms = c->store.timeout_ms;
+
+	if (g == NULL)
+		return 0;
+	if (!config_setting_is_group(g))
+		return fail(ld, g, "\"store\" must be a group { ... }");
+	if (check_names(ld, g, "store.", known) < 0 ||
+	    get_enum(ld, g, "backend", backends, &backend) < 0 ||
+	    get_string(ld, g, "path", &c->store.path) < 0 ||
+	    get_u64(ld, g, "map_size", 1024 * 1024, 1ULL << 40, parse_size,
+	    &c->store.map_size) < 0 ||
+	    get_string(ld, g, "url", &c->store.url) < 0 ||
+	    get_u64(ld, g, "timeout", 1, 600000, parse_ms, &ms) < 0 ||
+	    get_enum(ld, g, "on_error", on_errors, &oe) < 0 ||
+	    get_uint(ld, g, "reserve_ttl", 1, 7 * 86400, 1,
+	    &c->store.reserve_ttl) < 0)
+		return -1;
+	c->store.backend = (enum conf_store)backend;
+	c->store.on_error = (enum conf_on_error)oe;
+	c->store.timeout_ms = (unsigned int)ms;
+	if (c->store.url != NULL && strncmp(c->store.url, "redis://", 8) != 0 &&
+	    strncmp(c->store.url, "unix:", 5) != 0)
+		return fail(ld, config_setting_get_member(g, "url"),
+		    "\"url\" must be redis://HOST[:PORT][/DB] or unix:PATH");
+	if (c->store.backend == CONF_STORE_REDIS && c->store.url == NULL)
+		c->store.url = xstrdup("redis://127.0.0.1:6379/0");
+	return 0;
+}
+
+/* limit_key - "sasl_username", ..., "client_network[/PREFIX]" */
+static int
+limit_key(struct loader *ld, config_setting_t *e, struct conf_limit *l)
+{
+	static const char *const keys[] = { "sasl_username", "sender",
+		"sender_domain", "client_address", "client_network", "global",
+		NULL };
+	config_setting_t *s = config_setting_get_member(e, "key");
+	char *v = NULL, *slash, err[128];
+	uint64_t p;
+	int i;
+
+	if (get_string(ld, e, "key", &v) < 0)
+		return -1;
+	if (v == NULL)
+		return fail(ld, e, "limit \"%s\" needs a key", l->name);
+	if ((slash = strchr(v, '/')) != NULL)
+		*slash++ = '\0';
+	for (i = 0; keys[i]; i++)
+		if (strcmp(v, keys[i]) == 0)
+			break;
+	if (keys[i] == NULL || (slash && i != CONF_QKEY_CLIENT_NETWORK)) {
+		fail(ld, s, "\"key\" has unknown value \"%s%s%s\"", v,
+		    slash ? "/" : "", slash ? slash : "");
+		free(v);
+		return -1;
+	}
+	l->key = (enum conf_qkey)i;
+	if (slash != NULL && parse_u64(slash, 0, 32, &p, err,
+	    sizeof(err)) < 0) {
+		free(v);
+		return fail(ld, s, "\"key\": IPv4 prefix: %s", err);
+	}
+	free(v);
+	if (slash != NULL)
+		l->prefix4 = (unsigned int)p;
+	if (get_uint(ld, e, "prefix", 0, 32, 0, &l->prefix4) < 0 ||
+	    get_uint(ld, e, "prefix6", 0, 128, 0, &l->prefix6) < 0)
+		return -1;
+	if (l->key != CONF_QKEY_CLIENT_NETWORK &&
+	    (config_setting_get_member(e, "prefix") != NULL ||
+	    config_setting_get_member(e, "prefix6") != NULL))
+		return fail(ld, e, "limit \"%s\": prefix and prefix6 are for "
+		    "key client_network", l->name);
+	return 0;
+}
+
+/* reply_ok - a template of printable ASCII and known ${fields} */
+static int
+reply_ok(const char *t, char *why, size_t whylen)
+{
+	static const char *const fields[] = { "key", "used", "limit",
+		"count", "period", "retry", "name", NULL };
+	const char *p, *end;
+	size_t i;
+
+	if (strlen(t) > REPLY_MAX) {
+		snprintf(why, whylen, "longer than %d characters", REPLY_MAX);
+		return 0;
+	}
+	for (p = t; *p; p++)
+		if ((unsigned char)*p < 0x20 || (unsigned char)*p > 0x7e) {
+			snprintf(why, whylen, "holds a non-printable or "
+			    "non-ASCII character");
+			return 0;
+		}
+	for (p = t; (p = strstr(p, "${")) != NULL; p = end + 1) {
+		if ((end = strchr(p, '}')) == NULL) {
+			snprintf(why, whylen, "has an unclosed ${");
+			return 0;
+		}
+		for (i = 0; fields[i]; i++)
+			if ((size_t)(end - p - 2) == strlen(fields[i]) &&
+			    strncmp(p + 2, fields[i], strlen(fields[i])) == 0)
+				break;
+		if (fields[i] == NULL) {
+			snprintf(why, whylen, "has unknown field %.*s",
+			    (int)(end - p + 1), p);
+			return 0;
+		}
+	}
+	return 1;
+}
+
+/* limit_name_ok - 1..64 of [A-Za-z0-9._:@+-] */
+static int
+limit_name_ok(const char *n)
+{
+	const char *p;
+
+	if (strlen(n) > LIMIT_NAME_MAX)
+		return 0;
+	for (p = n; *p; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		    (*p >= '0' && *p <= '9') || strchr("._:@+-", *p) != NULL))
+			return 0;
+	return 1;
+}
+
+/* limit_period - window/rate: a duration; calendar: "day" or "month" */
+static int
+limit_period(struct loader *ld, config_setting_t *e, struct conf_limit *l)
+{
+	config_setting_t *s = config_setting_get_member(e, "period");
+	const char *v;
+
+	if (s == NULL)
+		return fail(ld, e, "limit \"%s\" needs a period", l->name);
+	if (l->kind == CONF_QKIND_CALENDAR) {
+		v = config_setting_get_string(s);
+		if (v == NULL || (strcmp(v, "day") != 0 &&
+		    strcmp(v, "month") != 0))
+			return fail(ld, s, "a calendar limit's \"period\" is "
+			    "\"day\" or \"month\"");
+		l->month = strcmp(v, "month") == 0;
+		l->period = l->month ? 31 * 86400 : 86400;
+		return 0;
+	}
+	return get_u64(ld, e, "period", 1, PERIOD_MAX, parse_duration,
+	    &l->period);
+}
+
+/* limit_buckets - window: given (must divide period) or the most <= 60 */
+static int
+limit_buckets(struct loader *ld, config_setting_t *e, struct conf_limit *l)
+{
+	config_setting_t *s = config_setting_get_member(e, "buckets");
+	unsigned int b;
+
+	if (s == NULL) {
+		for (b = CONF_QBUCKETS_MAX; b > 1; b--)
+			if (l->period % b == 0)
+				break;
+		l->buckets = b;
+		return 0;
+	}
+	if (get_uint(ld, e, "buckets", 1, CONF_QBUCKETS_MAX, 0,
+	    &l->buckets) < 0)
+		return -1;
+	if (l->period % l->buckets != 0)
+		return fail(ld, s, "\"buckets\": a period of %llus does not "
+		    "cut into %u buckets of whole seconds",
+		    (unsigned long long)l->period, l->buckets);
+	return 0;
+}
+
+static int
+load_limit(struct loader *ld, config_setting_t *e, struct conf *c,
+    struct conf_limit *l)
+{
+	static const char *const counts[] = { "messages", "recipients",
+		"bytes", NULL };
+	static const char *const kinds[] = { "window", "calendar", "rate",
+		NULL };
+	static const char *const actions[] = { "defer", "reject", "hold",
+		"warn", NULL };
+	int count = -1, kind = CONF_QKIND_WINDOW, action = CONF_QACTION_DEFER;
+	char why[128];
+	size_t j;
+
+	if (get_string(ld, e, "name", &l->name) < 0)
+		return -1;
+	if (l->name == NULL)
+		return fail(ld, e, "a limit needs a name");
+	if (!limit_name_ok(l->name))
+		return fail(ld, config_setting_get_member(e, "name"),
+		    "limit name \"%s\": use up to %d of A-Z a-z 0-9 . _ : @ "
+		    "+ -", l->name, LIMIT_NAME_MAX);
+	for (j = 0; &c->limits[j] != l; j++)
+		if (strcmp(c->limits[j].name, l->name) == 0)
+			return fail(ld, e, "duplicate limit name \"%s\"",
+			    l->name);
+	l->prefix4 = 24;
+	l->prefix6 = 64;
+	if (limit_key(ld, e, l) < 0 ||
+	    get_enum(ld, e, "count", counts, &count) < 0 ||
+	    get_enum(ld, e, "kind", kinds, &kind) < 0 ||
+	    get_enum(ld, e, "action", actions, &action) < 0)
+		return -1;
+	if (count < 0)
+		return fail(ld, e, "limit \"%s\" needs count (messages, "
+		    "recipients or bytes)", l->name);
+	l->count = (enum conf_qcount)count;
+	l->kind = (enum conf_qkind)kind;
+	l->action = (enum conf_qaction)action;
+	if (config_setting_get_member(e, "limit") == NULL)
+		return fail(ld, e, "limit \"%s\" needs a limit", l->name);
+	if (get_u64(ld, e, "limit", 1, UINT64_MAX - 1, parse_size,
+	    &l->limit) < 0 || limit_period(ld, e, l) < 0)
+		return -1;
+	if (l->kind != CONF_QKIND_CALENDAR &&
+	    config_setting_get_member(e, "timezone") != NULL)
+		return fail(ld, config_setting_get_member(e, "timezone"),
+		    "\"timezone\" is for calendar limits");
+	if (l->kind != CONF_QKIND_RATE &&
+	    config_setting_get_member(e, "burst") != NULL)
+		return fail(ld, config_setting_get_member(e, "burst"),
+		    "\"burst\" is for rate limits");
+	if (l->kind != CONF_QKIND_WINDOW &&
+	    config_setting_get_member(e, "buckets") != NULL)
+		return fail(ld, config_setting_get_member(e, "buckets"),
+		    "\"buckets\" is for window limits");
+	if (l->kind == CONF_QKIND_CALENDAR) {
+		l->timezone = xstrdup("UTC");
+		if (get_string(ld, e, "timezone", &l->timezone) < 0)
+			return -1;
+		if (!tz_valid(l->timezone))
+			return fail(ld, config_setting_get_member(e,
+			    "timezone"), "unknown time zone \"%s\"",
+			    l->timezone);
+	}
+	if (l->kind == CONF_QKIND_RATE && get_u64(ld, e, "burst", 0,
+	    UINT64_MAX - 1, parse_size, &l->burst) < 0)
+		return -1;
+	if (l->kind == CONF_QKIND_WINDOW && limit_buckets(ld, e, l) < 0)
+		return -1;
+	if (get_string(ld, e, "reply", &l->reply) < 0)
+		return -1;
+	if (l->reply != NULL && !reply_ok(l->reply, why, sizeof(why)))
+		return fail(ld, config_setting_get_member(e, "reply"),
+		    "\"reply\" %s", why);
+	return 0;
+}
+
+static int
+load_limits(struct loader *ld, config_t *cf, struct conf *c)
+{
+	static const char *const known[] = { "name", "key", "prefix",
+		"prefix6", "count", "kind", "limit", "period", "timezone",
+		"burst", "buckets", "action", "reply", NULL };
+	config_setting_t *list = config_lookup(cf, "limits");
+	int i, n;
+
+	if (list == NULL)
+		return 0;
+	if (!config_setting_is_list(list) && !config_setting_is_array(list))
+		return fail(ld, list, "\"limits\" must be a list ( {...} )");
+	n = config_setting_length(list);
+	c->limits = xcalloc((size_t)n + 1, sizeof(struct conf_limit));
+	for (i = 0; i < n; i++) {
+		config_setting_t *e = config_setting_get_elem(list, i);
+		struct conf_limit *l = &c->limits[i];
+
+		c->nlimits = (size_t)i + 1;
+		l->line = (int)config_setting_source_line(e);
+		if (!config_setting_is_group(e))
+			return fail(ld, e, "limits entries are { ... }");
+		if (check_names(ld, e, "limits.", known) < 0 ||
+		    load_limit(ld, e, c, l) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+static int
+load_overrides(struct loader *ld, config_t *cf, struct conf *c)
+{
+	static const char *const known[] = { "limit", "key", "value", NULL };
+	config_setting_t *list = config_lookup(cf, "overrides");
+	int i, n;
+
+	if (list == NULL)
+		return 0;
+	if (!config_setting_is_list(list) && !config_setting_is_array(list))
+		return fail(ld, list, "\"overrides\" must be a list ( {...} )");
+	n = config_setting_length(list);
+	c->overrides = xcalloc((size_t)n + 1, sizeof(struct conf_override));
+	for (i = 0; i < n; i++) {
+		config_setting_t *e = config_setting_get_elem(list, i), *v;
+		struct conf_override *o = &c->overrides[i];
+		char *name = NULL;
+		size_t j;
+
+		c->noverrides = (size_t)i + 1;
+		o->line = (int)config_setting_source_line(e);
+		if (!config_setting_is_group(e))
+			return fail(ld, e, "overrides entries are { ... }");
+		if (check_names(ld, e, "overrides.", known) < 0 ||
+		    get_string(ld, e, "limit", &name) < 0)
+			return -1;
+		if (name == NULL)
+			return fail(ld, e, "an override needs limit, key and "
+			    "value");
+		for (j = 0; j < c->nlimits; j++)
+			if (strcmp(c->limits[j].name, name) == 0)
+				break;
+		if (j == c->nlimits) {
+			fail(ld, config_setting_get_member(e, "limit"),
+			    "override names unknown limit \"%s\"", name);
+			free(name);
+			return -1;
+		}
+		free(name);
+		o->limit = j;
+		if (get_string(ld, e, "key", &o->key) < 0)
+			return -1;
+		if ((v = config_setting_get_member(e, "value")) == NULL ||
+		    o->key == NULL)
+			return fail(ld, e, "an override needs limit, key and "
+			    "value");
+		if (config_setting_type(v) == CONFIG_TYPE_STRING &&
+		    strcmp(config_setting_get_string(v), "unlimited") == 0)
+			o->unlimited = 1;
+		else if (get_u64(ld, e, "value", 1, UINT64_MAX - 1,
+		    parse_size, &o->value) < 0)
+			return -1;
+		for (j = 0; j + 1 < c->noverrides; j++)
+			if (c->overrides[j].limit == o->limit &&
+			    strcmp(c->overrides[j].key, o->key) == 0)
+				return fail(ld, e, "duplicate override of "
+				    "\"%s\" for \"%s\"", c->limits[o->limit].name,
+				    o->key);
+	}
+	return 0;
+}
+
+static int
+load_exempt(struct loader *ld, config_t *cf, struct conf *c)
+{
+	static const char *const known[] = { "networks", "logins", NULL };
+	config_setting_t *g = config_lookup(cf, "exempt");
+	char **nets = NULL, err[160];
+	size_t nnets = 0, i;
+
+	if (g == NULL)
+		return 0;
+	if (!config_setting_is_group(g))
+		return fail(ld, g, "\"exempt\" must be a group { ... }");
+	if (check_names(ld, g, "exempt.", known) < 0 ||
+	    get_strings(ld, g, "logins", &c->exempt.logins,
+	    &c->exempt.nlogins) < 0 ||
+	    get_strings(ld, g, "networks", &nets, &nnets) < 0)
+		return -1;
+	if (nets == NULL)
+		return 0;
+	c->exempt.networks = xcalloc(nnets + 1, sizeof(struct cidr));
+	c->exempt.nnetworks = nnets;
+	for (i = 0; i < nnets; i++)
+		if (cidr_parse(nets[i], &c->exempt.networks[i], err,
+		    sizeof(err)) < 0) {
+			free_strings(nets, nnets);
+			return fail(ld, config_setting_get_member(g, "networks"),
+			    "exempt.networks: %s", err);
+		}
+	free_strings(nets, nnets);
+	return 0;
+}
+
 int
 load_quota(struct loader *ld, config_t *cf, struct conf *c)
 {
-	(void)ld;
-	(void)cf;
-	(void)c;
+	if (load_store(ld, cf, c) < 0 || load_limits(ld, cf, c) < 0 ||
+	    load_overrides(ld, cf, c) < 0 || load_exempt(ld, cf, c) < 0)
+		return -1;
 	return 0;
 }
 
 void
 conf_quota_free(struct conf *c)
 {
+	size_t i;
+
 	free(c->store.path);
 	free(c->store.url);
+	for (i = 0; i < c->nlimits; i++) {
+		free(c->limits[i].name);
+		free(c->limits[i].timezone);
+		free(c->limits[i].reply);
+	}
+	free(c->limits);
+	for (i = 0; i < c->noverrides; i++)
+		free(c->overrides[i].key);
+	free(c->overrides);
+	free(c->exempt.networks);
+	free_strings(c->exempt.logins, c->exempt.nlogins);
 }

@@ -97,6 +97,113 @@ static const struct {
 	  "milter = { socket = \"\"; };", 1, "must not be empty" },
 	{ "include of missing file",
 	  "@include \"/nonexistent/outpost.conf\"\n", 1, "" },
+	{ "quota sections of the issue load",
+	  "store = { backend = \"lmdb\"; path = \"/tmp/q.lmdb\"; "
+	  "map_size = \"64m\"; on_error = \"accept\"; reserve_ttl = \"5m\"; "
+	  "timeout = \"250ms\"; };\n"
+	  "limits = (\n"
+	  " { name = \"login-hourly\"; key = \"sasl_username\"; count = "
+	  "\"recipients\"; kind = \"window\"; limit = 500; period = \"1h\"; "
+	  "action = \"defer\"; },\n"
+	  " { name = \"login-daily\"; key = \"sasl_username\"; count = "
+	  "\"recipients\"; kind = \"calendar\"; limit = 10000; period = "
+	  "\"day\"; timezone = \"Europe/Berlin\"; },\n"
+	  " { name = \"login-burst\"; key = \"sasl_username\"; count = "
+	  "\"messages\"; kind = \"rate\"; limit = 60; period = \"1m\"; "
+	  "burst = 20; },\n"
+	  " { name = \"net\"; key = \"client_network/16\"; prefix6 = 48; "
+	  "count = \"bytes\"; limit = \"10g\"; period = \"1d\"; "
+	  "buckets = 24; action = \"warn\"; reply = \"${key} over ${limit}\"; }\n"
+	  ");\n"
+	  "overrides = ( { limit = \"login-daily\"; key = "
+	  "\"newsletter@example.com\"; value = 200000; },\n"
+	  " { limit = \"login-burst\"; key = \"bulk\"; value = "
+	  "\"unlimited\"; } );\n"
+	  "exempt = { networks = [ \"10.1.2.0/24\" ]; logins = "
+	  "[ \"monitoring\" ]; };\n", 0, NULL },
+	{ "unknown limit setting",
+	  "limits = (\n { name = \"a\"; key = \"global\"; count = "
+	  "\"messages\"; limit = 1; period = \"1h\"; burts = 2; }\n);", 2,
+	  "unknown setting \"limits.burts\"" },
+	{ "duplicate limit name",
+	  "limits = (\n { name = \"a\"; key = \"global\"; count = "
+	  "\"messages\"; limit = 1; period = \"1h\"; },\n"
+	  " { name = \"a\"; key = \"sender\"; count = \"messages\"; "
+	  "limit = 1; period = \"1h\"; }\n);", 3, "duplicate limit name" },
+	{ "unknown limit key",
+	  "limits = (\n { name = \"a\";\n key = \"helo\"; count = "
+	  "\"messages\"; limit = 1; period = \"1h\"; }\n);", 3,
+	  "unknown value \"helo\"" },
+	{ "client_network prefix out of range",
+	  "limits = ( { name = \"a\"; key = \"client_network/33\"; count = "
+	  "\"messages\"; limit = 1; period = \"1h\"; } );", 1,
+	  "IPv4 prefix" },
+	{ "prefix on a non-network key",
+	  "limits = ( { name = \"a\"; key = \"sender\"; prefix = 24; count = "
+	  "\"messages\"; limit = 1; period = \"1h\"; } );", 1,
+	  "for key client_network" },
+	{ "limit without count",
+	  "limits = ( { name = \"a\"; key = \"sender\"; limit = 1; "
+	  "period = \"1h\"; } );", 1, "needs count" },
+	{ "limit of zero",
+	  "limits = ( { name = \"a\"; key = \"sender\"; count = "
+	  "\"messages\";\n limit = 0; period = \"1h\"; } );", 2,
+	  "\"limit\" must be in 1.." },
+	{ "calendar period is day or month",
+	  "limits = ( { name = \"a\"; key = \"sender\"; count = "
+	  "\"messages\"; kind = \"calendar\"; limit = 5;\n period = "
+	  "\"1w\"; } );", 2, "\"day\" or \"month\"" },
+	{ "timezone only for calendar",
+	  "limits = ( { name = \"a\"; key = \"sender\"; count = "
+	  "\"messages\"; limit = 5; period = \"1h\";\n timezone = "
+	  "\"UTC\"; } );", 2, "for calendar limits" },
+	{ "unknown time zone",
+	  "limits = ( { name = \"a\"; key = \"sender\"; count = "
+	  "\"messages\"; kind = \"calendar\"; limit = 5; period = \"day\";"
+	  "\n timezone = \"Europe/Atlantis\"; } );", 2,
+	  "unknown time zone \"Europe/Atlantis\"" },
+	{ "burst only for rate",
+	  "limits = ( { name = \"a\"; key = \"sender\"; count = "
+	  "\"messages\"; limit = 5; period = \"1h\";\n burst = 3; } );", 2,
+	  "for rate limits" },
+	{ "buckets must cut the period in whole seconds",
+	  "limits = ( { name = \"a\"; key = \"sender\"; count = "
+	  "\"messages\"; limit = 5; period = \"90s\";\n buckets = 60; } );",
+	  2, "whole seconds" },
+	{ "unknown action",
+	  "limits = ( { name = \"a\"; key = \"sender\"; count = "
+	  "\"messages\"; limit = 5; period = \"1h\"; action = \"drop\"; "
+	  "} );", 1, "unknown value \"drop\"" },
+	{ "reply with unknown field",
+	  "limits = ( { name = \"a\"; key = \"sender\"; count = "
+	  "\"messages\"; limit = 5; period = \"1h\";\n reply = "
+	  "\"over ${quota}\"; } );", 2, "unknown field ${quota}" },
+	{ "override of unknown limit",
+	  "overrides = (\n { limit = \"nope\"; key = \"x\"; value = 1; }\n"
+	  ");", 2, "unknown limit \"nope\"" },
+	{ "override value neither number nor unlimited",
+	  "limits = ( { name = \"a\"; key = \"sender\"; count = "
+	  "\"messages\"; limit = 5; period = \"1h\"; } );\n"
+	  "overrides = ( { limit = \"a\"; key = \"x\"; value = \"lots\"; "
+	  "} );", 2, "value" },
+	{ "duplicate override",
+	  "limits = ( { name = \"a\"; key = \"sender\"; count = "
+	  "\"messages\"; limit = 5; period = \"1h\"; } );\n"
+	  "overrides = ( { limit = \"a\"; key = \"x\"; value = 1; },\n"
+	  " { limit = \"a\"; key = \"x\"; value = 2; } );", 3,
+	  "duplicate override" },
+	{ "unknown store backend",
+	  "store = { backend = \"sqlite\"; };", 1, "unknown value" },
+	{ "store on_error reject not allowed",
+	  "store = { on_error = \"reject\"; };", 1, "unknown value" },
+	{ "store url scheme",
+	  "store = { backend = \"redis\";\n url = \"http://x/\"; };", 2,
+	  "redis://" },
+	{ "unknown store setting",
+	  "store = { ttl = 5; };", 1, "unknown setting \"store.ttl\"" },
+	{ "bad exempt network",
+	  "exempt = { networks = [ \"10.0.0.0/99\" ]; };", 1,
+	  "exempt.networks" },
 };
 
 START_TEST(file_loads_or_names_line)
