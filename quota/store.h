@@ -103,6 +103,14 @@ struct quota_store *store_lmdb_open(const struct conf *, char *err,
 struct quota_store *store_redis_open(const struct conf *, char *err,
     size_t errlen);
 
+/*
+ * store_redis_client_clock - tests only: on != 0 makes a Redis store run
+ * its scripts at the now_ms passed in instead of the server's clock
+ * (TIME), so the behaviour suite can drive the time; a store of another
+ * backend is left as it is.
+ */
+void store_redis_client_clock(struct quota_store *, int on);
+
 /* quota_rkey - "NAME\x1fKEY" into out; 0 or -1 if it does not fit */
 int quota_rkey(const char *limit_name, const char *key, char *out,
     size_t outlen);

@@ -1,1 +1,1531 @@
+/*
+ * store_redis - the quota store in Redis or Valkey (hiredis), for several
+ * MTAs sharing one quota.  See store.h for the interface.
+ *
+ * Keys (standalone server or Sentinel master; not Redis Cluster, since
+ * the scripts touch reservation keys they are not passed):
+ *
+ *   outpost:q:RKEY   a counter: the string "T0 N0 N1 ..." in decimal,
+ *                    struct quota_state with trailing zero buckets left
+ *                    out.  Its TTL is algo_expires() - now, so Redis
+ *                    drops it once it holds nothing.
+ *   outpost:r:TOKEN  a reservation: a hash from counter key to "KIND
+ *                    PERIOD_MS BUCKETS LIMIT BURST PSTART PEND MONTH
+ *                    AMOUNT CHARGED_MS", what it charged where, to
+ *                    refund it (the limit as it was then).
+ *   outpost:rexp     the sorted set of reservation tokens by the time
+ *                    they lapse (ms).
+ *
+ * Every admission is ONE EVALSHA of the admit script, so it is atomic on
+ * the server whatever number of MTAs, processes and threads admit at
+ * once: the script refunds lapsed reservations (at most SWEEP_MAX per
+ * call, found in outpost:rexp), reads every counter, runs the checks,
+ * and charges all of them or none; then it records the reservation.
+ * The scripts mirror quota/algo.c function by function (algo_check,
+ * algo_charge, algo_refund, algo_expires), in integer arithmetic.
+ * Commit and release are one script ("settle").  Both scripts are sent
+ * with SCRIPT LOAD when a connection is made and run with EVALSHA; on
+ * NOSCRIPT (the server restarted or SCRIPT FLUSH) a script is loaded
+ * again and run once more.
+ *
+ * Clock: the scripts read the server's clock (TIME), so the MTAs that
+ * share a server agree on time whatever their own clocks say; now_ms
+ * passed in is not used (store_redis_client_clock() makes it used, for
+ * tests).  Calendar limits: Lua in Redis has no time zones, so the
+ * caller passes the local day or month (tz_period() on its own clock)
+ * as op->period, and the script counts in that period, with the
+ * server's clock for everything else.  Around local midnight a host
+ * whose clock is off by d counts up to d of traffic in the neighbouring
+ * day; keep the MTA clocks synchronised (NTP).
+ *
+ * Numbers: Lua 5.1 numbers are doubles, so counts and times are exact up
+ * to 2^53 (9e15: 285,000 years of milliseconds, 9 PB of bytes); an
+ * unlimited limit travels as -1.
+ *
+ * Connections: a pool of at most POOL_MAX connections, each used by one
+ * thread at a time (mutex and condition variable), so the store is
+ * thread-safe and threads do not wait on each other's round trips.
+ * Every operation has a deadline of store.timeout_ms from its start:
+ * waiting for a pooled connection, connecting, and each command's
+ * socket timeout all count against it.  A connection that fails is
+ * closed; the next operation connects again (at most once per
+ * HOLDDOWN_MS after a failed connect, so a dead server costs each
+ * caller at most one timeout, not one per pooled connection).  An idle
+ * pooled connection found broken (server restarted) is replaced and
+ * the command retried once, unless it timed out.
+ *
+ * URLs: redis://[[USER]:PASSWORD@]HOST[:PORT][/DB] (HOST may be [IPv6];
+ * PASSWORD may be %-encoded) and unix:///PATH[?db=N][&password=P].
+ */
 #include "config.h"
+
+#include <sys/time.h>
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <hiredis/hiredis.h>
+#include <openssl/evp.h>
+
+#include "quota/store.h"
+#include "util/buf.h"
+#include "util/log.h"
+#include "util/xmalloc.h"
+
+#define POOL_MAX	16
+#define HOLDDOWN_MS	100
+#define SWEEP_MAX	100
+#define SCAN_COUNT	"512"
+#define KEY_PREFIX	"outpost:"
+#define QKEY_PREFIX	KEY_PREFIX "q:"
+#define QKEY_MAX	(sizeof(QKEY_PREFIX) + QUOTA_RKEY_MAX)
+#define DEFAULT_URL	"redis://127.0.0.1:6379/0"
+
+/*
+ * The Lua shared by both scripts: the clock, integer division, the
+ * counter encoding and the algorithms of quota/algo.c.  A limit is a
+ * table {k = kind (0 window, 1 calendar, 2 rate), p = period ms, b =
+ * buckets, l = limit (the configured one), burst, ps, pe (calendar
+ * period start and end, ms)}; a state is {t0 = ..., n = {n[0] at 1,
+ * ...}}, missing buckets being 0.
+ */
+#define LUA_PRELUDE \
+"local P = ARGV[1]\n" \
+"local function clock(a)\n" \
+"  if a ~= '' then return tonumber(a) end\n" \
+"  local t = redis.call('TIME')\n" \
+"  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n" \
+"end\n" \
+"local function idiv(a, b)\n" \
+"  local q = math.floor(a / b)\n" \
+"  if q * b > a then q = q - 1 elseif (q + 1) * b <= a then q = q + 1 end\n" \
+"  return q\n" \
+"end\n" \
+"local function fmt(x) return string.format('%.0f', x) end\n" \
+"local function decode(v)\n" \
+"  local st = {t0 = 0, n = {}}\n" \
+"  if not v then return st end\n" \
+"  local i = 0\n" \
+"  for w in string.gmatch(v, '%S+') do\n" \
+"    local x = tonumber(w)\n" \
+"    if not x or i > 61 then return {t0 = 0, n = {}} end\n" \
+"    if i == 0 then st.t0 = x else st.n[i] = x end\n" \
+"    i = i + 1\n" \
+"  end\n" \
+"  return st\n" \
+"end\n" \
+"local function encode(st)\n" \
+"  local last = 0\n" \
+"  for i, x in pairs(st.n) do\n" \
+"    if x ~= 0 and i > last then last = i end\n" \
+"  end\n" \
+"  local t = {fmt(st.t0)}\n" \
+"  for i = 1, last do t[i + 1] = fmt(st.n[i] or 0) end\n" \
+"  return table.concat(t, ' ')\n" \
+"end\n" \
+LUA_ALGO \
+"local function save(key, lim, st, now)\n" \
+"  local ttl = expires(lim, st) - now\n" \
+"  if ttl <= 0 then\n" \
+"    redis.call('DEL', key)\n" \
+"    return 0\n" \
+"  end\n" \
+"  redis.call('SET', key, encode(st), 'PX', fmt(ttl))\n" \
+"  return ttl\n" \
+"end\n" \
+"local function words(s)\n" \
+"  local a = {}\n" \
+"  for w in string.gmatch(s, '%S+') do a[#a + 1] = tonumber(w) end\n" \
+"  return a\n" \
+"end\n" \
+"local function settle(tok, now, refund_it)\n" \
+"  local rk = P .. 'r:' .. tok\n" \
+"  if refund_it then\n" \
+"    local f = redis.call('HGETALL', rk)\n" \
+"    for i = 1, #f, 2 do\n" \
+"      local a = words(f[i + 1])\n" \
+"      local v = redis.call('GET', f[i])\n" \
+"      if v and #a == 10 then\n" \
+"        local lim = mklim(a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8])\n" \
+"        local st = decode(v)\n" \
+"        refund(lim, st, a[9], a[10], now)\n" \
+"        save(f[i], lim, st, now)\n" \
+"      end\n" \
+"    end\n" \
+"  end\n" \
+"  redis.call('DEL', rk)\n" \
+"  redis.call('ZREM', P .. 'rexp', tok)\n" \
+"end\n" \
+"local function sweep(now)\n" \
+"  local due = redis.call('ZRANGEBYSCORE', P .. 'rexp', '-inf', fmt(now),\n" \
+"    'LIMIT', 0, " XSTR(SWEEP_MAX) ")\n" \
+"  for _, tok in ipairs(due) do settle(tok, now, true) end\n" \
+"end\n"
+
+#define XSTR(x) STR(x)
+#define STR(x) #x
+
+/*
+ * The algorithms: a transcription of quota/algo.c, function by function
+ * (n[j] there is st.n[j + 1] here).  algo.c computes a rate limit's TAT
+ * in 128-bit units of 1/L ms; doubles cannot hold now * L, so here the
+ * same quantities are taken relative to now ("ahead" = TAT - now in
+ * 1/L ms, bounded by (burst + 1) * period), which gives the same
+ * integers.  A limit: {k = kind (0 window, 1 calendar, 2 rate), p =
+ * period ms, B = buckets (1..60), w = bucket ms, l = the limit (-1:
+ * unlimited), burst, ps, pe = calendar period start and end, month}.
+ */
+#define LUA_ALGO \
+"local function mklim(k, p, b, l, burst, ps, pe, month)\n" \
+"  if b < 1 then b = 1 elseif b > 60 then b = 60 end\n" \
+"  local w = idiv(p, b)\n" \
+"  if w < 1 then w = 1 end\n" \
+"  return {k = k, p = p, B = b, w = w, l = l, burst = burst, ps = ps,\n" \
+"    pe = pe, month = month}\n" \
+"end\n" \
+"local function trunc_div(a, b)\n" \
+"  if a >= 0 then return idiv(a, b) end\n" \
+"  return -idiv(-a, b)\n" \
+"end\n" \
+"local function window_advance(lim, st, now)\n" \
+"  local B, w = lim.B, lim.w\n" \
+"  local cb = idiv(now, w) * w\n" \
+"  local empty = true\n" \
+"  for i = 1, B + 1 do\n" \
+"    if (st.n[i] or 0) ~= 0 then empty = false; break end\n" \
+"  end\n" \
+"  if empty then st.t0 = cb - B * w; return end\n" \
+"  local cur = st.t0 + B * w\n" \
+"  if cb <= cur then return end\n" \
+"  local shift = idiv(cb - cur, w)\n" \
+"  local n = {}\n" \
+"  if shift <= B then\n" \
+"    for i = 1, B + 1 - shift do n[i] = st.n[i + shift] end\n" \
+"    for i, x in pairs(st.n) do if i > B + 1 then n[i] = x end end\n" \
+"  end\n" \
+"  st.n = n\n" \
+"  st.t0 = cb - B * w\n" \
+"end\n" \
+"local function window_check(lim, st0, amount, eff, now)\n" \
+"  local st = {t0 = st0.t0, n = {}}\n" \
+"  for i, x in pairs(st0.n) do st.n[i] = x end\n" \
+"  window_advance(lim, st, now)\n" \
+"  local used = 0\n" \
+"  for i = 1, lim.B + 1 do used = used + (st.n[i] or 0) end\n" \
+"  if eff < 0 or (amount <= eff and used <= eff - amount) then\n" \
+"    return 1, used, 0\n" \
+"  end\n" \
+"  if amount > eff then return 0, used, 0 end\n" \
+"  local left = used\n" \
+"  for k = 0, lim.B do\n" \
+"    left = left - (st.n[k + 1] or 0)\n" \
+"    if left <= eff - amount then\n" \
+"      local at = st.t0 + (k + lim.B + 1) * lim.w\n" \
+"      if at > now then return 0, used, at - now end\n" \
+"      return 0, used, 0\n" \
+"    end\n" \
+"  end\n" \
+"  return 0, used, 0\n" \
+"end\n" \
+"local function calendar_check(lim, st, amount, eff, now)\n" \
+"  local used = 0\n" \
+"  if st.t0 == lim.ps then used = st.n[1] or 0 end\n" \
+"  if eff < 0 or (amount <= eff and used <= eff - amount) then\n" \
+"    return 1, used, 0\n" \
+"  end\n" \
+"  if amount <= eff and lim.pe > now then return 0, used, lim.pe - now end\n" \
+"  return 0, used, 0\n" \
+"end\n" \
+"local function rate_ahead(st, L, now)\n" \
+"  if st.t0 < now then return 0 end\n" \
+"  local r = st.n[1] or 0\n" \
+"  return (st.t0 - now) * L + r - idiv(r, L) * L\n" \
+"end\n" \
+"local function rate_check(lim, st, amount, eff, now)\n" \
+"  local p = lim.p\n" \
+"  if eff < 0 or eff == 0 or p == 0 then\n" \
+"    if eff == 0 then return 0, 0, 0 end\n" \
+"    return 1, 0, 0\n" \
+"  end\n" \
+"  local ahead = rate_ahead(st, eff, now)\n" \
+"  local used = 0\n" \
+"  if ahead > 0 then used = idiv(ahead + p - 1, p) end\n" \
+"  local need = ahead + amount * p\n" \
+"  local room = (lim.burst + 1) * p\n" \
+"  if need <= room then return 1, used, 0 end\n" \
+"  if amount * p > room then return 0, used, 0 end\n" \
+"  return 0, used, idiv(need - room + eff - 1, eff)\n" \
+"end\n" \
+"local function check(lim, st, amount, eff, now)\n" \
+"  if lim.k == 0 then return window_check(lim, st, amount, eff, now) end\n" \
+"  if lim.k == 1 then return calendar_check(lim, st, amount, eff, now) end\n" \
+"  return rate_check(lim, st, amount, eff, now)\n" \
+"end\n" \
+"local function rate_store(st, base, x, L)\n" \
+"  local d = idiv(x, L)\n" \
+"  st.t0 = base + d\n" \
+"  st.n = {x - d * L}\n" \
+"end\n" \
+"local function charge(lim, st, amount, now)\n" \
+"  if lim.k == 0 then\n" \
+"    window_advance(lim, st, now)\n" \
+"    st.n[lim.B + 1] = (st.n[lim.B + 1] or 0) + amount\n" \
+"  elseif lim.k == 1 then\n" \
+"    if st.t0 ~= lim.ps then st.n = {}; st.t0 = lim.ps end\n" \
+"    st.n[1] = (st.n[1] or 0) + amount\n" \
+"  elseif lim.l > 0 then\n" \
+"    rate_store(st, now, rate_ahead(st, lim.l, now) + amount * lim.p,\n" \
+"      lim.l)\n" \
+"  end\n" \
+"end\n" \
+"local function refund(lim, st, amount, charged, now)\n" \
+"  if lim.k == 0 then\n" \
+"    window_advance(lim, st, now)\n" \
+"    local idx = trunc_div(idiv(charged, lim.w) * lim.w - st.t0, lim.w)\n" \
+"    if idx < 0 then return end\n" \
+"    if idx > lim.B then idx = lim.B end\n" \
+"    local x = st.n[idx + 1] or 0\n" \
+"    if amount < x then x = amount end\n" \
+"    st.n[idx + 1] = (st.n[idx + 1] or 0) - x\n" \
+"  elseif lim.k == 1 then\n" \
+"    if st.t0 ~= lim.ps or charged < lim.ps or charged >= lim.pe then\n" \
+"      return\n" \
+"    end\n" \
+"    local x = st.n[1] or 0\n" \
+"    if amount < x then x = amount end\n" \
+"    st.n[1] = (st.n[1] or 0) - x\n" \
+"  elseif lim.l > 0 then\n" \
+"    local ahead = rate_ahead(st, lim.l, now)\n" \
+"    local a2 = ahead - amount * lim.p\n" \
+"    if a2 < 0 then a2 = 0 end\n" \
+"    if st.t0 >= now and a2 < ahead then rate_store(st, now, a2, lim.l) end\n" \
+"  end\n" \
+"end\n" \
+"local function expires(lim, st)\n" \
+"  if lim.k == 0 then\n" \
+"    for i = lim.B, 0, -1 do\n" \
+"      if (st.n[i + 1] or 0) ~= 0 then\n" \
+"        return st.t0 + (i + lim.B + 1) * lim.w\n" \
+"      end\n" \
+"    end\n" \
+"    return 0\n" \
+"  elseif lim.k == 1 then\n" \
+"    if (st.n[1] or 0) == 0 then return 0 end\n" \
+"    if st.t0 == lim.ps then return lim.pe end\n" \
+"    if st.t0 < lim.ps then return lim.ps end\n" \
+"    if lim.month == 1 then return st.t0 + 32 * 86400000 end\n" \
+"    return st.t0 + 2 * 86400000\n" \
+"  end\n" \
+"  if (st.n[1] or 0) ~= 0 then return st.t0 + 1 end\n" \
+"  return st.t0\n" \
+"end\n"
+
+/*
+ * admit: KEYS = the counters; ARGV = prefix, now ('' = server clock),
+ * token ('0' = none), reservation lifetime ms, n, then for each op:
+ * kind, period ms, buckets, limit (-1 unlimited), burst, calendar
+ * period start, end, month (0/1), effective limit (-1 unlimited),
+ * amount, warn only (0/1).  Returns {admitted, now, then admit, used,
+ * retry ms for each op}.  A reservation records the first 8 of these,
+ * the amount and the time of the charge.
+ */
+#define NARG_OP 11
+static const char lua_admit[] = LUA_PRELUDE
+"local now = clock(ARGV[2])\n"
+"sweep(now)\n"
+"local token = ARGV[3]\n"
+"local rttl = tonumber(ARGV[4])\n"
+"local n = tonumber(ARGV[5])\n"
+"local out = {0, now}\n"
+"local ops = {}\n"
+"local ok = true\n"
+"for i = 1, n do\n"
+"  local b = 5 + (i - 1) * " XSTR(NARG_OP) "\n"
+"  local lim = mklim(tonumber(ARGV[b + 1]), tonumber(ARGV[b + 2]),\n"
+"    tonumber(ARGV[b + 3]), tonumber(ARGV[b + 4]), tonumber(ARGV[b + 5]),\n"
+"    tonumber(ARGV[b + 6]), tonumber(ARGV[b + 7]), tonumber(ARGV[b + 8]))\n"
+"  local amount = tonumber(ARGV[b + 10])\n"
+"  local st = decode(redis.call('GET', KEYS[i]))\n"
+"  local a, used, retry = check(lim, st, amount, tonumber(ARGV[b + 9]), now)\n"
+"  if a == 0 and ARGV[b + 11] ~= '1' then ok = false end\n"
+"  out[#out + 1] = a\n"
+"  out[#out + 1] = used\n"
+"  out[#out + 1] = retry\n"
+"  ops[i] = {lim = lim, st = st, amount = amount, b = b}\n"
+"end\n"
+"if not ok then return out end\n"
+"out[1] = 1\n"
+"local keep = rttl\n"
+"for i = 1, n do\n"
+"  local o = ops[i]\n"
+"  charge(o.lim, o.st, o.amount, now)\n"
+"  local ttl = save(KEYS[i], o.lim, o.st, now)\n"
+"  if ttl > keep then keep = ttl end\n"
+"end\n"
+"if token ~= '0' and n > 0 then\n"
+"  local h = {}\n"
+"  for i = 1, n do\n"
+"    local b = ops[i].b\n"
+"    h[#h + 1] = KEYS[i]\n"
+"    h[#h + 1] = table.concat({ARGV[b + 1], ARGV[b + 2], ARGV[b + 3],\n"
+"      ARGV[b + 4], ARGV[b + 5], ARGV[b + 6], ARGV[b + 7], ARGV[b + 8],\n"
+"      ARGV[b + 10], fmt(now)}, ' ')\n"
+"  end\n"
+"  local rk = P .. 'r:' .. token\n"
+"  redis.call('HSET', rk, unpack(h))\n"
+"  redis.call('PEXPIRE', rk, fmt(keep + 1000))\n"
+"  redis.call('ZADD', P .. 'rexp', fmt(now + rttl), token)\n"
+"end\n"
+"return out\n";
+
+/*
+ * settle: ARGV = prefix, now ('' = server clock), token, release (0/1).
+ * Commit drops a live reservation; release, or commit of a lapsed one,
+ * refunds it.  Returns 1 if the token was known, else 0.
+ */
+static const char lua_settle[] = LUA_PRELUDE
+"local now = clock(ARGV[2])\n"
+"local tok = ARGV[3]\n"
+"local sc = redis.call('ZSCORE', P .. 'rexp', tok)\n"
+"local known = 0\n"
+"if sc then\n"
+"  known = 1\n"
+"  settle(tok, now, ARGV[4] == '1' or tonumber(sc) <= now)\n"
+"end\n"
+"sweep(now)\n"
+"return known\n";
+
+enum {
+	SCRIPT_ADMIT,
+	SCRIPT_SETTLE,
+	NSCRIPT,
+};
+
+static const char *const scripts[NSCRIPT] = { lua_admit, lua_settle };
+
+struct rconn {
+	redisContext *c;
+	long tmo_ms;		/* socket timeout set on c */
+	struct rconn *next;
+};
+
+struct redis_store {
+	struct quota_store base;
+	char label[300];	/* "host:port" or socket path, for errors */
+	int unix_sock;
+	char host[256];
+	int port;
+	char path[256];
+	char *user;
+	char *password;
+	unsigned int db;
+	long timeout_ms;
+	int client_clock;
+	char sha[NSCRIPT][41];
+
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct rconn *idle;	/* free connections (c may be NULL) */
+	unsigned int nconn;
+	int64_t down_until;	/* monotonic ms: no connect before */
+	char down_err[256];
+};
+
+/* An operation in progress: its deadline and its connection. */
+struct rop {
+	struct redis_store *rs;
+	int64_t deadline;	/* monotonic ms */
+	struct rconn *rc;
+	int fresh;		/* rc connected during this operation */
+	char *err;
+	size_t errlen;
+};
+
+/* rargs - an argument vector for redisCommandArgv */
+struct rargs {
+	size_t n, cap;
+	const char **v;
+	size_t *len;
+	char (*num)[24];
+};
+
+/* mono_ms - the monotonic clock, ms */
+static int64_t
+mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* rerr - "redis LABEL: reason" into err */
+static int
+rerr(struct redis_store *rs, char *err, size_t errlen, const char *fmt, ...)
+    LOG_PRINTF(4, 5);
+
+static int
+rerr(struct redis_store *rs, char *err, size_t errlen, const char *fmt, ...)
+{
+	char msg[256];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	snprintf(err, errlen, "redis %s: %s", rs->label, msg);
+	return -1;
+}
+
+/* rargs_init - room for cap arguments */
+static void
+rargs_init(struct rargs *a, size_t cap)
+{
+	a->n = 0;
+	a->cap = cap;
+	a->v = xcalloc(cap, sizeof(*a->v));
+	a->len = xcalloc(cap, sizeof(*a->len));
+	a->num = xcalloc(cap, sizeof(*a->num));
+}
+
+/* rargs_add - one argument, borrowed */
+static void
+rargs_add(struct rargs *a, const char *s, size_t len)
+{
+	ASSERT(a->n < a->cap);
+	a->v[a->n] = s;
+	a->len[a->n] = len;
+	a->n++;
+}
+
+static void
+rargs_adds(struct rargs *a, const char *s)
+{
+	rargs_add(a, s, strlen(s));
+}
+
+/* rargs_addi - a signed number, formatted in place */
+static void
+rargs_addi(struct rargs *a, int64_t x)
+{
+	int len;
+
+	ASSERT(a->n < a->cap);
+	len = snprintf(a->num[a->n], sizeof(a->num[0]), "%" PRId64, x);
+	rargs_add(a, a->num[a->n], (size_t)len);
+}
+
+/* rargs_addu - an unsigned number, formatted in place */
+static void
+rargs_addu(struct rargs *a, uint64_t x)
+{
+	int len;
+
+	ASSERT(a->n < a->cap);
+	len = snprintf(a->num[a->n], sizeof(a->num[0]), "%" PRIu64, x);
+	rargs_add(a, a->num[a->n], (size_t)len);
+}
+
+static void
+rargs_free(struct rargs *a)
+{
+	free(a->v);
+	free(a->len);
+	free(a->num);
+	memset(a, 0, sizeof(*a));
+}
+
+/* pct_decode - %XX decoding of s[0..len) into a new string, or NULL */
+static char *
+pct_decode(const char *s, size_t len)
+{
+	char *out = xmalloc(len + 1), *o = out;
+	size_t i;
+
+	for (i = 0; i < len; i++) {
+		if (s[i] == '%') {
+			unsigned int x;
+			char hex[3];
+
+			if (i + 2 >= len || !isxdigit((unsigned char)s[i + 1]) ||
+			    !isxdigit((unsigned char)s[i + 2])) {
+				free(out);
+				return NULL;
+			}
+			hex[0] = s[i + 1];
+			hex[1] = s[i + 2];
+			hex[2] = '\0';
+			x = (unsigned int)strtoul(hex, NULL, 16);
+			*o++ = (char)x;
+			i += 2;
+		} else
+			*o++ = s[i];
+	}
+	*o = '\0';
+	return out;
+}
+
+/* parse_num - a decimal number in [0, max] from s[0..len) */
+static int
+parse_num(const char *s, size_t len, unsigned long max, unsigned long *out)
+{
+	unsigned long x = 0;
+	size_t i;
+
+	if (len == 0 || len > 10)
+		return -1;
+	for (i = 0; i < len; i++) {
+		if (!isdigit((unsigned char)s[i]))
+			return -1;
+		x = x * 10 + (unsigned long)(s[i] - '0');
+	}
+	if (x > max)
+		return -1;
+	*out = x;
+	return 0;
+}
+
+/* parse_unix_url - unix:///PATH[?db=N][&password=P] */
+static int
+parse_unix_url(struct redis_store *rs, const char *u, char *err,
+    size_t errlen)
+{
+	const char *q = strchr(u, '?');
+	size_t plen = q != NULL ? (size_t)(q - u) : strlen(u);
+
+	if (plen == 0 || u[0] != '/' || plen >= sizeof(rs->path)) {
+		snprintf(err, errlen, "redis url: unix socket path must be "
+		    "absolute and shorter than %zu", sizeof(rs->path));
+		return -1;
+	}
+	memcpy(rs->path, u, plen);
+	rs->path[plen] = '\0';
+	rs->unix_sock = 1;
+	while (q != NULL) {
+		const char *p = q + 1, *eq, *end;
+		unsigned long x;
+
+		end = strchr(p, '&');
+		q = end;
+		if (end == NULL)
+			end = p + strlen(p);
+		eq = memchr(p, '=', (size_t)(end - p));
+		if (eq == NULL)
+			goto bad;
+		if ((size_t)(eq - p) == 2 && strncmp(p, "db", 2) == 0) {
+			if (parse_num(eq + 1, (size_t)(end - eq - 1),
+			    1000000, &x) == -1)
+				goto bad;
+			rs->db = (unsigned int)x;
+		} else if ((size_t)(eq - p) == 8 &&
+		    strncmp(p, "password", 8) == 0) {
+			free(rs->password);
+			rs->password = pct_decode(eq + 1,
+			    (size_t)(end - eq - 1));
+			if (rs->password == NULL)
+				goto bad;
+		} else
+			goto bad;
+	}
+	snprintf(rs->label, sizeof(rs->label), "%s", rs->path);
+	return 0;
+bad:
+	snprintf(err, errlen, "redis url: unix:// takes ?db=N and "
+	    "&password=P only");
+	return -1;
+}
+
+/* parse_url - fill host/port/path/user/password/db from a URL */
+static int
+parse_url(struct redis_store *rs, const char *url, char *err, size_t errlen)
+{
+	const char *p, *at, *slash, *hp, *hend, *colon;
+	unsigned long x;
+	size_t hlen;
+
+	rs->port = 6379;
+	rs->db = 0;
+	if (strncmp(url, "unix://", 7) == 0)
+		return parse_unix_url(rs, url + 7, err, errlen);
+	if (strncmp(url, "rediss://", 9) == 0) {
+		snprintf(err, errlen, "redis url %s: TLS is not supported",
+		    url);
+		return -1;
+	}
+	if (strncmp(url, "redis://", 8) != 0) {
+		snprintf(err, errlen, "redis url %s: want redis://HOST:PORT/DB "
+		    "or unix:///PATH?db=N", url);
+		return -1;
+	}
+	p = url + 8;
+	slash = strchr(p, '/');
+	if (slash == NULL)
+		slash = p + strlen(p);
+	at = memrchr(p, '@', (size_t)(slash - p));
+	if (at != NULL) {
+		const char *c = memchr(p, ':', (size_t)(at - p));
+
+		if (c != NULL) {
+			if (c > p)
+				rs->user = pct_decode(p, (size_t)(c - p));
+			rs->password = pct_decode(c + 1,
+			    (size_t)(at - c - 1));
+		} else
+			rs->password = pct_decode(p, (size_t)(at - p));
+		if (rs->password == NULL || (c != NULL && c > p &&
+		    rs->user == NULL)) {
+			snprintf(err, errlen, "redis url: bad %%-escape in "
+			    "credentials");
+			return -1;
+		}
+		hp = at + 1;
+	} else
+		hp = p;
+	/* host, [v6] or name, then :port */
+	if (*hp == '[') {
+		const char *rb = memchr(hp, ']', (size_t)(slash - hp));
+
+		if (rb == NULL)
+			goto bad;
+		hlen = (size_t)(rb - hp - 1);
+		memcpy(rs->host, hp + 1, hlen < sizeof(rs->host) ?
+		    hlen : 0);
+		hend = rb + 1;
+		colon = hend < slash && *hend == ':' ? hend : NULL;
+		if (hend < slash && colon == NULL)
+			goto bad;
+		hp++;
+	} else {
+		colon = memchr(hp, ':', (size_t)(slash - hp));
+		hend = colon != NULL ? colon : slash;
+		hlen = (size_t)(hend - hp);
+	}
+	if (hlen == 0 || hlen >= sizeof(rs->host))
+		goto bad;
+	memcpy(rs->host, hp, hlen);
+	rs->host[hlen] = '\0';
+	if (colon != NULL) {
+		if (parse_num(colon + 1, (size_t)(slash - colon - 1), 65535,
+		    &x) == -1 || x == 0)
+			goto bad;
+		rs->port = (int)x;
+	}
+	if (*slash == '/' && slash[1] != '\0') {
+		if (parse_num(slash + 1, strlen(slash + 1), 1000000, &x) == -1)
+			goto bad;
+		rs->db = (unsigned int)x;
+	}
+	if (strchr(rs->host, ':') != NULL)
+		snprintf(rs->label, sizeof(rs->label), "[%s]:%d", rs->host,
+		    rs->port);
+	else
+		snprintf(rs->label, sizeof(rs->label), "%s:%d", rs->host,
+		    rs->port);
+	return 0;
+bad:
+	snprintf(err, errlen, "redis url %s: want "
+	    "redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]", url);
+	return -1;
+}
+
+/* tv_of - ms as a struct timeval (at least 1 ms) */
+static struct timeval
+tv_of(int64_t ms)
+{
+	struct timeval tv;
+
+	if (ms < 1)
+		ms = 1;
+	tv.tv_sec = (time_t)(ms / 1000);
+	tv.tv_usec = (suseconds_t)(ms % 1000) * 1000;
+	return tv;
+}
+
+/* conn_close - drop the connection of rc (it is reconnected when next used) */
+static void
+conn_close(struct rconn *rc)
+{
+	if (rc->c != NULL)
+		redisFree(rc->c);
+	rc->c = NULL;
+	rc->tmo_ms = 0;
+}
+
+/* conn_error - the hiredis error of rc's context as text, then close it */
+static int
+conn_error(struct rop *op)
+{
+	struct redisContext *c = op->rc->c;
+
+	if (c->err == REDIS_ERR_IO && (errno == EAGAIN ||
+	    errno == EWOULDBLOCK || errno == EINPROGRESS))
+		rerr(op->rs, op->err, op->errlen, "timed out (%ld ms)",
+		    op->rs->timeout_ms);
+	else if (c->err == REDIS_ERR_EOF)
+		rerr(op->rs, op->err, op->errlen, "connection closed by "
+		    "server");
+	else
+		rerr(op->rs, op->err, op->errlen, "%s", c->errstr[0] != '\0' ?
+		    c->errstr : "I/O error");
+	conn_close(op->rc);
+	return -1;
+}
+
+/*
+ * op_timeout - set the socket timeout of the connection to what is left
+ * of the operation's time; -1 if none is left
+ */
+static int
+op_timeout(struct rop *op)
+{
+	int64_t left = op->deadline - mono_ms();
+
+	if (left <= 0) {
+		rerr(op->rs, op->err, op->errlen, "timed out (%ld ms)",
+		    op->rs->timeout_ms);
+		return -1;
+	}
+	/* a syscall pair per change: only when it drifts by 2 ms */
+	if (left < op->rc->tmo_ms - 2 || left > op->rc->tmo_ms + 2) {
+		if (redisSetTimeout(op->rc->c, tv_of(left)) != REDIS_OK)
+			return conn_error(op);
+		op->rc->tmo_ms = (long)left;
+	}
+	return 0;
+}
+
+/*
+ * command - send one command, return its reply; NULL with err on an I/O
+ * error (connection closed) or an error reply (connection kept), and
+ * *ioerr says which
+ */
+static redisReply *
+command(struct rop *op, struct rargs *a, int *ioerr)
+{
+	redisReply *r;
+
+	*ioerr = 1;
+	if (op_timeout(op) == -1)
+		return NULL;
+	r = redisCommandArgv(op->rc->c, (int)a->n, a->v, a->len);
+	if (r == NULL) {
+		conn_error(op);
+		return NULL;
+	}
+	*ioerr = 0;
+	if (r->type == REDIS_REPLY_ERROR) {
+		rerr(op->rs, op->err, op->errlen, "%.*s", (int)r->len, r->str);
+		freeReplyObject(r);
+		return NULL;
+	}
+	return r;
+}
+
+/* command1 - a command of up to 3 words, reply freed; 0 or -1 */
+static int
+command_simple(struct rop *op, const char *w0, const char *w1,
+    const char *w2)
+{
+	struct rargs a;
+	redisReply *r;
+	int ioerr;
+
+	rargs_init(&a, 3);
+	rargs_adds(&a, w0);
+	if (w1 != NULL)
+		rargs_adds(&a, w1);
+	if (w2 != NULL)
+		rargs_adds(&a, w2);
+	r = command(op, &a, &ioerr);
+	rargs_free(&a);
+	if (r == NULL)
+		return -1;
+	freeReplyObject(r);
+	return 0;
+}
+
+/* load_script - SCRIPT LOAD script i; its digest must be ours */
+static int
+load_script(struct rop *op, int i)
+{
+	struct rargs a;
+	redisReply *r;
+	int ioerr;
+
+	rargs_init(&a, 3);
+	rargs_adds(&a, "SCRIPT");
+	rargs_adds(&a, "LOAD");
+	rargs_adds(&a, scripts[i]);
+	r = command(op, &a, &ioerr);
+	rargs_free(&a);
+	if (r == NULL)
+		return -1;
+	if (r->type != REDIS_REPLY_STRING || r->len != 40 ||
+	    memcmp(r->str, op->rs->sha[i], 40) != 0) {
+		freeReplyObject(r);
+		return rerr(op->rs, op->err, op->errlen, "SCRIPT LOAD: "
+		    "unexpected reply");
+	}
+	freeReplyObject(r);
+	return 0;
+}
+
+/* conn_open - connect op->rc, log in, select the db, load the scripts */
+static int
+conn_open(struct rop *op)
+{
+	struct redis_store *rs = op->rs;
+	struct rconn *rc = op->rc;
+	int64_t now = mono_ms(), left = op->deadline - now;
+	int i;
+
+	pthread_mutex_lock(&rs->mu);
+	if (now < rs->down_until) {
+		snprintf(op->err, op->errlen, "%s", rs->down_err);
+		pthread_mutex_unlock(&rs->mu);
+		return -1;
+	}
+	pthread_mutex_unlock(&rs->mu);
+	if (left <= 0)
+		return rerr(rs, op->err, op->errlen, "timed out (%ld ms)",
+		    rs->timeout_ms);
+	if (rs->unix_sock)
+		rc->c = redisConnectUnixWithTimeout(rs->path, tv_of(left));
+	else
+		rc->c = redisConnectWithTimeout(rs->host, rs->port,
+		    tv_of(left));
+	if (rc->c == NULL) {
+		rerr(rs, op->err, op->errlen, "out of memory");
+		goto fail;
+	}
+	if (rc->c->err) {
+		if (rc->c->err == REDIS_ERR_IO && errno == EINPROGRESS)
+			rerr(rs, op->err, op->errlen, "connect timed out "
+			    "(%ld ms)", rs->timeout_ms);
+		else
+			rerr(rs, op->err, op->errlen, "%s", rc->c->errstr);
+		conn_close(rc);
+		goto fail;
+	}
+	rc->tmo_ms = 0;
+	op->fresh = 1;
+	if (rs->password != NULL && command_simple(op, "AUTH",
+	    rs->user != NULL ? rs->user : rs->password,
+	    rs->user != NULL ? rs->password : NULL) == -1)
+		goto fail_close;
+	if (rs->db != 0) {
+		char db[16];
+
+		snprintf(db, sizeof(db), "%u", rs->db);
+		if (command_simple(op, "SELECT", db, NULL) == -1)
+			goto fail_close;
+	}
+	for (i = 0; i < NSCRIPT; i++)
+		if (load_script(op, i) == -1)
+			goto fail_close;
+	return 0;
+fail_close:
+	conn_close(rc);
+fail:
+	pthread_mutex_lock(&rs->mu);
+	rs->down_until = mono_ms() + HOLDDOWN_MS;
+	snprintf(rs->down_err, sizeof(rs->down_err), "%s", op->err);
+	pthread_mutex_unlock(&rs->mu);
+	return -1;
+}
+
+static void op_end(struct rop *);
+
+/* op_begin - take a pooled connection within the deadline */
+static int
+op_begin(struct rop *op, struct redis_store *rs, char *err, size_t errlen)
+{
+	struct timespec ts;
+
+	memset(op, 0, sizeof(*op));
+	op->rs = rs;
+	op->err = err;
+	op->errlen = errlen;
+	op->deadline = mono_ms() + rs->timeout_ms;
+	ts.tv_sec = (time_t)(op->deadline / 1000);
+	ts.tv_nsec = (long)(op->deadline % 1000) * 1000000;
+	pthread_mutex_lock(&rs->mu);
+	while (rs->idle == NULL && rs->nconn >= POOL_MAX) {
+		if (pthread_cond_timedwait(&rs->cv, &rs->mu, &ts) ==
+		    ETIMEDOUT && rs->idle == NULL) {
+			pthread_mutex_unlock(&rs->mu);
+			return rerr(rs, err, errlen, "no free connection "
+			    "within %ld ms", rs->timeout_ms);
+		}
+	}
+	if (rs->idle != NULL) {
+		op->rc = rs->idle;
+		rs->idle = op->rc->next;
+	} else {
+		op->rc = xcalloc(1, sizeof(*op->rc));
+		rs->nconn++;
+	}
+	pthread_mutex_unlock(&rs->mu);
+	op->rc->next = NULL;
+	if (op->rc->c != NULL && op->rc->c->err)
+		conn_close(op->rc);
+	if (op->rc->c == NULL && conn_open(op) == -1) {
+		op_end(op);
+		return -1;
+	}
+	return 0;
+}
+
+/* op_end - give the connection back to the pool */
+static void
+op_end(struct rop *op)
+{
+	struct redis_store *rs = op->rs;
+
+	if (op->rc == NULL)
+		return;
+	pthread_mutex_lock(&rs->mu);
+	op->rc->next = rs->idle;
+	rs->idle = op->rc;
+	pthread_cond_signal(&rs->cv);
+	pthread_mutex_unlock(&rs->mu);
+	op->rc = NULL;
+}
+
+/*
+ * run - one command (script < 0) or EVALSHA of scripts[script] (a->v[1]
+ * is filled here) in its own operation; the reply, or NULL with err.
+ * A reused connection that turns out broken is replaced and the command
+ * sent once more; a timeout is never retried.
+ */
+static redisReply *
+run(struct redis_store *rs, int script, struct rargs *a, char *err,
+    size_t errlen)
+{
+	struct rop op;
+	redisReply *r = NULL;
+	int ioerr, tries;
+
+	if (script >= 0) {
+		a->v[1] = rs->sha[script];
+		a->len[1] = 40;
+	}
+	if (op_begin(&op, rs, err, errlen) == -1)
+		return NULL;
+	for (tries = 0; tries < 2; tries++) {
+		r = command(&op, a, &ioerr);
+		if (r != NULL)
+			break;
+		if (!ioerr) {
+			if (script < 0 || strstr(err, "NOSCRIPT") == NULL)
+				break;
+			/* the server forgot our scripts: load them again */
+			if (load_script(&op, script) == -1)
+				break;
+			continue;
+		}
+		if (op.fresh || strstr(err, "timed out") != NULL)
+			break;
+		/* a pooled connection the server closed: replace it */
+		if (conn_open(&op) == -1)
+			break;
+	}
+	op_end(&op);
+	return r;
+}
+
+/* int_at - element i of an array reply as a number, or -1 */
+static int
+int_at(const redisReply *r, size_t i, long long *out)
+{
+	if (r->type != REDIS_REPLY_ARRAY || i >= r->elements ||
+	    r->element[i]->type != REDIS_REPLY_INTEGER)
+		return -1;
+	*out = r->element[i]->integer;
+	return 0;
+}
+
+/* qkey - the Redis key of a counter */
+static int
+qkey(const char *rkey, char *out, size_t outlen)
+{
+	int len = snprintf(out, outlen, QKEY_PREFIX "%s", rkey);
+
+	return len < 0 || (size_t)len >= outlen ? -1 : len;
+}
+
+/* clock_arg - the now argument of the scripts: "" for the server's */
+static void
+clock_arg(struct redis_store *rs, struct rargs *a, int64_t now_ms)
+{
+	if (rs->client_clock)
+		rargs_addi(a, now_ms);
+	else
+		rargs_add(a, "", 0);
+}
+
+/* redis_admit - the admit script; see store.h */
+static int
+redis_admit(struct quota_store *s, const struct quota_op *ops, size_t n,
+    int64_t now_ms, uint64_t token, int64_t expires_ms,
+    struct quota_op_result *res, int *admitted, char *err, size_t errlen)
+{
+	struct redis_store *rs = (struct redis_store *)s;
+	char (*keys)[QKEY_MAX];
+	struct rargs a;
+	redisReply *r;
+	long long x;
+	size_t i;
+	int len, rc = -1;
+
+	*admitted = 0;
+	memset(res, 0, n * sizeof(*res));
+	keys = xcalloc(n == 0 ? 1 : n, sizeof(*keys));
+	rargs_init(&a, 3 + n + 5 + n * NARG_OP);
+	rargs_adds(&a, "EVALSHA");
+	rargs_add(&a, "", 0);		/* the digest, set by run() */
+	rargs_addu(&a, n);
+	for (i = 0; i < n; i++) {
+		if ((len = qkey(ops[i].rkey, keys[i], sizeof(keys[i]))) ==
+		    -1) {
+			snprintf(err, errlen, "redis: key too long");
+			goto out;
+		}
+		rargs_add(&a, keys[i], (size_t)len);
+	}
+	rargs_adds(&a, KEY_PREFIX);
+	clock_arg(rs, &a, now_ms);
+	rargs_addu(&a, token);
+	rargs_addi(&a, expires_ms - now_ms > 0 ? expires_ms - now_ms : 1);
+	rargs_addu(&a, n);
+	for (i = 0; i < n; i++) {
+		const struct conf_limit *l = ops[i].limit;
+
+		rargs_addi(&a, (int64_t)l->kind);
+		rargs_addu(&a, l->period * 1000);
+		rargs_addu(&a, l->buckets);
+		if (l->limit == QUOTA_UNLIMITED)
+			rargs_addi(&a, -1);
+		else
+			rargs_addu(&a, l->limit);
+		rargs_addu(&a, l->burst);
+		rargs_addi(&a, ops[i].period.start_ms);
+		rargs_addi(&a, ops[i].period.end_ms);
+		rargs_addi(&a, l->month ? 1 : 0);
+		if (ops[i].eff_limit == QUOTA_UNLIMITED)
+			rargs_addi(&a, -1);
+		else
+			rargs_addu(&a, ops[i].eff_limit);
+		rargs_addu(&a, ops[i].amount);
+		rargs_addi(&a, ops[i].warn_only ? 1 : 0);
+	}
+	if ((r = run(rs, SCRIPT_ADMIT, &a, err, errlen)) == NULL)
+		goto out;
+	if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 + 3 * n)
+		goto bad;
+	if (int_at(r, 0, &x) == -1)
+		goto bad;
+	*admitted = x == 1;
+	for (i = 0; i < n; i++) {
+		struct quota_check *c = &res[i].check;
+
+		memset(c, 0, sizeof(*c));
+		if (int_at(r, 2 + 3 * i, &x) == -1)
+			goto bad;
+		c->admit = x == 1;
+		if (int_at(r, 3 + 3 * i, &x) == -1)
+			goto bad;
+		c->used = x < 0 ? 0 : (uint64_t)x;
+		if (int_at(r, 4 + 3 * i, &x) == -1)
+			goto bad;
+		c->retry_ms = x < 0 ? 0 : (uint64_t)x;
+	}
+	freeReplyObject(r);
+	rc = 0;
+	goto out;
+bad:
+	freeReplyObject(r);
+	*admitted = 0;
+	rerr(rs, err, errlen, "admit script: unexpected reply");
+out:
+	rargs_free(&a);
+	free(keys);
+	return rc;
+}
+
+/* settle - commit (release = 0) or release a reservation */
+static int
+settle(struct quota_store *s, uint64_t token, int64_t now_ms, int release,
+    char *err, size_t errlen)
+{
+	struct redis_store *rs = (struct redis_store *)s;
+	struct rargs a;
+	redisReply *r;
+
+	if (token == 0)
+		return 0;
+	rargs_init(&a, 7);
+	rargs_adds(&a, "EVALSHA");
+	rargs_add(&a, "", 0);
+	rargs_adds(&a, "0");
+	rargs_adds(&a, KEY_PREFIX);
+	clock_arg(rs, &a, now_ms);
+	rargs_addu(&a, token);
+	rargs_adds(&a, release ? "1" : "0");
+	r = run(rs, SCRIPT_SETTLE, &a, err, errlen);
+	rargs_free(&a);
+	if (r == NULL)
+		return -1;
+	freeReplyObject(r);
+	return 0;
+}
+
+static int
+redis_commit(struct quota_store *s, uint64_t token, int64_t now_ms,
+    char *err, size_t errlen)
+{
+	return settle(s, token, now_ms, 0, err, errlen);
+}
+
+static int
+redis_release(struct quota_store *s, uint64_t token, int64_t now_ms,
+    char *err, size_t errlen)
+{
+	return settle(s, token, now_ms, 1, err, errlen);
+}
+
+/* state_decode - "T0 N0 N1 ..." into st; -1 if malformed */
+static int
+state_decode(const char *s, size_t len, struct quota_state *st)
+{
+	char buf[64];
+	size_t i = 0, k = 0;
+
+	memset(st, 0, sizeof(*st));
+	while (i < len) {
+		size_t j = i;
+		char *end;
+
+		while (j < len && s[j] != ' ')
+			j++;
+		if (j == i || j - i >= sizeof(buf))
+			return -1;
+		memcpy(buf, s + i, j - i);
+		buf[j - i] = '\0';
+		errno = 0;
+		if (k == 0)
+			st->t0 = strtoll(buf, &end, 10);
+		else if (k <= sizeof(st->n) / sizeof(st->n[0]) && buf[0] != '-')
+			st->n[k - 1] = strtoull(buf, &end, 10);
+		else
+			return -1;
+		if (*end != '\0' || errno != 0)
+			return -1;
+		k++;
+		i = j + 1;
+	}
+	return k == 0 ? -1 : 0;
+}
+
+/* state_encode - st as "T0 N0 N1 ...", trailing zero buckets left out */
+static void
+state_encode(const struct quota_state *st, struct buf *b)
+{
+	int i, last = -1;
+
+	for (i = 0; i < (int)(sizeof(st->n) / sizeof(st->n[0])); i++)
+		if (st->n[i] != 0)
+			last = i;
+	buf_appendf(b, "%" PRId64, st->t0);
+	for (i = 0; i <= last; i++)
+		buf_appendf(b, " %" PRIu64, st->n[i]);
+}
+
+static int
+redis_get(struct quota_store *s, const char *rkey, struct quota_state *st,
+    int *found, char *err, size_t errlen)
+{
+	struct redis_store *rs = (struct redis_store *)s;
+	char key[QKEY_MAX];
+	struct rargs a;
+	redisReply *r;
+	int len;
+
+	*found = 0;
+	memset(st, 0, sizeof(*st));
+	if ((len = qkey(rkey, key, sizeof(key))) == -1) {
+		snprintf(err, errlen, "redis: key too long");
+		return -1;
+	}
+	rargs_init(&a, 2);
+	rargs_adds(&a, "GET");
+	rargs_add(&a, key, (size_t)len);
+	r = run(rs, -1, &a, err, errlen);
+	rargs_free(&a);
+	if (r == NULL)
+		return -1;
+	if (r->type == REDIS_REPLY_STRING &&
+	    state_decode(r->str, r->len, st) == 0)
+		*found = 1;
+	else
+		memset(st, 0, sizeof(*st));
+	freeReplyObject(r);
+	return 0;
+}
+
+/*
+ * redis_put - SET with the expiry as an absolute server time (PXAT);
+ * with the client clock (tests) the time is not the server's, so the
+ * record gets no TTL (the next admission on it sets one).
+ */
+static int
+redis_put(struct quota_store *s, const char *rkey,
+    const struct quota_state *st, int64_t expires_ms, char *err,
+    size_t errlen)
+{
+	struct redis_store *rs = (struct redis_store *)s;
+	char key[QKEY_MAX];
+	struct buf b = BUF_INIT;
+	struct rargs a;
+	redisReply *r;
+	int len;
+
+	if ((len = qkey(rkey, key, sizeof(key))) == -1) {
+		snprintf(err, errlen, "redis: key too long");
+		return -1;
+	}
+	state_encode(st, &b);
+	rargs_init(&a, 5);
+	rargs_adds(&a, "SET");
+	rargs_add(&a, key, (size_t)len);
+	rargs_add(&a, b.data, b.len);
+	if (!rs->client_clock && expires_ms > 0) {
+		rargs_adds(&a, "PXAT");
+		rargs_addi(&a, expires_ms);
+	}
+	r = run(rs, -1, &a, err, errlen);
+	rargs_free(&a);
+	buf_free(&b);
+	if (r == NULL)
+		return -1;
+	freeReplyObject(r);
+	return 0;
+}
+
+static int
+redis_del(struct quota_store *s, const char *rkey, char *err, size_t errlen)
+{
+	struct redis_store *rs = (struct redis_store *)s;
+	char key[QKEY_MAX];
+	struct rargs a;
+	redisReply *r;
+	int len;
+
+	if ((len = qkey(rkey, key, sizeof(key))) == -1) {
+		snprintf(err, errlen, "redis: key too long");
+		return -1;
+	}
+	rargs_init(&a, 2);
+	rargs_adds(&a, "DEL");
+	rargs_add(&a, key, (size_t)len);
+	r = run(rs, -1, &a, err, errlen);
+	rargs_free(&a);
+	if (r == NULL)
+		return -1;
+	freeReplyObject(r);
+	return 0;
+}
+
+/*
+ * redis_iterate - SCAN over outpost:q:*, a page at a time, each page's
+ * values read with one MGET; a record gone in between is skipped.  Each
+ * command is its own operation, with its own timeout.
+ */
+static int
+redis_iterate(struct quota_store *s, int (*fn)(const char *rkey,
+    const struct quota_state *st, void *arg), void *arg, char *err,
+    size_t errlen)
+{
+	struct redis_store *rs = (struct redis_store *)s;
+	char cursor[32] = "0", rkey[QUOTA_RKEY_MAX];
+	const size_t plen = sizeof(QKEY_PREFIX) - 1;
+	struct quota_state st;
+	struct rargs a;
+	redisReply *r, *v, *keys;
+	size_t i;
+	int stop = 0;
+
+	do {
+		rargs_init(&a, 6);
+		rargs_adds(&a, "SCAN");
+		rargs_adds(&a, cursor);
+		rargs_adds(&a, "MATCH");
+		rargs_adds(&a, QKEY_PREFIX "*");
+		rargs_adds(&a, "COUNT");
+		rargs_adds(&a, SCAN_COUNT);
+		r = run(rs, -1, &a, err, errlen);
+		rargs_free(&a);
+		if (r == NULL)
+			return -1;
+		if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+		    r->element[0]->type != REDIS_REPLY_STRING ||
+		    r->element[0]->len >= sizeof(cursor) ||
+		    r->element[1]->type != REDIS_REPLY_ARRAY) {
+			freeReplyObject(r);
+			return rerr(rs, err, errlen, "SCAN: unexpected reply");
+		}
+		memcpy(cursor, r->element[0]->str, r->element[0]->len);
+		cursor[r->element[0]->len] = '\0';
+		keys = r->element[1];
+		if (keys->elements == 0) {
+			freeReplyObject(r);
+			continue;
+		}
+		rargs_init(&a, 1 + keys->elements);
+		rargs_adds(&a, "MGET");
+		for (i = 0; i < keys->elements; i++) {
+			if (keys->element[i]->type != REDIS_REPLY_STRING) {
+				rargs_free(&a);
+				freeReplyObject(r);
+				return rerr(rs, err, errlen, "SCAN: "
+				    "unexpected reply");
+			}
+			rargs_add(&a, keys->element[i]->str,
+			    keys->element[i]->len);
+		}
+		v = run(rs, -1, &a, err, errlen);
+		rargs_free(&a);
+		if (v == NULL) {
+			freeReplyObject(r);
+			return -1;
+		}
+		if (v->type != REDIS_REPLY_ARRAY ||
+		    v->elements != keys->elements) {
+			freeReplyObject(v);
+			freeReplyObject(r);
+			return rerr(rs, err, errlen, "MGET: unexpected reply");
+		}
+		for (i = 0; i < v->elements && !stop; i++) {
+			const redisReply *k = keys->element[i];
+			size_t klen = k->len - plen;
+
+			if (v->element[i]->type != REDIS_REPLY_STRING ||
+			    k->len <= plen || klen >= sizeof(rkey) ||
+			    memchr(k->str, '\0', k->len) != NULL ||
+			    state_decode(v->element[i]->str,
+			    v->element[i]->len, &st) == -1)
+				continue;
+			memcpy(rkey, k->str + plen, klen);
+			rkey[klen] = '\0';
+			stop = fn(rkey, &st, arg) != 0;
+		}
+		freeReplyObject(v);
+		freeReplyObject(r);
+	} while (!stop && strcmp(cursor, "0") != 0);
+	return 0;
+}
+
+static void
+redis_close(struct quota_store *s)
+{
+	struct redis_store *rs = (struct redis_store *)s;
+	struct rconn *rc, *next;
+
+	if (rs == NULL)
+		return;
+	for (rc = rs->idle; rc != NULL; rc = next) {
+		next = rc->next;
+		conn_close(rc);
+		free(rc);
+	}
+	pthread_cond_destroy(&rs->cv);
+	pthread_mutex_destroy(&rs->mu);
+	free(rs->user);
+	free(rs->password);
+	free(rs);
+}
+
+static const struct quota_store_ops redis_ops = {
+	"redis",
+	redis_admit,
+	redis_commit,
+	redis_release,
+	redis_get,
+	redis_put,
+	redis_del,
+	redis_iterate,
+	redis_close,
+};
+
+/* sha1_hex - the SHA-1 of s in hex, as Redis names scripts */
+static int
+sha1_hex(const char *s, char out[41])
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0, i;
+
+	if (EVP_Digest(s, strlen(s), md, &mdlen, EVP_sha1(), NULL) != 1 ||
+	    mdlen != 20)
+		return -1;
+	for (i = 0; i < mdlen; i++)
+		snprintf(out + 2 * i, 3, "%02x", md[i]);
+	return 0;
+}
+
+/*
+ * store_redis_open - parse the URL and try one connection, so that a
+ * wrong URL or password shows at start-up; a server that is down is not
+ * an error here (the store connects when it is used).
+ */
+struct quota_store *
+store_redis_open(const struct conf *conf, char *err, size_t errlen)
+{
+	struct redis_store *rs;
+	pthread_condattr_t ca;
+	char cerr[256];
+	struct rop op;
+	int i;
+
+	rs = xcalloc(1, sizeof(*rs));
+	rs->base.ops = &redis_ops;
+	rs->base.conf = conf;
+	rs->timeout_ms = conf->store.timeout_ms > 0 ?
+	    (long)conf->store.timeout_ms : 1000;
+	pthread_mutex_init(&rs->mu, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&rs->cv, &ca);
+	pthread_condattr_destroy(&ca);
+	if (parse_url(rs, conf->store.url != NULL ? conf->store.url :
+	    DEFAULT_URL, err, errlen) == -1)
+		goto fail;
+	for (i = 0; i < NSCRIPT; i++)
+		if (sha1_hex(scripts[i], rs->sha[i]) == -1) {
+			snprintf(err, errlen, "redis: SHA-1 unavailable");
+			goto fail;
+		}
+	if (op_begin(&op, rs, cerr, sizeof(cerr)) == -1)
+		log_warnx("quota store: %s (will retry)", cerr);
+	else
+		op_end(&op);
+	return &rs->base;
+fail:
+	redis_close(&rs->base);
+	return NULL;
+}
+
+/* store_redis_client_clock - see store.h */
+void
+store_redis_client_clock(struct quota_store *s, int on)
+{
+	struct redis_store *rs = (struct redis_store *)s;
+
+	if (s != NULL && s->ops == &redis_ops)
+		rs->client_clock = on != 0;
+}
