@@ -156,6 +156,25 @@ sign_and_verify "folded-8bit rsa tcp" "inet:$PORT@127.0.0.1" \
 sign_and_verify "big rsa tcp (Postfix inet:host:port form)" \
     "inet:127.0.0.1:$PORT" "$T/msg/big.eml" "$T/tcp-big.out" rsa-sha256
 
+# IPv6 loopback, libmilter's inet6:PORT@HOST form.
+if [ -r /proc/net/if_inet6 ] && grep -q '^0\{31\}1 ' /proc/net/if_inet6; then
+	PORT6=$(it_free_port)
+	sed -e "s|^Socket .*|Socket inet6:$PORT6@::1|" \
+	    -e "s|opendkim-tcp.pid|opendkim-tcp6.pid|" \
+	    "$T/od/opendkim-tcp.conf" >"$T/od/opendkim-tcp6.conf"
+	it_spawn "$T/od/opendkim-tcp6.log" opendkim -f \
+	    -x "$T/od/opendkim-tcp6.conf"
+	if it_wait 20 eval "ss -ltn | grep -q '\[::1\]:$PORT6 '"; then
+		sign_and_verify "plain-lf rsa tcp6" "inet6:$PORT6@::1" \
+		    "$T/msg/plain-lf.eml" "$T/tcp6.out" rsa-sha256
+	else
+		cat "$T/od/opendkim-tcp6.log" >&2
+		it_fail "start opendkim on inet6:$PORT6@::1"
+	fi
+else
+	it_log "no ::1 on this machine: the inet6 check is not run"
+fi
+
 # Two milters in turn: the RSA-signed output through the ed25519 milter.
 sign_and_verify "rsa then ed25519" "$ED" "$T/folded-8bit.rsa.out" \
     "$T/both.out" "rsa-sha256 ed25519-sha256"
