@@ -38,8 +38,9 @@
 static const char *const mp_default_lists[MP_NSTAGES] = {
 	"j {daemon_name} {daemon_addr} v _",			/* connect */
 	"{tls_version} {cipher} {cipher_bits} {cert_subject} {cert_issuer}",
-	"i {auth_type} {auth_authen} {auth_author} {mail_addr} {mail_host} "
-	    "{mail_mailer}",					/* mail */
+							/* helo */
+	("i {auth_type} {auth_authen} {auth_author} {mail_addr} {mail_host} "
+	    "{mail_mailer}"),					/* mail */
 	"i {rcpt_addr} {rcpt_host} {rcpt_mailer}",		/* rcpt */
 	"i",							/* data */
 	"i",							/* eom */
