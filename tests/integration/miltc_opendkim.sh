@@ -164,7 +164,7 @@ if [ -r /proc/net/if_inet6 ] && grep -q '^0\{31\}1 ' /proc/net/if_inet6; then
 	    "$T/od/opendkim-tcp.conf" >"$T/od/opendkim-tcp6.conf"
 	it_spawn "$T/od/opendkim-tcp6.log" opendkim -f \
 	    -x "$T/od/opendkim-tcp6.conf"
-	if it_wait 20 eval "ss -ltn | grep -q '\[::1\]:$PORT6 '"; then
+	if it_wait 20 eval "(exec 3<>/dev/tcp/::1/$PORT6) 2>/dev/null"; then
 		sign_and_verify "plain-lf rsa tcp6" "inet6:$PORT6@::1" \
 		    "$T/msg/plain-lf.eml" "$T/tcp6.out" rsa-sha256
 	else
