@@ -74,6 +74,15 @@ struct quota_verdict {
 struct quota *quota_open(const struct conf *, char *err, size_t errlen);
 struct quota *quota_close(struct quota *);
 
+struct quota_store;
+/*
+ * quota_open_store - a quota over a store the caller opened (tests:
+ * a store wrapper that fails on demand); the quota owns it from here and
+ * closes it in quota_close().
+ */
+struct quota *quota_open_store(const struct conf *, struct quota_store *,
+    char *err, size_t errlen);
+
 int quota_admit(struct quota *, const struct quota_who *,
     const struct quota_amount *, int64_t now_ms, struct quota_verdict *);
 
@@ -84,6 +93,8 @@ int quota_admit(struct quota *, const struct quota_who *,
  * reservation neither committed nor released within store.reserve_ttl
  * seconds is refunded by the store on its own.  Committing or releasing
  * an unknown or lapsed token is not an error (returns 0, does nothing).
+ * When nothing was charged (refused, exempt, no limit applies) *token
+ * is 0, which commit and release accept as a no-op.
  */
 int quota_reserve(struct quota *, const struct quota_who *,
     const struct quota_amount *, int64_t now_ms, uint64_t *token,
@@ -115,7 +126,10 @@ struct quota_entry {
 };
 
 /* quota_list - call fn for every counter the store holds (limit_name
- * NULL: all limits); stops early when fn returns non-zero. */
+ * NULL: all limits); stops early when fn returns non-zero.  Counters
+ * reading 0 at now_ms and those of limits no longer configured are
+ * skipped.  fn runs inside the store's iteration: it must not call
+ * back into this quota. */
 int quota_list(struct quota *, const char *limit_name, int64_t now_ms,
     int (*fn)(const struct quota_entry *, void *), void *arg, char *err,
     size_t errlen);
