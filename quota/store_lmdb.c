@@ -1,1 +1,1204 @@
+/*
+ * store_lmdb - the quota store in one LMDB file shared by every process
+ * on the host (both daemons and outpostctl).  See store.h.
+ *
+ * File: conf->store.path, a single file (MDB_NOSUBDIR) created mode 0600
+ * beside its lock file PATH-lock; the directory must exist.  The map is
+ * conf->store.map_size bytes.  Three named databases:
+ *
+ *   counters      rkey -> expires_ms (8 bytes LE) + quota_state_encode()
+ *   reservations  token (8 bytes BE) -> what was charged where, and when
+ *   resv_expiry   expires_ms (8 bytes, order-preserving BE) + token -> ""
+ *
+ * Concurrency: every admission is one write transaction (check all ops,
+ * charge all or none, record the reservation), and LMDB serializes write
+ * transactions across threads and processes with a robust process-shared
+ * mutex, so no interleaving can overshoot a limit.  A process killed
+ * while holding that mutex leaves it to the next writer (EOWNERDEAD is
+ * recovered inside LMDB); the reader slots of dead processes are cleared
+ * at open (mdb_reader_check).  MDB_NOTLS: read transactions are not tied
+ * to threads, so any number of threads may use one store.  LMDB allows
+ * one environment per file per process (closing a second one would drop
+ * the first one's fcntl locks), so stores on the same file share one
+ * environment, reference-counted.
+ *
+ * Durability: commits are synchronous (neither MDB_NOSYNC nor
+ * MDB_NOMETASYNC nor MDB_MAPASYNC): when admit() returns, the
+ * transaction's data and meta pages have been written and fdatasync()ed.
+ * A crashed or killed process loses nothing it committed, and neither
+ * does a crash of the host; an interrupted commit is invisible (LMDB's
+ * copy-on-write leaves the previous meta page in force).  The price is
+ * one pair of syncs per admission that charges something; refused
+ * admissions change nothing and commit nothing.
+ *
+ * Reclaiming: a counter holds its expiry, algo_expires(); one past it is
+ * treated as empty when met (and replaced by the next charge).  Each
+ * write transaction also refunds at most SWEEP_RESV lapsed reservations
+ * (the oldest first, from resv_expiry) and examines at most SWEEP_SCAN
+ * counters, round robin from where the last sweep of this process
+ * stopped, deleting the expired ones; so the file holds the live records
+ * plus a bounded backlog.  When the map is full (MDB_MAP_FULL), the write
+ * is retried once after a full sweep; if it is still full, it fails with
+ * an error that names store.map_size.  Nothing here exits or aborts.
+ */
 #include "config.h"
+
+#include <sys/stat.h>
+
+#include <errno.h>
+#include <lmdb.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "quota/store.h"
+#include "quota/tz.h"
+#include "util/buf.h"
+#include "util/log.h"
+#include "util/xmalloc.h"
+
+#define SWEEP_RESV	16	/* lapsed reservations refunded per txn */
+#define SWEEP_SCAN	32	/* counters examined per txn */
+#define SWEEP_FULL_SCAN	4096	/* examined per txn of the sweep on a */
+#define SWEEP_FULL_DEL	64	/* full map, and deleted: few pages each */
+#define LMDB_MAXREADERS	1022	/* concurrent read transactions */
+#define ITER_CHUNK	256	/* records copied per read transaction */
+#define VAL_MAX		(8 + QUOTA_STATE_ENC_MAX)
+#define RESV_VERSION	1
+#define RESV_HDR	24	/* version, nops, charged_ms, expires_ms */
+#define RESV_OP_HDR	34	/* amount, limit, period, rkey length */
+#define OPS_ON_STACK	16
+#define DEFAULT_MAP	(1024ULL * 1024 * 1024)
+#define NO_TIME		INT64_MIN	/* put, del: no time, no sweep */
+
+/* One environment per file per process, shared by its stores. */
+struct lmdb_env {
+	struct lmdb_env *next;
+	char *path;
+	dev_t dev;
+	ino_t ino;
+	unsigned int refs;
+	uint64_t map_size;
+	MDB_env *env;
+	MDB_dbi counters;
+	MDB_dbi resv;
+	MDB_dbi rexp;
+	/*
+	 * Every transaction holds this shared; adopting a map grown by
+	 * another process (MDB_MAP_RESIZED) holds it exclusive, since
+	 * mdb_env_set_mapsize() wants no transaction active.
+	 */
+	pthread_rwlock_t resize;
+	/* Where the next counter sweep starts; only touched inside a write
+	 * transaction, which LMDB makes exclusive. */
+	unsigned char scan[QUOTA_RKEY_MAX];
+	size_t scanlen;
+};
+
+struct lmdb_store {
+	struct quota_store base;	/* first: the ops cast back */
+	struct lmdb_env *e;
+};
+
+/* One charge of a reservation, as recorded. */
+struct resv_op {
+	uint64_t amount;
+	uint64_t limit;			/* the limit's number (overrides) */
+	struct quota_period per;
+	const unsigned char *rkey;
+	size_t rkeylen;
+};
+
+static pthread_mutex_t envs_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct lmdb_env *envs;
+
+/* put64 - v into 8 bytes, little-endian */
+static void
+put64(unsigned char *p, uint64_t v)
+{
+	int i;
+
+	for (i = 0; i < 8; i++)
+		p[i] = (unsigned char)(v >> (8 * i));
+}
+
+/* get64 - 8 bytes, little-endian */
+static uint64_t
+get64(const unsigned char *p)
+{
+	uint64_t v = 0;
+	int i;
+
+	for (i = 7; i >= 0; i--)
+		v = (v << 8) | p[i];
+	return v;
+}
+
+/* put64be - v into 8 bytes, big-endian (keys that sort as numbers) */
+static void
+put64be(unsigned char *p, uint64_t v)
+{
+	int i;
+
+	for (i = 0; i < 8; i++)
+		p[i] = (unsigned char)(v >> (56 - 8 * i));
+}
+
+/* get64be - 8 bytes, big-endian */
+static uint64_t
+get64be(const unsigned char *p)
+{
+	uint64_t v = 0;
+	int i;
+
+	for (i = 0; i < 8; i++)
+		v = (v << 8) | p[i];
+	return v;
+}
+
+/* time_key - a signed time as 8 bytes that sort in time order */
+static void
+time_key(unsigned char *p, int64_t t)
+{
+	put64be(p, (uint64_t)t ^ (1ULL << 63));
+}
+
+/* time_unkey - the inverse of time_key */
+static int64_t
+time_unkey(const unsigned char *p)
+{
+	return (int64_t)(get64be(p) ^ (1ULL << 63));
+}
+
+/* lmdb_err - fill err for LMDB error rc (-1: err already filled) */
+static int
+lmdb_err(const struct lmdb_env *e, int rc, const char *what, char *err,
+    size_t errlen)
+{
+	if (rc == -1)
+		return -1;
+	if (rc == MDB_MAP_FULL)
+		(void)snprintf(err, errlen, "quota store %s: full even after "
+		    "sweeping expired records (store.map_size = %llu bytes); "
+		    "raise store.map_size", e->path,
+		    (unsigned long long)e->map_size);
+	else
+		(void)snprintf(err, errlen, "quota store %s: %s: %s", e->path,
+		    what, mdb_strerror(rc));
+	return -1;
+}
+
+/* limit_of - the configured limit whose name starts rkey, or NULL */
+static const struct conf_limit *
+limit_of(const struct conf *c, const unsigned char *rkey, size_t len)
+{
+	const unsigned char *sep;
+	size_t i, nlen;
+
+	if ((sep = memchr(rkey, QUOTA_RKEY_SEP, len)) == NULL)
+		return NULL;
+	nlen = (size_t)(sep - rkey);
+	for (i = 0; i < c->nlimits; i++)
+		if (strlen(c->limits[i].name) == nlen &&
+		    memcmp(c->limits[i].name, rkey, nlen) == 0)
+			return &c->limits[i];
+	return NULL;
+}
+
+/* rkey_len - length of a NUL-terminated rkey; 0 if empty or too long */
+static size_t
+rkey_len(const char *rkey)
+{
+	size_t n = strnlen(rkey, QUOTA_RKEY_MAX);
+
+	return n == QUOTA_RKEY_MAX ? 0 : n;
+}
+
+/* ---- transactions ------------------------------------------------------ */
+
+/*
+ * txn_begin - begin a transaction, holding e->resize shared until
+ * txn_end.  Adopts a map grown by another process, and clears stale
+ * reader slots when they run out, once each.
+ */
+static int
+txn_begin(struct lmdb_env *e, int write, MDB_txn **txn)
+{
+	int rc, tries, dead;
+
+	for (tries = 0;; tries++) {
+		(void)pthread_rwlock_rdlock(&e->resize);
+		rc = mdb_txn_begin(e->env, NULL, write ? 0 : MDB_RDONLY, txn);
+		if (rc == 0)
+			return 0;
+		(void)pthread_rwlock_unlock(&e->resize);
+		if (tries > 0)
+			return rc;
+		if (rc == MDB_MAP_RESIZED) {
+			(void)pthread_rwlock_wrlock(&e->resize);
+			rc = mdb_env_set_mapsize(e->env, 0);
+			(void)pthread_rwlock_unlock(&e->resize);
+			if (rc != 0)
+				return rc;
+		} else if (rc == MDB_READERS_FULL) {
+			(void)mdb_reader_check(e->env, &dead);
+		} else {
+			return rc;
+		}
+	}
+}
+
+/* txn_abort - abort a transaction begun by txn_begin */
+static void
+txn_abort(struct lmdb_env *e, MDB_txn *txn)
+{
+	mdb_txn_abort(txn);
+	(void)pthread_rwlock_unlock(&e->resize);
+}
+
+/* txn_commit - commit (synchronously) a transaction begun by txn_begin */
+static int
+txn_commit(struct lmdb_env *e, MDB_txn *txn)
+{
+	int rc;
+
+	rc = mdb_txn_commit(txn);
+	(void)pthread_rwlock_unlock(&e->resize);
+	return rc;
+}
+
+/* ---- counters ------------------------------------------------------------ */
+
+/*
+ * counter_read - the state of rkey at now into st; *found = 0 and st
+ * zeroed when there is none, it has expired, or it cannot be decoded.
+ */
+static int
+counter_read(struct lmdb_env *e, MDB_txn *txn, const void *rkey, size_t len,
+    int64_t now, struct quota_state *st, int *found)
+{
+	MDB_val k, v;
+	int rc;
+
+	memset(st, 0, sizeof(*st));
+	*found = 0;
+	k.mv_data = (void *)(uintptr_t)rkey;
+	k.mv_size = len;
+	if ((rc = mdb_get(txn, e->counters, &k, &v)) == MDB_NOTFOUND)
+		return 0;
+	if (rc != 0)
+		return rc;
+	if (v.mv_size < 8 || (int64_t)get64(v.mv_data) <= now)
+		return 0;
+	if (quota_state_decode((const unsigned char *)v.mv_data + 8,
+	    v.mv_size - 8, st) == -1) {
+		memset(st, 0, sizeof(*st));
+		return 0;
+	}
+	*found = 1;
+	return 0;
+}
+
+/*
+ * counter_write - store st for rkey with its expiry, or delete the record
+ * when st holds nothing at now.  per: the calendar period st.t0 lies in
+ * (NULL: found here from the limit's zone).
+ */
+static int
+counter_write(struct lmdb_env *e, MDB_txn *txn, const struct conf_limit *l,
+    const void *rkey, size_t len, const struct quota_state *st,
+    const struct quota_period *per, int64_t now)
+{
+	unsigned char val[VAL_MAX];
+	struct quota_period p;
+	MDB_val k, v;
+	int64_t exp;
+	size_t n;
+	int rc;
+
+	if (l->kind == CONF_QKIND_CALENDAR) {
+		if (per == NULL || st->t0 < per->start_ms ||
+		    st->t0 >= per->end_ms) {
+			if (tz_period(l->timezone, l->month, st->t0, &p) == 0)
+				per = &p;
+			else	/* keep it; a later sweep finds the end */
+				per = NULL;
+		}
+		exp = per != NULL ? algo_expires(l, st, per) :
+		    now + 32LL * 86400 * 1000;
+	} else {
+		exp = algo_expires(l, st, NULL);
+	}
+	k.mv_data = (void *)(uintptr_t)rkey;
+	k.mv_size = len;
+	if (exp <= now) {
+		rc = mdb_del(txn, e->counters, &k, NULL);
+		return rc == MDB_NOTFOUND ? 0 : rc;
+	}
+	put64(val, (uint64_t)exp);
+	if ((n = quota_state_encode(l, st, val + 8, sizeof(val) - 8)) == 0)
+		return EINVAL;
+	v.mv_data = val;
+	v.mv_size = 8 + n;
+	return mdb_put(txn, e->counters, &k, &v, 0);
+}
+
+/* ---- reservations -------------------------------------------------------- */
+
+/* resv_key - the reservations key of token */
+static void
+resv_key(unsigned char *p, uint64_t token)
+{
+	put64be(p, token);
+}
+
+/* rexp_key - the resv_expiry key of (expires, token) */
+static void
+rexp_key(unsigned char *p, int64_t expires, uint64_t token)
+{
+	time_key(p, expires);
+	put64be(p + 8, token);
+}
+
+/*
+ * resv_parse - the ops of a reservation record (pointing into rec);
+ * -1 if malformed.  *ops is allocated; the caller frees it.
+ */
+static int
+resv_parse(const unsigned char *rec, size_t len, int64_t *charged,
+    int64_t *expires, struct resv_op **ops, size_t *nops)
+{
+	size_t i, n, off;
+
+	*ops = NULL;
+	*nops = 0;
+	if (len < RESV_HDR || rec[0] != RESV_VERSION)
+		return -1;
+	n = (size_t)(get64(rec) >> 32);
+	*charged = (int64_t)get64(rec + 8);
+	*expires = (int64_t)get64(rec + 16);
+	if (n > len / RESV_OP_HDR)
+		return -1;
+	*ops = xcalloc(n == 0 ? 1 : n, sizeof(**ops));
+	off = RESV_HDR;
+	for (i = 0; i < n; i++) {
+		if (len - off < RESV_OP_HDR)
+			goto bad;
+		(*ops)[i].amount = get64(rec + off);
+		(*ops)[i].limit = get64(rec + off + 8);
+		(*ops)[i].per.start_ms = (int64_t)get64(rec + off + 16);
+		(*ops)[i].per.end_ms = (int64_t)get64(rec + off + 24);
+		(*ops)[i].rkeylen = (size_t)rec[off + 32] |
+		    (size_t)rec[off + 33] << 8;
+		off += RESV_OP_HDR;
+		if (len - off < (*ops)[i].rkeylen)
+			goto bad;
+		(*ops)[i].rkey = rec + off;
+		off += (*ops)[i].rkeylen;
+	}
+	*nops = n;
+	return 0;
+bad:
+	free(*ops);
+	*ops = NULL;
+	return -1;
+}
+
+/* resv_write - record what an admission charged under token */
+static int
+resv_write(struct lmdb_env *e, MDB_txn *txn, const struct quota_op *ops,
+    size_t n, int64_t now, uint64_t token, int64_t expires)
+{
+	struct buf b = BUF_INIT;
+	unsigned char hdr[RESV_OP_HDR], kb[16];
+	MDB_val k, v;
+	size_t i, len;
+	int rc;
+
+	memset(hdr, 0, sizeof(hdr));
+	put64(hdr, (uint64_t)n << 32 | RESV_VERSION);
+	put64(hdr + 8, (uint64_t)now);
+	put64(hdr + 16, (uint64_t)expires);
+	buf_append(&b, hdr, RESV_HDR);
+	for (i = 0; i < n; i++) {
+		len = rkey_len(ops[i].rkey);
+		put64(hdr, ops[i].amount);
+		put64(hdr + 8, ops[i].limit->limit);
+		put64(hdr + 16, (uint64_t)ops[i].period.start_ms);
+		put64(hdr + 24, (uint64_t)ops[i].period.end_ms);
+		hdr[32] = (unsigned char)(len & 0xff);
+		hdr[33] = (unsigned char)(len >> 8);
+		buf_append(&b, hdr, RESV_OP_HDR);
+		buf_append(&b, ops[i].rkey, len);
+	}
+	resv_key(kb, token);
+	k.mv_data = kb;
+	k.mv_size = 8;
+	v.mv_data = b.data;
+	v.mv_size = b.len;
+	rc = mdb_put(txn, e->resv, &k, &v, MDB_NOOVERWRITE);
+	buf_free(&b);
+	if (rc != 0)
+		return rc;
+	rexp_key(kb, expires, token);
+	k.mv_data = kb;
+	k.mv_size = 16;
+	v.mv_data = kb;	/* any pointer: the value is empty */
+	v.mv_size = 0;
+	return mdb_put(txn, e->rexp, &k, &v, 0);
+}
+
+/*
+ * refund_one - take back one charge of a reservation, with the limit's
+ * number it was charged under (an override's: rate limits need it)
+ */
+static int
+refund_one(struct lmdb_store *s, MDB_txn *txn, const struct resv_op *op,
+    int64_t charged, int64_t now)
+{
+	const struct conf_limit *cl;
+	const struct quota_period *per;
+	struct conf_limit l;
+	struct quota_state st;
+	int rc, found;
+
+	/* A limit gone from this process's configuration: nothing to do. */
+	if ((cl = limit_of(s->base.conf, op->rkey, op->rkeylen)) == NULL)
+		return 0;
+	l = *cl;
+	l.limit = op->limit;
+	rc = counter_read(s->e, txn, op->rkey, op->rkeylen, now, &st, &found);
+	if (rc != 0 || !found)
+		return rc;
+	per = l.kind == CONF_QKIND_CALENDAR ? &op->per : NULL;
+	algo_refund(&l, &st, op->amount, charged, now, per);
+	return counter_write(s->e, txn, &l, op->rkey, op->rkeylen, &st, NULL,
+	    now);
+}
+
+/*
+ * resv_drop - end reservation token: refund it when refund is set or it
+ * has lapsed at now, then delete it.  An unknown token is no error.
+ */
+static int
+resv_drop(struct lmdb_store *s, MDB_txn *txn, uint64_t token, int refund,
+    int64_t now, int *changed)
+{
+	struct lmdb_env *e = s->e;
+	unsigned char kb[16], *rec = NULL;
+	struct resv_op *ops = NULL;
+	int64_t charged, expires;
+	MDB_val k, v;
+	size_t i, nops;
+	int rc;
+
+	resv_key(kb, token);
+	k.mv_data = kb;
+	k.mv_size = 8;
+	if ((rc = mdb_get(txn, e->resv, &k, &v)) == MDB_NOTFOUND)
+		return 0;
+	if (rc != 0)
+		return rc;
+	/* Copy: writes below may move the page v points into. */
+	rec = xmalloc(v.mv_size == 0 ? 1 : v.mv_size);
+	memcpy(rec, v.mv_data, v.mv_size);
+	if (resv_parse(rec, v.mv_size, &charged, &expires, &ops,
+	    &nops) == 0) {
+		if (expires <= now)
+			refund = 1;
+		for (i = 0; refund && i < nops; i++)
+			if ((rc = refund_one(s, txn, &ops[i], charged,
+			    now)) != 0)
+				goto done;
+		rexp_key(kb + 0, expires, token);
+		k.mv_data = kb;
+		k.mv_size = 16;
+		rc = mdb_del(txn, e->rexp, &k, NULL);
+		if (rc != 0 && rc != MDB_NOTFOUND)
+			goto done;
+	}
+	/* (A record we cannot parse is dropped without a refund.) */
+	resv_key(kb, token);
+	k.mv_data = kb;
+	k.mv_size = 8;
+	rc = mdb_del(txn, e->resv, &k, NULL);
+	if (rc == MDB_NOTFOUND)
+		rc = 0;
+	if (rc == 0)
+		*changed = 1;
+done:
+	free(ops);
+	free(rec);
+	return rc;
+}
+
+/* ---- sweep --------------------------------------------------------------- */
+
+/* sweep_resv - refund at most max reservations lapsed at now */
+static int
+sweep_resv(struct lmdb_store *s, MDB_txn *txn, int64_t now, size_t max,
+    int *changed)
+{
+	struct lmdb_env *e = s->e;
+	unsigned char kb[16];
+	MDB_cursor *c;
+	MDB_val k, v;
+	uint64_t token;
+	size_t i;
+	int rc;
+
+	for (i = 0; i < max; i++) {
+		if ((rc = mdb_cursor_open(txn, e->rexp, &c)) != 0)
+			return rc;
+		rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
+		if (rc == 0 && k.mv_size == 16)
+			memcpy(kb, k.mv_data, 16);
+		mdb_cursor_close(c);
+		if (rc == MDB_NOTFOUND)
+			return 0;
+		if (rc != 0)
+			return rc;
+		if (k.mv_size != 16) {	/* not ours: drop it */
+			if ((rc = mdb_del(txn, e->rexp, &k, NULL)) != 0)
+				return rc;
+			*changed = 1;
+			continue;
+		}
+		if (time_unkey(kb) > now)
+			return 0;
+		token = get64be(kb + 8);
+		if ((rc = resv_drop(s, txn, token, 1, now, changed)) != 0)
+			return rc;
+		/* An index entry without its reservation goes too. */
+		k.mv_data = kb;
+		k.mv_size = 16;
+		rc = mdb_del(txn, e->rexp, &k, NULL);
+		if (rc == 0)
+			*changed = 1;
+		else if (rc != MDB_NOTFOUND)
+			return rc;
+	}
+	return 0;
+}
+
+/*
+ * sweep_counters - examine at most max counters from where the last sweep
+ * stopped and delete those expired at now, at most maxdel of them;
+ * *wrapped = 1 when it reached the end (the next sweep starts from the
+ * first record).
+ */
+static int
+sweep_counters(struct lmdb_env *e, MDB_txn *txn, int64_t now, size_t max,
+    size_t maxdel, int *changed, int *wrapped)
+{
+	MDB_cursor *c;
+	MDB_val k, v;
+	size_t n = 0, ndel = 0;
+	int rc;
+
+	*wrapped = 0;
+	if ((rc = mdb_cursor_open(txn, e->counters, &c)) != 0)
+		return rc;
+	if (e->scanlen > 0) {
+		k.mv_data = e->scan;
+		k.mv_size = e->scanlen;
+		rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+	} else {
+		rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
+	}
+	while (rc == 0) {
+		if (n == max || ndel == maxdel) {
+			if (k.mv_size <= sizeof(e->scan)) {
+				memcpy(e->scan, k.mv_data, k.mv_size);
+				e->scanlen = k.mv_size;
+			} else {
+				e->scanlen = 0;
+			}
+			break;
+		}
+		n++;
+		if (v.mv_size < 8 || (int64_t)get64(v.mv_data) <= now) {
+			if ((rc = mdb_cursor_del(c, 0)) != 0)
+				break;
+			ndel++;
+			*changed = 1;
+		}
+		rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+	}
+	mdb_cursor_close(c);
+	if (rc == MDB_NOTFOUND) {
+		e->scanlen = 0;
+		*wrapped = 1;
+		rc = 0;
+	}
+	return rc;
+}
+
+/* sweep - the bounded reclaiming every write transaction does first */
+static int
+sweep(struct lmdb_store *s, MDB_txn *txn, int64_t now, int *changed)
+{
+	int rc, wrapped;
+
+	if ((rc = sweep_resv(s, txn, now, SWEEP_RESV, changed)) != 0)
+		return rc;
+	return sweep_counters(s->e, txn, now, SWEEP_SCAN, SWEEP_SCAN, changed,
+	    &wrapped);
+}
+
+/*
+ * sweep_full - on a full map: reclaim everything expired at now, in
+ * small transactions (a deleting transaction needs free pages for its
+ * copies; each commit frees more for the next).  Returns 0 if anything
+ * could be freed.
+ */
+static int
+sweep_full(struct lmdb_store *s, int64_t now)
+{
+	struct lmdb_env *e = s->e;
+	MDB_txn *txn;
+	int rc, changed, wrapped = 0, any = 0;
+	size_t rounds;
+
+	for (rounds = 0; !wrapped && rounds < 1000000; rounds++) {
+		changed = 0;
+		if ((rc = txn_begin(e, 1, &txn)) != 0)
+			return rc;
+		if (rounds == 0)	/* from the first record */
+			e->scanlen = 0;
+		rc = sweep_resv(s, txn, now, SWEEP_RESV, &changed);
+		if (rc == 0)
+			rc = sweep_counters(e, txn, now, SWEEP_FULL_SCAN,
+			    SWEEP_FULL_DEL, &changed, &wrapped);
+		if (rc == 0 && changed)
+			rc = txn_commit(e, txn);
+		else
+			txn_abort(e, txn);
+		if (rc == MDB_MAP_FULL && any)
+			return 0;	/* freed some: try with that */
+		if (rc != 0)
+			return rc;
+		any |= changed;
+	}
+	return any ? 0 : MDB_MAP_FULL;
+}
+
+/*
+ * write_txn - run body in one write transaction, after the bounded sweep
+ * when the time is known (now != NO_TIME); commit if anything changed.
+ * On MDB_MAP_FULL, sweep everything expired and try once more.  body
+ * returns 0, an LMDB error, or -1 with err.
+ */
+static int
+write_txn(struct lmdb_store *s, int64_t now, int (*body)(struct lmdb_store *,
+    MDB_txn *, void *, int *, char *, size_t), void *arg, const char *what,
+    char *err, size_t errlen)
+{
+	struct lmdb_env *e = s->e;
+	MDB_txn *txn;
+	int rc, attempt, changed;
+
+	for (attempt = 0;; attempt++) {
+		changed = 0;
+		if ((rc = txn_begin(e, 1, &txn)) != 0)
+			return lmdb_err(e, rc, "begin transaction", err,
+			    errlen);
+		rc = now != NO_TIME ? sweep(s, txn, now, &changed) : 0;
+		if (rc == 0)
+			rc = body(s, txn, arg, &changed, err, errlen);
+		if (rc == 0 && changed)
+			rc = txn_commit(e, txn);
+		else
+			txn_abort(e, txn);
+		if (rc == MDB_MAP_FULL && attempt == 0 && now != NO_TIME) {
+			log_warnx("quota store %s: map full, sweeping expired "
+			    "records", e->path);
+			if ((rc = sweep_full(s, now)) == 0)
+				continue;
+			if (rc != MDB_MAP_FULL)
+				return lmdb_err(e, rc, "sweep", err, errlen);
+		}
+		if (rc != 0)
+			return lmdb_err(e, rc, what, err, errlen);
+		return 0;
+	}
+}
+
+/* ---- operations ---------------------------------------------------------- */
+
+struct admit_arg {
+	const struct quota_op *ops;
+	size_t n;
+	int64_t now;
+	uint64_t token;
+	int64_t expires;
+	struct quota_op_result *res;
+	int *admitted;
+	struct quota_state *st;
+};
+
+/* admit_body - check every op, then charge all of them or none */
+static int
+admit_body(struct lmdb_store *s, MDB_txn *txn, void *varg, int *changed,
+    char *err, size_t errlen)
+{
+	struct admit_arg *a = varg;
+	const struct quota_op *op;
+	const struct quota_period *per;
+	size_t i, len;
+	int rc, found, ok = 1;
+
+	*a->admitted = 0;
+	for (i = 0; i < a->n; i++) {
+		op = &a->ops[i];
+		if ((len = rkey_len(op->rkey)) == 0 || op->limit == NULL) {
+			(void)snprintf(err, errlen, "quota store %s: bad "
+			    "record key", s->e->path);
+			return -1;
+		}
+		rc = counter_read(s->e, txn, op->rkey, len, a->now, &a->st[i],
+		    &found);
+		if (rc != 0)
+			return rc;
+		per = op->limit->kind == CONF_QKIND_CALENDAR ? &op->period :
+		    NULL;
+		algo_check(op->limit, &a->st[i], op->amount, op->eff_limit,
+		    a->now, per, &a->res[i].check);
+		if (op->eff_limit == QUOTA_UNLIMITED)
+			a->res[i].check.admit = 1;
+		if (!a->res[i].check.admit && !op->warn_only)
+			ok = 0;
+	}
+	if (!ok)
+		return 0;
+	for (i = 0; i < a->n; i++) {
+		op = &a->ops[i];
+		per = op->limit->kind == CONF_QKIND_CALENDAR ? &op->period :
+		    NULL;
+		algo_charge(op->limit, &a->st[i], op->amount, a->now, per);
+		rc = counter_write(s->e, txn, op->limit, op->rkey,
+		    rkey_len(op->rkey), &a->st[i], per, a->now);
+		if (rc != 0)
+			return rc;
+	}
+	if (a->token != 0) {
+		rc = resv_write(s->e, txn, a->ops, a->n, a->now, a->token,
+		    a->expires);
+		if (rc == MDB_KEYEXIST) {
+			(void)snprintf(err, errlen, "quota store %s: "
+			    "reservation token in use", s->e->path);
+			return -1;
+		}
+		if (rc != 0)
+			return rc;
+	}
+	*changed = 1;
+	*a->admitted = 1;
+	return 0;
+}
+
+/* lmdb_admit - store.h admit */
+static int
+lmdb_admit(struct quota_store *qs, const struct quota_op *ops, size_t n,
+    int64_t now_ms, uint64_t token, int64_t expires_ms,
+    struct quota_op_result *res, int *admitted, char *err, size_t errlen)
+{
+	struct lmdb_store *s = (struct lmdb_store *)qs;
+	struct quota_state stack[OPS_ON_STACK];
+	struct admit_arg a;
+	int rc;
+
+	a.ops = ops;
+	a.n = n;
+	a.now = now_ms;
+	a.token = token;
+	a.expires = expires_ms;
+	a.res = res;
+	a.admitted = admitted;
+	a.st = n <= OPS_ON_STACK ? stack : xcalloc(n, sizeof(*a.st));
+	rc = write_txn(s, now_ms, admit_body, &a, "admit", err, errlen);
+	if (a.st != stack)
+		free(a.st);
+	if (rc == -1)
+		*admitted = 0;
+	return rc;
+}
+
+struct token_arg {
+	uint64_t token;
+	int refund;
+	int64_t now;
+};
+
+/* token_body - commit (drop) or release (refund) one reservation */
+static int
+token_body(struct lmdb_store *s, MDB_txn *txn, void *varg, int *changed,
+    char *err, size_t errlen)
+{
+	struct token_arg *a = varg;
+
+	return resv_drop(s, txn, a->token, a->refund, a->now, changed);
+}
+
+/* lmdb_commit - store.h commit */
+static int
+lmdb_commit(struct quota_store *qs, uint64_t token, int64_t now_ms, char *err,
+    size_t errlen)
+{
+	struct token_arg a = { token, 0, now_ms };
+
+	return write_txn((struct lmdb_store *)qs, now_ms, token_body, &a,
+	    "commit", err, errlen);
+}
+
+/* lmdb_release - store.h release */
+static int
+lmdb_release(struct quota_store *qs, uint64_t token, int64_t now_ms,
+    char *err, size_t errlen)
+{
+	struct token_arg a = { token, 1, now_ms };
+
+	return write_txn((struct lmdb_store *)qs, now_ms, token_body, &a,
+	    "release", err, errlen);
+}
+
+/* lmdb_get - store.h get (expired or not: what the file holds) */
+static int
+lmdb_get(struct quota_store *qs, const char *rkey, struct quota_state *st,
+    int *found, char *err, size_t errlen)
+{
+	struct lmdb_store *s = (struct lmdb_store *)qs;
+	struct lmdb_env *e = s->e;
+	MDB_txn *txn;
+	MDB_val k, v;
+	int rc;
+
+	*found = 0;
+	memset(st, 0, sizeof(*st));
+	if ((k.mv_size = rkey_len(rkey)) == 0) {
+		(void)snprintf(err, errlen, "quota store %s: bad record key",
+		    e->path);
+		return -1;
+	}
+	k.mv_data = (void *)(uintptr_t)rkey;
+	if ((rc = txn_begin(e, 0, &txn)) != 0)
+		return lmdb_err(e, rc, "begin transaction", err, errlen);
+	rc = mdb_get(txn, e->counters, &k, &v);
+	if (rc == 0 && v.mv_size >= 8 &&
+	    quota_state_decode((const unsigned char *)v.mv_data + 8,
+	    v.mv_size - 8, st) == 0)
+		*found = 1;
+	else if (rc == 0)
+		memset(st, 0, sizeof(*st));
+	txn_abort(e, txn);
+	if (rc != 0 && rc != MDB_NOTFOUND)
+		return lmdb_err(e, rc, "get", err, errlen);
+	return 0;
+}
+
+struct put_arg {
+	const char *rkey;
+	const struct quota_state *st;
+	int64_t expires;
+	int del;
+};
+
+/* put_body - replace or delete one counter */
+static int
+put_body(struct lmdb_store *s, MDB_txn *txn, void *varg, int *changed,
+    char *err, size_t errlen)
+{
+	struct put_arg *a = varg;
+	const struct conf_limit *l;
+	unsigned char val[VAL_MAX];
+	MDB_val k, v;
+	size_t n;
+	int rc;
+
+	k.mv_data = (void *)(uintptr_t)a->rkey;
+	k.mv_size = rkey_len(a->rkey);
+	if (a->del) {
+		rc = mdb_del(txn, s->e->counters, &k, NULL);
+		if (rc == MDB_NOTFOUND)
+			return 0;
+		if (rc == 0)
+			*changed = 1;
+		return rc;
+	}
+	if ((l = limit_of(s->base.conf, (const unsigned char *)a->rkey,
+	    k.mv_size)) == NULL) {
+		(void)snprintf(err, errlen, "quota store %s: no limit for "
+		    "record key", s->e->path);
+		return -1;
+	}
+	put64(val, (uint64_t)(a->expires > 0 ? a->expires : INT64_MAX));
+	if ((n = quota_state_encode(l, a->st, val + 8, sizeof(val) - 8)) ==
+	    0) {
+		(void)snprintf(err, errlen, "quota store %s: cannot encode "
+		    "state", s->e->path);
+		return -1;
+	}
+	v.mv_data = val;
+	v.mv_size = 8 + n;
+	if ((rc = mdb_put(txn, s->e->counters, &k, &v, 0)) == 0)
+		*changed = 1;
+	return rc;
+}
+
+/* lmdb_put - store.h put */
+static int
+lmdb_put(struct quota_store *qs, const char *rkey,
+    const struct quota_state *st, int64_t expires_ms, char *err,
+    size_t errlen)
+{
+	struct lmdb_store *s = (struct lmdb_store *)qs;
+	struct put_arg a = { rkey, st, expires_ms, 0 };
+
+	if (rkey_len(rkey) == 0) {
+		(void)snprintf(err, errlen, "quota store %s: bad record key",
+		    s->e->path);
+		return -1;
+	}
+	return write_txn(s, NO_TIME, put_body, &a, "put", err, errlen);
+}
+
+/* lmdb_del - store.h del */
+static int
+lmdb_del(struct quota_store *qs, const char *rkey, char *err, size_t errlen)
+{
+	struct lmdb_store *s = (struct lmdb_store *)qs;
+	struct put_arg a = { rkey, NULL, 0, 1 };
+
+	if (rkey_len(rkey) == 0) {
+		(void)snprintf(err, errlen, "quota store %s: bad record key",
+		    s->e->path);
+		return -1;
+	}
+	return write_txn(s, NO_TIME, put_body, &a, "delete", err, errlen);
+}
+
+struct iter_rec {
+	char rkey[QUOTA_RKEY_MAX];
+	struct quota_state st;
+};
+
+/*
+ * lmdb_iterate - store.h iterate.  Records are copied out ITER_CHUNK at a
+ * time and fn runs outside any transaction: a long read transaction would
+ * keep LMDB from reusing freed pages, and fn may write to the store.
+ */
+static int
+lmdb_iterate(struct quota_store *qs, int (*fn)(const char *,
+    const struct quota_state *, void *), void *arg, char *err, size_t errlen)
+{
+	struct lmdb_store *s = (struct lmdb_store *)qs;
+	struct lmdb_env *e = s->e;
+	struct iter_rec *recs;
+	char last[QUOTA_RKEY_MAX];
+	size_t lastlen = 0, n, i;
+	MDB_cursor *c;
+	MDB_txn *txn;
+	MDB_val k, v;
+	int rc, started = 0, stop = 0;
+
+	recs = xcalloc(ITER_CHUNK, sizeof(*recs));
+	do {
+		if ((rc = txn_begin(e, 0, &txn)) != 0)
+			break;
+		if ((rc = mdb_cursor_open(txn, e->counters, &c)) != 0) {
+			txn_abort(e, txn);
+			break;
+		}
+		if (!started) {
+			rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
+		} else {
+			k.mv_data = last;
+			k.mv_size = lastlen;
+			rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+			if (rc == 0 && k.mv_size == lastlen &&
+			    memcmp(k.mv_data, last, lastlen) == 0)
+				rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
+		}
+		started = 1;
+		for (n = 0; rc == 0 && n < ITER_CHUNK;
+		    rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+			if (k.mv_size >= QUOTA_RKEY_MAX)
+				continue;
+			memcpy(last, k.mv_data, k.mv_size);
+			lastlen = k.mv_size;
+			if (v.mv_size < 8 || quota_state_decode(
+			    (const unsigned char *)v.mv_data + 8,
+			    v.mv_size - 8, &recs[n].st) == -1)
+				continue;
+			memcpy(recs[n].rkey, k.mv_data, k.mv_size);
+			recs[n].rkey[k.mv_size] = '\0';
+			n++;
+		}
+		mdb_cursor_close(c);
+		txn_abort(e, txn);
+		if (rc == MDB_NOTFOUND)
+			rc = 0;
+		else if (rc == 0)
+			rc = -2;	/* chunk full: more to come */
+		else
+			break;
+		for (i = 0; i < n && !stop; i++)
+			stop = fn(recs[i].rkey, &recs[i].st, arg) != 0;
+	} while (rc == -2 && !stop);
+	free(recs);
+	if (rc != 0 && rc != -2)
+		return lmdb_err(e, rc, "iterate", err, errlen);
+	return 0;
+}
+
+/* ---- open and close ------------------------------------------------------ */
+
+/* env_free - close and free one environment */
+static void
+env_free(struct lmdb_env *e)
+{
+	if (e == NULL)
+		return;
+	if (e->env != NULL)
+		mdb_env_close(e->env);
+	(void)pthread_rwlock_destroy(&e->resize);
+	free(e->path);
+	free(e);
+}
+
+/* env_open - open (creating) the file, clear stale readers, open the dbs */
+static struct lmdb_env *
+env_open(const struct conf *c, char *err, size_t errlen)
+{
+	pthread_rwlockattr_t ra;
+	struct lmdb_env *e;
+	struct stat sb;
+	MDB_txn *txn;
+	int rc, dead = 0;
+
+	e = xcalloc(1, sizeof(*e));
+	e->path = xstrdup(c->store.path);
+	e->map_size = c->store.map_size != 0 ? c->store.map_size : DEFAULT_MAP;
+	(void)pthread_rwlockattr_init(&ra);
+	/* A resize waits for the running transactions, not for new ones. */
+	(void)pthread_rwlockattr_setkind_np(&ra,
+	    PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	(void)pthread_rwlock_init(&e->resize, &ra);
+	(void)pthread_rwlockattr_destroy(&ra);
+	if ((rc = mdb_env_create(&e->env)) != 0) {
+		e->env = NULL;
+		goto fail;
+	}
+	if ((rc = mdb_env_set_maxdbs(e->env, 4)) != 0 ||
+	    (rc = mdb_env_set_maxreaders(e->env, LMDB_MAXREADERS)) != 0 ||
+	    (rc = mdb_env_set_mapsize(e->env, (size_t)e->map_size)) != 0)
+		goto fail;
+	/* No MDB_NOSYNC, MDB_NOMETASYNC or MDB_MAPASYNC: see the top. */
+	if ((rc = mdb_env_open(e->env, e->path, MDB_NOSUBDIR | MDB_NOTLS,
+	    0600)) != 0) {
+		(void)snprintf(err, errlen, "quota store %s: open: %s%s",
+		    e->path, mdb_strerror(rc), rc == ENOENT ?
+		    " (does its directory exist?)" : "");
+		goto fail_filled;
+	}
+	if ((rc = mdb_reader_check(e->env, &dead)) != 0)
+		goto fail;
+	if (dead > 0)
+		log_info("quota store %s: cleared %d reader slots of dead "
+		    "processes", e->path, dead);
+	if ((rc = mdb_txn_begin(e->env, NULL, 0, &txn)) != 0)
+		goto fail;
+	if ((rc = mdb_dbi_open(txn, "counters", MDB_CREATE,
+	    &e->counters)) != 0 ||
+	    (rc = mdb_dbi_open(txn, "reservations", MDB_CREATE,
+	    &e->resv)) != 0 ||
+	    (rc = mdb_dbi_open(txn, "resv_expiry", MDB_CREATE,
+	    &e->rexp)) != 0) {
+		mdb_txn_abort(txn);
+		goto fail;
+	}
+	if ((rc = mdb_txn_commit(txn)) != 0)
+		goto fail;
+	if (stat(e->path, &sb) == 0) {
+		e->dev = sb.st_dev;
+		e->ino = sb.st_ino;
+	}
+	return e;
+fail:
+	(void)snprintf(err, errlen, "quota store %s: open: %s", e->path,
+	    mdb_strerror(rc));
+fail_filled:
+	env_free(e);
+	return NULL;
+}
+
+/* lmdb_close - store.h close: drop this store's hold on its environment */
+static void
+lmdb_close(struct quota_store *qs)
+{
+	struct lmdb_store *s = (struct lmdb_store *)qs;
+	struct lmdb_env **pp;
+
+	if (s == NULL)
+		return;
+	(void)pthread_mutex_lock(&envs_lock);
+	if (--s->e->refs == 0) {
+		for (pp = &envs; *pp != NULL; pp = &(*pp)->next)
+			if (*pp == s->e) {
+				*pp = s->e->next;
+				break;
+			}
+		env_free(s->e);
+	}
+	(void)pthread_mutex_unlock(&envs_lock);
+	free(s);
+}
+
+static const struct quota_store_ops lmdb_ops = {
+	"lmdb",
+	lmdb_admit,
+	lmdb_commit,
+	lmdb_release,
+	lmdb_get,
+	lmdb_put,
+	lmdb_del,
+	lmdb_iterate,
+	lmdb_close,
+};
+
+/* store_lmdb_open - store.h: the LMDB store on conf->store.path */
+struct quota_store *
+store_lmdb_open(const struct conf *c, char *err, size_t errlen)
+{
+	struct lmdb_store *s;
+	struct lmdb_env *e;
+	struct stat sb;
+	int have;
+
+	if (c->store.path == NULL || c->store.path[0] == '\0') {
+		(void)snprintf(err, errlen, "quota store: store.path is empty");
+		return NULL;
+	}
+	have = stat(c->store.path, &sb) == 0;
+	(void)pthread_mutex_lock(&envs_lock);
+	for (e = envs; e != NULL; e = e->next)
+		if (have ? e->dev == sb.st_dev && e->ino == sb.st_ino :
+		    strcmp(e->path, c->store.path) == 0)
+			break;
+	if (e == NULL) {
+		if ((e = env_open(c, err, errlen)) == NULL) {
+			(void)pthread_mutex_unlock(&envs_lock);
+			return NULL;
+		}
+		e->next = envs;
+		envs = e;
+	}
+	e->refs++;
+	(void)pthread_mutex_unlock(&envs_lock);
+	s = xcalloc(1, sizeof(*s));
+	s->base.ops = &lmdb_ops;
+	s->base.conf = c;
+	s->e = e;
+	return &s->base;
+}

@@ -1,23 +1,1141 @@
+/*
+ * check_quota_store - ONE behaviour suite for every quota store (store.h):
+ * memory, LMDB (a file in a temporary directory) and Redis (a real
+ * redis-server this program starts on a free loopback port, in a
+ * temporary directory).  Each backend is a Check suite holding the same
+ * TCases; a TCase's test runs with _i = the backend's index in backends[].
+ *
+ * If redis-server cannot be started, every Redis case FAILS with the
+ * reason: a missing server must never pass as skipped.
+ *
+ * Time: the stores run on the time passed in (the Redis store too, after
+ * store_redis_client_clock()), so most cases drive a virtual clock.  The
+ * *_real_clock cases use the wall clock and the Redis server's own
+ * clock, and sleep a few seconds.
+ */
 #include "config.h"
+
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+
+#include <netinet/in.h>
+#include <arpa/inet.h>
+
 #include <check.h>
+#include <errno.h>
+#include <hiredis/hiredis.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
-START_TEST(placeholder)
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "conf/conf.h"
+#include "quota/algo.h"
+#include "quota/store.h"
+#include "quota/tz.h"
+
+enum { B_MEMORY, B_LMDB, B_REDIS, NBACKENDS };
+
+static const struct backend {
+	const char *name;
+	enum conf_store kind;
+	int persistent;		/* counters survive close and reopen */
+	int virtual_expiry;	/* records expire on the time passed in */
+} backends[NBACKENDS] = {
+	{ "memory", CONF_STORE_MEMORY, 0, 1 },
+	{ "lmdb", CONF_STORE_LMDB, 1, 1 },
+	/* Redis keys expire by their TTL, in real time */
+	{ "redis", CONF_STORE_REDIS, 1, 0 },
+};
+
+/* The limits every case may use (index into conf->limits). */
+enum { L_WIN, L_CAL, L_RATE, L_HOUR, L_SHORT, L_MANY, L_BERLIN, NLIMITS };
+
+static const struct conf_limit limit_defs[NLIMITS] = {
+	/* name, key, p4, p6, count, kind, limit, period, month, tz, burst,
+	 * buckets, action */
+	{ (char *)"win", CONF_QKEY_SASL_USERNAME, 0, 0, CONF_QCOUNT_MESSAGES,
+	    CONF_QKIND_WINDOW, 10, 60, 0, NULL, 0, 6, CONF_QACTION_DEFER,
+	    NULL, 0 },
+	{ (char *)"cal", CONF_QKEY_SASL_USERNAME, 0, 0, CONF_QCOUNT_MESSAGES,
+	    CONF_QKIND_CALENDAR, 5, 0, 0, (char *)"UTC", 0, 0, CONF_QACTION_DEFER,
+	    NULL, 0 },
+	{ (char *)"rate", CONF_QKEY_SASL_USERNAME, 0, 0, CONF_QCOUNT_MESSAGES,
+	    CONF_QKIND_RATE, 60, 60, 0, NULL, 4, 0, CONF_QACTION_DEFER,
+	    NULL, 0 },
+	{ (char *)"hour", CONF_QKEY_SASL_USERNAME, 0, 0, CONF_QCOUNT_MESSAGES,
+	    CONF_QKIND_WINDOW, 1000, 3600, 0, NULL, 0, 4, CONF_QACTION_DEFER,
+	    NULL, 0 },
+	{ (char *)"short", CONF_QKEY_SASL_USERNAME, 0, 0, CONF_QCOUNT_MESSAGES,
+	    CONF_QKIND_WINDOW, 100, 2, 0, NULL, 0, 2, CONF_QACTION_DEFER,
+	    NULL, 0 },
+	{ (char *)"many", CONF_QKEY_SASL_USERNAME, 0, 0, CONF_QCOUNT_MESSAGES,
+	    CONF_QKIND_WINDOW, 300, 3600, 0, NULL, 0, 60, CONF_QACTION_DEFER,
+	    NULL, 0 },
+	{ (char *)"berlin", CONF_QKEY_SASL_USERNAME, 0, 0, CONF_QCOUNT_RECIPIENTS,
+	    CONF_QKIND_CALENDAR, 100, 0, 0, (char *)"Europe/Berlin", 0, 0,
+	    CONF_QACTION_DEFER, NULL, 0 },
+};
+
+/* 2026-05-28 20:26:40 UTC: the virtual clock starts here. */
+#define T0 1780000000000LL
+#define HOUR_MS (3600LL * 1000)
+#define DAY_MS (24 * HOUR_MS)
+
+/* The redis-server of this run (main starts it before the suites). */
+static pid_t redis_pid = -1;
+static int redis_port;
+static char redis_dir[64];
+static char redis_why[512] = "not started";
+
+/* One case's world: a config, a store, a temporary directory. */
+struct tenv {
+	int b;
+	struct conf conf;
+	struct conf_limit limits[NLIMITS];
+	char dir[64];
+	char path[128];
+	char url[64];
+	struct quota_store *s;
+	int64_t now;
+};
+
+/* wall_ms - the wall clock, ms */
+static int64_t
+wall_ms(void)
 {
-	ck_assert_int_eq(1, 1);
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* redis_cmd - run one command on the test's server; 0 if it answered */
+static int
+redis_cmd(const char *cmd, long long *integer)
+{
+	struct timeval tv = { 2, 0 };
+	redisContext *rc;
+	redisReply *r;
+	int ok = -1;
+
+	rc = redisConnectWithTimeout("127.0.0.1", redis_port, tv);
+	if (rc == NULL || rc->err) {
+		if (rc != NULL)
+			redisFree(rc);
+		return -1;
+	}
+	(void)redisSetTimeout(rc, tv);
+	if ((r = redisCommand(rc, cmd)) != NULL) {
+		if (r->type != REDIS_REPLY_ERROR)
+			ok = 0;
+		if (integer != NULL && r->type == REDIS_REPLY_INTEGER)
+			*integer = r->integer;
+		freeReplyObject(r);
+	}
+	redisFree(rc);
+	return ok;
+}
+
+/* free_port - a TCP port free on 127.0.0.1 right now */
+static int
+free_port(void)
+{
+	struct sockaddr_in sin;
+	socklen_t len = sizeof(sin);
+	int fd, port = 0;
+
+	if ((fd = socket(AF_INET, SOCK_STREAM, 0)) == -1)
+		return 0;
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (bind(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0 &&
+	    getsockname(fd, (struct sockaddr *)&sin, &len) == 0)
+		port = ntohs(sin.sin_port);
+	close(fd);
+	return port;
+}
+
+/* redis_stop - stop our redis-server and remove its directory */
+static void
+redis_stop(void)
+{
+	char cmd[128];
+
+	if (redis_pid > 0) {
+		kill(redis_pid, SIGTERM);
+		waitpid(redis_pid, NULL, 0);
+		redis_pid = -1;
+	}
+	if (redis_dir[0] != '\0') {
+		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", redis_dir);
+		if (system(cmd) != 0)
+			fprintf(stderr, "cannot remove %s\n", redis_dir);
+		redis_dir[0] = '\0';
+	}
+}
+
+/*
+ * redis_start - redis-server on a free loopback port, no persistence, in
+ * a temporary directory; waits until it answers PING.  Sets redis_why
+ * and returns -1 when it cannot.
+ */
+static int
+redis_start(void)
+{
+	char port[16], log[128];
+	int tries, i, st;
+	pid_t pid;
+
+	snprintf(redis_dir, sizeof(redis_dir), "/tmp/check_quota_redis.XXXXXX");
+	if (mkdtemp(redis_dir) == NULL) {
+		snprintf(redis_why, sizeof(redis_why), "mkdtemp: %s",
+		    strerror(errno));
+		redis_dir[0] = '\0';
+		return -1;
+	}
+	snprintf(log, sizeof(log), "%s/redis.log", redis_dir);
+	for (tries = 0; tries < 3; tries++) {
+		if ((redis_port = free_port()) == 0) {
+			snprintf(redis_why, sizeof(redis_why), "no free port");
+			return -1;
+		}
+		snprintf(port, sizeof(port), "%d", redis_port);
+		if ((pid = fork()) == -1) {
+			snprintf(redis_why, sizeof(redis_why), "fork: %s",
+			    strerror(errno));
+			return -1;
+		}
+		if (pid == 0) {
+			/* Die with the test, whatever kills it. */
+			(void)prctl(PR_SET_PDEATHSIG, SIGTERM);
+			execlp("redis-server", "redis-server", "--port", port,
+			    "--bind", "127.0.0.1", "--save", "",
+			    "--appendonly", "no", "--daemonize", "no",
+			    "--dir", redis_dir, "--logfile", log,
+			    (char *)NULL);
+			_exit(127);
+		}
+		redis_pid = pid;
+		for (i = 0; i < 100; i++) {	/* 10 s */
+			if (redis_cmd("PING", NULL) == 0)
+				return 0;
+			if (waitpid(pid, &st, WNOHANG) == pid) {
+				redis_pid = -1;
+				snprintf(redis_why, sizeof(redis_why),
+				    "redis-server exited with status %d "
+				    "(see its log: %s; 127: not installed)",
+				    WIFEXITED(st) ? WEXITSTATUS(st) : -1, log);
+				break;
+			}
+			usleep(100000);
+		}
+		if (redis_pid > 0) {
+			snprintf(redis_why, sizeof(redis_why), "redis-server "
+			    "on 127.0.0.1:%d did not answer PING in 10 s",
+			    redis_port);
+			kill(redis_pid, SIGKILL);
+			waitpid(redis_pid, NULL, 0);
+			redis_pid = -1;
+		}
+	}
+	redis_port = 0;
+	return -1;
+}
+
+/* topen - open the case's store (Redis: on the clock passed in) */
+static struct quota_store *
+topen(struct tenv *t, int client_clock)
+{
+	struct quota_store *s = NULL;
+	char err[512] = "";
+
+	switch (backends[t->b].kind) {
+	case CONF_STORE_MEMORY:
+		s = store_mem_open(&t->conf, err, sizeof(err));
+		break;
+	case CONF_STORE_LMDB:
+		s = store_lmdb_open(&t->conf, err, sizeof(err));
+		break;
+	case CONF_STORE_REDIS:
+		s = store_redis_open(&t->conf, err, sizeof(err));
+		if (s != NULL)
+			store_redis_client_clock(s, client_clock);
+		break;
+	}
+	ck_assert_msg(s != NULL, "%s: open: %s", backends[t->b].name, err);
+	return s;
+}
+
+/*
+ * tenv_new - a fresh store of backend b; virtual: on the clock passed in
+ * (else the Redis server's clock).  Fails the case if Redis is missing.
+ */
+static struct tenv *
+tenv_new(int b, int virtual)
+{
+	struct tenv *t = calloc(1, sizeof(*t));
+	size_t i;
+
+	ck_assert_ptr_nonnull(t);
+	t->b = b;
+	if (b == B_REDIS) {
+		ck_assert_msg(redis_port != 0, "redis: redis-server could not "
+		    "be started, so the Redis store cannot be tested: %s",
+		    redis_why);
+		ck_assert_msg(redis_cmd("FLUSHALL", NULL) == 0,
+		    "redis: FLUSHALL failed on 127.0.0.1:%d", redis_port);
+	}
+	snprintf(t->dir, sizeof(t->dir), "/tmp/check_quota_store.XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(t->dir));
+	snprintf(t->path, sizeof(t->path), "%s/quota.lmdb", t->dir);
+	snprintf(t->url, sizeof(t->url), "redis://127.0.0.1:%d/0",
+	    redis_port);
+	for (i = 0; i < NLIMITS; i++)
+		t->limits[i] = limit_defs[i];
+	t->conf.limits = t->limits;
+	t->conf.nlimits = NLIMITS;
+	t->conf.store.backend = backends[b].kind;
+	t->conf.store.path = t->path;
+	t->conf.store.map_size = 64ULL * 1024 * 1024;
+	t->conf.store.url = t->url;
+	t->conf.store.timeout_ms = 2000;
+	t->conf.store.reserve_ttl = 600;
+	t->now = virtual ? T0 : wall_ms();
+	t->s = topen(t, virtual);
+	return t;
+}
+
+/* tenv_free - close the store, remove the directory */
+static void
+tenv_free(struct tenv *t)
+{
+	char cmd[128];
+
+	if (t->s != NULL)
+		t->s->ops->close(t->s);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", t->dir);
+	ck_assert_int_eq(system(cmd), 0);
+	free(t);
+}
+
+/* op_set - op i of an admission: limit l, key, amount, at t->now */
+static void
+op_set(struct tenv *t, struct quota_op *op, int l, const char *key,
+    uint64_t amount)
+{
+	memset(op, 0, sizeof(*op));
+	op->limit = &t->limits[l];
+	ck_assert_int_eq(quota_rkey(op->limit->name, key, op->rkey,
+	    sizeof(op->rkey)), 0);
+	op->amount = amount;
+	op->eff_limit = op->limit->limit;
+	if (op->limit->kind == CONF_QKIND_CALENDAR)
+		ck_assert_int_eq(tz_period(op->limit->timezone,
+		    op->limit->month, t->now, &op->period), 0);
+}
+
+/* admit_ops - admit n ops at t->now (token 0: none); returns admitted */
+static int
+admit_ops(struct tenv *t, struct quota_op *ops, size_t n, uint64_t token,
+    int64_t expires, struct quota_op_result *res)
+{
+	struct quota_op_result local[8];
+	char err[512] = "";
+	int admitted = -1, rc;
+	size_t i;
+
+	if (res == NULL)
+		res = local;
+	for (i = 0; i < n; i++)
+		if (ops[i].limit->kind == CONF_QKIND_CALENDAR)
+			ck_assert_int_eq(tz_period(ops[i].limit->timezone,
+			    ops[i].limit->month, t->now, &ops[i].period), 0);
+	rc = t->s->ops->admit(t->s, ops, n, t->now, token, expires, res,
+	    &admitted, err, sizeof(err));
+	ck_assert_msg(rc == 0, "%s: admit: got -1 (%s), want 0",
+	    backends[t->b].name, err);
+	ck_assert_msg(admitted == 0 || admitted == 1, "%s: admitted = %d",
+	    backends[t->b].name, admitted);
+	return admitted;
+}
+
+/* admit1 - admit amount on one limit and key; returns admitted */
+static int
+admit1(struct tenv *t, int l, const char *key, uint64_t amount,
+    struct quota_check *check)
+{
+	struct quota_op op;
+	struct quota_op_result res;
+	int a;
+
+	op_set(t, &op, l, key, amount);
+	a = admit_ops(t, &op, 1, 0, 0, &res);
+	if (check != NULL)
+		*check = res.check;
+	return a;
+}
+
+/* used - what the counter of (l, key) holds at t->now */
+static uint64_t
+used(struct tenv *t, int l, const char *key)
+{
+	struct quota_state st;
+	struct quota_period per, *pp = NULL;
+	char rkey[QUOTA_RKEY_MAX], err[512] = "";
+	int found = -1;
+
+	ck_assert_int_eq(quota_rkey(t->limits[l].name, key, rkey,
+	    sizeof(rkey)), 0);
+	ck_assert_msg(t->s->ops->get(t->s, rkey, &st, &found, err,
+	    sizeof(err)) == 0, "%s: get: %s", backends[t->b].name, err);
+	if (!found)
+		return 0;
+	if (t->limits[l].kind == CONF_QKIND_CALENDAR) {
+		ck_assert_int_eq(tz_period(t->limits[l].timezone,
+		    t->limits[l].month, t->now, &per), 0);
+		pp = &per;
+	}
+	return algo_used(&t->limits[l], &st, t->now, pp);
+}
+
+struct count_arg {
+	const char *prefix;	/* limit name + separator */
+	size_t n;
+};
+
+/* count_fn - iterate callback: count the records of one limit */
+static int
+count_fn(const char *rkey, const struct quota_state *st, void *arg)
+{
+	struct count_arg *a = arg;
+
+	(void)st;
+	if (strncmp(rkey, a->prefix, strlen(a->prefix)) == 0)
+		a->n++;
+	return 0;
+}
+
+/* nrecords - how many records of limit l the store holds */
+static size_t
+nrecords(struct tenv *t, int l)
+{
+	char prefix[64], err[512] = "";
+	struct count_arg a;
+
+	snprintf(prefix, sizeof(prefix), "%s%c", t->limits[l].name,
+	    QUOTA_RKEY_SEP);
+	a.prefix = prefix;
+	a.n = 0;
+	ck_assert_msg(t->s->ops->iterate(t->s, count_fn, &a, err,
+	    sizeof(err)) == 0, "%s: iterate: %s", backends[t->b].name, err);
+	return a.n;
+}
+
+/* ---- admit and refuse at the limit, per kind ---------------------------- */
+
+START_TEST(window_admits_limit_then_refuses)
+{
+	struct tenv *t = tenv_new(_i, 1);
+	struct quota_check c;
+	int k;
+
+	for (k = 0; k < 10; k++)
+		ck_assert_msg(admit1(t, L_WIN, "alice", 1, &c) == 1,
+		    "%s: admission %d refused, want admitted", 
+		    backends[_i].name, k + 1);
+	ck_assert_msg(admit1(t, L_WIN, "alice", 1, &c) == 0,
+	    "%s: 11th admitted, want refused", backends[_i].name);
+	ck_assert_msg(c.used == 10, "%s: used got %llu, want 10",
+	    backends[_i].name, (unsigned long long)c.used);
+	ck_assert_msg(c.retry_ms > 0 && c.retry_ms <= 70000,
+	    "%s: retry got %llu ms, want (0, 70000]", backends[_i].name,
+	    (unsigned long long)c.retry_ms);
+	ck_assert_uint_eq(used(t, L_WIN, "alice"), 10);
+	/* another key has its own counter */
+	ck_assert_int_eq(admit1(t, L_WIN, "bob", 10, NULL), 1);
+	ck_assert_int_eq(admit1(t, L_WIN, "bob", 1, NULL), 0);
+	/* once the period (and the bucket) has passed, it admits again */
+	t->now += c.retry_ms;
+	ck_assert_msg(admit1(t, L_WIN, "alice", 1, NULL) == 1,
+	    "%s: refused after the retry time", backends[_i].name);
+	t->now += 70000;
+	ck_assert_int_eq(admit1(t, L_WIN, "alice", 10, NULL), 1);
+	tenv_free(t);
 }
 END_TEST
+
+START_TEST(calendar_admits_limit_then_refuses_until_midnight)
+{
+	struct tenv *t = tenv_new(_i, 1);
+	struct quota_period per;
+	struct quota_check c;
+
+	ck_assert_int_eq(admit1(t, L_CAL, "alice", 2, NULL), 1);
+	ck_assert_int_eq(admit1(t, L_CAL, "alice", 3, NULL), 1);
+	ck_assert_int_eq(admit1(t, L_CAL, "alice", 1, &c), 0);
+	ck_assert_uint_eq(c.used, 5);
+	ck_assert_int_eq(tz_period("UTC", 0, t->now, &per), 0);
+	ck_assert_msg(c.retry_ms == (uint64_t)(per.end_ms - t->now),
+	    "%s: retry got %llu, want %lld (until midnight)",
+	    backends[_i].name, (unsigned long long)c.retry_ms,
+	    (long long)(per.end_ms - t->now));
+	t->now = per.end_ms - 1;
+	ck_assert_int_eq(admit1(t, L_CAL, "alice", 1, NULL), 0);
+	t->now = per.end_ms;
+	ck_assert_int_eq(admit1(t, L_CAL, "alice", 5, NULL), 1);
+	ck_assert_uint_eq(used(t, L_CAL, "alice"), 5);
+	tenv_free(t);
+}
+END_TEST
+
+START_TEST(rate_admits_burst_then_one_per_interval)
+{
+	struct tenv *t = tenv_new(_i, 1);
+	struct quota_check c;
+	int k;
+
+	/* 60 per 60 s, burst 4: 5 at once, then one a second */
+	for (k = 0; k < 5; k++)
+		ck_assert_msg(admit1(t, L_RATE, "alice", 1, NULL) == 1,
+		    "%s: burst admission %d refused", backends[_i].name,
+		    k + 1);
+	ck_assert_int_eq(admit1(t, L_RATE, "alice", 1, &c), 0);
+	ck_assert_msg(c.retry_ms == 1000, "%s: retry got %llu ms, want 1000",
+	    backends[_i].name, (unsigned long long)c.retry_ms);
+	t->now += 999;
+	ck_assert_int_eq(admit1(t, L_RATE, "alice", 1, NULL), 0);
+	t->now += 1;
+	ck_assert_int_eq(admit1(t, L_RATE, "alice", 1, NULL), 1);
+	ck_assert_int_eq(admit1(t, L_RATE, "alice", 1, NULL), 0);
+	tenv_free(t);
+}
+END_TEST
+
+START_TEST(amounts_larger_than_one_fit_or_not_whole)
+{
+	struct tenv *t = tenv_new(_i, 1);
+
+	ck_assert_int_eq(admit1(t, L_WIN, "alice", 4, NULL), 1);
+	ck_assert_int_eq(admit1(t, L_WIN, "alice", 4, NULL), 1);
+	ck_assert_int_eq(admit1(t, L_WIN, "alice", 3, NULL), 0);
+	ck_assert_uint_eq(used(t, L_WIN, "alice"), 8);
+	ck_assert_int_eq(admit1(t, L_WIN, "alice", 2, NULL), 1);
+	ck_assert_uint_eq(used(t, L_WIN, "alice"), 10);
+	ck_assert_int_eq(admit1(t, L_WIN, "carol", 11, NULL), 0);
+	ck_assert_uint_eq(used(t, L_WIN, "carol"), 0);
+	tenv_free(t);
+}
+END_TEST
+
+/* ---- several limits: all or nothing, warn, unlimited -------------------- */
+
+START_TEST(all_or_nothing_across_ops)
+{
+	struct tenv *t = tenv_new(_i, 1);
+	struct quota_op ops[3];
+	struct quota_op_result res[3];
+	int k;
+
+	/* win 10, cal 5, hour 1000: the calendar refuses the 6th */
+	for (k = 0; k < 6; k++) {
+		op_set(t, &ops[0], L_WIN, "alice", 1);
+		op_set(t, &ops[1], L_CAL, "alice", 1);
+		op_set(t, &ops[2], L_HOUR, "alice", 1);
+		ck_assert_int_eq(admit_ops(t, ops, 3, 0, 0, res), k < 5);
+	}
+	ck_assert_msg(res[0].check.admit == 1 && res[1].check.admit == 0 &&
+	    res[2].check.admit == 1, "%s: per-op checks got %d %d %d, want "
+	    "1 0 1", backends[_i].name, res[0].check.admit,
+	    res[1].check.admit, res[2].check.admit);
+	ck_assert_uint_eq(res[1].check.used, 5);
+	/* the refused admission charged none of them */
+	ck_assert_uint_eq(used(t, L_WIN, "alice"), 5);
+	ck_assert_uint_eq(used(t, L_CAL, "alice"), 5);
+	ck_assert_uint_eq(used(t, L_HOUR, "alice"), 5);
+	/* nor when the first op refuses and the others would fit */
+	ck_assert_int_eq(admit1(t, L_WIN, "bob", 10, NULL), 1);
+	op_set(t, &ops[0], L_WIN, "bob", 1);
+	op_set(t, &ops[1], L_HOUR, "bob", 1);
+	ck_assert_int_eq(admit_ops(t, ops, 2, 0, 0, res), 0);
+	ck_assert_uint_eq(used(t, L_HOUR, "bob"), 0);
+	tenv_free(t);
+}
+END_TEST
+
+START_TEST(warn_only_ops_never_refuse_and_keep_counting)
+{
+	struct tenv *t = tenv_new(_i, 1);
+	struct quota_op ops[2];
+	struct quota_op_result res[2];
+	int k;
+
+	for (k = 0; k < 8; k++) {
+		op_set(t, &ops[0], L_CAL, "alice", 1);	/* 5, warn only */
+		ops[0].warn_only = 1;
+		op_set(t, &ops[1], L_WIN, "alice", 1);	/* 10 */
+		ck_assert_msg(admit_ops(t, ops, 2, 0, 0, res) == 1,
+		    "%s: admission %d refused by a warn-only op",
+		    backends[_i].name, k + 1);
+		ck_assert_int_eq(res[0].check.admit, k < 5);
+	}
+	ck_assert_uint_eq(used(t, L_CAL, "alice"), 8);
+	ck_assert_uint_eq(used(t, L_WIN, "alice"), 8);
+	tenv_free(t);
+}
+END_TEST
+
+START_TEST(unlimited_ops_count_and_never_refuse)
+{
+	struct tenv *t = tenv_new(_i, 1);
+	struct quota_op op;
+	int k;
+
+	for (k = 0; k < 3; k++) {
+		op_set(t, &op, L_WIN, "newsletter", 7);
+		op.eff_limit = QUOTA_UNLIMITED;
+		ck_assert_int_eq(admit_ops(t, &op, 1, 0, 0, NULL), 1);
+	}
+	ck_assert_uint_eq(used(t, L_WIN, "newsletter"), 21);
+	/* an override above the limit (eff_limit) is honoured */
+	for (k = 0; k < 3; k++) {
+		op_set(t, &op, L_WIN, "big", 10);
+		op.eff_limit = 25;
+		ck_assert_int_eq(admit_ops(t, &op, 1, 0, 0, NULL), k < 2);
+	}
+	tenv_free(t);
+}
+END_TEST
+
+/* ---- reservations ------------------------------------------------------- */
+
+START_TEST(reservation_commit_keeps_release_refunds)
+{
+	struct tenv *t = tenv_new(_i, 1);
+	struct quota_op ops[2];
+	char err[512] = "";
+
+	op_set(t, &ops[0], L_WIN, "alice", 3);
+	op_set(t, &ops[1], L_CAL, "alice", 3);
+	ck_assert_int_eq(admit_ops(t, ops, 2, 101, t->now + 60000, NULL), 1);
+	op_set(t, &ops[0], L_WIN, "alice", 2);
+	op_set(t, &ops[1], L_CAL, "alice", 2);
+	ck_assert_int_eq(admit_ops(t, ops, 2, 102, t->now + 60000, NULL), 1);
+	ck_assert_uint_eq(used(t, L_WIN, "alice"), 5);
+	ck_assert_uint_eq(used(t, L_CAL, "alice"), 5);
+	t->now += 1000;
+	ck_assert_int_eq(t->s->ops->commit(t->s, 101, t->now, err,
+	    sizeof(err)), 0);
+	ck_assert_int_eq(t->s->ops->release(t->s, 102, t->now, err,
+	    sizeof(err)), 0);
+	ck_assert_msg(used(t, L_WIN, "alice") == 3, "%s: win used got %llu "
+	    "after commit 3 + release 2, want 3", backends[_i].name,
+	    (unsigned long long)used(t, L_WIN, "alice"));
+	ck_assert_uint_eq(used(t, L_CAL, "alice"), 3);
+	/* ended tokens, and unknown ones, are no error and do nothing */
+	ck_assert_int_eq(t->s->ops->release(t->s, 101, t->now, err,
+	    sizeof(err)), 0);
+	ck_assert_int_eq(t->s->ops->release(t->s, 102, t->now, err,
+	    sizeof(err)), 0);
+	ck_assert_int_eq(t->s->ops->commit(t->s, 999, t->now, err,
+	    sizeof(err)), 0);
+	ck_assert_uint_eq(used(t, L_WIN, "alice"), 3);
+	/* the refund made room for 2 more under the calendar's 5 */
+	ck_assert_int_eq(admit1(t, L_CAL, "alice", 2, NULL), 1);
+	ck_assert_int_eq(admit1(t, L_CAL, "alice", 1, NULL), 0);
+	tenv_free(t);
+}
+END_TEST
+
+START_TEST(reservation_lapses_and_is_refunded)
+{
+	struct tenv *t = tenv_new(_i, 1);
+	struct quota_op op;
+	char err[512] = "";
+
+	op_set(t, &op, L_WIN, "alice", 10);
+	ck_assert_int_eq(admit_ops(t, &op, 1, 7, t->now + 5000, NULL), 1);
+	ck_assert_int_eq(admit1(t, L_WIN, "alice", 1, NULL), 0);
+	t->now += 4999;
+	ck_assert_int_eq(admit1(t, L_WIN, "alice", 1, NULL), 0);
+	t->now += 1;
+	/* lapsed: the store refunds it before it checks */
+	ck_assert_msg(admit1(t, L_WIN, "alice", 1, NULL) == 1,
+	    "%s: a lapsed reservation still holds its charge",
+	    backends[_i].name);
+	ck_assert_uint_eq(used(t, L_WIN, "alice"), 1);
+	/* committing it late changes nothing */
+	ck_assert_int_eq(t->s->ops->commit(t->s, 7, t->now, err,
+	    sizeof(err)), 0);
+	ck_assert_uint_eq(used(t, L_WIN, "alice"), 1);
+	/* a lapsed reservation is refunded by commit/release too */
+	op_set(t, &op, L_CAL, "bob", 4);
+	ck_assert_int_eq(admit_ops(t, &op, 1, 8, t->now + 1000, NULL), 1);
+	t->now += 2000;
+	ck_assert_int_eq(t->s->ops->commit(t->s, 8, t->now, err,
+	    sizeof(err)), 0);
+	ck_assert_uint_eq(used(t, L_CAL, "bob"), 0);
+	tenv_free(t);
+}
+END_TEST
+
+START_TEST(refused_reservation_records_nothing)
+{
+	struct tenv *t = tenv_new(_i, 1);
+	struct quota_op op;
+	char err[512] = "";
+
+	ck_assert_int_eq(admit1(t, L_WIN, "alice", 8, NULL), 1);
+	op_set(t, &op, L_WIN, "alice", 3);
+	ck_assert_int_eq(admit_ops(t, &op, 1, 55, t->now + 1000, NULL), 0);
+	t->now += 2000;
+	ck_assert_int_eq(t->s->ops->release(t->s, 55, t->now, err,
+	    sizeof(err)), 0);
+	ck_assert_uint_eq(used(t, L_WIN, "alice"), 8);
+	tenv_free(t);
+}
+END_TEST
+
+START_TEST(reservation_token_in_use_is_an_error)
+{
+	struct tenv *t = tenv_new(_i, 1);
+	struct quota_op op;
+	struct quota_op_result res;
+	char err[512] = "";
+	int admitted = -1, rc;
+
+	op_set(t, &op, L_WIN, "alice", 1);
+	ck_assert_int_eq(admit_ops(t, &op, 1, 77, t->now + 60000, NULL), 1);
+	rc = t->s->ops->admit(t->s, &op, 1, t->now, 77, t->now + 60000, &res,
+	    &admitted, err, sizeof(err));
+	ck_assert_msg(rc == -1 && err[0] != '\0', "%s: a second reservation "
+	    "under token 77 got rc %d, want -1 with a reason",
+	    backends[_i].name, rc);
+	ck_assert_uint_eq(used(t, L_WIN, "alice"), 1);
+	tenv_free(t);
+}
+END_TEST
+
+/* ---- get, put, del, iterate --------------------------------------------- */
+
+START_TEST(get_put_del_iterate)
+{
+	struct tenv *t = tenv_new(_i, 1);
+	struct quota_state st, got;
+	char rkey[QUOTA_RKEY_MAX], err[512] = "";
+	int found = -1;
+
+	ck_assert_int_eq(quota_rkey("win", "alice", rkey, sizeof(rkey)), 0);
+	ck_assert_int_eq(t->s->ops->get(t->s, rkey, &got, &found, err,
+	    sizeof(err)), 0);
+	ck_assert_int_eq(found, 0);
+	memset(&st, 0, sizeof(st));
+	algo_set(&t->limits[L_WIN], &st, 7, t->now, NULL);
+	ck_assert_msg(t->s->ops->put(t->s, rkey, &st, algo_expires(
+	    &t->limits[L_WIN], &st, NULL), err, sizeof(err)) == 0,
+	    "%s: put: %s", backends[_i].name, err);
+	ck_assert_int_eq(t->s->ops->get(t->s, rkey, &got, &found, err,
+	    sizeof(err)), 0);
+	ck_assert_int_eq(found, 1);
+	ck_assert_uint_eq(algo_used(&t->limits[L_WIN], &got, t->now, NULL), 7);
+	ck_assert_uint_eq(used(t, L_WIN, "alice"), 7);
+	/* admissions count on top of what was put */
+	ck_assert_int_eq(admit1(t, L_WIN, "alice", 3, NULL), 1);
+	ck_assert_int_eq(admit1(t, L_WIN, "alice", 1, NULL), 0);
+	ck_assert_int_eq(admit1(t, L_CAL, "alice", 1, NULL), 1);
+	ck_assert_int_eq(admit1(t, L_WIN, "bob", 1, NULL), 1);
+	ck_assert_uint_eq(nrecords(t, L_WIN), 2);
+	ck_assert_uint_eq(nrecords(t, L_CAL), 1);
+	ck_assert_int_eq(t->s->ops->del(t->s, rkey, err, sizeof(err)), 0);
+	ck_assert_int_eq(t->s->ops->get(t->s, rkey, &got, &found, err,
+	    sizeof(err)), 0);
+	ck_assert_int_eq(found, 0);
+	ck_assert_uint_eq(nrecords(t, L_WIN), 1);
+	ck_assert_int_eq(admit1(t, L_WIN, "alice", 10, NULL), 1);
+	/* deleting what is not there is no error */
+	ck_assert_int_eq(quota_rkey("win", "nobody", rkey, sizeof(rkey)), 0);
+	ck_assert_int_eq(t->s->ops->del(t->s, rkey, err, sizeof(err)), 0);
+	tenv_free(t);
+}
+END_TEST
+
+/* stop_fn - iterate callback that stops at the second record */
+static int
+stop_fn(const char *rkey, const struct quota_state *st, void *arg)
+{
+	(void)rkey;
+	(void)st;
+	return ++*(int *)arg == 2;
+}
+
+START_TEST(iterate_visits_every_record_and_stops_on_request)
+{
+	struct tenv *t = tenv_new(_i, 1);
+	char key[32], err[512] = "";
+	int k, calls = 0;
+
+	/* more than one chunk of the LMDB store's iteration */
+	for (k = 0; k < 600; k++) {
+		snprintf(key, sizeof(key), "user%04d", k);
+		ck_assert_int_eq(admit1(t, L_HOUR, key, 1, NULL), 1);
+	}
+	ck_assert_uint_eq(nrecords(t, L_HOUR), 600);
+	ck_assert_int_eq(t->s->ops->iterate(t->s, stop_fn, &calls, err,
+	    sizeof(err)), 0);
+	ck_assert_int_eq(calls, 2);
+	tenv_free(t);
+}
+END_TEST
+
+/* ---- persistence -------------------------------------------------------- */
+
+START_TEST(counters_survive_close_and_reopen)
+{
+	struct tenv *t = tenv_new(_i, 1);
+	struct quota_op op;
+	char err[512] = "";
+
+	if (!backends[_i].persistent) {
+		tenv_free(t);
+		return;
+	}
+	ck_assert_int_eq(admit1(t, L_WIN, "alice", 6, NULL), 1);
+	ck_assert_int_eq(admit1(t, L_CAL, "alice", 4, NULL), 1);
+	op_set(t, &op, L_HOUR, "alice", 9);
+	ck_assert_int_eq(admit_ops(t, &op, 1, 4242, t->now + 60000, NULL), 1);
+	t->s->ops->close(t->s);
+	t->s = topen(t, 1);
+	ck_assert_uint_eq(used(t, L_WIN, "alice"), 6);
+	ck_assert_uint_eq(used(t, L_CAL, "alice"), 4);
+	ck_assert_uint_eq(used(t, L_HOUR, "alice"), 9);
+	ck_assert_int_eq(admit1(t, L_WIN, "alice", 5, NULL), 0);
+	ck_assert_int_eq(admit1(t, L_WIN, "alice", 4, NULL), 1);
+	/* the reservation survived too */
+	ck_assert_int_eq(t->s->ops->release(t->s, 4242, t->now, err,
+	    sizeof(err)), 0);
+	ck_assert_uint_eq(used(t, L_HOUR, "alice"), 0);
+	tenv_free(t);
+}
+END_TEST
+
+/* ---- reclaiming --------------------------------------------------------- */
+
+/*
+ * expired_records_reclaimed_over_simulated_days - 1000 distinct keys a
+ * day for 10 days on a 1h window: the store keeps about an hour's keys,
+ * never the lot; the LMDB file stops growing.
+ */
+START_TEST(expired_records_reclaimed_over_simulated_days)
+{
+	struct tenv *t;
+	struct stat sb;
+	off_t size2 = 0;
+	size_t n, most = 0;
+	char key[32];
+	int day, k;
+
+	if (!backends[_i].virtual_expiry)
+		return;		/* Redis: see ..._real_clock */
+	t = tenv_new(_i, 1);
+	for (day = 0; day < 10; day++) {
+		for (k = 0; k < 1000; k++) {
+			snprintf(key, sizeof(key), "d%d-u%d", day, k);
+			ck_assert_int_eq(admit1(t, L_HOUR, key, 1, NULL), 1);
+			t->now += DAY_MS / 1000;
+		}
+		n = nrecords(t, L_HOUR);
+		if (n > most)
+			most = n;
+		/* ~52 keys in the last 1h15m, plus the sweep's lag */
+		ck_assert_msg(n <= 250, "%s: day %d: %zu records, want <= 250",
+		    backends[_i].name, day, n);
+		if (_i == B_LMDB) {
+			ck_assert_int_eq(stat(t->path, &sb), 0);
+			if (day == 1)
+				size2 = sb.st_size;
+			if (day > 1)
+				ck_assert_msg(sb.st_size <= size2,
+				    "lmdb: file grew from %lld to %lld bytes "
+				    "on day %d", (long long)size2,
+				    (long long)sb.st_size, day);
+		}
+	}
+	fprintf(stderr, "%s: at most %zu records of 10000 keys\n",
+	    backends[_i].name, most);
+	tenv_free(t);
+}
+END_TEST
+
+/*
+ * expired_records_reclaimed_real_clock - on the wall clock (the Redis
+ * server's own): records of a 2 s window are gone 3 s later, once a few
+ * admissions have passed (LMDB, memory: their sweeps; Redis: TTLs).
+ */
+START_TEST(expired_records_reclaimed_real_clock)
+{
+	struct tenv *t = tenv_new(_i, 0);
+	char key[32];
+	int k;
+
+	for (k = 0; k < 20; k++) {
+		snprintf(key, sizeof(key), "r%d", k);
+		ck_assert_int_eq(admit1(t, L_SHORT, key, 1, NULL), 1);
+	}
+	ck_assert_uint_eq(nrecords(t, L_SHORT), 20);
+	ck_assert_uint_eq(used(t, L_SHORT, "r0"), 1);
+	usleep(3500000);
+	t->now = wall_ms();
+	ck_assert_uint_eq(used(t, L_SHORT, "r0"), 0);
+	for (k = 0; k < 10; k++)
+		ck_assert_int_eq(admit1(t, L_WIN, "trigger", 1, NULL), 1);
+	ck_assert_msg(nrecords(t, L_SHORT) == 0, "%s: %zu expired records "
+	    "left, want 0", backends[_i].name, nrecords(t, L_SHORT));
+	tenv_free(t);
+}
+END_TEST
+
+START_TEST(window_refuses_on_the_server_clock)
+{
+	struct tenv *t = tenv_new(_i, 0);
+	struct quota_check c;
+	int k;
+
+	for (k = 0; k < 10; k++)
+		ck_assert_int_eq(admit1(t, L_WIN, "alice", 1, NULL), 1);
+	ck_assert_int_eq(admit1(t, L_WIN, "alice", 1, &c), 0);
+	ck_assert_uint_eq(c.used, 10);
+	ck_assert(c.retry_ms > 0 && c.retry_ms <= 70000);
+	for (k = 0; k < 5; k++)
+		ck_assert_int_eq(admit1(t, L_RATE, "alice", 1, NULL), 1);
+	ck_assert_int_eq(admit1(t, L_RATE, "alice", 1, &c), 0);
+	ck_assert(c.retry_ms > 0 && c.retry_ms <= 1000);
+	tenv_free(t);
+}
+END_TEST
+
+/* ---- threads ------------------------------------------------------------ */
+
+struct thr {
+	struct tenv *t;
+	int admitted;
+};
+
+/* thr_main - 60 admissions of one unit on ("many", "shared") */
+static void *
+thr_main(void *arg)
+{
+	struct thr *th = arg;
+	struct quota_op op;
+	struct quota_op_result res;
+	char err[512];
+	int k, admitted;
+
+	for (k = 0; k < 60; k++) {
+		memset(&op, 0, sizeof(op));
+		op.limit = &th->t->limits[L_MANY];
+		(void)quota_rkey("many", "shared", op.rkey, sizeof(op.rkey));
+		op.amount = 1;
+		op.eff_limit = 300;
+		if (th->t->s->ops->admit(th->t->s, &op, 1, th->t->now, 0, 0,
+		    &res, &admitted, err, sizeof(err)) == 0 && admitted)
+			th->admitted++;
+	}
+	return NULL;
+}
+
+START_TEST(threads_admit_exactly_the_limit)
+{
+	struct tenv *t = tenv_new(_i, 1);
+	struct thr th[8];
+	pthread_t tid[8];
+	int k, total = 0;
+
+	for (k = 0; k < 8; k++) {
+		th[k].t = t;
+		th[k].admitted = 0;
+		ck_assert_int_eq(pthread_create(&tid[k], NULL, thr_main,
+		    &th[k]), 0);
+	}
+	for (k = 0; k < 8; k++) {
+		pthread_join(tid[k], NULL);
+		total += th[k].admitted;
+	}
+	ck_assert_msg(total == 300, "%s: 8 threads x 60 admitted %d, want 300",
+	    backends[_i].name, total);
+	ck_assert_uint_eq(used(t, L_MANY, "shared"), 300);
+	tenv_free(t);
+}
+END_TEST
+
+/* ---- LMDB only ---------------------------------------------------------- */
+
+START_TEST(lmdb_file_is_private_and_shared_in_process)
+{
+	struct tenv *t = tenv_new(B_LMDB, 1);
+	struct quota_store *s1 = t->s, *s2;
+	struct stat sb;
+
+	ck_assert_int_eq(stat(t->path, &sb), 0);
+	ck_assert_msg((sb.st_mode & 0777) == 0600, "mode got %o, want 600",
+	    (unsigned)(sb.st_mode & 0777));
+	ck_assert_msg(S_ISREG(sb.st_mode), "not a regular file");
+	/* a second store on the same file shares the environment */
+	s2 = topen(t, 1);
+	ck_assert_int_eq(admit1(t, L_WIN, "alice", 6, NULL), 1);
+	t->s = s2;
+	ck_assert_uint_eq(used(t, L_WIN, "alice"), 6);
+	ck_assert_int_eq(admit1(t, L_WIN, "alice", 5, NULL), 0);
+	s1->ops->close(s1);
+	ck_assert_int_eq(admit1(t, L_WIN, "alice", 4, NULL), 1);
+	ck_assert_uint_eq(used(t, L_WIN, "alice"), 10);
+	tenv_free(t);
+}
+END_TEST
+
+START_TEST(lmdb_missing_directory_is_an_error)
+{
+	struct tenv *t = tenv_new(B_LMDB, 1);
+	struct conf c = t->conf;
+	char err[512] = "";
+
+	c.store.path = (char *)"/nonexistent-outpost-dir/quota.lmdb";
+	ck_assert_ptr_null(store_lmdb_open(&c, err, sizeof(err)));
+	ck_assert_msg(strstr(err, "/nonexistent-outpost-dir") != NULL,
+	    "error does not name the file: %s", err);
+	tenv_free(t);
+}
+END_TEST
+
+/*
+ * lmdb_small_map_reclaims_then_fails_cleanly_when_full - in a 256 KiB map,
+ * 20000 distinct keys of a 60 s window over 2000 s fit, since expired
+ * ones are reclaimed; live keys beyond the map's room make admissions
+ * fail with an error naming store.map_size, while reads still work; a
+ * larger store.map_size on the same file makes room again.
+ */
+START_TEST(lmdb_small_map_reclaims_then_fails_cleanly_when_full)
+{
+	struct tenv *t = tenv_new(B_LMDB, 1);
+	struct quota_op op;
+	struct quota_op_result res;
+	char key[32], err[512];
+	int k, admitted = -1, rc = 0;
+
+	t->s->ops->close(t->s);
+	ck_assert_int_eq(unlink(t->path), 0);
+	t->conf.store.map_size = 256 * 1024;
+	t->s = topen(t, 1);
+	for (k = 0; k < 100; k++) {
+		snprintf(key, sizeof(key), "early-%03d", k);
+		ck_assert_int_eq(admit1(t, L_HOUR, key, 1, NULL), 1);
+	}
+	for (k = 0; k < 20000; k++) {
+		snprintf(key, sizeof(key), "flow-%06d", k);
+		ck_assert_msg(admit1(t, L_WIN, key, 1, NULL) == 1,
+		    "lmdb: key %d of a moving 60 s window refused", k);
+		t->now += 100;
+	}
+	ck_assert_msg(nrecords(t, L_WIN) <= 1000, "lmdb: %zu records of a "
+	    "60 s window after 2000 s, want <= 1000", nrecords(t, L_WIN));
+	/* now live keys only, until the map is full */
+	for (k = 0; k < 100000; k++) {
+		snprintf(key, sizeof(key), "live-%06d", k);
+		op_set(t, &op, L_WIN, key, 1);
+		err[0] = '\0';
+		rc = t->s->ops->admit(t->s, &op, 1, t->now, 0, 0, &res,
+		    &admitted, err, sizeof(err));
+		if (rc != 0)
+			break;
+	}
+	ck_assert_msg(rc == -1, "lmdb: 100000 live keys fit in 256 KiB?");
+	ck_assert_msg(strstr(err, "store.map_size") != NULL, "lmdb: a full "
+	    "map's error does not name store.map_size: %s", err);
+	ck_assert_int_eq(admitted, 0);
+	ck_assert_uint_eq(used(t, L_WIN, "live-000000"), 1);
+	ck_assert_uint_eq(used(t, L_HOUR, "early-000"), 1);
+	/* a larger map on the same file */
+	t->s->ops->close(t->s);
+	t->conf.store.map_size = 4 * 1024 * 1024;
+	t->s = topen(t, 1);
+	ck_assert_int_eq(admit1(t, L_WIN, key, 1, NULL), 1);
+	ck_assert_uint_eq(used(t, L_WIN, "live-000000"), 1);
+	ck_assert_uint_eq(used(t, L_HOUR, "early-099"), 1);
+	tenv_free(t);
+}
+END_TEST
+
+/* add - one TCase per behaviour, run on backend b */
+static void
+add(Suite *s, int b, const char *name, const TTest *test, int timeout)
+{
+	TCase *tc = tcase_create(name);
+
+	tcase_add_loop_test(tc, test, b, b + 1);
+	if (timeout > 0)
+		tcase_set_timeout(tc, timeout);
+	suite_add_tcase(s, tc);
+}
+
+#define ADD(s, b, fn, timeout) add(s, b, #fn, fn, timeout)
+
+/* backend_suite - the behaviour suite on backend b */
+static Suite *
+backend_suite(int b)
+{
+	static const char *const names[NBACKENDS] = {
+		"store memory", "store lmdb", "store redis"
+	};
+	Suite *s;
+
+	s = suite_create(names[b]);
+	ADD(s, b, window_admits_limit_then_refuses, 0);
+	ADD(s, b, calendar_admits_limit_then_refuses_until_midnight, 0);
+	ADD(s, b, rate_admits_burst_then_one_per_interval, 0);
+	ADD(s, b, amounts_larger_than_one_fit_or_not_whole, 0);
+	ADD(s, b, all_or_nothing_across_ops, 0);
+	ADD(s, b, warn_only_ops_never_refuse_and_keep_counting, 0);
+	ADD(s, b, unlimited_ops_count_and_never_refuse, 0);
+	ADD(s, b, reservation_commit_keeps_release_refunds, 0);
+	ADD(s, b, reservation_lapses_and_is_refunded, 0);
+	ADD(s, b, refused_reservation_records_nothing, 0);
+	ADD(s, b, reservation_token_in_use_is_an_error, 0);
+	ADD(s, b, get_put_del_iterate, 0);
+	ADD(s, b, iterate_visits_every_record_and_stops_on_request, 30);
+	ADD(s, b, counters_survive_close_and_reopen, 0);
+	ADD(s, b, expired_records_reclaimed_over_simulated_days, 60);
+	ADD(s, b, expired_records_reclaimed_real_clock, 20);
+	ADD(s, b, window_refuses_on_the_server_clock, 0);
+	ADD(s, b, threads_admit_exactly_the_limit, 30);
+	if (b == B_LMDB) {
+		ADD(s, b, lmdb_file_is_private_and_shared_in_process, 0);
+		ADD(s, b, lmdb_missing_directory_is_an_error, 0);
+		ADD(s, b, lmdb_small_map_reclaims_then_fails_cleanly_when_full, 60);
+	}
+	return s;
+}
+
 int
 main(void)
 {
-	Suite *s = suite_create("placeholder");
-	TCase *tc = tcase_create("placeholder");
 	SRunner *sr;
-	int nf;
-	tcase_add_test(tc, placeholder);
-	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
+	int b, nf;
+
+	if (redis_start() == -1)
+		fprintf(stderr, "check_quota_store: REDIS CASES WILL FAIL: "
+		    "%s\n", redis_why);
+	sr = srunner_create(backend_suite(B_MEMORY));
+	for (b = B_LMDB; b < NBACKENDS; b++)
+		srunner_add_suite(sr, backend_suite(b));
 	srunner_run_all(sr, CK_NORMAL);
 	nf = srunner_ntests_failed(sr);
 	srunner_free(sr);
+	redis_stop();
 	return nf ? EXIT_FAILURE : EXIT_SUCCESS;
 }
