@@ -509,7 +509,8 @@ static struct conf *
 conf_read(const char *path, const char *text, char *err, size_t errlen)
 {
 	static const char *const known[] = { "milter", "trusted", "dkim",
-		"log", "store", "limits", "overrides", "exempt", NULL };
+		"log", "store", "limits", "overrides", "exempt", "policyd",
+		NULL };
 	struct loader ld = { path, err, errlen };
 	struct conf *c = conf_defaults(path);
 	config_t cf;
@@ -529,7 +530,7 @@ conf_read(const char *path, const char *text, char *err, size_t errlen)
 	if (check_names(&ld, config_root_setting(&cf), "", known) < 0 ||
 	    load_milter(&ld, &cf, c) < 0 || load_trusted(&ld, &cf, c) < 0 ||
 	    load_dkim(&ld, &cf, c) < 0 || load_log(&ld, &cf, c) < 0 ||
-	    load_quota(&ld, &cf, c) < 0)
+	    load_quota(&ld, &cf, c) < 0 || load_policyd(&ld, &cf, c) < 0)
 		goto fail;
 	config_destroy(&cf);
 	return c;
@@ -584,6 +585,7 @@ conf_free(struct conf *c)
 	free_strings(c->dkim.oversign, c->dkim.noversign);
 	free(c->log.facility);
 	conf_quota_free(c);
+	conf_policyd_free(c);
 	free(c);
 	return NULL;
 }

@@ -192,6 +192,25 @@ struct conf {
 		char **logins;
 		size_t nlogins;
 	} exempt;
+
+	/* outpost-policyd (issue 4; conf_policyd.c) */
+	struct {
+		char **listen;			/* "unix:PATH", "inet:HOST:PORT" */
+		size_t nlisten;
+		unsigned int socket_mode;	/* unix sockets */
+		char *socket_owner;		/* user, or NULL */
+		char *socket_group;		/* group, or NULL */
+		struct cidr *networks;		/* TCP clients allowed */
+		size_t nnetworks;
+		unsigned int idle_timeout;	/* seconds */
+		unsigned int max_connections;
+		unsigned int backlog;
+		unsigned int line_max;		/* request limits, bytes */
+		unsigned int attributes_max;
+		unsigned int request_max;
+		char *user;			/* drop to, or NULL */
+		char *pid_file;			/* or NULL */
+	} policyd;
 };
 
 struct conf *conf_load(const char *path, char *err, size_t errlen);

@@ -42,4 +42,8 @@ int load_quota(struct loader *, config_t *, struct conf *);
 void conf_quota_defaults(struct conf *);
 void conf_quota_free(struct conf *);
 
+/* The policyd section (conf_policyd.c); sets its defaults first. */
+int load_policyd(struct loader *, config_t *, struct conf *);
+void conf_policyd_free(struct conf *);
+
 #endif

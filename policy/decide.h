@@ -1,0 +1,87 @@
+/*
+ * decide - what outpost-policyd answers to one policy request, and what
+ * it charges: pure decisions over a struct quota, with the time passed in.
+ *
+ * What is charged when (also in outpost-policyd(8)):
+ *  - RCPT: one recipient is reserved (quota_reserve, recipients = 1)
+ *    against the limits that count recipients, under the request's
+ *    instance.  Refused: the limit's action (defer "450 4.7.1 text",
+ *    reject "550 5.7.1 text", hold "HOLD text"); warn limits only log.
+ *  - DATA and END-OF-MESSAGE (the first of them that comes, and what
+ *    the later one adds): the reservations are settled against
+ *    recipient_count (committed up to that number, the rest released),
+ *    and what is not charged yet is admitted in one all-or-nothing call
+ *    (quota_admit): one message, the size bytes not yet charged, and the
+ *    recipients beyond the reservations (when RCPT was not asked).
+ *    Refused (defer or reject): every reservation of the instance is
+ *    released, since the message is not accepted.  Hold: the message is
+ *    accepted into the hold queue and its reservations are committed.
+ *  - A request with another instance, the end of the connection, or its
+ *    idle timeout releases what the previous instance left uncommitted.
+ *  - Other stages (CONNECT, HELO, MAIL, VRFY, ETRN) and stages whose
+ *    limits are absent (RCPT without a recipients limit) answer DUNNO and
+ *    log once per connection.
+ *  - A store error answers "DEFER_IF_PERMIT Service temporarily
+ *    unavailable" (store.on_error tempfail) or DUNNO (accept).
+ * The answer is never OK: a pass is DUNNO, so later restrictions run.
+ *
+ * A struct decide_txn is one connection's state; it holds the
+ * reservation tokens of the current instance and belongs to the caller,
+ * who calls decide_txn_end() when the connection ends.
+ */
+#ifndef OUTPOST_POLICY_DECIDE_H
+#define OUTPOST_POLICY_DECIDE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "conf/conf.h"
+#include "policy/proto.h"
+#include "quota/quota.h"
+
+#define DECIDE_INSTANCE_MAX 128
+#define DECIDE_TOKENS_MAX 10000		/* more recipients: no refund */
+#define DECIDE_REPLY_MAX 600
+
+struct decide_env {
+	const struct conf *conf;
+	struct quota *quota;
+};
+
+struct decide_txn {
+	char instance[DECIDE_INSTANCE_MAX];
+	int active;			/* instance holds state */
+	uint64_t *tokens;		/* reservations not yet settled */
+	size_t ntokens;
+	size_t captokens;
+	uint64_t rcpt_charged;		/* recipients settled for good */
+	int msg_charged;
+	uint64_t bytes_charged;
+	int finished;			/* refused at DATA/EOM: nothing more */
+	unsigned int logged;		/* stages already logged as unusable */
+};
+
+/* Counters of one process (for logs). */
+struct decide_stats {
+	uint64_t requests, admitted, refused, errors;
+};
+
+/*
+ * decide_request - the reply to the complete request in p, "action=...\n\n"
+ * in reply; 0, or -1 when the request is malformed (no "request"
+ * attribute): then there is no reply and the caller closes the connection.
+ */
+int decide_request(const struct decide_env *, struct decide_txn *,
+    const struct proto *, int64_t now_ms, struct decide_stats *,
+    char *reply, size_t replylen, char *err, size_t errlen);
+
+/* decide_new_instance - true when p starts an instance other than txn's */
+int decide_new_instance(const struct decide_txn *, const struct proto *);
+
+/* decide_txn_end - release the instance's uncommitted reservations */
+void decide_txn_end(const struct decide_env *, struct decide_txn *,
+    int64_t now_ms);
+/* decide_txn_free - decide_txn_end's memory part: free the tokens */
+void decide_txn_free(struct decide_txn *);
+
+#endif

@@ -1,0 +1,183 @@
+/*
+ * outpost-policyd - Postfix policy delegation server enforcing the
+ * recipient, message and byte quotas of outpost.conf (issue 4).
+ *
+ * main() only wires things: options, configuration, logging, listeners,
+ * privileges, the store, then the event loop (policy/server.c).
+ */
+#include "config.h"
+
+#include <sys/resource.h>
+#include <sys/types.h>
+
+#include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+#include <sysexits.h>
+#include <unistd.h>
+
+#include "conf/conf.h"
+#include "policy/server.h"
+#include "util/log.h"
+
+static void __attribute__((noreturn))
+usage(void)
+{
+	fprintf(stderr, "usage: outpost-policyd [-fnvV] [-c config]\n"
+	    "  -c FILE  configuration (default %s)\n"
+	    "  -f       stay in the foreground, log to stderr\n"
+	    "  -n       check the configuration, then exit\n"
+	    "  -v       verbose logging\n"
+	    "  -V       print the version and exit\n", CONF_DEFAULT_PATH);
+	exit(EX_USAGE);
+}
+
+/* drop_privileges - become user (and its groups) for good */
+static void
+drop_privileges(const char *user)
+{
+	struct passwd *pw;
+
+	if (user == NULL)
+		return;
+	if ((pw = getpwnam(user)) == NULL)
+		fatalx(EX_CONFIG, "policyd.user: no user \"%s\"", user);
+	if (geteuid() != 0) {
+		if (geteuid() != pw->pw_uid)
+			fatalx(EX_CONFIG, "policyd.user \"%s\": cannot switch "
+			    "user without root", user);
+		return;
+	}
+	if (setgroups(0, NULL) < 0 || initgroups(user, pw->pw_gid) < 0 ||
+	    setgid(pw->pw_gid) < 0 || setuid(pw->pw_uid) < 0)
+		fatal(EX_OSERR, "cannot become user %s", user);
+}
+
+static void
+write_pid_file(const char *path)
+{
+	char buf[32];
+	int fd, n;
+
+	if (path == NULL)
+		return;
+	if ((fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+	    0644)) < 0)
+		fatal(EX_CANTCREAT, "pid file %s", path);
+	n = snprintf(buf, sizeof(buf), "%ld\n", (long)getpid());
+	if (write(fd, buf, (size_t)n) != n)
+		fatal(EX_IOERR, "pid file %s", path);
+	close(fd);
+}
+
+static int
+facility_code(const char *name)
+{
+	static const struct {
+		const char *name;
+		int code;
+	} tab[] = { { "mail", LOG_MAIL }, { "daemon", LOG_DAEMON },
+		{ "local0", LOG_LOCAL0 }, { "local1", LOG_LOCAL1 },
+		{ "local2", LOG_LOCAL2 }, { "local3", LOG_LOCAL3 },
+		{ "local4", LOG_LOCAL4 }, { "local5", LOG_LOCAL5 },
+		{ "local6", LOG_LOCAL6 }, { "local7", LOG_LOCAL7 } };
+	size_t i;
+
+	for (i = 0; i < sizeof(tab) / sizeof(tab[0]); i++)
+		if (strcmp(tab[i].name, name) == 0)
+			return tab[i].code;
+	return -1;
+}
+
+/* raise_nofile - allow as many descriptors as the hard limit */
+static void
+raise_nofile(unsigned int want)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return;
+	if (rl.rlim_cur < (rlim_t)want + 64) {
+		rl.rlim_cur = rl.rlim_max == RLIM_INFINITY ||
+		    rl.rlim_max > (rlim_t)want + 64 ? (rlim_t)want + 64 :
+		    rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+			log_warn("setrlimit NOFILE");
+	}
+}
+
+int
+main(int argc, char **argv)
+{
+	const char *conf_path = CONF_DEFAULT_PATH;
+	int ch, foreground = 0, check = 0, verbose = 0, facility, rc;
+	struct server *srv;
+	struct conf *conf;
+	char err[1024];
+	size_t i;
+
+	while ((ch = getopt(argc, argv, "c:fhnvV")) != -1) {
+		switch (ch) {
+		case 'c':
+			conf_path = optarg;
+			break;
+		case 'f':
+			foreground = 1;
+			break;
+		case 'n':
+			check = 1;
+			break;
+		case 'v':
+			verbose = 1;
+			break;
+		case 'V':
+			printf("outpost-policyd %s\n", PACKAGE_VERSION);
+			return 0;
+		default:
+			usage();
+		}
+	}
+	if (optind != argc)
+		usage();
+	log_init("outpost-policyd", 1, LOG_MAIL);
+	if ((conf = conf_load(conf_path, err, sizeof(err))) == NULL)
+		fatalx(EX_CONFIG, "%s", err);
+	if ((facility = facility_code(conf->log.facility)) < 0)
+		fatalx(EX_CONFIG, "%s: log.facility \"%s\" is unknown",
+		    conf_path, conf->log.facility);
+	if (check) {
+		printf("%s: OK\n", conf_path);
+		conf_free(conf);
+		return 0;
+	}
+	log_set_verbose(verbose || conf->log.verbose);
+	signal(SIGPIPE, SIG_IGN);
+	raise_nofile(conf->policyd.max_connections);
+
+	if ((srv = server_new(conf_path, conf, err, sizeof(err))) == NULL)
+		fatalx(EX_UNAVAILABLE, "%s", err);
+	drop_privileges(conf->policyd.user);
+	if (!foreground) {
+		if (daemon(0, 0) < 0)
+			fatal(EX_OSERR, "daemon");
+		log_init("outpost-policyd", 0, facility);
+	}
+	write_pid_file(conf->policyd.pid_file);
+	for (i = 0; i < conf->policyd.nlisten; i++)
+		log_info("listening on %s", conf->policyd.listen[i]);
+	log_info("started with %zu limits, store %s", conf->nlimits,
+	    conf->store.backend == CONF_STORE_REDIS ? conf->store.url :
+	    conf->store.backend == CONF_STORE_MEMORY ? "memory" :
+	    conf->store.path);
+	/* the store opens as the unprivileged user: its files are theirs */
+	if (server_start(srv, err, sizeof(err)) < 0)
+		fatalx(EX_UNAVAILABLE, "%s", err);
+	rc = server_run(srv);
+	server_free(srv);
+	return rc == 0 ? 0 : EX_SOFTWARE;
+}

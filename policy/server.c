@@ -1,0 +1,741 @@
+/*
+ * server - see server.h.
+ */
+#include "config.h"
+
+#include <sys/types.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+
+#include <errno.h>
+#include <grp.h>
+#include <netdb.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+
+#include "policy/decide.h"
+#include "policy/proto.h"
+#include "policy/server.h"
+#include "util/cidr.h"
+#include "util/log.h"
+#include "util/xmalloc.h"
+
+#define OUT_HIGH (64 * 1024)	/* stop reading while more is unsent */
+#define IN_HIGH (64 * 1024)	/* read at most this much at once */
+#define STOP_GRACE 10		/* seconds for replies in flight */
+
+struct gen {
+	struct conf *conf;
+	struct quota *quota;
+	struct decide_env env;
+	unsigned int refs;
+};
+
+struct listener {
+	struct server *srv;
+	struct evconnlistener *ev;
+	int is_unix;		/* unix socket (no allow-list) */
+	char *path;		/* unix: to unlink at exit */
+	char *name;
+};
+
+struct conn {
+	struct server *srv;
+	struct bufferevent *bev;
+	struct proto *p;
+	struct decide_txn txn;
+	struct gen *gen;
+	int closing;		/* close once the output is sent */
+	int throttled;		/* reading stopped: output too big */
+	char peer[80];
+	struct conn *prev, *next;
+};
+
+struct server {
+	char *conf_path;
+	struct event_base *base;
+	struct gen *cur;
+	struct conf *boot;	/* conf until server_start */
+	struct listener *ls;
+	size_t nls;
+	struct conn *conns;
+	size_t nconns;
+	uint64_t refused_full, refused_net, malformed;
+	struct decide_stats stats;
+	struct event *sighup, *sigterm, *sigint, *stoptimer, *resume;
+	int stopping;
+};
+
+static void conn_read(struct bufferevent *, void *);
+
+/* now_ms - wall clock, milliseconds since the epoch */
+static int64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static struct gen *
+gen_ref(struct gen *g)
+{
+	g->refs++;
+	return g;
+}
+
+static void
+gen_unref(struct gen *g)
+{
+	if (g == NULL || --g->refs > 0)
+		return;
+	quota_close(g->quota);
+	conf_free(g->conf);
+	free(g);
+}
+
+/* gen_new - open conf's store; the generation takes conf */
+static struct gen *
+gen_new(struct conf *conf, char *err, size_t errlen)
+{
+	struct gen *g;
+	struct quota *q;
+
+	if ((q = quota_open(conf, err, errlen)) == NULL)
+		return NULL;
+	g = xcalloc(1, sizeof(*g));
+	g->conf = conf;
+	g->quota = q;
+	g->env.conf = conf;
+	g->env.quota = q;
+	g->refs = 1;
+	return g;
+}
+
+/* ---- connections ------------------------------------------------------ */
+
+/* conn_free - end the instance, forget the connection */
+static void
+conn_free(struct conn *c)
+{
+	struct server *s = c->srv;
+
+	decide_txn_end(&c->gen->env, &c->txn, now_ms());
+	decide_txn_free(&c->txn);
+	gen_unref(c->gen);
+	proto_free(c->p);
+	if (c->bev != NULL)
+		bufferevent_free(c->bev);
+	if (c->prev != NULL)
+		c->prev->next = c->next;
+	else
+		s->conns = c->next;
+	if (c->next != NULL)
+		c->next->prev = c->prev;
+	s->nconns--;
+	free(c);
+	if (s->stopping && s->nconns == 0)
+		event_base_loopexit(s->base, NULL);
+}
+
+/* conn_close - stop reading; close now, or once the output is sent */
+static void
+conn_close(struct conn *c)
+{
+	c->closing = 1;
+	bufferevent_disable(c->bev, EV_READ);
+	if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+		conn_free(c);
+}
+
+/* conn_request - answer the complete request in c->p; -1: close */
+static int
+conn_request(struct conn *c)
+{
+	struct server *s = c->srv;
+	char reply[DECIDE_REPLY_MAX], err[256];
+	int64_t now = now_ms();
+
+	/* a new instance moves the connection to the current config */
+	if (c->gen != s->cur && (decide_new_instance(&c->txn, c->p) ||
+	    !c->txn.active)) {
+		decide_txn_end(&c->gen->env, &c->txn, now);
+		gen_unref(c->gen);
+		c->gen = gen_ref(s->cur);
+	}
+	if (decide_request(&c->gen->env, &c->txn, c->p, now, &s->stats,
+	    reply, sizeof(reply), err, sizeof(err)) < 0) {
+		log_warnx("%s: malformed request: %s; closing without a reply",
+		    c->peer, err);
+		s->malformed++;
+		return -1;
+	}
+	bufferevent_write(c->bev, reply, strlen(reply));
+	return 0;
+}
+
+/* conn_read - feed what arrived to the parser, answer each request */
+static void
+conn_read(struct bufferevent *bev, void *arg)
+{
+	struct conn *c = arg;
+	struct evbuffer *in = bufferevent_get_input(bev);
+	struct evbuffer_iovec v;
+	enum proto_status st;
+	char err[128];
+	size_t used;
+
+	while (!c->closing && evbuffer_get_length(in) > 0) {
+		if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
+			break;
+		st = proto_feed(c->p, v.iov_base, v.iov_len, &used, err,
+		    sizeof(err));
+		evbuffer_drain(in, used);
+		if (st == PROTO_ERROR) {
+			log_warnx("%s: malformed request: %s; closing without "
+			    "a reply", c->peer, err);
+			c->srv->malformed++;
+			conn_close(c);
+			return;
+		}
+		if (st != PROTO_REQUEST)
+			continue;
+		if (conn_request(c) < 0) {
+			conn_close(c);
+			return;
+		}
+		if (evbuffer_get_length(bufferevent_get_output(bev)) >
+		    OUT_HIGH) {
+			/* the client does not read its answers: wait */
+			c->throttled = 1;
+			bufferevent_disable(bev, EV_READ);
+			return;
+		}
+	}
+}
+
+/* conn_write - the output drained below the watermark */
+static void
+conn_write(struct bufferevent *bev, void *arg)
+{
+	struct conn *c = arg;
+
+	if (c->closing) {
+		if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+			conn_free(c);
+		return;
+	}
+	if (c->throttled) {
+		c->throttled = 0;
+		if (!c->srv->stopping) {
+			bufferevent_enable(bev, EV_READ);
+			conn_read(bev, c);
+		}
+	}
+}
+
+/* conn_event - end of input, error or idle timeout */
+static void
+conn_event(struct bufferevent *bev, short what, void *arg)
+{
+	struct conn *c = arg;
+	char err[128];
+
+	if (what & BEV_EVENT_TIMEOUT)
+		log_debug("%s: idle for %us, closing", c->peer,
+		    c->gen->conf->policyd.idle_timeout);
+	else if ((what & BEV_EVENT_EOF) &&
+	    proto_eof(c->p, err, sizeof(err)) < 0) {
+		log_warnx("%s: %s", c->peer, err);
+		c->srv->malformed++;
+	} else if (what & BEV_EVENT_ERROR)
+		log_debug("%s: %s", c->peer, strerror(errno));
+	conn_free(c);
+}
+
+/* peer_name - "ADDR:PORT" or "unix" for logs; addr16 filled for TCP */
+static int
+peer_name(const struct sockaddr *sa, char *buf, size_t len,
+    uint8_t addr16[16])
+{
+	char host[INET6_ADDRSTRLEN];
+	int port = 0;
+
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *in = (const void *)sa;
+
+		inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
+		port = ntohs(in->sin_port);
+	} else if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const void *)sa;
+
+		inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
+		port = ntohs(in6->sin6_port);
+	} else {
+		snprintf(buf, len, "unix");
+		return 0;
+	}
+	snprintf(buf, len, "%s:%d", host, port);
+	return cidr_addr_from_sockaddr(sa, addr16) < 0 ? -1 : 1;
+}
+
+static void
+listener_accept(struct evconnlistener *ev, evutil_socket_t fd,
+    struct sockaddr *sa, int salen, void *arg)
+{
+	struct listener *l = arg;
+	struct server *s = l->srv;
+	const struct conf *cf = s->cur->conf;
+	struct timeval tv;
+	struct conn *c;
+	uint8_t addr[16];
+	char peer[80];
+	int tcp;
+
+	tcp = peer_name(sa, peer, sizeof(peer), addr);
+	if (s->stopping) {
+		evutil_closesocket(fd);
+		return;
+	}
+	if (!l->is_unix && (tcp <= 0 || !cidr_list_match(cf->policyd.networks,
+	    cf->policyd.nnetworks, addr))) {
+		if (s->refused_net++ % 1000 == 0)
+			log_warnx("%s: not in policyd.networks, closed "
+			    "(%llu so far)", peer,
+			    (unsigned long long)s->refused_net);
+		evutil_closesocket(fd);
+		return;
+	}
+	if (s->nconns >= cf->policyd.max_connections) {
+		if (s->refused_full++ % 1000 == 0)
+			log_warnx("%s: policyd.max_connections (%u) reached, "
+			    "closed (%llu so far)", peer,
+			    cf->policyd.max_connections,
+			    (unsigned long long)s->refused_full);
+		evutil_closesocket(fd);
+		return;
+	}
+	c = xcalloc(1, sizeof(*c));
+	c->srv = s;
+	snprintf(c->peer, sizeof(c->peer), "%s", peer);
+	c->bev = bufferevent_socket_new(s->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (c->bev == NULL) {
+		log_warnx("%s: cannot make a bufferevent", peer);
+		evutil_closesocket(fd);
+		free(c);
+		return;
+	}
+	{
+		struct proto_limits lim = { cf->policyd.line_max,
+			cf->policyd.attributes_max, cf->policyd.request_max };
+
+		c->p = proto_new(&lim);
+	}
+	c->gen = gen_ref(s->cur);
+	c->next = s->conns;
+	if (s->conns != NULL)
+		s->conns->prev = c;
+	s->conns = c;
+	s->nconns++;
+	tv.tv_sec = cf->policyd.idle_timeout;
+	tv.tv_usec = 0;
+	bufferevent_set_timeouts(c->bev, &tv, &tv);
+	bufferevent_setwatermark(c->bev, EV_READ, 0, IN_HIGH);
+	bufferevent_setcb(c->bev, conn_read, conn_write, conn_event, c);
+	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+	log_debug("%s: connected (%zu connections)", peer, s->nconns);
+}
+
+/* resume_listeners - accept again after running out of descriptors */
+static void
+resume_listeners(evutil_socket_t fd, short what, void *arg)
+{
+	struct server *s = arg;
+	size_t i;
+
+	for (i = 0; i < s->nls && !s->stopping; i++)
+		evconnlistener_enable(s->ls[i].ev);
+}
+
+static void
+listener_error(struct evconnlistener *ev, void *arg)
+{
+	struct listener *l = arg;
+	struct timeval tv = { 1, 0 };
+	size_t i;
+	int e = EVUTIL_SOCKET_ERROR();
+
+	log_warnx("%s: accept: %s; pausing for 1s", l->name,
+	    evutil_socket_error_to_string(e));
+	for (i = 0; i < l->srv->nls; i++)
+		evconnlistener_disable(l->srv->ls[i].ev);
+	evtimer_add(l->srv->resume, &tv);
+}
+
+/* ---- listeners -------------------------------------------------------- */
+
+/* unix_access - give a unix socket its configured mode, owner, group */
+static int
+unix_access(const struct conf *cf, const char *path, char *err, size_t len)
+{
+	uid_t uid = (uid_t)-1;
+	gid_t gid = (gid_t)-1;
+	struct passwd *pw;
+	struct group *gr;
+
+	if (cf->policyd.socket_owner != NULL) {
+		if ((pw = getpwnam(cf->policyd.socket_owner)) == NULL) {
+			snprintf(err, len, "policyd.socket_owner: no user "
+			    "\"%s\"", cf->policyd.socket_owner);
+			return -1;
+		}
+		uid = pw->pw_uid;
+	}
+	if (cf->policyd.socket_group != NULL) {
+		if ((gr = getgrnam(cf->policyd.socket_group)) == NULL) {
+			snprintf(err, len, "policyd.socket_group: no group "
+			    "\"%s\"", cf->policyd.socket_group);
+			return -1;
+		}
+		gid = gr->gr_gid;
+	}
+	if ((uid != (uid_t)-1 || gid != (gid_t)-1) &&
+	    chown(path, uid, gid) < 0) {
+		snprintf(err, len, "chown %s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (chmod(path, (mode_t)cf->policyd.socket_mode) < 0) {
+		snprintf(err, len, "chmod %s: %s", path, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* open_unix - a listening unix socket at path (a stale one is removed) */
+static int
+open_unix(const char *path, int backlog, char *err, size_t len)
+{
+	struct sockaddr_un sun;
+	struct stat st;
+	int fd;
+
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	if (snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", path) >=
+	    (int)sizeof(sun.sun_path)) {
+		snprintf(err, len, "%s: path too long", path);
+		return -1;
+	}
+	if (lstat(path, &st) == 0) {
+		if (!S_ISSOCK(st.st_mode)) {
+			snprintf(err, len, "%s exists and is not a socket",
+			    path);
+			return -1;
+		}
+		unlink(path);
+	}
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0) {
+		snprintf(err, len, "socket: %s", strerror(errno));
+		return -1;
+	}
+	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 ||
+	    listen(fd, backlog) < 0) {
+		snprintf(err, len, "%s: %s", path, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* open_inet - a listening TCP socket at "HOST:PORT" or "[V6]:PORT" */
+static int
+open_inet(const char *spec, int backlog, char *err, size_t len)
+{
+	char host[256], *port;
+	struct addrinfo hints, *ai = NULL;
+	int fd, one = 1, e;
+
+	snprintf(host, sizeof(host), "%s", spec);
+	if (host[0] == '[') {
+		memmove(host, host + 1, strlen(host));
+		if ((port = strchr(host, ']')) == NULL || port[1] != ':') {
+			snprintf(err, len, "inet:%s: bad address", spec);
+			return -1;
+		}
+		*port = '\0';
+		port += 2;
+	} else {
+		if ((port = strrchr(host, ':')) == NULL) {
+			snprintf(err, len, "inet:%s: no port", spec);
+			return -1;
+		}
+		*port++ = '\0';
+	}
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+	if ((e = getaddrinfo(host, port, &hints, &ai)) != 0) {
+		snprintf(err, len, "inet:%s: %s", spec, gai_strerror(e));
+		return -1;
+	}
+	if ((fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0) {
+		snprintf(err, len, "socket: %s", strerror(errno));
+		freeaddrinfo(ai);
+		return -1;
+	}
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 ||
+	    listen(fd, backlog) < 0) {
+		snprintf(err, len, "inet:%s: %s", spec, strerror(errno));
+		close(fd);
+		freeaddrinfo(ai);
+		return -1;
+	}
+	freeaddrinfo(ai);
+	return fd;
+}
+
+static int
+listeners_open(struct server *s, const struct conf *cf, char *err,
+    size_t len)
+{
+	size_t i;
+	int fd;
+
+	s->ls = xcalloc(cf->policyd.nlisten, sizeof(*s->ls));
+	for (i = 0; i < cf->policyd.nlisten; i++) {
+		const char *spec = cf->policyd.listen[i];
+		struct listener *l = &s->ls[i];
+
+		l->srv = s;
+		l->name = xstrdup(spec);
+		if (strncmp(spec, "unix:", 5) == 0) {
+			l->is_unix = 1;
+			if ((fd = open_unix(spec + 5, (int)cf->policyd.backlog,
+			    err, len)) < 0)
+				return -1;
+			l->path = xstrdup(spec + 5);
+			if (unix_access(cf, l->path, err, len) < 0) {
+				close(fd);
+				return -1;
+			}
+		} else if ((fd = open_inet(spec + 5, (int)cf->policyd.backlog,
+		    err, len)) < 0)
+			return -1;
+		evutil_make_socket_nonblocking(fd);
+		l->ev = evconnlistener_new(s->base, listener_accept, l,
+		    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, fd);
+		if (l->ev == NULL) {
+			snprintf(err, len, "%s: cannot listen", spec);
+			close(fd);
+			return -1;
+		}
+		evconnlistener_set_error_cb(l->ev, listener_error);
+		s->nls = i + 1;
+	}
+	return 0;
+}
+
+static void
+listeners_close(struct server *s)
+{
+	size_t i;
+
+	for (i = 0; i < s->nls; i++) {
+		if (s->ls[i].ev != NULL)
+			evconnlistener_free(s->ls[i].ev);
+		s->ls[i].ev = NULL;
+		if (s->ls[i].path != NULL)
+			unlink(s->ls[i].path);
+		free(s->ls[i].path);
+		free(s->ls[i].name);
+		s->ls[i].path = s->ls[i].name = NULL;
+	}
+	s->nls = 0;
+}
+
+/* ---- signals ---------------------------------------------------------- */
+
+/* same_listen - the listeners of a and b are the same */
+static int
+same_listen(const struct conf *a, const struct conf *b)
+{
+	size_t i;
+
+	if (a->policyd.nlisten != b->policyd.nlisten)
+		return 0;
+	for (i = 0; i < a->policyd.nlisten; i++)
+		if (strcmp(a->policyd.listen[i], b->policyd.listen[i]) != 0)
+			return 0;
+	return 1;
+}
+
+/* on_hup - reload: build, validate, swap; keep the old one on error */
+static void
+on_hup(evutil_socket_t sig, short what, void *arg)
+{
+	struct server *s = arg;
+	struct conf *c;
+	struct gen *g, *old;
+	char err[1024];
+
+	log_info("SIGHUP: reloading %s", s->conf_path);
+	if ((c = conf_load(s->conf_path, err, sizeof(err))) == NULL) {
+		log_warnx("reload failed, keeping the old configuration: %s",
+		    err);
+		return;
+	}
+	if ((g = gen_new(c, err, sizeof(err))) == NULL) {
+		log_warnx("reload failed, keeping the old configuration: "
+		    "store: %s", err);
+		conf_free(c);
+		return;
+	}
+	if (!same_listen(s->cur->conf, c))
+		log_warnx("policyd.listen changed: restart to apply it");
+	log_set_verbose(c->log.verbose || log_verbose());
+	old = s->cur;
+	s->cur = g;
+	gen_unref(old);
+	log_info("reloaded: %zu limits", c->nlimits);
+}
+
+static void
+stop_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	struct server *s = arg;
+
+	log_warnx("%zu connections still busy after %ds, exiting", s->nconns,
+	    STOP_GRACE);
+	event_base_loopexit(s->base, NULL);
+}
+
+/* on_term - stop accepting, send the replies in flight, then exit */
+static void
+on_term(evutil_socket_t sig, short what, void *arg)
+{
+	struct server *s = arg;
+	struct conn *c, *next;
+	struct timeval tv = { STOP_GRACE, 0 };
+
+	if (s->stopping)
+		return;
+	log_info("%s: stopping after %zu connections finish their replies",
+	    strsignal((int)sig), s->nconns);
+	s->stopping = 1;
+	listeners_close(s);
+	for (c = s->conns; c != NULL; c = next) {
+		next = c->next;
+		conn_close(c);
+	}
+	if (s->nconns == 0)
+		event_base_loopexit(s->base, NULL);
+	else
+		evtimer_add(s->stoptimer, &tv);
+}
+
+/* ---- server ----------------------------------------------------------- */
+
+struct server *
+server_new(const char *conf_path, struct conf *conf, char *err,
+    size_t errlen)
+{
+	struct server *s = xcalloc(1, sizeof(*s));
+
+	s->conf_path = xstrdup(conf_path);
+	s->boot = conf;
+	if ((s->base = event_base_new()) == NULL) {
+		snprintf(err, errlen, "cannot make an event base");
+		goto fail;
+	}
+	if (listeners_open(s, conf, err, errlen) < 0)
+		goto fail;
+	return s;
+fail:
+	return server_free(s);
+}
+
+int
+server_start(struct server *s, char *err, size_t errlen)
+{
+	/* after daemon(): the kernel event queue must be this process's */
+	if (event_reinit(s->base) < 0) {
+		snprintf(err, errlen, "event_reinit failed");
+		return -1;
+	}
+	if ((s->cur = gen_new(s->boot, err, errlen)) == NULL)
+		return -1;
+	s->boot = NULL;
+	s->sighup = evsignal_new(s->base, SIGHUP, on_hup, s);
+	s->sigterm = evsignal_new(s->base, SIGTERM, on_term, s);
+	s->sigint = evsignal_new(s->base, SIGINT, on_term, s);
+	s->stoptimer = evtimer_new(s->base, stop_timeout, s);
+	s->resume = evtimer_new(s->base, resume_listeners, s);
+	if (s->sighup == NULL || s->sigterm == NULL || s->sigint == NULL ||
+	    s->stoptimer == NULL || s->resume == NULL ||
+	    evsignal_add(s->sighup, NULL) < 0 ||
+	    evsignal_add(s->sigterm, NULL) < 0 ||
+	    evsignal_add(s->sigint, NULL) < 0) {
+		snprintf(err, errlen, "cannot install signal events");
+		return -1;
+	}
+	return 0;
+}
+
+int
+server_run(struct server *s)
+{
+	int rc = event_base_dispatch(s->base);
+
+	log_info("stopped: %llu requests, %llu admitted, %llu refused, "
+	    "%llu store errors, %llu malformed",
+	    (unsigned long long)s->stats.requests,
+	    (unsigned long long)s->stats.admitted,
+	    (unsigned long long)s->stats.refused,
+	    (unsigned long long)s->stats.errors,
+	    (unsigned long long)s->malformed);
+	return rc < 0 ? -1 : 0;
+}
+
+struct server *
+server_free(struct server *s)
+{
+	if (s == NULL)
+		return NULL;
+	while (s->conns != NULL)
+		conn_free(s->conns);
+	listeners_close(s);
+	free(s->ls);
+	if (s->sighup != NULL)
+		event_free(s->sighup);
+	if (s->sigterm != NULL)
+		event_free(s->sigterm);
+	if (s->sigint != NULL)
+		event_free(s->sigint);
+	if (s->stoptimer != NULL)
+		event_free(s->stoptimer);
+	if (s->resume != NULL)
+		event_free(s->resume);
+	gen_unref(s->cur);
+	conf_free(s->boot);
+	if (s->base != NULL)
+		event_base_free(s->base);
+	free(s->conf_path);
+	free(s);
+	return NULL;
+}
