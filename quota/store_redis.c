@@ -55,7 +55,8 @@
  * the command retried once, unless it timed out.
  *
  * URLs: redis://[[USER]:PASSWORD@]HOST[:PORT][/DB] (HOST may be [IPv6];
- * PASSWORD may be %-encoded) and unix:///PATH[?db=N][&password=P].
+ * PASSWORD may be %-encoded) and unix:/PATH or unix:///PATH, each with
+ * [?db=N][&password=P].
  */
 #include "config.h"
 
@@ -340,6 +341,9 @@ static const char lua_admit[] = LUA_PRELUDE
 "local now = clock(ARGV[2])\n"
 "sweep(now)\n"
 "local token = ARGV[3]\n"
+"if token ~= '0' and redis.call('ZSCORE', P .. 'rexp', token) then\n"
+"  return redis.error_reply('reservation token ' .. token .. ' in use')\n"
+"end\n"
 "local rttl = tonumber(ARGV[4])\n"
 "local n = tonumber(ARGV[5])\n"
 "local out = {0, now}\n"
@@ -651,8 +655,9 @@ parse_url(struct redis_store *rs, const char *url, char *err, size_t errlen)
 
 	rs->port = 6379;
 	rs->db = 0;
-	if (strncmp(url, "unix://", 7) == 0)
-		return parse_unix_url(rs, url + 7, err, errlen);
+	if (strncmp(url, "unix:", 5) == 0)
+		return parse_unix_url(rs, url + (strncmp(url, "unix://", 7) ==
+		    0 ? 7 : 5), err, errlen);
 	if (strncmp(url, "rediss://", 9) == 0) {
 		snprintf(err, errlen, "redis url %s: TLS is not supported",
 		    url);
@@ -660,7 +665,7 @@ parse_url(struct redis_store *rs, const char *url, char *err, size_t errlen)
 	}
 	if (strncmp(url, "redis://", 8) != 0) {
 		snprintf(err, errlen, "redis url %s: want redis://HOST:PORT/DB "
-		    "or unix:///PATH?db=N", url);
+		    "or unix:/PATH?db=N", url);
 		return -1;
 	}
 	p = url + 8;
