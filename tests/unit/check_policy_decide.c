@@ -1,3 +1,547 @@
+/*
+ * check_policy_decide - what outpost-policyd answers and charges
+ * (policy/decide.c), against the memory store with the time passed in;
+ * and the golden files tests/data/policy/NAME.request -> NAME.reply.
+ *
+ * POLICY_GOLDEN_WRITE=1 rewrites the .reply files (review the diff).
+ */
 #include "config.h"
+
+#include <check.h>
+#include <dirent.h>
+#include <stdio.h>
 #include <stdlib.h>
-int main(void) { return 0; }
+#include <string.h>
+
+#include "conf/conf.h"
+#include "policy/decide.h"
+#include "policy/proto.h"
+#include "quota/quota.h"
+#include "util/buf.h"
+#include "util/log.h"
+
+#define NOW 1764331200000LL	/* 2025-11-28 12:00 UTC */
+#define DATADIR TOP_SRCDIR "/tests/data/policy"
+
+#define LIMITS_RCPT3 \
+	"limits = ( { name = \"rcpt\"; key = \"sasl_username\"; " \
+	"count = \"recipients\"; kind = \"window\"; limit = 3; " \
+	"period = \"1h\"; } );\n"
+
+struct fixture {
+	struct conf *conf;
+	struct quota *quota;
+	struct decide_env env;
+	struct decide_txn txn;
+	struct decide_stats st;
+};
+
+static void
+fx_open(struct fixture *f, const char *text)
+{
+	char err[512], full[4096];
+
+	snprintf(full, sizeof(full), "store = { backend = \"memory\"; };\n%s",
+	    text);
+	memset(f, 0, sizeof(*f));
+	f->conf = conf_load_string("test.conf", full, err, sizeof(err));
+	ck_assert_msg(f->conf != NULL, "conf: %s", err);
+	f->quota = quota_open(f->conf, err, sizeof(err));
+	ck_assert_msg(f->quota != NULL, "quota_open: %s", err);
+	f->env.conf = f->conf;
+	f->env.quota = f->quota;
+}
+
+static void
+fx_close(struct fixture *f)
+{
+	decide_txn_end(&f->env, &f->txn, NOW);
+	decide_txn_free(&f->txn);
+	quota_close(f->quota);
+	conf_free(f->conf);
+}
+
+/*
+ * ask - one request "STATE INSTANCE [name=value ...]" (space separated)
+ * with login alice; returns the reply without "action=" and the blank
+ * line, in a static buffer (tests are single-threaded).
+ */
+static const char *
+ask_at(struct fixture *f, int64_t now, const char *spec)
+{
+	static char out[DECIDE_REPLY_MAX];
+	char reply[DECIDE_REPLY_MAX], err[256], copy[512], *tok, *save;
+	struct buf b = BUF_INIT;
+	struct proto *p = proto_new(NULL);
+	enum proto_status st;
+	size_t used;
+	int i = 0;
+
+	buf_appends(&b, "request=smtpd_access_policy\nsasl_username=alice\n"
+	    "sender=alice@example.com\nclient_address=192.0.2.1\n");
+	snprintf(copy, sizeof(copy), "%s", spec);
+	for (tok = strtok_r(copy, " ", &save); tok != NULL;
+	    tok = strtok_r(NULL, " ", &save), i++) {
+		if (i == 0)
+			buf_appendf(&b, "protocol_state=%s\n", tok);
+		else if (i == 1)
+			buf_appendf(&b, "instance=%s\n", tok);
+		else
+			buf_appendf(&b, "%s\n", tok);
+	}
+	buf_appends(&b, "\n");
+	st = proto_feed(p, b.data, b.len, &used, err, sizeof(err));
+	ck_assert_int_eq(st, PROTO_REQUEST);
+	ck_assert_int_eq(decide_request(&f->env, &f->txn, p, now, &f->st,
+	    reply, sizeof(reply), err, sizeof(err)), 0);
+	ck_assert_msg(strncmp(reply, "action=", 7) == 0, "got %s", reply);
+	ck_assert_uint_ge(strlen(reply), 9);
+	ck_assert_str_eq(reply + strlen(reply) - 2, "\n\n");
+	ck_assert_msg(strncmp(reply, "action=OK", 9) != 0, "never OK");
+	snprintf(out, sizeof(out), "%.*s", (int)(strlen(reply) - 9),
+	    reply + 7);
+	proto_free(p);
+	buf_free(&b);
+	return out;
+}
+
+static const char *
+ask(struct fixture *f, const char *spec)
+{
+	return ask_at(f, NOW, spec);
+}
+
+static int
+starts(const char *s, const char *prefix)
+{
+	return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+/* used - the counter of key under limit name, via quota_list */
+struct used_arg {
+	const char *key;
+	uint64_t used;
+};
+
+static int
+used_fn(const struct quota_entry *e, void *arg)
+{
+	struct used_arg *u = arg;
+
+	if (strcmp(e->key, u->key) == 0)
+		u->used = e->used;
+	return 0;
+}
+
+static uint64_t
+used(struct fixture *f, const char *limit, const char *key)
+{
+	struct used_arg u = { key, 0 };
+	char err[256];
+
+	ck_assert_int_eq(quota_list(f->quota, limit, NOW, used_fn, &u, err,
+	    sizeof(err)), 0);
+	return u.used;
+}
+
+START_TEST(rcpt_over_limit_is_deferred_with_text)
+{
+	struct fixture f;
+	const char *r;
+
+	fx_open(&f, LIMITS_RCPT3);
+	ck_assert_str_eq(ask(&f, "RCPT i1 recipient=a@x"), "DUNNO");
+	ck_assert_str_eq(ask(&f, "RCPT i1 recipient=b@x"), "DUNNO");
+	ck_assert_str_eq(ask(&f, "RCPT i1 recipient=c@x"), "DUNNO");
+	r = ask(&f, "RCPT i1 recipient=d@x");
+	ck_assert_msg(starts(r, "450 4.7.1 Quota exceeded for alice: 3/3"),
+	    "got %s", r);
+	ck_assert_uint_eq(f.st.refused, 1);
+	ck_assert_uint_eq(f.st.admitted, 3);
+	fx_close(&f);
+}
+END_TEST
+
+START_TEST(eom_commits_reservations)
+{
+	struct fixture f;
+
+	fx_open(&f, LIMITS_RCPT3);
+	ck_assert_str_eq(ask(&f, "RCPT i1"), "DUNNO");
+	ck_assert_str_eq(ask(&f, "RCPT i1"), "DUNNO");
+	ck_assert_str_eq(ask(&f, "END-OF-MESSAGE i1 recipient_count=2 "
+	    "size=10"), "DUNNO");
+	ck_assert_uint_eq(f.txn.ntokens, 0);
+	/* committed: a new instance does not get them back */
+	ck_assert_str_eq(ask(&f, "RCPT i2"), "DUNNO");
+	ck_assert(starts(ask(&f, "RCPT i2"), "450 4.7.1"));
+	decide_txn_end(&f.env, &f.txn, NOW);
+	ck_assert_uint_eq(used(&f, "rcpt", "alice"), 2);
+	fx_close(&f);
+}
+END_TEST
+
+START_TEST(new_instance_releases_uncommitted)
+{
+	struct fixture f;
+
+	fx_open(&f, LIMITS_RCPT3);
+	ck_assert_str_eq(ask(&f, "RCPT i1"), "DUNNO");
+	ck_assert_str_eq(ask(&f, "RCPT i1"), "DUNNO");
+	ck_assert_str_eq(ask(&f, "RCPT i1"), "DUNNO");
+	ck_assert_uint_eq(used(&f, "rcpt", "alice"), 3);
+	/* i1 never reached END-OF-MESSAGE: aborted, refunded */
+	ck_assert_str_eq(ask(&f, "RCPT i2"), "DUNNO");
+	ck_assert_uint_eq(used(&f, "rcpt", "alice"), 1);
+	fx_close(&f);
+}
+END_TEST
+
+START_TEST(connection_end_releases_uncommitted)
+{
+	struct fixture f;
+
+	fx_open(&f, LIMITS_RCPT3);
+	ck_assert_str_eq(ask(&f, "RCPT i1"), "DUNNO");
+	ck_assert_str_eq(ask(&f, "RCPT i1"), "DUNNO");
+	decide_txn_end(&f.env, &f.txn, NOW);
+	ck_assert_uint_eq(used(&f, "rcpt", "alice"), 0);
+	ck_assert_uint_eq(f.txn.ntokens, 0);
+	fx_close(&f);
+}
+END_TEST
+
+/* Postfix rejected one recipient after us: only 2 of 3 are charged */
+START_TEST(eom_recipient_count_settles_fewer)
+{
+	struct fixture f;
+
+	fx_open(&f, LIMITS_RCPT3);
+	ck_assert_str_eq(ask(&f, "RCPT i1"), "DUNNO");
+	ck_assert_str_eq(ask(&f, "RCPT i1"), "DUNNO");
+	ck_assert_str_eq(ask(&f, "RCPT i1"), "DUNNO");
+	ck_assert_str_eq(ask(&f, "END-OF-MESSAGE i1 recipient_count=2"),
+	    "DUNNO");
+	ck_assert_uint_eq(used(&f, "rcpt", "alice"), 2);
+	fx_close(&f);
+}
+END_TEST
+
+/* only END-OF-MESSAGE configured: recipients admitted all or nothing */
+START_TEST(eom_without_rcpt_admits_recipient_count)
+{
+	struct fixture f;
+
+	fx_open(&f, LIMITS_RCPT3);
+	ck_assert(starts(ask(&f, "END-OF-MESSAGE i1 recipient_count=4"),
+	    "450 4.7.1"));
+	ck_assert_uint_eq(used(&f, "rcpt", "alice"), 0);
+	ck_assert_str_eq(ask(&f, "END-OF-MESSAGE i2 recipient_count=3"),
+	    "DUNNO");
+	ck_assert_uint_eq(used(&f, "rcpt", "alice"), 3);
+	fx_close(&f);
+}
+END_TEST
+
+START_TEST(data_then_eom_counts_message_once)
+{
+	struct fixture f;
+
+	fx_open(&f, "limits = ( { name = \"msgs\"; key = \"sender\"; "
+	    "count = \"messages\"; kind = \"window\"; limit = 1; "
+	    "period = \"1h\"; action = \"reject\"; }, { name = \"bytes\"; "
+	    "key = \"sender\"; count = \"bytes\"; kind = \"window\"; "
+	    "limit = 150; period = \"1h\"; } );\n");
+	ck_assert_str_eq(ask(&f, "DATA i1 recipient_count=1 size=100"),
+	    "DUNNO");
+	ck_assert_str_eq(ask(&f, "END-OF-MESSAGE i1 recipient_count=1 "
+	    "size=150"), "DUNNO");
+	ck_assert_uint_eq(used(&f, "msgs", "alice@example.com"), 1);
+	ck_assert_uint_eq(used(&f, "bytes", "alice@example.com"), 150);
+	ck_assert(starts(ask(&f, "DATA i2 recipient_count=1"), "550 5.7.1"));
+	/* refused at DATA: END-OF-MESSAGE adds nothing */
+	ck_assert_str_eq(ask(&f, "END-OF-MESSAGE i2 recipient_count=1 "
+	    "size=1"), "DUNNO");
+	ck_assert_uint_eq(used(&f, "bytes", "alice@example.com"), 150);
+	fx_close(&f);
+}
+END_TEST
+
+/* refused at END-OF-MESSAGE: the message is not accepted, refund all */
+START_TEST(eom_refusal_releases_reservations)
+{
+	struct fixture f;
+
+	fx_open(&f, "limits = ( { name = \"rcpt\"; key = \"sasl_username\"; "
+	    "count = \"recipients\"; kind = \"window\"; limit = 3; "
+	    "period = \"1h\"; }, { name = \"bytes\"; key = \"sender\"; "
+	    "count = \"bytes\"; kind = \"window\"; limit = 100; "
+	    "period = \"1h\"; } );\n");
+	ck_assert_str_eq(ask(&f, "RCPT i1"), "DUNNO");
+	ck_assert_str_eq(ask(&f, "RCPT i1"), "DUNNO");
+	ck_assert(starts(ask(&f, "END-OF-MESSAGE i1 recipient_count=2 "
+	    "size=1000"), "450 4.7.1"));
+	ck_assert_uint_eq(used(&f, "rcpt", "alice"), 0);
+	ck_assert_uint_eq(used(&f, "bytes", "alice@example.com"), 0);
+	fx_close(&f);
+}
+END_TEST
+
+static const struct {
+	const char *action;
+	const char *want;
+} actions[] = {
+	{ "defer", "450 4.7.1 " },
+	{ "reject", "550 5.7.1 " },
+	{ "hold", "HOLD " },
+	{ "warn", "DUNNO" },
+};
+
+START_TEST(limit_actions_map_to_replies)
+{
+	struct fixture f;
+	char text[512];
+	const char *r;
+
+	snprintf(text, sizeof(text), "limits = ( { name = \"rcpt\"; "
+	    "key = \"sasl_username\"; count = \"recipients\"; "
+	    "kind = \"window\"; limit = 1; period = \"1h\"; "
+	    "action = \"%s\"; } );\n", actions[_i].action);
+	fx_open(&f, text);
+	ck_assert_str_eq(ask(&f, "RCPT i1"), "DUNNO");
+	r = ask(&f, "RCPT i1");
+	ck_assert_msg(starts(r, actions[_i].want), "%s: got %s, want %s",
+	    actions[_i].action, r, actions[_i].want);
+	fx_close(&f);
+}
+END_TEST
+
+START_TEST(unusable_stages_answer_dunno_and_log_once)
+{
+	struct fixture f;
+
+	fx_open(&f, LIMITS_RCPT3);
+	ck_assert_str_eq(ask(&f, "MAIL i1"), "DUNNO");
+	ck_assert_uint_ne(f.txn.logged, 0);
+	ck_assert_str_eq(ask(&f, "CONNECT i1"), "DUNNO");
+	ck_assert_str_eq(ask(&f, "VRFY i1"), "DUNNO");
+	ck_assert_uint_eq(used(&f, "rcpt", "alice"), 0);
+	fx_close(&f);
+	/* RCPT without a recipients limit */
+	fx_open(&f, "limits = ( { name = \"m\"; key = \"sender\"; "
+	    "count = \"messages\"; kind = \"window\"; limit = 1; "
+	    "period = \"1h\"; } );\n");
+	ck_assert_str_eq(ask(&f, "RCPT i1"), "DUNNO");
+	ck_assert_uint_ne(f.txn.logged, 0);
+	ck_assert_uint_eq(f.txn.ntokens, 0);
+	fx_close(&f);
+	/* no limits at all */
+	fx_open(&f, "");
+	ck_assert_str_eq(ask(&f, "RCPT i1"), "DUNNO");
+	ck_assert_str_eq(ask(&f, "END-OF-MESSAGE i1 recipient_count=1"),
+	    "DUNNO");
+	fx_close(&f);
+}
+END_TEST
+
+START_TEST(missing_request_attribute_is_malformed)
+{
+	struct fixture f;
+	struct proto *p = proto_new(NULL);
+	const char *t = "protocol_state=RCPT\ninstance=x\n\n";
+	char reply[DECIDE_REPLY_MAX], err[256];
+	size_t used_;
+
+	fx_open(&f, LIMITS_RCPT3);
+	ck_assert_int_eq(proto_feed(p, t, strlen(t), &used_, err,
+	    sizeof(err)), PROTO_REQUEST);
+	ck_assert_int_eq(decide_request(&f.env, &f.txn, p, NOW, &f.st, reply,
+	    sizeof(reply), err, sizeof(err)), -1);
+	proto_free(p);
+	fx_close(&f);
+}
+END_TEST
+
+/* reservations are per instance: the window moves on with time */
+START_TEST(time_is_passed_in)
+{
+	struct fixture f;
+
+	fx_open(&f, LIMITS_RCPT3);
+	ck_assert_str_eq(ask(&f, "END-OF-MESSAGE i1 recipient_count=3"),
+	    "DUNNO");
+	ck_assert(starts(ask(&f, "RCPT i2"), "450 4.7.1"));
+	ck_assert_str_eq(ask_at(&f, NOW + 2 * 3600 * 1000LL, "RCPT i3"),
+	    "DUNNO");
+	fx_close(&f);
+}
+END_TEST
+
+START_TEST(store_error_follows_on_error)
+{
+	static const char *const modes[] = { "tempfail", "accept" };
+	static const char *const want[] = {
+		"DEFER_IF_PERMIT Service temporarily unavailable", "DUNNO" };
+	struct fixture f;
+	char text[1024], err[512];
+	const char *r;
+
+	/* a Redis store on a port where nothing listens */
+	snprintf(text, sizeof(text), "store = { backend = \"redis\"; "
+	    "url = \"redis://127.0.0.1:9/0\"; timeout = \"200ms\"; "
+	    "on_error = \"%s\"; };\n" LIMITS_RCPT3, modes[_i]);
+	memset(&f, 0, sizeof(f));
+	f.conf = conf_load_string("test.conf", text, err, sizeof(err));
+	ck_assert_msg(f.conf != NULL, "conf: %s", err);
+	f.quota = quota_open(f.conf, err, sizeof(err));
+	ck_assert_msg(f.quota != NULL, "quota_open must not fail on a "
+	    "store that is down: %s", err);
+	f.env.conf = f.conf;
+	f.env.quota = f.quota;
+	r = ask(&f, "RCPT i1");
+	ck_assert_msg(strcmp(r, want[_i]) == 0, "%s: got %s, want %s",
+	    modes[_i], r, want[_i]);
+	r = ask(&f, "END-OF-MESSAGE i1 recipient_count=1 size=5");
+	ck_assert_msg(strcmp(r, want[_i]) == 0, "%s: got %s, want %s",
+	    modes[_i], r, want[_i]);
+	ck_assert_uint_eq(f.st.errors, 2);
+	fx_close(&f);
+}
+END_TEST
+
+/* ---- golden files ----------------------------------------------------- */
+
+static char *
+slurp(const char *path, size_t *len)
+{
+	FILE *fp = fopen(path, "rb");
+	struct buf b = BUF_INIT;
+	char chunk[4096];
+	size_t n;
+
+	if (fp == NULL)
+		return NULL;
+	while ((n = fread(chunk, 1, sizeof(chunk), fp)) > 0)
+		buf_append(&b, chunk, n);
+	fclose(fp);
+	*len = b.len;
+	return b.data != NULL ? buf_steal(&b) : calloc(1, 1);
+}
+
+/* golden_one - answer NAME.request as one pipelined stream */
+static void
+golden_one(const char *name)
+{
+	char path[1024], err[512], reply[DECIDE_REPLY_MAX];
+	struct buf got = BUF_INIT;
+	struct decide_txn txn;
+	struct decide_env env;
+	struct conf *conf;
+	struct quota *q;
+	struct proto *p = proto_new(NULL);
+	char *in, *want;
+	size_t len, wlen, off = 0, used_;
+	FILE *fp;
+
+	conf = conf_load(DATADIR "/golden.conf", err, sizeof(err));
+	ck_assert_msg(conf != NULL, "%s", err);
+	q = quota_open(conf, err, sizeof(err));
+	ck_assert_msg(q != NULL, "%s", err);
+	env.conf = conf;
+	env.quota = q;
+	memset(&txn, 0, sizeof(txn));
+	snprintf(path, sizeof(path), "%s/%s.request", DATADIR, name);
+	in = slurp(path, &len);
+	ck_assert_msg(in != NULL, "cannot read %s", path);
+	while (off < len) {
+		enum proto_status st = proto_feed(p, in + off, len - off,
+		    &used_, err, sizeof(err));
+
+		off += used_;
+		ck_assert_msg(st != PROTO_ERROR, "%s: %s", name, err);
+		if (st != PROTO_REQUEST)
+			continue;
+		if (decide_request(&env, &txn, p, NOW, NULL, reply,
+		    sizeof(reply), err, sizeof(err)) < 0)
+			buf_appends(&got, "(closed without a reply)\n");
+		else
+			buf_appends(&got, reply);
+	}
+	ck_assert_int_eq(proto_eof(p, err, sizeof(err)), 0);
+	snprintf(path, sizeof(path), "%s/%s.reply", DATADIR, name);
+	if (getenv("POLICY_GOLDEN_WRITE") != NULL) {
+		fp = fopen(path, "wb");
+		ck_assert_ptr_nonnull(fp);
+		fwrite(got.data ? got.data : "", 1, got.len, fp);
+		fclose(fp);
+	}
+	want = slurp(path, &wlen);
+	ck_assert_msg(want != NULL, "cannot read %s", path);
+	ck_assert_msg(wlen == got.len && memcmp(want, got.data ? got.data :
+	    "", wlen) == 0, "%s: got\n%s\nwant\n%s", name,
+	    got.data ? got.data : "", want);
+	free(want);
+	free(in);
+	buf_free(&got);
+	proto_free(p);
+	decide_txn_end(&env, &txn, NOW);
+	decide_txn_free(&txn);
+	quota_close(q);
+	conf_free(conf);
+}
+
+START_TEST(golden_files)
+{
+	DIR *d = opendir(DATADIR);
+	struct dirent *e;
+	char name[256];
+	size_t n, count = 0;
+
+	ck_assert_ptr_nonnull(d);
+	while ((e = readdir(d)) != NULL) {
+		n = strlen(e->d_name);
+		if (n <= 8 || strcmp(e->d_name + n - 8, ".request") != 0)
+			continue;
+		snprintf(name, sizeof(name), "%.*s", (int)(n - 8), e->d_name);
+		golden_one(name);
+		count++;
+	}
+	closedir(d);
+	ck_assert_uint_ge(count, 8);
+}
+END_TEST
+
+int
+main(void)
+{
+	Suite *s = suite_create("policy_decide");
+	TCase *tc = tcase_create("decide");
+	TCase *tg = tcase_create("golden");
+	SRunner *sr;
+	int nf;
+
+	log_discard(getenv("POLICY_TEST_LOG") == NULL);
+	tcase_add_test(tc, rcpt_over_limit_is_deferred_with_text);
+	tcase_add_test(tc, eom_commits_reservations);
+	tcase_add_test(tc, new_instance_releases_uncommitted);
+	tcase_add_test(tc, connection_end_releases_uncommitted);
+	tcase_add_test(tc, eom_recipient_count_settles_fewer);
+	tcase_add_test(tc, eom_without_rcpt_admits_recipient_count);
+	tcase_add_test(tc, data_then_eom_counts_message_once);
+	tcase_add_test(tc, eom_refusal_releases_reservations);
+	tcase_add_loop_test(tc, limit_actions_map_to_replies, 0,
+	    (int)(sizeof(actions) / sizeof(actions[0])));
+	tcase_add_test(tc, unusable_stages_answer_dunno_and_log_once);
+	tcase_add_test(tc, missing_request_attribute_is_malformed);
+	tcase_add_test(tc, time_is_passed_in);
+	tcase_add_loop_test(tc, store_error_follows_on_error, 0, 2);
+	tcase_set_timeout(tc, 30);
+	tcase_add_test(tg, golden_files);
+	suite_add_tcase(s, tc);
+	suite_add_tcase(s, tg);
+	sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	nf = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return nf ? EXIT_FAILURE : EXIT_SUCCESS;
+}
