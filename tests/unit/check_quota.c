@@ -7,6 +7,7 @@
 #include "config.h"
 
 #include <check.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -886,6 +887,49 @@ START_TEST(memory_store_reclaims_expired_records)
 }
 END_TEST
 
+#define NTHREADS 8
+#define PER_THREAD 400
+
+static void *
+admit_many(void *arg)
+{
+	struct quota_who w = { "alice", NULL, NULL };
+	struct quota_amount a = { 1, 1, 1 };
+	struct quota_verdict v;
+	long *admitted = arg;
+	int i;
+
+	for (i = 0; i < PER_THREAD; i++)
+		if (quota_admit(q, &w, &a, T0 + i, &v) == 0 &&
+		    v.result == QUOTA_ADMIT)
+			(*admitted)++;
+	return NULL;
+}
+
+START_TEST(threads_admit_exactly_the_limit)
+{
+	pthread_t th[NTHREADS];
+	long n[NTHREADS], total = 0;
+	int i;
+
+	setup("limits = ( { name = \"h\"; key = \"sasl_username\"; count = "
+	    "\"messages\"; limit = 1000; period = \"1h\"; } );");
+	for (i = 0; i < NTHREADS; i++) {
+		n[i] = 0;
+		ck_assert_int_eq(pthread_create(&th[i], NULL, admit_many, &n[i]),
+		    0);
+	}
+	for (i = 0; i < NTHREADS; i++) {
+		pthread_join(th[i], NULL);
+		total += n[i];
+	}
+	ck_assert_msg(total == 1000, "got %ld admitted by %d threads, want "
+	    "1000", total, NTHREADS);
+	ck_assert_uint_eq(used_of("h", "alice", T0 + PER_THREAD), 1000);
+	teardown();
+}
+END_TEST
+
 int
 main(void)
 {
@@ -946,6 +990,9 @@ main(void)
 	suite_add_tcase(s, tc);
 	tc = tcase_create("memory_store_reclaims_expired_records");
 	tcase_add_test(tc, memory_store_reclaims_expired_records);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("threads_admit_exactly_the_limit");
+	tcase_add_test(tc, threads_admit_exactly_the_limit);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
