@@ -33,6 +33,7 @@ struct qov {
 	size_t limit;			/* index into conf->limits */
 	char key[QUOTA_KEY_MAX];	/* as quota_key() forms it */
 	int unlimited;
+	size_t order;			/* position in conf->overrides */
 	struct conf_limit copy;		/* ->limit = the override's value */
 };
 
@@ -185,6 +186,18 @@ ov_cmp(const void *a, const void *b)
 	return strcmp(x->key, y->key);
 }
 
+/* ov_sort_cmp - ov_cmp, then the order of the config */
+static int
+ov_sort_cmp(const void *a, const void *b)
+{
+	const struct qov *x = a, *y = b;
+	int r = ov_cmp(a, b);
+
+	if (r != 0 || x->order == y->order)
+		return r;
+	return x->order < y->order ? -1 : 1;
+}
+
 /* ov_find - the override of limit i for key, or NULL */
 static const struct qov *
 ov_find(const struct quota *q, size_t i, const char *key)
@@ -244,15 +257,17 @@ quota_open_with(const struct conf *c, struct quota_store *s)
 		v->limit = o->limit;
 		norm_key(&c->limits[o->limit], o->key, v->key, sizeof(v->key));
 		v->unlimited = o->unlimited;
+		v->order = i;
 		v->copy = c->limits[o->limit];
 		if (!o->unlimited)
 			v->copy.limit = o->value;
-		if (ov_find(q, v->limit, v->key) != NULL)
-			continue;	/* the same key written twice */
 		n++;
-		qsort(q->ov, n, sizeof(*q->ov), ov_cmp);
 	}
-	q->nov = n;
+	qsort(q->ov, n, sizeof(*q->ov), ov_sort_cmp);
+	/* Keys written apart that normalize alike: the first one stays. */
+	for (q->nov = 0, i = 0; i < n; i++)
+		if (q->nov == 0 || ov_cmp(&q->ov[q->nov - 1], &q->ov[i]) != 0)
+			q->ov[q->nov++] = q->ov[i];
 	return q;
 }
 

@@ -322,12 +322,16 @@ START_TEST(override_keys_match_as_keys_are_formed)
 	    " limit = 1; period = \"1h\"; } );\n"
 	    "overrides = ( { limit = \"snd\"; key = \"newsletter@EXAMPLE.com\";"
 	    " value = 5; },\n"
-	    " { limit = \"net\"; key = \"192.0.2.200/24\"; value = 4; } );");
+	    " { limit = \"net\"; key = \"192.0.2.200/24\"; value = 4; },\n"
+	    " { limit = \"snd\"; key = \"NEWSLETTER@example.com\"; "
+	    "value = 9; } );");
 	for (i = 0; i < 5; i++)
 		ck_assert_int_eq(admit1(&nl, units(1, 1, 1), T0, &v),
 		    QUOTA_ADMIT);
+	/* the first of two overrides that normalize alike decides */
 	ck_assert_int_eq(admit1(&nl, units(1, 1, 1), T0, &v), QUOTA_REFUSE);
 	ck_assert_str_eq(v.key, "newsletter@example.com");
+	ck_assert_uint_eq(v.limit_value, 5);
 	net.client_addr = addr("192.0.2.33");
 	for (i = 0; i < 4; i++)
 		ck_assert_int_eq(admit1(&net, units(1, 1, 1), T0, &v),
