@@ -1,26 +1,33 @@
 /*
  * outpostctl - administration: check the configuration, make DKIM keys,
- * check keys against their DNS records.  See outpostctl(8).
+ * check keys against their DNS records, show and change quota counters.
+ * See outpostctl(8).
  *
  * Exit codes: 0 success; 1 a record that does not match (or cannot be
  * fetched); 64 (EX_USAGE) bad command line; 78 (EX_CONFIG) bad
- * configuration or key; 73 (EX_CANTCREAT) keygen could not write.
+ * configuration or key; 73 (EX_CANTCREAT) keygen could not write; 69
+ * (EX_UNAVAILABLE) the quota store cannot be opened or fails.
  */
 #include "config.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sysexits.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "conf/conf.h"
 #include "dkim/key.h"
 #include "dkim/keygen.h"
 #include "dkim/table.h"
+#include "quota/algo.h"
+#include "quota/quota.h"
+#include "util/cidr.h"
 #include "util/buf.h"
 #include "util/parse.h"
 #include "util/xmalloc.h"
@@ -40,8 +47,15 @@ usage_exit(int code)
 	    "       %s keytest [-c config]\n"
 	    "       %s keytest -k keyfile -d domain -s selector "
 	    "[-r recordfile]\n"
-	    "       %s check-config [-c config]\n",
-	    progname, progname, progname, progname);
+	    "       %s check-config [-c config]\n"
+	    "       %s quota show key [-c config] [--json]\n"
+	    "       %s quota list [--top n] [--limit name] [-c config] "
+	    "[--json]\n"
+	    "       %s quota reset key [--limit name] [-c config] [--json]\n"
+	    "       %s quota set key --limit name value [-c config] "
+	    "[--json]\n",
+	    progname, progname, progname, progname, progname, progname,
+	    progname, progname);
 	exit(code);
 }
 
@@ -416,6 +430,629 @@ cmd_check_config(int argc, char **argv)
 	return 0;
 }
 
+/* ---- quota ------------------------------------------------------------- */
+
+/* One counter to print. */
+struct qrow {
+	const struct conf_limit *limit;
+	char *key;
+	uint64_t used;
+	uint64_t limit_value;
+	uint64_t retry_after;
+};
+
+/* The rows of show and list: all of them, or the best top of them. */
+struct qrows {
+	struct qrow *v;
+	size_t n;
+	size_t cap;
+	size_t top;			/* 0: keep all */
+	const char *const *match;	/* show: the key per limit, or NULL */
+	const struct conf *conf;
+};
+
+static const char *const qcount_names[] = { "messages", "recipients",
+	"bytes" };
+static const char *const qkind_names[] = { "window", "calendar", "rate" };
+
+/*
+ * qrow_before - 1 if a is listed before b: more used first, then by
+ * limit name and key
+ */
+static int
+qrow_before(const struct qrow *a, const struct qrow *b)
+{
+	int c;
+
+	if (a->used != b->used)
+		return a->used > b->used;
+	if ((c = strcmp(a->limit->name, b->limit->name)) != 0)
+		return c < 0;
+	return strcmp(a->key, b->key) < 0;
+}
+
+/* qrow_cmp - qsort order of qrow_before */
+static int
+qrow_cmp(const void *a, const void *b)
+{
+	if (qrow_before(a, b))
+		return -1;
+	return qrow_before(b, a) ? 1 : 0;
+}
+
+/* heap_down - restore the heap (last-listed row at the root) from i */
+static void
+heap_down(struct qrow *v, size_t n, size_t i)
+{
+	struct qrow t;
+	size_t c;
+
+	for (; (c = 2 * i + 1) < n; i = c) {
+		if (c + 1 < n && qrow_before(&v[c], &v[c + 1]))
+			c++;
+		if (!qrow_before(&v[i], &v[c]))
+			break;
+		t = v[i];
+		v[i] = v[c];
+		v[c] = t;
+	}
+}
+
+/* heap_up - restore the heap after adding v[i] */
+static void
+heap_up(struct qrow *v, size_t i)
+{
+	struct qrow t;
+	size_t p;
+
+	for (; i > 0 && qrow_before(&v[p = (i - 1) / 2], &v[i]); i = p) {
+		t = v[i];
+		v[i] = v[p];
+		v[p] = t;
+	}
+}
+
+/*
+ * qrows_add - quota_list callback: keep the row (show: if its key is the
+ * one asked; --top n: if it is among the n first, in a heap whose root
+ * is the last of them)
+ */
+static int
+qrows_add(const struct quota_entry *e, void *arg)
+{
+	struct qrows *r = arg;
+	struct qrow row;
+	size_t li;
+
+	if (r->match != NULL) {
+		li = (size_t)(e->limit - r->conf->limits);
+		if (li >= r->conf->nlimits || r->match[li] == NULL ||
+		    strcmp(r->match[li], e->key) != 0)
+			return 0;
+	}
+	row.limit = e->limit;
+	row.key = NULL;
+	row.used = e->used;
+	row.limit_value = e->limit_value;
+	row.retry_after = e->retry_after;
+	if (r->top > 0 && r->n == r->top) {
+		row.key = (char *)(uintptr_t)e->key;
+		if (!qrow_before(&row, &r->v[0]))
+			return 0;
+		free(r->v[0].key);
+		row.key = xstrdup(e->key);
+		r->v[0] = row;
+		heap_down(r->v, r->n, 0);
+		return 0;
+	}
+	if (r->n == r->cap) {
+		r->cap = r->cap ? r->cap * 2 : 64;
+		r->v = xreallocarray(r->v, r->cap, sizeof(*r->v));
+	}
+	row.key = xstrdup(e->key);
+	r->v[r->n++] = row;
+	if (r->top > 0)
+		heap_up(r->v, r->n - 1);
+	return 0;
+}
+
+/* qrows_free - free the rows */
+static void
+qrows_free(struct qrows *r)
+{
+	size_t i;
+
+	for (i = 0; i < r->n; i++)
+		free(r->v[i].key);
+	free(r->v);
+	r->v = NULL;
+	r->n = r->cap = 0;
+}
+
+/* fmt_secs - a duration the way the config writes it: 1h, 90s, 1d2h */
+static void
+fmt_secs(uint64_t s, char *out, size_t outlen)
+{
+	static const struct {
+		uint64_t secs;
+		char unit;
+	} units[] = { { 86400, 'd' }, { 3600, 'h' }, { 60, 'm' }, { 1, 's' } };
+	size_t i, len = 0, parts = 0;
+	int n;
+
+	if (outlen == 0)
+		return;
+	out[0] = '\0';
+	if (s == 0) {
+		(void)snprintf(out, outlen, "0s");
+		return;
+	}
+	/* the two largest units, rounded up in the second */
+	for (i = 0; i < 4 && s > 0 && parts < 2; i++) {
+		uint64_t q = s / units[i].secs;
+
+		if (q == 0)
+			continue;
+		if (parts == 1 && s % units[i].secs != 0)
+			q++;
+		n = snprintf(out + len, outlen - len, "%llu%c",
+		    (unsigned long long)q, units[i].unit);
+		if (n < 0 || (size_t)n >= outlen - len)
+			return;
+		len += (size_t)n;
+		s = parts == 1 ? 0 : s - q * units[i].secs;
+		parts++;
+	}
+}
+
+/* fmt_period - a limit's period: "1h" (window, rate), "day", "month" */
+static void
+fmt_period(const struct conf_limit *l, char *out, size_t outlen)
+{
+	uint64_t p = l->period;
+
+	if (l->kind == CONF_QKIND_CALENDAR) {
+		(void)snprintf(out, outlen, "%s", l->month ? "month" : "day");
+		return;
+	}
+	/* exact units only: 90m stays 90m */
+	if (p != 0 && p % 86400 == 0)
+		(void)snprintf(out, outlen, "%llud",
+		    (unsigned long long)(p / 86400));
+	else if (p != 0 && p % 3600 == 0)
+		(void)snprintf(out, outlen, "%lluh",
+		    (unsigned long long)(p / 3600));
+	else if (p != 0 && p % 60 == 0)
+		(void)snprintf(out, outlen, "%llum",
+		    (unsigned long long)(p / 60));
+	else
+		(void)snprintf(out, outlen, "%llus", (unsigned long long)p);
+}
+
+/* text_key - a key for the terminal: control bytes as \xHH */
+static void
+text_key(const char *key, struct buf *b)
+{
+	const unsigned char *p;
+
+	for (p = (const unsigned char *)key; *p != '\0'; p++) {
+		if (*p < 0x20 || *p == 0x7f || *p == '\\')
+			buf_appendf(b, "\\x%02x", *p);
+		else
+			buf_appendc(b, (char)*p);
+	}
+}
+
+/* utf8_len - length of the valid UTF-8 sequence at p, 0 if invalid */
+static size_t
+utf8_len(const unsigned char *p)
+{
+	size_t n, i;
+	uint32_t cp;
+
+	if (p[0] < 0x80)
+		return 1;
+	if (p[0] >= 0xc2 && p[0] <= 0xdf)
+		n = 2, cp = p[0] & 0x1f;
+	else if (p[0] >= 0xe0 && p[0] <= 0xef)
+		n = 3, cp = p[0] & 0x0f;
+	else if (p[0] >= 0xf0 && p[0] <= 0xf4)
+		n = 4, cp = p[0] & 0x07;
+	else
+		return 0;
+	for (i = 1; i < n; i++) {
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+		cp = cp << 6 | (p[i] & 0x3f);
+	}
+	if ((n == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+	    (n == 4 && (cp < 0x10000 || cp > 0x10ffff)))
+		return 0;
+	return n;
+}
+
+/* json_str - s as a JSON string; invalid UTF-8 bytes become U+FFFD */
+static void
+json_str(struct buf *b, const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t n;
+
+	buf_appendc(b, '"');
+	while (*p != '\0') {
+		if (*p == '"' || *p == '\\') {
+			buf_appendc(b, '\\');
+			buf_appendc(b, (char)*p++);
+		} else if (*p < 0x20 || *p == 0x7f) {
+			buf_appendf(b, "\\u%04x", *p++);
+		} else if ((n = utf8_len(p)) == 0) {
+			buf_appends(b, "\\ufffd");
+			p++;
+		} else {
+			buf_append(b, p, n);
+			p += n;
+		}
+	}
+	buf_appendc(b, '"');
+}
+
+/* json_row - one counter as a JSON object */
+static void
+json_row(struct buf *b, const struct qrow *r)
+{
+	char period[32];
+
+	fmt_period(r->limit, period, sizeof(period));
+	buf_appends(b, "{\"limit\": ");
+	json_str(b, r->limit->name);
+	buf_appends(b, ", \"key\": ");
+	json_str(b, r->key);
+	buf_appendf(b, ", \"used\": %llu, \"max\": ",
+	    (unsigned long long)r->used);
+	if (r->limit_value == QUOTA_UNLIMITED)
+		buf_appends(b, "null, \"unlimited\": true");
+	else
+		buf_appendf(b, "%llu, \"unlimited\": false",
+		    (unsigned long long)r->limit_value);
+	buf_appendf(b, ", \"count\": \"%s\", \"kind\": \"%s\", \"period\": ",
+	    qcount_names[r->limit->count], qkind_names[r->limit->kind]);
+	json_str(b, period);
+	buf_appendf(b, ", \"retry_after\": %llu}",
+	    (unsigned long long)r->retry_after);
+}
+
+/* print_rows - the rows as a table (or "no counters" line) or JSON */
+static void
+print_rows(const struct qrows *r, int json, const char *none)
+{
+	static const char *const head[6] = { "LIMIT", "KEY", "USED", "LIMIT",
+		"PERIOD", "RETRY-AFTER" };
+	struct buf out = BUF_INIT, *cells;
+	size_t w[6], i, j, len;
+	char num[3][32], period[32];
+
+	if (json) {
+		buf_appendc(&out, '[');
+		for (i = 0; i < r->n; i++) {
+			buf_appends(&out, i ? ",\n " : "");
+			json_row(&out, &r->v[i]);
+		}
+		buf_appends(&out, "]\n");
+		fputs(buf_cstr(&out), stdout);
+		buf_free(&out);
+		return;
+	}
+	if (r->n == 0) {
+		printf("%s\n", none);
+		return;
+	}
+	/* six cells per row, the header first */
+	cells = xcalloc((r->n + 1) * 6, sizeof(*cells));
+	for (j = 0; j < 6; j++) {
+		buf_appends(&cells[j], head[j]);
+		w[j] = strlen(head[j]);
+	}
+	for (i = 0; i < r->n; i++) {
+		const struct qrow *q = &r->v[i];
+		struct buf *c = &cells[(i + 1) * 6];
+
+		(void)snprintf(num[0], sizeof(num[0]), "%llu",
+		    (unsigned long long)q->used);
+		if (q->limit_value == QUOTA_UNLIMITED)
+			(void)snprintf(num[1], sizeof(num[1]), "unlimited");
+		else
+			(void)snprintf(num[1], sizeof(num[1]), "%llu",
+			    (unsigned long long)q->limit_value);
+		if (q->retry_after == 0)
+			(void)snprintf(num[2], sizeof(num[2]), "-");
+		else
+			fmt_secs(q->retry_after, num[2], sizeof(num[2]));
+		fmt_period(q->limit, period, sizeof(period));
+		buf_appends(&c[0], q->limit->name);
+		text_key(q->key, &c[1]);
+		buf_appends(&c[2], num[0]);
+		buf_appends(&c[3], num[1]);
+		buf_appends(&c[4], period);
+		buf_appends(&c[5], num[2]);
+		for (j = 0; j < 6; j++)
+			if (c[j].len > w[j])
+				w[j] = c[j].len;
+	}
+	for (i = 0; i <= r->n; i++) {
+		for (j = 0; j < 6; j++) {
+			const char *t = buf_cstr(&cells[i * 6 + j]);
+
+			len = cells[i * 6 + j].len;
+			/* numbers right-aligned, text left */
+			if (j == 2 || j == 3)
+				printf("%*s%s", (int)(w[j] - len), "", t);
+			else if (j == 5)
+				printf("%s", t);
+			else
+				printf("%s%*s", t, (int)(w[j] - len), "");
+			if (j < 5)
+				fputs("  ", stdout);
+		}
+		fputc('\n', stdout);
+	}
+	for (i = 0; i < (r->n + 1) * 6; i++)
+		buf_free(&cells[i]);
+	free(cells);
+}
+
+/*
+ * show_key - the key value limit l gives KEY, as the daemons form it
+ * (quota_key), or -1 if KEY cannot be one of l's keys: an address for
+ * client_address; an address or network for client_network; an
+ * address or a domain for sender_domain; "*" for global.
+ */
+static int
+show_key(const struct conf_limit *l, const char *in, char *out,
+    size_t outlen)
+{
+	struct quota_who who;
+	char tmp[QUOTA_KEY_MAX + 2], *slash;
+	uint8_t addr[16];
+
+	memset(&who, 0, sizeof(who));
+	switch (l->key) {
+	case CONF_QKEY_SASL_USERNAME:
+		who.sasl_username = in;
+		break;
+	case CONF_QKEY_SENDER:
+		who.sender = in;
+		break;
+	case CONF_QKEY_SENDER_DOMAIN:
+		if (strchr(in, '@') == NULL) {
+			if (snprintf(tmp, sizeof(tmp), "@%s", in) >=
+			    (int)sizeof(tmp))
+				return -1;
+			who.sender = tmp;
+		} else {
+			who.sender = in;
+		}
+		break;
+	case CONF_QKEY_CLIENT_ADDRESS:
+	case CONF_QKEY_CLIENT_NETWORK:
+		if (snprintf(tmp, sizeof(tmp), "%s", in) >= (int)sizeof(tmp))
+			return -1;
+		if (l->key == CONF_QKEY_CLIENT_NETWORK &&
+		    (slash = strchr(tmp, '/')) != NULL)
+			*slash = '\0';
+		if (cidr_addr_parse(tmp, addr) == -1)
+			return -1;
+		who.client_addr = addr;
+		break;
+	case CONF_QKEY_GLOBAL:
+		if (strcmp(in, "*") != 0)
+			return -1;
+		break;
+	}
+	return quota_key(l, &who, out, outlen);
+}
+
+/* limit_named - the configured limit called name, or NULL */
+static const struct conf_limit *
+limit_named(const struct conf *c, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < c->nlimits; i++)
+		if (strcmp(c->limits[i].name, name) == 0)
+			return &c->limits[i];
+	return NULL;
+}
+
+/* qnow - the wall clock, ms */
+static int64_t
+qnow(void)
+{
+	struct timespec ts;
+
+	(void)clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* rows_of - the rows of KEY (limit_name: of that limit only) */
+static int
+rows_of(struct quota *q, const struct conf *c, const char *key,
+    const char *limit_name, struct qrows *rows, char *err, size_t errlen)
+{
+	char (*keys)[QUOTA_KEY_MAX];
+	const char **match;
+	size_t i;
+	int rc;
+
+	keys = xcalloc(c->nlimits + 1, sizeof(*keys));
+	match = xcalloc(c->nlimits + 1, sizeof(*match));
+	for (i = 0; i < c->nlimits; i++)
+		if ((limit_name == NULL ||
+		    strcmp(c->limits[i].name, limit_name) == 0) &&
+		    show_key(&c->limits[i], key, keys[i],
+		    sizeof(keys[i])) == 0)
+			match[i] = keys[i];
+	rows->match = match;
+	rows->conf = c;
+	rc = quota_list(q, limit_name, qnow(), qrows_add, rows, err, errlen);
+	rows->match = NULL;
+	free(match);
+	free(keys);
+	return rc;
+}
+
+/* cmd_quota - outpostctl quota show|list|reset|set */
+static int
+cmd_quota(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "limit", required_argument, NULL, 'l' },
+		{ "top", required_argument, NULL, 't' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 }
+	};
+	const char *cfile = CONF_DEFAULT_PATH, *limit = NULL, *sub, *key = NULL;
+	struct qrows rows;
+	struct buf out = BUF_INIT;
+	struct quota *q;
+	struct conf *c;
+	uint64_t top = 0, value = 0;
+	char err[1024], none[QUOTA_KEY_MAX + 64];
+	int ch, json = 0, rc = 0, have_top = 0, nargs;
+
+	if (argc < 2)
+		usage();
+	sub = argv[1];
+	argc--;
+	argv++;
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'c':
+			cfile = optarg;
+			break;
+		case 'j':
+			json = 1;
+			break;
+		case 'l':
+			limit = optarg;
+			break;
+		case 't':
+			if (parse_u64(optarg, 1, 1000000000, &top, err,
+			    sizeof(err)) == -1) {
+				fprintf(stderr, "%s: --top %s: %s\n", progname,
+				    optarg, err);
+				exit(EX_USAGE);
+			}
+			have_top = 1;
+			break;
+		case 'h':
+			usage_exit(0);
+		default:
+			usage();
+		}
+	}
+	nargs = argc - optind;
+	if (strcmp(sub, "show") == 0) {
+		if (nargs != 1 || limit != NULL || have_top)
+			usage();
+	} else if (strcmp(sub, "list") == 0) {
+		if (nargs != 0)
+			usage();
+	} else if (strcmp(sub, "reset") == 0) {
+		if (nargs != 1 || have_top)
+			usage();
+	} else if (strcmp(sub, "set") == 0) {
+		if (nargs != 2 || limit == NULL || have_top)
+			usage();
+		if (parse_u64(argv[optind + 1], 0, QUOTA_UNLIMITED - 1, &value,
+		    err, sizeof(err)) == -1) {
+			fprintf(stderr, "%s: value %s: %s\n", progname,
+			    argv[optind + 1], err);
+			exit(EX_USAGE);
+		}
+	} else {
+		fprintf(stderr, "%s: unknown quota command \"%s\"\n", progname,
+		    sub);
+		usage();
+	}
+	if (nargs > 0)
+		key = argv[optind];
+	if (key != NULL && (key[0] == '\0' || strlen(key) >= QUOTA_KEY_MAX)) {
+		fprintf(stderr, "%s: key must be 1 to %d bytes\n", progname,
+		    QUOTA_KEY_MAX - 1);
+		exit(EX_USAGE);
+	}
+	if ((c = conf_load(cfile, err, sizeof(err))) == NULL) {
+		fprintf(stderr, "%s\n", err);
+		return EX_CONFIG;
+	}
+	if (limit != NULL && limit_named(c, limit) == NULL) {
+		fprintf(stderr, "%s: %s: no limit named \"%s\"\n", progname,
+		    cfile, limit);
+		conf_free(c);
+		return EX_USAGE;
+	}
+	if ((q = quota_open(c, err, sizeof(err))) == NULL) {
+		fprintf(stderr, "%s: %s\n", progname, err);
+		conf_free(c);
+		return EX_UNAVAILABLE;
+	}
+	memset(&rows, 0, sizeof(rows));
+	if (strcmp(sub, "list") == 0) {
+		rows.top = (size_t)top;
+		rc = quota_list(q, limit, qnow(), qrows_add, &rows, err,
+		    sizeof(err));
+	} else if (strcmp(sub, "show") == 0) {
+		rc = rows_of(q, c, key, NULL, &rows, err, sizeof(err));
+	} else if (strcmp(sub, "reset") == 0) {
+		rc = quota_reset(q, key, limit, qnow(), err, sizeof(err));
+	} else {
+		rc = quota_set(q, key, limit, value, qnow(), err, sizeof(err));
+		if (rc == 0)
+			rc = rows_of(q, c, key, limit, &rows, err,
+			    sizeof(err));
+	}
+	if (rc == -1) {
+		fprintf(stderr, "%s: quota %s: %s\n", progname, sub, err);
+		rc = EX_UNAVAILABLE;
+	} else if (strcmp(sub, "reset") == 0) {
+		if (json) {
+			buf_appends(&out, "{\"reset\": true, \"key\": ");
+			json_str(&out, key);
+			buf_appends(&out, ", \"limit\": ");
+			if (limit != NULL)
+				json_str(&out, limit);
+			else
+				buf_appends(&out, "null");
+			buf_appends(&out, "}\n");
+			fputs(buf_cstr(&out), stdout);
+		} else {
+			text_key(key, &out);
+			printf("%s: counters reset (%s%s)\n", buf_cstr(&out),
+			    limit != NULL ? "limit " : "all limits",
+			    limit != NULL ? limit : "");
+		}
+	} else {
+		qsort(rows.v, rows.n, sizeof(*rows.v), qrow_cmp);
+		if (key != NULL) {
+			text_key(key, &out);
+			(void)snprintf(none, sizeof(none), "%s: no counters in "
+			    "use", buf_cstr(&out));
+		} else {
+			(void)snprintf(none, sizeof(none), "no counters in "
+			    "use");
+		}
+		print_rows(&rows, json, none);
+	}
+	buf_free(&out);
+	qrows_free(&rows);
+	quota_close(q);
+	conf_free(c);
+	return rc;
+}
+
 /* main - dispatch on the subcommand */
 int
 main(int argc, char **argv)
@@ -435,6 +1072,8 @@ main(int argc, char **argv)
 		return cmd_keytest(argc, argv);
 	if (strcmp(cmd, "check-config") == 0)
 		return cmd_check_config(argc, argv);
+	if (strcmp(cmd, "quota") == 0)
+		return cmd_quota(argc, argv);
 	if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0)
 		usage_exit(0);
 	fprintf(stderr, "%s: unknown command \"%s\"\n", progname, cmd);
