@@ -1035,7 +1035,8 @@ cmd_quota(int argc, char **argv)
 			    limit != NULL ? limit : "");
 		}
 	} else {
-		qsort(rows.v, rows.n, sizeof(*rows.v), qrow_cmp);
+		if (rows.n > 1)
+			qsort(rows.v, rows.n, sizeof(*rows.v), qrow_cmp);
 		if (key != NULL) {
 			text_key(key, &out);
 			(void)snprintf(none, sizeof(none), "%s: no counters in "
