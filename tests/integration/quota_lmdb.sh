@@ -85,14 +85,17 @@ DB=$IT_T/quota.lmdb
 quota_conf "$CONF" "$DB"
 
 # ---- concurrency: 2 processes x 32 threads, exactly N ----------------------
+# (one more run, "resv", reserves and commits instead of admitting)
 all_exact=1
-for run in $(seq "$RUNS"); do
+for run in $(seq "$RUNS") resv; do
+	mode=()
+	[ "$run" = resv ] && mode=(-R)
 	rm -f "$IT_T/go"
 	it_spawn "$IT_T/p1.$run" timeout 300 "$STRESS" -c "$CONF" -k "run$run" \
-	    -t 32 -n 1500 -g "$IT_T/go"
+	    -t 32 -n 1500 -g "$IT_T/go" "${mode[@]}"
 	p1=$IT_LASTPID
 	it_spawn "$IT_T/p2.$run" timeout 300 "$STRESS" -c "$CONF" -k "run$run" \
-	    -t 32 -n 1500 -g "$IT_T/go"
+	    -t 32 -n 1500 -g "$IT_T/go" "${mode[@]}"
 	p2=$IT_LASTPID
 	sleep 0.3
 	start=$(date +%s.%N)
@@ -114,7 +117,7 @@ for run in $(seq "$RUNS"); do
 	fi
 done
 [ "$all_exact" = 1 ] &&
-	it_pass "2 processes x 32 threads admit exactly $N on one key, $RUNS runs"
+	it_pass "2 processes x 32 threads admit exactly $N on one key, $RUNS runs + 1 reserving"
 used=$("$CTL" quota show run1 -c "$CONF" --json | json_used conc)
 it_check "outpostctl quota show counts $N after the run (got $used)" \
     [ "$used" = "$N" ]
@@ -136,9 +139,11 @@ for args in "show run1" "list" "list --top 3" "list --limit conc" \
 	    _ "$CTL" "$args" "$CONF" "$IT_PY"
 done
 n=$("$CTL" quota list -c "$CONF" --json | json_len)
-it_check "quota list: $RUNS keys x 2 limits (got $n)" [ "$n" = $((RUNS * 2)) ]
+it_check "quota list: $((RUNS + 1)) keys x 2 limits (got $n)" \
+    [ "$n" = $(((RUNS + 1) * 2)) ]
 n=$("$CTL" quota list --limit conc -c "$CONF" --json | json_len)
-it_check "quota list --limit conc: $RUNS rows (got $n)" [ "$n" = "$RUNS" ]
+it_check "quota list --limit conc: $((RUNS + 1)) rows (got $n)" \
+    [ "$n" = $((RUNS + 1)) ]
 n=$("$CTL" quota list --top 3 -c "$CONF" --json | json_len)
 it_check "quota list --top 3: 3 rows (got $n)" [ "$n" = 3 ]
 "$CTL" quota set run1 --limit conc 10 -c "$CONF" >/dev/null

@@ -66,14 +66,17 @@ quota_conf "$CONF" '
     timezone = "Europe/Berlin"; }'
 
 # ---- concurrency: 2 processes x 32 threads, exactly N ----------------------
+# (one more run, "resv", reserves and commits instead of admitting)
 all_exact=1
-for run in $(seq "$RUNS"); do
+for run in $(seq "$RUNS") resv; do
+	mode=()
+	[ "$run" = resv ] && mode=(-R)
 	rm -f "$IT_T/go"
 	it_spawn "$IT_T/p1.$run" timeout 300 "$STRESS" -c "$CONF" -k "run$run" \
-	    -t 32 -n 1500 -g "$IT_T/go"
+	    -t 32 -n 1500 -g "$IT_T/go" "${mode[@]}"
 	p1=$IT_LASTPID
 	it_spawn "$IT_T/p2.$run" timeout 300 "$STRESS" -c "$CONF" -k "run$run" \
-	    -t 32 -n 1500 -g "$IT_T/go"
+	    -t 32 -n 1500 -g "$IT_T/go" "${mode[@]}"
 	p2=$IT_LASTPID
 	sleep 0.3
 	start=$(date +%s.%N)
@@ -95,7 +98,7 @@ for run in $(seq "$RUNS"); do
 	fi
 done
 [ "$all_exact" = 1 ] &&
-	it_pass "2 processes x 32 threads admit exactly $N on one key, $RUNS runs"
+	it_pass "2 processes x 32 threads admit exactly $N on one key, $RUNS runs + 1 reserving"
 used=$("$CTL" quota show run1 -c "$CONF" --json | json_used conc)
 it_check "outpostctl quota show counts $N after the run (got $used)" \
     [ "$used" = "$N" ]
