@@ -5,9 +5,10 @@
  * Keys (standalone server or Sentinel master; not Redis Cluster, since
  * the scripts touch reservation keys they are not passed):
  *
- *   outpost:q:RKEY   a counter: the string "T0 N0 N1 ..." in decimal,
- *                    struct quota_state with trailing zero buckets left
- *                    out.  Its TTL is algo_expires() - now, so Redis
+ *   outpost:q:RKEY   a counter: the string "T0 F N_F ... N_L" in decimal,
+ *                    struct quota_state with the buckets before F and
+ *                    after L, all 0, left out (so a window counter
+ *                    carries only its busy buckets).  Its TTL is algo_expires() - now, so Redis
  *                    drops it once it holds nothing.
  *   outpost:r:TOKEN  a reservation: a hash from counter key to "KIND
  *                    PERIOD_MS BUCKETS LIMIT BURST PSTART PEND MONTH
@@ -112,22 +113,28 @@
 "local function decode(v)\n" \
 "  local st = {t0 = 0, n = {}}\n" \
 "  if not v then return st end\n" \
-"  local i = 0\n" \
+"  local i, first = -1, 0\n" \
 "  for w in string.gmatch(v, '%S+') do\n" \
 "    local x = tonumber(w)\n" \
-"    if not x or i > 61 then return {t0 = 0, n = {}} end\n" \
-"    if i == 0 then st.t0 = x else st.n[i] = x end\n" \
+"    if not x or first + i > 61 then return {t0 = 0, n = {}} end\n" \
+"    if i == -1 then st.t0 = x\n" \
+"    elseif i == 0 then\n" \
+"      if x < 0 or x > 60 or x ~= math.floor(x) then return {t0 = 0, n = {}} end\n" \
+"      first = x\n" \
+"    elseif x ~= 0 then st.n[first + i] = x end\n" \
 "    i = i + 1\n" \
 "  end\n" \
 "  return st\n" \
 "end\n" \
 "local function encode(st)\n" \
-"  local last = 0\n" \
-"  for i, x in pairs(st.n) do\n" \
-"    if x ~= 0 and i > last then last = i end\n" \
+"  local lo, hi\n" \
+"  for i in pairs(st.n) do\n" \
+"    if not lo or i < lo then lo = i end\n" \
+"    if not hi or i > hi then hi = i end\n" \
 "  end\n" \
-"  local t = {fmt(st.t0)}\n" \
-"  for i = 1, last do t[i + 1] = fmt(st.n[i] or 0) end\n" \
+"  if not lo then return fmt(st.t0) .. ' 0' end\n" \
+"  local t = {fmt(st.t0), fmt(lo - 1)}\n" \
+"  for i = lo, hi do t[#t + 1] = fmt(st.n[i] or 0) end\n" \
 "  return table.concat(t, ' ')\n" \
 "end\n" \
 LUA_ALGO \
@@ -198,8 +205,8 @@ LUA_ALGO \
 "  local B, w = lim.B, lim.w\n" \
 "  local cb = idiv(now, w) * w\n" \
 "  local empty = true\n" \
-"  for i = 1, B + 1 do\n" \
-"    if (st.n[i] or 0) ~= 0 then empty = false; break end\n" \
+"  for i in pairs(st.n) do\n" \
+"    if i <= B + 1 then empty = false; break end\n" \
 "  end\n" \
 "  if empty then st.t0 = cb - B * w; return end\n" \
 "  local cur = st.t0 + B * w\n" \
@@ -207,8 +214,10 @@ LUA_ALGO \
 "  local shift = idiv(cb - cur, w)\n" \
 "  local n = {}\n" \
 "  if shift <= B then\n" \
-"    for i = 1, B + 1 - shift do n[i] = st.n[i + shift] end\n" \
-"    for i, x in pairs(st.n) do if i > B + 1 then n[i] = x end end\n" \
+"    for i, x in pairs(st.n) do\n" \
+"      if i > B + 1 then n[i] = x\n" \
+"      elseif i > shift then n[i - shift] = x end\n" \
+"    end\n" \
 "  end\n" \
 "  st.n = n\n" \
 "  st.t0 = cb - B * w\n" \
@@ -218,7 +227,9 @@ LUA_ALGO \
 "  for i, x in pairs(st0.n) do st.n[i] = x end\n" \
 "  window_advance(lim, st, now)\n" \
 "  local used = 0\n" \
-"  for i = 1, lim.B + 1 do used = used + (st.n[i] or 0) end\n" \
+"  for i, x in pairs(st.n) do\n" \
+"    if i <= lim.B + 1 then used = used + x end\n" \
+"  end\n" \
 "  if eff < 0 or (amount <= eff and used <= eff - amount) then\n" \
 "    return 1, used, 0\n" \
 "  end\n" \
@@ -271,15 +282,25 @@ LUA_ALGO \
 "local function rate_store(st, base, x, L)\n" \
 "  local d = idiv(x, L)\n" \
 "  st.t0 = base + d\n" \
-"  st.n = {x - d * L}\n" \
+"  st.n = {}\n" \
+"  if x ~= d * L then st.n[1] = x - d * L end\n" \
+"end\n" \
+"local function add(st, i, x)\n" \
+"  x = (st.n[i] or 0) + x\n" \
+"  if x ~= 0 then st.n[i] = x else st.n[i] = nil end\n" \
+"end\n" \
+"local function take(st, i, amount)\n" \
+"  local x = st.n[i] or 0\n" \
+"  if amount < x then x = amount end\n" \
+"  add(st, i, -x)\n" \
 "end\n" \
 "local function charge(lim, st, amount, now)\n" \
 "  if lim.k == 0 then\n" \
 "    window_advance(lim, st, now)\n" \
-"    st.n[lim.B + 1] = (st.n[lim.B + 1] or 0) + amount\n" \
+"    add(st, lim.B + 1, amount)\n" \
 "  elseif lim.k == 1 then\n" \
 "    if st.t0 ~= lim.ps then st.n = {}; st.t0 = lim.ps end\n" \
-"    st.n[1] = (st.n[1] or 0) + amount\n" \
+"    add(st, 1, amount)\n" \
 "  elseif lim.l > 0 then\n" \
 "    rate_store(st, now, rate_ahead(st, lim.l, now) + amount * lim.p,\n" \
 "      lim.l)\n" \
@@ -291,16 +312,12 @@ LUA_ALGO \
 "    local idx = trunc_div(idiv(charged, lim.w) * lim.w - st.t0, lim.w)\n" \
 "    if idx < 0 then return end\n" \
 "    if idx > lim.B then idx = lim.B end\n" \
-"    local x = st.n[idx + 1] or 0\n" \
-"    if amount < x then x = amount end\n" \
-"    st.n[idx + 1] = (st.n[idx + 1] or 0) - x\n" \
+"    take(st, idx + 1, amount)\n" \
 "  elseif lim.k == 1 then\n" \
 "    if st.t0 ~= lim.ps or charged < lim.ps or charged >= lim.pe then\n" \
 "      return\n" \
 "    end\n" \
-"    local x = st.n[1] or 0\n" \
-"    if amount < x then x = amount end\n" \
-"    st.n[1] = (st.n[1] or 0) - x\n" \
+"    take(st, 1, amount)\n" \
 "  elseif lim.l > 0 then\n" \
 "    local ahead = rate_ahead(st, lim.l, now)\n" \
 "    local a2 = ahead - amount * lim.p\n" \
@@ -310,12 +327,12 @@ LUA_ALGO \
 "end\n" \
 "local function expires(lim, st)\n" \
 "  if lim.k == 0 then\n" \
-"    for i = lim.B, 0, -1 do\n" \
-"      if (st.n[i + 1] or 0) ~= 0 then\n" \
-"        return st.t0 + (i + lim.B + 1) * lim.w\n" \
-"      end\n" \
+"    local hi = 0\n" \
+"    for i in pairs(st.n) do\n" \
+"      if i <= lim.B + 1 and i > hi then hi = i end\n" \
 "    end\n" \
-"    return 0\n" \
+"    if hi == 0 then return 0 end\n" \
+"    return st.t0 + (hi + lim.B) * lim.w\n" \
 "  elseif lim.k == 1 then\n" \
 "    if (st.n[1] or 0) == 0 then return 0 end\n" \
 "    if st.t0 == lim.ps then return lim.pe end\n" \
@@ -1205,17 +1222,22 @@ redis_release(struct quota_store *s, uint64_t token, int64_t now_ms,
 	return settle(s, token, now_ms, 1, err, errlen);
 }
 
-/* state_decode - "T0 N0 N1 ..." into st; -1 if malformed */
+/*
+ * state_decode - "T0 FIRST N_FIRST ... N_LAST" (the buckets from index
+ * FIRST on, the others 0) into st; -1 if malformed
+ */
 static int
 state_decode(const char *s, size_t len, struct quota_state *st)
 {
-	char buf[64];
-	size_t i = 0, k = 0;
+	const size_t nmax = sizeof(st->n) / sizeof(st->n[0]);
+	char buf[32];
+	size_t i = 0, k = 0, first = 0;
 
 	memset(st, 0, sizeof(*st));
 	while (i < len) {
 		size_t j = i;
 		char *end;
+		unsigned long long x = 0;
 
 		while (j < len && s[j] != ' ')
 			j++;
@@ -1226,29 +1248,42 @@ state_decode(const char *s, size_t len, struct quota_state *st)
 		errno = 0;
 		if (k == 0)
 			st->t0 = strtoll(buf, &end, 10);
-		else if (k <= sizeof(st->n) / sizeof(st->n[0]) && buf[0] != '-')
-			st->n[k - 1] = strtoull(buf, &end, 10);
+		else if (buf[0] != '-')
+			x = strtoull(buf, &end, 10);
 		else
 			return -1;
 		if (*end != '\0' || errno != 0)
 			return -1;
+		if (k == 1) {
+			if (x >= nmax)
+				return -1;
+			first = (size_t)x;
+		} else if (k >= 2) {
+			if (first + k - 2 >= nmax)
+				return -1;
+			st->n[first + k - 2] = x;
+		}
 		k++;
 		i = j + 1;
 	}
-	return k == 0 ? -1 : 0;
+	return k < 2 ? -1 : 0;
 }
 
-/* state_encode - st as "T0 N0 N1 ...", trailing zero buckets left out */
+/* state_encode - st as "T0 FIRST N_FIRST ... N_LAST" (no zeros around) */
 static void
 state_encode(const struct quota_state *st, struct buf *b)
 {
-	int i, last = -1;
+	const int nmax = (int)(sizeof(st->n) / sizeof(st->n[0]));
+	int i, first = -1, last = -1;
 
-	for (i = 0; i < (int)(sizeof(st->n) / sizeof(st->n[0])); i++)
-		if (st->n[i] != 0)
+	for (i = 0; i < nmax; i++)
+		if (st->n[i] != 0) {
+			if (first < 0)
+				first = i;
 			last = i;
-	buf_appendf(b, "%" PRId64, st->t0);
-	for (i = 0; i <= last; i++)
+		}
+	buf_appendf(b, "%" PRId64 " %d", st->t0, first < 0 ? 0 : first);
+	for (i = first; first >= 0 && i <= last; i++)
 		buf_appendf(b, " %" PRIu64, st->n[i]);
 }
 
