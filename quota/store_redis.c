@@ -66,6 +66,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -448,6 +449,7 @@ struct redis_store {
 	unsigned int db;
 	long timeout_ms;
 	int client_clock;
+	int guard_pipe;		/* SIGPIPE not ignored: block it in I/O */
 	char sha[NSCRIPT][41];
 
 	pthread_mutex_t mu;
@@ -786,7 +788,8 @@ conn_error(struct rop *op)
 	struct redisContext *c = op->rc->c;
 
 	if (c->err == REDIS_ERR_IO && (errno == EAGAIN ||
-	    errno == EWOULDBLOCK || errno == EINPROGRESS))
+	    errno == EWOULDBLOCK || errno == EINPROGRESS ||
+	    strstr(c->errstr, "temporarily unavailable") != NULL))
 		rerr(op->rs, op->err, op->errlen, "timed out (%ld ms)",
 		    op->rs->timeout_ms);
 	else if (c->err == REDIS_ERR_EOF)
@@ -823,6 +826,51 @@ op_timeout(struct rop *op)
 }
 
 /*
+ * pipe_block/pipe_unblock - keep a write to a socket the server closed
+ * from killing the process with SIGPIPE when the program has not ignored
+ * it (the daemons do; a tool may not): block it in this thread around
+ * the I/O, then drop one that the I/O raised.
+ */
+struct pipe_guard {
+	int on;
+	int was_pending;
+	sigset_t old;
+};
+
+static void
+pipe_block(const struct redis_store *rs, struct pipe_guard *g)
+{
+	sigset_t set, pend;
+
+	g->on = rs->guard_pipe;
+	if (!g->on)
+		return;
+	sigemptyset(&set);
+	sigaddset(&set, SIGPIPE);
+	sigpending(&pend);
+	g->was_pending = sigismember(&pend, SIGPIPE);
+	pthread_sigmask(SIG_BLOCK, &set, &g->old);
+}
+
+static void
+pipe_unblock(struct pipe_guard *g)
+{
+	struct timespec zero = { 0, 0 };
+	sigset_t set;
+	int saved = errno;
+
+	if (!g->on)
+		return;
+	sigemptyset(&set);
+	sigaddset(&set, SIGPIPE);
+	if (!g->was_pending)
+		while (sigtimedwait(&set, NULL, &zero) == -1 && errno == EINTR)
+			;
+	pthread_sigmask(SIG_SETMASK, &g->old, NULL);
+	errno = saved;
+}
+
+/*
  * command - send one command, return its reply; NULL with err on an I/O
  * error (connection closed) or an error reply (connection kept), and
  * *ioerr says which
@@ -830,12 +878,15 @@ op_timeout(struct rop *op)
 static redisReply *
 command(struct rop *op, struct rargs *a, int *ioerr)
 {
+	struct pipe_guard g;
 	redisReply *r;
 
 	*ioerr = 1;
 	if (op_timeout(op) == -1)
 		return NULL;
+	pipe_block(op->rs, &g);
 	r = redisCommandArgv(op->rc->c, (int)a->n, a->v, a->len);
+	pipe_unblock(&g);
 	if (r == NULL) {
 		conn_error(op);
 		return NULL;
@@ -1527,6 +1578,7 @@ struct quota_store *
 store_redis_open(const struct conf *conf, char *err, size_t errlen)
 {
 	struct redis_store *rs;
+	struct sigaction sa;
 	pthread_condattr_t ca;
 	char cerr[256];
 	struct rop op;
@@ -1542,6 +1594,8 @@ store_redis_open(const struct conf *conf, char *err, size_t errlen)
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&rs->cv, &ca);
 	pthread_condattr_destroy(&ca);
+	rs->guard_pipe = sigaction(SIGPIPE, NULL, &sa) == -1 ||
+	    sa.sa_handler != SIG_IGN;
 	if (parse_url(rs, conf->store.url != NULL ? conf->store.url :
 	    DEFAULT_URL, err, errlen) == -1)
 		goto fail;
