@@ -1,0 +1,285 @@
+#!/usr/bin/env bash
+# tests/integration/policyd.sh - outpost-policyd behind a real, private Postfix
+#
+# A private Postfix instance (tests/integration/lib.sh: own directories,
+# smtpd on a free 127.0.0.1 port, every message relayed to smtp-sink) asks
+# outpost-policyd (check_policy_service at RCPT and END-OF-MESSAGE, over
+# its unix socket) about every recipient; the limit is 20 recipients per
+# hour per sender, in an LMDB store shared with outpostctl:
+#   - one message to 30 recipients: 20 accepted, 10 x 450 4.7.1, and the
+#     message reaches smtp-sink for the 20;
+#   - outpostctl quota show says 20;
+#   - the next message is deferred (450 4.7.1);
+#   - after outpostctl quota reset it goes through.
+# Then robustness, over TCP: 10,000 malformed requests (junk, oversized
+# lines, NUL bytes, requests cut short, no "request" attribute) on their own
+# connections and 500 idle connections, alongside a well-behaved client
+# that must get every answer; the daemon stays up and its RSS bounded.
+# Last: SIGHUP reload (a bad file keeps the old config), SIGTERM exit.
+# Prints PASS/FAIL per check, exits non-zero on any failure, and stops every
+# process it started.  Needs root (Postfix), postfix, swaks, smtp-sink.
+#
+# Environment: OUTPOST_BUILD (default TOP/build).
+
+set -u
+. "$(dirname "$0")/lib.sh"
+
+it_init policyd
+T=$IT_T
+POLICYD=$IT_BUILD/policy/outpost-policyd
+CTL=$IT_BUILD/tools/outpostctl
+SENDER=alice@example.com
+
+fatal_setup() {
+	it_fail "setup: $*"
+	[ -n "$IT_PF_DIR" ] && pf_log
+	[ -f "$T/policyd.log" ] && tail -n 30 "$T/policyd.log"
+	it_finish
+	exit 1
+}
+
+for prog in postfix smtp-sink swaks "$IT_PY"; do
+	command -v "$prog" >/dev/null || fatal_setup "missing $prog"
+done
+[ "$(id -u)" -eq 0 ] || fatal_setup "must run as root (private Postfix)"
+[ -x "$POLICYD" ] || fatal_setup "no $POLICYD (set OUTPOST_BUILD)"
+[ -x "$CTL" ] || fatal_setup "no $CTL (set OUTPOST_BUILD)"
+
+SMTP_PORT=$(it_free_port)
+SINK_PORT=$(it_free_port)
+POL_PORT=$(it_free_port)
+SOCK=$T/policy.sock
+it_log "smtpd 127.0.0.1:$SMTP_PORT, smtp-sink 127.0.0.1:$SINK_PORT, policyd unix:$SOCK and 127.0.0.1:$POL_PORT"
+
+write_conf() {
+	cat >"$T/outpost.conf" <<EOC
+store = { backend = "lmdb"; path = "$T/quota.lmdb"; on_error = "tempfail"; };
+limits = (
+  { name = "sender-hourly"; key = "sender"; count = "recipients";
+    kind = "window"; limit = ${1:-20}; period = "1h"; action = "defer"; }
+);
+policyd = {
+  listen = [ "unix:$SOCK", "inet:127.0.0.1:$POL_PORT" ];
+  socket_mode = "0666";
+  idle_timeout = "120s";
+  line_max = 1024;
+  request_max = 8192;
+};
+EOC
+}
+write_conf 20
+"$POLICYD" -n -c "$T/outpost.conf" >/dev/null ||
+    fatal_setup "outpost-policyd -n rejects the config"
+it_spawn "$T/policyd.log" "$POLICYD" -f -c "$T/outpost.conf"
+PID=$IT_LASTPID
+it_wait 10 test -S "$SOCK" || fatal_setup "policyd did not listen on $SOCK"
+it_wait 10 it_port_open "$POL_PORT" || fatal_setup "policyd did not listen on TCP"
+
+sink_start "$T/sink" "$SINK_PORT" || fatal_setup "start smtp-sink"
+pf_setup "$T/pf" "$SMTP_PORT" "$SINK_PORT" ""
+postconf -c "$T/pf/etc" -e \
+    "smtpd_recipient_restrictions = check_policy_service { unix:$SOCK, default_action=DEFER_IF_PERMIT }" \
+    "smtpd_end_of_data_restrictions = check_policy_service { unix:$SOCK, default_action=DEFER_IF_PERMIT }" ||
+    fatal_setup "postconf"
+pf_start "$SMTP_PORT" || fatal_setup "start postfix"
+
+# ---- 30 recipients, limit 20 ------------------------------------------------
+
+rcpts=
+for i in $(seq 1 30); do
+	rcpts="$rcpts${rcpts:+,}rcpt$i@example.net"
+done
+msg=$(it_new_msg "$T/msgs" thirty "Alice <$SENDER>" "thirty recipients")
+printf 'Thirty recipients, twenty allowed.\n' | it_crlf "$msg"
+it_send "$T/swaks1.log" "$SENDER" "$rcpts" "$msg" "$SMTP_PORT"
+ok=$(grep -c '^ *<-  *250 2.1.5' "$T/swaks1.log")
+deferred=$(grep -c '^ *<\*\* *450 4.7.1' "$T/swaks1.log")
+it_log "RCPT: $ok accepted, $deferred deferred"
+grep '450 4.7.1' "$T/swaks1.log" | head -n 1 | sed 's/^/    /'
+it_check "one message to 30 recipients: 20 accepted" [ "$ok" -eq 20 ]
+it_check "one message to 30 recipients: 10 x 450 4.7.1" [ "$deferred" -eq 10 ]
+it_check "the reply says the quota" grep -Eq \
+    "450 4.7.1 .*Quota exceeded for $SENDER: 20/20 recipients per 1h" "$T/swaks1.log"
+it_check "the message is accepted for the 20" grep -q '^ *<-  *250 2.0.0 Ok: queued' \
+    "$T/swaks1.log"
+f=$(sink_wait "$(it_msg_tag "$msg")" 30) || f=
+it_check "the message reaches smtp-sink" [ -n "$f" ]
+
+"$CTL" quota show "$SENDER" -c "$T/outpost.conf" >"$T/show1.out" 2>&1
+sed 's/^/    /' "$T/show1.out"
+it_check "outpostctl quota show says 20" grep -Eq \
+    "sender-hourly.*[^0-9/]20([^0-9]|$)" "$T/show1.out"
+
+msg2=$(it_new_msg "$T/msgs" next "Alice <$SENDER>" "over quota")
+printf 'One more.\n' | it_crlf "$msg2"
+it_send "$T/swaks2.log" "$SENDER" "bob@example.net" "$msg2" "$SMTP_PORT"
+it_check "the next message is deferred (450 4.7.1)" grep -q \
+    '^ *<\*\* *450 4.7.1' "$T/swaks2.log"
+
+"$CTL" quota reset "$SENDER" -c "$T/outpost.conf" >"$T/reset.out" 2>&1
+it_check "outpostctl quota reset" [ $? -eq 0 ]
+sed 's/^/    /' "$T/reset.out"
+msg3=$(it_new_msg "$T/msgs" afterreset "Alice <$SENDER>" "after reset")
+printf 'After the reset.\n' | it_crlf "$msg3"
+it_send "$T/swaks3.log" "$SENDER" "bob@example.net" "$msg3" "$SMTP_PORT"
+it_check "after the reset the message goes through" grep -q \
+    '^ *<-  *250 2.0.0 Ok: queued' "$T/swaks3.log"
+f=$(sink_wait "$(it_msg_tag "$msg3")" 30) || f=
+it_check "it reaches smtp-sink" [ -n "$f" ]
+"$CTL" quota show "$SENDER" -c "$T/outpost.conf" >"$T/show2.out" 2>&1
+it_check "outpostctl quota show says 1 after the reset" grep -Eq \
+    "sender-hourly.*[^0-9/]1([^0-9]|$)" "$T/show2.out"
+it_check "policyd never answered OK" bash -c \
+    "! grep -q 'action=OK' '$T/policyd.log'"
+
+# ---- robustness ---------------------------------------------------------------
+
+rss_kb() {
+	awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"
+}
+RSS0=$(rss_kb "$PID")
+timeout 300 "$IT_PY" - "$POL_PORT" >"$T/robust.out" 2>&1 <<'EOPY'
+import socket, sys, threading, time
+
+port = int(sys.argv[1])
+addr = ("127.0.0.1", port)
+JUNK = [
+    b"\x00\x01\x02\x03binary\xff\xfe\n\n",
+    b"request=smtpd_access_policy\nsender=" + b"x" * 5000 + b"\n\n",
+    b"GET / HTTP/1.0\r\n\r\n",
+    b"request=smtpd_access_policy\nprotocol_state=RCPT\n",  # cut short
+    b"protocol_state=RCPT\ninstance=1\n\n",                 # no request=
+    b"request=smtpd\x00access_policy\n\n",
+    b"\n",
+    b"request=smtpd_access_policy\r\rprotocol_state=RCPT\n\n",
+    b"".join(b"a%d=b\n" % i for i in range(2000)) + b"\n",  # too big
+]
+N_JUNK = 10000
+N_IDLE = 500
+errors = []
+replies_to_junk = [0]
+done_junk = [0]
+lock = threading.Lock()
+
+def junk_worker(k, n):
+    for i in range(n):
+        data = JUNK[(k * n + i) % len(JUNK)]
+        try:
+            s = socket.create_connection(addr, timeout=10)
+            try:
+                s.sendall(data)
+            except OSError:
+                pass
+            if data.endswith(b"RCPT\n"):
+                s.shutdown(socket.SHUT_WR)   # EOF inside a request
+            got = b""
+            try:
+                while True:
+                    r = s.recv(4096)
+                    if not r:
+                        break
+                    got += r
+            except OSError:
+                pass
+            s.close()
+            with lock:
+                done_junk[0] += 1
+                if b"action=" in got:
+                    replies_to_junk[0] += 1
+        except OSError as e:
+            with lock:
+                errors.append("junk: %s" % e)
+
+idle = []
+for i in range(N_IDLE):
+    s = socket.create_connection(addr, timeout=10)
+    if i % 2:
+        s.sendall(b"request=smtpd_access_policy\nprotocol_state=RC")  # half
+    idle.append(s)
+
+good = {"sent": 0, "answered": 0, "bad": 0}
+def good_client():
+    s = socket.create_connection(addr, timeout=10)
+    f = s.makefile("rb")
+    t_end = time.time() + 60
+    for i in range(2000):
+        if time.time() > t_end:
+            break
+        inst = "good.%d" % (i // 5)
+        st = "RCPT" if i % 5 < 4 else "END-OF-MESSAGE"
+        req = ("request=smtpd_access_policy\nprotocol_state=%s\n"
+               "sender=good%d@example.com\nclient_address=127.0.0.1\n"
+               "instance=%s\nrecipient=r@example.net\nrecipient_count=4\n"
+               "size=100\n\n" % (st, i % 50, inst)).encode()
+        s.sendall(req)
+        good["sent"] += 1
+        line = f.readline()
+        blank = f.readline()
+        if line.startswith(b"action=") and blank == b"\n":
+            good["answered"] += 1
+        else:
+            good["bad"] += 1
+            break
+    s.close()
+
+threads = [threading.Thread(target=junk_worker, args=(k, N_JUNK // 8))
+           for k in range(8)]
+g = threading.Thread(target=good_client)
+t0 = time.time()
+for t in threads:
+    t.start()
+g.start()
+for t in threads:
+    t.join()
+g.join()
+# the idle connections are still served: one of them asks now
+s = idle[0]
+s.sendall(b"request=smtpd_access_policy\nprotocol_state=MAIL\n\n")
+idle_answer = s.recv(100)
+for s in idle:
+    s.close()
+print("junk_done=%d junk_replies=%d errors=%d" %
+      (done_junk[0], replies_to_junk[0], len(errors)))
+print("good_sent=%d good_answered=%d good_bad=%d" %
+      (good["sent"], good["answered"], good["bad"]))
+print("idle_answer=%r" % idle_answer)
+print("seconds=%.1f" % (time.time() - t0))
+for e in errors[:5]:
+    print(e)
+EOPY
+RSS1=$(rss_kb "$PID")
+sed 's/^/    /' "$T/robust.out"
+it_log "RSS before ${RSS0} kB, after ${RSS1} kB"
+it_check "10,000 malformed requests handled" grep -q '^junk_done=10000 ' "$T/robust.out"
+it_check "no malformed request got a reply" grep -q ' junk_replies=0 errors=0$' "$T/robust.out"
+it_check "the well-behaved client got every answer" grep -Eq \
+    '^good_sent=([0-9]+) good_answered=\1 good_bad=0$' "$T/robust.out"
+it_check "the well-behaved client asked at least 1000 times" grep -Eq \
+    '^good_sent=[0-9]{4,} ' "$T/robust.out"
+it_check "an idle connection is still answered" grep -q \
+    "^idle_answer=b'action=DUNNO" "$T/robust.out"
+it_check "the daemon stays up" kill -0 "$PID"
+it_check "RSS stays bounded (${RSS0} -> ${RSS1} kB, < +32 MB)" \
+    [ "$((RSS1 - RSS0))" -lt 32768 ]
+malformed=$(grep -c 'malformed request\|without its empty line' "$T/policyd.log")
+it_check "malformed requests are logged ($malformed)" [ "$malformed" -ge 10000 ]
+
+# ---- reload and stop ------------------------------------------------------------
+
+write_conf 1
+kill -HUP "$PID"
+it_wait 10 grep -q 'reloaded: 1 limits' "$T/policyd.log"
+it_check "SIGHUP reloads" [ $? -eq 0 ]
+echo 'limits = ( { name = broken' >"$T/outpost.conf"
+kill -HUP "$PID"
+it_wait 10 grep -q 'keeping the old configuration' "$T/policyd.log"
+it_check "SIGHUP with a bad file keeps the old configuration" [ $? -eq 0 ]
+it_check "the daemon is still up after a bad reload" kill -0 "$PID"
+kill -TERM "$PID"
+it_wait 15 eval "! kill -0 $PID 2>/dev/null"
+it_check "SIGTERM stops the daemon" [ $? -eq 0 ]
+wait "$PID"
+it_check "exit status 0 after SIGTERM" [ $? -eq 0 ]
+it_check "the unix socket is removed" [ ! -e "$SOCK" ]
+
+it_finish
