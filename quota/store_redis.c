@@ -110,7 +110,7 @@
 "  if q * b > a then q = q - 1 elseif (q + 1) * b <= a then q = q + 1 end\n" \
 "  return q\n" \
 "end\n" \
-"local function fmt(x) return string.format('%.0f', x) end\n" \
+"local function fmt(x) return string.format('%d', x) end\n" \
 "local function decode(v)\n" \
 "  local st = {t0 = 0, n = {}}\n" \
 "  if not v then return st end\n" \
@@ -186,8 +186,11 @@ LUA_ALGO \
  * in 128-bit units of 1/L ms; doubles cannot hold now * L, so here the
  * same quantities are taken relative to now ("ahead" = TAT - now in
  * 1/L ms, bounded by (burst + 1) * period), which gives the same
- * integers.  A limit: {k = kind (0 window, 1 calendar, 2 rate), p =
- * period ms, B = buckets (1..60), w = bucket ms, l = the limit (-1:
+ * integers.  State tables are sparse (no zero buckets); window_check
+ * advances the state in place (algo.c advances a copy), which changes
+ * nothing since charge() advances it the same way and a refused state is
+ * not written back.  A limit: {k = kind (0 window, 1 calendar, 2 rate),
+ * p = period ms, B = buckets (1..60), w = bucket ms, l = the limit (-1:
  * unlimited), burst, ps, pe = calendar period start and end, month}.
  */
 #define LUA_ALGO \
@@ -223,9 +226,7 @@ LUA_ALGO \
 "  st.n = n\n" \
 "  st.t0 = cb - B * w\n" \
 "end\n" \
-"local function window_check(lim, st0, amount, eff, now)\n" \
-"  local st = {t0 = st0.t0, n = {}}\n" \
-"  for i, x in pairs(st0.n) do st.n[i] = x end\n" \
+"local function window_check(lim, st, amount, eff, now)\n" \
 "  window_advance(lim, st, now)\n" \
 "  local used = 0\n" \
 "  for i, x in pairs(st.n) do\n" \
