@@ -8,8 +8,9 @@
  *   outpost:q:RKEY   a counter: the string "T0 F N_F ... N_L" in decimal,
  *                    struct quota_state with the buckets before F and
  *                    after L, all 0, left out (so a window counter
- *                    carries only its busy buckets).  Its TTL is algo_expires() - now, so Redis
- *                    drops it once it holds nothing.
+ *                    carries only its busy buckets).  Its TTL is
+ *                    algo_expires() - now, so Redis drops it once it
+ *                    holds nothing.
  *   outpost:r:TOKEN  a reservation: a hash from counter key to "KIND
  *                    PERIOD_MS BUCKETS LIMIT BURST PSTART PEND MONTH
  *                    AMOUNT CHARGED_MS", what it charged where, to
@@ -53,7 +54,16 @@
  * HOLDDOWN_MS after a failed connect, so a dead server costs each
  * caller at most one timeout, not one per pooled connection).  An idle
  * pooled connection found broken (server restarted) is replaced and
- * the command retried once, unless it timed out.
+ * the command retried once, unless it timed out.  An admission that
+ * timed out may still have run on the server (it counts then: the error
+ * errs on the side of the limit).  SIGPIPE, when the program has not
+ * ignored it, is blocked around each command.
+ *
+ * Lapsed reservations are refunded SWEEP_MAX at a time, oldest first, by
+ * every admit and settle script, so one script never runs long however
+ * many reservations lapse at once (a crashed MTA's); the rest follow with
+ * the next scripts.  With the client clock (tests), put() sets no TTL:
+ * the record's expiry is in the test's time, not the server's.
  *
  * URLs: redis://[[USER]:PASSWORD@]HOST[:PORT][/DB] (HOST may be [IPv6];
  * PASSWORD may be %-encoded) and unix:/PATH or unix:///PATH, each with
@@ -91,12 +101,11 @@
 #define DEFAULT_URL	"redis://127.0.0.1:6379/0"
 
 /*
- * The Lua shared by both scripts: the clock, integer division, the
- * counter encoding and the algorithms of quota/algo.c.  A limit is a
- * table {k = kind (0 window, 1 calendar, 2 rate), p = period ms, b =
- * buckets, l = limit (the configured one), burst, ps, pe (calendar
- * period start and end, ms)}; a state is {t0 = ..., n = {n[0] at 1,
- * ...}}, missing buckets being 0.
+ * The Lua shared by both scripts: the clock, exact integer division, the
+ * counter encoding, the algorithms (LUA_ALGO), saving a counter with its
+ * TTL, refunding a reservation (settle) and the sweep of lapsed ones.  A
+ * state is {t0 = ..., n = {...}} with n[0] of C at n[1], and no zero
+ * entries (a missing bucket is 0).
  */
 #define LUA_PRELUDE \
 "local P = ARGV[1]\n" \
@@ -528,6 +537,7 @@ rargs_add(struct rargs *a, const char *s, size_t len)
 	a->n++;
 }
 
+/* rargs_adds - one NUL-terminated argument, borrowed */
 static void
 rargs_adds(struct rargs *a, const char *s)
 {
@@ -556,6 +566,7 @@ rargs_addu(struct rargs *a, uint64_t x)
 	rargs_add(a, a->num[a->n], (size_t)len);
 }
 
+/* rargs_free - release the vector (not the borrowed strings) */
 static void
 rargs_free(struct rargs *a)
 {
@@ -901,7 +912,7 @@ command(struct rop *op, struct rargs *a, int *ioerr)
 	return r;
 }
 
-/* command1 - a command of up to 3 words, reply freed; 0 or -1 */
+/* command_simple - a command of up to 3 words, reply freed; 0 or -1 */
 static int
 command_simple(struct rop *op, const char *w0, const char *w1,
     const char *w2)
@@ -1260,6 +1271,7 @@ settle(struct quota_store *s, uint64_t token, int64_t now_ms, int release,
 	return 0;
 }
 
+/* redis_commit - make a reservation final; see store.h */
 static int
 redis_commit(struct quota_store *s, uint64_t token, int64_t now_ms,
     char *err, size_t errlen)
@@ -1267,6 +1279,7 @@ redis_commit(struct quota_store *s, uint64_t token, int64_t now_ms,
 	return settle(s, token, now_ms, 0, err, errlen);
 }
 
+/* redis_release - refund a reservation; see store.h */
 static int
 redis_release(struct quota_store *s, uint64_t token, int64_t now_ms,
     char *err, size_t errlen)
@@ -1339,6 +1352,7 @@ state_encode(const struct quota_state *st, struct buf *b)
 		buf_appendf(b, " %" PRIu64, st->n[i]);
 }
 
+/* redis_get - one counter's state (GET), *found = 0 if none */
 static int
 redis_get(struct quota_store *s, const char *rkey, struct quota_state *st,
     int *found, char *err, size_t errlen)
@@ -1410,6 +1424,7 @@ redis_put(struct quota_store *s, const char *rkey,
 	return 0;
 }
 
+/* redis_del - remove one counter (DEL) */
 static int
 redis_del(struct quota_store *s, const char *rkey, char *err, size_t errlen)
 {
@@ -1523,6 +1538,7 @@ redis_iterate(struct quota_store *s, int (*fn)(const char *rkey,
 	return 0;
 }
 
+/* redis_close - close every pooled connection and free the store */
 static void
 redis_close(struct quota_store *s)
 {
