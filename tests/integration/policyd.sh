@@ -14,7 +14,8 @@
 # Then robustness, over TCP: 10,000 malformed requests (junk, oversized
 # lines, NUL bytes, requests cut short, no "request" attribute) on their own
 # connections and 500 idle connections, alongside a well-behaved client
-# that must get every answer; the daemon stays up and its RSS bounded.
+# that must get every answer; the daemon stays up and its RSS bounded;
+# then 3,000 connections at once, each answered.
 # Last: SIGHUP reload (a bad file keeps the old config), SIGTERM exit.
 # Prints PASS/FAIL per check, exits non-zero on any failure, and stops every
 # process it started.  Needs root (Postfix), postfix, swaks, smtp-sink.
@@ -70,7 +71,9 @@ EOC
 write_conf 20
 "$POLICYD" -n -c "$T/outpost.conf" >/dev/null ||
     fatal_setup "outpost-policyd -n rejects the config"
-it_spawn "$T/policyd.log" "$POLICYD" -f -c "$T/outpost.conf"
+# Under ASan a small quarantine, so that RSS measures the daemon's memory.
+ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}quarantine_size_mb=4 \
+    it_spawn "$T/policyd.log" "$POLICYD" -f -c "$T/outpost.conf"
 PID=$IT_LASTPID
 it_wait 10 test -S "$SOCK" || fatal_setup "policyd did not listen on $SOCK"
 it_wait 10 it_port_open "$POL_PORT" || fatal_setup "policyd did not listen on TCP"
@@ -263,6 +266,35 @@ it_check "RSS stays bounded (${RSS0} -> ${RSS1} kB, < +32 MB)" \
     [ "$((RSS1 - RSS0))" -lt 32768 ]
 malformed=$(grep -c 'malformed request\|without its empty line' "$T/policyd.log")
 it_check "malformed requests are logged ($malformed)" [ "$malformed" -ge 10000 ]
+
+# 3,000 connections at once, each asks once and is answered.
+timeout 120 "$IT_PY" - "$POL_PORT" >"$T/many.out" 2>&1 <<'EOPY'
+import resource, socket, sys
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 8192), hard))
+addr = ("127.0.0.1", int(sys.argv[1]))
+N = 3000
+conns = [socket.create_connection(addr, timeout=30) for i in range(N)]
+for i, s in enumerate(conns):
+    s.sendall(("request=smtpd_access_policy\nprotocol_state=RCPT\n"
+               "sender=many%d@example.com\ninstance=m%d\n\n" % (i, i)).encode())
+answered = 0
+for s in conns:
+    got = b""
+    while not got.endswith(b"\n\n"):
+        r = s.recv(100)
+        if not r:
+            break
+        got += r
+    answered += got == b"action=DUNNO\n\n"
+for s in conns:
+    s.close()
+print("concurrent=%d answered=%d" % (N, answered))
+EOPY
+sed 's/^/    /' "$T/many.out"
+it_check "3,000 concurrent connections are all answered" grep -q \
+    '^concurrent=3000 answered=3000$' "$T/many.out"
+it_check "the daemon stays up" kill -0 "$PID"
 
 # ---- reload and stop ------------------------------------------------------------
 
