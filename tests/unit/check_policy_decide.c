@@ -1,7 +1,8 @@
 /*
  * check_policy_decide - what outpost-policyd answers and charges
  * (policy/decide.c), against the memory store with the time passed in;
- * and the golden files tests/data/policy/NAME.request -> NAME.reply.
+ * the policyd config section; and the golden files
+ * tests/data/policy/NAME.request -> NAME.reply.
  *
  * POLICY_GOLDEN_WRITE=1 rewrites the .reply files (review the diff).
  */
@@ -409,6 +410,69 @@ START_TEST(store_error_follows_on_error)
 }
 END_TEST
 
+/* ---- the policyd config section (conf/conf_policyd.c) ------------------ */
+
+START_TEST(policyd_conf_defaults)
+{
+	char err[512];
+	struct conf *c = conf_load_string("t.conf", "", err, sizeof(err));
+
+	ck_assert_ptr_nonnull(c);
+	ck_assert_uint_eq(c->policyd.nlisten, 1);
+	ck_assert_str_eq(c->policyd.listen[0], "unix:/run/outpost/policy.sock");
+	ck_assert_uint_eq(c->policyd.socket_mode, 0660);
+	ck_assert_uint_eq(c->policyd.nnetworks, 2);
+	ck_assert_uint_eq(c->policyd.idle_timeout, 300);
+	ck_assert_uint_eq(c->policyd.line_max, 2048);
+	ck_assert_uint_eq(c->policyd.attributes_max, 100);
+	ck_assert_uint_eq(c->policyd.request_max, 16384);
+	conf_free(c);
+	c = conf_load_string("t.conf", "policyd = { listen = [ "
+	    "\"unix:/tmp/p.sock\", \"inet:127.0.0.1:10040\", "
+	    "\"inet:[::1]:10041\" ]; socket_mode = \"0600\"; "
+	    "networks = [ \"10.0.0.0/8\" ]; idle_timeout = \"2m\"; "
+	    "line_max = 512; };", err, sizeof(err));
+	ck_assert_msg(c != NULL, "%s", err);
+	ck_assert_uint_eq(c->policyd.nlisten, 3);
+	ck_assert_uint_eq(c->policyd.socket_mode, 0600);
+	ck_assert_uint_eq(c->policyd.nnetworks, 1);
+	ck_assert_uint_eq(c->policyd.idle_timeout, 120);
+	ck_assert_uint_eq(c->policyd.line_max, 512);
+	conf_free(c);
+}
+END_TEST
+
+static const struct {
+	const char *text;
+	const char *want;
+} bad_policyd[] = {
+	{ "policyd = { listen = [ \"tcp:1\" ]; };", "is not unix:" },
+	{ "policyd = { listen = [ \"unix:relative\" ]; };", "is not unix:" },
+	{ "policyd = { listen = [ \"inet:127.0.0.1\" ]; };", "is not unix:" },
+	{ "policyd = { listen = [ \"inet:127.0.0.1:0\" ]; };", "is not unix:" },
+	{ "policyd = { listen = [ ]; };", "must name a socket" },
+	{ "policyd = { lisen = [ \"unix:/x\" ]; };", "unknown setting" },
+	{ "policyd = { socket_mode = \"777\"; };", "octal" },
+	{ "policyd = { networks = [ \"10.0.0.0/33\" ]; };", "networks" },
+	{ "policyd = { line_max = 10; };", "line_max" },
+	{ "policyd = { line_max = 4096; request_max = 1024; };",
+	    "must not exceed" },
+	{ "policyd = 1;", "must be a group" },
+};
+
+START_TEST(policyd_conf_errors)
+{
+	char err[512];
+	struct conf *c = conf_load_string("t.conf", bad_policyd[_i].text, err,
+	    sizeof(err));
+
+	ck_assert_msg(c == NULL, "accepted: %s", bad_policyd[_i].text);
+	ck_assert_msg(strstr(err, bad_policyd[_i].want) != NULL,
+	    "%s: got \"%s\", want \"%s\"", bad_policyd[_i].text, err,
+	    bad_policyd[_i].want);
+}
+END_TEST
+
 /* ---- golden files ----------------------------------------------------- */
 
 static char *
@@ -535,6 +599,9 @@ main(void)
 	tcase_add_test(tc, missing_request_attribute_is_malformed);
 	tcase_add_test(tc, time_is_passed_in);
 	tcase_add_loop_test(tc, store_error_follows_on_error, 0, 2);
+	tcase_add_test(tc, policyd_conf_defaults);
+	tcase_add_loop_test(tc, policyd_conf_errors, 0,
+	    (int)(sizeof(bad_policyd) / sizeof(bad_policyd[0])));
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tg, golden_files);
 	suite_add_tcase(s, tc);
