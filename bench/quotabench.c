@@ -4,7 +4,8 @@
  *
  *	quotabench -b lmdb -p PATH | -b redis -u URL
  *	    [-k KEYS] [-t THREADS] [-l 1|3] [-s SECONDS] [-n COUNT]
- *	    [-x populate|run|both] [-S POPULATE_SECONDS] [-L LABEL]
+ *	    [-w WARM_SECONDS] [-x populate|run|both] [-S POPULATE_SECONDS]
+ *	    [-L LABEL]
  *
  * The store is opened from a configuration written here (conf_load_string,
  * so limits are what the loader makes of them):
@@ -22,7 +23,10 @@
  * the file is measured after the run (see below).
  * run: THREADS threads admit on keys drawn uniformly at random from the
  * KEYS, back to back, until SECONDS (default 5) or COUNT admissions in
- * all (default 2000000), whichever comes first.  Each admission is the
+ * all (default 2000000), whichever comes first, after a warm-up of
+ * WARM_SECONDS (default 1; not reported) that does the same, so that a
+ * fresh process's first touches of the store (page faults, connections)
+ * do not count, as they would not in a long-running daemon.  Each admission is the
  * store's admit() of one op per limit, as quota_admit() calls it (record
  * keys formatted and the calendar period looked up for each one), timed
  * with CLOCK_MONOTONIC; latency percentiles are over every admission.
@@ -36,9 +40,9 @@
  *	RESULT label=.. backend=.. phase=.. keys=N threads=N limits=N
  *	    admissions=N refused=N errors=N secs=S rate=R p50_us=.. p90_us=..
  *	    p99_us=.. p999_us=.. max_us=.. bytes_per_key=.. tree_bytes_per_key=..
- *	    cpu_s=..
+ *	    cpu_s=.. faults=..
  * (bytes figures -1 when not measured in that phase; cpu_s is this
- * process's CPU time during the phase).  Exit 0, 1 when an
+ * process's CPU time during the phase, faults its page faults).  Exit 0, 1 when an
  * admission failed or populate did not finish, 2 on usage or set-up.
  */
 #include "config.h"
@@ -81,6 +85,7 @@ struct bench {
 	unsigned int threads;
 	unsigned int nlimits;
 	unsigned int seconds;
+	unsigned int warm_seconds;
 	unsigned int populate_seconds;
 	uint64_t count;
 	struct conf *conf;
@@ -124,14 +129,17 @@ wall_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* cpu_s - this process's CPU time (user + system), seconds */
+/* cpu_s - this process's CPU time (user + system), s; and page faults */
 static double
-cpu_s(void)
+cpu_s(long *minflt)
 {
 	struct rusage ru;
 
-	if (getrusage(RUSAGE_SELF, &ru) == -1)
+	if (getrusage(RUSAGE_SELF, &ru) == -1) {
+		*minflt = 0;
 		return 0;
+	}
+	*minflt = ru.ru_minflt + ru.ru_majflt;
 	return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
 	    (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
 }
@@ -151,8 +159,8 @@ usage(void)
 {
 	fprintf(stderr, "usage: quotabench -b lmdb -p PATH | -b redis -u URL "
 	    "[-k KEYS] [-t THREADS]\n"
-	    "\t[-l 1|3] [-s SECONDS] [-n COUNT] [-x populate|run|both] "
-	    "[-S POPULATE_SECONDS] [-L LABEL]\n");
+	    "\t[-l 1|3] [-s SECONDS] [-n COUNT] [-w WARM_SECONDS] "
+	    "[-x populate|run|both]\n\t[-S POPULATE_SECONDS] [-L LABEL]\n");
 	exit(2);
 }
 
@@ -410,9 +418,12 @@ open_store(const struct bench *b)
 	return s;
 }
 
-/* phase - run the threads of one phase, print its figures; 0 or 1 */
+/*
+ * phase - run the threads of one phase (populate, or run: quiet for the
+ * warm-up, which is not reported), print its figures; 0 or 1
+ */
 static int
-phase(struct bench *b, int populate)
+phase(struct bench *b, int populate, int quiet)
 {
 	struct worker *w;
 	uint32_t *all;
@@ -421,6 +432,7 @@ phase(struct bench *b, int populate)
 	double secs, cpu, tree = -1, used = -1, bpk = -1, tbpk = -1;
 	int64_t start;
 	unsigned int t;
+	long flt0, flt1;
 	int rc = 0;
 
 	b->populate = populate;
@@ -443,10 +455,10 @@ phase(struct bench *b, int populate)
 			w[t].caplat = 4U << 20;
 		w[t].lat = xcalloc(w[t].caplat, sizeof(uint32_t));
 	}
-	cpu = cpu_s();
+	cpu = cpu_s(&flt0);
 	start = mono_ns();
 	b->deadline = start + (int64_t)(populate ? b->populate_seconds :
-	    b->seconds) * 1000000000;
+	    quiet ? b->warm_seconds : b->seconds) * 1000000000;
 	for (t = 0; t < b->threads; t++)
 		if (pthread_create(&w[t].tid, NULL, worker_main, &w[t]) != 0) {
 			fprintf(stderr, "quotabench: pthread_create failed\n");
@@ -455,7 +467,7 @@ phase(struct bench *b, int populate)
 	for (t = 0; t < b->threads; t++)
 		pthread_join(w[t].tid, NULL);
 	secs = (double)(mono_ns() - start) / 1e9;
-	cpu = cpu_s() - cpu;
+	cpu = cpu_s(&flt1) - cpu;
 	all = xcalloc(per + b->threads, sizeof(uint32_t));
 	for (t = 0; t < b->threads; t++) {
 		done += w[t].done;
@@ -476,6 +488,14 @@ phase(struct bench *b, int populate)
 	}
 	if (errors > 0)
 		rc = 1;
+	if (quiet) {
+		if (errors > 0)
+			fprintf(stderr, "quotabench: warm-up: %" PRIu64
+			    " errors\n", errors);
+		free(all);
+		free(w);
+		return rc;
+	}
 	if (populate && mem0 >= 0) {
 		mem1 = redis_used_memory(b->url);
 		if (mem1 >= 0)
@@ -502,12 +522,13 @@ phase(struct bench *b, int populate)
 	    " threads=%u limits=%u admissions=%" PRIu64 " refused=%" PRIu64
 	    " errors=%" PRIu64 " secs=%.3f rate=%.1f p50_us=%.2f "
 	    "p90_us=%.2f p99_us=%.2f p999_us=%.2f max_us=%.2f "
-	    "bytes_per_key=%.1f tree_bytes_per_key=%.1f cpu_s=%.3f\n",
-	    b->label,
+	    "bytes_per_key=%.1f tree_bytes_per_key=%.1f cpu_s=%.3f "
+	    "faults=%ld\n", b->label,
 	    b->backend, populate ? "populate" : "run", b->keys, b->threads,
 	    b->nlimits, done, refused, errors, secs, done / secs,
 	    pct(all, nall, 0.5), pct(all, nall, 0.9), pct(all, nall, 0.99),
-	    pct(all, nall, 0.999), pct(all, nall, 1.0), bpk, tbpk, cpu);
+	    pct(all, nall, 0.999), pct(all, nall, 1.0), bpk, tbpk, cpu,
+	    flt1 - flt0);
 	fflush(stdout);
 	free(all);
 	free(w);
@@ -527,9 +548,10 @@ main(int argc, char **argv)
 	b.threads = 1;
 	b.nlimits = 3;
 	b.seconds = 5;
+	b.warm_seconds = 1;
 	b.populate_seconds = 900;
 	b.count = 2000000;
-	while ((ch = getopt(argc, argv, "b:p:u:k:t:l:s:n:x:S:L:")) != -1) {
+	while ((ch = getopt(argc, argv, "b:p:u:k:t:l:s:n:w:x:S:L:")) != -1) {
 		switch (ch) {
 		case 'b': b.backend = optarg; break;
 		case 'p': b.path = optarg; break;
@@ -542,6 +564,8 @@ main(int argc, char **argv)
 		    QB_MAX_SECONDS); break;
 		case 'n': b.count = num(optarg, 1, QB_MAX_COUNT); break;
 		case 'x': what = optarg; break;
+		case 'w': b.warm_seconds = (unsigned int)num(optarg, 0,
+		    QB_MAX_SECONDS); break;
 		case 'S': b.populate_seconds = (unsigned int)num(optarg, 1,
 		    QB_MAX_SECONDS); break;
 		case 'L': b.label = optarg; break;
@@ -559,9 +583,11 @@ main(int argc, char **argv)
 	b.conf = make_conf(&b);
 	b.store = open_store(&b);
 	if (strcmp(what, "run") != 0)
-		rc |= phase(&b, 1);
+		rc |= phase(&b, 1, 0);
+	if (rc == 0 && strcmp(what, "populate") != 0 && b.warm_seconds > 0)
+		rc |= phase(&b, 0, 1);
 	if (rc == 0 && strcmp(what, "populate") != 0)
-		rc |= phase(&b, 0);
+		rc |= phase(&b, 0, 0);
 	b.store->ops->close(b.store);
 	conf_free(b.conf);
 	return rc;
