@@ -258,10 +258,14 @@ conn_event(struct bufferevent *bev, short what, void *arg)
 	if (what & BEV_EVENT_TIMEOUT)
 		log_debug("%s: idle for %us, closing", c->peer,
 		    c->gen->conf->policyd.idle_timeout);
-	else if ((what & BEV_EVENT_EOF) &&
-	    proto_eof(c->p, err, sizeof(err)) < 0) {
-		log_warnx("%s: %s", c->peer, err);
-		c->srv->malformed++;
+	else if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR)) {
+		if (proto_eof(c->p, err, sizeof(err)) < 0) {
+			log_warnx("%s: %s", c->peer, err);
+			c->srv->malformed++;
+		}
+		/* a client that shut down its side still gets its replies */
+		conn_close(c);
+		return;
 	} else if (what & BEV_EVENT_ERROR)
 		log_debug("%s: %s", c->peer, strerror(errno));
 	conn_free(c);

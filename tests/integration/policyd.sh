@@ -294,6 +294,23 @@ EOPY
 sed 's/^/    /' "$T/many.out"
 it_check "3,000 concurrent connections are all answered" grep -q \
     '^concurrent=3000 answered=3000$' "$T/many.out"
+
+# A client that shuts down its side after its request still gets the reply.
+"$IT_PY" - "$POL_PORT" >"$T/halfclose.out" 2>&1 <<'EOPY'
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+s.sendall(b"request=smtpd_access_policy\nprotocol_state=MAIL\n\n" * 3)
+s.shutdown(socket.SHUT_WR)
+got = b""
+while True:
+    r = s.recv(4096)
+    if not r:
+        break
+    got += r
+print("replies=%d" % got.count(b"action=DUNNO\n\n"))
+EOPY
+it_check "a half-closed client gets its 3 replies" grep -q '^replies=3$' \
+    "$T/halfclose.out"
 it_check "the daemon stays up" kill -0 "$PID"
 
 # ---- reload and stop ------------------------------------------------------------
