@@ -16,7 +16,8 @@
 # connections and 500 idle connections, alongside a well-behaved client
 # that must get every answer; the daemon stays up and its RSS bounded;
 # then 3,000 connections at once, each answered.
-# Last: SIGHUP reload (a bad file keeps the old config), SIGTERM exit.
+# Last: SIGHUP reload (a bad file keeps the old config); SIGTERM while a
+# client has replies queued: they arrive whole, then the daemon exits 0.
 # Prints PASS/FAIL per check, exits non-zero on any failure, and stops every
 # process it started.  Needs root (Postfix), postfix, swaks, smtp-sink.
 #
@@ -324,7 +325,39 @@ kill -HUP "$PID"
 it_wait 10 grep -q 'keeping the old configuration' "$T/policyd.log"
 it_check "SIGHUP with a bad file keeps the old configuration" [ $? -eq 0 ]
 it_check "the daemon is still up after a bad reload" kill -0 "$PID"
-kill -TERM "$PID"
+# SIGTERM while a client has replies in flight (it sent many requests and
+# has not read yet): it still gets every reply, whole, then EOF.
+timeout 60 "$IT_PY" - "$POL_PORT" "$PID" >"$T/term.out" 2>&1 <<'EOPY'
+import os, signal, socket, sys, threading, time
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # replies queue up
+s.settimeout(30)
+s.connect(("127.0.0.1", int(sys.argv[1])))
+req = b"request=smtpd_access_policy\nprotocol_state=MAIL\ninstance=t\n\n"
+def send():
+    try:
+        s.sendall(req * 200000)
+    except OSError:
+        pass
+t = threading.Thread(target=send, daemon=True)
+t.start()
+time.sleep(1.5)
+os.kill(int(sys.argv[2]), signal.SIGTERM)
+got = b""
+while True:
+    try:
+        r = s.recv(65536)
+    except OSError:
+        break
+    if not r:
+        break
+    got += r
+n = got.count(b"action=DUNNO\n\n")
+print("replies=%d whole=%s" % (n, len(got) == n * len(b"action=DUNNO\n\n")))
+EOPY
+sed 's/^/    /' "$T/term.out"
+it_check "SIGTERM: the replies in flight are sent whole" grep -Eq \
+    '^replies=[0-9]{3,} whole=True$' "$T/term.out"
 it_wait 15 eval "! kill -0 $PID 2>/dev/null"
 it_check "SIGTERM stops the daemon" [ $? -eq 0 ]
 wait "$PID"
