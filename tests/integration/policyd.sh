@@ -16,7 +16,9 @@
 # connections and 500 idle connections, alongside a well-behaved client
 # that must get every answer; the daemon stays up and its RSS bounded;
 # then 3,000 connections at once, each answered.
-# Last: SIGHUP reload (a bad file keeps the old config); SIGTERM while a
+# Last: SIGHUP reload (the new limit applies; a bad file keeps the old
+# config), the idle timeout closes a connection and releases its
+# reservation; SIGTERM while a
 # client has replies queued: they arrive whole, then the daemon exits 0.
 # Prints PASS/FAIL per check, exits non-zero on any failure, and stops every
 # process it started.  Needs root (Postfix), postfix, swaks, smtp-sink.
@@ -63,7 +65,7 @@ limits = (
 policyd = {
   listen = [ "unix:$SOCK", "inet:127.0.0.1:$POL_PORT" ];
   socket_mode = "0666";
-  idle_timeout = "120s";
+  idle_timeout = "${2:-120s}";
   line_max = 1024;
   request_max = 8192;
 };
@@ -316,10 +318,37 @@ it_check "the daemon stays up" kill -0 "$PID"
 
 # ---- reload and stop ------------------------------------------------------------
 
-write_conf 1
+write_conf 1 2s
 kill -HUP "$PID"
 it_wait 10 grep -q 'reloaded: 1 limits' "$T/policyd.log"
 it_check "SIGHUP reloads" [ $? -eq 0 ]
+
+# The reloaded config (limit 1, idle_timeout 2s): a reservation left by a
+# connection that goes idle is released when the daemon closes it.
+timeout 30 "$IT_PY" - "$POL_PORT" >"$T/idle.out" 2>&1 <<'EOPY'
+import socket, sys, time
+addr = ("127.0.0.1", int(sys.argv[1]))
+req = (b"request=smtpd_access_policy\nprotocol_state=RCPT\n"
+       b"sender=idle@example.com\ninstance=%s\nrecipient=r@example.net\n\n")
+def ask(s, inst):
+    s.sendall(req % inst)
+    return s.recv(4096)
+a = socket.create_connection(addr, timeout=10)
+print("first=%r" % ask(a, b"idle.1"))
+b = socket.create_connection(addr, timeout=10)
+print("while_reserved=%r" % ask(b, b"idle.2")[:10])
+t0 = time.time()
+print("closed_by_daemon=%r after=%.0f" % (a.recv(10), time.time() - t0))
+c = socket.create_connection(addr, timeout=10)
+print("after_idle=%r" % ask(c, b"idle.3"))
+EOPY
+sed 's/^/    /' "$T/idle.out"
+it_check "reloaded limit: a second reservation is deferred" grep -q \
+    "^while_reserved=b'action=450'" "$T/idle.out"
+it_check "idle timeout closes the connection" grep -q \
+    "^closed_by_daemon=b'' after=[1-4]$" "$T/idle.out"
+it_check "idle timeout releases its reservation" grep -q \
+    "^after_idle=b'action=DUNNO" "$T/idle.out"
 echo 'limits = ( { name = broken' >"$T/outpost.conf"
 kill -HUP "$PID"
 it_wait 10 grep -q 'keeping the old configuration' "$T/policyd.log"
