@@ -3,7 +3,7 @@
  * quota store (LMDB or Redis).
  *
  *	quotabench -b lmdb -p PATH | -b redis -u URL
- *	    [-k KEYS] [-t THREADS] [-l 1|3] [-s SECONDS] [-n COUNT]
+ *	    [-k KEYS] [-t THREADS] [-l 1|3] [-e] [-K] [-s SECONDS] [-n COUNT]
  *	    [-w WARM_SECONDS] [-x populate|run|both] [-S POPULATE_SECONDS]
  *	    [-L LABEL]
  *
@@ -11,10 +11,21 @@
  * so limits are what the loader makes of them):
  *	-l 1: login-hourly (window, 1h, 60 buckets)
  *	-l 3: that, login-daily (calendar day, Europe/Berlin) and login-burst
- *	      (rate, 1m, with a burst); the issue's example set (default)
+ *	      (rate with a burst); the issue's example set (default)
  * with limits high enough that nothing is refused (refusals are counted
  * and reported; a refused admission writes nothing, so it would flatter
- * the figures).
+ * the figures).  The rate limit is 100 a day with a burst of 1000000, so
+ * each admission moves its record's TAT 864 s ahead and the record stays
+ * live through the run, as an active sender's does; with -e it is
+ * 1000000 a minute instead, so a rate record expires 60 us after its
+ * admission and the store finds (and reclaims) expired records all the
+ * time, as it would for the many senders who went quiet.
+ *
+ * -K (an experiment on the layout): record keys are made "KEY\x1fNAME"
+ * instead of quota_rkey()'s "NAME\x1fKEY", so that the records of one
+ * sender sort together in the store (one B-tree leaf instead of one per
+ * limit).  The stores do not interpret record keys, so admission works
+ * the same; outpostctl would not read such records.
  *
  * populate: one admission (1 recipient) on each of KEYS distinct keys
  * ("user0000042@example.com"), split over the threads, bounded by -S
@@ -40,9 +51,10 @@
  *	RESULT label=.. backend=.. phase=.. keys=N threads=N limits=N
  *	    admissions=N refused=N errors=N secs=S rate=R p50_us=.. p90_us=..
  *	    p99_us=.. p999_us=.. max_us=.. bytes_per_key=.. tree_bytes_per_key=..
- *	    cpu_s=.. faults=..
+ *	    cpu_s=.. faults=.. depth=..
  * (bytes figures -1 when not measured in that phase; cpu_s is this
- * process's CPU time during the phase, faults its page faults).  Exit 0, 1 when an
+ * process's CPU time during the phase, faults its page faults, depth the
+ * LMDB counters tree's depth, -1 for Redis).  Exit 0, 1 when an
  * admission failed or populate did not finish, 2 on usage or set-up.
  */
 #include "config.h"
@@ -84,6 +96,8 @@ struct bench {
 	uint64_t keys;
 	unsigned int threads;
 	unsigned int nlimits;
+	int expiring;			/* -e: rate records expire at once */
+	int key_first;			/* -K: record keys "KEY\x1fNAME" */
 	unsigned int seconds;
 	unsigned int warm_seconds;
 	unsigned int populate_seconds;
@@ -159,7 +173,7 @@ usage(void)
 {
 	fprintf(stderr, "usage: quotabench -b lmdb -p PATH | -b redis -u URL "
 	    "[-k KEYS] [-t THREADS]\n"
-	    "\t[-l 1|3] [-s SECONDS] [-n COUNT] [-w WARM_SECONDS] "
+	    "\t[-l 1|3] [-e] [-K] [-s SECONDS] [-n COUNT] [-w WARM_SECONDS] "
 	    "[-x populate|run|both]\n\t[-S POPULATE_SECONDS] [-L LABEL]\n");
 	exit(2);
 }
@@ -199,15 +213,18 @@ make_conf(const struct bench *b)
 	    "  { name = \"login-hourly\"; key = \"sasl_username\"; "
 	    "count = \"recipients\"; kind = \"window\"; limit = 1000000000; "
 	    "period = \"1h\"; }");
-	if (b->nlimits == 3)
+	if (b->nlimits == 3) {
 		buf_appends(&t, ",\n"
 		    "  { name = \"login-daily\"; key = \"sasl_username\"; "
 		    "count = \"recipients\"; kind = \"calendar\"; "
 		    "limit = 1000000000; period = \"day\"; "
 		    "timezone = \"Europe/Berlin\"; },\n"
 		    "  { name = \"login-burst\"; key = \"sasl_username\"; "
-		    "count = \"messages\"; kind = \"rate\"; limit = 1000000; "
-		    "period = \"1m\"; burst = 1000000; }");
+		    "count = \"messages\"; kind = \"rate\"; ");
+		buf_appends(&t, b->expiring ?
+		    "limit = 1000000; period = \"1m\"; burst = 1000000; }" :
+		    "limit = 100; period = \"1d\"; burst = 1000000; }");
+	}
 	buf_appends(&t, "\n);\n");
 	c = conf_load_string("quotabench.conf", buf_cstr(&t), err, sizeof(err));
 	buf_free(&t);
@@ -237,8 +254,9 @@ admit_key(struct worker *w, uint64_t k)
 		const struct conf_limit *l = &c->limits[i];
 
 		ops[i].limit = l;
-		if (quota_rkey(l->name, key, ops[i].rkey,
-		    sizeof(ops[i].rkey)) == -1) {
+		if ((b->key_first ? quota_rkey(key, l->name, ops[i].rkey,
+		    sizeof(ops[i].rkey)) : quota_rkey(l->name, key, ops[i].rkey,
+		    sizeof(ops[i].rkey))) == -1) {
 			snprintf(w->err, sizeof(w->err), "rkey too long");
 			return -1;
 		}
@@ -372,7 +390,7 @@ redis_used_memory(const char *url)
  * pages; -1 each when the file cannot be read
  */
 static void
-lmdb_usage(const char *path, double *tree, double *used)
+lmdb_usage(const char *path, double *tree, double *used, int *depth)
 {
 	MDB_env *env = NULL;
 	MDB_txn *txn = NULL;
@@ -381,6 +399,7 @@ lmdb_usage(const char *path, double *tree, double *used)
 	MDB_envinfo info;
 
 	*tree = *used = -1;
+	*depth = -1;
 	if (mdb_env_create(&env) != 0)
 		return;
 	mdb_env_set_maxdbs(env, 8);
@@ -392,9 +411,11 @@ lmdb_usage(const char *path, double *tree, double *used)
 	if (mdb_txn_begin(env, NULL, MDB_RDONLY, &txn) != 0)
 		goto out;
 	if (mdb_dbi_open(txn, "counters", 0, &dbi) == 0 &&
-	    mdb_stat(txn, dbi, &st) == 0)
+	    mdb_stat(txn, dbi, &st) == 0) {
 		*tree = (double)(st.ms_branch_pages + st.ms_leaf_pages +
 		    st.ms_overflow_pages) * st.ms_psize;
+		*depth = (int)st.ms_depth;
+	}
 	mdb_txn_abort(txn);
 out:
 	mdb_env_close(env);
@@ -433,7 +454,7 @@ phase(struct bench *b, int populate, int quiet)
 	int64_t start;
 	unsigned int t;
 	long flt0, flt1;
-	int rc = 0;
+	int rc = 0, depth = -1;
 
 	b->populate = populate;
 	b->taken = 0;
@@ -504,7 +525,7 @@ phase(struct bench *b, int populate, int quiet)
 	if (strcmp(b->backend, "lmdb") == 0) {
 		/* measured on the closed file: reopened for what follows */
 		b->store->ops->close(b->store);
-		lmdb_usage(b->path, &tree, &used);
+		lmdb_usage(b->path, &tree, &used, &depth);
 		if (used >= 0)
 			bpk = used / (double)b->keys;
 		if (tree >= 0)
@@ -523,12 +544,12 @@ phase(struct bench *b, int populate, int quiet)
 	    " errors=%" PRIu64 " secs=%.3f rate=%.1f p50_us=%.2f "
 	    "p90_us=%.2f p99_us=%.2f p999_us=%.2f max_us=%.2f "
 	    "bytes_per_key=%.1f tree_bytes_per_key=%.1f cpu_s=%.3f "
-	    "faults=%ld\n", b->label,
+	    "faults=%ld depth=%d\n", b->label,
 	    b->backend, populate ? "populate" : "run", b->keys, b->threads,
 	    b->nlimits, done, refused, errors, secs, done / secs,
 	    pct(all, nall, 0.5), pct(all, nall, 0.9), pct(all, nall, 0.99),
 	    pct(all, nall, 0.999), pct(all, nall, 1.0), bpk, tbpk, cpu,
-	    flt1 - flt0);
+	    flt1 - flt0, depth);
 	fflush(stdout);
 	free(all);
 	free(w);
@@ -551,7 +572,7 @@ main(int argc, char **argv)
 	b.warm_seconds = 1;
 	b.populate_seconds = 900;
 	b.count = 2000000;
-	while ((ch = getopt(argc, argv, "b:p:u:k:t:l:s:n:w:x:S:L:")) != -1) {
+	while ((ch = getopt(argc, argv, "b:p:u:k:t:l:s:n:w:eKx:S:L:")) != -1) {
 		switch (ch) {
 		case 'b': b.backend = optarg; break;
 		case 'p': b.path = optarg; break;
@@ -564,6 +585,8 @@ main(int argc, char **argv)
 		    QB_MAX_SECONDS); break;
 		case 'n': b.count = num(optarg, 1, QB_MAX_COUNT); break;
 		case 'x': what = optarg; break;
+		case 'e': b.expiring = 1; break;
+		case 'K': b.key_first = 1; break;
 		case 'w': b.warm_seconds = (unsigned int)num(optarg, 0,
 		    QB_MAX_SECONDS); break;
 		case 'S': b.populate_seconds = (unsigned int)num(optarg, 1,
