@@ -179,6 +179,8 @@ struct conf {
 		unsigned int timeout_ms;	/* Redis per operation */
 		enum conf_on_error on_error;	/* tempfail or accept */
 		unsigned int reserve_ttl;	/* s before a reservation lapses */
+		int sync_always;		/* LMDB: fdatasync every commit */
+		unsigned int sync_interval;	/* LMDB periodic: flush every s */
 	} store;
 
 	struct conf_limit *limits;

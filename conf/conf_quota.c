@@ -33,6 +33,8 @@ conf_quota_defaults(struct conf *c)
 	c->store.timeout_ms = 1000;
 	c->store.on_error = CONF_ON_ERROR_TEMPFAIL;
 	c->store.reserve_ttl = 600;
+	c->store.sync_always = 0;
+	c->store.sync_interval = 1;
 }
 
 /*
@@ -100,7 +102,9 @@ static int
 load_store(struct loader *ld, config_t *cf, struct conf *c)
 {
 	static const char *const known[] = { "backend", "path", "map_size",
-		"url", "timeout", "on_error", "reserve_ttl", NULL };
+		"url", "timeout", "on_error", "reserve_ttl", "sync",
+		"sync_interval", NULL };
+	static const char *const syncs[] = { "periodic", "always", NULL };
 	static const char *const backends[] = { "lmdb", "redis", "memory",
 		NULL };
 	static const char *const on_errors[] = { "tempfail", "accept",
@@ -122,7 +126,10 @@ load_store(struct loader *ld, config_t *cf, struct conf *c)
 	    get_u64(ld, g, "timeout", 1, 600000, parse_ms, &ms) < 0 ||
 	    get_enum(ld, g, "on_error", on_errors, &oe) < 0 ||
 	    get_uint(ld, g, "reserve_ttl", 1, 7 * 86400, 1,
-	    &c->store.reserve_ttl) < 0)
+	    &c->store.reserve_ttl) < 0 ||
+	    get_enum(ld, g, "sync", syncs, &c->store.sync_always) < 0 ||
+	    get_uint(ld, g, "sync_interval", 1, 3600, 1,
+	    &c->store.sync_interval) < 0)
 		return -1;
 	c->store.backend = (enum conf_store)backend;
 	c->store.on_error = (enum conf_on_error)oe;

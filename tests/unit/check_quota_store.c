@@ -40,18 +40,21 @@
 #include "quota/store.h"
 #include "quota/tz.h"
 
-enum { B_MEMORY, B_LMDB, B_REDIS, NBACKENDS };
+enum { B_MEMORY, B_LMDB, B_REDIS, B_LMDB_ALWAYS, NBACKENDS };
 
 static const struct backend {
 	const char *name;
 	enum conf_store kind;
 	int persistent;		/* counters survive close and reopen */
 	int virtual_expiry;	/* records expire on the time passed in */
+	int sync_always;	/* LMDB store.sync = "always" */
 } backends[NBACKENDS] = {
-	{ "memory", CONF_STORE_MEMORY, 0, 1 },
-	{ "lmdb", CONF_STORE_LMDB, 1, 1 },
+	{ "memory", CONF_STORE_MEMORY, 0, 1, 0 },
+	{ "lmdb", CONF_STORE_LMDB, 1, 1, 0 },
 	/* Redis keys expire by their TTL, in real time */
-	{ "redis", CONF_STORE_REDIS, 1, 0 },
+	{ "redis", CONF_STORE_REDIS, 1, 0, 0 },
+	/* The same suite with a disk sync at every commit */
+	{ "lmdb-always", CONF_STORE_LMDB, 1, 1, 1 },
 };
 
 /* The limits every case may use (index into conf->limits). */
@@ -308,6 +311,8 @@ tenv_new(int b, int virtual)
 	t->conf.store.url = t->url;
 	t->conf.store.timeout_ms = 2000;
 	t->conf.store.reserve_ttl = 600;
+	t->conf.store.sync_always = backends[b].sync_always;
+	t->conf.store.sync_interval = 1;
 	t->now = virtual ? T0 : wall_ms();
 	t->s = topen(t, virtual);
 	return t;
@@ -856,7 +861,7 @@ START_TEST(expired_records_reclaimed_over_simulated_days)
 		/* ~52 keys in the last 1h15m, plus the sweep's lag */
 		ck_assert_msg(n <= 250, "%s: day %d: %zu records, want <= 250",
 		    backends[_i].name, day, n);
-		if (_i == B_LMDB) {
+		if (_i == B_LMDB || _i == B_LMDB_ALWAYS) {
 			ck_assert_int_eq(stat(t->path, &sb), 0);
 			if (day == 1)
 				size2 = sb.st_size;
@@ -1090,7 +1095,8 @@ static Suite *
 backend_suite(int b)
 {
 	static const char *const names[NBACKENDS] = {
-		"store memory", "store lmdb", "store redis"
+		"store memory", "store lmdb", "store redis",
+		"store lmdb sync=always"
 	};
 	Suite *s;
 
