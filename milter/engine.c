@@ -384,6 +384,8 @@ do_optneg(struct econn *e, const unsigned char *data, size_t len)
 		put_u32(&r, SMFIM_ENVFROM);
 		buf_append(&r, MILTER_MACROS_ENVFROM,
 		    sizeof(MILTER_MACROS_ENVFROM));
+		put_u32(&r, SMFIM_EOH);
+		buf_append(&r, MILTER_MACROS_EOH, sizeof(MILTER_MACROS_EOH));
 		put_u32(&r, SMFIM_EOM);
 		buf_append(&r, MILTER_MACROS_EOM, sizeof(MILTER_MACROS_EOM));
 	}

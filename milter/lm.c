@@ -69,6 +69,7 @@ lm_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1,
 		*pf0 |= SMFIF_SETSYMLIST;
 		smfi_setsymlist(ctx, SMFIM_CONNECT, MILTER_MACROS_CONNECT);
 		smfi_setsymlist(ctx, SMFIM_ENVFROM, MILTER_MACROS_ENVFROM);
+		smfi_setsymlist(ctx, SMFIM_EOH, MILTER_MACROS_EOH);
 		smfi_setsymlist(ctx, SMFIM_EOM, MILTER_MACROS_EOM);
 	}
 	return rc;

@@ -374,6 +374,7 @@ msg_start_body(struct milter_conn *c)
 	size_t i;
 
 	m->body_started = 1;
+	set_qid(c, m);
 	if (m->skip || m->failed)
 		return;
 	memset(&in, 0, sizeof(in));

@@ -71,6 +71,9 @@ struct milter_io {
 #define MILTER_MACROS_CONNECT	"j {daemon_name}"
 #define MILTER_MACROS_ENVFROM	"i {auth_authen}"
 #define MILTER_MACROS_EOM	"i {auth_authen}"
+/* Postfix opens the queue file at the first valid RCPT, so {i} is known
+ * by the header section (sent with it even though EOH is skipped). */
+#define MILTER_MACROS_EOH	"i"
 
 struct milter_conn;
 
