@@ -43,6 +43,7 @@ struct hdr {
 struct msg {
 	int active;
 	int skip;			/* not signing: ignore the rest */
+	int untrusted;			/* found at MAIL; logged at body */
 	int body_started;		/* decision made, signer fed */
 	int failed;			/* internal error: on_error */
 	int reject;			/* malformed and on_malformed=reject */
@@ -299,6 +300,13 @@ milter_connect(struct milter_conn *c, const char *host,
 	return SMFIS_CONTINUE;
 }
 
+/* noreply - NOREPLY for a step negotiated as no-reply, else CONTINUE */
+static sfsistat
+noreply(const struct milter_conn *c, unsigned long flag)
+{
+	return (c->pflags & flag) ? SMFIS_NOREPLY : SMFIS_CONTINUE;
+}
+
 sfsistat
 milter_envfrom(struct milter_conn *c, const char *sender)
 {
@@ -320,20 +328,21 @@ milter_envfrom(struct milter_conn *c, const char *sender)
 	in.client_addr = c->have_addr ? c->addr : NULL;
 	in.daemon_name = c->daemon_name;
 	if (dkim_trust_reason(c->gen->conf, &in) == NULL) {
-		/* Postfix has no queue id yet at MAIL (it opens the queue
-		 * file at the first valid RCPT): name the sender too. */
-		log_info("%s: dkim=skipped reason=not-trusted client=%s "
-		    "from=%s", qid(c), c->client, sender ? sender : "?");
-		msg_reset(&c->msg);
-		return SMFIS_ACCEPT;
+		if (!(c->pflags & SMFIP_NR_MAIL)) {
+			/* Postfix has no queue id yet at MAIL (it opens the
+			 * queue file at the first valid RCPT): name the
+			 * sender too. */
+			log_info("%s: dkim=skipped reason=not-trusted "
+			    "client=%s from=%s", qid(c), c->client,
+			    sender ? sender : "?");
+			msg_reset(&c->msg);
+			return SMFIS_ACCEPT;
+		}
+		/* No reply to MAIL: ignore the message, and say why once
+		 * the queue id is known (msg_start_body). */
+		c->msg.untrusted = 1;
 	}
-	return SMFIS_CONTINUE;
-}
-
-static sfsistat
-noreply(const struct milter_conn *c, unsigned long flag)
-{
-	return (c->pflags & flag) ? SMFIS_NOREPLY : SMFIS_CONTINUE;
+	return noreply(c, SMFIP_NR_MAIL);
 }
 
 sfsistat
@@ -343,7 +352,7 @@ milter_header(struct milter_conn *c, const char *name, const char *value)
 	size_t nlen = strlen(name), vlen = strlen(value);
 	struct hdr *h;
 
-	if (!m->active || m->skip || m->failed)
+	if (!m->active || m->skip || m->failed || m->untrusted)
 		return noreply(c, SMFIP_NR_HDR);
 	if (m->hbytes + nlen + vlen > MILTER_HEADERS_MAX) {
 		m->skip = 1;
@@ -375,6 +384,12 @@ msg_start_body(struct milter_conn *c)
 
 	m->body_started = 1;
 	set_qid(c, m);
+	if (m->untrusted) {
+		m->skip = 1;
+		log_info("%s: dkim=skipped reason=not-trusted client=%s",
+		    qid(c), c->client);
+		return;
+	}
 	if (m->skip || m->failed)
 		return;
 	memset(&in, 0, sizeof(in));

@@ -65,7 +65,10 @@ it_verify_both "8 MiB message" "$IT_T/out-big.eml" "$K/zone" \
 # 3. who is signed
 msg=$DATA/multipart.eml
 send "$IT_T/o.eml" -c 203.0.113.5 -i Qstranger "$msg"
-it_check "untrusted client: accepted" grep -q '^result: accept' "$IT_T/res"
+# Negotiated without a reply to MAIL, the milter lets the message through
+# at end of message, untouched; an MTA without SMFIP_NR_MAIL gets accept.
+it_check "untrusted client: passes" grep -Eq '^result: (accept|continue)' \
+    "$IT_T/res"
 it_check "untrusted client: not signed" test "$(it_sig_count "$IT_T/o.eml")" -eq 0
 it_check "untrusted client: log says why" \
     grep -q 'Qstranger: dkim=skipped reason=not-trusted client=203.0.113.5' \
