@@ -3,7 +3,8 @@
  * quota store (LMDB or Redis).
  *
  *	quotabench -b lmdb -p PATH | -b redis -u URL
- *	    [-k KEYS] [-t THREADS] [-l 1|3] [-e] [-K] [-s SECONDS] [-n COUNT]
+ *	    [-k KEYS] [-t THREADS] [-l 1|3] [-e] [-K] [-y SYNC] [-s SECONDS]
+ *	    [-n COUNT]
  *	    [-w WARM_SECONDS] [-x populate|run|both] [-S POPULATE_SECONDS]
  *	    [-L LABEL]
  *
@@ -12,6 +13,7 @@
  *	-l 1: login-hourly (window, 1h, 60 buckets)
  *	-l 3: that, login-daily (calendar day, Europe/Berlin) and login-burst
  *	      (rate with a burst); the issue's example set (default)
+ * and, for LMDB, store.sync = SYNC if -y is given (else the default),
  * with limits high enough that nothing is refused (refusals are counted
  * and reported; a refused admission writes nothing, so it would flatter
  * the figures).  The rate limit is 100 a day with a burst of 1000000, so
@@ -98,6 +100,7 @@ struct bench {
 	unsigned int nlimits;
 	int expiring;			/* -e: rate records expire at once */
 	int key_first;			/* -K: record keys "KEY\x1fNAME" */
+	const char *sync;		/* -y: LMDB store.sync, or NULL */
 	unsigned int seconds;
 	unsigned int warm_seconds;
 	unsigned int populate_seconds;
@@ -173,8 +176,9 @@ usage(void)
 {
 	fprintf(stderr, "usage: quotabench -b lmdb -p PATH | -b redis -u URL "
 	    "[-k KEYS] [-t THREADS]\n"
-	    "\t[-l 1|3] [-e] [-K] [-s SECONDS] [-n COUNT] [-w WARM_SECONDS] "
-	    "[-x populate|run|both]\n\t[-S POPULATE_SECONDS] [-L LABEL]\n");
+	    "\t[-l 1|3] [-e] [-K] [-y periodic|always] [-s SECONDS] "
+	    "[-n COUNT] [-w WARM_SECONDS]\n"
+	    "\t[-x populate|run|both] [-S POPULATE_SECONDS] [-L LABEL]\n");
 	exit(2);
 }
 
@@ -205,7 +209,9 @@ make_conf(const struct bench *b)
 
 	if (strcmp(b->backend, "lmdb") == 0)
 		buf_appendf(&t, "store = { backend = \"lmdb\"; path = \"%s\"; "
-		    "map_size = \"16g\"; };\n", b->path);
+		    "map_size = \"16g\";%s%s%s };\n", b->path,
+		    b->sync != NULL ? " sync = \"" : "",
+		    b->sync != NULL ? b->sync : "", b->sync != NULL ? "\";" : "");
 	else
 		buf_appendf(&t, "store = { backend = \"redis\"; url = \"%s\"; "
 		    "timeout = \"2s\"; };\n", b->url);
@@ -572,7 +578,7 @@ main(int argc, char **argv)
 	b.warm_seconds = 1;
 	b.populate_seconds = 900;
 	b.count = 2000000;
-	while ((ch = getopt(argc, argv, "b:p:u:k:t:l:s:n:w:eKx:S:L:")) != -1) {
+	while ((ch = getopt(argc, argv, "b:p:u:k:t:l:s:n:w:eKy:x:S:L:")) != -1) {
 		switch (ch) {
 		case 'b': b.backend = optarg; break;
 		case 'p': b.path = optarg; break;
@@ -587,6 +593,7 @@ main(int argc, char **argv)
 		case 'x': what = optarg; break;
 		case 'e': b.expiring = 1; break;
 		case 'K': b.key_first = 1; break;
+		case 'y': b.sync = optarg; break;
 		case 'w': b.warm_seconds = (unsigned int)num(optarg, 0,
 		    QB_MAX_SECONDS); break;
 		case 'S': b.populate_seconds = (unsigned int)num(optarg, 1,
