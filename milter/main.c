@@ -25,6 +25,7 @@
 
 #include "milter/engine.h"
 #include "milter/milter.h"
+#include "util/daemon.h"
 #include "util/log.h"
 
 static const char *conf_path = CONF_DEFAULT_PATH;
@@ -99,63 +100,6 @@ unix_socket_access(const struct conf *c)
 		fatal(EX_OSERR, "chmod %s", path);
 }
 
-/* drop_privileges - become user (and its groups) for good */
-static void
-drop_privileges(const char *user)
-{
-	struct passwd *pw;
-
-	if (user == NULL)
-		return;
-	if ((pw = getpwnam(user)) == NULL)
-		fatalx(EX_CONFIG, "milter.user: no user \"%s\"", user);
-	if (geteuid() != 0) {
-		if (geteuid() != pw->pw_uid)
-			fatalx(EX_CONFIG, "milter.user \"%s\": cannot switch "
-			    "user without root", user);
-		return;
-	}
-	if (setgroups(0, NULL) < 0 || initgroups(user, pw->pw_gid) < 0 ||
-	    setgid(pw->pw_gid) < 0 || setuid(pw->pw_uid) < 0)
-		fatal(EX_OSERR, "cannot become user %s", user);
-}
-
-static void
-write_pid_file(const char *path)
-{
-	char buf[32];
-	int fd, n;
-
-	if (path == NULL)
-		return;
-	if ((fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
-	    0644)) < 0)
-		fatal(EX_CANTCREAT, "pid file %s", path);
-	n = snprintf(buf, sizeof(buf), "%ld\n", (long)getpid());
-	if (write(fd, buf, (size_t)n) != n)
-		fatal(EX_IOERR, "pid file %s", path);
-	close(fd);
-}
-
-static int
-facility_code(const char *name)
-{
-	static const struct {
-		const char *name;
-		int code;
-	} tab[] = { { "mail", LOG_MAIL }, { "daemon", LOG_DAEMON },
-		{ "local0", LOG_LOCAL0 }, { "local1", LOG_LOCAL1 },
-		{ "local2", LOG_LOCAL2 }, { "local3", LOG_LOCAL3 },
-		{ "local4", LOG_LOCAL4 }, { "local5", LOG_LOCAL5 },
-		{ "local6", LOG_LOCAL6 }, { "local7", LOG_LOCAL7 } };
-	size_t i;
-
-	for (i = 0; i < sizeof(tab) / sizeof(tab[0]); i++)
-		if (strcmp(tab[i].name, name) == 0)
-			return tab[i].code;
-	return -1;
-}
-
 int
 main(int argc, char **argv)
 {
@@ -203,7 +147,7 @@ main(int argc, char **argv)
 		conf_free(conf);
 		return 0;
 	}
-	if ((facility = facility_code(conf->log.facility)) < 0)
+	if ((facility = daemon_facility(conf->log.facility)) < 0)
 		fatalx(EX_CONFIG, "%s: log.facility \"%s\" is unknown",
 		    conf_path, conf->log.facility);
 	log_set_verbose(verbose || conf->log.verbose);
@@ -212,7 +156,7 @@ main(int argc, char **argv)
 	    engine_listen(conf, err, sizeof(err))) < 0)
 		fatalx(EX_UNAVAILABLE, "%s", err);
 	unix_socket_access(conf);
-	drop_privileges(conf->milter.user);
+	daemon_drop_privileges(conf->milter.user, "milter.user");
 	if ((gen = milter_gen_load(conf_path, err, sizeof(err))) == NULL)
 		fatalx(EX_CONFIG, "%s", err);
 	milter_install(gen);
@@ -222,7 +166,7 @@ main(int argc, char **argv)
 			fatal(EX_OSERR, "daemon");
 		log_init("outpost-milter", 0, facility);
 	}
-	write_pid_file(conf->milter.pid_file);
+	daemon_write_pid(conf->milter.pid_file);
 
 	/* Every thread inherits this mask; only signal_thread takes them. */
 	sigemptyset(&set);

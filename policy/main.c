@@ -23,6 +23,7 @@
 
 #include "conf/conf.h"
 #include "policy/server.h"
+#include "util/daemon.h"
 #include "util/log.h"
 
 static void __attribute__((noreturn))
@@ -35,63 +36,6 @@ usage(void)
 	    "  -v       verbose logging\n"
 	    "  -V       print the version and exit\n", CONF_DEFAULT_PATH);
 	exit(EX_USAGE);
-}
-
-/* drop_privileges - become user (and its groups) for good */
-static void
-drop_privileges(const char *user)
-{
-	struct passwd *pw;
-
-	if (user == NULL)
-		return;
-	if ((pw = getpwnam(user)) == NULL)
-		fatalx(EX_CONFIG, "policyd.user: no user \"%s\"", user);
-	if (geteuid() != 0) {
-		if (geteuid() != pw->pw_uid)
-			fatalx(EX_CONFIG, "policyd.user \"%s\": cannot switch "
-			    "user without root", user);
-		return;
-	}
-	if (setgroups(0, NULL) < 0 || initgroups(user, pw->pw_gid) < 0 ||
-	    setgid(pw->pw_gid) < 0 || setuid(pw->pw_uid) < 0)
-		fatal(EX_OSERR, "cannot become user %s", user);
-}
-
-static void
-write_pid_file(const char *path)
-{
-	char buf[32];
-	int fd, n;
-
-	if (path == NULL)
-		return;
-	if ((fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
-	    0644)) < 0)
-		fatal(EX_CANTCREAT, "pid file %s", path);
-	n = snprintf(buf, sizeof(buf), "%ld\n", (long)getpid());
-	if (write(fd, buf, (size_t)n) != n)
-		fatal(EX_IOERR, "pid file %s", path);
-	close(fd);
-}
-
-static int
-facility_code(const char *name)
-{
-	static const struct {
-		const char *name;
-		int code;
-	} tab[] = { { "mail", LOG_MAIL }, { "daemon", LOG_DAEMON },
-		{ "local0", LOG_LOCAL0 }, { "local1", LOG_LOCAL1 },
-		{ "local2", LOG_LOCAL2 }, { "local3", LOG_LOCAL3 },
-		{ "local4", LOG_LOCAL4 }, { "local5", LOG_LOCAL5 },
-		{ "local6", LOG_LOCAL6 }, { "local7", LOG_LOCAL7 } };
-	size_t i;
-
-	for (i = 0; i < sizeof(tab) / sizeof(tab[0]); i++)
-		if (strcmp(tab[i].name, name) == 0)
-			return tab[i].code;
-	return -1;
 }
 
 /* raise_nofile - allow as many descriptors as the hard limit */
@@ -147,7 +91,7 @@ main(int argc, char **argv)
 	log_init("outpost-policyd", 1, LOG_MAIL);
 	if ((conf = conf_load(conf_path, err, sizeof(err))) == NULL)
 		fatalx(EX_CONFIG, "%s", err);
-	if ((facility = facility_code(conf->log.facility)) < 0)
+	if ((facility = daemon_facility(conf->log.facility)) < 0)
 		fatalx(EX_CONFIG, "%s: log.facility \"%s\" is unknown",
 		    conf_path, conf->log.facility);
 	if (check) {
@@ -161,13 +105,13 @@ main(int argc, char **argv)
 
 	if ((srv = server_new(conf_path, conf, err, sizeof(err))) == NULL)
 		fatalx(EX_UNAVAILABLE, "%s", err);
-	drop_privileges(conf->policyd.user);
+	daemon_drop_privileges(conf->policyd.user, "policyd.user");
 	if (!foreground) {
 		if (daemon(0, 0) < 0)
 			fatal(EX_OSERR, "daemon");
 		log_init("outpost-policyd", 0, facility);
 	}
-	write_pid_file(conf->policyd.pid_file);
+	daemon_write_pid(conf->policyd.pid_file);
 	for (i = 0; i < conf->policyd.nlisten; i++)
 		log_info("listening on %s", conf->policyd.listen[i]);
 	log_info("started with %zu limits, store %s", conf->nlimits,
