@@ -33,8 +33,11 @@
  * to be removed (counters start again from zero).  "always" syncs every
  * commit (LMDB's default: data pages, then the meta page, fdatasync'ed
  * before admit() returns): nothing is lost even when the host crashes,
- * at the price of two syncs per charging admission (about 5,000/s here,
- * against over 200,000/s periodic; bench/RESULTS.md).  Either way an
+ * at the price of two syncs per charging admission (about 3,400/s from
+ * one thread here, against 93,000/s periodic with three limits and
+ * 143,000/s with one; bench/RESULTS.md).  The flush runs inside the
+ * first admission after the interval, which then takes longer (up to
+ * 0.2 s measured with a million keys).  Either way an
  * interrupted commit is invisible: copy-on-write leaves the previous
  * meta page in force.  Refused admissions change and commit nothing.
  *
