@@ -33,6 +33,7 @@
 #include "util/log.h"
 #include "util/xmalloc.h"
 
+#define LINGER_SECS	2	/* wait for the client's EOF after the replies */
 #define OUT_HIGH (64 * 1024)	/* stop reading while more is unsent */
 #define IN_HIGH (64 * 1024)	/* read at most this much at once */
 #define STOP_GRACE 10		/* seconds for replies in flight */
@@ -59,6 +60,7 @@ struct conn {
 	struct decide_txn txn;
 	struct gen *gen;
 	int closing;		/* close once the output is sent */
+	int lingering;		/* output sent, our side shut: awaiting EOF */
 	int throttled;		/* reading stopped: output too big */
 	char peer[80];
 	struct conn *prev, *next;
@@ -152,14 +154,57 @@ conn_free(struct conn *c)
 		event_base_loopexit(s->base, NULL);
 }
 
-/* conn_close - stop reading; close now, or once the output is sent */
+/* linger_read - after our side is shut, input is read and dropped */
+static void
+linger_read(struct bufferevent *bev, void *arg)
+{
+	struct evbuffer *in = bufferevent_get_input(bev);
+
+	(void)arg;
+	evbuffer_drain(in, evbuffer_get_length(in));
+}
+
+static void
+linger_event(struct bufferevent *bev, short what, void *arg)
+{
+	(void)bev;
+	(void)what;
+	conn_free(arg);
+}
+
+/*
+ * conn_linger - the replies are out: shut our side and wait (at most
+ * LINGER_SECS) for the client's EOF before closing.  Closing a socket
+ * that still has unread input makes the kernel send a reset, and a reset
+ * can destroy replies the client has not read yet.
+ */
+static void
+conn_linger(struct conn *c)
+{
+	struct timeval tv = { LINGER_SECS, 0 };
+	evutil_socket_t fd = bufferevent_getfd(c->bev);
+
+	if (c->lingering)
+		return;
+	c->lingering = 1;
+	if (fd < 0 || shutdown(fd, SHUT_WR) < 0) {
+		conn_free(c);
+		return;
+	}
+	bufferevent_setcb(c->bev, linger_read, NULL, linger_event, c);
+	bufferevent_set_timeouts(c->bev, &tv, NULL);
+	linger_read(c->bev, c);
+	bufferevent_enable(c->bev, EV_READ);
+}
+
+/* conn_close - stop answering; close once the output is sent */
 static void
 conn_close(struct conn *c)
 {
 	c->closing = 1;
 	bufferevent_disable(c->bev, EV_READ);
 	if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
-		conn_free(c);
+		conn_linger(c);
 }
 
 /* conn_request - answer the complete request in c->p; -1: close */
@@ -236,7 +281,7 @@ conn_write(struct bufferevent *bev, void *arg)
 
 	if (c->closing) {
 		if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
-			conn_free(c);
+			conn_linger(c);
 		return;
 	}
 	if (c->throttled) {
