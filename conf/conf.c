@@ -102,10 +102,14 @@ get_bool(struct loader *ld, const config_setting_t *g, const char *name,
 	return 0;
 }
 
-/* get_uint - integer, or a string with a duration unit when duration */
+/*
+ * get_u64 - optional number member: an integer, or a string read by
+ * parse (parse_size or parse_duration; NULL: integers only).
+ */
 int
-get_uint(struct loader *ld, const config_setting_t *g, const char *name,
-    unsigned int min, unsigned int max, int duration, unsigned int *out)
+get_u64(struct loader *ld, const config_setting_t *g, const char *name,
+    uint64_t min, uint64_t max, int (*parse)(const char *, uint64_t *,
+    char *, size_t), uint64_t *out)
 {
 	config_setting_t *s = g ? config_setting_get_member(g, name) : NULL;
 	char err[128];
@@ -120,15 +124,55 @@ get_uint(struct loader *ld, const config_setting_t *g, const char *name,
 		if (x < 0)
 			return fail(ld, s, "\"%s\" must not be negative", name);
 		v = (uint64_t)x;
-	} else if (duration && config_setting_type(s) == CONFIG_TYPE_STRING) {
-		if (parse_duration(config_setting_get_string(s), &v, err,
+	} else if (parse != NULL &&
+	    config_setting_type(s) == CONFIG_TYPE_STRING) {
+		if (parse(config_setting_get_string(s), &v, err,
 		    sizeof(err)) < 0)
 			return fail(ld, s, "\"%s\": %s", name, err);
 	} else
 		return fail(ld, s, "\"%s\" must be a number", name);
 	if (v < min || v > max)
-		return fail(ld, s, "\"%s\" must be in %u..%u", name, min, max);
+		return fail(ld, s, "\"%s\" must be in %llu..%llu", name,
+		    (unsigned long long)min, (unsigned long long)max);
+	*out = v;
+	return 0;
+}
+
+/* get_uint - get_u64 for unsigned int, durations allowed when duration */
+int
+get_uint(struct loader *ld, const config_setting_t *g, const char *name,
+    unsigned int min, unsigned int max, int duration, unsigned int *out)
+{
+	uint64_t v = *out;
+
+	if (get_u64(ld, g, name, min, max, duration ? parse_duration : NULL,
+	    &v) < 0)
+		return -1;
 	*out = (unsigned int)v;
+	return 0;
+}
+
+/* get_mode - optional octal permissions string ("0660") */
+int
+get_mode(struct loader *ld, const config_setting_t *g, const char *name,
+    unsigned int *out)
+{
+	char *mode = NULL, *end;
+	unsigned long m;
+
+	if (get_string(ld, g, name, &mode) < 0)
+		return -1;
+	if (mode == NULL)
+		return 0;
+	m = strtoul(mode, &end, 8);
+	if (*end != '\0' || m > 0777 || mode[0] != '0') {
+		free(mode);
+		return fail(ld, config_setting_get_member(g, name),
+		    "\"%s\" must be an octal mode in quotes, like \"0660\"",
+		    name);
+	}
+	free(mode);
+	*out = (unsigned int)m;
 	return 0;
 }
 
@@ -210,8 +254,6 @@ load_milter(struct loader *ld, config_t *cf, struct conf *c)
 	static const char *const engines[] = { "native", "libmilter", NULL };
 	config_setting_t *g = config_lookup(cf, "milter");
 	int e = (int)c->milter.on_error;
-	char *mode = NULL, *end;
-	unsigned long m;
 
 	if (g == NULL)
 		return 0;
@@ -225,19 +267,8 @@ load_milter(struct loader *ld, config_t *cf, struct conf *c)
 	    get_string(ld, g, "user", &c->milter.user) < 0 ||
 	    get_string(ld, g, "pid_file", &c->milter.pid_file) < 0 ||
 	    get_string(ld, g, "socket_group", &c->milter.socket_group) < 0 ||
-	    get_string(ld, g, "socket_mode", &mode) < 0)
+	    get_mode(ld, g, "socket_mode", &c->milter.socket_mode) < 0)
 		return -1;
-	if (mode != NULL) {
-		m = strtoul(mode, &end, 8);
-		if (*end != '\0' || m > 0777 || mode[0] != '0') {
-			free(mode);
-			return fail(ld, config_setting_get_member(g,
-			    "socket_mode"), "\"socket_mode\" must be an octal "
-			    "mode in quotes, like \"0660\"");
-		}
-		free(mode);
-		c->milter.socket_mode = (unsigned int)m;
-	}
 	if (e == CONF_ON_ERROR_REJECT)
 		return fail(ld, config_setting_get_member(g, "on_error"),
 		    "\"on_error\" must be tempfail or accept");

@@ -11,6 +11,7 @@
 
 #include <libconfig.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "conf/conf.h"
 #include "util/log.h"
@@ -31,6 +32,11 @@ int get_bool(struct loader *, const config_setting_t *, const char *name,
     int *out);
 int get_uint(struct loader *, const config_setting_t *, const char *name,
     unsigned int min, unsigned int max, int duration, unsigned int *out);
+int get_u64(struct loader *, const config_setting_t *, const char *name,
+    uint64_t min, uint64_t max, int (*parse)(const char *, uint64_t *,
+    char *, size_t), uint64_t *out);
+int get_mode(struct loader *, const config_setting_t *, const char *name,
+    unsigned int *out);
 int get_enum(struct loader *, const config_setting_t *, const char *name,
     const char *const *names, int *out);
 int get_strings(struct loader *, const config_setting_t *, const char *name,

@@ -81,9 +81,8 @@ load_policyd(struct loader *ld, config_t *cf, struct conf *c)
 		"max_connections", "backlog", "line_max", "attributes_max",
 		"request_max", "user", "pid_file", NULL };
 	config_setting_t *g = config_lookup(cf, "policyd");
-	char **v = NULL, *mode = NULL, *end, err[160];
+	char **v = NULL, err[160];
 	size_t n = 0, i;
-	unsigned long m;
 
 	policyd_defaults(c);
 	if (g == NULL)
@@ -106,19 +105,8 @@ load_policyd(struct loader *ld, config_t *cf, struct conf *c)
 	    &c->policyd.request_max) < 0 ||
 	    get_string(ld, g, "user", &c->policyd.user) < 0 ||
 	    get_string(ld, g, "pid_file", &c->policyd.pid_file) < 0 ||
-	    get_string(ld, g, "socket_mode", &mode) < 0)
+	    get_mode(ld, g, "socket_mode", &c->policyd.socket_mode) < 0)
 		return -1;
-	if (mode != NULL) {
-		m = strtoul(mode, &end, 8);
-		if (*end != '\0' || m > 0777 || mode[0] != '0') {
-			free(mode);
-			return fail(ld, config_setting_get_member(g,
-			    "socket_mode"), "\"socket_mode\" must be an octal "
-			    "mode in quotes, like \"0660\"");
-		}
-		free(mode);
-		c->policyd.socket_mode = (unsigned int)m;
-	}
 	if (config_setting_get_member(g, "listen") != NULL) {
 		if (get_strings(ld, g, "listen", &v, &n) < 0)
 			return -1;

@@ -37,42 +37,6 @@ conf_quota_defaults(struct conf *c)
 	c->store.sync_interval = 1;
 }
 
-/*
- * get_u64 - optional number member: an integer, or a string read by
- * parse (parse_size or parse_duration; NULL: integers only).
- */
-static int
-get_u64(struct loader *ld, const config_setting_t *g, const char *name,
-    uint64_t min, uint64_t max, int (*parse)(const char *, uint64_t *,
-    char *, size_t), uint64_t *out)
-{
-	config_setting_t *s = g ? config_setting_get_member(g, name) : NULL;
-	char err[128];
-	uint64_t v;
-
-	if (s == NULL)
-		return 0;
-	if (config_setting_type(s) == CONFIG_TYPE_INT ||
-	    config_setting_type(s) == CONFIG_TYPE_INT64) {
-		long long x = config_setting_get_int64(s);
-
-		if (x < 0)
-			return fail(ld, s, "\"%s\" must not be negative", name);
-		v = (uint64_t)x;
-	} else if (parse != NULL &&
-	    config_setting_type(s) == CONFIG_TYPE_STRING) {
-		if (parse(config_setting_get_string(s), &v, err,
-		    sizeof(err)) < 0)
-			return fail(ld, s, "\"%s\": %s", name, err);
-	} else
-		return fail(ld, s, "\"%s\" must be a number", name);
-	if (v < min || v > max)
-		return fail(ld, s, "\"%s\" must be in %llu..%llu", name,
-		    (unsigned long long)min, (unsigned long long)max);
-	*out = v;
-	return 0;
-}
-
 /* parse_ms - "250ms" or a duration ("2s", "1m") into milliseconds */
 static int
 parse_ms(const char *s, uint64_t *ms, char *err, size_t errlen)
