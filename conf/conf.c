@@ -250,8 +250,11 @@ load_milter(struct loader *ld, config_t *cf, struct conf *c)
 {
 	static const char *const known[] = { "socket", "socket_mode",
 		"socket_group", "on_error", "timeout", "backlog", "user",
-		"pid_file", "engine", NULL };
+		"pid_file", "engine", "quotas", NULL };
 	static const char *const engines[] = { "native", "libmilter", NULL };
+	static const char *const quotas[] = { "all", "non_smtpd", "off",
+		NULL };
+	int q = (int)c->milter.quotas;
 	config_setting_t *g = config_lookup(cf, "milter");
 	int e = (int)c->milter.on_error;
 
@@ -273,8 +276,10 @@ load_milter(struct loader *ld, config_t *cf, struct conf *c)
 		return fail(ld, config_setting_get_member(g, "on_error"),
 		    "\"on_error\" must be tempfail or accept");
 	c->milter.on_error = (enum conf_on_error)e;
-	if (get_enum(ld, g, "engine", engines, &c->milter.libmilter) < 0)
+	if (get_enum(ld, g, "engine", engines, &c->milter.libmilter) < 0 ||
+	    get_enum(ld, g, "quotas", quotas, &q) < 0)
 		return -1;
+	c->milter.quotas = (enum conf_mquota)q;
 	if (strncmp(c->milter.socket, "unix:", 5) != 0 &&
 	    strncmp(c->milter.socket, "local:", 6) != 0 &&
 	    strncmp(c->milter.socket, "inet:", 5) != 0 &&
@@ -541,7 +546,7 @@ conf_read(const char *path, const char *text, char *err, size_t errlen)
 {
 	static const char *const known[] = { "milter", "trusted", "dkim",
 		"log", "store", "limits", "overrides", "exempt", "policyd",
-		NULL };
+		"spf", NULL };
 	struct loader ld = { path, err, errlen };
 	struct conf *c = conf_defaults(path);
 	config_t cf;
@@ -561,7 +566,8 @@ conf_read(const char *path, const char *text, char *err, size_t errlen)
 	if (check_names(&ld, config_root_setting(&cf), "", known) < 0 ||
 	    load_milter(&ld, &cf, c) < 0 || load_trusted(&ld, &cf, c) < 0 ||
 	    load_dkim(&ld, &cf, c) < 0 || load_log(&ld, &cf, c) < 0 ||
-	    load_quota(&ld, &cf, c) < 0 || load_policyd(&ld, &cf, c) < 0)
+	    load_quota(&ld, &cf, c) < 0 || load_policyd(&ld, &cf, c) < 0 ||
+	    load_spf(&ld, &cf, c) < 0)
 		goto fail;
 	config_destroy(&cf);
 	return c;
@@ -617,6 +623,7 @@ conf_free(struct conf *c)
 	free(c->log.facility);
 	conf_quota_free(c);
 	conf_policyd_free(c);
+	conf_spf_free(c);
 	free(c);
 	return NULL;
 }

@@ -119,6 +119,21 @@ struct conf_override {
 	int line;
 };
 
+/* What the milter does with quotas (milter.quotas). */
+enum conf_mquota {
+	CONF_MQUOTA_ALL,	/* recipients at RCPT, messages and bytes at EOM */
+	CONF_MQUOTA_NON_SMTPD,	/* only mail that never met outpost-policyd */
+	CONF_MQUOTA_OFF,
+};
+
+/* What an SPF result leads to (spf.inbound.*, spf.outbound.action). */
+enum conf_spf_action {
+	CONF_SPF_ACCEPT,	/* header only */
+	CONF_SPF_WARN,		/* header and a log line (outbound) */
+	CONF_SPF_REJECT,	/* 550 5.7.23 (outbound: 550 5.7.23 + advice) */
+	CONF_SPF_TEMPFAIL,	/* 451 4.7.24 */
+};
+
 enum conf_store {
 	CONF_STORE_LMDB,
 	CONF_STORE_REDIS,
@@ -138,6 +153,7 @@ struct conf {
 		char *user;			/* drop to, or NULL */
 		char *pid_file;			/* or NULL */
 		int libmilter;			/* engine = "libmilter" */
+		enum conf_mquota quotas;	/* default all */
 	} milter;
 
 	struct {
@@ -194,6 +210,34 @@ struct conf {
 		char **logins;
 		size_t nlogins;
 	} exempt;
+
+	/* SPF (issue 5; conf_spf.c).  Checks run in worker processes. */
+	struct {
+		unsigned int workers;		/* pool size, default 2 */
+		char *user;			/* workers run as; "nobody" */
+		char *worker;			/* outpost-spf-worker path */
+		unsigned int timeout_ms;	/* deadline per check, 20 s */
+		uint64_t memory;		/* RLIMIT_AS per worker, bytes */
+		unsigned int max_dns_lookups;	/* RFC 7208 4.6.4: 10 */
+		unsigned int max_void_lookups;	/* RFC 7208 4.6.4: 2 */
+		struct {
+			int enabled;		/* default off */
+			char *receiver;		/* authserv-id; NULL: {j} */
+			int allow_loopback;	/* loopback: pass unchecked */
+			enum conf_spf_action fail;	/* reject */
+			enum conf_spf_action softfail;	/* accept */
+			enum conf_spf_action temperror;	/* tempfail */
+			enum conf_spf_action permerror;	/* accept */
+		} inbound;
+		struct {
+			int enabled;		/* default off */
+			char **addresses;	/* our public sending IPs */
+			size_t naddresses;
+			enum conf_spf_action action;	/* warn or reject */
+			char *publish;		/* advice: "include:..." */
+			unsigned int cache_ttl;	/* s, per domain; 600 */
+		} outbound;
+	} spf;
 
 	/* outpost-policyd (issue 4; conf_policyd.c) */
 	struct {

@@ -52,4 +52,8 @@ void conf_quota_free(struct conf *);
 int load_policyd(struct loader *, config_t *, struct conf *);
 void conf_policyd_free(struct conf *);
 
+/* The spf section (conf_spf.c); sets its defaults first. */
+int load_spf(struct loader *, config_t *, struct conf *);
+void conf_spf_free(struct conf *);
+
 #endif

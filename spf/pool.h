@@ -1,0 +1,51 @@
+/*
+ * pool - the milter's side of SPF isolation: a small pool of worker
+ * processes (outpost-spf-worker) that run libspf2, and the one call that
+ * asks them.
+ *
+ * At start, while still root, spf_pool_new() starts a supervisor
+ * (outpost-spf-worker --supervisor) over a socketpair: a fresh exec, so it
+ * holds no DKIM keys.  The supervisor forks the workers, each under
+ * spf.user, with resource limits (address space spf.memory, CPU, no core
+ * files, few descriptors), and hands each worker's socket back to the
+ * milter (SCM_RIGHTS).  The milter never links libspf2.
+ *
+ * spf_pool_check() borrows an idle worker (waiting while all are busy),
+ * writes one bounded request, and waits for the answer until the
+ * deadline (spf.timeout).  A worker that dies, sends garbage or overruns
+ * is killed (by the supervisor) and replaced, and that one check returns
+ * SPF_RES_TEMPERROR with text saying why; the milter goes on.
+ * Thread-safe: one check per milter thread at a time.
+ *
+ * The wire format (spf/wire.h) is fixed-size records, checked on both
+ * sides.
+ */
+#ifndef OUTPOST_SPF_POOL_H
+#define OUTPOST_SPF_POOL_H
+
+#include <stddef.h>
+
+#include "conf/conf.h"
+#include "spf/spf.h"
+
+enum spf_kind {
+	SPF_KIND_MAILFROM,	/* inbound: the MAIL FROM identity */
+	SPF_KIND_HELO,		/* inbound: the HELO identity */
+};
+
+struct spf_pool;
+
+/* spf_pool_new - supervisor and workers per conf (spf_pool_free) */
+struct spf_pool *spf_pool_new(const struct conf *, char *err, size_t errlen);
+/* spf_pool_free - stop the supervisor and every worker */
+struct spf_pool *spf_pool_free(struct spf_pool *);
+
+/* spf_pool_check - one check; always fills answer; 0, or -1 with
+ * answer->result = SPF_RES_TEMPERROR when no worker answered in time */
+int spf_pool_check(struct spf_pool *, enum spf_kind,
+    const struct spf_query *, struct spf_answer *);
+
+/* Counters for logs: checks made, workers replaced. */
+unsigned long spf_pool_replaced(const struct spf_pool *);
+
+#endif

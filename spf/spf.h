@@ -1,0 +1,145 @@
+/*
+ * spf - SPF evaluation over libspf2, with our result mapping, our DNS
+ * lookup limits and our own header text.
+ *
+ * Only the SPF worker (spf/worker.c, a separate process) calls
+ * spf_checker_*: libspf2 can abort() and Debian 12's build carries
+ * CVE-2023-42118, so the milter never loads it (see spf/pool.h).  The
+ * header, mapping and preflight functions below are pure and safe
+ * anywhere; the milter and the tests call them directly.
+ *
+ * Result mapping: libspf2's SPF_RESULT_* map one to one; its "(invalid)"
+ * result becomes SPF_RES_TEMPERROR when a DNS lookup failed and
+ * SPF_RES_PERMERROR otherwise.  IPv4-mapped IPv6 client addresses
+ * (::ffff:192.0.2.1) are checked as IPv4.  A loopback client is checked
+ * like any other unless allow_loopback is set (libspf2 alone would pass
+ * it without looking).
+ */
+#ifndef OUTPOST_SPF_H
+#define OUTPOST_SPF_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum spf_result {
+	SPF_RES_NONE,
+	SPF_RES_NEUTRAL,
+	SPF_RES_PASS,
+	SPF_RES_FAIL,
+	SPF_RES_SOFTFAIL,
+	SPF_RES_TEMPERROR,
+	SPF_RES_PERMERROR,
+};
+
+enum spf_identity {
+	SPF_ID_MAILFROM,
+	SPF_ID_HELO,
+};
+
+#define SPF_NAME_MAX 256		/* a domain name or HELO, with NUL */
+#define SPF_TEXT_MAX 160		/* our own short explanation */
+
+/* One question: may ip send for sender (or helo)?  Strings are borrowed. */
+struct spf_query {
+	const char *ip;			/* textual v4, v6 or v4-mapped v6 */
+	const char *helo;		/* HELO/EHLO name, "" if none */
+	const char *sender;		/* envelope sender, "" = null sender */
+};
+
+/* One answer.  Plain data: copied through the worker socket as is. */
+struct spf_answer {
+	enum spf_result result;
+	enum spf_identity identity;	/* what was checked */
+	char domain[SPF_NAME_MAX];	/* the domain checked */
+	char text[SPF_TEXT_MAX];	/* why, in our words (no libspf2
+					 * explanation strings) */
+};
+
+/* How a checker looks things up. */
+struct spf_options {
+	unsigned int max_dns_lookups;	/* RFC 7208 4.6.4: 10 */
+	unsigned int max_void_lookups;	/* RFC 7208 4.6.4: 2 */
+	int allow_loopback;
+	/* zone: NULL for the system resolver, or a libspf2 zone filled
+	 * by spf_checker_zone_add (tests, the RFC 7208 harness) */
+	int use_zone;
+};
+
+struct spf_checker;
+
+/* spf_checker_new - a libspf2 server with our DNS layer (spf_checker_free) */
+struct spf_checker *spf_checker_new(const struct spf_options *, char *err,
+    size_t errlen);
+struct spf_checker *spf_checker_free(struct spf_checker *);
+
+/*
+ * spf_checker_zone_add - a record in the zone (use_zone only): name,
+ * type ("A", "AAAA", "TXT", "MX", "PTR", "SPF"), data; data NULL with
+ * timeout set makes lookups of name time out (temperror), data NULL
+ * without it makes name not exist.  0 or -1.
+ */
+int spf_checker_zone_add(struct spf_checker *, const char *name,
+    const char *type, const char *data, int timeout, char *err,
+    size_t errlen);
+
+/*
+ * spf_check - evaluate: MAIL FROM (the null sender: postmaster@HELO),
+ * then, when the MAIL FROM check could not be made, nothing more (RFC
+ * 7208 2.3: HELO is checked separately with spf_check_helo).  Always
+ * fills answer; returns 0, or -1 when the query itself is unusable
+ * (answer: permerror / temperror with text).
+ */
+int spf_check(struct spf_checker *, const struct spf_query *,
+    struct spf_answer *);
+/* spf_check_helo - evaluate the HELO identity alone */
+int spf_check_helo(struct spf_checker *, const struct spf_query *,
+    struct spf_answer *);
+
+/* spf_result_name - "pass", "fail", ... (RFC 7208 section 2.6) */
+const char *spf_result_name(enum spf_result);
+
+/*
+ * spf_received_spf - the value of a Received-SPF field (RFC 7208 9.1)
+ * for answer, with client-ip=, envelope-from=, helo=, identity= and
+ * receiver=; folded at 78 columns; 0, or -1 when buf is too small.
+ */
+int spf_received_spf(const struct spf_query *, const struct spf_answer *,
+    const char *receiver, char *buf, size_t len);
+/* spf_auth_results - an Authentication-Results value (RFC 8601):
+ * "receiver; spf=RESULT smtp.mailfrom=..." (or smtp.helo=) */
+int spf_auth_results(const struct spf_query *, const struct spf_answer *,
+    const char *receiver, char *buf, size_t len);
+
+/*
+ * Outbound preflight: would our public sending addresses pass for the
+ * sender's domain?  spf_preflight_decide() takes one answer per address
+ * (in config order) and says whether the domain authorizes us, with the
+ * header value and, on failure, the reply text naming the domain and
+ * what to publish (publish may be NULL: then it names our addresses).
+ */
+struct spf_preflight {
+	int authorized;			/* every address passes */
+	enum spf_result worst;		/* the result that decided */
+	char header[512];		/* X-Outpost-SPF-Preflight value */
+	char reply[512];		/* text for 550 5.7.23 */
+};
+
+void spf_preflight_decide(const char *domain, const char *const *addresses,
+    const struct spf_answer *answers, size_t n, const char *publish,
+    struct spf_preflight *);
+
+/*
+ * A per-domain cache of preflight results, time passed in (seconds).
+ * Thread-safe; bounded to max entries (oldest dropped).  Temperror
+ * results are never cached.
+ */
+struct spf_cache;
+struct spf_cache *spf_cache_new(size_t max);
+struct spf_cache *spf_cache_free(struct spf_cache *);
+/* spf_cache_get - 1 and *out filled when domain is cached and fresh */
+int spf_cache_get(struct spf_cache *, const char *domain, int64_t now,
+    struct spf_preflight *out);
+void spf_cache_put(struct spf_cache *, const char *domain, int64_t now,
+    unsigned int ttl, const struct spf_preflight *);
+
+#endif
