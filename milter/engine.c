@@ -206,8 +206,17 @@ e_insheader(void *ctx, int index, const char *name, const char *value)
 	return 0;
 }
 
+static int
+e_quarantine(void *ctx, const char *reason)
+{
+	struct econn *e = ctx;
+
+	queue(e, SMFIR_QUARANTINE, reason, strlen(reason) + 1);
+	return 0;
+}
+
 static const struct milter_io engine_io = { e_symval, e_setreply,
-	e_insheader };
+	e_insheader, e_quarantine };
 
 /* ---- input ------------------------------------------------------------- */
 
@@ -384,6 +393,9 @@ do_optneg(struct econn *e, const unsigned char *data, size_t len)
 		put_u32(&r, SMFIM_ENVFROM);
 		buf_append(&r, MILTER_MACROS_ENVFROM,
 		    sizeof(MILTER_MACROS_ENVFROM));
+		put_u32(&r, SMFIM_ENVRCPT);
+		buf_append(&r, MILTER_MACROS_ENVRCPT,
+		    sizeof(MILTER_MACROS_ENVRCPT));
 		put_u32(&r, SMFIM_EOH);
 		buf_append(&r, MILTER_MACROS_EOH, sizeof(MILTER_MACROS_EOH));
 		put_u32(&r, SMFIM_EOM);
@@ -490,7 +502,10 @@ serve(struct econn *e)
 			    (const char *)data : NULL));
 			break;
 		case SMFIC_RCPT:
-			continue_unless(e, SMFIP_NR_RCPT);
+			/* data: the address, then ESMTP arguments */
+			reply(e, milter_envrcpt(e->mc,
+			    len > 0 && data[len - 1] == '\0' ?
+			    (const char *)data : ""));
 			break;
 		case SMFIC_DATA:
 			continue_unless(e, SMFIP_NR_DATA);
@@ -520,9 +535,10 @@ serve(struct econn *e)
 		case SMFIC_QUIT:
 			return;
 		case SMFIC_QUIT_NC:
-			/* The MTA reuses the socket for a new SMTP session. */
-			milter_conn_free(e->mc);
-			e->mc = milter_conn_new(&engine_io, e);
+			/* The MTA reuses the socket for a new SMTP session:
+			 * the next CONNECT starts over, with what was
+			 * negotiated and the generation kept. */
+			milter_abort(e->mc);
 			clear_macros(e, SMFIM_CONNECT);
 			break;
 		default:

@@ -41,8 +41,14 @@ lm_insheader(void *ctx, int index, const char *name, const char *value)
 	    MI_SUCCESS ? 0 : -1;
 }
 
+static int
+lm_quarantine(void *ctx, const char *reason)
+{
+	return smfi_quarantine(ctx, (char *)reason) == MI_SUCCESS ? 0 : -1;
+}
+
 static const struct milter_io lm_io = { lm_symval, lm_setreply,
-	lm_insheader };
+	lm_insheader, lm_quarantine };
 
 /* conn - this connection's handler state, made on first use */
 static struct milter_conn *
@@ -69,6 +75,7 @@ lm_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1,
 		*pf0 |= SMFIF_SETSYMLIST;
 		smfi_setsymlist(ctx, SMFIM_CONNECT, MILTER_MACROS_CONNECT);
 		smfi_setsymlist(ctx, SMFIM_ENVFROM, MILTER_MACROS_ENVFROM);
+		smfi_setsymlist(ctx, SMFIM_ENVRCPT, MILTER_MACROS_ENVRCPT);
 		smfi_setsymlist(ctx, SMFIM_EOH, MILTER_MACROS_EOH);
 		smfi_setsymlist(ctx, SMFIM_EOM, MILTER_MACROS_EOM);
 	}
@@ -85,6 +92,12 @@ static sfsistat
 lm_envfrom(SMFICTX *ctx, char **argv)
 {
 	return milter_envfrom(conn(ctx), argv ? argv[0] : NULL);
+}
+
+static sfsistat
+lm_envrcpt(SMFICTX *ctx, char **argv)
+{
+	return milter_envrcpt(conn(ctx), argv && argv[0] ? argv[0] : "");
 }
 
 static sfsistat
@@ -129,6 +142,7 @@ static struct smfiDesc lm_desc = {
 	.xxfi_flags = MILTER_ACTIONS,
 	.xxfi_connect = lm_connect,
 	.xxfi_envfrom = lm_envfrom,
+	.xxfi_envrcpt = lm_envrcpt,
 	.xxfi_header = lm_header,
 	.xxfi_body = lm_body,
 	.xxfi_eom = lm_eom,

@@ -138,7 +138,7 @@ main(int argc, char **argv)
 		fatalx(EX_CONFIG, "%s", err);
 	if (check) {
 		/* -n checks the keys too, as the daemon will load them */
-		if ((gen = milter_gen_load(conf_path, err, sizeof(err))) ==
+		if ((gen = milter_gen_check(conf_path, err, sizeof(err))) ==
 		    NULL)
 			fatalx(EX_CONFIG, "%s", err);
 		printf("%s: OK\n", conf_path);

@@ -10,7 +10,16 @@
  * unknown commands, and not to wait for our replies to headers and body
  * chunks.  A client that cannot be trusted is accepted at CONNECT (no
  * authentication possible) or at MAIL, so its messages never cross the
- * milter socket.
+ * milter socket -- unless the milter counts quotas for it.
+ *
+ * Quotas (milter.quotas, see outpost-milter(8)): on a connection that
+ * counts, each RCPT reserves one recipient (quota_reserve) and the end
+ * of message reserves one message and its bytes; an accepted message
+ * commits every reservation, anything else (a refusal, an error, ABORT,
+ * the connection closing) releases them in msg_reset().  Mail that
+ * Postfix's cleanup(8) submits for sendmail(1) (client port 0, see
+ * conn_is_non_smtp) never gets a RCPT refusal: its recipients are
+ * counted at the end of message, and a message over quota is held.
  */
 #include "config.h"
 
@@ -27,12 +36,16 @@
 #include "dkim/decide.h"
 #include "dkim/sign.h"
 #include "milter/milter.h"
+#include "quota/quota.h"
 #include "util/buf.h"
 #include "util/log.h"
 #include "util/xmalloc.h"
 
 /* Bound on the header section we keep until the From field is known. */
 #define MILTER_HEADERS_MAX (1024 * 1024)
+/* Reservations one message keeps; beyond, recipients are charged at once
+ * (quota_admit) and cannot be refunded. */
+#define MILTER_TOKENS_MAX 10000
 
 struct hdr {
 	char *name;
@@ -55,6 +68,14 @@ struct msg {
 	size_t from;			/* index of the first From */
 	struct dkim_signer *signer;
 	struct dkim_decision dec;
+	/* quotas */
+	char *sender;			/* envelope sender, no <>; "" = <> */
+	uint64_t *tokens;		/* reservations to commit or release */
+	size_t ntokens, captokens;
+	uint64_t rcpts_eom;		/* recipients to charge at EOM */
+	uint64_t size;			/* bytes seen: header fields, body */
+	int hold;			/* quarantine at EOM */
+	char hold_reason[400];
 };
 
 struct milter_conn {
@@ -62,11 +83,14 @@ struct milter_conn {
 	void *ctx;			/* the engine's, passed to io */
 	struct milter_gen *gen;
 	unsigned long pflags;		/* negotiated SMFIP_* flags */
+	unsigned long pflags_actions;	/* negotiated SMFIF_* actions */
 	int have_addr;
 	uint8_t addr[16];
 	char client[INET6_ADDRSTRLEN + 2];
 	char *daemon_name;
 	char *auth;
+	int non_smtp;			/* cleanup(8) for sendmail(1) */
+	int counting;			/* quotas apply on this connection */
 	struct msg msg;
 };
 
@@ -79,22 +103,65 @@ gen_free(struct milter_gen *g)
 {
 	if (g == NULL)
 		return;
+	quota_close(g->quota);
 	dkim_table_free(g->table);
 	conf_free(g->conf);
 	free(g);
 }
 
-struct milter_gen *
-milter_gen_load(const char *path, char *err, size_t errlen)
+/* gen_counts - does this generation count quotas at all? */
+static int
+gen_counts(const struct conf *cf)
+{
+	return cf->milter.quotas != CONF_MQUOTA_OFF && cf->nlimits > 0;
+}
+
+/* gen_counts_rcpts - ... and recipients (then RCPT is needed) */
+static int
+gen_counts_rcpts(const struct conf *cf)
+{
+	size_t i;
+
+	if (!gen_counts(cf))
+		return 0;
+	for (i = 0; i < cf->nlimits; i++)
+		if (cf->limits[i].count == CONF_QCOUNT_RECIPIENTS)
+			return 1;
+	return 0;
+}
+
+/* gen_load - a generation; open_store: open the quota store too */
+static struct milter_gen *
+gen_load(const char *path, int open_store, char *err, size_t errlen)
 {
 	struct milter_gen *g = xcalloc(1, sizeof(*g));
+	char qerr[512];
 
 	if ((g->conf = conf_load(path, err, errlen)) == NULL ||
 	    (g->table = dkim_table_new(g->conf, err, errlen)) == NULL) {
 		gen_free(g);
 		return NULL;
 	}
+	/* The quota borrows g->conf: both live and die with g. */
+	if (open_store && gen_counts(g->conf) &&
+	    (g->quota = quota_open(g->conf, qerr, sizeof(qerr))) == NULL) {
+		snprintf(err, errlen, "%s: quota store: %s", path, qerr);
+		gen_free(g);
+		return NULL;
+	}
 	return g;
+}
+
+struct milter_gen *
+milter_gen_load(const char *path, char *err, size_t errlen)
+{
+	return gen_load(path, 1, err, errlen);
+}
+
+struct milter_gen *
+milter_gen_check(const char *path, char *err, size_t errlen)
+{
+	return gen_load(path, 0, err, errlen);
 }
 
 /* gen_acquire - a reference to the current generation */
@@ -168,18 +235,63 @@ milter_shutdown(void)
 	gen_release(old);
 }
 
-/* msg_reset - release everything of the current message */
-static void
-msg_reset(struct msg *m)
+/* now_ms - wall clock, milliseconds since the epoch */
+static int64_t
+now_ms(void)
 {
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * msg_settle - commit (commit != 0) or release every reservation of the
+ * message, and forget them.  Errors are logged: a reservation the store
+ * could not release lapses after store.reserve_ttl on its own.
+ */
+static void
+msg_settle(struct milter_conn *c, int commit)
+{
+	struct msg *m = &c->msg;
+	char err[256];
+	int64_t now = now_ms();
 	size_t i;
 
+	for (i = 0; i < m->ntokens; i++) {
+		if (c->gen == NULL || c->gen->quota == NULL)
+			break;
+		if ((commit ? quota_commit(c->gen->quota, m->tokens[i], now,
+		    err, sizeof(err)) : quota_release(c->gen->quota,
+		    m->tokens[i], now, err, sizeof(err))) < 0)
+			log_warnx("%s: quota=error %s: %s", m->qid[0] ?
+			    m->qid : "NOQUEUE", commit ? "commit" : "release",
+			    err);
+	}
+	if (m->ntokens > 0)
+		log_debug("%s: quota=%s reservations=%zu", m->qid[0] ?
+		    m->qid : "NOQUEUE", commit ? "committed" : "released",
+		    m->ntokens);
+	m->ntokens = 0;
+}
+
+/* msg_reset - release everything of the current message; reservations
+ * not committed by now are refunded */
+static void
+msg_reset(struct milter_conn *c)
+{
+	struct msg *m = &c->msg;
+	size_t i;
+
+	msg_settle(c, 0);
 	for (i = 0; i < m->nhdrs; i++) {
 		free(m->hdrs[i].name);
 		free(m->hdrs[i].value);
 	}
 	free(m->hdrs);
 	dkim_signer_free(m->signer);
+	free(m->sender);
+	free(m->tokens);
 	memset(m, 0, sizeof(*m));
 }
 
@@ -198,7 +310,7 @@ milter_conn_free(struct milter_conn *c)
 {
 	if (c == NULL)
 		return;
-	msg_reset(&c->msg);
+	msg_reset(c);
 	gen_release(c->gen);
 	free(c->daemon_name);
 	free(c->auth);
@@ -243,20 +355,56 @@ on_error(struct milter_conn *c, const char *why)
 	return SMFIS_TEMPFAIL;
 }
 
+/*
+ * milter_negotiate - the steps skipped are decided by the generation
+ * current now, which the connection keeps: it counts recipients only if
+ * RCPT was negotiated for it.
+ */
 sfsistat
 milter_negotiate(struct milter_conn *c, unsigned long actions,
     unsigned long protocol, unsigned long *want_actions,
     unsigned long *want_protocol)
 {
+	unsigned long want = MILTER_PROTOCOL;
+
 	if ((actions & SMFIF_ADDHDRS) == 0) {
 		log_warnx("MTA does not let milters add headers; not signing "
 		    "on this connection");
 		return SMFIS_REJECT;
 	}
-	*want_actions = MILTER_ACTIONS;
-	*want_protocol = protocol & MILTER_PROTOCOL;
+	if (c->gen == NULL)
+		c->gen = gen_acquire();
+	if (c->gen != NULL && gen_counts_rcpts(c->gen->conf)) {
+		want &= ~(unsigned long)SMFIP_NORCPT;
+		/* all: SMTP recipients over quota get our reply */
+		if (c->gen->conf->milter.quotas == CONF_MQUOTA_ALL)
+			want &= ~(unsigned long)SMFIP_NR_RCPT;
+	}
+	*want_actions = MILTER_ACTIONS & actions;
+	*want_protocol = protocol & want;
 	c->pflags = *want_protocol;
+	c->pflags_actions = *want_actions;
 	return SMFIS_CONTINUE;
+}
+
+/*
+ * conn_is_non_smtp - is this connection Postfix's cleanup(8) passing on
+ * mail from sendmail(1) (through pickup(8))?  cleanup(8) simulates the
+ * SMTP session of such mail with client "localhost", address 127.0.0.1
+ * (or ::1) and client port 0, which no real TCP client has.
+ */
+static int
+conn_is_non_smtp(const struct sockaddr *sa)
+{
+	if (sa == NULL)
+		return 0;
+	if (sa->sa_family == AF_INET)
+		return ((const struct sockaddr_in *)(const void *)sa)->
+		    sin_port == 0;
+	if (sa->sa_family == AF_INET6)
+		return ((const struct sockaddr_in6 *)(const void *)sa)->
+		    sin6_port == 0;
+	return 0;
 }
 
 sfsistat
@@ -267,12 +415,15 @@ milter_connect(struct milter_conn *c, const char *host,
 	const char *dn;
 
 	/* A second CONNECT on one connection starts over. */
-	msg_reset(&c->msg);
+	msg_reset(c);
 	free(c->daemon_name);
 	c->daemon_name = NULL;
 	c->have_addr = 0;
 	if (c->gen == NULL && (c->gen = gen_acquire()) == NULL)
 		return SMFIS_TEMPFAIL;
+	c->non_smtp = conn_is_non_smtp(sa);
+	c->counting = c->gen->quota != NULL &&
+	    (c->gen->conf->milter.quotas == CONF_MQUOTA_ALL || c->non_smtp);
 	if (cidr_addr_from_sockaddr(sa, c->addr) == 0) {
 		c->have_addr = 1;
 		if (sa->sa_family == AF_INET)
@@ -287,7 +438,10 @@ milter_connect(struct milter_conn *c, const char *host,
 		    host ? host : "unknown");
 	if ((dn = symval(c, "{daemon_name}")) != NULL)
 		c->daemon_name = xstrdup(dn);
-	if (c->gen->conf->trusted.authenticated)
+	if (c->non_smtp)
+		log_debug("client %s port 0: non-SMTP submission%s", c->client,
+		    c->counting ? ", quotas counted at end of message" : "");
+	if (c->gen->conf->trusted.authenticated || c->counting)
 		return SMFIS_CONTINUE;	/* AUTH comes later */
 	memset(&in, 0, sizeof(in));
 	in.client_addr = c->have_addr ? c->addr : NULL;
@@ -307,6 +461,22 @@ noreply(const struct milter_conn *c, unsigned long flag)
 	return (c->pflags & flag) ? SMFIS_NOREPLY : SMFIS_CONTINUE;
 }
 
+/* sender_address - the envelope sender without its <>, "" for <> */
+static char *
+sender_address(const char *s)
+{
+	size_t n;
+
+	if (s == NULL)
+		return xstrdup("");
+	while (*s == ' ')
+		s++;
+	n = strlen(s);
+	if (n >= 2 && s[0] == '<' && s[n - 1] == '>')
+		return xstrndup(s + 1, n - 2);
+	return xstrdup(s);
+}
+
 sfsistat
 milter_envfrom(struct milter_conn *c, const char *sender)
 {
@@ -315,8 +485,9 @@ milter_envfrom(struct milter_conn *c, const char *sender)
 
 	if (c->gen == NULL)
 		return SMFIS_TEMPFAIL;
-	msg_reset(&c->msg);
+	msg_reset(c);
 	c->msg.active = 1;
+	c->msg.sender = sender_address(sender);
 	set_qid(c, &c->msg);
 	free(c->auth);
 	c->auth = NULL;
@@ -328,14 +499,14 @@ milter_envfrom(struct milter_conn *c, const char *sender)
 	in.client_addr = c->have_addr ? c->addr : NULL;
 	in.daemon_name = c->daemon_name;
 	if (dkim_trust_reason(c->gen->conf, &in) == NULL) {
-		if (!(c->pflags & SMFIP_NR_MAIL)) {
+		if (!(c->pflags & SMFIP_NR_MAIL) && !c->counting) {
 			/* Postfix has no queue id yet at MAIL (it opens the
 			 * queue file at the first valid RCPT): name the
 			 * sender too. */
 			log_info("%s: dkim=skipped reason=not-trusted "
 			    "client=%s from=%s", qid(c), c->client,
 			    sender ? sender : "?");
-			msg_reset(&c->msg);
+			msg_reset(c);
 			return SMFIS_ACCEPT;
 		}
 		/* No reply to MAIL: ignore the message, and say why once
@@ -345,6 +516,224 @@ milter_envfrom(struct milter_conn *c, const char *sender)
 	return noreply(c, SMFIP_NR_MAIL);
 }
 
+/* ---- quotas ------------------------------------------------------------ */
+
+static const char *
+action_name(enum conf_qaction a)
+{
+	switch (a) {
+	case CONF_QACTION_REJECT:
+		return "reject";
+	case CONF_QACTION_HOLD:
+		return "hold";
+	case CONF_QACTION_WARN:
+		return "warn";
+	default:
+		return "defer";
+	}
+}
+
+/* quota_who_of - who sends, for the quota */
+static void
+quota_who_of(const struct milter_conn *c, struct quota_who *who)
+{
+	memset(who, 0, sizeof(*who));
+	who->sasl_username = c->auth;
+	who->sender = c->msg.sender != NULL ? c->msg.sender : "";
+	who->client_addr = c->have_addr ? c->addr : NULL;
+}
+
+/* clean_text - a reply text: printable ASCII only */
+static void
+clean_text(char *s)
+{
+	for (; *s != '\0'; s++)
+		if (*s < 0x20 || *s > 0x7e)
+			*s = '?';
+}
+
+/* log_verdict - one line per refusal or warning */
+static void
+log_verdict(const struct milter_conn *c, const char *stage,
+    const struct quota_verdict *v, const char *action, const char *rcpt)
+{
+	if (v->limit == NULL)
+		return;
+	log_info("%s: quota=%s stage=%s limit=%s key=%s used=%llu "
+	    "limit_value=%llu retry=%llu client=%s from=<%s>%s%s%s", qid(c),
+	    action, stage, v->limit->name, v->key,
+	    (unsigned long long)v->used, (unsigned long long)v->limit_value,
+	    (unsigned long long)v->retry_after, c->client,
+	    c->msg.sender ? c->msg.sender : "", rcpt ? " rcpt=" : "",
+	    rcpt ? rcpt : "", c->non_smtp ? " non_smtp=yes" : "");
+}
+
+/* msg_add_token - keep a reservation until the message ends */
+static void
+msg_add_token(struct msg *m, uint64_t token)
+{
+	if (token == 0)
+		return;
+	if (m->ntokens == m->captokens) {
+		m->captokens = m->captokens ? m->captokens * 2 : 16;
+		m->tokens = xreallocarray(m->tokens, m->captokens,
+		    sizeof(*m->tokens));
+	}
+	m->tokens[m->ntokens++] = token;
+}
+
+/* msg_hold - ask for the hold queue at the end of the message */
+static void
+msg_hold(struct msg *m, const char *reason)
+{
+	if (m->hold)
+		return;
+	m->hold = 1;
+	snprintf(m->hold_reason, sizeof(m->hold_reason), "%s", reason);
+	clean_text(m->hold_reason);
+}
+
+/*
+ * quota_store_failed - the store failed (logged): 0 to go on (on_error =
+ * accept, or non-SMTP mail, which is held rather than tempfailed), or
+ * SMFIS_TEMPFAIL with 451 4.3.0 set.
+ */
+static sfsistat
+quota_store_failed(struct milter_conn *c, const char *stage,
+    const struct quota_verdict *v)
+{
+	int accept = c->gen->conf->store.on_error == CONF_ON_ERROR_ACCEPT;
+
+	log_warnx("%s: quota=error stage=%s error=\"%s\" action=%s", qid(c),
+	    stage, v->error, accept ? "accept" : c->non_smtp ? "hold" :
+	    "tempfail");
+	if (accept)
+		return SMFIS_CONTINUE;
+	if (c->non_smtp) {
+		msg_hold(&c->msg, "quota store unavailable");
+		return SMFIS_CONTINUE;
+	}
+	c->io->setreply(c->ctx, "451", "4.3.0", "Temporary quota failure, "
+	    "try again later");
+	return SMFIS_TEMPFAIL;
+}
+
+/*
+ * quota_refused - what a refusing limit does: SMFIS_TEMPFAIL (defer,
+ * 450 4.7.1) or SMFIS_REJECT (reject, 550 5.7.1) with the reply set, or
+ * SMFIS_CONTINUE (hold: marked for the hold queue; warn).  Non-SMTP mail
+ * is never refused: it is held (warn: logged).
+ */
+static sfsistat
+quota_refused(struct milter_conn *c, const char *stage,
+    const struct quota_verdict *v, const char *rcpt)
+{
+	char text[400];
+	enum conf_qaction a = v->action;
+
+	quota_reply(v, text, sizeof(text));
+	clean_text(text);
+	if (c->non_smtp && a != CONF_QACTION_WARN)
+		a = CONF_QACTION_HOLD;
+	log_verdict(c, stage, v, action_name(a), rcpt);
+	switch (a) {
+	case CONF_QACTION_REJECT:
+		c->io->setreply(c->ctx, "550", "5.7.1", text);
+		return SMFIS_REJECT;
+	case CONF_QACTION_HOLD:
+		msg_hold(&c->msg, text);
+		return SMFIS_CONTINUE;
+	case CONF_QACTION_WARN:
+		return SMFIS_CONTINUE;
+	case CONF_QACTION_DEFER:
+	default:
+		c->io->setreply(c->ctx, "450", "4.7.1", text);
+		return SMFIS_TEMPFAIL;
+	}
+}
+
+/*
+ * milter_envrcpt - one recipient.  SMTP mail on a counting connection
+ * reserves it now (milter.quotas = all); non-SMTP mail counts it for the
+ * end of message and always continues.
+ */
+sfsistat
+milter_envrcpt(struct milter_conn *c, const char *rcpt)
+{
+	struct msg *m = &c->msg;
+	struct quota_amount amt = { 0, 1, 0 };
+	struct quota_verdict v;
+	struct quota_who who;
+	uint64_t token = 0;
+	int rc;
+
+	if (!m->active || !c->counting)
+		return noreply(c, SMFIP_NR_RCPT);
+	set_qid(c, m);
+	if (c->non_smtp || (c->pflags & SMFIP_NR_RCPT)) {
+		m->rcpts_eom++;
+		return noreply(c, SMFIP_NR_RCPT);
+	}
+	quota_who_of(c, &who);
+	memset(&v, 0, sizeof(v));
+	if (m->ntokens < MILTER_TOKENS_MAX)
+		rc = quota_reserve(c->gen->quota, &who, &amt, now_ms(), &token,
+		    &v);
+	else
+		rc = quota_admit(c->gen->quota, &who, &amt, now_ms(), &v);
+	if (rc < 0 || v.result == QUOTA_ERROR)
+		return quota_store_failed(c, "RCPT", &v);
+	if (v.result == QUOTA_REFUSE)
+		return quota_refused(c, "RCPT", &v, rcpt);
+	if (v.nwarned > 0)
+		log_verdict(c, "RCPT", &v, "warn", rcpt);
+	msg_add_token(m, token);
+	return SMFIS_CONTINUE;
+}
+
+/*
+ * msg_quota_eom - the message and its bytes (and the recipients not
+ * reserved at RCPT): SMFIS_CONTINUE to go on (the reservation joins the
+ * message's), else the refusal with its reply set.
+ */
+static sfsistat
+msg_quota_eom(struct milter_conn *c)
+{
+	struct msg *m = &c->msg;
+	struct quota_amount amt;
+	struct quota_verdict v;
+	struct quota_who who;
+	uint64_t token = 0;
+
+	amt.messages = 1;
+	amt.recipients = m->rcpts_eom;
+	amt.bytes = m->size;
+	quota_who_of(c, &who);
+	memset(&v, 0, sizeof(v));
+	if (quota_reserve(c->gen->quota, &who, &amt, now_ms(), &token,
+	    &v) < 0 || v.result == QUOTA_ERROR)
+		return quota_store_failed(c, "EOM", &v);
+	if (v.result == QUOTA_REFUSE)
+		return quota_refused(c, "EOM", &v, NULL);
+	if (v.nwarned > 0)
+		log_verdict(c, "EOM", &v, "warn", NULL);
+	msg_add_token(m, token);
+	return SMFIS_CONTINUE;
+}
+
+/* count_lf - line feeds in s (header folds, sent as bare LF) */
+static size_t
+count_lf(const char *s)
+{
+	size_t n = 0;
+
+	while ((s = strchr(s, '\n')) != NULL) {
+		n++;
+		s++;
+	}
+	return n;
+}
+
 sfsistat
 milter_header(struct milter_conn *c, const char *name, const char *value)
 {
@@ -352,6 +741,8 @@ milter_header(struct milter_conn *c, const char *name, const char *value)
 	size_t nlen = strlen(name), vlen = strlen(value);
 	struct hdr *h;
 
+	if (m->active)	/* "Name: value" CRLF, folds as CRLF */
+		m->size += nlen + 2 + vlen + 2 + count_lf(value);
 	if (!m->active || m->skip || m->failed || m->untrusted)
 		return noreply(c, SMFIP_NR_HDR);
 	if (m->hbytes + nlen + vlen > MILTER_HEADERS_MAX) {
@@ -446,6 +837,7 @@ milter_body(struct milter_conn *c, const unsigned char *p, size_t len)
 
 	if (!m->active)
 		return noreply(c, SMFIP_NR_BODY);
+	m->size += len;
 	if (!m->body_started)
 		msg_start_body(c);
 	if (!m->skip && !m->failed &&
@@ -469,6 +861,25 @@ append_lf(struct buf *v, const char *p, size_t n)
 			buf_appendc(v, p[i]);
 }
 
+/* msg_accepted - charge what was reserved; hold if a limit said so */
+static void
+msg_accepted(struct milter_conn *c)
+{
+	struct msg *m = &c->msg;
+
+	if (m->hold) {
+		if (!(c->pflags_actions & SMFIF_QUARANTINE) ||
+		    c->io->quarantine == NULL ||
+		    c->io->quarantine(c->ctx, m->hold_reason) < 0)
+			log_warnx("%s: quota=error cannot quarantine (the MTA "
+			    "does not allow it): accepted", qid(c));
+		else
+			log_info("%s: quota=held reason=\"%s\"", qid(c),
+			    m->hold_reason);
+	}
+	msg_settle(c, 1);
+}
+
 sfsistat
 milter_eom(struct milter_conn *c)
 {
@@ -483,6 +894,11 @@ milter_eom(struct milter_conn *c)
 	set_qid(c, m);
 	if (!m->body_started)
 		msg_start_body(c);
+	if (c->counting) {
+		m->size += 2;		/* the empty line before the body */
+		if ((rc = msg_quota_eom(c)) != SMFIS_CONTINUE)
+			goto done;	/* msg_reset refunds the recipients */
+	}
 	if (m->failed) {
 		rc = on_error(c, "signing failed");
 		goto done;
@@ -528,12 +944,14 @@ free:
 		buf_free(&vals[i]);
 	buf_free(&line);
 done:
-	msg_reset(m);
+	if (rc == SMFIS_CONTINUE || rc == SMFIS_ACCEPT)
+		msg_accepted(c);
+	msg_reset(c);		/* refunds what was not committed */
 	return rc;
 }
 
 void
 milter_abort(struct milter_conn *c)
 {
-	msg_reset(&c->msg);
+	msg_reset(c);
 }

@@ -29,15 +29,23 @@
 
 #include "conf/conf.h"
 #include "dkim/table.h"
+#include "quota/quota.h"
 
 struct milter_gen {
 	struct conf *conf;
 	struct dkim_table *table;
+	struct quota *quota;		/* milter.quotas not off and limits
+					 * configured; else NULL */
 	unsigned int refs;		/* guarded by the generation lock */
 };
 
-/* milter_gen_load - a new generation from path, or NULL with err */
+/* milter_gen_load - a new generation from path, or NULL with err; it
+ * opens the quota store when the milter counts (see milter_gen_check) */
 struct milter_gen *milter_gen_load(const char *path, char *err,
+    size_t errlen);
+/* milter_gen_check - the same without opening the quota store (-n: as
+ * root, it must not create the store's files) */
+struct milter_gen *milter_gen_check(const char *path, char *err,
     size_t errlen);
 
 /* milter_install - make gen current (takes ownership) */
@@ -60,20 +68,28 @@ struct milter_io {
 	/* insert a header field at index (0 = top); 0 or -1 */
 	int (*insheader)(void *ctx, int index, const char *name,
 	    const char *value);
+	/* put the message in the MTA's hold queue (end of message only);
+	 * 0 or -1 */
+	int (*quarantine)(void *ctx, const char *reason);
 };
 
-/* The milter's wishes, answered at option negotiation. */
-#define MILTER_ACTIONS		SMFIF_ADDHDRS
+/* The milter's wishes, answered at option negotiation: headers, and
+ * the hold queue for quota action "hold" (asked for when offered). */
+#define MILTER_ACTIONS		(SMFIF_ADDHDRS | SMFIF_QUARANTINE)
 /* No reply to MAIL either: a signed message then costs one round trip
  * (end of message) instead of two; an untrusted one crosses the socket
  * but is ignored.  Without NR_MAIL (older MTAs) untrusted messages are
- * accepted at MAIL. */
+ * accepted at MAIL.  This is the most the milter skips; what the
+ * generation current at negotiation needs is taken out of it
+ * (milter_negotiate): RCPT when recipient quotas are counted (with a
+ * reply when milter.quotas = all). */
 #define MILTER_PROTOCOL		(SMFIP_NOHELO | SMFIP_NORCPT | \
 	SMFIP_NODATA | SMFIP_NOUNKNOWN | SMFIP_NOEOH | SMFIP_NR_MAIL | \
-	SMFIP_NR_HDR | SMFIP_NR_BODY | SMFIP_HDR_LEADSPC)
+	SMFIP_NR_RCPT | SMFIP_NR_HDR | SMFIP_NR_BODY | SMFIP_HDR_LEADSPC)
 /* Macros asked for (Postfix sends no {auth_authen} at EOM unless asked). */
 #define MILTER_MACROS_CONNECT	"j {daemon_name}"
 #define MILTER_MACROS_ENVFROM	"i {auth_authen}"
+#define MILTER_MACROS_ENVRCPT	"i"
 #define MILTER_MACROS_EOM	"i {auth_authen}"
 /* Postfix opens the queue file at the first valid RCPT, so {i} is known
  * by the header section (sent with it even though EOH is skipped). */
@@ -96,6 +112,7 @@ sfsistat milter_negotiate(struct milter_conn *, unsigned long actions,
 sfsistat milter_connect(struct milter_conn *, const char *host,
     const struct sockaddr *);
 sfsistat milter_envfrom(struct milter_conn *, const char *sender);
+sfsistat milter_envrcpt(struct milter_conn *, const char *rcpt);
 sfsistat milter_header(struct milter_conn *, const char *name,
     const char *value);
 sfsistat milter_body(struct milter_conn *, const unsigned char *, size_t);

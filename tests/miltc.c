@@ -5,7 +5,13 @@
  *	miltc -s SOCKET [-m [stage:]name=value ...] [-c client_addr]
  *	    [-n client_name] [-H helo] [-a auth_authen] [-d daemon_name]
  *	    [-i queueid] [-f mailfrom] [-r rcpt ...] [-o FILE] [-t seconds]
- *	    [-q] [-v] [--leadspc | --no-leadspc] MESSAGEFILE
+ *	    [-p client_port] [-q] [-v] [--leadspc | --no-leadspc]
+ *	    [--abort] MESSAGEFILE
+ *
+ * -p sets the client port of the CONNECT event (default 4711; Postfix's
+ * cleanup(8) sends 0 for mail from sendmail(1)).  --abort ends the
+ * transaction after the recipients (ABORT, as Postfix does on RSET or
+ * QUIT): the result is then "result: aborted".
  *
  * The message file is RFC 5322 text with LF or CRLF line ends.  Headers
  * are sent as Postfix sends them: name, and the value after the colon
@@ -73,8 +79,8 @@ usage(void)
 	    "[-c client_addr] [-n client_name]\n"
 	    "\t[-H helo] [-a auth_authen] [-d daemon_name] [-i queueid] "
 	    "[-f mailfrom]\n"
-	    "\t[-r rcpt ...] [-o FILE] [-t seconds] [-q] [-v] "
-	    "[--leadspc|--no-leadspc] MESSAGEFILE\n");
+	    "\t[-r rcpt ...] [-o FILE] [-t seconds] [-p port] [-q] [-v] "
+	    "[--leadspc|--no-leadspc] [--abort] MESSAGEFILE\n");
 	exit(EXIT_ERROR);
 }
 
@@ -427,6 +433,7 @@ main(int argc, char **argv)
 	static const struct option longopts[] = {
 		{ "leadspc", no_argument, NULL, 'L' },
 		{ "no-leadspc", no_argument, NULL, 'N' },
+		{ "abort", no_argument, NULL, 'A' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -447,10 +454,11 @@ main(int argc, char **argv)
 	char err[512], *eq, *name;
 	size_t nrcpts = 0, nmacros = 0, i;
 	int ch, verbose = 0, quiet = 0, leadspc = 1, stage, code, timeout = 30;
+	int abort_rcpt = 0, port = 4711;
 	FILE *res;
 
 	memset(&m, 0, sizeof(m));
-	while ((ch = getopt_long(argc, argv, "s:m:c:n:H:a:d:i:f:r:o:t:qvh",
+	while ((ch = getopt_long(argc, argv, "s:m:c:n:H:a:d:i:f:r:o:t:p:qvh",
 	    longopts, NULL)) != -1) {
 		switch (ch) {
 		case 's': sock = optarg; break;
@@ -479,6 +487,12 @@ main(int argc, char **argv)
 			if (timeout < 1 || timeout > 3600)
 				die("-t wants 1..3600 seconds");
 			break;
+		case 'p':
+			port = atoi(optarg);
+			if (port < 0 || port > 65535)
+				die("-p wants 0..65535");
+			break;
+		case 'A': abort_rcpt = 1; break;
 		case 'q': quiet = 1; break;
 		case 'v': verbose = 1; break;
 		case 'L': leadspc = 1; break;
@@ -561,12 +575,34 @@ main(int argc, char **argv)
 	}
 
 	/* The session: CONNECT, HELO, then the message. */
-	if (mp_connect_event(c, client_name, client, 4711, &r, err,
+	if (mp_connect_event(c, client_name, client, (unsigned)port, &r, err,
 	    sizeof(err)) < 0)
 		die("connect event: %s", err);
 	if (!mp_verdict_final(r.verdict)) {
 		if (mp_helo(c, helo, &r, err, sizeof(err)) < 0)
 			die("helo event: %s", err);
+	}
+	if (!mp_verdict_final(r.verdict) && abort_rcpt) {
+		/* MAIL, RCPT each, then ABORT (RSET or QUIT in SMTP) */
+		if (mp_mail(c, from, NULL, &r, err, sizeof(err)) < 0)
+			die("mail event: %s", err);
+		for (i = 0; i < nrcpts && !mp_verdict_final(r.verdict); i++) {
+			if (mp_rcpt(c, rcpts[i], NULL, &r, err,
+			    sizeof(err)) < 0)
+				die("rcpt event: %s", err);
+			if (mp_verdict_final(r.verdict)) {
+				buf_truncate(&line, 0);
+				(void)verdict_line(&r, &line);
+				fprintf(res, "rcpt: %s %s\n", rcpts[i],
+				    line.data);
+				r.verdict = MP_CONTINUE;
+			}
+		}
+		if (mp_abort(c, err, sizeof(err)) < 0)
+			die("abort: %s", err);
+		fprintf(res, "result: aborted\n");
+		code = EXIT_ACCEPT;
+		goto out;
 	}
 	if (!mp_verdict_final(r.verdict)) {
 		mh = xcalloc(m.nh > 0 ? m.nh : 1, sizeof(*mh));
@@ -612,6 +648,7 @@ main(int argc, char **argv)
 		apply_mods(&m, &r, (mp_protocol(c) & SMFIP_HDR_LEADSPC) != 0);
 		write_message(&m, outpath);
 	}
+out:
 	c = mp_close(c);
 	mp_reply_free(&r);
 	for (i = 0; i < m.nh; i++) {
