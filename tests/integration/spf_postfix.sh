@@ -1,0 +1,638 @@
+#!/usr/bin/env bash
+# tests/integration/spf_postfix.sh - SPF in outpost-milter behind a real
+# Postfix, with a real DNS server, in a private network namespace
+#
+# The script creates a network namespace of its own (lo up, test client
+# addresses from the documentation ranges on lo, /etc/netns/NAME/resolv.conf
+# naming 127.0.0.1) and runs itself again inside it.  There it starts
+# dnsmasq on 127.0.0.1:53 with the records of tests/data/spf-zone/
+# dnsmasq.conf, a UDP socket that never answers (lookups under hang.example
+# go there), smtp-sink, outpost-milter with the spf section on (workers:
+# the build's spf/outpost-spf-worker) and a private Postfix (mynetworks
+# 127.0.0.0/8; example.net relayed to smtp-sink), and checks:
+#   - the DNS answers inside the namespace;
+#   - inbound, from untrusted client addresses: a pass sender (192.0.2.10,
+#     pass.example) and a softfail one (203.0.113.30, softfail.example)
+#     arrive with Received-SPF and Authentication-Results naming the
+#     result; a fail sender (198.51.100.20, fail.example) gets 550 5.7.23;
+#     a domain without SPF gets "none"; the null sender is checked by HELO;
+#   - outbound preflight, trusted (127.0.0.1) or authenticated senders:
+#     bad.example, which lacks our address 192.0.2.25, arrives with
+#     X-Outpost-SPF-Preflight; good.example (include:) without it; then,
+#     with spf.outbound.action = "reject", bad.example gets 550 5.7.23
+#     naming the domain and what to publish, good.example still passes;
+#   - fault: a worker killed while its check hangs in DNS: that message
+#     tempfails (4xx) before the deadline, the next one passes, the milter
+#     stays up and the worker is replaced; a check that overruns
+#     spf.timeout tempfails too;
+#   - isolation: the workers run as spf.user (nobody) with no groups and no
+#     open key file, and that user cannot read the DKIM key files.
+# Every setup step that fails is a FAIL (never a skip).  The namespace,
+# /etc/netns/NAME and every process started are removed on every exit.
+#
+# Environment: OUTPOST_BUILD (default TOP/build), IT_KEEP=1.
+
+set -u
+. "$(dirname "$0")/lib.sh"
+
+SPF_PASS_IP=192.0.2.10
+SPF_FAIL_IP=198.51.100.20
+SPF_SOFT_IP=203.0.113.30
+SPF_OUR_IP=192.0.2.25		# spf.outbound.addresses (not on lo)
+SPF_TIMEOUT=10			# spf.timeout, seconds
+SPF_ZONE=$IT_TOP/tests/data/spf-zone/dnsmasq.conf
+
+# ---- outside: the network namespace ------------------------------------------
+
+if [ -z "${OUTPOST_SPF_NETNS:-}" ]; then
+	IT_NAME=spf_postfix
+	NS=outpost-spf-$$
+	NS_MADE=0
+
+	# ns_cleanup - stop what is left in our namespace, remove it
+	ns_cleanup() {
+		local rc=$? pid n
+		trap - EXIT INT TERM
+		if [ $NS_MADE -eq 1 ]; then
+			# Only processes inside our own namespace: ours.
+			for pid in $(ip netns pids "$NS" 2>/dev/null); do
+				kill -TERM "$pid" 2>/dev/null
+			done
+			for n in $(seq 50); do
+				[ -z "$(ip netns pids "$NS" 2>/dev/null)" ] &&
+				    break
+				sleep 0.1
+			done
+			for pid in $(ip netns pids "$NS" 2>/dev/null); do
+				kill -KILL "$pid" 2>/dev/null
+			done
+			ip netns delete "$NS" 2>/dev/null ||
+			    echo "# could not delete namespace $NS" >&2
+		fi
+		rm -rf "/etc/netns/$NS"
+		rmdir /etc/netns 2>/dev/null
+		exit $rc
+	}
+
+	# ns_fail - a setup step of the namespace failed
+	ns_fail() {
+		it_fail "setup: $*"
+		it_finish
+		exit 1
+	}
+
+	trap ns_cleanup EXIT
+	trap 'exit 130' INT
+	trap 'exit 143' TERM
+	[ "$(id -u)" -eq 0 ] || ns_fail "must run as root (netns, Postfix)"
+	for prog in ip /usr/sbin/dnsmasq; do
+		command -v "$prog" >/dev/null || ns_fail "missing $prog"
+	done
+	ip netns add "$NS" || ns_fail "ip netns add $NS"
+	NS_MADE=1
+	ip -n "$NS" link set lo up || ns_fail "lo up in $NS"
+	for a in $SPF_PASS_IP $SPF_FAIL_IP $SPF_SOFT_IP; do
+		ip -n "$NS" addr add "$a/32" dev lo ||
+		    ns_fail "address $a on lo in $NS"
+	done
+	mkdir -p "/etc/netns/$NS" || ns_fail "mkdir /etc/netns/$NS"
+	# Long resolver timeouts: a hung lookup stays hung for the fault
+	# test; every other name is answered at once by dnsmasq.
+	printf 'nameserver 127.0.0.1\noptions timeout:30 attempts:2\n' \
+	    >"/etc/netns/$NS/resolv.conf" || ns_fail "write resolv.conf"
+	chmod 644 "/etc/netns/$NS/resolv.conf"
+	echo "# network namespace $NS: lo with 127.0.0.1," \
+	    "$SPF_PASS_IP $SPF_FAIL_IP $SPF_SOFT_IP" >&2
+	ip netns exec "$NS" env OUTPOST_SPF_NETNS="$NS" bash "$0" "$@"
+	exit $?
+fi
+
+# ---- inside the namespace --------------------------------------------------------
+
+it_init spf_postfix
+T=$IT_T
+NS=$OUTPOST_SPF_NETNS
+DOMAIN=outpost.test
+SOCK=unix:$T/milter/milter.sock
+MILTER_LOG=$T/milter/outpost-milter.log
+WORKER=$IT_BUILD/spf/outpost-spf-worker
+SPF_USER=nobody
+
+# fatal_setup - a setup step failed: report it and stop
+fatal_setup() {
+	it_fail "setup: $*"
+	[ -n "$IT_PF_DIR" ] && pf_log
+	[ -f "$MILTER_LOG" ] && sed 's/^/    milter: /' "$MILTER_LOG"
+	[ -f "$T/dnsmasq.log" ] && sed 's/^/    dnsmasq: /' "$T/dnsmasq.log"
+	it_finish
+	exit 1
+}
+
+[ "$(ip netns identify $$ 2>/dev/null)" = "$NS" ] ||
+    fatal_setup "not running inside network namespace $NS"
+for prog in postfix postconf smtp-sink swaks openssl setpriv ss pgrep \
+    /usr/sbin/dnsmasq "$IT_PY"; do
+	command -v "$prog" >/dev/null || fatal_setup "missing $prog"
+done
+
+# ---- DNS: dnsmasq and a server that never answers ----------------------------
+
+# A DNS client of our own (no dig on the machine): NAME TYPE [TIMEOUT]
+# prints "rcode=N RDATA..." or "timeout".
+cat >"$T/dnsq.py" <<'EOF'
+import random, socket, struct, sys
+name, qtype = sys.argv[1], sys.argv[2]
+timeout = float(sys.argv[3]) if len(sys.argv) > 3 else 3.0
+tid = random.randrange(65536)
+pkt = struct.pack('>HHHHHH', tid, 0x0100, 1, 0, 0, 0)
+for label in name.rstrip('.').split('.'):
+    pkt += bytes([len(label)]) + label.encode()
+pkt += b'\0' + struct.pack('>HH', {'A': 1, 'TXT': 16}[qtype], 1)
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(timeout)
+s.sendto(pkt, ('127.0.0.1', 53))
+try:
+    data = s.recv(4096)
+except socket.timeout:
+    print('timeout')
+    sys.exit(0)
+an = struct.unpack('>H', data[6:8])[0]
+i = 12
+while data[i]:
+    i += data[i] + 1
+i += 5
+out = []
+for _ in range(an):
+    if data[i] & 0xc0 == 0xc0:
+        i += 2
+    else:
+        while data[i]:
+            i += data[i] + 1
+        i += 1
+    t, _c, _ttl, rl = struct.unpack('>HHIH', data[i:i + 10])
+    i += 10
+    rd = data[i:i + rl]
+    i += rl
+    if t == 16:
+        j, txt = 0, b''
+        while j < len(rd):
+            txt += rd[j + 1:j + 1 + rd[j]]
+            j += 1 + rd[j]
+        out.append(txt.decode())
+    elif t == 1:
+        out.append(socket.inet_ntoa(rd))
+print('rcode=%d' % (data[3] & 15), *out)
+EOF
+
+dnsq() {
+	"$IT_PY" "$T/dnsq.py" "$@" 2>&1
+}
+
+# The black hole: a UDP socket that reads nothing, for at most 15 minutes.
+it_spawn "$T/blackhole.log" "$IT_PY" -c 'import socket, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("127.0.0.1", 5399))
+time.sleep(900)'
+[ -f "$SPF_ZONE" ] || fatal_setup "no $SPF_ZONE"
+it_spawn "$T/dnsmasq.log" /usr/sbin/dnsmasq --no-daemon --conf-file="$SPF_ZONE" \
+    --pid-file= --log-queries --log-facility=-
+DNSMASQ_PID=$IT_LASTPID
+dns_up() {
+	case $(dnsq pass.example TXT 1) in rcode=0*) return 0 ;; esac
+	return 1
+}
+it_wait 10 dns_up || fatal_setup "dnsmasq did not answer on 127.0.0.1:53"
+
+# dns_expect - one DNS check: NAME TYPE EXPECTED-OUTPUT [TIMEOUT]
+dns_expect() {
+	local got
+	got=$(dnsq "$1" "$2" "${4:-3}")
+	if [ "$got" = "$3" ]; then
+		it_pass "dns: $1 $2 -> $3"
+	else
+		it_fail "dns: $1 $2 -> $3 (got: $got)"
+	fi
+}
+dns_expect pass.example TXT "rcode=0 v=spf1 ip4:$SPF_PASS_IP -all"
+dns_expect good.example TXT "rcode=0 v=spf1 include:spf.outpost.test -all"
+dns_expect spf.outpost.test TXT "rcode=0 v=spf1 ip4:$SPF_OUR_IP -all"
+dns_expect none.example TXT "rcode=3"
+dns_expect hang.example TXT timeout 2
+# The resolver of every process in here (libc, as the worker uses it).
+it_check "dns: /etc/resolv.conf in the namespace names 127.0.0.1" \
+    grep -qx 'nameserver 127.0.0.1' /etc/resolv.conf
+[ "$IT_FAILED" -eq 0 ] || fatal_setup "the test DNS does not answer as written"
+
+# ---- keys, milter, sink, Postfix -------------------------------------------------
+
+[ -x "$IT_BUILD/milter/outpost-milter" ] ||
+    fatal_setup "no $IT_BUILD/milter/outpost-milter (set OUTPOST_BUILD)"
+[ -x "$WORKER" ] || fatal_setup "no SPF worker $WORKER (set OUTPOST_BUILD)"
+it_keygen "$T/keys" "$DOMAIN" s1 rsa || fatal_setup "RSA key"
+it_keygen "$T/keys" "$DOMAIN" e1 ed25519 || fatal_setup "ed25519 key"
+KEYS=("$T/keys/s1.private" "$T/keys/e1.private")
+
+# spf_conf - the milter config with the spf section; $1 outbound action
+spf_conf() {
+	cat <<EOF
+milter = { socket = "$SOCK"; on_error = "tempfail"; };
+trusted = { networks = [ "127.0.0.1/32" ]; authenticated = true; };
+dkim = {
+  keys = (
+    { name = "r"; domain = "$DOMAIN"; selector = "s1"; algorithm = "rsa-sha256";
+      file = "$T/keys/s1.private"; },
+    { name = "e"; domain = "$DOMAIN"; selector = "e1"; algorithm = "ed25519-sha256";
+      file = "$T/keys/e1.private"; }
+  );
+  signing = ( { match = "*@$DOMAIN"; keys = [ "r", "e" ]; } );
+};
+spf = {
+  workers = 2;
+  user = "$SPF_USER";
+  worker = "$WORKER";
+  timeout = $SPF_TIMEOUT;
+  inbound = { enabled = true; receiver = "mx.outpost.test"; };
+  outbound = {
+    enabled = true;
+    addresses = [ "$SPF_OUR_IP" ];
+    action = "$1";
+    publish = "include:spf.outpost.test";
+  };
+};
+EOF
+}
+
+mkdir -p "$T/milter"
+chmod 755 "$T/milter"
+spf_conf warn >"$T/milter/warn.conf"
+spf_conf reject >"$T/milter/reject.conf"
+
+# The milter's log survives restarts: each run appends to it.
+milter_start() {
+	local conf=$1
+	rm -f "${SOCK#unix:}"
+	it_spawn_append "$MILTER_LOG" "$IT_BUILD/milter/outpost-milter" -f -c "$conf"
+	MILTER_PID=$IT_LASTPID
+	milter_wait_socket "$SOCK" "$MILTER_PID"
+}
+
+# it_spawn_append - it_spawn, appending to the log file
+it_spawn_append() {
+	local logf=$1
+	shift
+	"$@" </dev/null >>"$logf" 2>&1 &
+	IT_LASTPID=$!
+	IT_PIDS+=("$IT_LASTPID")
+}
+
+# spf_supervisor - the pid of the SPF supervisor (the milter's child)
+spf_supervisor() {
+	pgrep -P "$MILTER_PID" -f outpost-spf-worker | head -n 1
+}
+
+# spf_workers - the pids of the SPF workers (the supervisor's children)
+spf_workers() {
+	local sup
+	sup=$(spf_supervisor) || return 1
+	[ -n "$sup" ] || return 1
+	pgrep -P "$sup"
+}
+
+# spf_nworkers - how many SPF workers run now
+spf_nworkers() {
+	spf_workers 2>/dev/null | wc -l
+}
+
+milter_start "$T/milter/warn.conf" || fatal_setup "start outpost-milter (spf on)"
+it_wait 10 eval '[ "$(spf_nworkers)" -ge 2 ]' ||
+    fatal_setup "outpost-milter did not start 2 SPF workers (supervisor: $(spf_supervisor))"
+
+SMTP_PORT=$(it_free_port)
+SINK_PORT=$(it_free_port)
+while [ "$SINK_PORT" = "$SMTP_PORT" ]; do
+	SINK_PORT=$(it_free_port)
+done
+sink_start "$T/sink" "$SINK_PORT" || fatal_setup "start smtp-sink"
+pf_setup "$T/postfix" "$SMTP_PORT" "$SINK_PORT" "$SOCK"
+# The documentation addresses are outsiders; example.net is a domain we
+# are MX for (relayed to smtp-sink), so they may send to it.
+postconf -c "$IT_PF_DIR/etc" -e "relay_domains = example.net" \
+    "smtpd_client_restrictions =" "smtpd_helo_restrictions =" ||
+    fatal_setup "postconf"
+SASL=0
+pf_enable_sasl alice 'alice-secret' && SASL=1
+pf_start "$SMTP_PORT" || fatal_setup "start private postfix"
+it_log "smtpd 127.0.0.1:$SMTP_PORT, smtp-sink 127.0.0.1:$SINK_PORT, milter $SOCK"
+
+# ---- helpers for the checks ------------------------------------------------------
+
+MSGS=$T/msgs
+mkdir -p "$MSGS"
+N=0
+
+# send - submit one message; SENT_LOG, SENT_TAG, SENT_RC
+# usage: send NAME SRC HELO MAILFROM [USER PASSWORD]
+send() {
+	local name=$1 src=$2 helo=$3 from=$4 f auth=()
+	N=$((N + 1))
+	[ $# -ge 6 ] && auth=(--auth PLAIN --auth-user "$5" --auth-password "$6")
+	f=$(it_new_msg "$MSGS" "$name" "Sender <${from:-postmaster@$helo}>" "spf test $name")
+	printf '\r\nmessage %s from %s, MAIL FROM <%s>, HELO %s\r\n' \
+	    "$name" "$src" "$from" "$helo" >>"$f"
+	SENT_TAG=$(it_msg_tag "$f")
+	SENT_LOG=$T/swaks-$name.log
+	swaks --server 127.0.0.1 --port "$SMTP_PORT" --local-interface "$src" \
+	    --helo "$helo" --from "${from:-<>}" --to bob@example.net \
+	    "${auth[@]}" --data "@$f" --timeout 60 >"$SENT_LOG" 2>&1
+	SENT_RC=$?
+}
+
+# server_replies - every server reply line in a swaks log
+server_replies() {
+	grep -E '^ *(<-|<\*\*|<~|<~\*) ' "$1" | sed -E 's/^ *(<-|<\*\*|<~|<~\*) +//'
+}
+
+# arrived - wait for SENT_TAG at the sink; GOT = received copy, headers unfolded
+arrived() {
+	local raw
+	GOT=
+	raw=$(sink_wait "$1" 30) || return 1
+	GOT=$T/got-$2.eml
+	sink_message "$raw" "$GOT"
+	# unfold the header section for the checks
+	awk '/^\r?$/ { body = 1 } body { next }
+	    { sub(/\r$/, "") }
+	    /^[ \t]/ { sub(/^[ \t]+/, " "); h = h $0; next }
+	    { if (h != "") print h; h = $0 }
+	    END { if (h != "") print h }' "$GOT" >"$GOT.hdr"
+}
+
+# header - print the unfolded values of header NAME in GOT.hdr
+header() {
+	awk -v n="$1" 'BEGIN { n = tolower(n) ":" }
+	    tolower(substr($0, 1, length(n))) == n {
+	    v = substr($0, length(n) + 1); sub(/^ +/, "", v); print v }' "$GOT.hdr"
+}
+
+# expect_accepted - SENT was accepted and arrived; GOT set
+expect_accepted() {
+	local what=$1
+	if [ $SENT_RC -ne 0 ]; then
+		it_fail "$what: accepted (swaks exit $SENT_RC)"
+		server_replies "$SENT_LOG" | tail -n 3 | sed 's/^/    /'
+		return 1
+	fi
+	if ! arrived "$SENT_TAG" "$2"; then
+		it_fail "$what: accepted and arrived at smtp-sink"
+		return 1
+	fi
+	it_pass "$what: accepted and arrived at smtp-sink"
+}
+
+# expect_header - header NAME of GOT matches ERE
+expect_header() {
+	local what=$1 name=$2 re=$3 v
+	v=$(header "$name")
+	if printf '%s\n' "$v" | grep -Eq -- "$re"; then
+		it_pass "$what: $name: $(printf '%s' "$v" | head -n 1 | cut -c1-90)"
+	else
+		it_fail "$what: $name matches /$re/ (got: ${v:-nothing})"
+	fi
+}
+
+# expect_no_header - GOT has no header NAME
+expect_no_header() {
+	local v
+	v=$(header "$2")
+	if [ -z "$v" ]; then
+		it_pass "$1: no $2"
+	else
+		it_fail "$1: no $2 (got: $v)"
+	fi
+}
+
+# expect_reply - some server reply of SENT matches ERE, and it was refused
+expect_reply() {
+	local what=$1 re=$2 line
+	line=$(server_replies "$SENT_LOG" | grep -E -- "$re" | head -n 1)
+	if [ $SENT_RC -ne 0 ] && [ -n "$line" ]; then
+		it_pass "$what: refused: $line"
+	else
+		it_fail "$what: refused with /$re/ (swaks exit $SENT_RC)"
+		server_replies "$SENT_LOG" | tail -n 4 | sed 's/^/    /'
+	fi
+}
+
+# ---- inbound -----------------------------------------------------------------------
+
+RCV='mx\.outpost\.test'
+send in-pass "$SPF_PASS_IP" client.outpost.test alice@pass.example
+if expect_accepted "inbound pass ($SPF_PASS_IP, pass.example)" in-pass; then
+	expect_header "inbound pass" Received-SPF \
+	    "^pass\b.*client-ip=$SPF_PASS_IP;.*envelope-from=\"?alice@pass\.example\"?;.*identity=mailfrom;.*receiver=$RCV"
+	expect_header "inbound pass" Authentication-Results \
+	    "^$RCV;.*spf=pass .*smtp\.mailfrom=(alice@)?pass\.example"
+	expect_no_header "inbound pass" X-Outpost-SPF-Preflight
+fi
+
+send in-fail "$SPF_FAIL_IP" client.outpost.test mallory@fail.example
+expect_reply "inbound fail ($SPF_FAIL_IP, fail.example)" '^550[ -]5\.7\.23'
+
+send in-softfail "$SPF_SOFT_IP" client.outpost.test carol@softfail.example
+if expect_accepted "inbound softfail ($SPF_SOFT_IP, softfail.example)" in-softfail; then
+	expect_header "inbound softfail" Received-SPF \
+	    "^softfail\b.*client-ip=$SPF_SOFT_IP;.*identity=mailfrom;.*receiver=$RCV"
+	expect_header "inbound softfail" Authentication-Results \
+	    "^$RCV;.*spf=softfail .*smtp\.mailfrom=(carol@)?softfail\.example"
+fi
+
+send in-none "$SPF_FAIL_IP" client.outpost.test dave@none.example
+if expect_accepted "inbound none ($SPF_FAIL_IP, none.example: no SPF record)" in-none; then
+	expect_header "inbound none" Received-SPF "^none\b.*identity=mailfrom"
+	expect_header "inbound none" Authentication-Results "^$RCV;.*spf=none"
+fi
+
+# The null sender: the HELO identity decides.
+send in-null "$SPF_PASS_IP" helo-pass.example ''
+if expect_accepted "inbound null sender, HELO helo-pass.example" in-null; then
+	expect_header "inbound null sender" Received-SPF \
+	    "^pass\b.*helo=helo-pass\.example.*identity=helo"
+	expect_header "inbound null sender" Authentication-Results \
+	    "^$RCV;.*spf=pass .*smtp\.helo=helo-pass\.example"
+fi
+
+# The fail sender must never have reached the sink.
+it_check "inbound fail: nothing from fail.example arrived" \
+    eval '! grep -lq "mallory@fail.example" "$IT_SINK_DIR"/* 2>/dev/null'
+
+# ---- outbound preflight (warn) ---------------------------------------------------
+
+send out-bad 127.0.0.1 client.outpost.test alice@bad.example
+if expect_accepted "outbound warn: trusted sender, bad.example lacks $SPF_OUR_IP" out-bad; then
+	expect_header "outbound warn bad.example" X-Outpost-SPF-Preflight \
+	    'bad\.example'
+	expect_no_header "outbound warn bad.example (trusted: no inbound check)" \
+	    Received-SPF
+fi
+it_check "outbound warn: the milter logged the SPF preflight of bad.example" \
+    eval 'grep -i spf "$MILTER_LOG" | grep -q "bad\.example"'
+
+send out-good 127.0.0.1 client.outpost.test alice@good.example
+if expect_accepted "outbound: trusted sender, good.example includes $SPF_OUR_IP" out-good; then
+	expect_no_header "outbound good.example" X-Outpost-SPF-Preflight
+fi
+
+if [ $SASL -eq 1 ]; then
+	send out-auth "$SPF_SOFT_IP" client.outpost.test alice@bad.example \
+	    alice alice-secret
+	if expect_accepted "outbound warn: authenticated sender from $SPF_SOFT_IP, bad.example" out-auth; then
+		expect_header "outbound warn authenticated" \
+		    X-Outpost-SPF-Preflight 'bad\.example'
+		expect_no_header "outbound warn authenticated (no inbound check)" \
+		    Received-SPF
+	fi
+else
+	it_fail "setup: SMTP AUTH (saslpasswd2 from sasl2-bin) for the authenticated case"
+fi
+
+# ---- isolation: the workers' user and the key files ---------------------------------
+
+WPIDS=$(spf_workers | tr '\n' ' ')
+SUP=$(spf_supervisor)
+it_log "milter $MILTER_PID, SPF supervisor $SUP, workers $WPIDS"
+uid=$(id -u "$SPF_USER")
+gid=$(id -g "$SPF_USER")
+if [ -z "$WPIDS" ]; then
+	it_fail "isolation: SPF workers found"
+fi
+for w in $WPIDS; do
+	st=/proc/$w/status
+	it_check "isolation: worker $w runs as $SPF_USER (Uid $uid x4)" \
+	    grep -Eq "^Uid:[[:space:]]+$uid[[:space:]]+$uid[[:space:]]+$uid[[:space:]]+$uid\$" "$st"
+	it_check "isolation: worker $w group $gid, no supplementary groups" \
+	    eval 'grep -Eq "^Gid:[[:space:]]+$gid[[:space:]]+$gid[[:space:]]+$gid[[:space:]]+$gid\$" "$st" &&
+	    grep -Eq "^Groups:[[:space:]]*\$" "$st"'
+	it_check "isolation: worker $w holds no key file open" \
+	    eval '! ls -l /proc/$w/fd 2>/dev/null | grep -q "\.private"'
+	it_check "isolation: worker $w has no core files (RLIMIT_CORE 0)" \
+	    grep -Eq '^Max core file size +0 +0 ' "/proc/$w/limits"
+done
+if [ -n "$SUP" ]; then
+	it_check "isolation: the SPF supervisor $SUP holds no key file open" \
+	    eval '! ls -l /proc/$SUP/fd 2>/dev/null | grep -q "\.private"'
+fi
+for k in "${KEYS[@]}"; do
+	if cat "$k" >/dev/null 2>&1; then
+		if setpriv --reuid="$uid" --regid="$gid" --clear-groups \
+		    cat "$k" >/dev/null 2>"$T/setpriv.err"; then
+			it_fail "isolation: $SPF_USER cannot read $(basename "$k")"
+		else
+			it_pass "isolation: $SPF_USER cannot read $(basename "$k"): $(head -n 1 "$T/setpriv.err")"
+		fi
+	else
+		it_fail "isolation: key file $k readable by root (test is void)"
+	fi
+done
+
+# ---- fault: a worker killed mid-check; the deadline --------------------------------
+
+# busy_worker - the worker with a socket to the DNS server right now
+busy_worker() {
+	local w
+	for w in $(spf_workers); do
+		if ss -H -anp 2>/dev/null | grep -E ':53[[:space:]]' |
+		    grep -q "pid=$w,"; then
+			echo "$w"
+			return 0
+		fi
+	done
+	return 1
+}
+
+before=$(spf_workers | tr '\n' ' ')
+t0=$(date +%s)
+(
+	send fault-kill "$SPF_FAIL_IP" client.outpost.test eve@hang.example
+	echo "$SENT_RC" >"$T/fault-kill.rc"
+) &
+SEND_PID=$!
+victim=
+for i in $(seq 100); do
+	victim=$(busy_worker) && break
+	sleep 0.1
+done
+if [ -z "$victim" ]; then
+	it_fail "fault: a worker is waiting on DNS for hang.example"
+	ss -anp 2>/dev/null | grep -E ':53[[:space:]]' | sed 's/^/    /'
+else
+	it_pass "fault: worker $victim is waiting on DNS for hang.example"
+	kill -KILL "$victim"
+fi
+wait $SEND_PID
+# send ran in a subshell: its results are in files
+SENT_LOG=$T/swaks-fault-kill.log
+SENT_RC=$(cat "$T/fault-kill.rc" 2>/dev/null || echo 0)
+elapsed=$(($(date +%s) - t0))
+expect_reply "fault: the killed worker's message" '^4[0-9][0-9][ -]'
+it_check "fault: the tempfail came from the kill, before spf.timeout ($elapsed s < $SPF_TIMEOUT s)" \
+    test "$elapsed" -lt "$SPF_TIMEOUT"
+it_check "fault: outpost-milter is still running" kill -0 "$MILTER_PID"
+send fault-next "$SPF_PASS_IP" client.outpost.test alice@pass.example
+if expect_accepted "fault: the next message" fault-next; then
+	expect_header "fault: the next message" Received-SPF '^pass\b'
+fi
+it_wait 10 eval '[ "$(spf_nworkers)" -ge 2 ]'
+after=$(spf_workers | tr '\n' ' ')
+if [ -n "$victim" ] && [ "$(spf_nworkers)" -ge 2 ] &&
+    ! echo " $after " | grep -q " $victim "; then
+	it_pass "fault: worker $victim replaced (workers: $before-> $after)"
+else
+	it_fail "fault: worker $victim replaced (workers: $before-> $after)"
+fi
+
+# A check that overruns spf.timeout: tempfail after about SPF_TIMEOUT s.
+t0=$(date +%s)
+send fault-deadline "$SPF_FAIL_IP" client.outpost.test eve@hang.example
+elapsed=$(($(date +%s) - t0))
+expect_reply "deadline: a check hanging in DNS" '^4[0-9][0-9][ -]'
+it_check "deadline: answered after spf.timeout ($SPF_TIMEOUT s <= $elapsed s <= $((SPF_TIMEOUT + 8)) s)" \
+    test "$elapsed" -ge "$SPF_TIMEOUT" -a "$elapsed" -le $((SPF_TIMEOUT + 8))
+it_check "deadline: outpost-milter is still running" kill -0 "$MILTER_PID"
+send deadline-next "$SPF_PASS_IP" client.outpost.test alice@pass.example
+expect_accepted "deadline: the next message" deadline-next
+it_check "deadline: the pool is back to 2 workers" \
+    it_wait 10 eval '[ "$(spf_nworkers)" -ge 2 ]'
+
+# ---- outbound preflight (reject) -----------------------------------------------------
+
+it_stop_pid "$MILTER_PID"
+milter_start "$T/milter/reject.conf" ||
+    fatal_setup "restart outpost-milter with spf.outbound.action = reject"
+it_wait 10 eval '[ "$(spf_nworkers)" -ge 2 ]' ||
+    it_fail "reject config: 2 SPF workers"
+send out-bad-reject 127.0.0.1 client.outpost.test alice@bad.example
+expect_reply "outbound reject: bad.example" '^550[ -]5\.7\.23 .*bad\.example'
+it_check "outbound reject: the reply says to publish include:spf.outpost.test" \
+    eval 'server_replies "$SENT_LOG" | grep -q "include:spf\.outpost\.test"'
+send out-good-reject 127.0.0.1 client.outpost.test alice@good.example
+if expect_accepted "outbound reject: good.example still accepted" out-good-reject; then
+	expect_no_header "outbound reject good.example" X-Outpost-SPF-Preflight
+fi
+
+# ---- end -------------------------------------------------------------------------------
+
+it_check "outpost-milter is still running at the end" kill -0 "$MILTER_PID"
+if grep -qE 'ERROR: AddressSanitizer|runtime error:|LeakSanitizer' "$MILTER_LOG"; then
+	it_fail "milter and worker logs have no ASan/UBSan errors"
+else
+	it_pass "milter and worker logs have no ASan/UBSan errors"
+fi
+if [ "$IT_FAILED" -ne 0 ]; then
+	pf_log
+	echo "---- milter log ----"
+	cat "$MILTER_LOG"
+	echo "---- dnsmasq log ----"
+	cat "$T/dnsmasq.log"
+	echo "---- end of logs ----"
+fi
+it_finish
