@@ -63,6 +63,10 @@ struct spf_options {
 	/* zone: NULL for the system resolver, or a libspf2 zone filled
 	 * by spf_checker_zone_add (tests, the RFC 7208 harness) */
 	int use_zone;
+	/* added: deadline per check in ms, 0 = none.  Our DNS layer looks
+	 * nothing up after it and the check ends in temperror (the pool's
+	 * alarm/kill stays the hard limit: a lookup in flight is not cut). */
+	unsigned int timeout_ms;
 };
 
 struct spf_checker;
@@ -94,6 +98,15 @@ int spf_check(struct spf_checker *, const struct spf_query *,
 /* spf_check_helo - evaluate the HELO identity alone */
 int spf_check_helo(struct spf_checker *, const struct spf_query *,
     struct spf_answer *);
+
+/*
+ * spf_map_result - libspf2's SPF_RESULT_* (as an int, so this header
+ * needs no libspf2) to ours: one to one; SPF_RESULT_INVALID (0) becomes
+ * temperror when dns_failed (a lookup failed or timed out: libspf2's
+ * SPF_E_DNS_ERROR, or our layer saw TRY_AGAIN) and permerror otherwise.
+ * In libspfcheck.a (spf/spf.c).
+ */
+enum spf_result spf_map_result(int spf2_result, int dns_failed);
 
 /* spf_result_name - "pass", "fail", ... (RFC 7208 section 2.6) */
 const char *spf_result_name(enum spf_result);
