@@ -19,6 +19,31 @@
  *
  * The wire format (spf/wire.h) is fixed-size records, checked on both
  * sides.
+ *
+ * How the milter uses it:
+ *	- spf_pool_new() while still root and before any thread (after the
+ *	  config is loaded, before daemon_drop_privileges): it forks and
+ *	  execs spf.worker, so calling it later works too (only
+ *	  async-signal-safe calls run between fork and exec), but then
+ *	  the supervisor is not root and the workers keep the milter's
+ *	  uid (logged once).  The pool keeps its start-time settings
+ *	  across reloads (spf.workers, user, worker, memory, timeout and
+ *	  the lookup limits take effect at restart).
+ *	- spf_pool_check() from any thread; it waits at most spf.timeout
+ *	  in all (for a free worker, then for the answer).  A query whose
+ *	  HELO or sender is too long for the wire (spf/wire.h) or holds
+ *	  control bytes gets "none" without asking a worker (RFC 7208 4.3).
+ *	- spf_pool_free() once no check runs; the supervisor kills its
+ *	  workers when its socket closes, so a milter that dies leaves no
+ *	  worker behind either.
+ * Installed: spf.worker (default LIBEXECDIR/outpost-spf-worker), which
+ * links libspf2; the milter does not.  spf.user must exist and must not
+ * be root.
+ *
+ * Tests only: $OUTPOST_SPF_ZONE names a zone file (format in
+ * spf/worker.c) the workers use instead of the system resolver;
+ * $OUTPOST_SPF_STDERR makes the supervisor and workers log to stderr
+ * instead of syslog (log.facility).
  */
 #ifndef OUTPOST_SPF_POOL_H
 #define OUTPOST_SPF_POOL_H
@@ -45,7 +70,14 @@ struct spf_pool *spf_pool_free(struct spf_pool *);
 int spf_pool_check(struct spf_pool *, enum spf_kind,
     const struct spf_query *, struct spf_answer *);
 
-/* Counters for logs: checks made, workers replaced. */
+/* Counters for logs: checks made, workers replaced (killed or retired
+ * and started again). */
+unsigned long spf_pool_checks(struct spf_pool *);
 unsigned long spf_pool_replaced(const struct spf_pool *);
+
+/* spf_pool_pids - the workers' pids (0: slot empty) into pids[max], for
+ * status lines and tests; exact only while no check runs; returns the
+ * pool size */
+size_t spf_pool_pids(struct spf_pool *, long *pids, size_t max);
 
 #endif
