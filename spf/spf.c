@@ -244,7 +244,7 @@ count_term(struct layer *l, const char *domain)
 {
 	if (l->lookups >= l->max_lookups) {
 		layer_stop(l, STOP_LOOKUPS);
-		layer_why(l, "more than %u DNS lookups (at %.100s)",
+		layer_why(l, "more than %u DNS lookups, at %.100s",
 		    l->max_lookups, domain);
 		return -1;
 	}
@@ -319,7 +319,7 @@ layer_lookup(SPF_dns_server_t *s, const char *domain, ns_type type,
 	if (term && rr->herrno != TRY_AGAIN && is_void(rr) &&
 	    ++l->voids > l->max_void) {
 		layer_stop(l, STOP_VOID);
-		layer_why(l, "more than %u void DNS lookups (at %.100s)",
+		layer_why(l, "more than %u void DNS lookups, at %.100s",
 		    l->max_void, domain);
 		SPF_dns_rr_free(rr);
 		return stopped(s, domain, type);
@@ -497,7 +497,10 @@ spf_checker_free(struct spf_checker *c)
 {
 	if (c == NULL)
 		return NULL;
-	SPF_server_free(c->server);	/* frees c->top and the layers below */
+	/* A server made by SPF_server_new_dns() does not own its resolver
+	 * (destroy_resolver is 0): free our layer and those below. */
+	SPF_server_free(c->server);
+	SPF_dns_free(c->top);
 	free(c);
 	return NULL;
 }
