@@ -289,8 +289,10 @@ send_request(struct spf_pool *p, struct spf_slot *s,
 		if ((s->fd < 0 || idle_broken(s->fd)) &&
 		    slot_replace(p, s, err, errlen) < 0)
 			return -1;
-		if (send(s->fd, req, sizeof(*req), MSG_NOSIGNAL) ==
-		    (ssize_t)sizeof(*req))
+		/* never blocks: an idle worker's queue is empty, and one
+		 * that stopped reading is as good as dead */
+		if (send(s->fd, req, sizeof(*req), MSG_NOSIGNAL |
+		    MSG_DONTWAIT) == (ssize_t)sizeof(*req))
 			return 0;
 		/* died between the poll and the send: it saw nothing */
 		close(s->fd);

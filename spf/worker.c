@@ -360,6 +360,22 @@ fail:
 	return -1;
 }
 
+/* zone_free - release s->zone */
+static void
+zone_free(struct sup *s)
+{
+	size_t i;
+
+	for (i = 0; i < s->nzone; i++) {
+		free(s->zone[i].name);
+		free(s->zone[i].type);
+		free(s->zone[i].data);
+	}
+	free(s->zone);
+	s->zone = NULL;
+	s->nzone = 0;
+}
+
 /* checker_build - a checker per o, with the zone; NULL and err */
 static struct spf_checker *
 checker_build(const struct opts *o, const struct sup *s, char *err,
@@ -908,13 +924,16 @@ supervise(const struct opts *o)
 	    (o->zone != NULL && zone_load(&s, o->zone, err, sizeof(err)) < 0)) {
 		spf_wire_hello_encode(&h, 1, 0, (long)getpid(), 0, 0, err);
 		(void)sup_reply(s.ctl, &h, -1);
+		zone_free(&s);
 		return EX_CONFIG;
 	}
 	spf_wire_hello_encode(&h, 0, s.root || o->user == NULL ||
 	    geteuid() == 0 ? 0 : SPF_WIRE_NOT_ROOT, (long)getpid(),
 	    (unsigned long)s.uid, (unsigned long)s.gid, NULL);
-	if (sup_reply(s.ctl, &h, -1) < 0)
+	if (sup_reply(s.ctl, &h, -1) < 0) {
+		zone_free(&s);
 		return 0;
+	}
 	sup_serve(&s);
 	for (i = 0; i < s.npids; i++)
 		(void)kill(s.pids[i], SIGKILL);
@@ -923,6 +942,7 @@ supervise(const struct opts *o)
 			break;
 		sup_reap(&s);
 	}
+	zone_free(&s);
 	return 0;
 }
 
@@ -952,6 +972,7 @@ query(const struct opts *o, char **argv)
 		(void)spf_check(c, &q, &a);
 	printf("%s %s %s\n", spf_result_name(a.result), a.domain, a.text);
 	spf_checker_free(c);
+	zone_free(&s);
 	return 0;
 }
 
