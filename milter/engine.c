@@ -56,7 +56,7 @@ struct econn {
 	size_t inoff, inlen, incap;
 	struct buf out;			/* replies not yet written */
 	struct buf macros[ENGINE_NSTAGES]; /* "name\0value\0"... */
-	char reply[512];		/* setreply text, or "" */
+	char reply[1024];		/* setreply text, or "" */
 	unsigned long pflags;		/* negotiated SMFIP_* */
 	struct milter_conn *mc;
 	char peer[64];
@@ -494,7 +494,9 @@ serve(struct econn *e)
 			rc = do_connect(e, data, len);
 			break;
 		case SMFIC_HELO:
-			continue_unless(e, SMFIP_NR_HELO);
+			reply(e, milter_helo(e->mc,
+			    len > 0 && data[len - 1] == '\0' ?
+			    (const char *)data : ""));
 			break;
 		case SMFIC_MAIL:
 			reply(e, milter_envfrom(e->mc,

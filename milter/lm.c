@@ -89,6 +89,12 @@ lm_connect(SMFICTX *ctx, char *host, struct sockaddr *sa)
 }
 
 static sfsistat
+lm_helo(SMFICTX *ctx, char *name)
+{
+	return milter_helo(conn(ctx), name);
+}
+
+static sfsistat
 lm_envfrom(SMFICTX *ctx, char **argv)
 {
 	return milter_envfrom(conn(ctx), argv ? argv[0] : NULL);
@@ -141,6 +147,7 @@ static struct smfiDesc lm_desc = {
 	.xxfi_version = SMFI_VERSION,
 	.xxfi_flags = MILTER_ACTIONS,
 	.xxfi_connect = lm_connect,
+	.xxfi_helo = lm_helo,
 	.xxfi_envfrom = lm_envfrom,
 	.xxfi_envrcpt = lm_envrcpt,
 	.xxfi_header = lm_header,

@@ -152,6 +152,11 @@ main(int argc, char **argv)
 		    conf_path, conf->log.facility);
 	log_set_verbose(verbose || conf->log.verbose);
 
+	/* The SPF workers: a fresh program, started while root and before
+	 * any thread (spf/pool.h). */
+	if (milter_spf_start(conf, err, sizeof(err)) < 0)
+		fatalx(EX_UNAVAILABLE, "spf: %s", err);
+
 	if ((conf->milter.libmilter ? lm_listen(conf, err, sizeof(err)) :
 	    engine_listen(conf, err, sizeof(err))) < 0)
 		fatalx(EX_UNAVAILABLE, "%s", err);
@@ -188,6 +193,7 @@ main(int argc, char **argv)
 	ch = conf->milter.libmilter ? lm_main() : engine_main(conf);
 	log_info("stopping");
 	milter_shutdown();
+	milter_spf_stop();
 	conf_free(conf);
 	return ch == 0 ? 0 : EX_SOFTWARE;
 }

@@ -20,6 +20,12 @@
  * Postfix's cleanup(8) submits for sendmail(1) (client port 0, see
  * conn_is_non_smtp) never gets a RCPT refusal: its recipients are
  * counted at the end of message, and a message over quota is held.
+ *
+ * SPF: the checks go to the worker pool (spf/pool.h; libspf2 never runs
+ * here), which main() starts before privileges drop (milter_spf_start).
+ * Inbound: at MAIL for untrusted clients, the action at MAIL (or at EOM
+ * when MAIL was negotiated without a reply), the header fields at EOM.
+ * Outbound preflight: at EOM for trusted senders, cached per domain.
  */
 #include "config.h"
 
@@ -37,12 +43,16 @@
 #include "dkim/sign.h"
 #include "milter/milter.h"
 #include "quota/quota.h"
+#include "spf/pool.h"
+#include "spf/spf.h"
 #include "util/buf.h"
 #include "util/log.h"
 #include "util/xmalloc.h"
 
 /* Bound on the header section we keep until the From field is known. */
 #define MILTER_HEADERS_MAX (1024 * 1024)
+/* Domains whose outbound preflight result is kept (spf_cache). */
+#define MILTER_SPF_CACHE_MAX 4096
 /* Reservations one message keeps; beyond, recipients are charged at once
  * (quota_admit) and cannot be refunded. */
 #define MILTER_TOKENS_MAX 10000
@@ -76,6 +86,10 @@ struct msg {
 	uint64_t size;			/* bytes seen: header fields, body */
 	int hold;			/* quarantine at EOM */
 	char hold_reason[400];
+	/* SPF */
+	int spf_in;			/* inbound checked: spf_ans is set */
+	int spf_in_due;			/* its refusal is due at EOM */
+	struct spf_answer spf_ans;
 };
 
 struct milter_conn {
@@ -90,12 +104,16 @@ struct milter_conn {
 	char *daemon_name;
 	char *auth;
 	int non_smtp;			/* cleanup(8) for sendmail(1) */
+	char helo[SPF_NAME_MAX];	/* HELO/EHLO name, "" if none */
 	int counting;			/* quotas apply on this connection */
 	struct msg msg;
 };
 
 static pthread_mutex_t gen_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct milter_gen *gen_current;
+/* Process-wide, made in main() before any thread (milter_spf_start). */
+static struct spf_pool *spf_pool;
+static struct spf_cache *spf_cache;
 
 /* gen_free - release a generation no connection uses any more */
 static void
@@ -374,6 +392,9 @@ milter_negotiate(struct milter_conn *c, unsigned long actions,
 	}
 	if (c->gen == NULL)
 		c->gen = gen_acquire();
+	if (c->gen != NULL && c->gen->conf->spf.inbound.enabled &&
+	    spf_pool != NULL)	/* the HELO name, and a reply at MAIL */
+		want &= ~(unsigned long)(SMFIP_NOHELO | SMFIP_NR_MAIL);
 	if (c->gen != NULL && gen_counts_rcpts(c->gen->conf)) {
 		want &= ~(unsigned long)SMFIP_NORCPT;
 		/* all: SMTP recipients over quota get our reply */
@@ -419,6 +440,7 @@ milter_connect(struct milter_conn *c, const char *host,
 	free(c->daemon_name);
 	c->daemon_name = NULL;
 	c->have_addr = 0;
+	c->helo[0] = '\0';
 	if (c->gen == NULL && (c->gen = gen_acquire()) == NULL)
 		return SMFIS_TEMPFAIL;
 	c->non_smtp = conn_is_non_smtp(sa);
@@ -441,7 +463,8 @@ milter_connect(struct milter_conn *c, const char *host,
 	if (c->non_smtp)
 		log_debug("client %s port 0: non-SMTP submission%s", c->client,
 		    c->counting ? ", quotas counted at end of message" : "");
-	if (c->gen->conf->trusted.authenticated || c->counting)
+	if (c->gen->conf->trusted.authenticated || c->counting ||
+	    (c->gen->conf->spf.inbound.enabled && spf_pool != NULL))
 		return SMFIS_CONTINUE;	/* AUTH comes later */
 	memset(&in, 0, sizeof(in));
 	in.client_addr = c->have_addr ? c->addr : NULL;
@@ -459,6 +482,303 @@ static sfsistat
 noreply(const struct milter_conn *c, unsigned long flag)
 {
 	return (c->pflags & flag) ? SMFIS_NOREPLY : SMFIS_CONTINUE;
+}
+
+/* ---- SPF ------------------------------------------------------------------ */
+
+/* clean_text - a reply text: printable ASCII only */
+static void
+clean_text(char *s)
+{
+	for (; *s != '\0'; s++)
+		if (*s < 0x20 || *s > 0x7e)
+			*s = '?';
+}
+
+
+int
+milter_spf_start(const struct conf *cf, char *err, size_t errlen)
+{
+	if (!cf->spf.inbound.enabled && !cf->spf.outbound.enabled)
+		return 0;
+	if ((spf_pool = spf_pool_new(cf, err, errlen)) == NULL)
+		return -1;
+	spf_cache = spf_cache_new(MILTER_SPF_CACHE_MAX);
+	return 0;
+}
+
+void
+milter_spf_stop(void)
+{
+	spf_pool = spf_pool_free(spf_pool);
+	spf_cache = spf_cache_free(spf_cache);
+}
+
+sfsistat
+milter_helo(struct milter_conn *c, const char *name)
+{
+	snprintf(c->helo, sizeof(c->helo), "%s", name != NULL ? name : "");
+	return noreply(c, SMFIP_NR_HELO);
+}
+
+/* spf_pool_missing - a reload enabled SPF without a pool: say so once */
+static int
+spf_pool_missing(void)
+{
+	static int logged;	/* guarded by gen_lock */
+
+	if (spf_pool != NULL)
+		return 0;
+	pthread_mutex_lock(&gen_lock);
+	if (!logged)
+		log_warnx("spf is enabled by a reload, but the SPF workers "
+		    "start only at start: restart outpost-milter");
+	logged = 1;
+	pthread_mutex_unlock(&gen_lock);
+	return 1;
+}
+
+/* spf_inbound_on - does the inbound check run on this connection? */
+static int
+spf_inbound_on(const struct milter_conn *c)
+{
+	return c->gen->conf->spf.inbound.enabled && !spf_pool_missing() &&
+	    c->have_addr;
+}
+
+/* spf_query_of - the inbound question, borrowing c's strings */
+static void
+spf_query_of(const struct milter_conn *c, struct spf_query *q)
+{
+	q->ip = c->client;
+	q->helo = c->helo;
+	q->sender = c->msg.sender != NULL ? c->msg.sender : "";
+}
+
+static sfsistat spf_inbound_verdict(struct milter_conn *);
+
+/* spf_inbound_action - the configured action for a result */
+static enum conf_spf_action
+spf_inbound_action(const struct conf *cf, enum spf_result r)
+{
+	switch (r) {
+	case SPF_RES_FAIL:
+		return cf->spf.inbound.fail;
+	case SPF_RES_SOFTFAIL:
+		return cf->spf.inbound.softfail;
+	case SPF_RES_TEMPERROR:
+		return cf->spf.inbound.temperror;
+	case SPF_RES_PERMERROR:
+		return cf->spf.inbound.permerror;
+	default:
+		return CONF_SPF_ACCEPT;
+	}
+}
+
+static const char *
+spf_action_name(enum conf_spf_action a)
+{
+	switch (a) {
+	case CONF_SPF_REJECT:
+		return "reject";
+	case CONF_SPF_TEMPFAIL:
+		return "tempfail";
+	case CONF_SPF_WARN:
+		return "warn";
+	default:
+		return "accept";
+	}
+}
+
+/*
+ * spf_inbound - check the client against MAIL FROM (the null sender: the
+ * HELO name) through a worker; SMFIS_CONTINUE, or the refusal with its
+ * reply set (550 5.7.23 / 5.7.24, 451 4.7.24).
+ */
+static sfsistat
+spf_inbound(struct milter_conn *c)
+{
+	struct msg *m = &c->msg;
+	struct spf_query q;
+	enum conf_spf_action a;
+	enum spf_kind kind;
+
+	spf_query_of(c, &q);
+	kind = q.sender[0] == '\0' ? SPF_KIND_HELO : SPF_KIND_MAILFROM;
+	memset(&m->spf_ans, 0, sizeof(m->spf_ans));
+	(void)spf_pool_check(spf_pool, kind, &q, &m->spf_ans);
+	m->spf_in = 1;
+	if (m->spf_ans.domain[0] == '\0') {	/* no answer: name it */
+		const char *at = strrchr(q.sender, '@');
+
+		snprintf(m->spf_ans.domain, sizeof(m->spf_ans.domain), "%s",
+		    kind == SPF_KIND_HELO ? q.helo : at != NULL ? at + 1 :
+		    q.sender);
+		m->spf_ans.identity = kind == SPF_KIND_HELO ? SPF_ID_HELO :
+		    SPF_ID_MAILFROM;
+	}
+	a = spf_inbound_action(c->gen->conf, m->spf_ans.result);
+	if (m->spf_ans.identity == SPF_ID_HELO)
+		kind = SPF_KIND_HELO;
+	log_info("%s: spf=%s identity=%s domain=%s client=%s action=%s%s%s%s",
+	    qid(c), spf_result_name(m->spf_ans.result),
+	    m->spf_ans.identity == SPF_ID_HELO ? "helo" : "mailfrom",
+	    m->spf_ans.domain[0] ? m->spf_ans.domain : "-", c->client,
+	    spf_action_name(a), m->spf_ans.text[0] ? " reason=\"" : "",
+	    m->spf_ans.text, m->spf_ans.text[0] ? "\"" : "");
+	return spf_inbound_verdict(c);
+}
+
+/* spf_inbound_verdict - the action of the inbound result, reply set */
+static sfsistat
+spf_inbound_verdict(struct milter_conn *c)
+{
+	struct msg *m = &c->msg;
+	char text[700];
+
+	switch (spf_inbound_action(c->gen->conf, m->spf_ans.result)) {
+	case CONF_SPF_REJECT:
+		if (m->spf_ans.result == SPF_RES_FAIL ||
+		    m->spf_ans.result == SPF_RES_SOFTFAIL)
+			snprintf(text, sizeof(text), "SPF %s: %s does not "
+			    "authorize %s to send its mail",
+			    spf_result_name(m->spf_ans.result),
+			    m->spf_ans.domain, c->client);
+		else
+			snprintf(text, sizeof(text), "SPF %s for %s: %s",
+			    spf_result_name(m->spf_ans.result),
+			    m->spf_ans.domain, m->spf_ans.text);
+		clean_text(text);
+		c->io->setreply(c->ctx, "550",
+		    m->spf_ans.result == SPF_RES_FAIL ||
+		    m->spf_ans.result == SPF_RES_SOFTFAIL ? "5.7.23" :
+		    "5.7.24", text);
+		return SMFIS_REJECT;
+	case CONF_SPF_TEMPFAIL:
+		snprintf(text, sizeof(text), "SPF %s for %s, try again later",
+		    spf_result_name(m->spf_ans.result),
+		    m->spf_ans.domain[0] ? m->spf_ans.domain : "the sender");
+		clean_text(text);
+		c->io->setreply(c->ctx, "451", "4.7.24", text);
+		return SMFIS_TEMPFAIL;
+	default:
+		return SMFIS_CONTINUE;
+	}
+}
+
+/* insert_field - insert name: value (folded with "\n\t") at the top */
+static int
+insert_field(struct milter_conn *c, const char *name, const char *value)
+{
+	struct buf v = BUF_INIT;
+	int rc;
+
+	if (c->pflags & SMFIP_HDR_LEADSPC)
+		buf_appendc(&v, ' ');
+	buf_appends(&v, value);
+	rc = c->io->insheader(c->ctx, 0, name, buf_cstr(&v));
+	buf_free(&v);
+	return rc;
+}
+
+/* spf_receiver - authserv-id: spf.inbound.receiver, {j}, or a default */
+static const char *
+spf_receiver(const struct milter_conn *c)
+{
+	const char *j;
+
+	if (c->gen->conf->spf.inbound.receiver != NULL)
+		return c->gen->conf->spf.inbound.receiver;
+	if ((j = symval(c, "j")) != NULL && *j != '\0')
+		return j;
+	return "localhost";
+}
+
+/* spf_inbound_fields - Received-SPF and Authentication-Results; 0/-1 */
+static int
+spf_inbound_fields(struct milter_conn *c)
+{
+	struct spf_query q;
+	char rs[1024], ar[1024];
+	const char *rcv = spf_receiver(c);
+
+	spf_query_of(c, &q);
+	if (spf_received_spf(&q, &c->msg.spf_ans, rcv, rs, sizeof(rs)) < 0 ||
+	    spf_auth_results(&q, &c->msg.spf_ans, rcv, ar, sizeof(ar)) < 0) {
+		log_warnx("%s: spf=error reason=\"header fields too long\"",
+		    qid(c));
+		return 0;
+	}
+	/* Authentication-Results ends up above Received-SPF. */
+	if (insert_field(c, "Received-SPF", rs) < 0 ||
+	    insert_field(c, "Authentication-Results", ar) < 0)
+		return -1;
+	return 0;
+}
+
+/*
+ * spf_preflight - outbound: would our addresses pass SPF for the
+ * sender's domain?  Adds the warning field, or returns SMFIS_REJECT with
+ * 550 5.7.23 set (action reject; never on temperror).
+ */
+static sfsistat
+spf_preflight(struct milter_conn *c)
+{
+	const struct conf *cf = c->gen->conf;
+	struct spf_answer ans[16];
+	struct spf_preflight pf;
+	struct spf_query q;
+	char domain[SPF_NAME_MAX], *p;
+	const char *at;
+	int64_t now = (int64_t)time(NULL);
+	size_t i, n;
+	int cached;
+
+	if (c->msg.sender == NULL ||
+	    (at = strrchr(c->msg.sender, '@')) == NULL || at[1] == '\0' ||
+	    strlen(at + 1) >= sizeof(domain))
+		return SMFIS_CONTINUE;	/* the null sender: nothing to ask */
+	snprintf(domain, sizeof(domain), "%s", at + 1);
+	for (p = domain; *p != '\0'; p++)
+		if (*p >= 'A' && *p <= 'Z')
+			*p = (char)(*p - 'A' + 'a');
+	n = cf->spf.outbound.naddresses;
+	if (n > sizeof(ans) / sizeof(ans[0]))
+		n = sizeof(ans) / sizeof(ans[0]);
+	if (!(cached = spf_cache_get(spf_cache, domain, now, &pf))) {
+		for (i = 0; i < n; i++) {
+			q.ip = cf->spf.outbound.addresses[i];
+			q.helo = c->helo;
+			q.sender = c->msg.sender;
+			memset(&ans[i], 0, sizeof(ans[i]));
+			(void)spf_pool_check(spf_pool, SPF_KIND_MAILFROM, &q,
+			    &ans[i]);
+		}
+		spf_preflight_decide(domain,
+		    (const char *const *)cf->spf.outbound.addresses, ans, n,
+		    cf->spf.outbound.publish, &pf);
+		spf_cache_put(spf_cache, domain, now,
+		    cf->spf.outbound.cache_ttl, &pf);
+	}
+	if (pf.authorized) {
+		log_debug("%s: spf-preflight=pass domain=%s%s", qid(c), domain,
+		    cached ? " cached=yes" : "");
+		return SMFIS_CONTINUE;
+	}
+	if (cf->spf.outbound.action == CONF_SPF_REJECT &&
+	    pf.worst != SPF_RES_TEMPERROR) {
+		log_info("%s: spf-preflight=%s domain=%s action=reject%s",
+		    qid(c), spf_result_name(pf.worst), domain,
+		    cached ? " cached=yes" : "");
+		clean_text(pf.reply);
+		c->io->setreply(c->ctx, "550", "5.7.23", pf.reply);
+		return SMFIS_REJECT;
+	}
+	log_info("%s: spf-preflight=%s domain=%s action=warn%s", qid(c),
+	    spf_result_name(pf.worst), domain, cached ? " cached=yes" : "");
+	if (insert_field(c, "X-Outpost-SPF-Preflight", pf.header) < 0)
+		return on_error(c, "cannot insert header");
+	return SMFIS_CONTINUE;
 }
 
 /* sender_address - the envelope sender without its <>, "" for <> */
@@ -499,7 +819,17 @@ milter_envfrom(struct milter_conn *c, const char *sender)
 	in.client_addr = c->have_addr ? c->addr : NULL;
 	in.daemon_name = c->daemon_name;
 	if (dkim_trust_reason(c->gen->conf, &in) == NULL) {
-		if (!(c->pflags & SMFIP_NR_MAIL) && !c->counting) {
+		if (spf_inbound_on(c)) {
+			sfsistat rc = spf_inbound(c);
+
+			if (rc != SMFIS_CONTINUE) {
+				if (!(c->pflags & SMFIP_NR_MAIL))
+					return rc;	/* msg ends: ABORT */
+				c->msg.spf_in_due = 1;	/* at EOM */
+			}
+		}
+		if (!(c->pflags & SMFIP_NR_MAIL) && !c->counting &&
+		    !c->msg.spf_in) {
 			/* Postfix has no queue id yet at MAIL (it opens the
 			 * queue file at the first valid RCPT): name the
 			 * sender too. */
@@ -541,15 +871,6 @@ quota_who_of(const struct milter_conn *c, struct quota_who *who)
 	who->sasl_username = c->auth;
 	who->sender = c->msg.sender != NULL ? c->msg.sender : "";
 	who->client_addr = c->have_addr ? c->addr : NULL;
-}
-
-/* clean_text - a reply text: printable ASCII only */
-static void
-clean_text(char *s)
-{
-	for (; *s != '\0'; s++)
-		if (*s < 0x20 || *s > 0x7e)
-			*s = '?';
 }
 
 /* log_verdict - one line per refusal or warning */
@@ -894,10 +1215,19 @@ milter_eom(struct milter_conn *c)
 	set_qid(c, m);
 	if (!m->body_started)
 		msg_start_body(c);
+	if (m->spf_in_due && (rc = spf_inbound_verdict(c)) != SMFIS_CONTINUE)
+		goto done;
 	if (c->counting) {
 		m->size += 2;		/* the empty line before the body */
 		if ((rc = msg_quota_eom(c)) != SMFIS_CONTINUE)
 			goto done;	/* msg_reset refunds the recipients */
+	}
+	if (!m->untrusted && c->gen->conf->spf.outbound.enabled &&
+	    !spf_pool_missing() && (rc = spf_preflight(c)) != SMFIS_CONTINUE)
+		goto done;
+	if (m->spf_in && spf_inbound_fields(c) < 0) {
+		rc = on_error(c, "cannot insert header");
+		goto done;
 	}
 	if (m->failed) {
 		rc = on_error(c, "signing failed");

@@ -58,6 +58,16 @@ int milter_reload(const char *path);
 /* milter_shutdown - drop the current generation (at exit) */
 void milter_shutdown(void);
 
+/*
+ * milter_spf_start - start the SPF worker pool (spf/pool.h) when the
+ * configuration enables spf.inbound or spf.outbound; 0, or -1 with err.
+ * Call it in main() while still root and before any thread starts; a
+ * reload that enables SPF later finds no pool and logs that a restart is
+ * needed.  milter_spf_stop() ends the pool (at exit).
+ */
+int milter_spf_start(const struct conf *, char *err, size_t errlen);
+void milter_spf_stop(void);
+
 /* What the handlers need from the engine, for one connection. */
 struct milter_io {
 	/* macro value ("i" and "{i}" are the same name), or NULL */
@@ -111,6 +121,7 @@ sfsistat milter_negotiate(struct milter_conn *, unsigned long actions,
     unsigned long *want_protocol);
 sfsistat milter_connect(struct milter_conn *, const char *host,
     const struct sockaddr *);
+sfsistat milter_helo(struct milter_conn *, const char *name);
 sfsistat milter_envfrom(struct milter_conn *, const char *sender);
 sfsistat milter_envrcpt(struct milter_conn *, const char *rcpt);
 sfsistat milter_header(struct milter_conn *, const char *name,
