@@ -44,6 +44,9 @@
  *				sends garbage or half an answer instead
  *	NAME TEST open PATH	answer "none" with the result of open(PATH)
  *				(proves what the worker's user can read)
+ *	NAME TEST alloc MIB	answer "none" saying whether MIB MiB could
+ *				be allocated (proves RLIMIT_AS)
+ *	NAME TEST retire	check as usual, then retire
  * The domain of a check is the sender's domain (HELO for the null
  * sender) or the HELO name.  Without --zone no TEST record exists.
  */
@@ -107,6 +110,8 @@ enum hook {
 	HOOK_GARBAGE,
 	HOOK_SHORT,
 	HOOK_OPEN,
+	HOOK_ALLOC,
+	HOOK_RETIRE,
 };
 
 struct zrec {
@@ -115,7 +120,7 @@ struct zrec {
 	char *data;		/* NULL: timeout or nxdomain */
 	int timeout;
 	enum hook hook;
-	unsigned long ms;	/* HOOK_SLEEP */
+	unsigned long ms;	/* HOOK_SLEEP; MiB for HOOK_ALLOC */
 };
 
 struct opts {
@@ -286,6 +291,14 @@ zone_hook(char *data, struct zrec *r)
 		r->hook = HOOK_GARBAGE;
 	else if (strcmp(data, "short") == 0)
 		r->hook = HOOK_SHORT;
+	else if (strcmp(data, "retire") == 0)
+		r->hook = HOOK_RETIRE;
+	else if (strcmp(data, "alloc") == 0) {
+		if (parse_u64(arg, 1, 1 << 20, &ms, NULL, 0) < 0)
+			return -1;
+		r->hook = HOOK_ALLOC;
+		r->ms = (unsigned long)ms;
+	}
 	else if (strcmp(data, "open") == 0 && *arg != '\0') {
 		r->hook = HOOK_OPEN;
 		r->data = xstrdup(arg);
@@ -471,6 +484,8 @@ send_answer(uint32_t seq, uint32_t flags, struct spf_answer *a)
 		_exit(0);
 }
 
+static void *volatile alloc_sink;
+
 /* run_hook - a TEST record's effect; 1 when the check is answered */
 static int
 run_hook(const struct zrec *h, uint32_t seq, enum spf_kind kind,
@@ -478,6 +493,7 @@ run_hook(const struct zrec *h, uint32_t seq, enum spf_kind kind,
 {
 	struct spf_wire_ans w;
 	struct spf_answer a;
+	char *p;
 	int fd;
 
 	switch (h->hook) {
@@ -512,6 +528,23 @@ run_hook(const struct zrec *h, uint32_t seq, enum spf_kind kind,
 			    strerror(errno));
 		send_answer(seq, 0, &a);
 		return 1;
+	case HOOK_ALLOC:
+		memset(&a, 0, sizeof(a));
+		a.result = SPF_RES_NONE;
+		a.identity = kind == SPF_KIND_HELO ? SPF_ID_HELO :
+		    SPF_ID_MAILFROM;
+		snprintf(a.domain, sizeof(a.domain), "%s", domain);
+		/* malloc, not xmalloc: failing is the point */
+		if ((p = malloc((size_t)h->ms << 20)) != NULL) {
+			memset(p, 1, (size_t)h->ms << 20);
+			alloc_sink = p;	/* keeps the compiler from eliding */
+			free(alloc_sink);
+		}
+		snprintf(a.text, sizeof(a.text), "alloc: %s", p != NULL ?
+		    "ok" : "failed");
+		send_answer(seq, 0, &a);
+		return 1;
+	case HOOK_RETIRE:
 	case HOOK_NONE:
 		break;
 	}
@@ -566,7 +599,8 @@ worker_loop(const struct opts *o, const struct sup *s, struct spf_checker *c)
 			(void)spf_check(c, &q, &a);
 		alarm(0);
 		flags = 0;
-		if (++checks >= MAX_CHECKS || cpu_used() > CPU_LIFE / 2)
+		if (++checks >= MAX_CHECKS || cpu_used() > CPU_LIFE / 2 ||
+		    (h != NULL && h->hook == HOOK_RETIRE))
 			flags |= SPF_WIRE_RETIRE;
 		send_answer(req.seq, flags, &a);
 		if (flags & SPF_WIRE_RETIRE)

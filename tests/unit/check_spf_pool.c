@@ -24,6 +24,17 @@
 #include "spf/pool.h"
 #include "spf/wire.h"
 
+#if defined(__SANITIZE_ADDRESS__)
+#define UNDER_ASAN 1	/* the worker then has no RLIMIT_AS */
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define UNDER_ASAN 1
+#endif
+#endif
+#ifndef UNDER_ASAN
+#define UNDER_ASAN 0
+#endif
+
 #ifndef WORKER_PATH
 #error WORKER_PATH must name the built outpost-spf-worker
 #endif
@@ -44,7 +55,11 @@ static const char zone_text[] =
     "crash.test TEST crash\n"
     "exit.test TEST exit\n"
     "garbage.test TEST garbage\n"
-    "short.test TEST short\n";
+    "short.test TEST short\n"
+    "retire.test TEST retire\n"
+    "retire.test TXT v=spf1 ip4:192.0.2.0/24 -all\n"
+    "small.test TEST alloc 16\n"
+    "huge.test TEST alloc 512\n";
 
 /* ms_now - monotonic milliseconds */
 static long long
@@ -388,6 +403,67 @@ START_TEST(idle_worker_death_costs_no_check)
 }
 END_TEST
 
+START_TEST(retiring_worker_answers_and_is_replaced)
+{
+	struct spf_pool *p = new_pool(1, 10000);
+	struct spf_answer a;
+	long old = worker_pid(p);
+
+	ck_assert_int_eq(check(p, SPF_KIND_MAILFROM, "192.0.2.1", "h",
+	    "x@retire.test", &a), 0);
+	ck_assert_int_eq(a.result, SPF_RES_PASS);
+	ck_assert_int_ne(worker_pid(p), old);
+	ck_assert_uint_eq(spf_pool_replaced(p), 1);
+	expect(p, SPF_KIND_MAILFROM, "192.0.2.1", "h", "a@pass.test",
+	    SPF_RES_PASS);
+	spf_pool_free(p);
+}
+END_TEST
+
+static long status_field(long pid, const char *name);
+
+START_TEST(supervisor_death_tempfails_checks_and_nothing_crashes)
+{
+	struct spf_pool *p = new_pool(2, 2000);
+	struct spf_answer a;
+	long sup = status_field(worker_pid(p), "PPid");
+	int i, rc;
+
+	ck_assert_int_gt(sup, 1);
+	ck_assert_int_eq(kill((pid_t)sup, SIGKILL), 0);
+	usleep(200000);
+	/* the workers died with it (PDEATHSIG); every check tempfails */
+	for (i = 0; i < 3; i++) {
+		rc = check(p, SPF_KIND_MAILFROM, "192.0.2.1", "h",
+		    "a@pass.test", &a);
+		ck_assert_int_eq(rc, -1);
+		ck_assert_int_eq(a.result, SPF_RES_TEMPERROR);
+		ck_assert_msg(strstr(a.text, "SPF") != NULL, "got \"%s\"",
+		    a.text);
+	}
+	spf_pool_free(p);
+}
+END_TEST
+
+START_TEST(worker_memory_is_limited)
+{
+	struct spf_pool *p = new_pool(1, 10000);
+	struct spf_answer a;
+
+	check(p, SPF_KIND_MAILFROM, "192.0.2.1", "h", "x@small.test", &a);
+	ck_assert_str_eq(a.text, "alloc: ok");
+	check(p, SPF_KIND_MAILFROM, "192.0.2.1", "h", "x@huge.test", &a);
+	if (UNDER_ASAN)
+		fprintf(stderr, "check_spf_pool: ASan build: no RLIMIT_AS "
+		    "in workers, 512 MiB gave \"%s\"\n", a.text);
+	else
+		ck_assert_msg(strcmp(a.text, "alloc: failed") == 0, "got "
+		    "\"%s\", want 512 MiB refused under spf.memory 256 MiB",
+		    a.text);
+	spf_pool_free(p);
+}
+END_TEST
+
 START_TEST(oversized_identity_is_none_without_a_worker)
 {
 	struct spf_pool *p = new_pool(1, 10000);
@@ -430,6 +506,44 @@ status_field(long pid, const char *name)
 	return v;
 }
 
+/* limit_of - the soft limit named name in /proc/pid/limits, or -2 */
+static long
+limit_of(long pid, const char *name)
+{
+	char path[64], line[256];
+	size_t len = strlen(name);
+	long v = -2;
+	FILE *fp;
+
+	snprintf(path, sizeof(path), "/proc/%ld/limits", pid);
+	if ((fp = fopen(path, "r")) == NULL)
+		return -2;
+	while (fgets(line, sizeof(line), fp) != NULL)
+		if (strncmp(line, name, len) == 0) {
+			v = strncmp(line + 26, "unlimited", 9) == 0 ? -1 :
+			    strtol(line + 26, NULL, 10);
+			break;
+		}
+	fclose(fp);
+	return v;
+}
+
+START_TEST(worker_has_its_limits)
+{
+	struct spf_pool *p = new_pool(1, 10000);
+	long pid = worker_pid(p);
+
+	ck_assert_int_eq(limit_of(pid, "Max core file size"), 0);
+	ck_assert_int_eq(limit_of(pid, "Max open files"), 16);
+	ck_assert_int_eq(limit_of(pid, "Max processes"), 0);
+	ck_assert_int_eq(limit_of(pid, "Max cpu time"), 300);
+	if (!UNDER_ASAN)
+		ck_assert_int_eq(limit_of(pid, "Max address space"),
+		    256L << 20);
+	spf_pool_free(p);
+}
+END_TEST
+
 START_TEST(worker_runs_as_spf_user_and_cannot_read_root_files)
 {
 	struct spf_pool *p;
@@ -452,6 +566,7 @@ START_TEST(worker_runs_as_spf_user_and_cannot_read_root_files)
 	ck_assert_int_eq(status_field(pid, "Uid"), (long)pw->pw_uid);
 	ck_assert_int_eq(status_field(pid, "Gid"), (long)pw->pw_gid);
 	ck_assert_int_eq(status_field(pid, "NoNewPrivs"), 1);
+	ck_assert_int_eq(status_field(pid, "Groups"), (long)pw->pw_gid);
 	ck_assert_int_eq(check(p, SPF_KIND_MAILFROM, "192.0.2.1", "h",
 	    "x@secret.test", &a), 0);
 	ck_assert_msg(strcmp(a.text, "open: Permission denied") == 0,
@@ -696,6 +811,11 @@ spf_pool_suite(void)
 	tcase_add_loop_test(tc, bad_worker_output_gives_temperror_then_recovers,
 	    0, (int)(sizeof(bad_workers) / sizeof(bad_workers[0])));
 	tcase_add_test(tc, idle_worker_death_costs_no_check);
+	tcase_add_test(tc, retiring_worker_answers_and_is_replaced);
+	tcase_add_test(tc,
+	    supervisor_death_tempfails_checks_and_nothing_crashes);
+	tcase_add_test(tc, worker_memory_is_limited);
+	tcase_add_test(tc, worker_has_its_limits);
 	tcase_add_test(tc, oversized_identity_is_none_without_a_worker);
 	tcase_add_test(tc, worker_runs_as_spf_user_and_cannot_read_root_files);
 	tcase_add_test(tc, free_ends_supervisor_and_workers);
