@@ -289,7 +289,8 @@ run_child(yaml_document_t *doc, yaml_node_t *zone, yaml_node_t *test, int fd)
 	(void)spf_check(c, &q, &a);
 	spf_checker_free(c);
 	n = write(fd, &a, sizeof(a));
-	_exit(n == (ssize_t)sizeof(a) ? 0 : 4);
+	/* exit(), not _exit(): under ASan, LeakSanitizer checks the child */
+	exit(n == (ssize_t)sizeof(a) ? 0 : 4);
 }
 
 /* run_test - fork, run, read the answer; 0, or -1 (child died: *why) */
@@ -329,6 +330,14 @@ run_test(yaml_document_t *doc, yaml_node_t *zone, yaml_node_t *test,
 	close(fds[0]);
 	while (waitpid(pid, &status, 0) == -1 && errno == EINTR)
 		;
+	if (got == sizeof(*a) && (!WIFEXITED(status) ||
+	    WEXITSTATUS(status) != 0)) {
+		snprintf(why, whylen, "checker answered, then %s %d",
+		    WIFSIGNALED(status) ? "died of signal" : "exited",
+		    WIFSIGNALED(status) ? WTERMSIG(status) :
+		    WEXITSTATUS(status));
+		return -1;
+	}
 	if (got != sizeof(*a)) {
 		if (WIFSIGNALED(status))
 			snprintf(why, whylen, "checker died (signal %d)",
