@@ -40,39 +40,14 @@ SPF_FAIL_IP=198.51.100.20
 SPF_SOFT_IP=203.0.113.30
 SPF_OUR_IP=192.0.2.25		# spf.outbound.addresses (not on lo)
 SPF_TIMEOUT=10			# spf.timeout, seconds
-SPF_ZONE=$IT_TOP/tests/data/spf-zone/dnsmasq.conf
 
 # ---- outside: the network namespace ------------------------------------------
+
+. "$(dirname "$0")/netns.bash"
 
 if [ -z "${OUTPOST_SPF_NETNS:-}" ]; then
 	IT_NAME=spf_postfix
 	NS=outpost-spf-$$
-	NS_MADE=0
-
-	# ns_cleanup - stop what is left in our namespace, remove it
-	ns_cleanup() {
-		local rc=$? pid n
-		trap - EXIT INT TERM
-		if [ $NS_MADE -eq 1 ]; then
-			# Only processes inside our own namespace: ours.
-			for pid in $(ip netns pids "$NS" 2>/dev/null); do
-				kill -TERM "$pid" 2>/dev/null
-			done
-			for n in $(seq 50); do
-				[ -z "$(ip netns pids "$NS" 2>/dev/null)" ] &&
-				    break
-				sleep 0.1
-			done
-			for pid in $(ip netns pids "$NS" 2>/dev/null); do
-				kill -KILL "$pid" 2>/dev/null
-			done
-			ip netns delete "$NS" 2>/dev/null ||
-			    echo "# could not delete namespace $NS" >&2
-		fi
-		rm -rf "/etc/netns/$NS"
-		rmdir /etc/netns 2>/dev/null
-		exit $rc
-	}
 
 	# ns_fail - a setup step of the namespace failed
 	ns_fail() {
@@ -81,26 +56,15 @@ if [ -z "${OUTPOST_SPF_NETNS:-}" ]; then
 		exit 1
 	}
 
-	trap ns_cleanup EXIT
+	trap 'rc=$?; trap - EXIT; ns_destroy "$NS"; exit $rc' EXIT
 	trap 'exit 130' INT
 	trap 'exit 143' TERM
 	[ "$(id -u)" -eq 0 ] || ns_fail "must run as root (netns, Postfix)"
 	for prog in ip /usr/sbin/dnsmasq; do
 		command -v "$prog" >/dev/null || ns_fail "missing $prog"
 	done
-	ip netns add "$NS" || ns_fail "ip netns add $NS"
-	NS_MADE=1
-	ip -n "$NS" link set lo up || ns_fail "lo up in $NS"
-	for a in $SPF_PASS_IP $SPF_FAIL_IP $SPF_SOFT_IP; do
-		ip -n "$NS" addr add "$a/32" dev lo ||
-		    ns_fail "address $a on lo in $NS"
-	done
-	mkdir -p "/etc/netns/$NS" || ns_fail "mkdir /etc/netns/$NS"
-	# Long resolver timeouts: a hung lookup stays hung for the fault
-	# test; every other name is answered at once by dnsmasq.
-	printf 'nameserver 127.0.0.1\noptions timeout:30 attempts:2\n' \
-	    >"/etc/netns/$NS/resolv.conf" || ns_fail "write resolv.conf"
-	chmod 644 "/etc/netns/$NS/resolv.conf"
+	ns_create "$NS" $SPF_PASS_IP $SPF_FAIL_IP $SPF_SOFT_IP ||
+	    ns_fail "network namespace $NS with $SPF_PASS_IP $SPF_FAIL_IP $SPF_SOFT_IP on lo"
 	echo "# network namespace $NS: lo with 127.0.0.1," \
 	    "$SPF_PASS_IP $SPF_FAIL_IP $SPF_SOFT_IP" >&2
 	ip netns exec "$NS" env OUTPOST_SPF_NETNS="$NS" bash "$0" "$@"
@@ -137,76 +101,12 @@ done
 
 # ---- DNS: dnsmasq and a server that never answers ----------------------------
 
-# A DNS client of our own (no dig on the machine): NAME TYPE [TIMEOUT]
-# prints "rcode=N RDATA..." or "timeout".
-cat >"$T/dnsq.py" <<'EOF'
-import random, socket, struct, sys
-name, qtype = sys.argv[1], sys.argv[2]
-timeout = float(sys.argv[3]) if len(sys.argv) > 3 else 3.0
-tid = random.randrange(65536)
-pkt = struct.pack('>HHHHHH', tid, 0x0100, 1, 0, 0, 0)
-for label in name.rstrip('.').split('.'):
-    pkt += bytes([len(label)]) + label.encode()
-pkt += b'\0' + struct.pack('>HH', {'A': 1, 'TXT': 16}[qtype], 1)
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.settimeout(timeout)
-s.sendto(pkt, ('127.0.0.1', 53))
-try:
-    data = s.recv(4096)
-except socket.timeout:
-    print('timeout')
-    sys.exit(0)
-an = struct.unpack('>H', data[6:8])[0]
-i = 12
-while data[i]:
-    i += data[i] + 1
-i += 5
-out = []
-for _ in range(an):
-    if data[i] & 0xc0 == 0xc0:
-        i += 2
-    else:
-        while data[i]:
-            i += data[i] + 1
-        i += 1
-    t, _c, _ttl, rl = struct.unpack('>HHIH', data[i:i + 10])
-    i += 10
-    rd = data[i:i + rl]
-    i += rl
-    if t == 16:
-        j, txt = 0, b''
-        while j < len(rd):
-            txt += rd[j + 1:j + 1 + rd[j]]
-            j += 1 + rd[j]
-        out.append(txt.decode())
-    elif t == 1:
-        out.append(socket.inet_ntoa(rd))
-print('rcode=%d' % (data[3] & 15), *out)
-EOF
-
-dnsq() {
-	"$IT_PY" "$T/dnsq.py" "$@" 2>&1
-}
-
-# The black hole: a UDP socket that reads nothing, for at most 15 minutes.
-it_spawn "$T/blackhole.log" "$IT_PY" -c 'import socket, time
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.bind(("127.0.0.1", 5399))
-time.sleep(900)'
-[ -f "$SPF_ZONE" ] || fatal_setup "no $SPF_ZONE"
-it_spawn "$T/dnsmasq.log" /usr/sbin/dnsmasq --no-daemon --conf-file="$SPF_ZONE" \
-    --pid-file= --log-queries --log-facility=-
-DNSMASQ_PID=$IT_LASTPID
-dns_up() {
-	case $(dnsq pass.example TXT 1) in rcode=0*) return 0 ;; esac
-	return 1
-}
-it_wait 10 dns_up || fatal_setup "dnsmasq did not answer on 127.0.0.1:53"
+ns_dns_start "$T" || fatal_setup "dnsmasq did not answer on 127.0.0.1:53"
 
 # dns_expect - one DNS check: NAME TYPE EXPECTED-OUTPUT [TIMEOUT]
 dns_expect() {
 	local got
-	got=$(dnsq "$1" "$2" "${4:-3}")
+	got=$(ns_dnsq "$1" "$2" "${4:-3}")
 	if [ "$got" = "$3" ]; then
 		it_pass "dns: $1 $2 -> $3"
 	else
