@@ -372,6 +372,12 @@ spf_pool_check(struct spf_pool *p, enum spf_kind kind,
 		fail_answer(a, "no SPF worker free in time");
 		return -1;
 	}
+	if (now_ms() >= deadline) {
+		/* freed just too late: do not send (that would cost a kill) */
+		fail_answer(a, "no SPF worker free in time");
+		give_back(p, i);
+		return -1;
+	}
 	req.seq = seq;
 	s = &p->slots[i];
 	if (send_request(p, s, &req, err, sizeof(err)) < 0) {

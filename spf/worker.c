@@ -884,16 +884,21 @@ sup_serve(struct sup *s)
 	}
 }
 
-/* sup_user - resolve --user into s; 0, or -1 with err */
+/* sup_user - resolve --user into s; 0, or -1 with err; *not_root when
+ * we cannot become it */
 static int
-sup_user(struct sup *s, char *err, size_t errlen)
+sup_user(struct sup *s, int *not_root, char *err, size_t errlen)
 {
 	struct passwd *pw;
 
 	s->uid = getuid();
 	s->gid = getgid();
-	if (geteuid() != 0 || s->o->user == NULL) {
-		s->root = 0;
+	if (s->o->user == NULL)
+		return 0;
+	if (geteuid() != 0) {
+		/* the milter logs that unless we already are that user */
+		pw = getpwnam(s->o->user);
+		*not_root = pw == NULL || pw->pw_uid != geteuid();
 		return 0;
 	}
 	if ((pw = getpwnam(s->o->user)) == NULL) {
@@ -943,6 +948,7 @@ supervise(const struct opts *o)
 	sigset_t none;
 	char err[SPF_TEXT_MAX];
 	size_t i;
+	int not_root = 0;
 
 	memset(&s, 0, sizeof(s));
 	s.o = o;
@@ -954,15 +960,15 @@ supervise(const struct opts *o)
 	signal(SIGUSR1, SIG_IGN);
 	signal(SIGCHLD, SIG_DFL);
 	err[0] = '\0';
-	if (sup_user(&s, err, sizeof(err)) < 0 ||
+	if (sup_user(&s, &not_root, err, sizeof(err)) < 0 ||
 	    (o->zone != NULL && zone_load(&s, o->zone, err, sizeof(err)) < 0)) {
 		spf_wire_hello_encode(&h, 1, 0, (long)getpid(), 0, 0, err);
 		(void)sup_reply(s.ctl, &h, -1);
 		zone_free(&s);
 		return EX_CONFIG;
 	}
-	spf_wire_hello_encode(&h, 0, s.root || o->user == NULL ||
-	    geteuid() == 0 ? 0 : SPF_WIRE_NOT_ROOT, (long)getpid(),
+	spf_wire_hello_encode(&h, 0, not_root ? SPF_WIRE_NOT_ROOT : 0,
+	    (long)getpid(),
 	    (unsigned long)s.uid, (unsigned long)s.gid, NULL);
 	if (sup_reply(s.ctl, &h, -1) < 0) {
 		zone_free(&s);
