@@ -254,7 +254,8 @@ count_term(struct layer *l, const char *domain)
 	return 0;
 }
 
-/* is_pending - is this the next MX host / PTR name libspf2 resolves? */
+/* take_pending - is this the next MX host / PTR name libspf2 resolves?
+ * (then it is part of the mx/ptr term; anything else ends the list) */
 static int
 take_pending(struct layer *l, const char *domain)
 {
@@ -351,7 +352,8 @@ is_spf1(const char *txt)
  * check the record against the RFC 7208 section 12 grammar (any error is
  * permerror, 4.6) and hand it a normalized copy:
  * - unknown modifiers are dropped (6: they are ignored; libspf2 refuses
- *   some legal names);
+ *   some legal names), and so is exp= once checked (we write our own
+ *   text, so the explanation lookup and its macro expansion are waste);
  * - redirect= goes last, or away when there is an "all" (6.1);
  * - a CIDR length of 0, which libspf2 refuses, is rewritten where an
  *   exact equivalent exists: ip4:/0 and ip6:/0 become two /1 halves;
@@ -638,7 +640,8 @@ check_term(struct rec_check *rc, const char *t, size_t n)
 				return rec_error(rc, "exp= twice", t, n);
 			if (!domain_spec_ok(p + 1, end))
 				return rec_error(rc, "bad exp=", t, n);
-			out_term(rc, "", t, n);
+			/* Checked, then dropped: we never use explanations,
+			 * so libspf2 need not look one up and expand it. */
 			return 1;
 		}
 		if (!macro_string_ok(p + 1, end, 0))

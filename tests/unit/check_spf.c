@@ -347,6 +347,25 @@ START_TEST(unusable_address_is_refused)
 }
 END_TEST
 
+START_TEST(resolver_checker_is_made_and_freed)
+{
+	struct spf_options opt;
+	struct spf_checker *c;
+	char err[256];
+
+	/* The system resolver layer (no lookup made here). */
+	memset(&opt, 0, sizeof(opt));
+	opt.max_dns_lookups = 10;
+	opt.max_void_lookups = 2;
+	opt.timeout_ms = 1000;
+	c = spf_checker_new(&opt, err, sizeof(err));
+	ck_assert_msg(c != NULL, "spf_checker_new: %s", err);
+	ck_assert_int_eq(spf_checker_zone_add(c, "x.example", "A",
+	    "192.0.2.1", 0, err, sizeof(err)), -1);
+	ck_assert_ptr_null(spf_checker_free(c));
+}
+END_TEST
+
 START_TEST(zone_add_rejects_bad_input)
 {
 	struct spf_checker *c = checker(10, 2, 0);
@@ -493,8 +512,8 @@ golden(const char *name, const char *ext, const char *field,
 	free(have);
 }
 
-/* lines_fit - every line of v (after "Field: ") within 78 columns,
- * unless it is one token */
+/* check_folding - every line of v (after "Field: ") within 78 columns
+ * unless it is one token; folds are "\n\t"; printable ASCII only */
 static void
 check_folding(const char *name, const char *field, const char *v)
 {
@@ -750,6 +769,7 @@ main(void)
 	tcase_add_test(tc, configured_limits_apply);
 	tcase_add_test(tc, unusable_address_is_refused);
 	tcase_add_test(tc, zone_add_rejects_bad_input);
+	tcase_add_test(tc, resolver_checker_is_made_and_freed);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("mapping");
