@@ -18,6 +18,11 @@
  * connections in flight; the old one is freed when its last connection
  * closes.  Everything here is thread-safe; one connection is handled by
  * one thread at a time.
+ *
+ * Besides DKIM signing the handlers count sending quotas (milter.quotas:
+ * a generation opens the quota store, which borrows its conf) and check
+ * SPF through the worker pool started by milter_spf_start(); see
+ * milter.c and outpost-milter(8).
  */
 #ifndef OUTPOST_MILTER_H
 #define OUTPOST_MILTER_H
@@ -92,10 +97,12 @@ struct milter_io {
  * accepted at MAIL.  This is the most the milter skips; what the
  * generation current at negotiation needs is taken out of it
  * (milter_negotiate): RCPT when recipient quotas are counted (with a
- * reply when milter.quotas = all). */
+ * reply when milter.quotas = all); HELO (no reply) and a reply to MAIL
+ * when spf.inbound is enabled. */
 #define MILTER_PROTOCOL		(SMFIP_NOHELO | SMFIP_NORCPT | \
-	SMFIP_NODATA | SMFIP_NOUNKNOWN | SMFIP_NOEOH | SMFIP_NR_MAIL | \
-	SMFIP_NR_RCPT | SMFIP_NR_HDR | SMFIP_NR_BODY | SMFIP_HDR_LEADSPC)
+	SMFIP_NODATA | SMFIP_NOUNKNOWN | SMFIP_NOEOH | SMFIP_NR_HELO | \
+	SMFIP_NR_MAIL | SMFIP_NR_RCPT | SMFIP_NR_HDR | SMFIP_NR_BODY | \
+	SMFIP_HDR_LEADSPC)
 /* Macros asked for (Postfix sends no {auth_authen} at EOM unless asked). */
 #define MILTER_MACROS_CONNECT	"j {daemon_name}"
 #define MILTER_MACROS_ENVFROM	"i {auth_authen}"
