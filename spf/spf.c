@@ -53,6 +53,7 @@
 
 #define PENDING_MAX 16		/* MX hosts / PTR names awaiting lookup */
 #define PTR_MAX 10		/* PTR names looked at (RFC 7208 4.6.4) */
+#define SENDER_MAX 320		/* local part 64 + "@" + domain 255 */
 #define SPF2_MAX_MECH 100	/* libspf2's own per-record count: ours
 				 * decides, keep it out of the way */
 
@@ -1119,6 +1120,7 @@ evaluate(struct spf_checker *c, const struct spf_query *q,
 	SPF_errcode_t err;
 	struct in_addr v4;
 	struct in6_addr v6;
+	size_t n;
 	int af;
 	enum spf_result r;
 
@@ -1139,12 +1141,23 @@ evaluate(struct spf_checker *c, const struct spf_query *q,
 		return -1;
 	}
 
+	/* RFC 5321 4.5.3.1: a path is at most 256 octets; anything longer is
+	 * not handed to libspf2's macro expansion. */
+	if (strlen(sender) > SENDER_MAX || strlen(helo) > SPF_NAME_MAX - 1) {
+		answer_set(a, SPF_RES_PERMERROR, "sender or HELO too long");
+		return -1;
+	}
+
 	/* The identity: MAIL FROM (null sender: postmaster@HELO), or HELO. */
 	if (id == SPF_ID_HELO || *sender == '\0')
 		domain = helo;
 	else
 		domain = (at = strrchr(sender, '@')) != NULL ? at + 1 : sender;
-	(void)snprintf(a->domain, sizeof(a->domain), "%s", domain);
+	n = strlen(domain);
+	if (n >= sizeof(a->domain))
+		n = sizeof(a->domain) - 1;
+	memcpy(a->domain, domain, n);
+	a->domain[n] = '\0';
 	if (!domain_ok(domain)) {
 		answer_set(a, SPF_RES_NONE, "no usable domain to check");
 		return 0;

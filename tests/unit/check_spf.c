@@ -335,13 +335,21 @@ START_TEST(configured_limits_apply)
 }
 END_TEST
 
-START_TEST(unusable_address_is_refused)
+START_TEST(unusable_query_is_refused)
 {
 	struct spf_checker *c = checker(10, 2, 0);
 	struct spf_query q = { "not-an-ip", "mta.example", "a@pass.example" };
 	struct spf_answer a;
 
+	char longsender[400];
+	struct spf_query ql = { "192.0.2.1", "mta.example", longsender };
+
 	ck_assert_int_eq(spf_check(c, &q, &a), -1);
+	ck_assert_int_eq(a.result, SPF_RES_PERMERROR);
+	memset(longsender, 'x', sizeof(longsender) - 1);
+	longsender[sizeof(longsender) - 1] = '\0';
+	longsender[10] = '@';
+	ck_assert_int_eq(spf_check(c, &ql, &a), -1);
 	ck_assert_int_eq(a.result, SPF_RES_PERMERROR);
 	spf_checker_free(c);
 }
@@ -767,7 +775,7 @@ main(void)
 	tcase_add_test(tc, checker_is_reusable_across_checks);
 	tcase_add_test(tc, loopback_passes_only_when_allowed);
 	tcase_add_test(tc, configured_limits_apply);
-	tcase_add_test(tc, unusable_address_is_refused);
+	tcase_add_test(tc, unusable_query_is_refused);
 	tcase_add_test(tc, zone_add_rejects_bad_input);
 	tcase_add_test(tc, resolver_checker_is_made_and_freed);
 	suite_add_tcase(s, tc);
