@@ -23,11 +23,13 @@
  * admission and the store finds (and reclaims) expired records all the
  * time, as it would for the many senders who went quiet.
  *
- * -K (an experiment on the layout): record keys are made "KEY\x1fNAME"
- * instead of quota_rkey()'s "NAME\x1fKEY", so that the records of one
- * sender sort together in the store (one B-tree leaf instead of one per
- * limit).  The stores do not interpret record keys, so admission works
- * the same; outpostctl would not read such records.
+ * -K (for comparison with the layout before record format 2): the record
+ * keys passed to the store are made "KEY\x1fNAME" instead of quota_rkey()'s
+ * "NAME\x1fKEY"; the LMDB store turns record keys around for its file
+ * (store_lmdb.c), so the file then holds them name first, as record
+ * format 1 did: the records of one sender in three leaves of the tree
+ * instead of one.  Admission works the same; outpostctl would not read
+ * such records.
  *
  * populate: one admission (1 recipient) on each of KEYS distinct keys
  * ("user0000042@example.com"), split over the threads, bounded by -S

@@ -8,10 +8,13 @@
  *  - memory (store_mem.c): a mutex-protected hash table; tests only.
  *  - lmdb (store_lmdb.c): one file shared by every process on the host;
  *    one write transaction per admission, so concurrent processes and
- *    threads never overshoot; synchronous commits (MDB_NOSYNC off), so a
- *    process crash or kill -9 loses no committed admission.  Records
- *    past algo_expires() are deleted as admissions meet them and by a
- *    bounded sweep, so the file does not grow forever.
+ *    threads never overshoot; a process crash or kill -9 loses no
+ *    committed admission (store.sync says what a host crash may lose).
+ *    Records past algo_expires() are deleted as admissions meet them and
+ *    by a bounded sweep, so the file does not grow forever.  The file
+ *    keeps counters under their record keys turned around ("KEY\x1fNAME",
+ *    record format 2, with a format 1 file migrated at open); callers
+ *    always see quota_rkey()'s form.
  *  - redis (store_redis.c): one Lua script per admission (EVALSHA, loaded
  *    with SCRIPT LOAD, re-sent on NOSCRIPT), time from the server (TIME),
  *    each key with a TTL of its expiry; reconnects on its own; every

@@ -4,11 +4,28 @@
  *
  * File: conf->store.path, a single file (MDB_NOSUBDIR) created mode 0600
  * beside its lock file PATH-lock; the directory must exist.  The map is
- * conf->store.map_size bytes.  Three named databases:
+ * conf->store.map_size bytes.  Named databases:
  *
- *   counters      rkey -> expires_ms (8 bytes LE) + quota_state_encode()
+ *   meta          "format" -> the record format, "2" (text)
+ *   counters      dbkey -> expires_ms (8 bytes LE) + quota_state_encode()
  *   reservations  token (8 bytes BE) -> what was charged where, and when
+ *                 (record keys as quota_rkey() makes them)
  *   resv_expiry   expires_ms (8 bytes, order-preserving BE) + token -> ""
+ *
+ * Record format 2: a counter's database key (dbkey) is its record key
+ * turned around, "KEY\x1fNAME" for quota_rkey()'s "NAME\x1fKEY", so that
+ * the records of one sender sort next to each other: an admission
+ * against three limits changes one leaf page of the B-tree instead of
+ * three leaves in three parts of it, each with its own branch pages to
+ * copy.  With a million keys that took the median admission from 52 to
+ * 19 us (bench/RESULTS.md).  The limit's name never holds the separator
+ * (quota_rkey() refuses it), so a dbkey splits at its last separator.
+ * The interface (store.h) still speaks quota_rkey()'s form; only this
+ * file sees dbkeys.  Format 1 (before this layout, no "meta" database)
+ * kept the counters name first; opening such a file migrates it in one
+ * write transaction (every counter copied turned around into a scratch
+ * database, "counters" emptied and refilled from it), and logs so.  A
+ * file of a format newer than this code knows is refused.
  *
  * Concurrency: every admission is one write transaction (check all ops,
  * charge all or none, record the reservation), and LMDB serializes write
@@ -22,24 +39,41 @@
  * the first one's fcntl locks), so stores on the same file share one
  * environment, reference-counted.
  *
+ * Map: the file is opened with MDB_WRITEMAP: a write transaction writes
+ * its pages into the shared map directly instead of copying each dirty
+ * page into the file with a pwrite at commit (that copy was more than
+ * half of an admission's time: 93,000 admissions/s from one thread with
+ * three limits without it, 310,000 with it; bench/RESULTS.md).  Its
+ * costs, per LMDB's documentation: the file is sized to store.map_size
+ * at open (a sparse file: only the pages in use take disk space), a
+ * stray write through a pointer into the map could damage the file, and
+ * every process must open the file the same way (all of ours use this
+ * code; after an upgrade from a build without it, stop every process
+ * that has the file open before starting the new ones).  It does not
+ * depend on store.sync, so processes whose configurations differ there
+ * still open the file alike.
+ *
  * Durability (store.sync): "periodic", the default, opens the file with
- * MDB_NOSYNC: a commit hands its pages to the kernel and returns, and
- * the store flushes the file (mdb_env_sync) at most every
- * store.sync_interval seconds, on the first commit after that, and at
- * close.  A crashed or killed process (kill -9 included) loses nothing
- * it committed: the kernel holds the pages.  A crash of the whole host
- * can lose the commits of the last interval, and since LMDB then cannot
- * vouch for the order in which pages reached the disk, the file may have
- * to be removed (counters start again from zero).  "always" syncs every
- * commit (LMDB's default: data pages, then the meta page, fdatasync'ed
- * before admit() returns): nothing is lost even when the host crashes,
- * at the price of two syncs per charging admission (about 3,400/s from
- * one thread here, against 93,000/s periodic with three limits and
- * 143,000/s with one; bench/RESULTS.md).  The flush runs inside the
- * first admission after the interval, which then takes longer (up to
- * 0.2 s measured with a million keys).  Either way an
- * interrupted commit is invisible: copy-on-write leaves the previous
- * meta page in force.  Refused admissions change and commit nothing.
+ * MDB_NOSYNC: a commit leaves its pages in the shared map (the kernel's
+ * page cache) and returns, and a thread of the environment's own flushes
+ * the file (mdb_env_sync, an msync of the map) every store.sync_interval
+ * seconds when something was committed since the last flush, and at
+ * close; so no admission waits for a flush (it used to run inside the
+ * first admission after the interval, which then took up to 0.2 s with
+ * a million keys).  The thread is started by the first commit of the
+ * process that uses the environment (so a store opened before a fork
+ * gets its thread in the child that uses it).  A crashed or killed
+ * process (kill -9 included) loses nothing it committed: the kernel
+ * holds the pages.  A crash of the whole host can lose the commits of
+ * the last interval, and since LMDB then cannot vouch for the order in
+ * which pages reached the disk, the file may have to be removed
+ * (counters start again from zero).  "always" syncs every commit
+ * (LMDB's default: data pages, then the meta page, before admit()
+ * returns): nothing is lost even when the host crashes, at the price of
+ * two syncs per charging admission (about 3,400/s from one thread
+ * here).  Either way an interrupted commit is invisible: copy-on-write
+ * leaves the previous meta page in force.  Refused admissions change and
+ * commit nothing.
  *
  * Reclaiming: a counter holds its expiry, algo_expires(); one past it is
  * treated as empty when met (and replaced by the next charge).  Each
@@ -62,6 +96,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "quota/store.h"
 #include "quota/tz.h"
@@ -82,6 +117,8 @@
 #define OPS_ON_STACK	16
 #define DEFAULT_MAP	(1024ULL * 1024 * 1024)
 #define NO_TIME		INT64_MIN	/* put, del: no time, no sweep */
+#define FORMAT		2		/* record format (see the top) */
+#define FORMAT_KEY	"format"
 
 /* One environment per file per process, shared by its stores. */
 struct lmdb_env {
@@ -105,11 +142,20 @@ struct lmdb_env {
 	 * transaction, which LMDB makes exclusive. */
 	unsigned char scan[QUOTA_RKEY_MAX];
 	size_t scanlen;
-	/* store.sync = "periodic": flush interval and last flush (ms,
-	 * CLOCK_MONOTONIC; read and written with __atomic builtins). */
+	/*
+	 * store.sync = "periodic": the flush thread (started by the first
+	 * commit of process flush_pid), woken every sync_interval_ms or by
+	 * flush_stop; commits counts the commits since the last flush.
+	 * flush_lock guards the fields below it.
+	 */
 	int periodic;
 	int64_t sync_interval_ms;
-	int64_t last_sync_ms;
+	uint64_t commits;		/* __atomic */
+	pthread_mutex_t flush_lock;
+	pthread_cond_t flush_cond;
+	pthread_t flush_tid;
+	pid_t flush_pid;		/* 0: no thread */
+	int flush_stop;
 };
 
 struct lmdb_store {
@@ -231,6 +277,49 @@ rkey_len(const char *rkey)
 	return n == QUOTA_RKEY_MAX ? 0 : n;
 }
 
+/*
+ * dbkey - the database key of record key rkey (len bytes): "NAME\x1fKEY"
+ * turned into "KEY\x1fNAME"; out holds len bytes.  A record key without
+ * a separator is kept as it is.
+ */
+static void
+dbkey(const void *rkey, size_t len, unsigned char *out)
+{
+	const unsigned char *r = rkey, *sep;
+	size_t nlen;
+
+	if ((sep = memchr(r, QUOTA_RKEY_SEP, len)) == NULL) {
+		memcpy(out, r, len);
+		return;
+	}
+	nlen = (size_t)(sep - r);
+	memcpy(out, sep + 1, len - nlen - 1);
+	out[len - nlen - 1] = QUOTA_RKEY_SEP;
+	memcpy(out + len - nlen, r, nlen);
+}
+
+/* rkey_of - the record key of database key k (len bytes), the inverse */
+static void
+rkey_of(const unsigned char *k, size_t len, char *out)
+{
+	const unsigned char *sep = NULL;
+	size_t i, klen;
+
+	for (i = len; i > 0; i--)
+		if (k[i - 1] == QUOTA_RKEY_SEP) {
+			sep = k + i - 1;
+			break;
+		}
+	if (sep == NULL) {
+		memcpy(out, k, len);
+		return;
+	}
+	klen = (size_t)(sep - k);
+	memcpy(out, sep + 1, len - klen - 1);
+	out[len - klen - 1] = QUOTA_RKEY_SEP;
+	memcpy(out + len - klen, k, klen);
+}
+
 /* ---- transactions ------------------------------------------------------ */
 
 /*
@@ -273,38 +362,97 @@ txn_abort(struct lmdb_env *e, MDB_txn *txn)
 	(void)pthread_rwlock_unlock(&e->resize);
 }
 
-/* mono_ms - a monotonic clock for the flush interval */
-static int64_t
-mono_ms(void)
+/*
+ * flush_main - the flush thread of a periodic environment: every
+ * sync_interval_ms, flush the file if anything was committed since the
+ * last flush; until flush_stop.
+ */
+static void *
+flush_main(void *arg)
 {
+	struct lmdb_env *e = arg;
 	struct timespec ts;
+	uint64_t seen = 0, now;
+	int rc, stop;
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	for (;;) {
+		(void)pthread_mutex_lock(&e->flush_lock);
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		ts.tv_sec += e->sync_interval_ms / 1000;
+		ts.tv_nsec += (e->sync_interval_ms % 1000) * 1000000;
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
+		while (!e->flush_stop && pthread_cond_timedwait(&e->flush_cond,
+		    &e->flush_lock, &ts) != ETIMEDOUT)
+			;
+		stop = e->flush_stop;
+		(void)pthread_mutex_unlock(&e->flush_lock);
+		if (stop)
+			return NULL;
+		now = __atomic_load_n(&e->commits, __ATOMIC_RELAXED);
+		if (now == seen)
+			continue;
+		seen = now;
+		/* mdb_env_sync reads the map size: no resize meanwhile */
+		(void)pthread_rwlock_rdlock(&e->resize);
+		rc = mdb_env_sync(e->env, 1);
+		(void)pthread_rwlock_unlock(&e->resize);
+		if (rc != 0)
+			log_warnx("quota store %s: flush: %s", e->path,
+			    mdb_strerror(rc));
+	}
+}
+
+/* flush_start - start this process's flush thread if it has none */
+static void
+flush_start(struct lmdb_env *e)
+{
+	pid_t pid = getpid();
+
+	(void)pthread_mutex_lock(&e->flush_lock);
+	if (e->flush_pid != pid && !e->flush_stop) {
+		if (pthread_create(&e->flush_tid, NULL, flush_main, e) == 0)
+			__atomic_store_n(&e->flush_pid, pid, __ATOMIC_RELAXED);
+		else
+			log_warnx("quota store %s: cannot start the flush "
+			    "thread; flushing at close only", e->path);
+	}
+	(void)pthread_mutex_unlock(&e->flush_lock);
+}
+
+/* flush_stop - stop this process's flush thread, if it runs */
+static void
+flush_stop(struct lmdb_env *e)
+{
+	int join;
+
+	(void)pthread_mutex_lock(&e->flush_lock);
+	e->flush_stop = 1;
+	join = e->flush_pid == getpid();
+	(void)pthread_cond_signal(&e->flush_cond);
+	(void)pthread_mutex_unlock(&e->flush_lock);
+	if (join)
+		(void)pthread_join(e->flush_tid, NULL);
 }
 
 /*
  * txn_commit - commit a transaction begun by txn_begin; with
- * store.sync = "periodic", flush the file when the interval has passed.
+ * store.sync = "periodic", count it for the flush thread.
  */
 static int
 txn_commit(struct lmdb_env *e, MDB_txn *txn)
 {
-	int64_t now, last;
 	int rc;
 
 	rc = mdb_txn_commit(txn);
 	(void)pthread_rwlock_unlock(&e->resize);
 	if (rc == 0 && e->periodic) {
-		now = mono_ms();
-		last = __atomic_load_n(&e->last_sync_ms, __ATOMIC_RELAXED);
-		if (now - last >= e->sync_interval_ms &&
-		    __atomic_compare_exchange_n(&e->last_sync_ms, &last, now, 0,
-		    __ATOMIC_RELAXED, __ATOMIC_RELAXED) &&
-		    (rc = mdb_env_sync(e->env, 1)) != 0)
-			log_warnx("quota store %s: flush: %s", e->path,
-			    mdb_strerror(rc));
-		rc = 0;		/* the commit itself succeeded */
+		if (__atomic_fetch_add(&e->commits, 1, __ATOMIC_RELAXED) == 0 ||
+		    __atomic_load_n(&e->flush_pid, __ATOMIC_RELAXED) !=
+		    getpid())
+			flush_start(e);
 	}
 	return rc;
 }
@@ -319,12 +467,16 @@ static int
 counter_read(struct lmdb_env *e, MDB_txn *txn, const void *rkey, size_t len,
     int64_t now, struct quota_state *st, int *found)
 {
+	unsigned char dk[QUOTA_RKEY_MAX];
 	MDB_val k, v;
 	int rc;
 
 	memset(st, 0, sizeof(*st));
 	*found = 0;
-	k.mv_data = (void *)(uintptr_t)rkey;
+	if (len > sizeof(dk))
+		return EINVAL;
+	dbkey(rkey, len, dk);
+	k.mv_data = dk;
 	k.mv_size = len;
 	if ((rc = mdb_get(txn, e->counters, &k, &v)) == MDB_NOTFOUND)
 		return 0;
@@ -351,13 +503,15 @@ counter_write(struct lmdb_env *e, MDB_txn *txn, const struct conf_limit *l,
     const void *rkey, size_t len, const struct quota_state *st,
     const struct quota_period *per, int64_t now)
 {
-	unsigned char val[VAL_MAX];
+	unsigned char val[VAL_MAX], dk[QUOTA_RKEY_MAX];
 	struct quota_period p;
 	MDB_val k, v;
 	int64_t exp;
 	size_t n;
 	int rc;
 
+	if (len > sizeof(dk))
+		return EINVAL;
 	if (l->kind == CONF_QKIND_CALENDAR) {
 		if (per == NULL || st->t0 < per->start_ms ||
 		    st->t0 >= per->end_ms) {
@@ -371,7 +525,8 @@ counter_write(struct lmdb_env *e, MDB_txn *txn, const struct conf_limit *l,
 	} else {
 		exp = algo_expires(l, st, NULL);
 	}
-	k.mv_data = (void *)(uintptr_t)rkey;
+	dbkey(rkey, len, dk);
+	k.mv_data = dk;
 	k.mv_size = len;
 	if (exp <= now) {
 		rc = mdb_del(txn, e->counters, &k, NULL);
@@ -911,6 +1066,7 @@ lmdb_get(struct quota_store *qs, const char *rkey, struct quota_state *st,
 {
 	struct lmdb_store *s = (struct lmdb_store *)qs;
 	struct lmdb_env *e = s->e;
+	unsigned char dk[QUOTA_RKEY_MAX];
 	MDB_txn *txn;
 	MDB_val k, v;
 	int rc;
@@ -922,7 +1078,8 @@ lmdb_get(struct quota_store *qs, const char *rkey, struct quota_state *st,
 		    e->path);
 		return -1;
 	}
-	k.mv_data = (void *)(uintptr_t)rkey;
+	dbkey(rkey, k.mv_size, dk);
+	k.mv_data = dk;
 	if ((rc = txn_begin(e, 0, &txn)) != 0)
 		return lmdb_err(e, rc, "begin transaction", err, errlen);
 	rc = mdb_get(txn, e->counters, &k, &v);
@@ -952,13 +1109,14 @@ put_body(struct lmdb_store *s, MDB_txn *txn, void *varg, int *changed,
 {
 	struct put_arg *a = varg;
 	const struct conf_limit *l;
-	unsigned char val[VAL_MAX];
+	unsigned char val[VAL_MAX], dk[QUOTA_RKEY_MAX];
 	MDB_val k, v;
 	size_t n;
 	int rc;
 
-	k.mv_data = (void *)(uintptr_t)a->rkey;
 	k.mv_size = rkey_len(a->rkey);
+	dbkey(a->rkey, k.mv_size, dk);
+	k.mv_data = dk;
 	if (a->del) {
 		rc = mdb_del(txn, s->e->counters, &k, NULL);
 		if (rc == MDB_NOTFOUND)
@@ -1072,7 +1230,7 @@ lmdb_iterate(struct quota_store *qs, int (*fn)(const char *,
 			    (const unsigned char *)v.mv_data + 8,
 			    v.mv_size - 8, &recs[n].st) == -1)
 				continue;
-			memcpy(recs[n].rkey, k.mv_data, k.mv_size);
+			rkey_of(k.mv_data, k.mv_size, recs[n].rkey);
 			recs[n].rkey[k.mv_size] = '\0';
 			n++;
 		}
@@ -1102,13 +1260,123 @@ env_free(struct lmdb_env *e)
 	if (e == NULL)
 		return;
 	if (e->env != NULL) {
-		if (e->periodic)
+		if (e->periodic) {
+			flush_stop(e);
 			(void)mdb_env_sync(e->env, 1);
+		}
 		mdb_env_close(e->env);
 	}
+	(void)pthread_cond_destroy(&e->flush_cond);
+	(void)pthread_mutex_destroy(&e->flush_lock);
 	(void)pthread_rwlock_destroy(&e->resize);
 	free(e->path);
 	free(e);
+}
+
+/*
+ * migrate_v1 - format 1 to 2: every counter turned around into the
+ * scratch database "migrating", then "counters" emptied and refilled
+ * from it (in order: appended), and the scratch database dropped.
+ */
+static int
+migrate_v1(struct lmdb_env *e, MDB_txn *txn, size_t *n)
+{
+	unsigned char dk[QUOTA_RKEY_MAX];
+	MDB_cursor *c;
+	MDB_dbi tmp;
+	MDB_val k, v, nk;
+	int rc;
+
+	*n = 0;
+	if ((rc = mdb_dbi_open(txn, "migrating", MDB_CREATE, &tmp)) != 0 ||
+	    (rc = mdb_drop(txn, tmp, 0)) != 0 ||
+	    (rc = mdb_cursor_open(txn, e->counters, &c)) != 0)
+		return rc;
+	for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
+	    rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+		if (k.mv_size == 0 || k.mv_size > sizeof(dk))
+			continue;	/* not a record of ours */
+		dbkey(k.mv_data, k.mv_size, dk);
+		nk.mv_data = dk;
+		nk.mv_size = k.mv_size;
+		if ((rc = mdb_put(txn, tmp, &nk, &v, 0)) != 0)
+			break;
+		(*n)++;
+	}
+	mdb_cursor_close(c);
+	if (rc != MDB_NOTFOUND)
+		return rc;
+	if ((rc = mdb_drop(txn, e->counters, 0)) != 0 ||
+	    (rc = mdb_cursor_open(txn, tmp, &c)) != 0)
+		return rc;
+	for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
+	    rc = mdb_cursor_get(c, &k, &v, MDB_NEXT))
+		if ((rc = mdb_put(txn, e->counters, &k, &v, MDB_APPEND)) != 0)
+			break;
+	mdb_cursor_close(c);
+	if (rc != MDB_NOTFOUND)
+		return rc;
+	return mdb_drop(txn, tmp, 1);
+}
+
+/*
+ * format_check - make sure the file holds format FORMAT: a new file
+ * gets it, a format 1 file is migrated, a newer one refused.  0, an LMDB
+ * error, or -1 with err.
+ */
+static int
+format_check(struct lmdb_env *e, MDB_txn *txn, char *err, size_t errlen)
+{
+	MDB_dbi meta;
+	MDB_stat st;
+	MDB_val k, v;
+	char fmt[16];
+	size_t n;
+	long have;
+	int rc;
+
+	if ((rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &meta)) != 0)
+		return rc;
+	k.mv_data = (void *)(uintptr_t)FORMAT_KEY;
+	k.mv_size = strlen(FORMAT_KEY);
+	rc = mdb_get(txn, meta, &k, &v);
+	if (rc == 0) {
+		if (v.mv_size == 0 || v.mv_size >= sizeof(fmt)) {
+			have = -1;
+		} else {
+			memcpy(fmt, v.mv_data, v.mv_size);
+			fmt[v.mv_size] = '\0';
+			have = strtol(fmt, NULL, 10);
+		}
+		if (have == FORMAT)
+			return 0;
+		(void)snprintf(err, errlen, "quota store %s: record format "
+		    "%s, this outpost reads format %d (written by a newer "
+		    "version? remove the file to start counting afresh)",
+		    e->path, have < 0 ? "unreadable" : fmt, FORMAT);
+		return -1;
+	}
+	if (rc != MDB_NOTFOUND)
+		return rc;
+	/* No format: a new file, or format 1 if it holds counters. */
+	if ((rc = mdb_stat(txn, e->counters, &st)) != 0)
+		return rc;
+	if (st.ms_entries > 0) {
+		if ((rc = migrate_v1(e, txn, &n)) != 0) {
+			(void)snprintf(err, errlen, "quota store %s: migrating "
+			    "record format 1 to %d: %s%s", e->path, FORMAT,
+			    mdb_strerror(rc), rc == MDB_MAP_FULL ?
+			    " (raise store.map_size, or remove the file to "
+			    "start counting afresh)" : "");
+			return -1;
+		}
+		log_info("quota store %s: migrated %zu counters from record "
+		    "format 1 to %d", e->path, n, FORMAT);
+	}
+	(void)snprintf(fmt, sizeof(fmt), "%d", FORMAT);
+	v.mv_data = fmt;
+	v.mv_size = strlen(fmt);
+	return mdb_put(txn, meta, &k, &v, 0);
 }
 
 /* env_open - open (creating) the file, clear stale readers, open the dbs */
@@ -1116,6 +1384,7 @@ static struct lmdb_env *
 env_open(const struct conf *c, char *err, size_t errlen)
 {
 	pthread_rwlockattr_t ra;
+	pthread_condattr_t ca;
 	struct lmdb_env *e;
 	struct stat sb;
 	MDB_txn *txn;
@@ -1130,11 +1399,16 @@ env_open(const struct conf *c, char *err, size_t errlen)
 	    PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
 	(void)pthread_rwlock_init(&e->resize, &ra);
 	(void)pthread_rwlockattr_destroy(&ra);
+	(void)pthread_mutex_init(&e->flush_lock, NULL);
+	(void)pthread_condattr_init(&ca);
+	(void)pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	(void)pthread_cond_init(&e->flush_cond, &ca);
+	(void)pthread_condattr_destroy(&ca);
 	if ((rc = mdb_env_create(&e->env)) != 0) {
 		e->env = NULL;
 		goto fail;
 	}
-	if ((rc = mdb_env_set_maxdbs(e->env, 4)) != 0 ||
+	if ((rc = mdb_env_set_maxdbs(e->env, 8)) != 0 ||
 	    (rc = mdb_env_set_maxreaders(e->env, LMDB_MAXREADERS)) != 0 ||
 	    (rc = mdb_env_set_mapsize(e->env, (size_t)e->map_size)) != 0)
 		goto fail;
@@ -1142,9 +1416,8 @@ env_open(const struct conf *c, char *err, size_t errlen)
 	e->periodic = !c->store.sync_always;
 	e->sync_interval_ms = (int64_t)(c->store.sync_interval ?
 	    c->store.sync_interval : 1) * 1000;
-	e->last_sync_ms = mono_ms();
 	if ((rc = mdb_env_open(e->env, e->path, MDB_NOSUBDIR | MDB_NOTLS |
-	    (e->periodic ? MDB_NOSYNC : 0), 0600)) != 0) {
+	    MDB_WRITEMAP | (e->periodic ? MDB_NOSYNC : 0), 0600)) != 0) {
 		(void)snprintf(err, errlen, "quota store %s: open: %s%s",
 		    e->path, mdb_strerror(rc), rc == ENOENT ?
 		    " (does its directory exist?)" : "");
@@ -1164,6 +1437,12 @@ env_open(const struct conf *c, char *err, size_t errlen)
 	    (rc = mdb_dbi_open(txn, "resv_expiry", MDB_CREATE,
 	    &e->rexp)) != 0) {
 		mdb_txn_abort(txn);
+		goto fail;
+	}
+	if ((rc = format_check(e, txn, err, errlen)) != 0) {
+		mdb_txn_abort(txn);
+		if (rc == -1)
+			goto fail_filled;
 		goto fail;
 	}
 	if ((rc = mdb_txn_commit(txn)) != 0)

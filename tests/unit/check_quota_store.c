@@ -27,6 +27,7 @@
 #include <check.h>
 #include <errno.h>
 #include <hiredis/hiredis.h>
+#include <lmdb.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -1076,6 +1077,136 @@ START_TEST(lmdb_small_map_reclaims_then_fails_cleanly_when_full)
 }
 END_TEST
 
+/*
+ * lmdb_raw - open t's file with LMDB directly (the store closed), run
+ * fn in one write transaction, commit
+ */
+static void
+lmdb_raw(struct tenv *t, void (*fn)(MDB_txn *))
+{
+	MDB_env *env;
+	MDB_txn *txn;
+
+	t->s->ops->close(t->s);
+	t->s = NULL;
+	ck_assert_int_eq(mdb_env_create(&env), 0);
+	ck_assert_int_eq(mdb_env_set_maxdbs(env, 8), 0);
+	ck_assert_int_eq(mdb_env_set_mapsize(env, t->conf.store.map_size), 0);
+	ck_assert_int_eq(mdb_env_open(env, t->path, MDB_NOSUBDIR |
+	    MDB_WRITEMAP, 0600), 0);
+	ck_assert_int_eq(mdb_txn_begin(env, NULL, 0, &txn), 0);
+	fn(txn);
+	ck_assert_int_eq(mdb_txn_commit(txn), 0);
+	mdb_env_close(env);
+}
+
+/*
+ * to_format1 - turn a format 2 file into what format 1 wrote: the
+ * counters name first ("NAME\x1fKEY"), no "meta" database
+ */
+static void
+to_format1(MDB_txn *txn)
+{
+	MDB_dbi cnt, meta;
+	MDB_cursor *c;
+	MDB_val k, v, nk, nv;
+	char keys[16][QUOTA_RKEY_MAX], vals[16][64];
+	size_t klen[16], vlen[16], n = 0, i, kl;
+	const char *sep;
+	int rc;
+
+	ck_assert_int_eq(mdb_dbi_open(txn, "counters", 0, &cnt), 0);
+	ck_assert_int_eq(mdb_cursor_open(txn, cnt, &c), 0);
+	for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
+	    rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+		ck_assert_uint_lt(n, 16);
+		ck_assert_uint_lt(k.mv_size, sizeof(keys[0]));
+		ck_assert_uint_le(v.mv_size, sizeof(vals[0]));
+		/* "KEY\x1fNAME" -> "NAME\x1fKEY" */
+		sep = memrchr(k.mv_data, QUOTA_RKEY_SEP, k.mv_size);
+		ck_assert_ptr_nonnull(sep);
+		kl = (size_t)(sep - (const char *)k.mv_data);
+		memcpy(keys[n], sep + 1, k.mv_size - kl - 1);
+		keys[n][k.mv_size - kl - 1] = QUOTA_RKEY_SEP;
+		memcpy(keys[n] + k.mv_size - kl, k.mv_data, kl);
+		klen[n] = k.mv_size;
+		memcpy(vals[n], v.mv_data, v.mv_size);
+		vlen[n++] = v.mv_size;
+	}
+	ck_assert_int_eq(rc, MDB_NOTFOUND);
+	mdb_cursor_close(c);
+	ck_assert_int_eq(mdb_drop(txn, cnt, 0), 0);
+	for (i = 0; i < n; i++) {
+		nk.mv_data = keys[i];
+		nk.mv_size = klen[i];
+		nv.mv_data = vals[i];
+		nv.mv_size = vlen[i];
+		ck_assert_int_eq(mdb_put(txn, cnt, &nk, &nv, 0), 0);
+	}
+	ck_assert_int_eq(mdb_dbi_open(txn, "meta", 0, &meta), 0);
+	ck_assert_int_eq(mdb_drop(txn, meta, 1), 0);
+}
+
+/* format9 - mark the file as written in a record format from the future */
+static void
+format9(MDB_txn *txn)
+{
+	MDB_dbi meta;
+	MDB_val k = { 6, (void *)"format" }, v = { 1, (void *)"9" };
+
+	ck_assert_int_eq(mdb_dbi_open(txn, "meta", 0, &meta), 0);
+	ck_assert_int_eq(mdb_put(txn, meta, &k, &v, 0), 0);
+}
+
+/*
+ * lmdb_format1_file_is_migrated - a file of record format 1 (counters
+ * name first, before the key-first layout) opens with its counters, which
+ * list under their record keys and go on counting
+ */
+START_TEST(lmdb_format1_file_is_migrated)
+{
+	struct tenv *t = tenv_new(B_LMDB, 1);
+	struct quota_state st;
+	char rkey[QUOTA_RKEY_MAX], err[512] = "";
+	int found = 0;
+
+	ck_assert_int_eq(admit1(t, L_WIN, "alice", 6, NULL), 1);
+	ck_assert_int_eq(admit1(t, L_HOUR, "alice", 7, NULL), 1);
+	ck_assert_int_eq(admit1(t, L_HOUR, "bob", 3, NULL), 1);
+	lmdb_raw(t, to_format1);
+	t->s = topen(t, 1);
+	ck_assert_uint_eq(used(t, L_WIN, "alice"), 6);
+	ck_assert_uint_eq(used(t, L_HOUR, "alice"), 7);
+	ck_assert_uint_eq(used(t, L_HOUR, "bob"), 3);
+	ck_assert_uint_eq(nrecords(t, L_HOUR), 2);
+	ck_assert_int_eq(quota_rkey("hour", "bob", rkey, sizeof(rkey)), 0);
+	ck_assert_int_eq(t->s->ops->get(t->s, rkey, &st, &found, err,
+	    sizeof(err)), 0);
+	ck_assert_int_eq(found, 1);
+	ck_assert_int_eq(admit1(t, L_WIN, "alice", 4, NULL), 1);
+	ck_assert_int_eq(admit1(t, L_WIN, "alice", 1, NULL), 0);
+	/* migrated once: reopening finds format 2 */
+	t->s->ops->close(t->s);
+	t->s = topen(t, 1);
+	ck_assert_uint_eq(used(t, L_WIN, "alice"), 10);
+	tenv_free(t);
+}
+END_TEST
+
+/* lmdb_newer_format_is_refused - a record format this code does not know */
+START_TEST(lmdb_newer_format_is_refused)
+{
+	struct tenv *t = tenv_new(B_LMDB, 1);
+	char err[512] = "";
+
+	lmdb_raw(t, format9);
+	ck_assert_ptr_null(store_lmdb_open(&t->conf, err, sizeof(err)));
+	ck_assert_msg(strstr(err, "record format 9") != NULL &&
+	    strstr(err, t->path) != NULL, "unclear error: %s", err);
+	tenv_free(t);
+}
+END_TEST
+
 /* add - one TCase per behaviour, run on backend b */
 static void
 add(Suite *s, int b, const char *name, const TTest *test, int timeout)
@@ -1123,6 +1254,8 @@ backend_suite(int b)
 		ADD(s, b, lmdb_file_is_private_and_shared_in_process, 0);
 		ADD(s, b, lmdb_missing_directory_is_an_error, 0);
 		ADD(s, b, lmdb_small_map_reclaims_then_fails_cleanly_when_full, 60);
+		ADD(s, b, lmdb_format1_file_is_migrated, 0);
+		ADD(s, b, lmdb_newer_format_is_refused, 0);
 	}
 	return s;
 }
