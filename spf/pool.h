@@ -29,10 +29,18 @@
  *	  uid (logged once).  The pool keeps its start-time settings
  *	  across reloads (spf.workers, user, worker, memory, timeout and
  *	  the lookup limits take effect at restart).
+ *	  Before or after daemon(3) does not matter: the supervisor
+ *	  follows the socket, not its parent.
  *	- spf_pool_check() from any thread; it waits at most spf.timeout
- *	  in all (for a free worker, then for the answer).  A query whose
- *	  HELO or sender is too long for the wire (spf/wire.h) or holds
- *	  control bytes gets "none" without asking a worker (RFC 7208 4.3).
+ *	  in all (for a free worker, then for the answer); replacing a
+ *	  failed worker adds one round trip to the supervisor (a fork:
+ *	  milliseconds; 10 s at most if it hangs).  A worker found dead
+ *	  while idle, or retiring (after 10000 checks), is replaced
+ *	  without failing a check.  A query whose HELO or sender is too
+ *	  long for the wire (spf/wire.h) or holds control bytes gets
+ *	  "none" without asking a worker (RFC 7208 4.3); one without a
+ *	  client address gets temperror.  If the supervisor dies, every
+ *	  check tempfails (logged once) and the milter goes on.
  *	- spf_pool_free() once no check runs; the supervisor kills its
  *	  workers when its socket closes, so a milter that dies leaves no
  *	  worker behind either.
