@@ -35,6 +35,7 @@
 #include <arpa/nameser.h>
 #include <netdb.h>
 #include <ctype.h>
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -81,6 +82,10 @@ struct layer {
 	/* zone mode: the names the zone has (lower case, no final dot) */
 	char **names;
 	size_t nnames;
+	/* zone mode: names whose lookups are slow ("DELAY"; tests) */
+	char delayed[4][SPF_NAME_MAX];
+	unsigned int delay_ms[4];
+	size_t ndelayed;
 
 	/* per check */
 	unsigned int lookups;
@@ -186,6 +191,27 @@ past_deadline(const struct layer *l)
 	    now.tv_nsec >= l->deadline.tv_nsec);
 }
 
+/* delay - zone mode: a name made slow with a "DELAY" entry sleeps */
+static void
+delay(const struct layer *l, const char *domain)
+{
+	struct timespec ts;
+	char n[SPF_NAME_MAX];
+	size_t i;
+
+	if (l->ndelayed == 0 || norm_name(domain, n, sizeof(n)) == -1)
+		return;
+	for (i = 0; i < l->ndelayed; i++) {
+		if (strcmp(l->delayed[i], n) == 0) {
+			ts.tv_sec = l->delay_ms[i] / 1000;
+			ts.tv_nsec = (long)(l->delay_ms[i] % 1000) * 1000000L;
+			while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
+				;
+			return;
+		}
+	}
+}
+
 /* stopped - an answer that makes libspf2 end the check (TRY_AGAIN) */
 static SPF_dns_rr_t *
 stopped(SPF_dns_server_t *s, const char *domain, ns_type type)
@@ -220,6 +246,7 @@ query(SPF_dns_server_t *s, const char *domain, ns_type type, int cache)
 		layer_why(l, "deadline of %u ms passed", l->timeout_ms);
 		return stopped(s, domain, type);
 	}
+	delay(l, domain);
 	rr = SPF_dns_lookup(l->below, domain, type, cache);
 	if (rr == NULL)
 		return stopped(s, domain, type);
@@ -945,6 +972,19 @@ spf_checker_zone_add(struct spf_checker *c, const char *name,
 	    n[0] == '\0') {
 		(void)snprintf(err, errlen, "bad zone name");
 		return -1;
+	}
+	if (type != NULL && strcasecmp(type, "DELAY") == 0) {
+		/* a test aid: lookups of name take data milliseconds */
+		if (data == NULL || l->ndelayed >= sizeof(l->delay_ms) /
+		    sizeof(l->delay_ms[0])) {
+			(void)snprintf(err, errlen, "bad or too many DELAY");
+			return -1;
+		}
+		(void)snprintf(l->delayed[l->ndelayed],
+		    sizeof(l->delayed[0]), "%s", n);
+		l->delay_ms[l->ndelayed++] = (unsigned int)strtoul(data,
+		    NULL, 10) % 10000;
+		return 0;
 	}
 	if ((t = rr_type(type)) == ns_t_invalid) {
 		(void)snprintf(err, errlen, "unknown record type %s", type);

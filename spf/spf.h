@@ -81,6 +81,9 @@ struct spf_checker *spf_checker_free(struct spf_checker *);
  * type ("A", "AAAA", "TXT", "MX", "PTR", "SPF"), data; data NULL with
  * timeout set makes lookups of name time out (temperror), data NULL
  * without it makes name not exist.  0 or -1.
+ * Added: type NULL or "ANY" with data NULL applies to every type; type
+ * "DELAY" with data "MS" makes every lookup of name take MS milliseconds
+ * (tests of the deadline; at most 4 names).
  */
 int spf_checker_zone_add(struct spf_checker *, const char *name,
     const char *type, const char *data, int timeout, char *err,

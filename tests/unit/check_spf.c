@@ -355,6 +355,49 @@ START_TEST(unusable_query_is_refused)
 }
 END_TEST
 
+START_TEST(deadline_stops_the_check_with_temperror)
+{
+	struct spf_options opt;
+	struct spf_checker *c;
+	struct spf_query q = { "192.0.2.1", "mta.example",
+	    "a@deadline.example" };
+	struct spf_answer a;
+	char err[256];
+	unsigned int timeout;
+
+	/* slowa.example answers after 60 ms: with a 20 ms deadline the
+	 * next lookup is never made; without one the check passes. */
+	for (timeout = 0; timeout <= 20; timeout += 20) {
+		memset(&opt, 0, sizeof(opt));
+		opt.max_dns_lookups = 10;
+		opt.max_void_lookups = 2;
+		opt.use_zone = 1;
+		opt.timeout_ms = timeout;
+		c = spf_checker_new(&opt, err, sizeof(err));
+		ck_assert_msg(c != NULL, "spf_checker_new: %s", err);
+		ck_assert_int_eq(spf_checker_zone_add(c, "deadline.example",
+		    "TXT", "v=spf1 a:slowa.example a:h1.example ip4:192.0.2.1 "
+		    "-all", 0, err, sizeof(err)), 0);
+		ck_assert_int_eq(spf_checker_zone_add(c, "slowa.example", "A",
+		    "198.51.100.99", 0, err, sizeof(err)), 0);
+		ck_assert_int_eq(spf_checker_zone_add(c, "h1.example", "A",
+		    "198.51.100.1", 0, err, sizeof(err)), 0);
+		ck_assert_int_eq(spf_checker_zone_add(c, "slowa.example",
+		    "DELAY", "60", 0, err, sizeof(err)), 0);
+		(void)spf_check(c, &q, &a);
+		if (timeout == 0)
+			ck_assert_msg(a.result == SPF_RES_PASS, "no deadline: "
+			    "got %s (%s)", spf_result_name(a.result), a.text);
+		else {
+			ck_assert_msg(a.result == SPF_RES_TEMPERROR, "20 ms: "
+			    "got %s (%s)", spf_result_name(a.result), a.text);
+			ck_assert_ptr_nonnull(strstr(a.text, "deadline"));
+		}
+		spf_checker_free(c);
+	}
+}
+END_TEST
+
 START_TEST(resolver_checker_is_made_and_freed)
 {
 	struct spf_options opt;
@@ -778,6 +821,7 @@ main(void)
 	tcase_add_test(tc, unusable_query_is_refused);
 	tcase_add_test(tc, zone_add_rejects_bad_input);
 	tcase_add_test(tc, resolver_checker_is_made_and_freed);
+	tcase_add_test(tc, deadline_stops_the_check_with_temperror);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("mapping");
