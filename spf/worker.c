@@ -21,14 +21,14 @@
  * hello to the milter with SCM_RIGHTS.  When the milter's socket closes
  * it kills its workers and exits.
  *
- * A worker, right after the fork: keeps only its socket (and stderr),
- * sets no_new_privs, becomes spf.user (groups, gid, uid; when the
- * supervisor is not root it stays as it is, and the milter logs that
- * once), dies with the supervisor (PDEATHSIG), takes its limits
- * (RLIMIT_AS = --memory except under ASan, whose shadow memory needs
- * terabytes of address space; no core files; 16 descriptors; no new
- * processes; CPU: per check the timeout plus 2 s, 300 s for its life),
- * builds its checker and says hello.  Then per request: alarm() as a
+ * A worker (comm "spf-worker" in ps), right after the fork: keeps only
+ * its socket (and stderr), sets no_new_privs, becomes spf.user (groups,
+ * gid, uid; when the supervisor is not root it stays as it is, and the
+ * milter logs that once), dies with the supervisor (PDEATHSIG), takes
+ * its limits (RLIMIT_AS = --memory except under ASan, whose shadow
+ * memory needs terabytes of address space; no core files; 16
+ * descriptors; no new processes; CPU: per check the timeout plus 2 s,
+ * 300 s for its life), builds its checker and says hello.  Then per request: alarm() as a
  * second deadline, spf_check or spf_check_helo, answer.  It retires
  * (flag in the answer, then exits) after 10000 checks or half its CPU
  * life, and the milter replaces it without losing a check.
@@ -680,6 +680,8 @@ worker_main(const struct sup *s, int sock, pid_t parent)
 	sigset_t none;
 	char err[SPF_TEXT_MAX];
 
+	/* ps -o comm and pgrep tell workers from their supervisor */
+	(void)prctl(PR_SET_NAME, "spf-worker", 0, 0, 0);
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	signal(SIGALRM, SIG_DFL);

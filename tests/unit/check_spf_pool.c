@@ -506,6 +506,25 @@ status_field(long pid, const char *name)
 	return v;
 }
 
+/* name_is - 1 when /proc/pid/comm is name */
+static int
+name_is(long pid, const char *name)
+{
+	char path[64], line[64];
+	FILE *fp;
+	int r = 0;
+
+	snprintf(path, sizeof(path), "/proc/%ld/comm", pid);
+	if ((fp = fopen(path, "r")) == NULL)
+		return -1;
+	if (fgets(line, sizeof(line), fp) != NULL) {
+		line[strcspn(line, "\n")] = '\0';
+		r = strcmp(line, name) == 0;
+	}
+	fclose(fp);
+	return r;
+}
+
 /* limit_of - the soft limit named name in /proc/pid/limits, or -2 */
 static long
 limit_of(long pid, const char *name)
@@ -566,6 +585,7 @@ START_TEST(worker_runs_as_spf_user_and_cannot_read_root_files)
 	ck_assert_int_eq(status_field(pid, "Uid"), (long)pw->pw_uid);
 	ck_assert_int_eq(status_field(pid, "Gid"), (long)pw->pw_gid);
 	ck_assert_int_eq(status_field(pid, "NoNewPrivs"), 1);
+	ck_assert_int_eq(name_is(pid, "spf-worker"), 1);
 	ck_assert_int_eq(status_field(pid, "Groups"), (long)pw->pw_gid);
 	ck_assert_int_eq(check(p, SPF_KIND_MAILFROM, "192.0.2.1", "h",
 	    "x@secret.test", &a), 0);
