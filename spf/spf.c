@@ -30,6 +30,7 @@
  * that into NODATA, as real DNS would.
  */
 #include <sys/types.h>
+#include <sys/random.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
 #include <arpa/nameser.h>
@@ -83,6 +84,7 @@ struct layer {
 	char **names;
 	size_t nnames;
 	/* zone mode: names whose lookups are slow ("DELAY"; tests) */
+	char token[20];		/* random, per checker: synthetic names */
 	char delayed[4][SPF_NAME_MAX];
 	unsigned int delay_ms[4];
 	size_t ndelayed;
@@ -318,6 +320,110 @@ remember_names(struct layer *l, const SPF_dns_rr_t *rr, ns_type type)
 	}
 }
 
+/* synthetic_answer - an A answer (127.0.0.2) when match, else NODATA */
+static SPF_dns_rr_t *
+synthetic_answer(SPF_dns_server_t *s, const char *domain, int match)
+{
+	SPF_dns_rr_t *rr;
+
+	rr = SPF_dns_rr_new_init(s, domain, ns_t_a, 0, match ? NETDB_SUCCESS :
+	    NO_DATA);
+	if (rr == NULL)
+		fatalx(1, "spf: out of memory");
+	if (match) {
+		if (SPF_dns_rr_buf_realloc(rr, 0, sizeof(rr->rr[0]->a)) !=
+		    SPF_E_SUCCESS)
+			fatalx(1, "spf: out of memory");
+		rr->rr[0]->a.s_addr = htonl(0x7f000002);
+		rr->num_rr = 1;
+	}
+	return rr;
+}
+
+/* any_address - does name have an address of type (A, AAAA)?  1, 0, or
+ * -1 on a DNS failure */
+static int
+any_address(SPF_dns_server_t *s, const char *name, ns_type type)
+{
+	SPF_dns_rr_t *rr;
+	int r;
+
+	rr = query(s, name, type, 1);
+	if (rr->herrno == TRY_AGAIN)
+		r = -1;
+	else
+		r = rr->herrno == NETDB_SUCCESS && rr->num_rr > 0 &&
+		    rr->rr_type == type;
+	SPF_dns_rr_free(rr);
+	return r;
+}
+
+/*
+ * synthetic - the exists: lookups record_check() writes for a//0 (IPv6
+ * client: "TOKEN-a6.DOMAIN": does DOMAIN have any AAAA record?) and
+ * mx/0, mx//0 ("TOKEN-mx4.DOMAIN", "TOKEN-mx6.DOMAIN": does any of
+ * DOMAIN's MX hosts, at most 10, have an address of that family?).  The
+ * term was counted by the caller; its first query may be void.  NULL when
+ * name is not one of ours.
+ */
+static SPF_dns_rr_t *
+synthetic(SPF_dns_server_t *s, const char *name)
+{
+	struct layer *l = s->hook;
+	size_t tl = strlen(l->token);
+	const char *domain;
+	SPF_dns_rr_t *mx;
+	ns_type type;
+	int i, r = 0;
+
+	if (strncasecmp(name, l->token, tl) != 0 || name[tl] != '-')
+		return NULL;
+	if (strncasecmp(name + tl, "-a6.", 4) == 0) {
+		domain = name + tl + 4;
+		if ((r = any_address(s, domain, ns_t_aaaa)) == -1)
+			return stopped(s, name, ns_t_a);
+		if (r == 0 && ++l->voids > l->max_void)
+			goto void_limit;
+		return synthetic_answer(s, name, r);
+	}
+	if (strncasecmp(name + tl, "-mx4.", 5) != 0 &&
+	    strncasecmp(name + tl, "-mx6.", 5) != 0)
+		return NULL;
+	domain = name + tl + 5;
+	type = name[tl + 3] == '6' ? ns_t_aaaa : ns_t_a;
+	mx = query(s, domain, ns_t_mx, 1);
+	if (mx->herrno == TRY_AGAIN) {
+		SPF_dns_rr_free(mx);
+		return stopped(s, name, ns_t_a);
+	}
+	if (is_void(mx) && ++l->voids > l->max_void) {
+		SPF_dns_rr_free(mx);
+		goto void_limit;
+	}
+	if (mx->herrno == NETDB_SUCCESS && mx->rr_type == ns_t_mx &&
+	    mx->num_rr > PTR_MAX) {
+		/* RFC 7208 4.6.4: more than 10 MX records is permerror */
+		SPF_dns_rr_free(mx);
+		layer_stop(l, STOP_LOOKUPS);
+		layer_why(l, "more than %d MX records at %.100s", PTR_MAX,
+		    domain);
+		return stopped(s, name, ns_t_a);
+	}
+	for (i = 0; mx->herrno == NETDB_SUCCESS && mx->rr_type == ns_t_mx &&
+	    i < mx->num_rr && r == 0; i++)
+		r = any_address(s, mx->rr[i]->mx, type);
+	SPF_dns_rr_free(mx);
+	if (r == -1)
+		return stopped(s, name, ns_t_a);
+	return synthetic_answer(s, name, r);
+
+void_limit:
+	layer_stop(l, STOP_VOID);
+	layer_why(l, "more than %u void DNS lookups, at %.100s", l->max_void,
+	    name);
+	return stopped(s, name, ns_t_a);
+}
+
 /* layer_lookup - our SPF_dns_lookup_t: count, then ask the layer below */
 static SPF_dns_rr_t *
 layer_lookup(SPF_dns_server_t *s, const char *domain, ns_type type,
@@ -346,6 +452,8 @@ layer_lookup(SPF_dns_server_t *s, const char *domain, ns_type type,
 	}
 	if (term && count_term(l, domain) == -1)
 		return stopped(s, domain, type);
+	if (type == ns_t_a && (rr = synthetic(s, domain)) != NULL)
+		return rr;
 	rr = query(s, domain, type, cache);
 	if (term && rr->herrno != TRY_AGAIN && is_void(rr) &&
 	    ++l->voids > l->max_void) {
@@ -383,10 +491,11 @@ is_spf1(const char *txt)
  *   some legal names), and so is exp= once checked (we write our own
  *   text, so the explanation lookup and its macro expansion are waste);
  * - redirect= goes last, or away when there is an "all" (6.1);
- * - a CIDR length of 0, which libspf2 refuses, is rewritten where an
- *   exact equivalent exists: ip4:/0 and ip6:/0 become two /1 halves;
- *   a/0 for an IPv4 client becomes exists:; a dual-CIDR length for the
- *   other address family than the client's is dropped.
+ * - a CIDR length of 0, which libspf2 refuses, is rewritten: ip4:/0 and
+ *   ip6:/0 become two /1 halves; a/0 for an IPv4 client becomes exists:;
+ *   a//0 for an IPv6 client and mx/0, mx//0 become an exists: that our
+ *   layer answers itself (synthetic()); a dual-CIDR length for the other
+ *   address family than the client's is dropped.
  */
 
 /* macro_string_ok - RFC 7208 7.1 macro-string; exp_letters allows the
@@ -524,6 +633,7 @@ struct rec_check {
 	int has_all;
 	int has_exp;
 	int client_v6;
+	const char *token;	/* the layer's, for a/0 and mx/0 (see below) */
 	char why[SPF_TEXT_MAX];
 };
 
@@ -551,7 +661,7 @@ check_dual_mech(struct rec_check *rc, const char *prefix, const char *t,
     size_t n, size_t namelen)
 {
 	const char *end = t + n, *arg = t + namelen, *dend;
-	int c4, c6, mine, other, is_a = namelen == 1;
+	int c4, c6, mine, is_a = namelen == 1;
 	struct buf b = BUF_INIT;
 
 	if (split_dual_cidr(arg, end, &dend, &c4, &c6) == -1)
@@ -561,19 +671,19 @@ check_dual_mech(struct rec_check *rc, const char *prefix, const char *t,
 			return rec_error(rc, "bad domain", t, n);
 	}
 	mine = rc->client_v6 ? c6 : c4;
-	other = rc->client_v6 ? c4 : c6;
-	if (mine != 0 && other != 0) {
-		out_term(rc, prefix, t, n);
-		return 1;
-	}
-	if (mine == 0 && !(is_a && !rc->client_v6)) {
-		/* No exact equivalent libspf2 compiles: let it refuse. */
+	if (mine != 0 && (rc->client_v6 ? c4 : c6) != 0) {
 		out_term(rc, prefix, t, n);
 		return 1;
 	}
 	if (mine == 0) {
-		/* a/0 for an IPv4 client: any A record of the domain */
+		/* a/0 for an IPv4 client: any A record of the domain, which
+		 * is exists:.  The others (any AAAA record; any address of
+		 * an MX host) have no libspf2 form: an exists: of a name only
+		 * our layer answers (TOKEN-a6., TOKEN-mx4., TOKEN-mx6.). */
 		buf_appends(&b, "exists:");
+		if (!is_a || rc->client_v6)
+			buf_appendf(&b, "%s-%s.", rc->token, !is_a ?
+			    (rc->client_v6 ? "mx6" : "mx4") : "a6");
 		if (dend > arg)
 			buf_append(&b, arg + 1, (size_t)(dend - arg - 1));
 		else
@@ -714,13 +824,15 @@ check_term(struct rec_check *rc, const char *t, size_t n)
  * compiles; the copy (caller frees) or NULL with why filled.
  */
 static char *
-record_check(const char *txt, int client_v6, char *why, size_t whylen)
+record_check(const char *txt, int client_v6, const char *token, char *why,
+    size_t whylen)
 {
 	struct rec_check rc;
 	const char *p, *t;
 
 	memset(&rc, 0, sizeof(rc));
 	rc.client_v6 = client_v6;
+	rc.token = token;
 	for (p = txt; *p != '\0'; p++) {
 		if ((unsigned char)*p < 0x20 || (unsigned char)*p > 0x7e) {
 			(void)snprintf(why, whylen, "control or non-ASCII "
@@ -812,7 +924,7 @@ layer_get_spf(SPF_server_t *server, SPF_request_t *req, SPF_response_t *resp,
 		layer_why(l, "several SPF records at %.100s", domain);
 		return SPF_E_MULTIPLE_RECORDS;
 	}
-	norm = record_check(txt, req->client_ver == AF_INET6, why,
+	norm = record_check(txt, req->client_ver == AF_INET6, l->token, why,
 	    sizeof(why));
 	SPF_dns_rr_free(rr);
 	if (norm == NULL) {
@@ -853,6 +965,28 @@ layer_destroy(SPF_dns_server_t *s)
 	free(s);
 }
 
+/* make_token - "x" and 16 random hex digits: a label no record can know
+ * in advance, for our synthetic names */
+static void
+make_token(char *buf, size_t len)
+{
+	unsigned char r[8];
+	size_t i, got = 0;
+	ssize_t n;
+
+	while (got < sizeof(r)) {
+		n = getrandom(r + got, sizeof(r) - got, 0);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			fatal(1, "spf: getrandom");
+		got += (size_t)n;
+	}
+	buf[0] = 'x';
+	for (i = 0; i < sizeof(r) && 2 * i + 2 < len; i++)
+		(void)snprintf(buf + 1 + 2 * i, len - 1 - 2 * i, "%02x", r[i]);
+}
+
 /* spf_checker_new - a libspf2 server with our DNS layer (spf_checker_free) */
 struct spf_checker *
 spf_checker_new(const struct spf_options *opt, char *err, size_t errlen)
@@ -882,6 +1016,7 @@ spf_checker_new(const struct spf_options *opt, char *err, size_t errlen)
 	l->max_lookups = opt->max_dns_lookups;
 	l->max_void = opt->max_void_lookups;
 	l->timeout_ms = opt->timeout_ms;
+	make_token(l->token, sizeof(l->token));
 	if (opt->use_zone)
 		l->names = xcalloc(1, sizeof(*l->names));
 	c->layer = l;

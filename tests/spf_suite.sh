@@ -7,7 +7,7 @@
 # tree; set SPF_SUITE=/path/rfc7208-tests.yml to use another copy.
 
 # Measured: see the commit that set it.  Raise it when the count rises.
-FLOOR=195
+FLOOR=201
 
 top=${top_srcdir:-$(dirname "$0")/..}
 suite=${SPF_SUITE:-}
