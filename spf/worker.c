@@ -654,6 +654,12 @@ worker_setup(const struct sup *s, pid_t parent, char *err, size_t errlen)
 			return -1;
 		}
 	}
+	/* not dumpable: other processes of spf.user (the other workers)
+	 * cannot ptrace this one; after the uid change, which resets it */
+	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0) {
+		snprintf(err, errlen, "dumpable: %s", strerror(errno));
+		return -1;
+	}
 	/* after the uid change, which clears it */
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0 ||
 	    getppid() != parent) {
