@@ -6,8 +6,8 @@
 # addresses from the documentation ranges on lo, /etc/netns/NAME/resolv.conf
 # naming 127.0.0.1) and runs itself again inside it.  There it starts
 # dnsmasq on 127.0.0.1:53 with the records of tests/data/spf-zone/
-# dnsmasq.conf, a UDP socket that never answers (lookups under hang.example
-# go there), smtp-sink, outpost-milter with the spf section on (workers:
+# dnsmasq.conf (tests/integration/netns.bash), a UDP socket that never
+# answers (lookups under hang.example go there), smtp-sink, outpost-milter with the spf section on (workers:
 # the build's spf/outpost-spf-worker) and a private Postfix (mynetworks
 # 127.0.0.0/8; example.net relayed to smtp-sink), and checks:
 #   - the DNS answers inside the namespace;
@@ -25,8 +25,11 @@
 #     tempfails (4xx) before the deadline, the next one passes, the milter
 #     stays up and the worker is replaced; a check that overruns
 #     spf.timeout tempfails too;
-#   - isolation: the workers run as spf.user (nobody) with no groups and no
-#     open key file, and that user cannot read the DKIM key files.
+#   - isolation: the workers run as spf.user (nobody, its own group only)
+#     with no open key file, no core files and RLIMIT_AS = spf.memory
+#     (unlimited under ASan); with exactly a worker's uid, gid and groups
+#     (setpriv) the DKIM key files cannot be read; stopping the milter
+#     stops the supervisor and the workers; no ASan/UBSan/LSan report.
 # Every setup step that fails is a FAIL (never a skip).  The namespace,
 # /etc/netns/NAME and every process started are removed on every exit.
 #
@@ -409,25 +412,51 @@ for w in $WPIDS; do
 	st=/proc/$w/status
 	it_check "isolation: worker $w runs as $SPF_USER (Uid $uid x4)" \
 	    grep -Eq "^Uid:[[:space:]]+$uid[[:space:]]+$uid[[:space:]]+$uid[[:space:]]+$uid\$" "$st"
-	it_check "isolation: worker $w group $gid, no supplementary groups" \
+	it_check "isolation: worker $w group $gid, no other group (Groups: $gid or none)" \
 	    eval 'grep -Eq "^Gid:[[:space:]]+$gid[[:space:]]+$gid[[:space:]]+$gid[[:space:]]+$gid\$" "$st" &&
-	    grep -Eq "^Groups:[[:space:]]*\$" "$st"'
+	    grep -Eq "^Groups:[[:space:]]*($gid[[:space:]]*)?\$" "$st"'
 	it_check "isolation: worker $w holds no key file open" \
 	    eval '! ls -l /proc/$w/fd 2>/dev/null | grep -q "\.private"'
 	it_check "isolation: worker $w has no core files (RLIMIT_CORE 0)" \
 	    grep -Eq '^Max core file size +0 +0 ' "/proc/$w/limits"
+	# RLIMIT_AS = spf.memory (256 MiB), except under ASan (its shadow
+	# memory needs terabytes of address space).
+	if ldd "$WORKER" 2>/dev/null | grep -q libasan; then
+		it_check "isolation: worker $w address space unlimited (ASan build)" \
+		    grep -Eq '^Max address space +unlimited' "/proc/$w/limits"
+	else
+		it_check "isolation: worker $w address space limited to spf.memory (256 MiB)" \
+		    grep -Eq '^Max address space +268435456 +268435456 ' "/proc/$w/limits"
+	fi
 done
 if [ -n "$SUP" ]; then
 	it_check "isolation: the SPF supervisor $SUP holds no key file open" \
 	    eval '! ls -l /proc/$SUP/fd 2>/dev/null | grep -q "\.private"'
 fi
+# Exactly a worker's credentials, read from /proc, for the key file test.
+w1=${WPIDS%% *}
+wuid=$(awk '/^Uid:/ { print $2 }' "/proc/$w1/status" 2>/dev/null)
+wgid=$(awk '/^Gid:/ { print $2 }' "/proc/$w1/status" 2>/dev/null)
+wgroups=$(awk '/^Groups:/ { $1 = ""; sub(/^ +/, ""); gsub(/ +$/, ""); gsub(/ +/, ","); print }' \
+    "/proc/$w1/status" 2>/dev/null)
+if [ -n "$wgroups" ]; then
+	wgopt=--groups=$wgroups
+else
+	wgopt=--clear-groups
+fi
+it_log "worker $w1 credentials: uid $wuid gid $wgid groups ${wgroups:-none}"
+[ -n "$wuid" ] && [ -n "$wgid" ] || {
+	wuid=$uid
+	wgid=$gid
+	it_fail "isolation: read a worker's credentials from /proc"
+}
 for k in "${KEYS[@]}"; do
 	if cat "$k" >/dev/null 2>&1; then
-		if setpriv --reuid="$uid" --regid="$gid" --clear-groups \
+		if setpriv --reuid="$wuid" --regid="$wgid" "$wgopt" \
 		    cat "$k" >/dev/null 2>"$T/setpriv.err"; then
-			it_fail "isolation: $SPF_USER cannot read $(basename "$k")"
+			it_fail "isolation: as the worker (uid $wuid gid $wgid) $(basename "$k") cannot be read"
 		else
-			it_pass "isolation: $SPF_USER cannot read $(basename "$k"): $(head -n 1 "$T/setpriv.err")"
+			it_pass "isolation: as the worker (uid $wuid gid $wgid) $(basename "$k") cannot be read: $(head -n 1 "$T/setpriv.err")"
 		fi
 	else
 		it_fail "isolation: key file $k readable by root (test is void)"
@@ -522,6 +551,20 @@ fi
 # ---- end -------------------------------------------------------------------------------
 
 it_check "outpost-milter is still running at the end" kill -0 "$MILTER_PID"
+# Stop it now, so that what LeakSanitizer says at exit is in the log too;
+# the pool's supervisor and workers go with it.
+SUP=$(spf_supervisor)
+WPIDS=$(spf_workers | tr '\n' ' ')
+it_stop_pid "$MILTER_PID"
+gone() {
+	local p
+	for p in $SUP $WPIDS; do
+		kill -0 "$p" 2>/dev/null && return 1
+	done
+	return 0
+}
+it_check "stopping outpost-milter stops the SPF supervisor and workers ($SUP $WPIDS)" \
+    it_wait 10 gone
 if grep -qE 'ERROR: AddressSanitizer|runtime error:|LeakSanitizer' "$MILTER_LOG"; then
 	it_fail "milter and worker logs have no ASan/UBSan errors"
 else
