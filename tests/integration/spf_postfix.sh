@@ -7,9 +7,10 @@
 # naming 127.0.0.1) and runs itself again inside it.  There it starts
 # dnsmasq on 127.0.0.1:53 with the records of tests/data/spf-zone/
 # dnsmasq.conf (tests/integration/netns.bash), a UDP socket that never
-# answers (lookups under hang.example go there), smtp-sink, outpost-milter with the spf section on (workers:
-# the build's spf/outpost-spf-worker) and a private Postfix (mynetworks
-# 127.0.0.0/8; example.net relayed to smtp-sink), and checks:
+# answers (lookups under hang.example go there), smtp-sink, outpost-milter
+# with the spf section on (workers: the build's spf/outpost-spf-worker)
+# and a private Postfix (mynetworks 127.0.0.0/8; example.net relayed to
+# smtp-sink), and checks:
 #   - the DNS answers inside the namespace;
 #   - inbound, from untrusted client addresses: a pass sender (192.0.2.10,
 #     pass.example) and a softfail one (203.0.113.30, softfail.example)
