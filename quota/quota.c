@@ -535,6 +535,26 @@ quota_release(struct quota *q, uint64_t token, int64_t now_ms, char *err,
 	return 0;
 }
 
+int
+quota_batch_begin(struct quota *q, char *err, size_t errlen)
+{
+	if (q->store->ops->batch_begin == NULL)
+		return 0;
+	if (q->store->ops->batch_begin(q->store, err, errlen) < 0)
+		return store_failed(q, "batch", err);
+	return 0;
+}
+
+int
+quota_batch_end(struct quota *q, char *err, size_t errlen)
+{
+	if (q->store->ops->batch_end == NULL)
+		return 0;
+	if (q->store->ops->batch_end(q->store, err, errlen) < 0)
+		return store_failed(q, "batch", err);
+	return 0;
+}
+
 /* Reply text. */
 
 struct out {

@@ -140,6 +140,29 @@ int quota_reset(struct quota *, const char *key, const char *limit_name,
 int quota_set(struct quota *, const char *key, const char *limit_name,
     uint64_t value, int64_t now_ms, char *err, size_t errlen);
 
+/*
+ * Batches: quota_batch_begin() makes the admissions, reservations,
+ * commits and releases the calling thread makes next, until
+ * quota_batch_end(), share one step of the store: with LMDB, one write
+ * transaction and one commit instead of one each (outpost-policyd runs
+ * the requests of one turn of its event loop as a batch).  Every call
+ * still decides on its own, all or nothing across its limits, and sees
+ * the charges of the calls before it in the batch.  But nothing of the
+ * batch is visible to other processes and threads, nor survives a crash,
+ * until quota_batch_end() returns 0; when it returns -1 (a store error,
+ * counted and logged like any other), NONE of the batch's calls took
+ * effect, whatever verdicts they returned: the caller must treat them
+ * all as QUOTA_ERROR (apply store.on_error) and must not act on them
+ * before quota_batch_end() has said which.  Other threads and processes
+ * wait for the store while a batch is open, so keep batches short and
+ * never wait for a peer inside one.  Batches nest within one thread (the
+ * outermost quota_batch_end() decides).  A store without batches
+ * (memory, Redis) runs each call on its own; both functions then return
+ * 0 and do nothing.  quota_list() fails inside a batch.
+ */
+int quota_batch_begin(struct quota *, char *err, size_t errlen);
+int quota_batch_end(struct quota *, char *err, size_t errlen);
+
 /* Store errors seen since quota_open (for logs and outpostctl stats). */
 uint64_t quota_errors(const struct quota *);
 

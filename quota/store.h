@@ -27,6 +27,17 @@
  * sweep in each write transaction; Redis: by the admission script, which
  * scans a sorted set of reservation expiries).
  *
+ * Batches (quota_batch_begin() in quota.h): a store that has them
+ * (LMDB) runs the calls one thread makes between batch_begin and
+ * batch_end in one atomic step (one write transaction); each call still
+ * checks and charges as if alone, and sees what the calls before it in
+ * the batch did, but nothing is visible to other threads and processes,
+ * or durable, until batch_end succeeds.  When a call in the batch fails,
+ * the later ones fail at once and batch_end returns -1 with nothing of
+ * the batch applied.  get reads inside the batch (it sees the batch's
+ * writes); iterate refuses to run inside one.  A store without batches
+ * leaves both functions NULL.
+ *
  * Every function returns 0 or -1 with err filled; a store never exits or
  * aborts on I/O or server trouble.  Stores are thread-safe.
  */
@@ -91,6 +102,12 @@ struct quota_store_ops {
 	    const struct quota_state *st, void *arg), void *arg, char *err,
 	    size_t errlen);
 	void (*close)(struct quota_store *);
+	/*
+	 * batch_begin, batch_end - see above; NULL when the store has no
+	 * batches.  Batches of one thread nest (the outermost one counts).
+	 */
+	int (*batch_begin)(struct quota_store *, char *err, size_t errlen);
+	int (*batch_end)(struct quota_store *, char *err, size_t errlen);
 };
 
 struct quota_store {

@@ -75,6 +75,17 @@
  * leaves the previous meta page in force.  Refused admissions change and
  * commit nothing.
  *
+ * Batches (store.h): batch_begin opens a write transaction that the
+ * calling thread's admissions, commits, releases, puts and deletes use
+ * until batch_end commits it (or aborts it, when a call in it failed:
+ * then the later calls fail at once, and a full map gets its sweep after
+ * the abort).  Other threads and processes wait on LMDB's writer lock
+ * meanwhile.  The batch belongs to the environment, so every store on
+ * the file (a reloaded configuration's too) joins it from that thread;
+ * the bounded sweep below runs once per batch.  With one admission per
+ * transaction, the commit and the sweep were most of an admission's
+ * cost once the page copies were gone (MDB_WRITEMAP).
+ *
  * Reclaiming: a counter holds its expiry, algo_expires(); one past it is
  * treated as empty when met (and replaced by the next charge).  Each
  * write transaction also refunds at most SWEEP_RESV lapsed reservations
@@ -156,6 +167,20 @@ struct lmdb_env {
 	pthread_t flush_tid;
 	pid_t flush_pid;		/* 0: no thread */
 	int flush_stop;
+	/*
+	 * The open batch: batch_active and batch_owner are set (__atomic)
+	 * by the owner, so other threads see that it is not theirs; the
+	 * rest is only touched by the owner.
+	 */
+	int batch_active;
+	pthread_t batch_owner;
+	MDB_txn *batch_txn;
+	unsigned int batch_depth;
+	int batch_changed;
+	int batch_swept;
+	int batch_rc;			/* first error: LMDB's, or -1 */
+	char batch_err[256];		/* batch_rc == -1: its text */
+	int64_t batch_now;		/* latest time seen (full sweep) */
 };
 
 struct lmdb_store {
@@ -880,6 +905,54 @@ sweep_full(struct lmdb_store *s, int64_t now)
 	return any ? 0 : MDB_MAP_FULL;
 }
 
+/* batch_mine - the calling thread has a batch open on e */
+static int
+batch_mine(struct lmdb_env *e)
+{
+	return __atomic_load_n(&e->batch_active, __ATOMIC_ACQUIRE) &&
+	    pthread_equal(__atomic_load_n(&e->batch_owner, __ATOMIC_RELAXED),
+	    pthread_self());
+}
+
+/*
+ * batch_run - write_txn inside the thread's batch: the sweep once per
+ * batch, then body; an error fails the batch.
+ */
+static int
+batch_run(struct lmdb_store *s, int64_t now, int (*body)(struct lmdb_store *,
+    MDB_txn *, void *, int *, char *, size_t), void *arg, const char *what,
+    char *err, size_t errlen)
+{
+	struct lmdb_env *e = s->e;
+	int rc = 0, changed = 0;
+
+	if (e->batch_rc == -1) {
+		(void)snprintf(err, errlen, "%s", e->batch_err);
+		return -1;
+	}
+	if (e->batch_rc != 0)
+		return lmdb_err(e, e->batch_rc, what, err, errlen);
+	if (now != NO_TIME) {
+		e->batch_now = now;
+		if (!e->batch_swept) {
+			e->batch_swept = 1;
+			rc = sweep(s, e->batch_txn, now, &changed);
+		}
+	}
+	if (rc == 0)
+		rc = body(s, e->batch_txn, arg, &changed, err, errlen);
+	if (changed)
+		e->batch_changed = 1;
+	if (rc == 0)
+		return 0;
+	e->batch_rc = rc;
+	if (rc == -1) {
+		(void)snprintf(e->batch_err, sizeof(e->batch_err), "%s", err);
+		return -1;
+	}
+	return lmdb_err(e, rc, what, err, errlen);
+}
+
 /*
  * write_txn - run body in one write transaction, after the bounded sweep
  * when the time is known (now != NO_TIME); commit if anything changed.
@@ -895,6 +968,8 @@ write_txn(struct lmdb_store *s, int64_t now, int (*body)(struct lmdb_store *,
 	MDB_txn *txn;
 	int rc, attempt, changed;
 
+	if (batch_mine(e))
+		return batch_run(s, now, body, arg, what, err, errlen);
 	for (attempt = 0;; attempt++) {
 		changed = 0;
 		if ((rc = txn_begin(e, 1, &txn)) != 0)
@@ -1069,7 +1144,7 @@ lmdb_get(struct quota_store *qs, const char *rkey, struct quota_state *st,
 	unsigned char dk[QUOTA_RKEY_MAX];
 	MDB_txn *txn;
 	MDB_val k, v;
-	int rc;
+	int rc, inbatch;
 
 	*found = 0;
 	memset(st, 0, sizeof(*st));
@@ -1080,7 +1155,9 @@ lmdb_get(struct quota_store *qs, const char *rkey, struct quota_state *st,
 	}
 	dbkey(rkey, k.mv_size, dk);
 	k.mv_data = dk;
-	if ((rc = txn_begin(e, 0, &txn)) != 0)
+	if ((inbatch = batch_mine(e)) != 0)	/* what the batch wrote */
+		txn = e->batch_txn;
+	else if ((rc = txn_begin(e, 0, &txn)) != 0)
 		return lmdb_err(e, rc, "begin transaction", err, errlen);
 	rc = mdb_get(txn, e->counters, &k, &v);
 	if (rc == 0 && v.mv_size >= 8 &&
@@ -1089,7 +1166,8 @@ lmdb_get(struct quota_store *qs, const char *rkey, struct quota_state *st,
 		*found = 1;
 	else if (rc == 0)
 		memset(st, 0, sizeof(*st));
-	txn_abort(e, txn);
+	if (!inbatch)
+		txn_abort(e, txn);
 	if (rc != 0 && rc != MDB_NOTFOUND)
 		return lmdb_err(e, rc, "get", err, errlen);
 	return 0;
@@ -1201,6 +1279,11 @@ lmdb_iterate(struct quota_store *qs, int (*fn)(const char *,
 	MDB_val k, v;
 	int rc, started = 0, stop = 0;
 
+	if (batch_mine(e)) {
+		(void)snprintf(err, errlen, "quota store %s: cannot list "
+		    "inside a batch", e->path);
+		return -1;
+	}
 	recs = xcalloc(ITER_CHUNK, sizeof(*recs));
 	do {
 		if ((rc = txn_begin(e, 0, &txn)) != 0)
@@ -1251,6 +1334,77 @@ lmdb_iterate(struct quota_store *qs, int (*fn)(const char *,
 	return 0;
 }
 
+/* ---- batches ------------------------------------------------------------- */
+
+/* lmdb_batch_begin - store.h batch_begin */
+static int
+lmdb_batch_begin(struct quota_store *qs, char *err, size_t errlen)
+{
+	struct lmdb_env *e = ((struct lmdb_store *)qs)->e;
+	MDB_txn *txn;
+	int rc;
+
+	if (batch_mine(e)) {
+		e->batch_depth++;
+		return 0;
+	}
+	if ((rc = txn_begin(e, 1, &txn)) != 0)
+		return lmdb_err(e, rc, "begin batch", err, errlen);
+	e->batch_txn = txn;
+	e->batch_depth = 1;
+	e->batch_changed = 0;
+	e->batch_swept = 0;
+	e->batch_rc = 0;
+	e->batch_err[0] = '\0';
+	e->batch_now = NO_TIME;
+	__atomic_store_n(&e->batch_owner, pthread_self(), __ATOMIC_RELAXED);
+	__atomic_store_n(&e->batch_active, 1, __ATOMIC_RELEASE);
+	return 0;
+}
+
+/* lmdb_batch_end - store.h batch_end: commit the batch, or abort it */
+static int
+lmdb_batch_end(struct quota_store *qs, char *err, size_t errlen)
+{
+	struct lmdb_store *s = (struct lmdb_store *)qs;
+	struct lmdb_env *e = s->e;
+	MDB_txn *txn;
+	int rc;
+
+	if (!batch_mine(e)) {
+		(void)snprintf(err, errlen, "quota store %s: no batch open",
+		    e->path);
+		return -1;
+	}
+	if (--e->batch_depth > 0)
+		return 0;
+	txn = e->batch_txn;
+	rc = e->batch_rc;
+	e->batch_txn = NULL;
+	__atomic_store_n(&e->batch_active, 0, __ATOMIC_RELEASE);
+	if (rc != 0) {
+		txn_abort(e, txn);
+		if (rc == MDB_MAP_FULL && e->batch_now != NO_TIME) {
+			log_warnx("quota store %s: map full, sweeping expired "
+			    "records", e->path);
+			(void)sweep_full(s, e->batch_now);
+		}
+		if (rc == -1)
+			(void)snprintf(err, errlen, "quota store %s: batch "
+			    "abandoned: %s", e->path, e->batch_err);
+		else
+			(void)lmdb_err(e, rc, "batch abandoned", err, errlen);
+		return -1;
+	}
+	if (!e->batch_changed) {
+		txn_abort(e, txn);
+		return 0;
+	}
+	if ((rc = txn_commit(e, txn)) != 0)
+		return lmdb_err(e, rc, "commit batch", err, errlen);
+	return 0;
+}
+
 /* ---- open and close ------------------------------------------------------ */
 
 /* env_free - close and free one environment */
@@ -1260,6 +1414,12 @@ env_free(struct lmdb_env *e)
 	if (e == NULL)
 		return;
 	if (e->env != NULL) {
+		if (e->batch_txn != NULL) {	/* closed inside a batch */
+			log_warnx("quota store %s: closed with a batch open; "
+			    "its calls are abandoned", e->path);
+			txn_abort(e, e->batch_txn);
+			e->batch_txn = NULL;
+		}
 		if (e->periodic) {
 			flush_stop(e);
 			(void)mdb_env_sync(e->env, 1);
@@ -1492,6 +1652,8 @@ static const struct quota_store_ops lmdb_ops = {
 	lmdb_del,
 	lmdb_iterate,
 	lmdb_close,
+	lmdb_batch_begin,
+	lmdb_batch_end,
 };
 
 /* store_lmdb_open - store.h: the LMDB store on conf->store.path */

@@ -408,6 +408,8 @@ static const struct quota_store_ops mem_ops = {
 	mem_del,
 	mem_iterate,
 	mem_close,
+	NULL,		/* no batches: each call is atomic on its own */
+	NULL,
 };
 
 struct quota_store *

@@ -1569,6 +1569,8 @@ static const struct quota_store_ops redis_ops = {
 	redis_del,
 	redis_iterate,
 	redis_close,
+	NULL,		/* no batches: one script per call */
+	NULL,
 };
 
 /* sha1_hex - the SHA-1 of s in hex, as Redis names scripts */

@@ -806,7 +806,7 @@ flaky_close(struct quota_store *s)
 
 static const struct quota_store_ops flaky_ops = {
 	"flaky", flaky_admit, flaky_commit, flaky_release, flaky_get,
-	flaky_put, flaky_del, flaky_iterate, flaky_close,
+	flaky_put, flaky_del, flaky_iterate, flaky_close, NULL, NULL,
 };
 
 START_TEST(store_failure_is_quota_error)

@@ -1207,6 +1207,129 @@ START_TEST(lmdb_newer_format_is_refused)
 }
 END_TEST
 
+/* batch_begin, batch_end - the store's, when it has batches; 0 */
+static int
+batch_begin(struct tenv *t)
+{
+	char err[512] = "";
+
+	if (t->s->ops->batch_begin == NULL)
+		return 0;
+	ck_assert_msg(t->s->ops->batch_begin(t->s, err, sizeof(err)) == 0,
+	    "%s: batch_begin: %s", backends[t->b].name, err);
+	return 1;
+}
+
+static int
+batch_end(struct tenv *t, char *err, size_t errlen)
+{
+	if (t->s->ops->batch_end == NULL)
+		return 0;
+	return t->s->ops->batch_end(t->s, err, errlen);
+}
+
+struct peek_arg {
+	struct tenv *t;
+	uint64_t used;
+};
+
+/* peek_main - used(win, alice) from another thread */
+static void *
+peek_main(void *arg)
+{
+	struct peek_arg *a = arg;
+
+	a->used = used(a->t, L_WIN, "alice");
+	return NULL;
+}
+
+/*
+ * batch_calls_see_each_other_and_apply_at_the_end - inside a batch each
+ * admission sees the ones before it (never overshoots), reservations and
+ * their commit and release work, other threads see nothing until the
+ * end, and the end applies everything; a store without batches applies
+ * each call at once
+ */
+START_TEST(batch_calls_see_each_other_and_apply_at_the_end)
+{
+	struct tenv *t = tenv_new(_i, 1);
+	struct quota_op op;
+	struct peek_arg pa = { t, 99 };
+	pthread_t tid;
+	char err[512] = "";
+	int batched;
+
+	batched = batch_begin(t);
+	ck_assert_int_eq(admit1(t, L_WIN, "alice", 6, NULL), 1);
+	ck_assert_int_eq(admit1(t, L_WIN, "alice", 5, NULL), 0);
+	op_set(t, &op, L_WIN, "alice", 2);
+	ck_assert_int_eq(admit_ops(t, &op, 1, 41, t->now + 60000, NULL), 1);
+	ck_assert_int_eq(t->s->ops->release(t->s, 41, t->now, err,
+	    sizeof(err)), 0);
+	op_set(t, &op, L_WIN, "alice", 3);
+	ck_assert_int_eq(admit_ops(t, &op, 1, 42, t->now + 60000, NULL), 1);
+	ck_assert_int_eq(t->s->ops->commit(t->s, 42, t->now, err,
+	    sizeof(err)), 0);
+	ck_assert_int_eq(admit1(t, L_WIN, "alice", 2, NULL), 0);
+	ck_assert_uint_eq(used(t, L_WIN, "alice"), 9);
+	ck_assert_int_eq(pthread_create(&tid, NULL, peek_main, &pa), 0);
+	ck_assert_int_eq(pthread_join(tid, NULL), 0);
+	ck_assert_msg(pa.used == (batched ? 0 : 9), "%s: another thread "
+	    "sees %llu inside the batch, want %d", backends[_i].name,
+	    (unsigned long long)pa.used, batched ? 0 : 9);
+	ck_assert_msg(batch_end(t, err, sizeof(err)) == 0, "%s: batch_end: "
+	    "%s", backends[_i].name, err);
+	ck_assert_uint_eq(used(t, L_WIN, "alice"), 9);
+	ck_assert_int_eq(pthread_create(&tid, NULL, peek_main, &pa), 0);
+	ck_assert_int_eq(pthread_join(tid, NULL), 0);
+	ck_assert_uint_eq(pa.used, 9);
+	if (backends[_i].persistent) {
+		t->s->ops->close(t->s);
+		t->s = topen(t, 1);
+		ck_assert_uint_eq(used(t, L_WIN, "alice"), 9);
+	}
+	tenv_free(t);
+}
+END_TEST
+
+/*
+ * batch_that_fails_applies_nothing - a call that fails inside a batch
+ * fails the later ones and the batch: none of its charges remain (LMDB)
+ */
+START_TEST(batch_that_fails_applies_nothing)
+{
+	struct tenv *t = tenv_new(_i, 1);
+	struct quota_op op;
+	struct quota_op_result res;
+	char err[512] = "";
+	int admitted = -1;
+
+	ck_assert_int_eq(admit1(t, L_WIN, "alice", 1, NULL), 1);
+	ck_assert_int_eq(batch_begin(t), 1);
+	ck_assert_int_eq(admit1(t, L_WIN, "alice", 2, NULL), 1);
+	op_set(t, &op, L_WIN, "bob", 1);
+	ck_assert_int_eq(admit_ops(t, &op, 1, 77, t->now + 60000, NULL), 1);
+	/* token 77 again: an error, after its counter was written */
+	ck_assert_int_eq(t->s->ops->admit(t->s, &op, 1, t->now, 77,
+	    t->now + 60000, &res, &admitted, err, sizeof(err)), -1);
+	err[0] = '\0';
+	op_set(t, &op, L_WIN, "carol", 1);
+	ck_assert_int_eq(t->s->ops->admit(t->s, &op, 1, t->now, 0, 0, &res,
+	    &admitted, err, sizeof(err)), -1);
+	ck_assert_msg(err[0] != '\0', "no reason for the failed call");
+	err[0] = '\0';
+	ck_assert_int_eq(batch_end(t, err, sizeof(err)), -1);
+	ck_assert_msg(strstr(err, "batch") != NULL, "unclear error: %s", err);
+	ck_assert_uint_eq(used(t, L_WIN, "alice"), 1);
+	ck_assert_uint_eq(used(t, L_WIN, "bob"), 0);
+	ck_assert_uint_eq(used(t, L_WIN, "carol"), 0);
+	/* the store works on */
+	ck_assert_int_eq(admit1(t, L_WIN, "carol", 1, NULL), 1);
+	ck_assert_uint_eq(used(t, L_WIN, "carol"), 1);
+	tenv_free(t);
+}
+END_TEST
+
 /* add - one TCase per behaviour, run on backend b */
 static void
 add(Suite *s, int b, const char *name, const TTest *test, int timeout)
@@ -1250,6 +1373,9 @@ backend_suite(int b)
 	ADD(s, b, expired_records_reclaimed_real_clock, 20);
 	ADD(s, b, window_refuses_on_the_server_clock, 0);
 	ADD(s, b, threads_admit_exactly_the_limit, 30);
+	ADD(s, b, batch_calls_see_each_other_and_apply_at_the_end, 0);
+	if (b == B_LMDB || b == B_LMDB_ALWAYS)
+		ADD(s, b, batch_that_fails_applies_nothing, 0);
 	if (b == B_LMDB) {
 		ADD(s, b, lmdb_file_is_private_and_shared_in_process, 0);
 		ADD(s, b, lmdb_missing_directory_is_an_error, 0);
