@@ -1,5 +1,19 @@
 /*
  * server - see server.h.
+ *
+ * Turns: the requests that one turn of the event loop reads (from every
+ * connection that has input) are decided inside one quota batch
+ * (quota_batch_begin, quota.h): with LMDB, one write transaction and one
+ * commit for all of them instead of one or two per request.  The first
+ * request of a turn opens the batch and activates the "turn" event,
+ * which libevent runs after the callbacks already active in this turn;
+ * it ends the batch and only then sends the replies, which wait in each
+ * connection's pending buffer meanwhile: no reply leaves before what it
+ * says is committed.  If the batch fails, none of its charges took
+ * effect, so every reply of the turn becomes the store-error answer
+ * (store.on_error).  A reply is written to the socket directly when
+ * nothing else is queued on it (no write event to add and remove); what
+ * the socket does not take goes to the bufferevent.
  */
 #include "config.h"
 
@@ -29,6 +43,7 @@
 #include "policy/decide.h"
 #include "policy/proto.h"
 #include "policy/server.h"
+#include "util/buf.h"
 #include "util/cidr.h"
 #include "util/log.h"
 #include "util/xmalloc.h"
@@ -62,6 +77,10 @@ struct conn {
 	int closing;		/* close once the output is sent */
 	int lingering;		/* output sent, our side shut: awaiting EOF */
 	int throttled;		/* reading stopped: output too big */
+	struct buf pending;	/* replies of this turn, not sent yet */
+	unsigned int npending;
+	int dirty;		/* on the server's dirty list */
+	struct conn *dnext;
 	char peer[80];
 	struct conn *prev, *next;
 };
@@ -79,9 +98,16 @@ struct server {
 	struct decide_stats stats;
 	struct event *sighup, *sigterm, *sigint, *stoptimer, *resume;
 	int stopping;
+	/* the current turn (see the top) */
+	struct event *turn;
+	int in_turn;
+	struct gen *batch_gen;	/* whose quota the batch was opened on */
+	int batch_open;
+	struct conn *dirty;	/* connections with pending replies */
 };
 
 static void conn_read(struct bufferevent *, void *);
+static void conn_linger(struct conn *);
 
 /* now_ms - wall clock, milliseconds since the epoch */
 static int64_t
@@ -136,10 +162,19 @@ conn_free(struct conn *c)
 {
 	struct server *s = c->srv;
 
+	struct conn **pp;
+
 	decide_txn_end(&c->gen->env, &c->txn, now_ms());
 	decide_txn_free(&c->txn);
 	gen_unref(c->gen);
 	proto_free(c->p);
+	if (c->dirty)
+		for (pp = &s->dirty; *pp != NULL; pp = &(*pp)->dnext)
+			if (*pp == c) {
+				*pp = c->dnext;
+				break;
+			}
+	buf_free(&c->pending);
 	if (c->bev != NULL)
 		bufferevent_free(c->bev);
 	if (c->prev != NULL)
@@ -197,14 +232,125 @@ conn_linger(struct conn *c)
 	bufferevent_enable(c->bev, EV_READ);
 }
 
+/* conn_unsent - bytes of replies not yet taken by the socket */
+static size_t
+conn_unsent(struct conn *c)
+{
+	return c->pending.len +
+	    evbuffer_get_length(bufferevent_get_output(c->bev));
+}
+
 /* conn_close - stop answering; close once the output is sent */
 static void
 conn_close(struct conn *c)
 {
 	c->closing = 1;
 	bufferevent_disable(c->bev, EV_READ);
-	if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+	if (conn_unsent(c) == 0)
 		conn_linger(c);
+}
+
+/*
+ * conn_send - send the pending replies: straight to the socket when
+ * nothing is queued before them, the rest through the bufferevent
+ */
+static void
+conn_send(struct conn *c)
+{
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+	evutil_socket_t fd = bufferevent_getfd(c->bev);
+	size_t off = 0;
+	ssize_t n;
+
+	if (c->pending.len > 0 && fd >= 0 && evbuffer_get_length(out) == 0) {
+		while (off < c->pending.len) {
+			n = send(fd, c->pending.data + off,
+			    c->pending.len - off, MSG_NOSIGNAL);
+			if (n > 0)
+				off += (size_t)n;
+			else if (n < 0 && errno == EINTR)
+				continue;
+			else	/* full, or an error the bufferevent reports */
+				break;
+		}
+	}
+	if (off < c->pending.len)
+		bufferevent_write(c->bev, c->pending.data + off,
+		    c->pending.len - off);
+	buf_truncate(&c->pending, 0);
+	c->npending = 0;
+	if (evbuffer_get_length(out) > 0)
+		return;		/* conn_write carries on */
+	if (c->closing) {
+		conn_linger(c);
+	} else if (c->throttled) {
+		/* throttled on pending replies that the socket took whole */
+		c->throttled = 0;
+		if (!c->srv->stopping) {
+			bufferevent_enable(c->bev, EV_READ);
+			conn_read(c->bev, c);	/* may free c */
+		}
+	}
+}
+
+/* turn_end - end the turn's batch, then send every pending reply */
+static void
+turn_end(evutil_socket_t fd, short what, void *arg)
+{
+	struct server *s = arg;
+	struct gen *g = s->batch_gen;
+	struct conn *c, *list;
+	char err[512];
+	unsigned int i;
+	int failed = 0, accept;
+	const char *text;
+
+	(void)fd;
+	(void)what;
+	s->in_turn = 0;
+	s->batch_gen = NULL;
+	if (s->batch_open && quota_batch_end(g->quota, err, sizeof(err)) < 0) {
+		failed = 1;
+		log_warnx("quota store: %s; answering this turn's requests "
+		    "per store.on_error", err);
+	}
+	s->batch_open = 0;
+	accept = g->conf->store.on_error == CONF_ON_ERROR_ACCEPT;
+	text = accept ? "action=DUNNO\n\n" : "action=DEFER_IF_PERMIT Service "
+	    "temporarily unavailable\n\n";
+	/* Sending may start the next turn: it gets a list of its own. */
+	list = s->dirty;
+	s->dirty = NULL;
+	while ((c = list) != NULL) {
+		list = c->dnext;
+		c->dirty = 0;
+		c->dnext = NULL;
+		if (failed) {
+			s->stats.errors += c->npending;
+			buf_truncate(&c->pending, 0);
+			for (i = 0; i < c->npending; i++)
+				buf_appends(&c->pending, text);
+		}
+		conn_send(c);	/* may free c */
+	}
+	gen_unref(g);
+}
+
+/* turn_join - the calls that follow belong to this turn's batch */
+static void
+turn_join(struct server *s)
+{
+	char err[512];
+
+	if (s->in_turn)
+		return;
+	s->in_turn = 1;
+	s->batch_gen = gen_ref(s->cur);
+	s->batch_open = quota_batch_begin(s->batch_gen->quota, err,
+	    sizeof(err)) == 0;
+	if (!s->batch_open)	/* each call then stands alone */
+		log_warnx("quota store: %s", err);
+	event_active(s->turn, EV_TIMEOUT, 0);
 }
 
 /* conn_request - answer the complete request in c->p; -1: close */
@@ -222,6 +368,7 @@ conn_request(struct conn *c)
 		gen_unref(c->gen);
 		c->gen = gen_ref(s->cur);
 	}
+	turn_join(s);
 	if (decide_request(&c->gen->env, &c->txn, c->p, now, &s->stats,
 	    reply, sizeof(reply), err, sizeof(err)) < 0) {
 		log_warnx("%s: malformed request: %s; closing without a reply",
@@ -229,7 +376,13 @@ conn_request(struct conn *c)
 		s->malformed++;
 		return -1;
 	}
-	bufferevent_write(c->bev, reply, strlen(reply));
+	buf_appends(&c->pending, reply);
+	c->npending++;
+	if (!c->dirty) {
+		c->dirty = 1;
+		c->dnext = s->dirty;
+		s->dirty = c;
+	}
 	return 0;
 }
 
@@ -263,8 +416,7 @@ conn_read(struct bufferevent *bev, void *arg)
 			conn_close(c);
 			return;
 		}
-		if (evbuffer_get_length(bufferevent_get_output(bev)) >
-		    OUT_HIGH) {
+		if (conn_unsent(c) > OUT_HIGH) {
 			/* the client does not read its answers: wait */
 			c->throttled = 1;
 			bufferevent_disable(bev, EV_READ);
@@ -280,7 +432,7 @@ conn_write(struct bufferevent *bev, void *arg)
 	struct conn *c = arg;
 
 	if (c->closing) {
-		if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+		if (conn_unsent(c) == 0)
 			conn_linger(c);
 		return;
 	}
@@ -735,7 +887,8 @@ server_start(struct server *s, char *err, size_t errlen)
 	s->sigint = evsignal_new(s->base, SIGINT, on_term, s);
 	s->stoptimer = evtimer_new(s->base, stop_timeout, s);
 	s->resume = evtimer_new(s->base, resume_listeners, s);
-	if (s->sighup == NULL || s->sigterm == NULL || s->sigint == NULL ||
+	s->turn = event_new(s->base, -1, 0, turn_end, s);
+	if (s->sighup == NULL || s->turn == NULL || s->sigterm == NULL || s->sigint == NULL ||
 	    s->stoptimer == NULL || s->resume == NULL ||
 	    evsignal_add(s->sighup, NULL) < 0 ||
 	    evsignal_add(s->sigterm, NULL) < 0 ||
@@ -766,6 +919,8 @@ server_free(struct server *s)
 {
 	if (s == NULL)
 		return NULL;
+	if (s->in_turn)		/* the loop ended inside a turn */
+		turn_end(-1, 0, s);
 	while (s->conns != NULL)
 		conn_free(s->conns);
 	listeners_close(s);
@@ -780,6 +935,8 @@ server_free(struct server *s)
 		event_free(s->stoptimer);
 	if (s->resume != NULL)
 		event_free(s->resume);
+	if (s->turn != NULL)
+		event_free(s->turn);
 	gen_unref(s->cur);
 	conf_free(s->boot);
 	if (s->base != NULL)
