@@ -14,6 +14,15 @@
  * (store.on_error).  A reply is written to the socket directly when
  * nothing else is queued on it (no write event to add and remove); what
  * the socket does not take goes to the bufferevent.
+ *
+ * Input: each connection reads with recv() from an event of its own
+ * (persistent, with the idle timeout), not through the bufferevent,
+ * which would ask the kernel how much is readable (ioctl FIONREAD) and
+ * copy through an evbuffer for every request; the bufferevent is kept
+ * for output that the socket did not take at once, its write timeout,
+ * and the linger after the last reply.  Input that arrives while a
+ * connection is throttled (its client does not read its replies) waits
+ * in the connection's held buffer.
  */
 #include "config.h"
 
@@ -50,7 +59,7 @@
 
 #define LINGER_SECS	2	/* wait for the client's EOF after the replies */
 #define OUT_HIGH (64 * 1024)	/* stop reading while more is unsent */
-#define IN_HIGH (64 * 1024)	/* read at most this much at once */
+#define IN_READ (16 * 1024)	/* read at most this much at once */
 #define STOP_GRACE 10		/* seconds for replies in flight */
 
 struct gen {
@@ -71,6 +80,9 @@ struct listener {
 struct conn {
 	struct server *srv;
 	struct bufferevent *bev;
+	struct event *rev;	/* readable, or idle for idle_timeout */
+	struct timeval idle;
+	struct buf held;	/* input not parsed yet (throttled) */
 	struct proto *p;
 	struct decide_txn txn;
 	struct gen *gen;
@@ -106,7 +118,7 @@ struct server {
 	struct conn *dirty;	/* connections with pending replies */
 };
 
-static void conn_read(struct bufferevent *, void *);
+static void conn_input(struct conn *, const char *, size_t);
 static void conn_linger(struct conn *);
 
 /* now_ms - wall clock, milliseconds since the epoch */
@@ -175,6 +187,9 @@ conn_free(struct conn *c)
 				break;
 			}
 	buf_free(&c->pending);
+	buf_free(&c->held);
+	if (c->rev != NULL)
+		event_free(c->rev);
 	if (c->bev != NULL)
 		bufferevent_free(c->bev);
 	if (c->prev != NULL)
@@ -222,6 +237,7 @@ conn_linger(struct conn *c)
 	if (c->lingering)
 		return;
 	c->lingering = 1;
+	event_del(c->rev);
 	if (fd < 0 || shutdown(fd, SHUT_WR) < 0) {
 		conn_free(c);
 		return;
@@ -245,9 +261,30 @@ static void
 conn_close(struct conn *c)
 {
 	c->closing = 1;
-	bufferevent_disable(c->bev, EV_READ);
+	event_del(c->rev);
 	if (conn_unsent(c) == 0)
 		conn_linger(c);
+}
+
+/*
+ * conn_resume - read again after a throttle: first what is held; may
+ * free c
+ */
+static void
+conn_resume(struct conn *c)
+{
+	size_t len = c->held.len;
+	char *data;
+
+	c->throttled = 0;
+	if (c->srv->stopping || c->closing)
+		return;
+	event_add(c->rev, &c->idle);
+	if (len == 0)
+		return;
+	data = buf_steal(&c->held);
+	conn_input(c, data, len);
+	free(data);
 }
 
 /*
@@ -285,11 +322,7 @@ conn_send(struct conn *c)
 		conn_linger(c);
 	} else if (c->throttled) {
 		/* throttled on pending replies that the socket took whole */
-		c->throttled = 0;
-		if (!c->srv->stopping) {
-			bufferevent_enable(c->bev, EV_READ);
-			conn_read(c->bev, c);	/* may free c */
-		}
+		conn_resume(c);		/* may free c */
 	}
 }
 
@@ -386,23 +419,21 @@ conn_request(struct conn *c)
 	return 0;
 }
 
-/* conn_read - feed what arrived to the parser, answer each request */
+/*
+ * conn_input - feed len bytes that arrived to the parser, answer each
+ * request; what is left when the connection gets throttled is held
+ */
 static void
-conn_read(struct bufferevent *bev, void *arg)
+conn_input(struct conn *c, const char *data, size_t len)
 {
-	struct conn *c = arg;
-	struct evbuffer *in = bufferevent_get_input(bev);
-	struct evbuffer_iovec v;
 	enum proto_status st;
 	char err[128];
 	size_t used;
 
-	while (!c->closing && evbuffer_get_length(in) > 0) {
-		if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
-			break;
-		st = proto_feed(c->p, v.iov_base, v.iov_len, &used, err,
-		    sizeof(err));
-		evbuffer_drain(in, used);
+	while (!c->closing && len > 0) {
+		st = proto_feed(c->p, data, len, &used, err, sizeof(err));
+		data += used;
+		len -= used;
 		if (st == PROTO_ERROR) {
 			log_warnx("%s: malformed request: %s; closing without "
 			    "a reply", c->peer, err);
@@ -419,10 +450,45 @@ conn_read(struct bufferevent *bev, void *arg)
 		if (conn_unsent(c) > OUT_HIGH) {
 			/* the client does not read its answers: wait */
 			c->throttled = 1;
-			bufferevent_disable(bev, EV_READ);
+			event_del(c->rev);
+			buf_append(&c->held, data, len);
 			return;
 		}
 	}
+}
+
+/* conn_readable - input, end of input, or the idle timeout */
+static void
+conn_readable(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+	char buf[IN_READ], err[128];
+	ssize_t n;
+
+	if (what & EV_TIMEOUT) {
+		log_debug("%s: idle for %us, closing", c->peer,
+		    c->gen->conf->policyd.idle_timeout);
+		conn_free(c);
+		return;
+	}
+	if ((n = recv(fd, buf, sizeof(buf), 0)) > 0) {
+		conn_input(c, buf, (size_t)n);
+		return;
+	}
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK ||
+	    errno == EINTR))
+		return;
+	if (n == 0) {
+		if (proto_eof(c->p, err, sizeof(err)) < 0) {
+			log_warnx("%s: %s", c->peer, err);
+			c->srv->malformed++;
+		}
+		/* a client that shut down its side still gets its replies */
+		conn_close(c);
+		return;
+	}
+	log_debug("%s: %s", c->peer, strerror(errno));
+	conn_free(c);
 }
 
 /* conn_write - the output drained below the watermark */
@@ -431,18 +497,14 @@ conn_write(struct bufferevent *bev, void *arg)
 {
 	struct conn *c = arg;
 
+	(void)bev;
 	if (c->closing) {
 		if (conn_unsent(c) == 0)
 			conn_linger(c);
 		return;
 	}
-	if (c->throttled) {
-		c->throttled = 0;
-		if (!c->srv->stopping) {
-			bufferevent_enable(bev, EV_READ);
-			conn_read(bev, c);
-		}
-	}
+	if (c->throttled && c->pending.len == 0)
+		conn_resume(c);
 }
 
 /* conn_event - end of input, error or idle timeout */
@@ -554,10 +616,19 @@ listener_accept(struct evconnlistener *ev, evutil_socket_t fd,
 	s->nconns++;
 	tv.tv_sec = cf->policyd.idle_timeout;
 	tv.tv_usec = 0;
-	bufferevent_set_timeouts(c->bev, &tv, &tv);
-	bufferevent_setwatermark(c->bev, EV_READ, 0, IN_HIGH);
-	bufferevent_setcb(c->bev, conn_read, conn_write, conn_event, c);
-	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+	c->idle = tv;
+	/* input through c->rev; the bufferevent writes (see the top) */
+	bufferevent_set_timeouts(c->bev, NULL, &tv);
+	bufferevent_setcb(c->bev, NULL, conn_write, conn_event, c);
+	bufferevent_enable(c->bev, EV_WRITE);
+	bufferevent_disable(c->bev, EV_READ);
+	c->rev = event_new(s->base, fd, EV_READ | EV_PERSIST, conn_readable,
+	    c);
+	if (c->rev == NULL || event_add(c->rev, &c->idle) < 0) {
+		log_warnx("%s: cannot make a read event", peer);
+		conn_free(c);
+		return;
+	}
 	log_debug("%s: connected (%zu connections)", peer, s->nconns);
 }
 
