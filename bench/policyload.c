@@ -13,8 +13,13 @@
  * wake-ups per request and charged them to the server.
  *
  * usage: policyload -s unix:PATH|inet:HOST:PORT [-c conns] [-t seconds]
- *	  [-n count] [-k senders] [-e]
+ *	  [-n count] [-k senders] [-e] [-E]
  *   -c  connections, one thread each (default 1)
+ *   -E  event-driven: one thread drives every connection with epoll
+ *       (still one request in flight per connection), so that the client
+ *       takes less of the machine's CPU from the server it measures; by
+ *       default each connection has a thread that blocks on it, as each
+ *       Postfix smtpd process does
  *   -t  seconds to run (default 5); -n  stop after this many requests
  *   -k  distinct senders (quota keys) per connection (default 100)
  *   -e  RCPT only (no END-OF-MESSAGE), for servers that only use RCPT
@@ -28,6 +33,8 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <arpa/inet.h>
+
+#include <sys/epoll.h>
 
 #include <errno.h>
 #include <netdb.h>
@@ -52,7 +59,7 @@ struct worker {
 };
 
 static const char *target;
-static int nconns = 1, seconds = 5, rcpt_only, nkeys = 100;
+static int nconns = 1, seconds = 5, rcpt_only, nkeys = 100, evmode;
 static uint64_t max_count;
 static volatile int stop;
 static uint64_t total;
@@ -149,6 +156,185 @@ ask(int fd, const char *req, size_t len)
 	return strncmp(buf, "action=", 7) == 0 ? 0 : -1;
 }
 
+/* mkreq - request number i of connection id into req; its length */
+static int
+mkreq(char *req, size_t len, int id, uint64_t i)
+{
+	int step = rcpt_only ? 0 : (int)(i % 5);
+	uint64_t inst = i / 5;
+
+	return snprintf(req, len,
+	    "request=smtpd_access_policy\nprotocol_state=%s\n"
+	    "protocol_name=ESMTP\nclient_address=127.0.0.1\n"
+	    "client_name=localhost\nhelo_name=bench.example\n"
+	    "queue_id=\nsender=user%d-%llu@example.com\n"
+	    "recipient=rcpt%d@example.net\nrecipient_count=%d\n"
+	    "instance=%d.%llu.1\nsasl_method=\nsasl_username=\n"
+	    "size=%d\n\n", step == 4 ? "END-OF-MESSAGE" : "RCPT",
+	    id, (unsigned long long)(inst % (uint64_t)nkeys), step,
+	    step == 4 ? 4 : 0, id, (unsigned long long)inst,
+	    step == 4 ? 2048 : 0);
+}
+
+/* keep - record one latency */
+static void
+keep(struct worker *w, uint64_t ns)
+{
+	if (w->nlat == w->cap) {
+		w->cap = w->cap ? w->cap * 2 : 65536;
+		w->lat = realloc(w->lat, w->cap * sizeof(*w->lat));
+		if (w->lat == NULL)
+			abort();
+	}
+	w->lat[w->nlat++] = ns;
+}
+
+/* counted - count one request against -n; 1 when it was the last */
+static int
+counted(void)
+{
+	int last = 0;
+
+	if (max_count) {
+		pthread_mutex_lock(&total_lock);
+		if (++total >= max_count)
+			stop = 1;
+		last = stop;
+		pthread_mutex_unlock(&total_lock);
+	}
+	return last;
+}
+
+struct evconn {
+	int fd;
+	int id;
+	uint64_t i;		/* requests sent */
+	uint64_t t0;		/* when the one in flight was sent */
+	char buf[1024];
+	size_t got;
+	int busy;		/* a request is in flight */
+};
+
+/* evsend - send connection c's next request; -1 on error */
+static int
+evsend(struct evconn *c)
+{
+	char req[1024];
+	size_t off = 0;
+	ssize_t n;
+	int len;
+
+	len = mkreq(req, sizeof(req), c->id, c->i++);
+	c->got = 0;
+	c->t0 = now_ns();
+	while (off < (size_t)len) {
+		if ((n = write(c->fd, req + off, (size_t)len - off)) < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;	/* one small request: no EAGAIN */
+		}
+		off += (size_t)n;
+	}
+	c->busy = 1;
+	return 0;
+}
+
+/* evread - read from c; 1 when its reply is whole, 0 more, -1 error */
+static int
+evread(struct evconn *c)
+{
+	ssize_t r;
+
+	r = read(c->fd, c->buf + c->got, sizeof(c->buf) - 1 - c->got);
+	if (r <= 0 || !c->busy)
+		return -1;
+	c->got += (size_t)r;
+	c->buf[c->got] = '\0';
+	if (c->got >= 2 && c->buf[c->got - 1] == '\n' &&
+	    c->buf[c->got - 2] == '\n')
+		return strncmp(c->buf, "action=", 7) == 0 ? 1 : -1;
+	return c->got >= sizeof(c->buf) - 1 ? -1 : 0;
+}
+
+/*
+ * evwork - the event-driven client (-E): every connection on one epoll;
+ * a reply read whole sends that connection's next request
+ */
+static void *
+evwork(void *arg)
+{
+	struct worker *w = arg;
+	struct evconn *cs, *c;
+	struct epoll_event ev, evs[64];
+	uint64_t last = now_ns();
+	int ep = -1, i, n, rc, inflight = 0;
+
+	if ((cs = calloc((size_t)nconns, sizeof(*cs))) == NULL ||
+	    (ep = epoll_create1(0)) < 0) {
+		w->errors++;
+		goto out;
+	}
+	for (i = 0; i < nconns; i++)
+		cs[i].fd = -1;
+	for (i = 0; i < nconns; i++) {
+		cs[i].id = i;
+		if ((cs[i].fd = dial()) < 0) {
+			w->errors++;
+			goto out;
+		}
+		ev.events = EPOLLIN;
+		ev.data.ptr = &cs[i];
+		if (epoll_ctl(ep, EPOLL_CTL_ADD, cs[i].fd, &ev) < 0 ||
+		    evsend(&cs[i]) < 0) {
+			w->errors++;
+			goto out;
+		}
+		inflight++;
+	}
+	while (inflight > 0) {
+		if ((n = epoll_wait(ep, evs, 64, 100)) < 0) {
+			if (errno == EINTR)
+				continue;
+			w->errors++;
+			break;
+		}
+		if (n == 0 && now_ns() - last >
+		    (uint64_t)READ_TIMEOUT_MS * 1000000ULL) {
+			w->errors++;	/* no reply in time */
+			break;
+		}
+		for (i = 0; i < n; i++) {
+			c = evs[i].data.ptr;
+			last = now_ns();
+			if ((rc = evread(c)) < 0) {
+				w->errors++;
+				goto out;
+			}
+			if (rc == 0)
+				continue;
+			keep(w, last - c->t0);
+			c->busy = 0;
+			inflight--;
+			if (counted() || stop)
+				continue;
+			if (evsend(c) < 0) {
+				w->errors++;
+				goto out;
+			}
+			inflight++;
+		}
+	}
+out:
+	if (cs != NULL)
+		for (i = 0; i < nconns; i++)
+			if (cs[i].fd >= 0)
+				close(cs[i].fd);
+	if (ep >= 0)
+		close(ep);
+	free(cs);
+	return NULL;
+}
+
 static void *
 work(void *arg)
 {
@@ -162,39 +348,15 @@ work(void *arg)
 		return NULL;
 	}
 	for (i = 0; !stop; i++) {
-		int step = rcpt_only ? 0 : (int)(i % 5);
-		uint64_t inst = i / 5;
-
-		len = snprintf(req, sizeof(req),
-		    "request=smtpd_access_policy\nprotocol_state=%s\n"
-		    "protocol_name=ESMTP\nclient_address=127.0.0.1\n"
-		    "client_name=localhost\nhelo_name=bench.example\n"
-		    "queue_id=\nsender=user%d-%llu@example.com\n"
-		    "recipient=rcpt%d@example.net\nrecipient_count=%d\n"
-		    "instance=%d.%llu.1\nsasl_method=\nsasl_username=\n"
-		    "size=%d\n\n", step == 4 ? "END-OF-MESSAGE" : "RCPT",
-		    w->id, (unsigned long long)(inst % (uint64_t)nkeys), step,
-		    step == 4 ? 4 : 0, w->id, (unsigned long long)inst,
-		    step == 4 ? 2048 : 0);
+		len = mkreq(req, sizeof(req), w->id, i);
 		t0 = now_ns();
 		if (ask(fd, req, (size_t)len) < 0) {
 			w->errors++;
 			break;
 		}
 		t1 = now_ns();
-		if (w->nlat == w->cap) {
-			w->cap = w->cap ? w->cap * 2 : 65536;
-			w->lat = realloc(w->lat, w->cap * sizeof(*w->lat));
-			if (w->lat == NULL)
-				abort();
-		}
-		w->lat[w->nlat++] = t1 - t0;
-		if (max_count) {
-			pthread_mutex_lock(&total_lock);
-			if (++total >= max_count)
-				stop = 1;
-			pthread_mutex_unlock(&total_lock);
-		}
+		keep(w, t1 - t0);
+		(void)counted();
 	}
 	close(fd);
 	return NULL;
@@ -212,7 +374,7 @@ static void
 usage(void)
 {
 	fprintf(stderr, "usage: policyload -s unix:PATH|inet:HOST:PORT "
-	    "[-c conns] [-t seconds] [-n count] [-k senders] [-e]\n");
+	    "[-c conns] [-t seconds] [-n count] [-k senders] [-e] [-E]\n");
 	exit(2);
 }
 
@@ -222,10 +384,13 @@ main(int argc, char **argv)
 	static struct worker w[MAX_CONNS];
 	uint64_t *all, n = 0, errors = 0, t0, t1;
 	double secs;
-	int ch, i;
+	int ch, i, nthreads;
 
-	while ((ch = getopt(argc, argv, "c:ek:n:s:t:")) != -1) {
+	while ((ch = getopt(argc, argv, "c:Eek:n:s:t:")) != -1) {
 		switch (ch) {
+		case 'E':
+			evmode = 1;
+			break;
 		case 'c':
 			nconns = atoi(optarg);
 			break;
@@ -252,9 +417,11 @@ main(int argc, char **argv)
 	    seconds < 1 || seconds > 3600 || nkeys < 1)
 		usage();
 	t0 = now_ns();
-	for (i = 0; i < nconns; i++) {
+	nthreads = evmode ? 1 : nconns;
+	for (i = 0; i < nthreads; i++) {
 		w[i].id = i;
-		if (pthread_create(&w[i].tid, NULL, work, &w[i]) != 0) {
+		if (pthread_create(&w[i].tid, NULL, evmode ? evwork : work,
+		    &w[i]) != 0) {
 			fprintf(stderr, "policyload: pthread_create failed\n");
 			return 2;
 		}
@@ -262,16 +429,16 @@ main(int argc, char **argv)
 	while (!stop && now_ns() - t0 < (uint64_t)seconds * 1000000000ULL)
 		usleep(10000);
 	stop = 1;
-	for (i = 0; i < nconns; i++)
+	for (i = 0; i < nthreads; i++)
 		pthread_join(w[i].tid, NULL);
 	t1 = now_ns();
-	for (i = 0; i < nconns; i++) {
+	for (i = 0; i < nthreads; i++) {
 		n += w[i].nlat;
 		errors += w[i].errors;
 	}
 	all = calloc(n ? n : 1, sizeof(*all));
 	n = 0;
-	for (i = 0; i < nconns; i++) {
+	for (i = 0; i < nthreads; i++) {
 		memcpy(all + n, w[i].lat, w[i].nlat * sizeof(*all));
 		n += w[i].nlat;
 		free(w[i].lat);
