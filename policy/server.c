@@ -10,8 +10,11 @@
  * it ends the batch and only then sends the replies, which wait in each
  * connection's pending buffer meanwhile: no reply leaves before what it
  * says is committed.  If the batch fails, none of its charges took
- * effect, so every reply of the turn becomes the store-error answer
- * (store.on_error).  A reply is written to the socket directly when
+ * effect, so every reply it covers becomes the store-error answer
+ * (store.on_error).  A turn with more than BATCH_MAX requests (clients
+ * that pipeline) is cut into several batches, so that no batch holds the
+ * store's writer lock long; each connection remembers how much of its
+ * pending output earlier batches of the turn committed.  A reply is written to the socket directly when
  * nothing else is queued on it (no write event to add and remove); what
  * the socket does not take goes to the bufferevent.
  *
@@ -61,6 +64,7 @@
 #define OUT_HIGH (64 * 1024)	/* stop reading while more is unsent */
 #define IN_READ (16 * 1024)	/* read at most this much at once */
 #define STOP_GRACE 10		/* seconds for replies in flight */
+#define BATCH_MAX 256		/* requests in one quota batch */
 
 struct gen {
 	struct conf *conf;
@@ -91,6 +95,8 @@ struct conn {
 	int throttled;		/* reading stopped: output too big */
 	struct buf pending;	/* replies of this turn, not sent yet */
 	unsigned int npending;
+	unsigned int ncommitted;	/* of them, by a closed batch */
+	size_t committed_len;		/* their bytes */
 	int dirty;		/* on the server's dirty list */
 	struct conn *dnext;
 	char peer[80];
@@ -113,8 +119,10 @@ struct server {
 	/* the current turn (see the top) */
 	struct event *turn;
 	int in_turn;
-	struct gen *batch_gen;	/* whose quota the batch was opened on */
-	int batch_open;
+	struct gen *batch_gen;	/* whose quota the batch was opened on;
+				 * NULL: no batch open */
+	int batch_open;		/* quota_batch_begin succeeded */
+	unsigned int batch_requests;
 	struct conn *dirty;	/* connections with pending replies */
 };
 
@@ -315,7 +323,8 @@ conn_send(struct conn *c)
 		bufferevent_write(c->bev, c->pending.data + off,
 		    c->pending.len - off);
 	buf_truncate(&c->pending, 0);
-	c->npending = 0;
+	c->npending = c->ncommitted = 0;
+	c->committed_len = 0;
 	if (evbuffer_get_length(out) > 0)
 		return;		/* conn_write carries on */
 	if (c->closing) {
@@ -326,31 +335,55 @@ conn_send(struct conn *c)
 	}
 }
 
+/*
+ * batch_close - end the open batch: what it covered is committed, or, if
+ * it failed, the replies it covered become the store-error answer
+ */
+static void
+batch_close(struct server *s)
+{
+	struct gen *g = s->batch_gen;
+	struct conn *c;
+	char err[512];
+	unsigned int i, n;
+	const char *text;
+
+	s->batch_gen = NULL;
+	s->batch_requests = 0;
+	if (s->batch_open && quota_batch_end(g->quota, err, sizeof(err)) < 0) {
+		log_warnx("quota store: %s; answering the requests of the "
+		    "batch per store.on_error", err);
+		text = g->conf->store.on_error == CONF_ON_ERROR_ACCEPT ?
+		    "action=DUNNO\n\n" : "action=DEFER_IF_PERMIT Service "
+		    "temporarily unavailable\n\n";
+		for (c = s->dirty; c != NULL; c = c->dnext) {
+			n = c->npending - c->ncommitted;
+			s->stats.errors += n;
+			buf_truncate(&c->pending, c->committed_len);
+			for (i = 0; i < n; i++)
+				buf_appends(&c->pending, text);
+		}
+	}
+	s->batch_open = 0;
+	for (c = s->dirty; c != NULL; c = c->dnext) {
+		c->ncommitted = c->npending;
+		c->committed_len = c->pending.len;
+	}
+	gen_unref(g);
+}
+
 /* turn_end - end the turn's batch, then send every pending reply */
 static void
 turn_end(evutil_socket_t fd, short what, void *arg)
 {
 	struct server *s = arg;
-	struct gen *g = s->batch_gen;
 	struct conn *c, *list;
-	char err[512];
-	unsigned int i;
-	int failed = 0, accept;
-	const char *text;
 
 	(void)fd;
 	(void)what;
 	s->in_turn = 0;
-	s->batch_gen = NULL;
-	if (s->batch_open && quota_batch_end(g->quota, err, sizeof(err)) < 0) {
-		failed = 1;
-		log_warnx("quota store: %s; answering this turn's requests "
-		    "per store.on_error", err);
-	}
-	s->batch_open = 0;
-	accept = g->conf->store.on_error == CONF_ON_ERROR_ACCEPT;
-	text = accept ? "action=DUNNO\n\n" : "action=DEFER_IF_PERMIT Service "
-	    "temporarily unavailable\n\n";
+	if (s->batch_gen != NULL)
+		batch_close(s);
 	/* Sending may start the next turn: it gets a list of its own. */
 	list = s->dirty;
 	s->dirty = NULL;
@@ -358,15 +391,8 @@ turn_end(evutil_socket_t fd, short what, void *arg)
 		list = c->dnext;
 		c->dirty = 0;
 		c->dnext = NULL;
-		if (failed) {
-			s->stats.errors += c->npending;
-			buf_truncate(&c->pending, 0);
-			for (i = 0; i < c->npending; i++)
-				buf_appends(&c->pending, text);
-		}
 		conn_send(c);	/* may free c */
 	}
-	gen_unref(g);
 }
 
 /* turn_join - the calls that follow belong to this turn's batch */
@@ -375,15 +401,17 @@ turn_join(struct server *s)
 {
 	char err[512];
 
-	if (s->in_turn)
+	if (!s->in_turn) {
+		s->in_turn = 1;
+		event_active(s->turn, EV_TIMEOUT, 0);
+	}
+	if (s->batch_gen != NULL)
 		return;
-	s->in_turn = 1;
 	s->batch_gen = gen_ref(s->cur);
 	s->batch_open = quota_batch_begin(s->batch_gen->quota, err,
 	    sizeof(err)) == 0;
 	if (!s->batch_open)	/* each call then stands alone */
 		log_warnx("quota store: %s", err);
-	event_active(s->turn, EV_TIMEOUT, 0);
 }
 
 /* conn_request - answer the complete request in c->p; -1: close */
@@ -416,6 +444,8 @@ conn_request(struct conn *c)
 		c->dnext = s->dirty;
 		s->dirty = c;
 	}
+	if (++s->batch_requests >= BATCH_MAX)
+		batch_close(s);	/* the next request opens another */
 	return 0;
 }
 
