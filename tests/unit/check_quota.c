@@ -809,6 +809,69 @@ static const struct quota_store_ops flaky_ops = {
 	flaky_put, flaky_del, flaky_iterate, flaky_close, NULL, NULL,
 };
 
+static int
+flaky_batch(struct quota_store *s, char *err, size_t errlen)
+{
+	FAILS(s, err, errlen);
+	return 0;
+}
+
+/* the same store with batch operations that fail with it */
+static const struct quota_store_ops flaky_batch_ops = {
+	"flaky", flaky_admit, flaky_commit, flaky_release, flaky_get,
+	flaky_put, flaky_del, flaky_iterate, flaky_close, flaky_batch,
+	flaky_batch,
+};
+
+/*
+ * batch_calls_reach_the_store_and_count_errors - quota_batch_begin/end
+ * are no-ops on a store without batches, reach one that has them, and a
+ * failing batch is a counted store error
+ */
+START_TEST(batch_calls_reach_the_store_and_count_errors)
+{
+	struct quota_who alice = { "alice", NULL, NULL };
+	struct quota_amount one = units(1, 1, 1);
+	struct quota_verdict v;
+	struct flaky *fl = calloc(1, sizeof(*fl));
+	char err[256];
+
+	conf = conf_load_string("test.conf", "limits = ( { name = \"h\"; "
+	    "key = \"sasl_username\"; count = \"messages\"; limit = 2; "
+	    "period = \"1h\"; } );", err, sizeof(err));
+	ck_assert_ptr_nonnull(conf);
+	fl->base.ops = &flaky_ops;
+	fl->base.conf = conf;
+	fl->mem = store_mem_open(conf, err, sizeof(err));
+	q = quota_open_store(conf, &fl->base, err, sizeof(err));
+	ck_assert_ptr_nonnull(q);
+	log_discard(1);
+	/* no batch operations: nothing to do, calls apply at once */
+	fl->fail = 1;
+	ck_assert_int_eq(quota_batch_begin(q, err, sizeof(err)), 0);
+	fl->fail = 0;
+	ck_assert_int_eq(quota_admit(q, &alice, &one, T0, &v), 0);
+	ck_assert_int_eq(v.result, QUOTA_ADMIT);
+	fl->fail = 1;
+	ck_assert_int_eq(quota_batch_end(q, err, sizeof(err)), 0);
+	ck_assert_uint_eq(quota_errors(q), 0);
+	/* with them: reached, and their failures counted */
+	fl->base.ops = &flaky_batch_ops;
+	fl->fail = 0;
+	ck_assert_int_eq(quota_batch_begin(q, err, sizeof(err)), 0);
+	ck_assert_int_eq(quota_batch_end(q, err, sizeof(err)), 0);
+	fl->fail = 1;
+	err[0] = '\0';
+	ck_assert_int_eq(quota_batch_begin(q, err, sizeof(err)), -1);
+	ck_assert_msg(strstr(err, "connection refused") != NULL, "got \"%s\"",
+	    err);
+	ck_assert_int_eq(quota_batch_end(q, err, sizeof(err)), -1);
+	ck_assert_uint_eq(quota_errors(q), 2);
+	log_discard(0);
+	teardown();
+}
+END_TEST
+
 START_TEST(store_failure_is_quota_error)
 {
 	struct quota_who alice = { "alice", NULL, NULL };
@@ -991,6 +1054,9 @@ main(void)
 	suite_add_tcase(s, tc);
 	tc = tcase_create("store_failure_is_quota_error");
 	tcase_add_test(tc, store_failure_is_quota_error);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("batch_calls_reach_the_store_and_count_errors");
+	tcase_add_test(tc, batch_calls_reach_the_store_and_count_errors);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("memory_store_reclaims_expired_records");
 	tcase_add_test(tc, memory_store_reclaims_expired_records);
