@@ -17,6 +17,7 @@
 #     arrive with Received-SPF and Authentication-Results naming the
 #     result; a fail sender (198.51.100.20, fail.example) gets 550 5.7.23;
 #     a domain without SPF gets "none"; the null sender is checked by HELO;
+#     an untrusted loopback client (127.0.0.2) is checked like any other;
 #   - outbound preflight, trusted (127.0.0.1) or authenticated senders:
 #     bad.example, which lacks our address 192.0.2.25, arrives with
 #     X-Outpost-SPF-Preflight; good.example (include:) without it; then,
@@ -365,6 +366,12 @@ if expect_accepted "inbound null sender, HELO helo-pass.example" in-null; then
 	    "^$RCV;.*spf=pass .*smtp\.helo=helo-pass\.example"
 fi
 
+# No free pass for loopback (spf.inbound.allow_loopback is off): 127.0.0.2
+# is not trusted by the milter, and pass.example does not list it.
+send in-loopback 127.0.0.2 client.outpost.test alice@pass.example
+expect_reply "inbound from loopback 127.0.0.2 (untrusted), pass.example: checked, fails" \
+    '^550[ -]5\.7\.23'
+
 # The fail sender must never have reached the sink.
 it_check "inbound fail: nothing from fail.example arrived" \
     eval '! grep -lq "mallory@fail.example" "$IT_SINK_DIR"/* 2>/dev/null'
@@ -422,7 +429,7 @@ for w in $WPIDS; do
 	    grep -Eq '^Max core file size +0 +0 ' "/proc/$w/limits"
 	# RLIMIT_AS = spf.memory (256 MiB), except under ASan (its shadow
 	# memory needs terabytes of address space).
-	if ldd "$WORKER" 2>/dev/null | grep -q libasan; then
+	if grep -q __asan_init "$WORKER"; then
 		it_check "isolation: worker $w address space unlimited (ASan build)" \
 		    grep -Eq '^Max address space +unlimited' "/proc/$w/limits"
 	else
