@@ -14,9 +14,10 @@
  * (store.on_error).  A turn with more than BATCH_MAX requests (clients
  * that pipeline) is cut into several batches, so that no batch holds the
  * store's writer lock long; each connection remembers how much of its
- * pending output earlier batches of the turn committed.  A reply is written to the socket directly when
- * nothing else is queued on it (no write event to add and remove); what
- * the socket does not take goes to the bufferevent.
+ * pending output earlier batches of the turn committed.  A reply is
+ * written to the socket directly when nothing else is queued on it (no
+ * write event to add and remove); what the socket does not take goes to
+ * the bufferevent.
  *
  * Input: each connection reads with recv() from an event of its own
  * (persistent, with the idle timeout), not through the bufferevent,
