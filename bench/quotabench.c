@@ -41,8 +41,9 @@
  * all (default 2000000), whichever comes first, after a warm-up of
  * WARM_SECONDS (default 1; not reported) that does the same, so that a
  * fresh process's first touches of the store (page faults, connections)
- * do not count, as they would not in a long-running daemon.  Each admission is the
- * store's admit() of one op per limit, as quota_admit() calls it (record
+ * do not count, as they would not in a long-running daemon.  Each
+ * admission is the store's admit() of one op per limit, as quota_admit()
+ * calls it (record
  * keys formatted and the calendar period looked up for each one), timed
  * with CLOCK_MONOTONIC; latency percentiles are over every admission.
  *

@@ -990,8 +990,8 @@ server_start(struct server *s, char *err, size_t errlen)
 	s->stoptimer = evtimer_new(s->base, stop_timeout, s);
 	s->resume = evtimer_new(s->base, resume_listeners, s);
 	s->turn = event_new(s->base, -1, 0, turn_end, s);
-	if (s->sighup == NULL || s->turn == NULL || s->sigterm == NULL || s->sigint == NULL ||
-	    s->stoptimer == NULL || s->resume == NULL ||
+	if (s->sighup == NULL || s->turn == NULL || s->sigterm == NULL ||
+	    s->sigint == NULL || s->stoptimer == NULL || s->resume == NULL ||
 	    evsignal_add(s->sighup, NULL) < 0 ||
 	    evsignal_add(s->sigterm, NULL) < 0 ||
 	    evsignal_add(s->sigint, NULL) < 0) {
