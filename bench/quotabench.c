@@ -43,9 +43,9 @@
  * fresh process's first touches of the store (page faults, connections)
  * do not count, as they would not in a long-running daemon.  Each
  * admission is the store's admit() of one op per limit, as quota_admit()
- * calls it (record
- * keys formatted and the calendar period looked up for each one), timed
- * with CLOCK_MONOTONIC; latency percentiles are over every admission.
+ * calls it (record keys formatted and the calendar period looked up for
+ * each one), timed with CLOCK_MONOTONIC; latency percentiles are over
+ * every admission.
  *
  * LMDB bytes per key, after each phase: the store is closed and the file
  * opened read only: the "counters" database's pages (branch + leaf +
