@@ -51,7 +51,14 @@
  * code; after an upgrade from a build without it, stop every process
  * that has the file open before starting the new ones).  It does not
  * depend on store.sync, so processes whose configurations differ there
- * still open the file alike.
+ * still open the file alike.  Disk space: writes through a map cannot
+ * report a full disk (the kernel kills the process with SIGBUS when it
+ * cannot find a block for a page), so every write transaction first
+ * makes sure the file's blocks are allocated (posix_fallocate) up to
+ * ROOM_MARGIN beyond the pages LMDB uses (ROOM_MIN when the disk is
+ * nearly full); when even that fails, the transaction fails with "No
+ * space left on device" like any store error (store.on_error), and
+ * nothing crashes.  A new file thus takes ROOM_MARGIN of disk at once.
  *
  * Durability (store.sync): "periodic", the default, opens the file with
  * MDB_NOSYNC: a commit leaves its pages in the shared map (the kernel's
@@ -101,6 +108,7 @@
 #include <sys/stat.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <lmdb.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -129,6 +137,8 @@
 #define DEFAULT_MAP	(1024ULL * 1024 * 1024)
 #define NO_TIME		INT64_MIN	/* put, del: no time, no sweep */
 #define FORMAT		2		/* record format (see the top) */
+#define ROOM_MARGIN	(16ULL * 1024 * 1024)	/* disk reserved ahead */
+#define ROOM_MIN	(1024ULL * 1024)	/* at least, on a full disk */
 #define FORMAT_KEY	"format"
 
 /* One environment per file per process, shared by its stores. */
@@ -149,6 +159,10 @@ struct lmdb_env {
 	 * mdb_env_set_mapsize() wants no transaction active.
 	 */
 	pthread_rwlock_t resize;
+	/* Bytes of the file known to have their blocks allocated, and the
+	 * page size; only touched with LMDB's writer lock held. */
+	uint64_t room;
+	unsigned int psize;
 	/* Where the next counter sweep starts; only touched inside a write
 	 * transaction, which LMDB makes exclusive. */
 	unsigned char scan[QUOTA_RKEY_MAX];
@@ -348,6 +362,45 @@ rkey_of(const unsigned char *k, size_t len, char *out)
 /* ---- transactions ------------------------------------------------------ */
 
 /*
+ * room_check - with the writer lock held: allocate the file's blocks up
+ * to ROOM_MARGIN (and extra bytes) beyond the pages in use (see the
+ * top); 0 or an errno
+ */
+static int
+room_check(struct lmdb_env *e, uint64_t extra)
+{
+	MDB_envinfo in;
+	uint64_t used, want;
+	int fd, rc;
+
+	if (e->room == UINT64_MAX || mdb_env_info(e->env, &in) != 0)
+		return 0;
+	used = ((uint64_t)in.me_last_pgno + 1) * e->psize + extra;
+	if (used + ROOM_MARGIN / 2 <= e->room)
+		return 0;
+	want = used + ROOM_MARGIN;
+	if (want > in.me_mapsize)
+		want = in.me_mapsize;
+	if (want <= e->room || mdb_env_get_fd(e->env, &fd) != 0)
+		return 0;
+	rc = posix_fallocate(fd, (off_t)e->room, (off_t)(want - e->room));
+	if (rc == ENOSPC && want > used + ROOM_MIN &&
+	    used + ROOM_MIN > e->room) {
+		want = used + ROOM_MIN;		/* the disk is nearly full */
+		rc = posix_fallocate(fd, (off_t)e->room,
+		    (off_t)(want - e->room));
+	}
+	if (rc == EOPNOTSUPP || rc == EINVAL) {
+		e->room = UINT64_MAX;	/* cannot tell: stop asking */
+		return 0;
+	}
+	if (rc != 0)
+		return rc;
+	e->room = want;
+	return 0;
+}
+
+/*
  * txn_begin - begin a transaction, holding e->resize shared until
  * txn_end.  Adopts a map grown by another process, and clears stale
  * reader slots when they run out, once each.
@@ -360,6 +413,11 @@ txn_begin(struct lmdb_env *e, int write, MDB_txn **txn)
 	for (tries = 0;; tries++) {
 		(void)pthread_rwlock_rdlock(&e->resize);
 		rc = mdb_txn_begin(e->env, NULL, write ? 0 : MDB_RDONLY, txn);
+		if (rc == 0 && write && (rc = room_check(e, 0)) != 0) {
+			mdb_txn_abort(*txn);
+			(void)pthread_rwlock_unlock(&e->resize);
+			return rc;
+		}
 		if (rc == 0)
 			return 0;
 		(void)pthread_rwlock_unlock(&e->resize);
@@ -1522,7 +1580,12 @@ format_check(struct lmdb_env *e, MDB_txn *txn, char *err, size_t errlen)
 	if ((rc = mdb_stat(txn, e->counters, &st)) != 0)
 		return rc;
 	if (st.ms_entries > 0) {
-		if ((rc = migrate_v1(e, txn, &n)) != 0) {
+		/* room for a second copy of every counter */
+		if ((rc = room_check(e, (st.ms_branch_pages +
+		    st.ms_leaf_pages + st.ms_overflow_pages) * 2ULL *
+		    e->psize)) == 0)
+			rc = migrate_v1(e, txn, &n);
+		if (rc != 0) {
 			(void)snprintf(err, errlen, "quota store %s: migrating "
 			    "record format 1 to %d: %s%s", e->path, FORMAT,
 			    mdb_strerror(rc), rc == MDB_MAP_FULL ?
@@ -1588,8 +1651,17 @@ env_open(const struct conf *c, char *err, size_t errlen)
 	if (dead > 0)
 		log_info("quota store %s: cleared %d reader slots of dead "
 		    "processes", e->path, dead);
+	{
+		MDB_stat est;
+
+		e->psize = mdb_env_stat(e->env, &est) == 0 ? est.ms_psize :
+		    4096;
+	}
 	if ((rc = mdb_txn_begin(e->env, NULL, 0, &txn)) != 0)
 		goto fail;
+	if ((rc = room_check(e, 0)) != 0)	/* writes will say so */
+		log_warnx("quota store %s: cannot reserve disk space: %s",
+		    e->path, strerror(rc));
 	if ((rc = mdb_dbi_open(txn, "counters", MDB_CREATE,
 	    &e->counters)) != 0 ||
 	    (rc = mdb_dbi_open(txn, "reservations", MDB_CREATE,
