@@ -46,6 +46,7 @@
 #include "spf/pool.h"
 #include "spf/spf.h"
 #include "util/buf.h"
+#include "util/clock.h"
 #include "util/log.h"
 #include "util/xmalloc.h"
 
@@ -253,16 +254,6 @@ milter_shutdown(void)
 	gen_release(old);
 }
 
-/* now_ms - wall clock, milliseconds since the epoch */
-static int64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /*
  * msg_settle - commit (commit != 0) or release every reservation of the
  * message, and forget them.  Errors are logged: a reservation the store
@@ -273,7 +264,7 @@ msg_settle(struct milter_conn *c, int commit)
 {
 	struct msg *m = &c->msg;
 	char err[256];
-	int64_t now = now_ms();
+	int64_t now = clock_wall_ms();
 	size_t i;
 
 	for (i = 0; i < m->ntokens; i++) {
@@ -998,10 +989,10 @@ milter_envrcpt(struct milter_conn *c, const char *rcpt)
 	quota_who_of(c, &who);
 	memset(&v, 0, sizeof(v));
 	if (m->ntokens < MILTER_TOKENS_MAX)
-		rc = quota_reserve(c->gen->quota, &who, &amt, now_ms(), &token,
+		rc = quota_reserve(c->gen->quota, &who, &amt, clock_wall_ms(), &token,
 		    &v);
 	else
-		rc = quota_admit(c->gen->quota, &who, &amt, now_ms(), &v);
+		rc = quota_admit(c->gen->quota, &who, &amt, clock_wall_ms(), &v);
 	if (rc < 0 || v.result == QUOTA_ERROR)
 		return quota_store_failed(c, "RCPT", &v);
 	if (v.result == QUOTA_REFUSE)
@@ -1031,7 +1022,7 @@ msg_quota_eom(struct milter_conn *c)
 	amt.bytes = m->size;
 	quota_who_of(c, &who);
 	memset(&v, 0, sizeof(v));
-	if (quota_reserve(c->gen->quota, &who, &amt, now_ms(), &token,
+	if (quota_reserve(c->gen->quota, &who, &amt, clock_wall_ms(), &token,
 	    &v) < 0 || v.result == QUOTA_ERROR)
 		return quota_store_failed(c, "EOM", &v);
 	if (v.result == QUOTA_REFUSE)

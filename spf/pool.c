@@ -26,6 +26,7 @@
 
 #include "spf/pool.h"
 #include "spf/wire.h"
+#include "util/clock.h"
 #include "util/log.h"
 #include "util/xmalloc.h"
 
@@ -53,16 +54,6 @@ struct spf_pool {
 	pid_t sup_pid;
 };
 
-/* now_ms - the monotonic clock in milliseconds */
-static int64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* wait_readable - poll fd until readable or deadline: 1, 0 (timeout), -1 */
 static int
 wait_readable(int fd, int64_t deadline)
@@ -72,7 +63,7 @@ wait_readable(int fd, int64_t deadline)
 	int r;
 
 	for (;;) {
-		left = deadline - now_ms();
+		left = deadline - clock_mono_ms();
 		if (left < 0)
 			left = 0;
 		pfd.fd = fd;
@@ -185,7 +176,7 @@ ctl_spawn(struct spf_pool *p, pid_t kill_pid, pid_t *pid, char *err,
 		ctl_lost(p);
 		goto out;
 	}
-	if (ctl_recv(p->ctl, now_ms() + CTL_TIMEOUT_MS, &h, &fd, err,
+	if (ctl_recv(p->ctl, clock_mono_ms() + CTL_TIMEOUT_MS, &h, &fd, err,
 	    errlen) < 0) {
 		ctl_lost(p);
 		goto out;
@@ -239,7 +230,7 @@ borrow(struct spf_pool *p, int64_t deadline, uint32_t *seq)
 				i = (long)k;
 				break;
 			}
-		if (i >= 0 || now_ms() >= deadline)
+		if (i >= 0 || clock_mono_ms() >= deadline)
 			break;
 		ts.tv_sec = (time_t)(deadline / 1000);
 		ts.tv_nsec = (long)(deadline % 1000) * 1000000L;
@@ -367,12 +358,12 @@ spf_pool_check(struct spf_pool *p, enum spf_kind kind,
 		snprintf(a->text, sizeof(a->text), "%s", err);
 		return 0;
 	}
-	deadline = now_ms() + p->timeout_ms;
+	deadline = clock_mono_ms() + p->timeout_ms;
 	if ((i = borrow(p, deadline, &seq)) < 0) {
 		fail_answer(a, "no SPF worker free in time");
 		return -1;
 	}
-	if (now_ms() >= deadline) {
+	if (clock_mono_ms() >= deadline) {
 		/* freed just too late: do not send (that would cost a kill) */
 		fail_answer(a, "no SPF worker free in time");
 		give_back(p, i);
@@ -507,7 +498,7 @@ spf_pool_new(const struct conf *c, char *err, size_t errlen)
 
 	if (start_supervisor(p, c, err, errlen) < 0)
 		goto fail;
-	if (ctl_recv(p->ctl, now_ms() + START_TIMEOUT_MS, &h, &fd, why,
+	if (ctl_recv(p->ctl, clock_mono_ms() + START_TIMEOUT_MS, &h, &fd, why,
 	    sizeof(why)) < 0) {
 		if (waitpid(p->sup_pid, &st, WNOHANG) == p->sup_pid) {
 			p->sup_pid = 0;
@@ -556,9 +547,9 @@ spf_pool_free(struct spf_pool *p)
 	if (p->ctl >= 0)
 		close(p->ctl);
 	if (p->sup_pid > 0) {
-		until = now_ms() + 2000;
+		until = clock_mono_ms() + 2000;
 		while ((r = waitpid(p->sup_pid, NULL, WNOHANG)) == 0 &&
-		    now_ms() < until)
+		    clock_mono_ms() < until)
 			poll(NULL, 0, 10);
 		if (r == 0) {
 			(void)kill(p->sup_pid, SIGKILL);

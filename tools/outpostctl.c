@@ -28,6 +28,7 @@
 #include "quota/algo.h"
 #include "quota/quota.h"
 #include "util/cidr.h"
+#include "util/clock.h"
 #include "util/buf.h"
 #include "util/parse.h"
 #include "util/xmalloc.h"
@@ -863,16 +864,6 @@ limit_named(const struct conf *c, const char *name)
 	return NULL;
 }
 
-/* qnow - the wall clock, ms */
-static int64_t
-qnow(void)
-{
-	struct timespec ts;
-
-	(void)clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* rows_of - the rows of KEY (limit_name: of that limit only) */
 static int
 rows_of(struct quota *q, const struct conf *c, const char *key,
@@ -893,7 +884,7 @@ rows_of(struct quota *q, const struct conf *c, const char *key,
 			match[i] = keys[i];
 	rows->match = match;
 	rows->conf = c;
-	rc = quota_list(q, limit_name, qnow(), qrows_add, rows, err, errlen);
+	rc = quota_list(q, limit_name, clock_wall_ms(), qrows_add, rows, err, errlen);
 	rows->match = NULL;
 	free(match);
 	free(keys);
@@ -1002,14 +993,14 @@ cmd_quota(int argc, char **argv)
 	memset(&rows, 0, sizeof(rows));
 	if (strcmp(sub, "list") == 0) {
 		rows.top = (size_t)top;
-		rc = quota_list(q, limit, qnow(), qrows_add, &rows, err,
+		rc = quota_list(q, limit, clock_wall_ms(), qrows_add, &rows, err,
 		    sizeof(err));
 	} else if (strcmp(sub, "show") == 0) {
 		rc = rows_of(q, c, key, NULL, &rows, err, sizeof(err));
 	} else if (strcmp(sub, "reset") == 0) {
-		rc = quota_reset(q, key, limit, qnow(), err, sizeof(err));
+		rc = quota_reset(q, key, limit, clock_wall_ms(), err, sizeof(err));
 	} else {
-		rc = quota_set(q, key, limit, value, qnow(), err, sizeof(err));
+		rc = quota_set(q, key, limit, value, clock_wall_ms(), err, sizeof(err));
 		if (rc == 0)
 			rc = rows_of(q, c, key, limit, &rows, err,
 			    sizeof(err));
