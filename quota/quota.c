@@ -16,6 +16,16 @@
  * child takes a new seed (pthread_atfork).  A reservation thus costs no
  * system call (getrandom for each one was a tenth of outpost-policyd's
  * system calls).
+ *
+ * Pipelines: inside a batch on a store that has them (Redis), the calls
+ * of the thread that opened the batch queue up in q->calls (the store's
+ * arguments) and q->pend (what to do with the answer), in call order,
+ * and quota_flush() hands the whole queue to the store's pipeline op,
+ * then delivers each answer: the verdict to the done function of a
+ * deferred admission, a store error counted and logged for a commit or a
+ * release.  The synchronous calls of that thread join the queue and
+ * flush it (one round trip for all that waited), so their order with
+ * the deferred ones is the order of the calls.
  */
 #include "config.h"
 
@@ -46,12 +56,29 @@ struct qov {
 	struct conf_limit copy;		/* ->limit = the override's value */
 };
 
+/* A queued call's own part (its store arguments are in q->calls). */
+struct qpend {
+	struct quota_op *ops;		/* admit: the ops, owned */
+	size_t *idx;			/* their limit indices */
+	struct quota_op_result *res;
+	int reserve;
+	void (*done)(void *, int, const struct quota_verdict *, uint64_t);
+	void *arg;
+};
+
 struct quota {
 	const struct conf *conf;
 	struct quota_store *store;
 	struct qov *ov;			/* sorted by (limit, key) */
 	size_t nov;
 	uint64_t errors;		/* atomic */
+	/* pipelined batch (see the top); depth and owner under pmu */
+	pthread_mutex_t pmu;
+	unsigned int pdepth;
+	pthread_t powner;
+	struct quota_store_call *calls;	/* the queue */
+	struct qpend *pend;
+	size_t nqueue, capqueue;
 };
 
 static const char *const count_names[] = { "messages", "recipients",
@@ -303,6 +330,7 @@ quota_open_with(const struct conf *c, struct quota_store *s)
 
 	q->conf = c;
 	q->store = s;
+	pthread_mutex_init(&q->pmu, NULL);
 	q->ov = xcalloc(c->noverrides + 1, sizeof(*q->ov));
 	for (i = 0; i < c->noverrides; i++) {
 		const struct conf_override *o = &c->overrides[i];
@@ -364,8 +392,13 @@ quota_close(struct quota *q)
 {
 	if (q == NULL)
 		return NULL;
+	if (q->nqueue > 0)
+		(void)quota_flush(q);
 	if (q->store != NULL)
 		q->store->ops->close(q->store);
+	pthread_mutex_destroy(&q->pmu);
+	free(q->calls);
+	free(q->pend);
 	free(q->ov);
 	free(q);
 	return NULL;
@@ -479,6 +512,84 @@ fill_from(const struct quota *q, struct quota_verdict *v,
 	v->retry_after = ms_to_s(ck->retry_ms);
 }
 
+/*
+ * verdict_of - the verdict of the store's answer (res, admitted) to ops;
+ * v was cleared to QUOTA_ADMIT
+ */
+static void
+verdict_of(const struct quota *q, const struct quota_op *ops,
+    const size_t *idx, const struct quota_op_result *res, size_t n,
+    int admitted, struct quota_verdict *v)
+{
+	size_t k, pick;
+
+	if (!admitted) {
+		/* The refusing limit that keeps the sender waiting longest. */
+		for (pick = n, k = 0; k < n; k++)
+			if (!ops[k].warn_only && !res[k].check.admit &&
+			    (pick == n || res[k].check.retry_ms >
+			    res[pick].check.retry_ms))
+				pick = k;
+		v->result = QUOTA_REFUSE;
+		if (pick < n)
+			fill_from(q, v, &ops[pick], idx[pick],
+			    &res[pick].check);
+		return;
+	}
+	for (k = 0; k < n; k++)
+		if (ops[k].warn_only && !res[k].check.admit &&
+		    v->nwarned++ == 0)
+			fill_from(q, v, &ops[k], idx[k], &res[k].check);
+}
+
+/* in_pipe - the calling thread has a pipelined batch open on q */
+static int
+in_pipe(struct quota *q)
+{
+	int r;
+
+	if (q->store->ops->pipeline == NULL)
+		return 0;
+	pthread_mutex_lock(&q->pmu);
+	r = q->pdepth > 0 && pthread_equal(q->powner, pthread_self());
+	pthread_mutex_unlock(&q->pmu);
+	return r;
+}
+
+/* queue_add - a new call at the end of the queue, cleared */
+static size_t
+queue_add(struct quota *q)
+{
+	if (q->nqueue == q->capqueue) {
+		q->capqueue = q->capqueue ? q->capqueue * 2 : 64;
+		q->calls = xreallocarray(q->calls, q->capqueue,
+		    sizeof(*q->calls));
+		q->pend = xreallocarray(q->pend, q->capqueue,
+		    sizeof(*q->pend));
+	}
+	memset(&q->calls[q->nqueue], 0, sizeof(*q->calls));
+	memset(&q->pend[q->nqueue], 0, sizeof(*q->pend));
+	return q->nqueue++;
+}
+
+struct sync_res {
+	int rc;
+	struct quota_verdict *v;
+	uint64_t *token;
+};
+
+/* sync_done - the answer of a synchronous call made through the queue */
+static void
+sync_done(void *arg, int rc, const struct quota_verdict *v, uint64_t token)
+{
+	struct sync_res *r = arg;
+
+	r->rc = rc;
+	*r->v = *v;
+	if (r->token != NULL)
+		*r->token = token;
+}
+
 /* admit - quota_admit and quota_reserve (token != NULL) */
 static int
 admit(struct quota *q, const struct quota_who *who,
@@ -487,7 +598,7 @@ admit(struct quota *q, const struct quota_who *who,
 {
 	struct quota_op ops_stack[OPS_ON_STACK], *ops = ops_stack;
 	struct quota_op_result res_stack[OPS_ON_STACK], *res = res_stack;
-	size_t idx_stack[OPS_ON_STACK], *idx = idx_stack, n = 0, k, pick;
+	size_t idx_stack[OPS_ON_STACK], *idx = idx_stack, n = 0;
 	size_t nl = q->conf->nlimits;
 	uint64_t tok = 0;
 	int admitted = 0, ret = 0;
@@ -498,6 +609,14 @@ admit(struct quota *q, const struct quota_who *who,
 		*token = 0;
 	if (is_exempt(q->conf, who))
 		return 0;
+	if (in_pipe(q)) {
+		struct sync_res r = { 0, v, token };
+
+		(void)quota_defer(q, who, amt, now, token != NULL, sync_done,
+		    &r);
+		(void)quota_flush(q);
+		return r.rc;
+	}
 	if (nl > OPS_ON_STACK) {
 		ops = xcalloc(nl, sizeof(*ops));
 		res = xcalloc(nl, sizeof(*res));
@@ -521,24 +640,8 @@ admit(struct quota *q, const struct quota_who *who,
 		ret = store_failed(q, "admission", v->error);
 		goto out;
 	}
-	if (!admitted) {
-		/* The refusing limit that keeps the sender waiting longest. */
-		for (pick = n, k = 0; k < n; k++)
-			if (!ops[k].warn_only && !res[k].check.admit &&
-			    (pick == n || res[k].check.retry_ms >
-			    res[pick].check.retry_ms))
-				pick = k;
-		v->result = QUOTA_REFUSE;
-		if (pick < n)
-			fill_from(q, v, &ops[pick], idx[pick],
-			    &res[pick].check);
-		goto out;
-	}
-	for (k = 0; k < n; k++)
-		if (ops[k].warn_only && !res[k].check.admit &&
-		    v->nwarned++ == 0)
-			fill_from(q, v, &ops[k], idx[k], &res[k].check);
-	if (token != NULL)
+	verdict_of(q, ops, idx, res, n, admitted, v);
+	if (admitted && token != NULL)
 		*token = tok;
 out:
 	if (ops != ops_stack) {
@@ -564,12 +667,135 @@ quota_reserve(struct quota *q, const struct quota_who *who,
 	return admit(q, who, amt, now_ms, token, v);
 }
 
+/* queue_settle - a commit or release joins the queue; 0 */
+static int
+queue_settle(struct quota *q, enum quota_call_kind kind, uint64_t token,
+    int64_t now)
+{
+	size_t i = queue_add(q);
+
+	q->calls[i].kind = kind;
+	q->calls[i].token = token;
+	q->calls[i].now_ms = now;
+	return 0;
+}
+
+int
+quota_defer(struct quota *q, const struct quota_who *who,
+    const struct quota_amount *amt, int64_t now_ms, int reserve,
+    void (*done)(void *, int, const struct quota_verdict *, uint64_t),
+    void *arg)
+{
+	struct quota_verdict v;
+	struct quota_store_call *c;
+	struct qpend *p;
+	uint64_t token = 0;
+	size_t nl = q->conf->nlimits, i, n = 0;
+	int rc;
+
+	if (!in_pipe(q)) {
+		rc = admit(q, who, amt, now_ms, reserve ? &token : NULL, &v);
+		done(arg, rc, &v, token);
+		return 0;
+	}
+	memset(&v, 0, sizeof(v));
+	v.result = QUOTA_ADMIT;
+	if (is_exempt(q->conf, who)) {
+		done(arg, 0, &v, 0);
+		return 0;
+	}
+	i = queue_add(q);
+	c = &q->calls[i];
+	p = &q->pend[i];
+	p->ops = xcalloc(nl == 0 ? 1 : nl, sizeof(*p->ops));
+	p->idx = xcalloc(nl == 0 ? 1 : nl, sizeof(*p->idx));
+	if (build_ops(q, who, amt, now_ms, p->ops, p->idx, &n, v.error,
+	    sizeof(v.error)) < 0 || n == 0) {
+		free(p->ops);
+		free(p->idx);
+		q->nqueue--;
+		rc = 0;
+		if (v.error[0] != '\0') {
+			v.result = QUOTA_ERROR;
+			rc = store_failed(q, "admission", v.error);
+		}
+		done(arg, rc, &v, 0);
+		return 0;
+	}
+	p->res = xcalloc(n, sizeof(*p->res));
+	p->reserve = reserve;
+	p->done = done;
+	p->arg = arg;
+	c->kind = QUOTA_CALL_ADMIT;
+	c->ops = p->ops;
+	c->n = n;
+	c->now_ms = now_ms;
+	c->token = reserve ? new_token(now_ms) : 0;
+	c->expires_ms = now_ms + (int64_t)q->conf->store.reserve_ttl * 1000;
+	c->res = p->res;
+	return 0;
+}
+
+/* deliver - the answer to one queued call */
+static void
+deliver(struct quota *q, const struct quota_store_call *c,
+    struct qpend *p)
+{
+	struct quota_verdict v;
+
+	if (c->kind != QUOTA_CALL_ADMIT) {
+		if (c->rc < 0)
+			(void)store_failed(q, c->kind == QUOTA_CALL_COMMIT ?
+			    "commit" : "release", c->err);
+		return;
+	}
+	memset(&v, 0, sizeof(v));
+	v.result = QUOTA_ADMIT;
+	if (c->rc < 0) {
+		v.result = QUOTA_ERROR;
+		snprintf(v.error, sizeof(v.error), "%s", c->err);
+		p->done(p->arg, store_failed(q, "admission", v.error), &v, 0);
+	} else {
+		verdict_of(q, p->ops, p->idx, p->res, c->n, c->admitted, &v);
+		p->done(p->arg, 0, &v, c->admitted && p->reserve ? c->token :
+		    0);
+	}
+	free(p->ops);
+	free(p->idx);
+	free(p->res);
+}
+
+int
+quota_flush(struct quota *q)
+{
+	struct quota_store_call *calls;
+	struct qpend *pend;
+	size_t i, n;
+
+	/* what the done functions queue goes out in the next round */
+	while ((n = q->nqueue) > 0) {
+		calls = q->calls;
+		pend = q->pend;
+		q->calls = NULL;
+		q->pend = NULL;
+		q->nqueue = q->capqueue = 0;
+		q->store->ops->pipeline(q->store, calls, n);
+		for (i = 0; i < n; i++)
+			deliver(q, &calls[i], &pend[i]);
+		free(calls);
+		free(pend);
+	}
+	return 0;
+}
+
 int
 quota_commit(struct quota *q, uint64_t token, int64_t now_ms, char *err,
     size_t errlen)
 {
 	if (token == 0)
 		return 0;
+	if (in_pipe(q))
+		return queue_settle(q, QUOTA_CALL_COMMIT, token, now_ms);
 	if (q->store->ops->commit(q->store, token, now_ms, err, errlen) < 0)
 		return store_failed(q, "commit", err);
 	return 0;
@@ -581,6 +807,8 @@ quota_release(struct quota *q, uint64_t token, int64_t now_ms, char *err,
 {
 	if (token == 0)
 		return 0;
+	if (in_pipe(q))
+		return queue_settle(q, QUOTA_CALL_RELEASE, token, now_ms);
 	if (q->store->ops->release(q->store, token, now_ms, err, errlen) < 0)
 		return store_failed(q, "release", err);
 	return 0;
@@ -589,6 +817,17 @@ quota_release(struct quota *q, uint64_t token, int64_t now_ms, char *err,
 int
 quota_batch_begin(struct quota *q, char *err, size_t errlen)
 {
+	if (q->store->ops->pipeline != NULL) {
+		/* another thread's batch: this one's calls run alone */
+		pthread_mutex_lock(&q->pmu);
+		if (q->pdepth == 0) {
+			q->powner = pthread_self();
+			q->pdepth = 1;
+		} else if (pthread_equal(q->powner, pthread_self()))
+			q->pdepth++;
+		pthread_mutex_unlock(&q->pmu);
+		return 0;
+	}
 	if (q->store->ops->batch_begin == NULL)
 		return 0;
 	if (q->store->ops->batch_begin(q->store, err, errlen) < 0)
@@ -599,6 +838,22 @@ quota_batch_begin(struct quota *q, char *err, size_t errlen)
 int
 quota_batch_end(struct quota *q, char *err, size_t errlen)
 {
+	int mine;
+
+	if (q->store->ops->pipeline != NULL) {
+		pthread_mutex_lock(&q->pmu);
+		mine = q->pdepth > 0 && pthread_equal(q->powner,
+		    pthread_self());
+		pthread_mutex_unlock(&q->pmu);
+		if (!mine)
+			return 0;
+		if (q->pdepth == 1)
+			(void)quota_flush(q);
+		pthread_mutex_lock(&q->pmu);
+		q->pdepth--;
+		pthread_mutex_unlock(&q->pmu);
+		return 0;
+	}
 	if (q->store->ops->batch_end == NULL)
 		return 0;
 	if (q->store->ops->batch_end(q->store, err, errlen) < 0)
@@ -803,6 +1058,9 @@ quota_list(struct quota *q, const char *limit_name, int64_t now_ms,
 	struct list_ctx x = { q, limit_name, now_ms, fn, arg, 0 };
 	size_t i;
 
+	if (in_pipe(q))
+		(void)quota_flush(q);
+
 	if (limit_name != NULL && limit_index(q, limit_name, &i) < 0) {
 		snprintf(err, errlen, "no limit named \"%s\"", limit_name);
 		return -1;
@@ -824,6 +1082,8 @@ quota_reset(struct quota *q, const char *key, const char *limit_name,
 	size_t i, only = 0;
 
 	(void)now_ms;
+	if (in_pipe(q))
+		(void)quota_flush(q);
 	if (limit_name != NULL && limit_index(q, limit_name, &only) < 0) {
 		snprintf(err, errlen, "no limit named \"%s\"", limit_name);
 		return -1;
@@ -855,6 +1115,8 @@ quota_set(struct quota *q, const char *key, const char *limit_name,
 	size_t i;
 	int found;
 
+	if (in_pipe(q))
+		(void)quota_flush(q);
 	if (limit_name == NULL || limit_index(q, limit_name, &i) < 0) {
 		snprintf(err, errlen, "no limit named \"%s\"",
 		    limit_name ? limit_name : "");

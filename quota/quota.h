@@ -157,11 +157,51 @@ int quota_set(struct quota *, const char *key, const char *limit_name,
  * wait for the store while a batch is open, so keep batches short and
  * never wait for a peer inside one.  Batches nest within one thread (the
  * outermost quota_batch_end() decides).  A store without batches
- * (memory, Redis) runs each call on its own; both functions then return
- * 0 and do nothing.  quota_list() fails inside a batch.
+ * (memory) runs each call on its own; both functions then return 0 and
+ * do nothing.  quota_list() fails inside a batch.
+ *
+ * Redis has no transactions but pipelines: inside a batch, the
+ * admissions made with quota_defer() and the commits and releases of
+ * the thread that opened it are queued, and go to the server together,
+ * in the order they were made, when the batch is flushed: by
+ * quota_flush(), by the outermost quota_batch_end(), or by a synchronous
+ * call of that thread (quota_admit, quota_reserve, quota_list, ...)
+ * which joins the queue and waits for it.  One round trip then serves
+ * the whole queue, instead of one each.  Each admission is still one
+ * atomic script, decided as if alone; its verdict goes to its own done
+ * function, and a store error (server down, timeout, a pipeline cut
+ * short) makes QUOTA_ERROR only of the calls whose answers did not come.
+ * quota_batch_end() then always returns 0.  A queued commit or release
+ * returns 0 at once; its store error is counted and logged when the
+ * queue is flushed.  The calls of other threads run on their own.
  */
 int quota_batch_begin(struct quota *, char *err, size_t errlen);
 int quota_batch_end(struct quota *, char *err, size_t errlen);
+
+/*
+ * quota_defer - quota_admit (reserve 0) or quota_reserve (reserve 1)
+ * with the result delivered to done(arg, rc, verdict, token) instead of
+ * returned: rc and the verdict as quota_admit returns them, the token as
+ * quota_reserve sets it (0 for an admission).  Inside a batch on a store
+ * with pipelines (Redis, see above) the call is queued and done runs
+ * when the queue is flushed, from quota_flush() or whatever call flushes
+ * it, in the order the calls were made; otherwise, and when nothing
+ * needs the store (exempt, no limit applies), done runs before
+ * quota_defer returns.  The verdict passed to done lives only during the
+ * call.  done must not call quota_flush() or make synchronous calls on
+ * this quota.  Returns 0.
+ */
+int quota_defer(struct quota *, const struct quota_who *,
+    const struct quota_amount *, int64_t now_ms, int reserve,
+    void (*done)(void *arg, int rc, const struct quota_verdict *,
+    uint64_t token), void *arg);
+
+/*
+ * quota_flush - send what the calling thread's batch queued (nothing
+ * when none is queued) and deliver every answer; returns 0 (errors go
+ * to each call, see above).
+ */
+int quota_flush(struct quota *);
 
 /* Store errors seen since quota_open (for logs and outpostctl stats). */
 uint64_t quota_errors(const struct quota *);

@@ -38,6 +38,15 @@
  * writes); iterate refuses to run inside one.  A store without batches
  * leaves both functions NULL.
  *
+ * Pipelines (quota_defer() in quota.h): a store that has them (Redis)
+ * runs a list of admissions, commits and releases, struct
+ * quota_store_call, in one exchange with the server instead of one round
+ * trip each.  Each call is still atomic on its own (one script) and runs
+ * as if made alone, in list order; each gets its own result (rc, err),
+ * so a failure in the middle (connection lost, timeout) fails the calls
+ * whose answers did not arrive and leaves those before it as they were.
+ * A store without pipelines leaves pipeline NULL.
+ *
  * Every function returns 0 or -1 with err filled; a store never exits or
  * aborts on I/O or server trouble.  Stores are thread-safe.
  */
@@ -67,6 +76,26 @@ struct quota_op {
 
 struct quota_op_result {
 	struct quota_check check;	/* per op */
+};
+
+enum quota_call_kind {
+	QUOTA_CALL_ADMIT,
+	QUOTA_CALL_COMMIT,
+	QUOTA_CALL_RELEASE,
+};
+
+/* One call of a pipeline: the arguments of admit, commit or release. */
+struct quota_store_call {
+	enum quota_call_kind kind;
+	const struct quota_op *ops;	/* admit: n ops */
+	size_t n;
+	int64_t now_ms;
+	uint64_t token;
+	int64_t expires_ms;		/* admit */
+	struct quota_op_result *res;	/* admit: n results, filled */
+	int admitted;			/* admit: filled */
+	int rc;				/* filled: 0 or -1 */
+	char err[256];			/* filled when rc is -1 */
 };
 
 struct quota_store;
@@ -108,6 +137,13 @@ struct quota_store_ops {
 	 */
 	int (*batch_begin)(struct quota_store *, char *err, size_t errlen);
 	int (*batch_end)(struct quota_store *, char *err, size_t errlen);
+	/*
+	 * pipeline - run the n calls in order in one exchange (see above);
+	 * each call's rc, err and results are filled.  NULL when the store
+	 * has no pipelines.
+	 */
+	void (*pipeline)(struct quota_store *, struct quota_store_call *,
+	    size_t n);
 };
 
 struct quota_store {

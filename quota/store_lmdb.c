@@ -1726,6 +1726,7 @@ static const struct quota_store_ops lmdb_ops = {
 	lmdb_close,
 	lmdb_batch_begin,
 	lmdb_batch_end,
+	NULL,		/* no pipelines: no round trips to save */
 };
 
 /* store_lmdb_open - store.h: the LMDB store on conf->store.path */

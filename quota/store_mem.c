@@ -410,6 +410,7 @@ static const struct quota_store_ops mem_ops = {
 	mem_close,
 	NULL,		/* no batches: each call is atomic on its own */
 	NULL,
+	NULL,		/* no pipelines */
 };
 
 struct quota_store *

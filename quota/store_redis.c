@@ -1155,6 +1155,91 @@ clock_arg(struct redis_store *rs, struct rargs *a, int64_t now_ms)
 		rargs_add(a, "", 0);
 }
 
+/*
+ * admit_args - the EVALSHA of the admit script for ops (the digest, a->v[1],
+ * is left for the caller); keys holds the key names, n of them.  0, or -1
+ * when a key is too long.
+ */
+static int
+admit_args(struct redis_store *rs, const struct quota_op *ops, size_t n,
+    int64_t now_ms, uint64_t token, int64_t expires_ms, struct rargs *a,
+    char (*keys)[QKEY_MAX], char *err, size_t errlen)
+{
+	size_t i;
+	int len;
+
+	rargs_init(a, 3 + n + 5 + n * NARG_OP);
+	rargs_adds(a, "EVALSHA");
+	rargs_add(a, "", 0);		/* the digest, set by the caller */
+	rargs_addu(a, n);
+	for (i = 0; i < n; i++) {
+		if ((len = qkey(ops[i].rkey, keys[i], sizeof(keys[i]))) ==
+		    -1) {
+			snprintf(err, errlen, "redis: key too long");
+			return -1;
+		}
+		rargs_add(a, keys[i], (size_t)len);
+	}
+	rargs_adds(a, KEY_PREFIX);
+	clock_arg(rs, a, now_ms);
+	rargs_addu(a, token);
+	rargs_addi(a, expires_ms - now_ms > 0 ? expires_ms - now_ms : 1);
+	rargs_addu(a, n);
+	for (i = 0; i < n; i++) {
+		const struct conf_limit *l = ops[i].limit;
+
+		rargs_addi(a, (int64_t)l->kind);
+		rargs_addu(a, l->period * 1000);
+		rargs_addu(a, l->buckets);
+		if (l->limit == QUOTA_UNLIMITED)
+			rargs_addi(a, -1);
+		else
+			rargs_addu(a, l->limit);
+		rargs_addu(a, l->burst);
+		rargs_addi(a, ops[i].period.start_ms);
+		rargs_addi(a, ops[i].period.end_ms);
+		rargs_addi(a, l->month ? 1 : 0);
+		if (ops[i].eff_limit == QUOTA_UNLIMITED)
+			rargs_addi(a, -1);
+		else
+			rargs_addu(a, ops[i].eff_limit);
+		rargs_addu(a, ops[i].amount);
+		rargs_addi(a, ops[i].warn_only ? 1 : 0);
+	}
+	return 0;
+}
+
+/* admit_parse - the admit script's reply r for n ops; 0 or -1 */
+static int
+admit_parse(struct redis_store *rs, const redisReply *r, size_t n,
+    struct quota_op_result *res, int *admitted, char *err, size_t errlen)
+{
+	long long x;
+	size_t i;
+
+	*admitted = 0;
+	if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 + 3 * n ||
+	    int_at(r, 0, &x) == -1)
+		goto bad;
+	for (i = 0; i < n; i++) {
+		struct quota_check *c = &res[i].check;
+		long long ad, used, retry;
+
+		if (int_at(r, 2 + 3 * i, &ad) == -1 ||
+		    int_at(r, 3 + 3 * i, &used) == -1 ||
+		    int_at(r, 4 + 3 * i, &retry) == -1)
+			goto bad;
+		memset(c, 0, sizeof(*c));
+		c->admit = ad == 1;
+		c->used = used < 0 ? 0 : (uint64_t)used;
+		c->retry_ms = retry < 0 ? 0 : (uint64_t)retry;
+	}
+	*admitted = x == 1;
+	return 0;
+bad:
+	return rerr(rs, err, errlen, "admit script: unexpected reply");
+}
+
 /* redis_admit - the admit script; see store.h */
 static int
 redis_admit(struct quota_store *s, const struct quota_op *ops, size_t n,
@@ -1165,83 +1250,37 @@ redis_admit(struct quota_store *s, const struct quota_op *ops, size_t n,
 	char (*keys)[QKEY_MAX];
 	struct rargs a;
 	redisReply *r;
-	long long x;
-	size_t i;
-	int len, rc = -1;
+	int rc = -1;
 
 	*admitted = 0;
 	memset(res, 0, n * sizeof(*res));
 	keys = xcalloc(n == 0 ? 1 : n, sizeof(*keys));
-	rargs_init(&a, 3 + n + 5 + n * NARG_OP);
-	rargs_adds(&a, "EVALSHA");
-	rargs_add(&a, "", 0);		/* the digest, set by run() */
-	rargs_addu(&a, n);
-	for (i = 0; i < n; i++) {
-		if ((len = qkey(ops[i].rkey, keys[i], sizeof(keys[i]))) ==
-		    -1) {
-			snprintf(err, errlen, "redis: key too long");
-			goto out;
-		}
-		rargs_add(&a, keys[i], (size_t)len);
-	}
-	rargs_adds(&a, KEY_PREFIX);
-	clock_arg(rs, &a, now_ms);
-	rargs_addu(&a, token);
-	rargs_addi(&a, expires_ms - now_ms > 0 ? expires_ms - now_ms : 1);
-	rargs_addu(&a, n);
-	for (i = 0; i < n; i++) {
-		const struct conf_limit *l = ops[i].limit;
-
-		rargs_addi(&a, (int64_t)l->kind);
-		rargs_addu(&a, l->period * 1000);
-		rargs_addu(&a, l->buckets);
-		if (l->limit == QUOTA_UNLIMITED)
-			rargs_addi(&a, -1);
-		else
-			rargs_addu(&a, l->limit);
-		rargs_addu(&a, l->burst);
-		rargs_addi(&a, ops[i].period.start_ms);
-		rargs_addi(&a, ops[i].period.end_ms);
-		rargs_addi(&a, l->month ? 1 : 0);
-		if (ops[i].eff_limit == QUOTA_UNLIMITED)
-			rargs_addi(&a, -1);
-		else
-			rargs_addu(&a, ops[i].eff_limit);
-		rargs_addu(&a, ops[i].amount);
-		rargs_addi(&a, ops[i].warn_only ? 1 : 0);
-	}
+	if (admit_args(rs, ops, n, now_ms, token, expires_ms, &a, keys, err,
+	    errlen) == -1)
+		goto out;
 	if ((r = run(rs, SCRIPT_ADMIT, &a, err, errlen)) == NULL)
 		goto out;
-	if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 + 3 * n)
-		goto bad;
-	if (int_at(r, 0, &x) == -1)
-		goto bad;
-	*admitted = x == 1;
-	for (i = 0; i < n; i++) {
-		struct quota_check *c = &res[i].check;
-
-		memset(c, 0, sizeof(*c));
-		if (int_at(r, 2 + 3 * i, &x) == -1)
-			goto bad;
-		c->admit = x == 1;
-		if (int_at(r, 3 + 3 * i, &x) == -1)
-			goto bad;
-		c->used = x < 0 ? 0 : (uint64_t)x;
-		if (int_at(r, 4 + 3 * i, &x) == -1)
-			goto bad;
-		c->retry_ms = x < 0 ? 0 : (uint64_t)x;
-	}
+	rc = admit_parse(rs, r, n, res, admitted, err, errlen);
 	freeReplyObject(r);
-	rc = 0;
-	goto out;
-bad:
-	freeReplyObject(r);
-	*admitted = 0;
-	rerr(rs, err, errlen, "admit script: unexpected reply");
 out:
 	rargs_free(&a);
 	free(keys);
 	return rc;
+}
+
+/* settle_args - the EVALSHA of the settle script (digest left out) */
+static void
+settle_args(struct redis_store *rs, uint64_t token, int64_t now_ms,
+    int release, struct rargs *a)
+{
+	rargs_init(a, 7);
+	rargs_adds(a, "EVALSHA");
+	rargs_add(a, "", 0);
+	rargs_adds(a, "0");
+	rargs_adds(a, KEY_PREFIX);
+	clock_arg(rs, a, now_ms);
+	rargs_addu(a, token);
+	rargs_adds(a, release ? "1" : "0");
 }
 
 /* settle - commit (release = 0) or release a reservation */
@@ -1255,14 +1294,7 @@ settle(struct quota_store *s, uint64_t token, int64_t now_ms, int release,
 
 	if (token == 0)
 		return 0;
-	rargs_init(&a, 7);
-	rargs_adds(&a, "EVALSHA");
-	rargs_add(&a, "", 0);
-	rargs_adds(&a, "0");
-	rargs_adds(&a, KEY_PREFIX);
-	clock_arg(rs, &a, now_ms);
-	rargs_addu(&a, token);
-	rargs_adds(&a, release ? "1" : "0");
+	settle_args(rs, token, now_ms, release, &a);
 	r = run(rs, SCRIPT_SETTLE, &a, err, errlen);
 	rargs_free(&a);
 	if (r == NULL)
@@ -1285,6 +1317,187 @@ redis_release(struct quota_store *s, uint64_t token, int64_t now_ms,
     char *err, size_t errlen)
 {
 	return settle(s, token, now_ms, 1, err, errlen);
+}
+
+/* pipe_fail - every call still to send (todo) fails with err */
+static void
+pipe_fail(struct quota_store_call *calls, unsigned char *todo, size_t n,
+    const char *err)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (todo[i]) {
+			todo[i] = 0;
+			calls[i].rc = -1;
+			snprintf(calls[i].err, sizeof(calls[i].err), "%s", err);
+		}
+}
+
+/*
+ * pipe_append - the command of call c, appended to op's connection (not
+ * sent yet); 0, or -1 with c->err when it cannot be formed
+ */
+static int
+pipe_append(struct rop *op, struct quota_store_call *c)
+{
+	struct redis_store *rs = op->rs;
+	char (*keys)[QKEY_MAX] = NULL;
+	struct rargs a;
+	int script, rc = -1;
+
+	if (c->kind == QUOTA_CALL_ADMIT) {
+		script = SCRIPT_ADMIT;
+		keys = xcalloc(c->n == 0 ? 1 : c->n, sizeof(*keys));
+		if (admit_args(rs, c->ops, c->n, c->now_ms, c->token,
+		    c->expires_ms, &a, keys, c->err, sizeof(c->err)) == -1)
+			goto out;
+	} else {
+		script = SCRIPT_SETTLE;
+		settle_args(rs, c->token, c->now_ms,
+		    c->kind == QUOTA_CALL_RELEASE, &a);
+	}
+	a.v[1] = rs->sha[script];
+	a.len[1] = 40;
+	if (redisAppendCommandArgv(op->rc->c, (int)a.n, a.v, a.len) !=
+	    REDIS_OK)
+		rerr(rs, c->err, sizeof(c->err), "out of memory");
+	else
+		rc = 0;
+out:
+	rargs_free(&a);
+	free(keys);
+	return rc;
+}
+
+/*
+ * pipe_round - send the calls marked in todo at once, then read their
+ * answers in order; a call answered is unmarked (done, its rc set), a
+ * NOSCRIPT answer leaves it marked and sets *noscript.  0, or -1 with
+ * op->err on an I/O error (the connection is closed; *got says how many
+ * answers came before it).
+ */
+static int
+pipe_round(struct rop *op, struct quota_store_call *calls,
+    unsigned char *todo, size_t n, size_t *got, int *noscript)
+{
+	unsigned char *sent = xcalloc(n == 0 ? 1 : n, 1);
+	struct pipe_guard g;
+	redisReply *r;
+	size_t i;
+	int rv, rc = 0;
+
+	*got = 0;
+	*noscript = 0;
+	for (i = 0; i < n; i++)
+		if (todo[i]) {
+			if (pipe_append(op, &calls[i]) == -1) {
+				todo[i] = 0;
+				calls[i].rc = -1;
+			} else
+				sent[i] = 1;
+		}
+	for (i = 0; i < n; i++) {
+		struct quota_store_call *c = &calls[i];
+
+		if (!sent[i])
+			continue;
+		if (op_timeout(op) == -1) {
+			conn_close(op->rc);
+			rc = -1;
+			break;
+		}
+		pipe_block(op->rs, &g);
+		rv = redisGetReply(op->rc->c, (void **)&r);
+		pipe_unblock(&g);
+		if (rv != REDIS_OK || r == NULL) {
+			conn_error(op);
+			rc = -1;
+			break;
+		}
+		(*got)++;
+		if (r->type == REDIS_REPLY_ERROR) {
+			if (strstr(r->str, "NOSCRIPT") != NULL) {
+				*noscript = 1;
+				freeReplyObject(r);
+				continue;
+			}
+			rerr(op->rs, c->err, sizeof(c->err), "%.*s",
+			    (int)r->len, r->str);
+			c->rc = -1;
+		} else if (c->kind == QUOTA_CALL_ADMIT)
+			c->rc = admit_parse(op->rs, r, c->n, c->res,
+			    &c->admitted, c->err, sizeof(c->err));
+		else
+			c->rc = 0;
+		todo[i] = 0;
+		freeReplyObject(r);
+	}
+	free(sent);
+	return rc;
+}
+
+/*
+ * redis_pipeline - see store.h: the calls go out in one write and their
+ * answers are read in order, on one pooled connection within one
+ * deadline of store.timeout_ms.  As in run(), a pooled connection that
+ * turns out broken before any answer came is replaced and the calls sent
+ * once more (not after a timeout), and the calls answered NOSCRIPT are
+ * sent again after the scripts are loaded (then after the calls of the
+ * pipeline that did run: only when another client loaded a script in
+ * between can two calls change places).
+ */
+static void
+redis_pipeline(struct quota_store *s, struct quota_store_call *calls,
+    size_t n)
+{
+	struct redis_store *rs = (struct redis_store *)s;
+	unsigned char *todo = xcalloc(n == 0 ? 1 : n, 1);
+	char err[256];
+	struct rop op;
+	size_t i, got;
+	int noscript, tries, retried = 0;
+
+	err[0] = '\0';
+	for (i = 0; i < n; i++) {
+		struct quota_store_call *c = &calls[i];
+
+		c->rc = 0;
+		c->err[0] = '\0';
+		c->admitted = 0;
+		if (c->kind == QUOTA_CALL_ADMIT)
+			memset(c->res, 0, c->n * sizeof(*c->res));
+		else if (c->token == 0)
+			continue;	/* nothing to settle */
+		todo[i] = 1;
+	}
+	if (op_begin(&op, rs, err, sizeof(err)) == -1) {
+		pipe_fail(calls, todo, n, err);
+		goto out;
+	}
+	for (tries = 0; tries < 4; tries++) {
+		if (pipe_round(&op, calls, todo, n, &got, &noscript) == -1) {
+			if (got > 0 || op.fresh || retried ||
+			    strstr(err, "timed out") != NULL)
+				break;
+			/* a pooled connection the server closed */
+			retried = 1;
+			if (conn_open(&op) == -1)
+				break;
+			continue;
+		}
+		if (!noscript)
+			break;
+		/* the server forgot our scripts: load them again */
+		if (load_script(&op, SCRIPT_ADMIT) == -1 ||
+		    load_script(&op, SCRIPT_SETTLE) == -1)
+			break;
+	}
+	pipe_fail(calls, todo, n, err[0] != '\0' ? err :
+	    "redis: NOSCRIPT after loading the scripts");
+	op_end(&op);
+out:
+	free(todo);
 }
 
 /*
@@ -1571,6 +1784,7 @@ static const struct quota_store_ops redis_ops = {
 	redis_close,
 	NULL,		/* no batches: one script per call */
 	NULL,
+	redis_pipeline,
 };
 
 /* sha1_hex - the SHA-1 of s in hex, as Redis names scripts */

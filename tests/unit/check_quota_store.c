@@ -38,6 +38,7 @@
 
 #include "conf/conf.h"
 #include "quota/algo.h"
+#include "quota/quota.h"
 #include "quota/store.h"
 #include "quota/tz.h"
 
@@ -1330,6 +1331,176 @@ START_TEST(batch_that_fails_applies_nothing)
 }
 END_TEST
 
+/* What a deferred call's done function got. */
+struct got {
+	int ncalls;
+	int rc[64];
+	enum quota_result result[64];
+	uint64_t used[64];
+	uint64_t token[64];
+};
+
+/* got_done - quota_defer's done: note the answer in call order */
+static void
+got_done(void *arg, int rc, const struct quota_verdict *v, uint64_t token)
+{
+	struct got *g = arg;
+
+	ck_assert_int_lt(g->ncalls, 64);
+	g->rc[g->ncalls] = rc;
+	g->result[g->ncalls] = v->result;
+	g->used[g->ncalls] = v->used;
+	g->token[g->ncalls] = token;
+	g->ncalls++;
+}
+
+/* tquota - a quota over the case's store (which it takes over) */
+static struct quota *
+tquota(struct tenv *t)
+{
+	char err[512] = "";
+	struct quota *q;
+
+	t->conf.nlimits = 1;	/* L_WIN only: 10 messages per 60 s */
+	q = quota_open_store(&t->conf, t->s, err, sizeof(err));
+	ck_assert_msg(q != NULL, "%s: quota_open_store: %s",
+	    backends[t->b].name, err);
+	t->s = NULL;
+	return q;
+}
+
+/*
+ * pipelined_batch_gives_the_one_by_one_results - 3N admissions deferred
+ * in one batch (with Redis: one pipeline, answered only at the end) get
+ * exactly the verdicts of the same admissions made one by one: the first
+ * N admitted, the rest refused at N; reservations made in a batch are
+ * committed and released in it, in order
+ */
+START_TEST(pipelined_batch_gives_the_one_by_one_results)
+{
+	struct tenv *t = tenv_new(_i, 1);
+	struct quota_who alice = { "alice", NULL, NULL };
+	struct quota_who bob = { "bob", NULL, NULL };
+	struct quota_who carol = { "carol", NULL, NULL };
+	struct quota_amount one = { 1, 0, 0 };
+	struct quota_verdict v;
+	struct got g, r;
+	struct quota *q = tquota(t);
+	int pipelined = _i == B_REDIS, i, n = 30;
+	char err[512] = "";
+
+	memset(&g, 0, sizeof(g));
+	ck_assert_int_eq(quota_batch_begin(q, err, sizeof(err)), 0);
+	for (i = 0; i < n; i++)
+		ck_assert_int_eq(quota_defer(q, &alice, &one, t->now, 0,
+		    got_done, &g), 0);
+	ck_assert_msg(g.ncalls == (pipelined ? 0 : n), "%s: %d answers "
+	    "before the batch ended, want %d", backends[_i].name, g.ncalls,
+	    pipelined ? 0 : n);
+	ck_assert_int_eq(quota_batch_end(q, err, sizeof(err)), 0);
+	ck_assert_int_eq(g.ncalls, n);
+	for (i = 0; i < n; i++) {
+		ck_assert_int_eq(quota_admit(q, &bob, &one, t->now, &v), 0);
+		ck_assert_msg(g.rc[i] == 0 && g.result[i] == v.result &&
+		    g.used[i] == v.used, "%s: call %d: got rc %d result %d "
+		    "used %llu, want 0 %d %llu (one by one)",
+		    backends[_i].name, i, g.rc[i], g.result[i],
+		    (unsigned long long)g.used[i], v.result,
+		    (unsigned long long)v.used);
+		ck_assert_int_eq(g.result[i], i < 10 ? QUOTA_ADMIT :
+		    QUOTA_REFUSE);
+	}
+
+	/* reservations: 3 reserved, then one released, one committed */
+	memset(&r, 0, sizeof(r));
+	ck_assert_int_eq(quota_batch_begin(q, err, sizeof(err)), 0);
+	for (i = 0; i < 3; i++)
+		ck_assert_int_eq(quota_defer(q, &carol, &one, t->now, 1,
+		    got_done, &r), 0);
+	ck_assert_int_eq(quota_flush(q), 0);
+	ck_assert_int_eq(r.ncalls, 3);
+	for (i = 0; i < 3; i++)
+		ck_assert_msg(r.rc[i] == 0 && r.result[i] == QUOTA_ADMIT &&
+		    r.token[i] != 0 && r.used[i] == 0, "%s: reservation %d",
+		    backends[_i].name, i);
+	ck_assert_int_eq(quota_release(q, r.token[0], t->now, err,
+	    sizeof(err)), 0);
+	ck_assert_int_eq(quota_commit(q, r.token[1], t->now, err,
+	    sizeof(err)), 0);
+	/* a synchronous call in the batch waits for what is queued */
+	ck_assert_int_eq(quota_reserve(q, &carol, &one, t->now, &r.token[3],
+	    &v), 0);
+	ck_assert_int_eq(v.result, QUOTA_ADMIT);
+	ck_assert_int_eq(quota_release(q, r.token[3], t->now, err,
+	    sizeof(err)), 0);
+	ck_assert_int_eq(quota_batch_end(q, err, sizeof(err)), 0);
+	/* 2 of the 4 stay charged: 8 more fit, not a 9th */
+	for (i = 0; i < 8; i++) {
+		ck_assert_int_eq(quota_admit(q, &carol, &one, t->now, &v), 0);
+		ck_assert_int_eq(v.result, QUOTA_ADMIT);
+	}
+	ck_assert_int_eq(quota_admit(q, &carol, &one, t->now, &v), 0);
+	ck_assert_int_eq(v.result, QUOTA_REFUSE);
+	ck_assert_uint_eq(v.used, 10);
+	ck_assert_uint_eq(quota_errors(q), 0);
+	quota_close(q);
+	tenv_free(t);
+}
+END_TEST
+
+/*
+ * pipelined_batch_store_down_fails_each_call - with the Redis server
+ * unreachable, every admission of a pipelined batch gets QUOTA_ERROR
+ * (rc -1) when the batch ends, each counted as a store error; the store
+ * serves again once the server is there
+ */
+START_TEST(pipelined_batch_store_down_fails_each_call)
+{
+	struct tenv *t = tenv_new(_i, 1);
+	struct quota_who alice = { "alice", NULL, NULL };
+	struct quota_amount one = { 1, 0, 0 };
+	struct quota_store *down;
+	struct quota_verdict v;
+	struct quota *q;
+	struct got g;
+	char url[64], err[512] = "";
+	int i;
+
+	snprintf(url, sizeof(url), "redis://127.0.0.1:%d/0", free_port());
+	t->conf.store.url = url;
+	t->conf.store.timeout_ms = 300;
+	t->conf.nlimits = 1;
+	down = store_redis_open(&t->conf, err, sizeof(err));
+	ck_assert_msg(down != NULL, "open: %s", err);
+	q = quota_open_store(&t->conf, down, err, sizeof(err));
+	ck_assert_ptr_nonnull(q);
+	memset(&g, 0, sizeof(g));
+	ck_assert_int_eq(quota_batch_begin(q, err, sizeof(err)), 0);
+	for (i = 0; i < 5; i++)
+		ck_assert_int_eq(quota_defer(q, &alice, &one, t->now, i % 2,
+		    got_done, &g), 0);
+	ck_assert_int_eq(g.ncalls, 0);
+	ck_assert_int_eq(quota_batch_end(q, err, sizeof(err)), 0);
+	ck_assert_int_eq(g.ncalls, 5);
+	for (i = 0; i < 5; i++)
+		ck_assert_msg(g.rc[i] == -1 && g.result[i] == QUOTA_ERROR &&
+		    g.token[i] == 0, "call %d: got rc %d result %d, want -1 "
+		    "QUOTA_ERROR", i, g.rc[i], g.result[i]);
+	ck_assert_uint_eq(quota_errors(q), 5);
+	quota_close(q);
+
+	/* the real server: the same quota code works on */
+	t->conf.store.url = t->url;
+	q = tquota(t);
+	ck_assert_int_eq(quota_batch_begin(q, err, sizeof(err)), 0);
+	ck_assert_int_eq(quota_admit(q, &alice, &one, t->now, &v), 0);
+	ck_assert_int_eq(v.result, QUOTA_ADMIT);
+	ck_assert_int_eq(quota_batch_end(q, err, sizeof(err)), 0);
+	quota_close(q);
+	tenv_free(t);
+}
+END_TEST
+
 /* add - one TCase per behaviour, run on backend b */
 static void
 add(Suite *s, int b, const char *name, const TTest *test, int timeout)
@@ -1374,6 +1545,9 @@ backend_suite(int b)
 	ADD(s, b, window_refuses_on_the_server_clock, 0);
 	ADD(s, b, threads_admit_exactly_the_limit, 30);
 	ADD(s, b, batch_calls_see_each_other_and_apply_at_the_end, 0);
+	ADD(s, b, pipelined_batch_gives_the_one_by_one_results, 0);
+	if (b == B_REDIS)
+		ADD(s, b, pipelined_batch_store_down_fails_each_call, 0);
 	if (b == B_LMDB || b == B_LMDB_ALWAYS)
 		ADD(s, b, batch_that_fails_applies_nothing, 0);
 	if (b == B_LMDB) {
