@@ -1,5 +1,14 @@
 /*
  * decide - see decide.h.
+ *
+ * Admissions go through quota_defer(): inside a pipelined batch (Redis)
+ * they are queued, and at_rcpt_done() or at_finish_done() writes the
+ * reply when the batch is flushed; txn->inflight counts the
+ * connection's queued ones.  Whatever needs their outcome first flushes
+ * the queue (quota_flush): DATA and END-OF-MESSAGE (which settle the
+ * reservations), a new instance and the end of the connection (which
+ * release them).  The commits and releases that a message's verdict
+ * makes join the queue too (quota.h), behind the calls made before.
  */
 #include "config.h"
 
@@ -133,36 +142,38 @@ action_name(enum conf_qaction a)
 	}
 }
 
-/* store_failed - a store error: log it, answer per store.on_error */
+/* store_failed_id - a store error: log it, answer per store.on_error */
 static int
-store_failed(const struct decide_env *env, const struct proto *p,
-    const char *what, struct decide_stats *st, char *reply, size_t len)
+store_failed_id(const struct decide_env *env, const char *id,
+    const char *state, const char *what, struct decide_stats *st,
+    char *reply, size_t len)
 {
 	int accept = env->conf->store.on_error == CONF_ON_ERROR_ACCEPT;
 
 	if (st != NULL)
 		st->errors++;
-	log_warnx("%s: policy=error stage=%s error=\"%s\" action=%s", log_id(p),
-	    proto_get(p, PA_PROTOCOL_STATE), what, accept ? "DUNNO" :
+	log_warnx("%s: policy=error stage=%s error=\"%s\" action=%s", id,
+	    state != NULL ? state : "(null)", what, accept ? "DUNNO" :
 	    "DEFER_IF_PERMIT");
 	reply_set(reply, len, accept ? "DUNNO" : TEMPFAIL_TEXT);
 	return 0;
 }
 
+/* log_verdict_id - log a refusal or a warning of the request id */
 static void
-log_verdict(const struct proto *p, const char *stage,
+log_verdict_id(const char *id, const char *stage,
     const struct quota_verdict *v)
 {
 	if (v->result == QUOTA_REFUSE && v->limit != NULL)
 		log_info("%s: policy=%s stage=%s limit=%s key=%s used=%llu "
-		    "limit_value=%llu retry=%llu", log_id(p),
+		    "limit_value=%llu retry=%llu", id,
 		    action_name(v->action), stage, v->limit->name, v->key,
 		    (unsigned long long)v->used,
 		    (unsigned long long)v->limit_value,
 		    (unsigned long long)v->retry_after);
 	else if (v->nwarned > 0 && v->limit != NULL)
 		log_info("%s: policy=warn stage=%s limit=%s key=%s used=%llu "
-		    "limit_value=%llu", log_id(p), stage, v->limit->name,
+		    "limit_value=%llu", id, stage, v->limit->name,
 		    v->key, (unsigned long long)v->used,
 		    (unsigned long long)v->limit_value);
 }
@@ -191,6 +202,9 @@ decide_txn_end(const struct decide_env *env, struct decide_txn *t,
 {
 	char err[256];
 
+	/* the reservations still queued are needed to release them */
+	if (t->inflight > 0 && env != NULL && env->quota != NULL)
+		(void)quota_flush(env->quota);
 	if (t->ntokens > 0 && env != NULL && env->quota != NULL &&
 	    settle(env, t, 0, now, err, sizeof(err)) < 0)
 		log_warnx("%s: policy=error releasing reservations: %s",
@@ -207,6 +221,7 @@ decide_txn_end(const struct decide_env *env, struct decide_txn *t,
 void
 decide_txn_free(struct decide_txn *t)
 {
+	ASSERT(t->inflight == 0);
 	free(t->tokens);
 	t->tokens = NULL;
 	t->ntokens = t->captokens = 0;
@@ -266,34 +281,40 @@ unusable(struct decide_txn *t, const struct proto *p, unsigned int bit,
 	return 0;
 }
 
-/* at_rcpt - reserve one recipient */
-static int
-at_rcpt(const struct decide_env *env, struct decide_txn *t,
-    const struct proto *p, int64_t now, struct decide_stats *st,
-    char *reply, size_t len)
-{
-	struct quota_amount amt = { 0, 1, 0 };
-	struct quota_verdict v;
-	struct quota_who who;
-	uint8_t addr[16];
-	uint64_t token = 0;
-	int rc;
+/* A queued RCPT admission: where its answer goes. */
+struct rcpt_ctx {
+	const struct decide_env *env;
+	struct decide_txn *t;
+	struct decide_stats *st;
+	char *reply;
+	size_t len;
+	char id[DECIDE_INSTANCE_MAX];	/* log_id() of the request */
+};
 
-	who_of(p, &who, addr);
-	if (t->ntokens < DECIDE_TOKENS_MAX)
-		rc = quota_reserve(env->quota, &who, &amt, now, &token, &v);
-	else
-		rc = quota_admit(env->quota, &who, &amt, now, &v);
-	if (rc < 0 || v.result == QUOTA_ERROR)
-		return store_failed(env, p, v.error, st, reply, len);
-	log_verdict(p, "RCPT", &v);
-	if (v.result == QUOTA_REFUSE) {
-		if (st != NULL)
-			st->refused++;
-		return reply_refused(&v, reply, len);
+/* at_rcpt_done - the verdict of a RCPT admission: the reply */
+static void
+at_rcpt_done(void *arg, int rc, const struct quota_verdict *v,
+    uint64_t token)
+{
+	struct rcpt_ctx *x = arg;
+	struct decide_txn *t = x->t;
+
+	ASSERT(t->inflight > 0);
+	t->inflight--;
+	if (rc < 0 || v->result == QUOTA_ERROR) {
+		store_failed_id(x->env, x->id, "RCPT", v->error, x->st,
+		    x->reply, x->len);
+		goto out;
 	}
-	if (st != NULL)
-		st->admitted++;
+	log_verdict_id(x->id, "RCPT", v);
+	if (v->result == QUOTA_REFUSE) {
+		if (x->st != NULL)
+			x->st->refused++;
+		reply_refused(v, x->reply, x->len);
+		goto out;
+	}
+	if (x->st != NULL)
+		x->st->admitted++;
 	if (token != 0) {
 		if (t->ntokens == t->captokens) {
 			t->captokens = t->captokens ? t->captokens * 2 : 8;
@@ -303,81 +324,171 @@ at_rcpt(const struct decide_env *env, struct decide_txn *t,
 		t->tokens[t->ntokens++] = token;
 	} else
 		t->rcpt_charged++;
-	reply_set(reply, len, "DUNNO");
-	return 0;
+	reply_set(x->reply, x->len, "DUNNO");
+out:
+	free(x);
 }
 
-/* at_finish - DATA or END-OF-MESSAGE: settle and charge the message */
+/*
+ * at_rcpt - reserve one recipient; the reply is written by
+ * at_rcpt_done(), now or when the batch is flushed
+ */
+static int
+at_rcpt(const struct decide_env *env, struct decide_txn *t,
+    const struct proto *p, int64_t now, struct decide_stats *st,
+    char *reply, size_t len)
+{
+	struct quota_amount amt = { 0, 1, 0 };
+	struct quota_who who;
+	struct rcpt_ctx *x;
+	uint8_t addr[16];
+
+	who_of(p, &who, addr);
+	x = xcalloc(1, sizeof(*x));
+	x->env = env;
+	x->t = t;
+	x->st = st;
+	x->reply = reply;
+	x->len = len;
+	snprintf(x->id, sizeof(x->id), "%s", log_id(p));
+	t->inflight++;
+	return quota_defer(env->quota, &who, &amt, now,
+	    t->ntokens + t->inflight <= DECIDE_TOKENS_MAX, at_rcpt_done, x);
+}
+
+/* A DATA or END-OF-MESSAGE admission: what its verdict completes. */
+struct finish_ctx {
+	const struct decide_env *env;
+	struct decide_txn *t;
+	struct decide_stats *st;
+	char *reply;
+	size_t len;
+	int64_t now;
+	const char *stage;		/* static */
+	struct quota_amount amt;
+	uint64_t ncommit;
+	char id[DECIDE_INSTANCE_MAX];	/* log_id() of the request */
+};
+
+/*
+ * finish_apply - the verdict v of the message's admission (x->amt): the
+ * reply, and the reservations settled
+ */
+static void
+finish_apply(struct finish_ctx *x, int rc, const struct quota_verdict *vin)
+{
+	struct decide_txn *t = x->t;
+	struct decide_stats *st = x->st;
+	struct quota_verdict v = *vin;
+	char err[256];
+
+	if (rc < 0 || v.result == QUOTA_ERROR) {
+		store_failed_id(x->env, x->id, x->stage, v.error, st,
+		    x->reply, x->len);
+		if (x->env->conf->store.on_error != CONF_ON_ERROR_ACCEPT)
+			return;
+		/* fail open: what was reserved stays charged */
+		v.result = QUOTA_ADMIT;
+		memset(&x->amt, 0, sizeof(x->amt));
+	}
+	log_verdict_id(x->id, x->stage, &v);
+	if (v.result == QUOTA_REFUSE && v.action != CONF_QACTION_HOLD) {
+		if (st != NULL)
+			st->refused++;
+		if (settle(x->env, t, 0, x->now, err, sizeof(err)) < 0)
+			log_warnx("%s: policy=error releasing reservations: "
+			    "%s", x->id, err);
+		t->finished = 1;
+		reply_refused(&v, x->reply, x->len);
+		return;
+	}
+	if (settle(x->env, t, (size_t)x->ncommit, x->now, err,
+	    sizeof(err)) < 0)
+		log_warnx("%s: policy=error settling reservations: %s",
+		    x->id, err);
+	t->rcpt_charged += x->ncommit;
+	if (v.result == QUOTA_REFUSE) {		/* hold: accepted, held */
+		if (st != NULL)
+			st->refused++;
+		t->msg_charged = 1;
+		reply_refused(&v, x->reply, x->len);
+		return;
+	}
+	if (st != NULL)
+		st->admitted++;
+	t->rcpt_charged += x->amt.recipients;
+	t->msg_charged = 1;
+	t->bytes_charged += x->amt.bytes;
+	reply_set(x->reply, x->len, "DUNNO");
+}
+
+/* at_finish_done - the verdict of a queued message admission */
+static void
+at_finish_done(void *arg, int rc, const struct quota_verdict *v,
+    uint64_t token)
+{
+	struct finish_ctx *x = arg;
+
+	(void)token;
+	ASSERT(x->t->inflight > 0);
+	x->t->inflight--;
+	finish_apply(x, rc, v);
+	free(x);
+}
+
+/*
+ * at_finish - DATA or END-OF-MESSAGE: settle and charge the message; the
+ * reply is written by finish_apply(), now or when the batch is flushed
+ */
 static int
 at_finish(const struct decide_env *env, struct decide_txn *t,
     const struct proto *p, const char *stage, int64_t now,
     struct decide_stats *st, char *reply, size_t len)
 {
-	struct quota_amount amt = { 0, 0, 0 };
 	struct quota_verdict v;
 	struct quota_who who;
+	struct finish_ctx *x;
 	uint8_t addr[16];
-	uint64_t want, size, ncommit, extra;
-	char err[256];
+	uint64_t want, size, extra;
 
+	/* the instance's queued answers decide what there is to settle */
+	if (t->inflight > 0)
+		(void)quota_flush(env->quota);
 	if (t->finished) {
 		reply_set(reply, len, "DUNNO");
 		return 0;
 	}
+	x = xcalloc(1, sizeof(*x));
+	x->env = env;
+	x->t = t;
+	x->st = st;
+	x->reply = reply;
+	x->len = len;
+	x->now = now;
+	x->stage = stage;
+	snprintf(x->id, sizeof(x->id), "%s", log_id(p));
 	want = num_attr(p, PA_RECIPIENT_COUNT);
 	if (want == 0)		/* before Postfix 2.3: what RCPT saw */
 		want = t->rcpt_charged + t->ntokens;
 	size = num_attr(p, PA_SIZE);
-	ncommit = want > t->rcpt_charged ? want - t->rcpt_charged : 0;
-	if (ncommit > t->ntokens)
-		ncommit = t->ntokens;
-	extra = want > t->rcpt_charged + ncommit ?
-	    want - t->rcpt_charged - ncommit : 0;
-	amt.messages = t->msg_charged ? 0 : 1;
-	amt.recipients = extra;
-	amt.bytes = size > t->bytes_charged ? size - t->bytes_charged : 0;
-
+	x->ncommit = want > t->rcpt_charged ? want - t->rcpt_charged : 0;
+	if (x->ncommit > t->ntokens)
+		x->ncommit = t->ntokens;
+	extra = want > t->rcpt_charged + x->ncommit ?
+	    want - t->rcpt_charged - x->ncommit : 0;
+	x->amt.messages = t->msg_charged ? 0 : 1;
+	x->amt.recipients = extra;
+	x->amt.bytes = size > t->bytes_charged ? size - t->bytes_charged : 0;
+	if (x->amt.messages || x->amt.recipients || x->amt.bytes) {
+		who_of(p, &who, addr);
+		t->inflight++;
+		return quota_defer(env->quota, &who, &x->amt, now, 0,
+		    at_finish_done, x);
+	}
 	memset(&v, 0, sizeof(v));
 	v.result = QUOTA_ADMIT;
-	if (amt.messages || amt.recipients || amt.bytes) {
-		who_of(p, &who, addr);
-		if (quota_admit(env->quota, &who, &amt, now, &v) < 0 ||
-		    v.result == QUOTA_ERROR) {
-			if (env->conf->store.on_error != CONF_ON_ERROR_ACCEPT)
-				return store_failed(env, p, v.error, st, reply,
-				    len);
-			/* fail open: what was reserved stays charged */
-			store_failed(env, p, v.error, st, reply, len);
-			v.result = QUOTA_ADMIT;
-			memset(&amt, 0, sizeof(amt));
-		}
-	}
-	log_verdict(p, stage, &v);
-	if (v.result == QUOTA_REFUSE && v.action != CONF_QACTION_HOLD) {
-		if (st != NULL)
-			st->refused++;
-		if (settle(env, t, 0, now, err, sizeof(err)) < 0)
-			log_warnx("%s: policy=error releasing reservations: "
-			    "%s", log_id(p), err);
-		t->finished = 1;
-		return reply_refused(&v, reply, len);
-	}
-	if (settle(env, t, (size_t)ncommit, now, err, sizeof(err)) < 0)
-		log_warnx("%s: policy=error settling reservations: %s",
-		    log_id(p), err);
-	t->rcpt_charged += ncommit;
-	if (v.result == QUOTA_REFUSE) {		/* hold: accepted, held */
-		if (st != NULL)
-			st->refused++;
-		t->msg_charged = 1;
-		return reply_refused(&v, reply, len);
-	}
-	if (st != NULL)
-		st->admitted++;
-	t->rcpt_charged += amt.recipients;
-	t->msg_charged = 1;
-	t->bytes_charged += amt.bytes;
-	reply_set(reply, len, "DUNNO");
+	finish_apply(x, 0, &v);
+	free(x);
 	return 0;
 }
 

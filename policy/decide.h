@@ -28,6 +28,19 @@
  * A struct decide_txn is one connection's state; it holds the
  * reservation tokens of the current instance and belongs to the caller,
  * who calls decide_txn_end() when the connection ends.
+ *
+ * Pipelined batches (Redis, quota.h): inside a quota batch on a store
+ * with pipelines, a request's admission (the RCPT reservation, the
+ * DATA or END-OF-MESSAGE message admission) is queued (quota_defer) and
+ * its reply is written into the caller's reply buffer only when the
+ * batch is flushed: by quota_flush(), quota_batch_end(), or a later
+ * request that needs the outcome (DATA or END-OF-MESSAGE of the same
+ * connection, a new instance, decide_txn_end).  So the requests of all
+ * connections in one turn of the event loop cost one round trip to
+ * Redis, and each connection's calls still reach the store in its
+ * order.  The caller keeps the reply buffer, env, txn and stats alive
+ * until then; outside such a batch the reply is written before
+ * decide_request returns, as before.
  */
 #ifndef OUTPOST_POLICY_DECIDE_H
 #define OUTPOST_POLICY_DECIDE_H
@@ -58,6 +71,7 @@ struct decide_txn {
 	int msg_charged;
 	uint64_t bytes_charged;
 	int finished;			/* refused at DATA/EOM: nothing more */
+	unsigned int inflight;		/* admissions queued, unanswered */
 	unsigned int logged;		/* stages already logged as unusable */
 };
 
@@ -68,8 +82,10 @@ struct decide_stats {
 
 /*
  * decide_request - the reply to the complete request in p, "action=...\n\n"
- * in reply; 0, or -1 when the request is malformed (no "request"
- * attribute): then there is no reply and the caller closes the connection.
+ * in reply (in a pipelined batch, possibly only once the batch is
+ * flushed: see above); 0, or -1 when the request is malformed (no
+ * "request" attribute): then there is no reply and the caller closes the
+ * connection.
  */
 int decide_request(const struct decide_env *, struct decide_txn *,
     const struct proto *, int64_t now_ms, struct decide_stats *,
@@ -78,7 +94,10 @@ int decide_request(const struct decide_env *, struct decide_txn *,
 /* decide_new_instance - true when p starts an instance other than txn's */
 int decide_new_instance(const struct decide_txn *, const struct proto *);
 
-/* decide_txn_end - release the instance's uncommitted reservations */
+/*
+ * decide_txn_end - release the instance's uncommitted reservations
+ * (flushing the batch first when some are still queued)
+ */
 void decide_txn_end(const struct decide_env *, struct decide_txn *,
     int64_t now_ms);
 /* decide_txn_free - decide_txn_end's memory part: free the tokens */

@@ -11,10 +11,14 @@
  * connection's pending buffer meanwhile: no reply leaves before what it
  * says is committed.  If the batch fails, none of its charges took
  * effect, so every reply it covers becomes the store-error answer
- * (store.on_error).  A turn with more than BATCH_MAX requests (clients
- * that pipeline) is cut into several batches, so that no batch holds the
- * store's writer lock long; each connection remembers how much of its
- * pending output earlier batches of the turn committed.  A reply is
+ * (store.on_error).  With Redis the batch is a pipeline instead: the
+ * RCPT admissions of the turn are queued (decide.h) and go to the server
+ * in one round trip when the batch ends; each gets its own answer.  So
+ * the replies of a batch are written into its slots (s->slots, in the
+ * order of the requests) and join their connections' pending output
+ * only when the batch has ended.  A turn with more than BATCH_MAX
+ * requests (clients that pipeline) is cut into several batches, so that
+ * no batch holds the store's writer lock long.  A reply is
  * written to the socket directly when nothing else is queued on it (no
  * write event to add and remove); what the socket does not take goes to
  * the bufferevent.
@@ -95,9 +99,7 @@ struct conn {
 	int lingering;		/* output sent, our side shut: awaiting EOF */
 	int throttled;		/* reading stopped: output too big */
 	struct buf pending;	/* replies of this turn, not sent yet */
-	unsigned int npending;
-	unsigned int ncommitted;	/* of them, by a closed batch */
-	size_t committed_len;		/* their bytes */
+	unsigned int nqueued;	/* its replies in the open batch's slots */
 	int dirty;		/* on the server's dirty list */
 	struct conn *dnext;
 	char peer[80];
@@ -124,7 +126,15 @@ struct server {
 				 * NULL: no batch open */
 	int batch_open;		/* quota_batch_begin succeeded */
 	unsigned int batch_requests;
+	struct slot *slots;	/* the open batch's replies, BATCH_MAX */
+	unsigned int nslots;
 	struct conn *dirty;	/* connections with pending replies */
+};
+
+/* The reply to one request of the open batch, written when it is known. */
+struct slot {
+	struct conn *c;		/* NULL: the connection is gone */
+	char reply[DECIDE_REPLY_MAX];
 };
 
 static void conn_input(struct conn *, const char *, size_t);
@@ -185,8 +195,15 @@ conn_free(struct conn *c)
 
 	struct conn **pp;
 
+	unsigned int i;
+
 	decide_txn_end(&c->gen->env, &c->txn, now_ms());
 	decide_txn_free(&c->txn);
+	for (i = 0; c->nqueued > 0 && i < s->nslots; i++)
+		if (s->slots[i].c == c) {
+			s->slots[i].c = NULL;
+			c->nqueued--;
+		}
 	gen_unref(c->gen);
 	proto_free(c->p);
 	if (c->dirty)
@@ -257,11 +274,14 @@ conn_linger(struct conn *c)
 	bufferevent_enable(c->bev, EV_READ);
 }
 
-/* conn_unsent - bytes of replies not yet taken by the socket */
+/*
+ * conn_unsent - bytes of replies not yet taken by the socket (and one
+ * for each reply still in the open batch's slots)
+ */
 static size_t
 conn_unsent(struct conn *c)
 {
-	return c->pending.len +
+	return c->nqueued + c->pending.len +
 	    evbuffer_get_length(bufferevent_get_output(c->bev));
 }
 
@@ -324,8 +344,6 @@ conn_send(struct conn *c)
 		bufferevent_write(c->bev, c->pending.data + off,
 		    c->pending.len - off);
 	buf_truncate(&c->pending, 0);
-	c->npending = c->ncommitted = 0;
-	c->committed_len = 0;
 	if (evbuffer_get_length(out) > 0)
 		return;		/* conn_write carries on */
 	if (c->closing) {
@@ -337,8 +355,9 @@ conn_send(struct conn *c)
 }
 
 /*
- * batch_close - end the open batch: what it covered is committed, or, if
- * it failed, the replies it covered become the store-error answer
+ * batch_close - end the open batch, then move its replies to their
+ * connections' pending output; if the batch failed (LMDB), none of its
+ * charges took effect and every reply becomes the store-error answer
  */
 static void
 batch_close(struct server *s)
@@ -346,30 +365,37 @@ batch_close(struct server *s)
 	struct gen *g = s->batch_gen;
 	struct conn *c;
 	char err[512];
-	unsigned int i, n;
-	const char *text;
+	unsigned int i;
+	const char *text, *fail = NULL;
 
 	s->batch_gen = NULL;
 	s->batch_requests = 0;
+	text = g->conf->store.on_error == CONF_ON_ERROR_ACCEPT ?
+	    "action=DUNNO\n\n" : "action=DEFER_IF_PERMIT Service "
+	    "temporarily unavailable\n\n";
 	if (s->batch_open && quota_batch_end(g->quota, err, sizeof(err)) < 0) {
 		log_warnx("quota store: %s; answering the requests of the "
 		    "batch per store.on_error", err);
-		text = g->conf->store.on_error == CONF_ON_ERROR_ACCEPT ?
-		    "action=DUNNO\n\n" : "action=DEFER_IF_PERMIT Service "
-		    "temporarily unavailable\n\n";
-		for (c = s->dirty; c != NULL; c = c->dnext) {
-			n = c->npending - c->ncommitted;
-			s->stats.errors += n;
-			buf_truncate(&c->pending, c->committed_len);
-			for (i = 0; i < n; i++)
-				buf_appends(&c->pending, text);
-		}
+		fail = text;
 	}
 	s->batch_open = 0;
-	for (c = s->dirty; c != NULL; c = c->dnext) {
-		c->ncommitted = c->npending;
-		c->committed_len = c->pending.len;
+	for (i = 0; i < s->nslots; i++) {
+		struct slot *sl = &s->slots[i];
+		const char *out = fail != NULL ? fail : sl->reply;
+
+		if ((c = sl->c) == NULL)
+			continue;
+		c->nqueued--;
+		if (fail == NULL && sl->reply[0] == '\0') {
+			log_warnx("%s: no answer from the batch (bug); "
+			    "answering per store.on_error", c->peer);
+			out = text;
+		}
+		if (out == text)
+			s->stats.errors++;
+		buf_appends(&c->pending, out);
 	}
+	s->nslots = 0;
 	gen_unref(g);
 }
 
@@ -420,7 +446,8 @@ static int
 conn_request(struct conn *c)
 {
 	struct server *s = c->srv;
-	char reply[DECIDE_REPLY_MAX], err[256];
+	struct slot *sl;
+	char err[256];
 	int64_t now = now_ms();
 
 	/* a new instance moves the connection to the current config */
@@ -431,15 +458,19 @@ conn_request(struct conn *c)
 		c->gen = gen_ref(s->cur);
 	}
 	turn_join(s);
+	ASSERT(s->nslots < BATCH_MAX);
+	sl = &s->slots[s->nslots];
+	sl->c = c;
+	sl->reply[0] = '\0';
 	if (decide_request(&c->gen->env, &c->txn, c->p, now, &s->stats,
-	    reply, sizeof(reply), err, sizeof(err)) < 0) {
+	    sl->reply, sizeof(sl->reply), err, sizeof(err)) < 0) {
 		log_warnx("%s: malformed request: %s; closing without a reply",
 		    c->peer, err);
 		s->malformed++;
 		return -1;
 	}
-	buf_appends(&c->pending, reply);
-	c->npending++;
+	s->nslots++;
+	c->nqueued++;
 	if (!c->dirty) {
 		c->dirty = 1;
 		c->dnext = s->dirty;
@@ -990,6 +1021,7 @@ server_start(struct server *s, char *err, size_t errlen)
 	s->stoptimer = evtimer_new(s->base, stop_timeout, s);
 	s->resume = evtimer_new(s->base, resume_listeners, s);
 	s->turn = event_new(s->base, -1, 0, turn_end, s);
+	s->slots = xcalloc(BATCH_MAX, sizeof(*s->slots));
 	if (s->sighup == NULL || s->turn == NULL || s->sigterm == NULL ||
 	    s->sigint == NULL || s->stoptimer == NULL || s->resume == NULL ||
 	    evsignal_add(s->sighup, NULL) < 0 ||
@@ -1044,6 +1076,7 @@ server_free(struct server *s)
 	if (s->base != NULL)
 		event_base_free(s->base);
 	free(s->conf_path);
+	free(s->slots);
 	free(s);
 	return NULL;
 }

@@ -18,6 +18,7 @@
 #include "policy/decide.h"
 #include "policy/proto.h"
 #include "quota/quota.h"
+#include "quota/store.h"
 #include "util/buf.h"
 #include "util/log.h"
 
@@ -410,6 +411,169 @@ START_TEST(store_error_follows_on_error)
 }
 END_TEST
 
+/*
+ * A memory store that pipelines (as Redis does): its pipeline op runs
+ * the calls through the memory store's own ops, counting rounds.
+ */
+static const struct quota_store_ops *mem_ops;
+static struct quota_store_ops pipe_ops;
+static unsigned int pipe_rounds, pipe_calls;
+
+static void
+pipe_run(struct quota_store *s, struct quota_store_call *c, size_t n)
+{
+	size_t i;
+
+	pipe_rounds++;
+	for (i = 0; i < n; i++, pipe_calls++) {
+		c[i].err[0] = '\0';
+		if (c[i].kind == QUOTA_CALL_ADMIT)
+			c[i].rc = mem_ops->admit(s, c[i].ops, c[i].n,
+			    c[i].now_ms, c[i].token, c[i].expires_ms, c[i].res,
+			    &c[i].admitted, c[i].err, sizeof(c[i].err));
+		else if (c[i].kind == QUOTA_CALL_COMMIT)
+			c[i].rc = mem_ops->commit(s, c[i].token, c[i].now_ms,
+			    c[i].err, sizeof(c[i].err));
+		else
+			c[i].rc = mem_ops->release(s, c[i].token, c[i].now_ms,
+			    c[i].err, sizeof(c[i].err));
+	}
+}
+
+/* fx_open_pipe - fx_open over the pipelining memory store */
+static void
+fx_open_pipe(struct fixture *f, const char *text)
+{
+	struct quota_store *st;
+	char err[512];
+
+	fx_open(f, text);
+	quota_close(f->quota);
+	st = store_mem_open(f->conf, err, sizeof(err));
+	ck_assert_msg(st != NULL, "store_mem_open: %s", err);
+	mem_ops = st->ops;
+	pipe_ops = *st->ops;
+	pipe_ops.pipeline = pipe_run;
+	st->ops = &pipe_ops;
+	f->quota = quota_open_store(f->conf, st, err, sizeof(err));
+	ck_assert_ptr_nonnull(f->quota);
+	f->env.quota = f->quota;
+	pipe_rounds = pipe_calls = 0;
+}
+
+/* submit - decide_request for spec into reply, which may stay empty */
+static void
+submit(struct fixture *f, struct decide_txn *t, const char *spec,
+    char *reply, size_t len)
+{
+	char err[256], copy[512], *tok, *save;
+	struct buf b = BUF_INIT;
+	struct proto *p = proto_new(NULL);
+	size_t used;
+	int i = 0;
+
+	buf_appends(&b, "request=smtpd_access_policy\nsasl_username=alice\n");
+	snprintf(copy, sizeof(copy), "%s", spec);
+	for (tok = strtok_r(copy, " ", &save); tok != NULL;
+	    tok = strtok_r(NULL, " ", &save), i++)
+		buf_appendf(&b, i == 0 ? "protocol_state=%s\n" : i == 1 ?
+		    "instance=%s\n" : "%s\n", tok);
+	buf_appends(&b, "\n");
+	ck_assert_int_eq(proto_feed(p, b.data, b.len, &used, err,
+	    sizeof(err)), PROTO_REQUEST);
+	ck_assert_int_eq(decide_request(&f->env, t, p, NOW, &f->st, reply,
+	    len, err, sizeof(err)), 0);
+	proto_free(p);
+	buf_free(&b);
+}
+
+/*
+ * pipelined_rcpts_answer_when_the_batch_flushes - in a batch on a store
+ * that pipelines, RCPT replies are written only when the queue goes out
+ * (one round for all), with the verdicts of one-by-one calls; an
+ * END-OF-MESSAGE flushes its instance's RCPTs first and settles them;
+ * a new instance and the end of a connection flush before releasing
+ */
+START_TEST(pipelined_rcpts_answer_when_the_batch_flushes)
+{
+	struct fixture f;
+	struct decide_txn t2;
+	char r[6][DECIDE_REPLY_MAX], e[DECIDE_REPLY_MAX], err[256];
+	int i;
+
+	fx_open_pipe(&f, LIMITS_RCPT3);
+	memset(&t2, 0, sizeof(t2));
+	ck_assert_int_eq(quota_batch_begin(f.quota, err, sizeof(err)), 0);
+	for (i = 0; i < 5; i++) {
+		r[i][0] = '\0';
+		submit(&f, &f.txn, "RCPT i1", r[i], sizeof(r[i]));
+		ck_assert_msg(r[i][0] == '\0', "RCPT %d answered before the "
+		    "flush: %s", i, r[i]);
+	}
+	ck_assert_uint_eq(f.txn.inflight, 5);
+	ck_assert_uint_eq(pipe_rounds, 0);
+	submit(&f, &f.txn, "END-OF-MESSAGE i1 recipient_count=3", e,
+	    sizeof(e));
+	ck_assert_uint_eq(pipe_rounds, 1);
+	ck_assert_uint_eq(pipe_calls, 5);
+	ck_assert_uint_eq(f.txn.inflight, 0);
+	for (i = 0; i < 5; i++)
+		ck_assert_msg(starts(r[i], i < 3 ? "action=DUNNO" :
+		    "action=450 4.7.1 Quota exceeded for alice: 3/3"),
+		    "RCPT %d: got %s", i, r[i]);
+	ck_assert_str_eq(e, "action=DUNNO\n\n");
+	/* another connection's RCPT in the same batch, then its end */
+	r[5][0] = '\0';
+	submit(&f, &t2, "RCPT j1", r[5], sizeof(r[5]));
+	ck_assert(r[5][0] == '\0');
+	decide_txn_end(&f.env, &t2, NOW);	/* flushes, then releases */
+	ck_assert(starts(r[5], "action=450 4.7.1"));
+	ck_assert_int_eq(quota_batch_end(f.quota, err, sizeof(err)), 0);
+	decide_txn_free(&t2);
+	ck_assert_uint_eq(used(&f, "rcpt", "alice"), 3);
+	ck_assert_uint_eq(f.st.admitted, 4);
+	ck_assert_uint_eq(f.st.refused, 3);
+	fx_close(&f);
+}
+END_TEST
+
+/*
+ * pipelined_batch_store_down_answers_each_per_on_error - the RCPTs of a
+ * batch over a Redis server that is down each get the store-error answer
+ * when the batch ends
+ */
+START_TEST(pipelined_batch_store_down_answers_each_per_on_error)
+{
+	struct fixture f;
+	char text[1024], err[512], r[3][DECIDE_REPLY_MAX];
+	int i;
+
+	snprintf(text, sizeof(text), "store = { backend = \"redis\"; "
+	    "url = \"redis://127.0.0.1:9/0\"; timeout = \"200ms\"; };\n"
+	    LIMITS_RCPT3);
+	memset(&f, 0, sizeof(f));
+	f.conf = conf_load_string("test.conf", text, err, sizeof(err));
+	ck_assert_msg(f.conf != NULL, "conf: %s", err);
+	f.quota = quota_open(f.conf, err, sizeof(err));
+	ck_assert_ptr_nonnull(f.quota);
+	f.env.conf = f.conf;
+	f.env.quota = f.quota;
+	ck_assert_int_eq(quota_batch_begin(f.quota, err, sizeof(err)), 0);
+	for (i = 0; i < 3; i++) {
+		r[i][0] = '\0';
+		submit(&f, &f.txn, "RCPT i1", r[i], sizeof(r[i]));
+	}
+	ck_assert_uint_eq(f.st.errors, 0);
+	ck_assert_int_eq(quota_batch_end(f.quota, err, sizeof(err)), 0);
+	for (i = 0; i < 3; i++)
+		ck_assert_str_eq(r[i], "action=DEFER_IF_PERMIT Service "
+		    "temporarily unavailable\n\n");
+	ck_assert_uint_eq(f.st.errors, 3);
+	ck_assert_uint_eq(quota_errors(f.quota), 3);
+	fx_close(&f);
+}
+END_TEST
+
 /* ---- the policyd config section (conf/conf_policyd.c) ------------------ */
 
 START_TEST(policyd_conf_defaults)
@@ -599,6 +763,9 @@ main(void)
 	tcase_add_test(tc, missing_request_attribute_is_malformed);
 	tcase_add_test(tc, time_is_passed_in);
 	tcase_add_loop_test(tc, store_error_follows_on_error, 0, 2);
+	tcase_add_test(tc, pipelined_rcpts_answer_when_the_batch_flushes);
+	tcase_add_test(tc,
+	    pipelined_batch_store_down_answers_each_per_on_error);
 	tcase_add_test(tc, policyd_conf_defaults);
 	tcase_add_loop_test(tc, policyd_conf_errors, 0,
 	    (int)(sizeof(bad_policyd) / sizeof(bad_policyd[0])));
