@@ -25,7 +25,8 @@
  * and charges all of them or none; then it records the reservation.
  * The scripts mirror quota/algo.c function by function (algo_check,
  * algo_charge, algo_refund, algo_expires), in integer arithmetic.
- * Commit and release are one script ("settle").  Both scripts are sent
+ * Commit and release are one script ("settle"), which takes several
+ * tokens (a pipeline sends a run of commits, or of releases, as one).  Both scripts are sent
  * with SCRIPT LOAD when a connection is made and run with EVALSHA; on
  * NOSCRIPT (the server restarted or SCRIPT FLUSH) a script is loaded
  * again and run once more.
@@ -423,12 +424,15 @@ static const char lua_admit[] = LUA_PRELUDE
  */
 static const char lua_settle[] = LUA_PRELUDE
 "local now = clock(ARGV[2])\n"
-"local tok = ARGV[3]\n"
-"local sc = redis.call('ZSCORE', P .. 'rexp', tok)\n"
+"local release = ARGV[3] == '1'\n"
 "local known = 0\n"
-"if sc then\n"
-"  known = 1\n"
-"  settle(tok, now, ARGV[4] == '1' or tonumber(sc) <= now)\n"
+"for i = 4, #ARGV do\n"
+"  local tok = ARGV[i]\n"
+"  local sc = redis.call('ZSCORE', P .. 'rexp', tok)\n"
+"  if sc then\n"
+"    known = known + 1\n"
+"    settle(tok, now, release or tonumber(sc) <= now)\n"
+"  end\n"
 "end\n"
 "sweep(now)\n"
 "return known\n";
@@ -1268,19 +1272,25 @@ out:
 	return rc;
 }
 
-/* settle_args - the EVALSHA of the settle script (digest left out) */
+/*
+ * settle_args - the EVALSHA of the settle script (digest left out) for
+ * the tokens of calls c[0..n), which are all commits or all releases
+ */
 static void
-settle_args(struct redis_store *rs, uint64_t token, int64_t now_ms,
-    int release, struct rargs *a)
+settle_args(struct redis_store *rs, const struct quota_store_call *c,
+    size_t n, struct rargs *a)
 {
-	rargs_init(a, 7);
+	size_t i;
+
+	rargs_init(a, 6 + n);
 	rargs_adds(a, "EVALSHA");
 	rargs_add(a, "", 0);
 	rargs_adds(a, "0");
 	rargs_adds(a, KEY_PREFIX);
-	clock_arg(rs, a, now_ms);
-	rargs_addu(a, token);
-	rargs_adds(a, release ? "1" : "0");
+	clock_arg(rs, a, c[0].now_ms);
+	rargs_adds(a, c[0].kind == QUOTA_CALL_RELEASE ? "1" : "0");
+	for (i = 0; i < n; i++)
+		rargs_addu(a, c[i].token);
 }
 
 /* settle - commit (release = 0) or release a reservation */
@@ -1289,12 +1299,17 @@ settle(struct quota_store *s, uint64_t token, int64_t now_ms, int release,
     char *err, size_t errlen)
 {
 	struct redis_store *rs = (struct redis_store *)s;
+	struct quota_store_call c;
 	struct rargs a;
 	redisReply *r;
 
 	if (token == 0)
 		return 0;
-	settle_args(rs, token, now_ms, release, &a);
+	memset(&c, 0, sizeof(c));
+	c.kind = release ? QUOTA_CALL_RELEASE : QUOTA_CALL_COMMIT;
+	c.token = token;
+	c.now_ms = now_ms;
+	settle_args(rs, &c, 1, &a);
 	r = run(rs, SCRIPT_SETTLE, &a, err, errlen);
 	rargs_free(&a);
 	if (r == NULL)
@@ -1334,12 +1349,15 @@ pipe_fail(struct quota_store_call *calls, unsigned char *todo, size_t n,
 		}
 }
 
+#define SETTLE_RUN 64	/* tokens in one settle command at most */
+
 /*
- * pipe_append - the command of call c, appended to op's connection (not
- * sent yet); 0, or -1 with c->err when it cannot be formed
+ * pipe_append - the command of the calls c[0..n) (one admission, or a
+ * run of commits or of releases), appended to op's connection (not sent
+ * yet); 0, or -1 with c[0].err when it cannot be formed
  */
 static int
-pipe_append(struct rop *op, struct quota_store_call *c)
+pipe_append(struct rop *op, struct quota_store_call *c, size_t n)
 {
 	struct redis_store *rs = op->rs;
 	char (*keys)[QKEY_MAX] = NULL;
@@ -1354,8 +1372,7 @@ pipe_append(struct rop *op, struct quota_store_call *c)
 			goto out;
 	} else {
 		script = SCRIPT_SETTLE;
-		settle_args(rs, c->token, c->now_ms,
-		    c->kind == QUOTA_CALL_RELEASE, &a);
+		settle_args(rs, c, n, &a);
 	}
 	a.v[1] = rs->sha[script];
 	a.len[1] = 40;
@@ -1371,6 +1388,25 @@ out:
 }
 
 /*
+ * pipe_span - how many calls from i on go in one command: 1, or a run
+ * of commits (or of releases) at one time, all still to send
+ */
+static size_t
+pipe_span(const struct quota_store_call *calls, const unsigned char *todo,
+    size_t i, size_t n)
+{
+	size_t j = i + 1;
+
+	if (calls[i].kind == QUOTA_CALL_ADMIT)
+		return 1;
+	while (j < n && j - i < SETTLE_RUN && todo[j] &&
+	    calls[j].kind == calls[i].kind &&
+	    calls[j].now_ms == calls[i].now_ms)
+		j++;
+	return j - i;
+}
+
+/*
  * pipe_round - send the calls marked in todo at once, then read their
  * answers in order; a call answered is unmarked (done, its rc set), a
  * NOSCRIPT answer leaves it marked and sets *noscript.  0, or -1 with
@@ -1381,27 +1417,36 @@ static int
 pipe_round(struct rop *op, struct quota_store_call *calls,
     unsigned char *todo, size_t n, size_t *got, int *noscript)
 {
-	unsigned char *sent = xcalloc(n == 0 ? 1 : n, 1);
+	size_t *span = xcalloc(n == 0 ? 1 : n, sizeof(*span));
 	struct pipe_guard g;
 	redisReply *r;
-	size_t i;
+	size_t i, k;
 	int rv, rc = 0;
 
 	*got = 0;
 	*noscript = 0;
-	for (i = 0; i < n; i++)
-		if (todo[i]) {
-			if (pipe_append(op, &calls[i]) == -1) {
-				todo[i] = 0;
-				calls[i].rc = -1;
-			} else
-				sent[i] = 1;
+	for (i = 0; i < n; i += span[i] ? span[i] : 1) {
+		if (!todo[i])
+			continue;
+		span[i] = pipe_span(calls, todo, i, n);
+		if (pipe_append(op, &calls[i], span[i]) == -1) {
+			for (k = i; k < i + span[i]; k++) {
+				todo[k] = 0;
+				calls[k].rc = -1;
+				if (k > i)
+					snprintf(calls[k].err,
+					    sizeof(calls[k].err), "%s",
+					    calls[i].err);
+			}
+			span[i] = 0;
+			continue;
 		}
+	}
 	for (i = 0; i < n; i++) {
 		struct quota_store_call *c = &calls[i];
 
-		if (!sent[i])
-			continue;
+		if (span[i] == 0)
+			continue;	/* not sent, or inside a run */
 		if (op_timeout(op) == -1) {
 			conn_close(op->rc);
 			rc = -1;
@@ -1416,12 +1461,13 @@ pipe_round(struct rop *op, struct quota_store_call *calls,
 			break;
 		}
 		(*got)++;
+		if (r->type == REDIS_REPLY_ERROR &&
+		    strstr(r->str, "NOSCRIPT") != NULL) {
+			*noscript = 1;
+			freeReplyObject(r);
+			continue;
+		}
 		if (r->type == REDIS_REPLY_ERROR) {
-			if (strstr(r->str, "NOSCRIPT") != NULL) {
-				*noscript = 1;
-				freeReplyObject(r);
-				continue;
-			}
 			rerr(op->rs, c->err, sizeof(c->err), "%.*s",
 			    (int)r->len, r->str);
 			c->rc = -1;
@@ -1430,10 +1476,16 @@ pipe_round(struct rop *op, struct quota_store_call *calls,
 			    &c->admitted, c->err, sizeof(c->err));
 		else
 			c->rc = 0;
-		todo[i] = 0;
+		for (k = i; k < i + span[i]; k++) {
+			todo[k] = 0;
+			calls[k].rc = c->rc;
+			if (k > i && c->rc < 0)
+				snprintf(calls[k].err, sizeof(calls[k].err),
+				    "%s", c->err);
+		}
 		freeReplyObject(r);
 	}
-	free(sent);
+	free(span);
 	return rc;
 }
 

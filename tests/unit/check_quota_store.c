@@ -1382,6 +1382,7 @@ START_TEST(pipelined_batch_gives_the_one_by_one_results)
 	struct quota_who alice = { "alice", NULL, NULL };
 	struct quota_who bob = { "bob", NULL, NULL };
 	struct quota_who carol = { "carol", NULL, NULL };
+	struct quota_who dave = { "dave", NULL, NULL };
 	struct quota_amount one = { 1, 0, 0 };
 	struct quota_verdict v;
 	struct got g, r;
@@ -1442,6 +1443,30 @@ START_TEST(pipelined_batch_gives_the_one_by_one_results)
 	ck_assert_int_eq(quota_admit(q, &carol, &one, t->now, &v), 0);
 	ck_assert_int_eq(v.result, QUOTA_REFUSE);
 	ck_assert_uint_eq(v.used, 10);
+
+	/* runs of releases and of commits (Redis: one script each) */
+	memset(&r, 0, sizeof(r));
+	ck_assert_int_eq(quota_batch_begin(q, err, sizeof(err)), 0);
+	for (i = 0; i < 7; i++)
+		ck_assert_int_eq(quota_defer(q, &dave, &one, t->now, 1,
+		    got_done, &r), 0);
+	ck_assert_int_eq(quota_flush(q), 0);
+	ck_assert_int_eq(r.ncalls, 7);
+	for (i = 0; i < 7; i++) {
+		ck_assert_uint_ne(r.token[i], 0);
+		ck_assert_int_eq((i < 4 ? quota_release : quota_commit)(q,
+		    r.token[i], t->now, err, sizeof(err)), 0);
+	}
+	ck_assert_int_eq(quota_commit(q, r.token[4], t->now, err,
+	    sizeof(err)), 0);	/* again: a no-op */
+	ck_assert_int_eq(quota_batch_end(q, err, sizeof(err)), 0);
+	/* 3 committed: 7 more fit, not an 8th */
+	for (i = 0; i < 7; i++) {
+		ck_assert_int_eq(quota_admit(q, &dave, &one, t->now, &v), 0);
+		ck_assert_int_eq(v.result, QUOTA_ADMIT);
+	}
+	ck_assert_int_eq(quota_admit(q, &dave, &one, t->now, &v), 0);
+	ck_assert_int_eq(v.result, QUOTA_REFUSE);
 	ck_assert_uint_eq(quota_errors(q), 0);
 	quota_close(q);
 	tenv_free(t);
