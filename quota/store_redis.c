@@ -26,10 +26,12 @@
  * The scripts mirror quota/algo.c function by function (algo_check,
  * algo_charge, algo_refund, algo_expires), in integer arithmetic.
  * Commit and release are one script ("settle"), which takes several
- * tokens (a pipeline sends a run of commits, or of releases, as one).  Both scripts are sent
- * with SCRIPT LOAD when a connection is made and run with EVALSHA; on
- * NOSCRIPT (the server restarted or SCRIPT FLUSH) a script is loaded
- * again and run once more.
+ * tokens (a pipeline sends a run of commits, or of releases, as one).
+ * Both scripts are sent with SCRIPT LOAD when a connection is made and
+ * run with EVALSHA; on NOSCRIPT (the server restarted or SCRIPT FLUSH) a
+ * script is loaded again and run once more.  Pipelines (store.h,
+ * redis_pipeline): the calls of a batch go out in one write and their
+ * answers are read in order.
  *
  * Clock: the scripts read the server's clock (TIME), so the MTAs that
  * share a server agree on time whatever their own clocks say; now_ms
