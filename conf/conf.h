@@ -267,6 +267,10 @@ struct conf *conf_free(struct conf *);
 
 const char *conf_alg_name(enum conf_alg);
 const char *conf_on_error_name(enum conf_on_error);
+/* conf_qaction_name - "defer", "reject", "hold" or "warn" */
+const char *conf_qaction_name(enum conf_qaction);
+/* conf_spf_action_name - "accept", "warn", "reject" or "tempfail" */
+const char *conf_spf_action_name(enum conf_spf_action);
 
 /* The RFC 6376 §5.4.1 recommended header set, NULL-terminated. */
 extern const char *const conf_default_headers[];

@@ -253,6 +253,16 @@ limit_buckets(struct loader *ld, config_setting_t *e, struct conf_limit *l)
 	return 0;
 }
 
+/* The names of enum conf_qaction, in its order. */
+static const char *const actions[] = { "defer", "reject", "hold", "warn",
+	NULL };
+
+const char *
+conf_qaction_name(enum conf_qaction a)
+{
+	return actions[a];
+}
+
 static int
 load_limit(struct loader *ld, config_setting_t *e, struct conf *c,
     struct conf_limit *l)
@@ -261,8 +271,6 @@ load_limit(struct loader *ld, config_setting_t *e, struct conf *c,
 		"bytes", NULL };
 	static const char *const kinds[] = { "window", "calendar", "rate",
 		NULL };
-	static const char *const actions[] = { "defer", "reject", "hold",
-		"warn", NULL };
 	int count = -1, kind = CONF_QKIND_WINDOW, action = CONF_QACTION_DEFER;
 	char why[128];
 	size_t j;

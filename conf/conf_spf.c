@@ -26,6 +26,12 @@
 static const char *const actions[] = { "accept", "warn", "reject",
 	"tempfail", NULL };
 
+const char *
+conf_spf_action_name(enum conf_spf_action a)
+{
+	return actions[a];
+}
+
 /* spf_defaults - the settings of an absent spf section */
 static void
 spf_defaults(struct conf *c)

@@ -566,21 +566,6 @@ spf_inbound_action(const struct conf *cf, enum spf_result r)
 	}
 }
 
-static const char *
-spf_action_name(enum conf_spf_action a)
-{
-	switch (a) {
-	case CONF_SPF_REJECT:
-		return "reject";
-	case CONF_SPF_TEMPFAIL:
-		return "tempfail";
-	case CONF_SPF_WARN:
-		return "warn";
-	default:
-		return "accept";
-	}
-}
-
 /*
  * spf_inbound - check the client against MAIL FROM (the null sender: the
  * HELO name) through a worker; SMFIS_CONTINUE, or the refusal with its
@@ -615,7 +600,7 @@ spf_inbound(struct milter_conn *c)
 	    qid(c), spf_result_name(m->spf_ans.result),
 	    m->spf_ans.identity == SPF_ID_HELO ? "helo" : "mailfrom",
 	    m->spf_ans.domain[0] ? m->spf_ans.domain : "-", c->client,
-	    spf_action_name(a), m->spf_ans.text[0] ? " reason=\"" : "",
+	    conf_spf_action_name(a), m->spf_ans.text[0] ? " reason=\"" : "",
 	    m->spf_ans.text, m->spf_ans.text[0] ? "\"" : "");
 	return spf_inbound_verdict(c);
 }
@@ -839,21 +824,6 @@ milter_envfrom(struct milter_conn *c, const char *sender)
 
 /* ---- quotas ------------------------------------------------------------ */
 
-static const char *
-action_name(enum conf_qaction a)
-{
-	switch (a) {
-	case CONF_QACTION_REJECT:
-		return "reject";
-	case CONF_QACTION_HOLD:
-		return "hold";
-	case CONF_QACTION_WARN:
-		return "warn";
-	default:
-		return "defer";
-	}
-}
-
 /* quota_who_of - who sends, for the quota */
 static void
 quota_who_of(const struct milter_conn *c, struct quota_who *who)
@@ -947,7 +917,7 @@ quota_refused(struct milter_conn *c, const char *stage,
 	clean_text(text);
 	if (c->non_smtp && a != CONF_QACTION_WARN)
 		a = CONF_QACTION_HOLD;
-	log_verdict(c, stage, v, action_name(a), rcpt);
+	log_verdict(c, stage, v, conf_qaction_name(a), rcpt);
 	switch (a) {
 	case CONF_QACTION_REJECT:
 		c->io->setreply(c->ctx, "550", "5.7.1", text);

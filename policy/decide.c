@@ -127,21 +127,6 @@ reply_refused(const struct quota_verdict *v, char *reply, size_t len)
 	return 0;
 }
 
-static const char *
-action_name(enum conf_qaction a)
-{
-	switch (a) {
-	case CONF_QACTION_REJECT:
-		return "reject";
-	case CONF_QACTION_HOLD:
-		return "hold";
-	case CONF_QACTION_WARN:
-		return "warn";
-	default:
-		return "defer";
-	}
-}
-
 /* store_failed_id - a store error: log it, answer per store.on_error */
 static int
 store_failed_id(const struct decide_env *env, const char *id,
@@ -167,7 +152,7 @@ log_verdict_id(const char *id, const char *stage,
 	if (v->result == QUOTA_REFUSE && v->limit != NULL)
 		log_info("%s: policy=%s stage=%s limit=%s key=%s used=%llu "
 		    "limit_value=%llu retry=%llu", id,
-		    action_name(v->action), stage, v->limit->name, v->key,
+		    conf_qaction_name(v->action), stage, v->limit->name, v->key,
 		    (unsigned long long)v->used,
 		    (unsigned long long)v->limit_value,
 		    (unsigned long long)v->retry_after);

@@ -62,6 +62,7 @@
 #include "policy/server.h"
 #include "util/buf.h"
 #include "util/cidr.h"
+#include "util/clock.h"
 #include "util/log.h"
 #include "util/xmalloc.h"
 
@@ -140,16 +141,6 @@ struct slot {
 static void conn_input(struct conn *, const char *, size_t);
 static void conn_linger(struct conn *);
 
-/* now_ms - wall clock, milliseconds since the epoch */
-static int64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static struct gen *
 gen_ref(struct gen *g)
 {
@@ -197,7 +188,7 @@ conn_free(struct conn *c)
 
 	unsigned int i;
 
-	decide_txn_end(&c->gen->env, &c->txn, now_ms());
+	decide_txn_end(&c->gen->env, &c->txn, clock_wall_ms());
 	decide_txn_free(&c->txn);
 	for (i = 0; c->nqueued > 0 && i < s->nslots; i++)
 		if (s->slots[i].c == c) {
@@ -448,7 +439,7 @@ conn_request(struct conn *c)
 	struct server *s = c->srv;
 	struct slot *sl;
 	char err[256];
-	int64_t now = now_ms();
+	int64_t now = clock_wall_ms();
 
 	/* a new instance moves the connection to the current config */
 	if (c->gen != s->cur && (decide_new_instance(&c->txn, c->p) ||

@@ -91,6 +91,7 @@
 
 #include "quota/store.h"
 #include "util/buf.h"
+#include "util/clock.h"
 #include "util/log.h"
 #include "util/xmalloc.h"
 
@@ -494,16 +495,6 @@ struct rargs {
 	char (*num)[24];
 };
 
-/* mono_ms - the monotonic clock, ms */
-static int64_t
-mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* rerr - "redis LABEL: reason" into err */
 static int
 rerr(struct redis_store *rs, char *err, size_t errlen, const char *fmt, ...)
@@ -827,7 +818,7 @@ conn_error(struct rop *op)
 static int
 op_timeout(struct rop *op)
 {
-	int64_t left = op->deadline - mono_ms();
+	int64_t left = op->deadline - clock_mono_ms();
 
 	if (left <= 0) {
 		rerr(op->rs, op->err, op->errlen, "timed out (%ld ms)",
@@ -973,7 +964,7 @@ conn_open(struct rop *op)
 {
 	struct redis_store *rs = op->rs;
 	struct rconn *rc = op->rc;
-	int64_t now = mono_ms(), left = op->deadline - now;
+	int64_t now = clock_mono_ms(), left = op->deadline - now;
 	int i;
 
 	pthread_mutex_lock(&rs->mu);
@@ -1025,7 +1016,7 @@ fail_close:
 	conn_close(rc);
 fail:
 	pthread_mutex_lock(&rs->mu);
-	rs->down_until = mono_ms() + HOLDDOWN_MS;
+	rs->down_until = clock_mono_ms() + HOLDDOWN_MS;
 	snprintf(rs->down_err, sizeof(rs->down_err), "%s", op->err);
 	pthread_mutex_unlock(&rs->mu);
 	return -1;
@@ -1043,7 +1034,7 @@ op_begin(struct rop *op, struct redis_store *rs, char *err, size_t errlen)
 	op->rs = rs;
 	op->err = err;
 	op->errlen = errlen;
-	op->deadline = mono_ms() + rs->timeout_ms;
+	op->deadline = clock_mono_ms() + rs->timeout_ms;
 	ts.tv_sec = (time_t)(op->deadline / 1000);
 	ts.tv_nsec = (long)(op->deadline % 1000) * 1000000;
 	pthread_mutex_lock(&rs->mu);
