@@ -806,7 +806,7 @@ flaky_close(struct quota_store *s)
 
 static const struct quota_store_ops flaky_ops = {
 	"flaky", flaky_admit, flaky_commit, flaky_release, flaky_get,
-	flaky_put, flaky_del, flaky_iterate, flaky_close, NULL, NULL,
+	flaky_put, flaky_del, flaky_iterate, flaky_close, NULL, NULL, NULL,
 };
 
 static int
@@ -820,7 +820,7 @@ flaky_batch(struct quota_store *s, char *err, size_t errlen)
 static const struct quota_store_ops flaky_batch_ops = {
 	"flaky", flaky_admit, flaky_commit, flaky_release, flaky_get,
 	flaky_put, flaky_del, flaky_iterate, flaky_close, flaky_batch,
-	flaky_batch,
+	flaky_batch, NULL,
 };
 
 /*
