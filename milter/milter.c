@@ -935,6 +935,25 @@ quota_refused(struct milter_conn *c, const char *stage,
 }
 
 /*
+ * msg_quota_take - act on one admission at stage (rc and v from
+ * quota_reserve or quota_admit): keep its token with the message and go
+ * on, or the store error or refusal with its reply set.
+ */
+static sfsistat
+msg_quota_take(struct milter_conn *c, const char *stage, int rc,
+    const struct quota_verdict *v, uint64_t token, const char *rcpt)
+{
+	if (rc < 0 || v->result == QUOTA_ERROR)
+		return quota_store_failed(c, stage, v);
+	if (v->result == QUOTA_REFUSE)
+		return quota_refused(c, stage, v, rcpt);
+	if (v->nwarned > 0)
+		log_verdict(c, stage, v, "warn", rcpt);
+	msg_add_token(&c->msg, token);
+	return SMFIS_CONTINUE;
+}
+
+/*
  * milter_envrcpt - one recipient.  SMTP mail on a counting connection
  * reserves it now (milter.quotas = all); non-SMTP mail counts it for the
  * end of message and always continues.
@@ -963,14 +982,7 @@ milter_envrcpt(struct milter_conn *c, const char *rcpt)
 		    &v);
 	else
 		rc = quota_admit(c->gen->quota, &who, &amt, clock_wall_ms(), &v);
-	if (rc < 0 || v.result == QUOTA_ERROR)
-		return quota_store_failed(c, "RCPT", &v);
-	if (v.result == QUOTA_REFUSE)
-		return quota_refused(c, "RCPT", &v, rcpt);
-	if (v.nwarned > 0)
-		log_verdict(c, "RCPT", &v, "warn", rcpt);
-	msg_add_token(m, token);
-	return SMFIS_CONTINUE;
+	return msg_quota_take(c, "RCPT", rc, &v, token, rcpt);
 }
 
 /*
@@ -986,21 +998,16 @@ msg_quota_eom(struct milter_conn *c)
 	struct quota_verdict v;
 	struct quota_who who;
 	uint64_t token = 0;
+	int rc;
 
 	amt.messages = 1;
 	amt.recipients = m->rcpts_eom;
 	amt.bytes = m->size;
 	quota_who_of(c, &who);
 	memset(&v, 0, sizeof(v));
-	if (quota_reserve(c->gen->quota, &who, &amt, clock_wall_ms(), &token,
-	    &v) < 0 || v.result == QUOTA_ERROR)
-		return quota_store_failed(c, "EOM", &v);
-	if (v.result == QUOTA_REFUSE)
-		return quota_refused(c, "EOM", &v, NULL);
-	if (v.nwarned > 0)
-		log_verdict(c, "EOM", &v, "warn", NULL);
-	msg_add_token(m, token);
-	return SMFIS_CONTINUE;
+	rc = quota_reserve(c->gen->quota, &who, &amt, clock_wall_ms(), &token,
+	    &v);
+	return msg_quota_take(c, "EOM", rc, &v, token, NULL);
 }
 
 /* count_lf - line feeds in s (header folds, sent as bare LF) */

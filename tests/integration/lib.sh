@@ -450,6 +450,16 @@ sink_message() {
 	    { top = 0; print }' top=1 "$1" >"$2"
 }
 
+# it_rcpt_list PREFIX N - "PREFIX1@example.net,...,PREFIXN@example.net"
+# (a swaks --to list of N recipients)
+it_rcpt_list() {
+	local i out=
+	for i in $(seq 1 "$2"); do
+		out=$out${out:+,}$1$i@example.net
+	done
+	echo "$out"
+}
+
 # it_new_msg - start a CRLF message DIR/NAME.eml with a unique Message-ID
 # usage: it_new_msg DIR NAME FROM SUBJECT; prints the path (append the rest
 # with it_crlf).  The Message-ID local part is the tag sink_wait looks for.

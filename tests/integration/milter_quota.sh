@@ -255,19 +255,10 @@ sink_start "$T/sink" "$SINK_PORT" || fatal_setup "start smtp-sink"
 pf_setup "$T/postfix" "$SMTP_PORT" "$SINK_PORT" "$SOCK"
 pf_start "$SMTP_PORT" || fatal_setup "start private postfix"
 
-# swaks_to PREFIX N - a comma-separated list of N recipients
-swaks_to() {
-	local i out=
-	for i in $(seq 1 "$2"); do
-		out=$out${out:+,}$1$i@example.net
-	done
-	echo "$out"
-}
-
 m30=$(it_new_msg "$T/msgs" thirty 'alice@example.com' 'thirty recipients')
 printf '\r\nOne message, thirty recipients, twenty allowed.\r\n' >>"$m30"
 swaks --server 127.0.0.1 --port "$SMTP_PORT" --helo client.outpost.test \
-    --from alice@example.com --to "$(swaks_to p 30)" --data "@$m30" \
+    --from alice@example.com --to "$(it_rcpt_list p 30)" --data "@$m30" \
     --timeout 30 >"$D/swaks30.log" 2>&1
 it_check "postfix: 30 recipients: 10 deferred with 450 4.7.1" \
     test "$(grep -c '^<\*\* *450 4.7.1 .*Quota exceeded for alice@example.com: 20/20 recipients' "$D/swaks30.log")" -eq 10
@@ -288,7 +279,7 @@ it_check "postfix: quota show: 20 recipients charged" \
 
 # QUIT after RCPT: Postfix aborts the milter transaction; refunded.
 swaks --server 127.0.0.1 --port "$SMTP_PORT" --helo client.outpost.test \
-    --from bob@example.com --to "$(swaks_to q 5)" --quit-after RCPT \
+    --from bob@example.com --to "$(it_rcpt_list q 5)" --quit-after RCPT \
     --timeout 30 >"$D/swaks-quit.log" 2>&1
 it_check "postfix: QUIT after 5 RCPT: accepted at RCPT" \
     test "$(grep -c '^ *<- *250 2.1.5' "$D/swaks-quit.log")" -eq 5
@@ -300,7 +291,7 @@ it_check "postfix: QUIT after RCPT: refunded (quota show 0)" \
 mbig=$(it_new_msg "$T/msgs" big 'carol@example.com' 'too big')
 tail -n +5 "$BIG" >>"$mbig"
 swaks --server 127.0.0.1 --port "$SMTP_PORT" --helo client.outpost.test \
-    --from carol@example.com --to "$(swaks_to r 3)" --data "@$mbig" \
+    --from carol@example.com --to "$(it_rcpt_list r 3)" --data "@$mbig" \
     --timeout 30 >"$D/swaks-big.log" 2>&1
 it_check "postfix: over the bytes limit: 550 5.7.1 after DATA" \
     grep -q '^<\*\* *550 5.7.1 .*Quota exceeded for carol@example.com' "$D/swaks-big.log"
@@ -311,7 +302,7 @@ it_check "postfix: rejected message: recipients refunded" \
 mloc=$(it_new_msg "$T/msgs" local5 'dave@example.com' 'sendmail five')
 printf '\r\nfive\r\n' >>"$mloc"
 if tr -d '\r' <"$mloc" | sendmail -C "$IT_PF_DIR/etc" -f dave@example.com \
-    $(swaks_to s 5 | tr , ' '); then
+    $(it_rcpt_list s 5 | tr , ' '); then
 	if sink_wait "$(it_msg_tag "$mloc")" 30 >/dev/null; then
 		it_pass "sendmail(1), 5 recipients: delivered"
 	else
@@ -328,7 +319,7 @@ it_check "sendmail(1): 5 recipients counted" \
 mhold=$(it_new_msg "$T/msgs" local25 'dave@example.com' 'sendmail twentyfive')
 printf '\r\ntwenty-five\r\n' >>"$mhold"
 tr -d '\r' <"$mhold" | sendmail -C "$IT_PF_DIR/etc" -f dave@example.com \
-    $(swaks_to t 25 | tr , ' ')
+    $(it_rcpt_list t 25 | tr , ' ')
 it_wait 30 grep -q 'milter triggers HOLD action' "$IT_PF_DIR/maillog" || true
 it_check "sendmail(1) over quota: held by Postfix (milter HOLD)" \
     grep -q 'milter triggers HOLD action' "$IT_PF_DIR/maillog"
@@ -350,7 +341,7 @@ it_wait 10 grep -q 'configuration reloaded' "$LOG"
 m30b=$(it_new_msg "$T/msgs" thirtyb 'erin@example.com' 'thirty, non_smtpd')
 printf '\r\nnon_smtpd\r\n' >>"$m30b"
 swaks --server 127.0.0.1 --port "$SMTP_PORT" --helo client.outpost.test \
-    --from erin@example.com --to "$(swaks_to u 30)" --data "@$m30b" \
+    --from erin@example.com --to "$(it_rcpt_list u 30)" --data "@$m30b" \
     --timeout 30 >"$D/swaks30b.log" 2>&1
 it_check "postfix, non_smtpd: 30 recipients all accepted" \
     test "$(grep -c '^ *<- *250 2.1.5' "$D/swaks30b.log")" -eq 30

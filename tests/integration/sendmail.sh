@@ -211,19 +211,10 @@ fi
 
 # ---- 2. milter quotas: 20 of 30 recipients ----------------------------------
 
-# swaks_to PREFIX N - a comma-separated list of N recipients
-swaks_to() {
-	local i out=
-	for i in $(seq 1 "$2"); do
-		out=$out${out:+,}$1$i@example.net
-	done
-	echo "$out"
-}
-
 m30=$(it_new_msg "$T/msgs" thirty 'carol@example.org' 'thirty recipients')
 printf '\r\nOne message, thirty recipients, twenty allowed.\r\n' >>"$m30"
 swaks --server 127.0.0.1 --port "$SM_PORT" --helo client.outpost.test \
-    --from carol@example.org --to "$(swaks_to p 30)" --data "@$m30" \
+    --from carol@example.org --to "$(it_rcpt_list p 30)" --data "@$m30" \
     --timeout 30 >"$T/swaks30.log" 2>&1
 it_check "sendmail: 30 recipients: 10 deferred with 450 4.7.1" \
     test "$(grep -c '^<\*\* *450 4.7.1 .*Quota exceeded for carol@example.org: 20/20 recipients' "$T/swaks30.log")" -eq 10
