@@ -109,8 +109,10 @@ proto_attr_lookup(const char *name, size_t len)
 {
 	int i;
 
+	/* the first byte rules out most names (a request has ~25 lines) */
 	for (i = 0; i < PA_COUNT; i++)
-		if (strncmp(attr_names[i], name, len) == 0 &&
+		if (len > 0 && attr_names[i][0] == name[0] &&
+		    strncmp(attr_names[i], name, len) == 0 &&
 		    attr_names[i][len] == '\0')
 			return i;
 	return -1;
