@@ -3,7 +3,8 @@
  * quota store (LMDB or Redis).
  *
  *	quotabench -b lmdb -p PATH | -b redis -u URL
- *	    [-k KEYS] [-t THREADS] [-l 1|3] [-e] [-K] [-y SYNC] [-s SECONDS]
+ *	    [-k KEYS] [-t THREADS] [-l 1|3] [-e] [-K] [-y SYNC] [-i SECONDS]
+ *	    [-s SECONDS]
  *	    [-n COUNT]
  *	    [-w WARM_SECONDS] [-x populate|run|both] [-S POPULATE_SECONDS]
  *	    [-L LABEL]
@@ -13,7 +14,8 @@
  *	-l 1: login-hourly (window, 1h, 60 buckets)
  *	-l 3: that, login-daily (calendar day, Europe/Berlin) and login-burst
  *	      (rate with a burst); the issue's example set (default)
- * and, for LMDB, store.sync = SYNC if -y is given (else the default),
+ * and, for LMDB, store.sync = SYNC if -y is given (else the default)
+ * and store.sync_interval = -i SECONDS if given (else the default),
  * with limits high enough that nothing is refused (refusals are counted
  * and reported; a refused admission writes nothing, so it would flatter
  * the figures).  The rate limit is 100 a day with a burst of 1000000, so
@@ -104,6 +106,7 @@ struct bench {
 	int expiring;			/* -e: rate records expire at once */
 	int key_first;			/* -K: record keys "KEY\x1fNAME" */
 	const char *sync;		/* -y: LMDB store.sync, or NULL */
+	unsigned int sync_interval;	/* -i: seconds, 0 = the default */
 	unsigned int seconds;
 	unsigned int warm_seconds;
 	unsigned int populate_seconds;
@@ -179,7 +182,8 @@ usage(void)
 {
 	fprintf(stderr, "usage: quotabench -b lmdb -p PATH | -b redis -u URL "
 	    "[-k KEYS] [-t THREADS]\n"
-	    "\t[-l 1|3] [-e] [-K] [-y periodic|always] [-s SECONDS] "
+	    "\t[-l 1|3] [-e] [-K] [-y periodic|always] [-i SECONDS] "
+	    "[-s SECONDS] "
 	    "[-n COUNT] [-w WARM_SECONDS]\n"
 	    "\t[-x populate|run|both] [-S POPULATE_SECONDS] [-L LABEL]\n");
 	exit(2);
@@ -210,12 +214,16 @@ make_conf(const struct bench *b)
 	struct conf *c;
 	char err[512];
 
-	if (strcmp(b->backend, "lmdb") == 0)
+	if (strcmp(b->backend, "lmdb") == 0) {
 		buf_appendf(&t, "store = { backend = \"lmdb\"; path = \"%s\"; "
-		    "map_size = \"16g\";%s%s%s };\n", b->path,
+		    "map_size = \"16g\";%s%s%s", b->path,
 		    b->sync != NULL ? " sync = \"" : "",
 		    b->sync != NULL ? b->sync : "", b->sync != NULL ? "\";" : "");
-	else
+		if (b->sync_interval > 0)
+			buf_appendf(&t, " sync_interval = %u;",
+			    b->sync_interval);
+		buf_appends(&t, " };\n");
+	} else
 		buf_appendf(&t, "store = { backend = \"redis\"; url = \"%s\"; "
 		    "timeout = \"2s\"; };\n", b->url);
 	buf_appends(&t, "limits = (\n"
@@ -581,7 +589,7 @@ main(int argc, char **argv)
 	b.warm_seconds = 1;
 	b.populate_seconds = 900;
 	b.count = 2000000;
-	while ((ch = getopt(argc, argv, "b:p:u:k:t:l:s:n:w:eKy:x:S:L:")) != -1) {
+	while ((ch = getopt(argc, argv, "b:p:u:k:t:l:s:n:w:eKy:i:x:S:L:")) != -1) {
 		switch (ch) {
 		case 'b': b.backend = optarg; break;
 		case 'p': b.path = optarg; break;
@@ -597,6 +605,8 @@ main(int argc, char **argv)
 		case 'e': b.expiring = 1; break;
 		case 'K': b.key_first = 1; break;
 		case 'y': b.sync = optarg; break;
+		case 'i': b.sync_interval = (unsigned int)num(optarg, 1,
+		    3600); break;
 		case 'w': b.warm_seconds = (unsigned int)num(optarg, 0,
 		    QB_MAX_SECONDS); break;
 		case 'S': b.populate_seconds = (unsigned int)num(optarg, 1,
