@@ -15,17 +15,18 @@
  *    keeps counters under their record keys turned around ("KEY\x1fNAME",
  *    record format 2, with a format 1 file migrated at open); callers
  *    always see quota_rkey()'s form.
- *  - redis (store_redis.c): one Lua script per admission (EVALSHA, loaded
- *    with SCRIPT LOAD, re-sent on NOSCRIPT), time from the server (TIME),
- *    each key with a TTL of its expiry; reconnects on its own; every
- *    operation bounded by store.timeout_ms.
+ *  - redis (store_redis.c): one Lua script per admission or per run of
+ *    pipelined calls (EVALSHA, loaded with SCRIPT LOAD, re-sent on
+ *    NOSCRIPT), time from the server (TIME), each key with a TTL of its
+ *    expiry; reconnects on its own; every operation bounded by
+ *    store.timeout_ms.
  *
  * Reservations: an admission with a token != 0 records, beside the
  * charges, what was charged where and when, to expire at expires_ms;
  * commit drops the record, release refunds it (algo_refund), and a
  * lapsed record is refunded by the store when next met (LMDB: by the
- * sweep in each write transaction; Redis: by the admission script, which
- * scans a sorted set of reservation expiries).
+ * sweep in each write transaction; Redis: by each script, which scans a
+ * sorted set of reservation expiries).
  *
  * Batches (quota_batch_begin() in quota.h): a store that has them
  * (LMDB) runs the calls one thread makes between batch_begin and
@@ -41,11 +42,14 @@
  * Pipelines (quota_defer() in quota.h): a store that has them (Redis)
  * runs a list of admissions, commits and releases, struct
  * quota_store_call, in one exchange with the server instead of one round
- * trip each.  Each call is still atomic on its own (one script) and runs
- * as if made alone, in list order; each gets its own result (rc, err),
- * so a failure in the middle (connection lost, timeout) fails the calls
- * whose answers did not arrive and leaves those before it as they were.
- * A store without pipelines leaves pipeline NULL.
+ * trip each.  Each call is still atomic and runs as if made alone, in
+ * list order, seeing the calls before it; each gets its own result (rc,
+ * err).  Redis runs consecutive calls (up to a bound) as one script, a
+ * run that is atomic as a whole, and answers each run as one: a failure
+ * in the middle (connection lost, timeout) fails every call of the runs
+ * whose answers did not arrive (they may still have been applied, as a
+ * single admission that timed out may) and leaves the runs before it as
+ * they were.  A store without pipelines leaves pipeline NULL.
  *
  * Every function returns 0 or -1 with err filled; a store never exits or
  * aborts on I/O or server trouble.  Stores are thread-safe.

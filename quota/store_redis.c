@@ -11,27 +11,46 @@
  *                    carries only its busy buckets).  Its TTL is
  *                    algo_expires() - now, so Redis drops it once it
  *                    holds nothing.
- *   outpost:r:TOKEN  a reservation: a hash from counter key to "KIND
- *                    PERIOD_MS BUCKETS LIMIT BURST PSTART PEND MONTH
- *                    AMOUNT CHARGED_MS", what it charged where, to
- *                    refund it (the limit as it was then).
+ *   outpost:res      the reservations: a hash from token to a record of
+ *                    what it charged where, to refund it (binary: the
+ *                    time of the charge, then for each counter its key
+ *                    and the limit as it was then, as the run script's
+ *                    OPS carry it).
  *   outpost:rexp     the sorted set of reservation tokens by the time
  *                    they lapse (ms).
+ *   outpost:r:TOKEN  a reservation as older versions kept it (a hash
+ *                    from counter key to "KIND PERIOD_MS BUCKETS LIMIT
+ *                    BURST PSTART PEND MONTH AMOUNT CHARGED_MS"): still
+ *                    committed, released and swept, never written.
  *
- * Every admission is ONE EVALSHA of the admit script, so it is atomic on
- * the server whatever number of MTAs, processes and threads admit at
- * once: the script refunds lapsed reservations (at most SWEEP_MAX per
- * call, found in outpost:rexp), reads every counter, runs the checks,
- * and charges all of them or none; then it records the reservation.
- * The scripts mirror quota/algo.c function by function (algo_check,
- * algo_charge, algo_refund, algo_expires), in integer arithmetic.
- * Commit and release are one script ("settle"), which takes several
- * tokens (a pipeline sends a run of commits, or of releases, as one).
- * Both scripts are sent with SCRIPT LOAD when a connection is made and
- * run with EVALSHA; on NOSCRIPT (the server restarted or SCRIPT FLUSH) a
- * script is loaded again and run once more.  Pipelines (store.h,
- * redis_pipeline): the calls of a batch go out in one write and their
- * answers are read in order.
+ * Every call (admit, commit, release) runs inside ONE EVALSHA of the run
+ * script, so it is atomic on the server whatever number of MTAs,
+ * processes and threads admit at once: the script refunds lapsed
+ * reservations (at most SWEEP_MAX per script, found in outpost:rexp),
+ * then, for an admission, reads every counter, runs the checks, and
+ * charges all of them or none, then records the reservation; for a
+ * commit or release, drops or refunds the reservation.  The script
+ * mirrors quota/algo.c function by function (algo_check, algo_charge,
+ * algo_refund, algo_expires), in integer arithmetic.  The numbers of
+ * the ops travel as binary doubles (struct.unpack), not decimal text.
+ *
+ * Runs (store.h, redis_pipeline): a pipeline's calls go out in one
+ * write, a run of up to RUN_CALLS consecutive calls (RUN_KEYS counters)
+ * as ONE EVALSHA, and the answers are read in order.  The script makes
+ * the calls of a run one after the other, each checking and charging as
+ * if alone and seeing those before it, and the whole run is atomic (no
+ * other client's command runs in between); the per-script costs (the
+ * script's setup, TIME, the sweep) are paid once per run.  Each call
+ * gets its own verdict or error (a reservation token in use fails that
+ * call only).  A run fails as a whole when its answer does not come
+ * (connection lost, timeout: every call of the run gets the error, and,
+ * as with a single admission that timed out, the run may still have been
+ * applied on the server) or is an error (a script error: the calls of
+ * the run before the faulty one may have been applied, as Redis does not
+ * roll a script back); the runs before it in the pipeline keep their
+ * answers.  The script is sent with SCRIPT LOAD when a connection is
+ * made and run with EVALSHA; on NOSCRIPT (the server restarted or
+ * SCRIPT FLUSH) it is loaded again and the run sent once more.
  *
  * Clock: the scripts read the server's clock (TIME), so the MTAs that
  * share a server agree on time whatever their own clocks say; now_ms
@@ -63,7 +82,7 @@
  * ignored it, is blocked around each command.
  *
  * Lapsed reservations are refunded SWEEP_MAX at a time, oldest first, by
- * every admit and settle script, so one script never runs long however
+ * every run script, so one script never runs long however
  * many reservations lapse at once (a crashed MTA's); the rest follow with
  * the next scripts.  With the client clock (tests), put() sets no TTL:
  * the record's expiry is in the test's time, not the server's.
@@ -113,6 +132,7 @@
  */
 #define LUA_PRELUDE \
 "local P = ARGV[1]\n" \
+"local OPF = '<ddddddddddd'\n" \
 "local function clock(a)\n" \
 "  if a ~= '' then return tonumber(a) end\n" \
 "  local t = redis.call('TIME')\n" \
@@ -166,22 +186,48 @@ LUA_ALGO \
 "  for w in string.gmatch(s, '%S+') do a[#a + 1] = tonumber(w) end\n" \
 "  return a\n" \
 "end\n" \
-"local function settle(tok, now, refund_it)\n" \
-"  local rk = P .. 'r:' .. tok\n" \
-"  if refund_it then\n" \
-"    local f = redis.call('HGETALL', rk)\n" \
-"    for i = 1, #f, 2 do\n" \
-"      local a = words(f[i + 1])\n" \
-"      local v = redis.call('GET', f[i])\n" \
-"      if v and #a == 10 then\n" \
-"        local lim = mklim(a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8])\n" \
-"        local st = decode(v)\n" \
-"        refund(lim, st, a[9], a[10], now)\n" \
-"        save(f[i], lim, st, now)\n" \
-"      end\n" \
+"local function refund_rec(v, now)\n" \
+"  local charged, at = struct.unpack('<d', v)\n" \
+"  while at + 2 + " XSTR(OP_BYTES) " <= #v + 1 do\n" \
+"    local kl = struct.unpack('<H', v, at)\n" \
+"    if at + 2 + kl + " XSTR(OP_BYTES) " > #v + 1 then break end\n" \
+"    local key = string.sub(v, at + 2, at + 1 + kl)\n" \
+"    local k, p, b, l, burst, ps, pe, month, _, amount =\n" \
+"      struct.unpack(OPF, v, at + 2 + kl)\n" \
+"    at = at + 2 + kl + " XSTR(OP_BYTES) "\n" \
+"    local cur = redis.call('GET', key)\n" \
+"    if cur then\n" \
+"      local lim = mklim(k, p, b, l, burst, ps, pe, month)\n" \
+"      local st = decode(cur)\n" \
+"      refund(lim, st, amount, charged, now)\n" \
+"      save(key, lim, st, now)\n" \
 "    end\n" \
 "  end\n" \
-"  redis.call('DEL', rk)\n" \
+"end\n" \
+"local function settle(tok, now, refund_it)\n" \
+"  local v = false\n" \
+"  if refund_it then\n" \
+"    v = redis.call('HGET', P .. 'res', tok)\n" \
+"    if v then refund_rec(v, now) end\n" \
+"  end\n" \
+"  if v or redis.call('HDEL', P .. 'res', tok) == 0 then\n" \
+"    if v then redis.call('HDEL', P .. 'res', tok) end\n" \
+"    local rk = P .. 'r:' .. tok\n" \
+"    if not v and refund_it then\n" \
+"      local f = redis.call('HGETALL', rk)\n" \
+"      for i = 1, #f, 2 do\n" \
+"        local a = words(f[i + 1])\n" \
+"        local cur = redis.call('GET', f[i])\n" \
+"        if cur and #a == 10 then\n" \
+"          local lim = mklim(a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8])\n" \
+"          local st = decode(cur)\n" \
+"          refund(lim, st, a[9], a[10], now)\n" \
+"          save(f[i], lim, st, now)\n" \
+"        end\n" \
+"      end\n" \
+"    end\n" \
+"    if not v then redis.call('DEL', rk) end\n" \
+"  end\n" \
 "  redis.call('ZREM', P .. 'rexp', tok)\n" \
 "end\n" \
 "local function sweep(now)\n" \
@@ -360,93 +406,108 @@ LUA_ALGO \
 "end\n"
 
 /*
- * admit: KEYS = the counters; ARGV = prefix, now ('' = server clock),
- * token ('0' = none), reservation lifetime ms, n, then for each op:
- * kind, period ms, buckets, limit (-1 unlimited), burst, calendar
- * period start, end, month (0/1), effective limit (-1 unlimited),
- * amount, warn only (0/1).  Returns {admitted, now, then admit, used,
- * retry ms for each op}.  A reservation records the first 8 of these,
- * the amount and the time of the charge.
+ * run: a run of calls, each made as if alone, in order, all in one
+ * atomic script.  KEYS = the counters of the admissions, in order;
+ * ARGV = prefix, now ('' = server clock), then for each call:
+ *   admit:   'A', token ('0' = none), OPS
+ *   commit:  'C', token
+ *   release: 'R', token
+ * OPS is binary, little-endian doubles (struct.unpack): the reservation
+ * lifetime in ms, then NARG_OP for each op: kind, period ms, buckets,
+ * limit (-1 unlimited), burst, calendar period start, end, month (0/1),
+ * effective limit (-1 unlimited), amount, warn only (0/1); the number of
+ * ops is (#OPS - 8) / OP_BYTES, each taking the next key of KEYS.
+ * Returns {now, then for each call: admit: admitted (0/1) and admit,
+ * used, retry ms for each op, or -1 and a message (token in use);
+ * commit, release: 1 if the token was known, else 0}.
+ * A reservation is a field TOKEN of outpost:res: the time of the charge
+ * (a double), then for each op the length of its counter key (2 bytes),
+ * the key and the op's NARG_OP numbers as OPS carries them.
  */
 #define NARG_OP 11
-static const char lua_admit[] = LUA_PRELUDE
+#define OP_BYTES (8 * NARG_OP)
+static const char lua_run[] = LUA_PRELUDE
 "local now = clock(ARGV[2])\n"
 "sweep(now)\n"
-"local token = ARGV[3]\n"
-"if token ~= '0' and redis.call('ZSCORE', P .. 'rexp', token) then\n"
-"  return redis.error_reply('reservation token ' .. token .. ' in use')\n"
-"end\n"
-"local rttl = tonumber(ARGV[4])\n"
-"local n = tonumber(ARGV[5])\n"
-"local out = {0, now}\n"
-"local ops = {}\n"
-"local ok = true\n"
-"for i = 1, n do\n"
-"  local b = 5 + (i - 1) * " XSTR(NARG_OP) "\n"
-"  local lim = mklim(tonumber(ARGV[b + 1]), tonumber(ARGV[b + 2]),\n"
-"    tonumber(ARGV[b + 3]), tonumber(ARGV[b + 4]), tonumber(ARGV[b + 5]),\n"
-"    tonumber(ARGV[b + 6]), tonumber(ARGV[b + 7]), tonumber(ARGV[b + 8]))\n"
-"  local amount = tonumber(ARGV[b + 10])\n"
-"  local st = decode(redis.call('GET', KEYS[i]))\n"
-"  local a, used, retry = check(lim, st, amount, tonumber(ARGV[b + 9]), now)\n"
-"  if a == 0 and ARGV[b + 11] ~= '1' then ok = false end\n"
-"  out[#out + 1] = a\n"
-"  out[#out + 1] = used\n"
-"  out[#out + 1] = retry\n"
-"  ops[i] = {lim = lim, st = st, amount = amount, b = b}\n"
-"end\n"
-"if not ok then return out end\n"
-"out[1] = 1\n"
-"local keep = rttl\n"
-"for i = 1, n do\n"
-"  local o = ops[i]\n"
-"  charge(o.lim, o.st, o.amount, now)\n"
-"  local ttl = save(KEYS[i], o.lim, o.st, now)\n"
-"  if ttl > keep then keep = ttl end\n"
-"end\n"
-"if token ~= '0' and n > 0 then\n"
-"  local h = {}\n"
-"  for i = 1, n do\n"
-"    local b = ops[i].b\n"
-"    h[#h + 1] = KEYS[i]\n"
-"    h[#h + 1] = table.concat({ARGV[b + 1], ARGV[b + 2], ARGV[b + 3],\n"
-"      ARGV[b + 4], ARGV[b + 5], ARGV[b + 6], ARGV[b + 7], ARGV[b + 8],\n"
-"      ARGV[b + 10], fmt(now)}, ' ')\n"
+"local rexp = P .. 'rexp'\n"
+"local out = {now}\n"
+"local ki, i, nargv = 0, 3, #ARGV\n"
+"while i <= nargv do\n"
+"  local kind, tok = ARGV[i], ARGV[i + 1]\n"
+"  if kind == 'A' then\n"
+"    local ops = ARGV[i + 2]\n"
+"    i = i + 3\n"
+"    local n = (#ops - 8) / " XSTR(OP_BYTES) "\n"
+"    local rttl = struct.unpack('<d', ops)\n"
+"    local inuse = false\n"
+"    if tok ~= '0' then\n"
+"      if n == 0 then inuse = redis.call('ZSCORE', rexp, tok) ~= false\n"
+"      else\n"
+"        inuse = redis.call('ZADD', rexp, 'NX', fmt(now + rttl), tok) == 0\n"
+"      end\n"
+"    end\n"
+"    if inuse then\n"
+"      out[#out + 1] = -1\n"
+"      out[#out + 1] = 'reservation token ' .. tok .. ' in use'\n"
+"    else\n"
+"      local head, ok = #out + 1, true\n"
+"      local lims, sts, amts = {}, {}, {}\n"
+"      out[head] = 0\n"
+"      for j = 1, n do\n"
+"        local k, p, b, l, burst, ps, pe, month, eff, amount, warn =\n"
+"          struct.unpack(OPF, ops, j * " XSTR(OP_BYTES) " - "
+	XSTR(OP_BYTES) " + 9)\n"
+"        local lim = mklim(k, p, b, l, burst, ps, pe, month)\n"
+"        local st = decode(redis.call('GET', KEYS[ki + j]))\n"
+"        local a, used, retry = check(lim, st, amount, eff, now)\n"
+"        if a == 0 and warn ~= 1 then ok = false end\n"
+"        out[#out + 1] = a\n"
+"        out[#out + 1] = used\n"
+"        out[#out + 1] = retry\n"
+"        lims[j], sts[j], amts[j] = lim, st, amount\n"
+"      end\n"
+"      if ok then\n"
+"        out[head] = 1\n"
+"        local keep = rttl\n"
+"        for j = 1, n do\n"
+"          charge(lims[j], sts[j], amts[j], now)\n"
+"          local ttl = save(KEYS[ki + j], lims[j], sts[j], now)\n"
+"          if ttl > keep then keep = ttl end\n"
+"        end\n"
+"        if tok ~= '0' and n > 0 then\n"
+"          local r = {struct.pack('<d', now)}\n"
+"          for j = 1, n do\n"
+"            local key = KEYS[ki + j]\n"
+"            r[j + 1] = struct.pack('<H', #key) .. key ..\n"
+"              string.sub(ops, j * " XSTR(OP_BYTES) " - " XSTR(OP_BYTES)
+	" + 9, j * " XSTR(OP_BYTES) " + 8)\n"
+"          end\n"
+"          redis.call('HSET', P .. 'res', tok, table.concat(r))\n"
+"        end\n"
+"      elseif tok ~= '0' and n > 0 then\n"
+"        redis.call('ZREM', rexp, tok)\n"
+"      end\n"
+"    end\n"
+"    ki = ki + n\n"
+"  else\n"
+"    i = i + 2\n"
+"    local sc = redis.call('ZSCORE', rexp, tok)\n"
+"    if sc then\n"
+"      settle(tok, now, kind == 'R' or tonumber(sc) <= now)\n"
+"      out[#out + 1] = 1\n"
+"    else\n"
+"      out[#out + 1] = 0\n"
+"    end\n"
 "  end\n"
-"  local rk = P .. 'r:' .. token\n"
-"  redis.call('HSET', rk, unpack(h))\n"
-"  redis.call('PEXPIRE', rk, fmt(keep + 1000))\n"
-"  redis.call('ZADD', P .. 'rexp', fmt(now + rttl), token)\n"
 "end\n"
 "return out\n";
 
-/*
- * settle: ARGV = prefix, now ('' = server clock), token, release (0/1).
- * Commit drops a live reservation; release, or commit of a lapsed one,
- * refunds it.  Returns 1 if the token was known, else 0.
- */
-static const char lua_settle[] = LUA_PRELUDE
-"local now = clock(ARGV[2])\n"
-"local release = ARGV[3] == '1'\n"
-"local known = 0\n"
-"for i = 4, #ARGV do\n"
-"  local tok = ARGV[i]\n"
-"  local sc = redis.call('ZSCORE', P .. 'rexp', tok)\n"
-"  if sc then\n"
-"    known = known + 1\n"
-"    settle(tok, now, release or tonumber(sc) <= now)\n"
-"  end\n"
-"end\n"
-"sweep(now)\n"
-"return known\n";
-
 enum {
-	SCRIPT_ADMIT,
-	SCRIPT_SETTLE,
+	SCRIPT_RUN,
 	NSCRIPT,
 };
 
-static const char *const scripts[NSCRIPT] = { lua_admit, lua_settle };
+static const char *const scripts[NSCRIPT] = { lua_run };
 
 struct rconn {
 	redisContext *c;
@@ -1023,6 +1084,8 @@ fail:
 }
 
 static void op_end(struct rop *);
+static void redis_pipeline(struct quota_store *, struct quota_store_call *,
+    size_t);
 
 /* op_begin - take a pooled connection within the deadline */
 static int
@@ -1152,138 +1215,204 @@ clock_arg(struct redis_store *rs, struct rargs *a, int64_t now_ms)
 		rargs_add(a, "", 0);
 }
 
-/*
- * admit_args - the EVALSHA of the admit script for ops (the digest, a->v[1],
- * is left for the caller); keys holds the key names, n of them.  0, or -1
- * when a key is too long.
- */
-static int
-admit_args(struct redis_store *rs, const struct quota_op *ops, size_t n,
-    int64_t now_ms, uint64_t token, int64_t expires_ms, struct rargs *a,
-    char (*keys)[QKEY_MAX], char *err, size_t errlen)
+/* put_double - x as 8 little-endian bytes of an IEEE double at p */
+static unsigned char *
+put_double(unsigned char *p, double x)
 {
-	size_t i;
+	uint64_t u;
+	int i;
+
+	memcpy(&u, &x, sizeof(u));
+	for (i = 0; i < 8; i++)
+		p[i] = (unsigned char)(u >> (8 * i));
+	return p + 8;
+}
+
+/* put_limit - a limit value: -1 when unlimited */
+static unsigned char *
+put_limit(unsigned char *p, uint64_t x)
+{
+	return put_double(p, x == QUOTA_UNLIMITED ? -1.0 : (double)x);
+}
+
+#define RUN_CALLS	64	/* calls in one run script at most */
+#define RUN_KEYS	256	/* counters in one run script at most */
+
+/* The arguments of one run script and the memory they borrow. */
+struct runargs {
+	struct rargs a;
+	char (*keys)[QKEY_MAX];
+	unsigned char *ops;
+};
+
+/*
+ * run_args - the EVALSHA of the run script for the calls c[0..n) (their
+ * keys fit: redis_pipeline checked), digest in a.v[1]; free with
+ * run_args_free
+ */
+static void
+run_args(struct redis_store *rs, const struct quota_store_call *c,
+    size_t n, struct runargs *ra)
+{
+	size_t i, j, nkeys = 0, nops = 0, k = 0;
+	unsigned char *p;
 	int len;
 
-	rargs_init(a, 3 + n + 5 + n * NARG_OP);
-	rargs_adds(a, "EVALSHA");
-	rargs_add(a, "", 0);		/* the digest, set by the caller */
-	rargs_addu(a, n);
-	for (i = 0; i < n; i++) {
-		if ((len = qkey(ops[i].rkey, keys[i], sizeof(keys[i]))) ==
-		    -1) {
-			snprintf(err, errlen, "redis: key too long");
-			return -1;
+	for (i = 0; i < n; i++)
+		if (c[i].kind == QUOTA_CALL_ADMIT) {
+			nkeys += c[i].n;
+			nops += 8 + OP_BYTES * c[i].n;
 		}
-		rargs_add(a, keys[i], (size_t)len);
-	}
-	rargs_adds(a, KEY_PREFIX);
-	clock_arg(rs, a, now_ms);
-	rargs_addu(a, token);
-	rargs_addi(a, expires_ms - now_ms > 0 ? expires_ms - now_ms : 1);
-	rargs_addu(a, n);
+	ra->keys = xcalloc(nkeys == 0 ? 1 : nkeys, sizeof(*ra->keys));
+	ra->ops = xmalloc(nops == 0 ? 1 : nops);
+	rargs_init(&ra->a, 3 + nkeys + 2 + 3 * n);
+	rargs_adds(&ra->a, "EVALSHA");
+	rargs_add(&ra->a, rs->sha[SCRIPT_RUN], 40);
+	rargs_addu(&ra->a, nkeys);
+	for (i = 0; i < n; i++)
+		for (j = 0; c[i].kind == QUOTA_CALL_ADMIT && j < c[i].n; j++) {
+			len = qkey(c[i].ops[j].rkey, ra->keys[k],
+			    sizeof(ra->keys[k]));
+			ASSERT(len > 0);
+			rargs_add(&ra->a, ra->keys[k++], (size_t)len);
+		}
+	rargs_adds(&ra->a, KEY_PREFIX);
+	clock_arg(rs, &ra->a, c[0].now_ms);
+	p = ra->ops;
 	for (i = 0; i < n; i++) {
-		const struct conf_limit *l = ops[i].limit;
+		const unsigned char *start = p;
 
-		rargs_addi(a, (int64_t)l->kind);
-		rargs_addu(a, l->period * 1000);
-		rargs_addu(a, l->buckets);
-		if (l->limit == QUOTA_UNLIMITED)
-			rargs_addi(a, -1);
-		else
-			rargs_addu(a, l->limit);
-		rargs_addu(a, l->burst);
-		rargs_addi(a, ops[i].period.start_ms);
-		rargs_addi(a, ops[i].period.end_ms);
-		rargs_addi(a, l->month ? 1 : 0);
-		if (ops[i].eff_limit == QUOTA_UNLIMITED)
-			rargs_addi(a, -1);
-		else
-			rargs_addu(a, ops[i].eff_limit);
-		rargs_addu(a, ops[i].amount);
-		rargs_addi(a, ops[i].warn_only ? 1 : 0);
+		rargs_adds(&ra->a, c[i].kind == QUOTA_CALL_ADMIT ? "A" :
+		    c[i].kind == QUOTA_CALL_COMMIT ? "C" : "R");
+		rargs_addu(&ra->a, c[i].token);
+		if (c[i].kind != QUOTA_CALL_ADMIT)
+			continue;
+		p = put_double(p, c[i].expires_ms - c[i].now_ms > 0 ?
+		    (double)(c[i].expires_ms - c[i].now_ms) : 1.0);
+		for (j = 0; j < c[i].n; j++) {
+			const struct quota_op *o = &c[i].ops[j];
+			const struct conf_limit *l = o->limit;
+
+			p = put_double(p, (double)l->kind);
+			p = put_double(p, (double)l->period * 1000.0);
+			p = put_double(p, (double)l->buckets);
+			p = put_limit(p, l->limit);
+			p = put_double(p, (double)l->burst);
+			p = put_double(p, (double)o->period.start_ms);
+			p = put_double(p, (double)o->period.end_ms);
+			p = put_double(p, l->month ? 1.0 : 0.0);
+			p = put_limit(p, o->eff_limit);
+			p = put_double(p, (double)o->amount);
+			p = put_double(p, o->warn_only ? 1.0 : 0.0);
+		}
+		rargs_add(&ra->a, (const char *)start, (size_t)(p - start));
 	}
-	return 0;
 }
 
-/* admit_parse - the admit script's reply r for n ops; 0 or -1 */
-static int
-admit_parse(struct redis_store *rs, const redisReply *r, size_t n,
-    struct quota_op_result *res, int *admitted, char *err, size_t errlen)
+/* run_args_free - release what run_args made */
+static void
+run_args_free(struct runargs *ra)
 {
-	long long x;
-	size_t i;
-
-	*admitted = 0;
-	if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 + 3 * n ||
-	    int_at(r, 0, &x) == -1)
-		goto bad;
-	for (i = 0; i < n; i++) {
-		struct quota_check *c = &res[i].check;
-		long long ad, used, retry;
-
-		if (int_at(r, 2 + 3 * i, &ad) == -1 ||
-		    int_at(r, 3 + 3 * i, &used) == -1 ||
-		    int_at(r, 4 + 3 * i, &retry) == -1)
-			goto bad;
-		memset(c, 0, sizeof(*c));
-		c->admit = ad == 1;
-		c->used = used < 0 ? 0 : (uint64_t)used;
-		c->retry_ms = retry < 0 ? 0 : (uint64_t)retry;
-	}
-	*admitted = x == 1;
-	return 0;
-bad:
-	return rerr(rs, err, errlen, "admit script: unexpected reply");
+	rargs_free(&ra->a);
+	free(ra->keys);
+	free(ra->ops);
+	ra->keys = NULL;
+	ra->ops = NULL;
 }
 
-/* redis_admit - the admit script; see store.h */
+/*
+ * run_parse - the run script's reply r into the calls c[0..n): each
+ * gets its rc (and err, results); a reply that does not fit fails the
+ * calls from where it stops fitting
+ */
+static void
+run_parse(struct redis_store *rs, const redisReply *r,
+    struct quota_store_call *c, size_t n)
+{
+	size_t i, j, at = 1;
+	long long x;
+
+	for (i = 0; i < n; i++) {
+		c[i].rc = -1;
+		if (int_at(r, at, &x) == -1)
+			goto bad;
+		if (c[i].kind != QUOTA_CALL_ADMIT) {
+			c[i].rc = 0;
+			at++;
+			continue;
+		}
+		if (x == -1) {
+			const redisReply *m;
+
+			if (at + 1 >= r->elements ||
+			    (m = r->element[at + 1])->type !=
+			    REDIS_REPLY_STRING)
+				goto bad;
+			rerr(rs, c[i].err, sizeof(c[i].err), "%.*s",
+			    (int)m->len, m->str);
+			at += 2;
+			continue;
+		}
+		for (j = 0; j < c[i].n; j++) {
+			struct quota_check *ck = &c[i].res[j].check;
+			long long ad, used, retry;
+
+			if (int_at(r, at + 1 + 3 * j, &ad) == -1 ||
+			    int_at(r, at + 2 + 3 * j, &used) == -1 ||
+			    int_at(r, at + 3 + 3 * j, &retry) == -1)
+				goto bad;
+			memset(ck, 0, sizeof(*ck));
+			ck->admit = ad == 1;
+			ck->used = used < 0 ? 0 : (uint64_t)used;
+			ck->retry_ms = retry < 0 ? 0 : (uint64_t)retry;
+		}
+		c[i].admitted = x == 1;
+		c[i].rc = 0;
+		at += 1 + 3 * c[i].n;
+	}
+	if (at == r->elements)
+		return;
+	i = n - 1;	/* more than asked: the last call is suspect */
+bad:
+	for (; i < n; i++) {
+		c[i].rc = -1;
+		c[i].admitted = 0;
+		rerr(rs, c[i].err, sizeof(c[i].err), "run script: "
+		    "unexpected reply");
+	}
+}
+
+/* one_call - a pipeline of one call, its outcome into err */
+static int
+one_call(struct redis_store *rs, struct quota_store_call *c, char *err,
+    size_t errlen)
+{
+	redis_pipeline(&rs->base, c, 1);
+	if (c->rc == -1)
+		snprintf(err, errlen, "%s", c->err);
+	return c->rc;
+}
+
+/* redis_admit - one run script of one admission; see store.h */
 static int
 redis_admit(struct quota_store *s, const struct quota_op *ops, size_t n,
     int64_t now_ms, uint64_t token, int64_t expires_ms,
     struct quota_op_result *res, int *admitted, char *err, size_t errlen)
 {
-	struct redis_store *rs = (struct redis_store *)s;
-	char (*keys)[QKEY_MAX];
-	struct rargs a;
-	redisReply *r;
-	int rc = -1;
+	struct quota_store_call c;
+	int rc;
 
-	*admitted = 0;
-	memset(res, 0, n * sizeof(*res));
-	keys = xcalloc(n == 0 ? 1 : n, sizeof(*keys));
-	if (admit_args(rs, ops, n, now_ms, token, expires_ms, &a, keys, err,
-	    errlen) == -1)
-		goto out;
-	if ((r = run(rs, SCRIPT_ADMIT, &a, err, errlen)) == NULL)
-		goto out;
-	rc = admit_parse(rs, r, n, res, admitted, err, errlen);
-	freeReplyObject(r);
-out:
-	rargs_free(&a);
-	free(keys);
+	memset(&c, 0, sizeof(c));
+	c.kind = QUOTA_CALL_ADMIT;
+	c.ops = ops;
+	c.n = n;
+	c.now_ms = now_ms;
+	c.token = token;
+	c.expires_ms = expires_ms;
+	c.res = res;
+	rc = one_call((struct redis_store *)s, &c, err, errlen);
+	*admitted = rc == 0 && c.admitted;
 	return rc;
-}
-
-/*
- * settle_args - the EVALSHA of the settle script (digest left out) for
- * the tokens of calls c[0..n), which are all commits or all releases
- */
-static void
-settle_args(struct redis_store *rs, const struct quota_store_call *c,
-    size_t n, struct rargs *a)
-{
-	size_t i;
-
-	rargs_init(a, 6 + n);
-	rargs_adds(a, "EVALSHA");
-	rargs_add(a, "", 0);
-	rargs_adds(a, "0");
-	rargs_adds(a, KEY_PREFIX);
-	clock_arg(rs, a, c[0].now_ms);
-	rargs_adds(a, c[0].kind == QUOTA_CALL_RELEASE ? "1" : "0");
-	for (i = 0; i < n; i++)
-		rargs_addu(a, c[i].token);
 }
 
 /* settle - commit (release = 0) or release a reservation */
@@ -1291,10 +1420,7 @@ static int
 settle(struct quota_store *s, uint64_t token, int64_t now_ms, int release,
     char *err, size_t errlen)
 {
-	struct redis_store *rs = (struct redis_store *)s;
 	struct quota_store_call c;
-	struct rargs a;
-	redisReply *r;
 
 	if (token == 0)
 		return 0;
@@ -1302,13 +1428,7 @@ settle(struct quota_store *s, uint64_t token, int64_t now_ms, int release,
 	c.kind = release ? QUOTA_CALL_RELEASE : QUOTA_CALL_COMMIT;
 	c.token = token;
 	c.now_ms = now_ms;
-	settle_args(rs, &c, 1, &a);
-	r = run(rs, SCRIPT_SETTLE, &a, err, errlen);
-	rargs_free(&a);
-	if (r == NULL)
-		return -1;
-	freeReplyObject(r);
-	return 0;
+	return one_call((struct redis_store *)s, &c, err, errlen);
 }
 
 /* redis_commit - make a reservation final; see store.h */
@@ -1342,75 +1462,43 @@ pipe_fail(struct quota_store_call *calls, unsigned char *todo, size_t n,
 		}
 }
 
-#define SETTLE_RUN 64	/* tokens in one settle command at most */
-
 /*
- * pipe_append - the command of the calls c[0..n) (one admission, or a
- * run of commits or of releases), appended to op's connection (not sent
- * yet); 0, or -1 with c[0].err when it cannot be formed
- */
-static int
-pipe_append(struct rop *op, struct quota_store_call *c, size_t n)
-{
-	struct redis_store *rs = op->rs;
-	char (*keys)[QKEY_MAX] = NULL;
-	struct rargs a;
-	int script, rc = -1;
-
-	if (c->kind == QUOTA_CALL_ADMIT) {
-		script = SCRIPT_ADMIT;
-		keys = xcalloc(c->n == 0 ? 1 : c->n, sizeof(*keys));
-		if (admit_args(rs, c->ops, c->n, c->now_ms, c->token,
-		    c->expires_ms, &a, keys, c->err, sizeof(c->err)) == -1)
-			goto out;
-	} else {
-		script = SCRIPT_SETTLE;
-		settle_args(rs, c, n, &a);
-	}
-	a.v[1] = rs->sha[script];
-	a.len[1] = 40;
-	if (redisAppendCommandArgv(op->rc->c, (int)a.n, a.v, a.len) !=
-	    REDIS_OK)
-		rerr(rs, c->err, sizeof(c->err), "out of memory");
-	else
-		rc = 0;
-out:
-	rargs_free(&a);
-	free(keys);
-	return rc;
-}
-
-/*
- * pipe_span - how many calls from i on go in one command: 1, or a run
- * of commits (or of releases) at one time, all still to send
+ * pipe_span - how many calls from i on go in one run script: those
+ * still to send that follow it, up to RUN_CALLS calls and RUN_KEYS
+ * counters, and with the client clock (tests) only those of one time
  */
 static size_t
-pipe_span(const struct quota_store_call *calls, const unsigned char *todo,
-    size_t i, size_t n)
+pipe_span(const struct redis_store *rs, const struct quota_store_call *calls,
+    const unsigned char *todo, size_t i, size_t n)
 {
-	size_t j = i + 1;
+	size_t j = i + 1, keys;
 
-	if (calls[i].kind == QUOTA_CALL_ADMIT)
-		return 1;
-	while (j < n && j - i < SETTLE_RUN && todo[j] &&
-	    calls[j].kind == calls[i].kind &&
-	    calls[j].now_ms == calls[i].now_ms)
+	keys = calls[i].kind == QUOTA_CALL_ADMIT ? calls[i].n : 0;
+	while (j < n && j - i < RUN_CALLS && todo[j] &&
+	    (!rs->client_clock || calls[j].now_ms == calls[i].now_ms)) {
+		if (calls[j].kind == QUOTA_CALL_ADMIT) {
+			if (keys + calls[j].n > RUN_KEYS)
+				break;
+			keys += calls[j].n;
+		}
 		j++;
+	}
 	return j - i;
 }
 
 /*
- * pipe_round - send the calls marked in todo at once, then read their
- * answers in order; a call answered is unmarked (done, its rc set), a
- * NOSCRIPT answer leaves it marked and sets *noscript.  0, or -1 with
- * op->err on an I/O error (the connection is closed; *got says how many
- * answers came before it).
+ * pipe_round - send the calls marked in todo at once, a run script per
+ * span, then read the answers in order; the calls of a span answered are
+ * unmarked (done, their rc set), those of a span answered NOSCRIPT stay
+ * marked and set *noscript.  0, or -1 with op->err on an I/O error (the
+ * connection is closed; *got says how many answers came before it).
  */
 static int
 pipe_round(struct rop *op, struct quota_store_call *calls,
     unsigned char *todo, size_t n, size_t *got, int *noscript)
 {
 	size_t *span = xcalloc(n == 0 ? 1 : n, sizeof(*span));
+	struct runargs ra;
 	struct pipe_guard g;
 	redisReply *r;
 	size_t i, k;
@@ -1421,23 +1509,22 @@ pipe_round(struct rop *op, struct quota_store_call *calls,
 	for (i = 0; i < n; i += span[i] ? span[i] : 1) {
 		if (!todo[i])
 			continue;
-		span[i] = pipe_span(calls, todo, i, n);
-		if (pipe_append(op, &calls[i], span[i]) == -1) {
+		span[i] = pipe_span(op->rs, calls, todo, i, n);
+		run_args(op->rs, &calls[i], span[i], &ra);
+		rv = redisAppendCommandArgv(op->rc->c, (int)ra.a.n, ra.a.v,
+		    ra.a.len);
+		run_args_free(&ra);
+		if (rv != REDIS_OK) {
 			for (k = i; k < i + span[i]; k++) {
 				todo[k] = 0;
 				calls[k].rc = -1;
-				if (k > i)
-					snprintf(calls[k].err,
-					    sizeof(calls[k].err), "%s",
-					    calls[i].err);
+				rerr(op->rs, calls[k].err,
+				    sizeof(calls[k].err), "out of memory");
 			}
 			span[i] = 0;
-			continue;
 		}
 	}
 	for (i = 0; i < n; i++) {
-		struct quota_store_call *c = &calls[i];
-
 		if (span[i] == 0)
 			continue;	/* not sent, or inside a run */
 		if (op_timeout(op) == -1) {
@@ -1460,22 +1547,17 @@ pipe_round(struct rop *op, struct quota_store_call *calls,
 			freeReplyObject(r);
 			continue;
 		}
-		if (r->type == REDIS_REPLY_ERROR) {
-			rerr(op->rs, c->err, sizeof(c->err), "%.*s",
-			    (int)r->len, r->str);
-			c->rc = -1;
-		} else if (c->kind == QUOTA_CALL_ADMIT)
-			c->rc = admit_parse(op->rs, r, c->n, c->res,
-			    &c->admitted, c->err, sizeof(c->err));
-		else
-			c->rc = 0;
 		for (k = i; k < i + span[i]; k++) {
 			todo[k] = 0;
-			calls[k].rc = c->rc;
-			if (k > i && c->rc < 0)
-				snprintf(calls[k].err, sizeof(calls[k].err),
-				    "%s", c->err);
+			if (r->type == REDIS_REPLY_ERROR) {
+				calls[k].rc = -1;
+				rerr(op->rs, calls[k].err,
+				    sizeof(calls[k].err), "%.*s",
+				    (int)r->len, r->str);
+			}
 		}
+		if (r->type != REDIS_REPLY_ERROR)
+			run_parse(op->rs, r, &calls[i], span[i]);
 		freeReplyObject(r);
 	}
 	free(span);
@@ -1483,14 +1565,15 @@ pipe_round(struct rop *op, struct quota_store_call *calls,
 }
 
 /*
- * redis_pipeline - see store.h: the calls go out in one write and their
- * answers are read in order, on one pooled connection within one
- * deadline of store.timeout_ms.  As in run(), a pooled connection that
- * turns out broken before any answer came is replaced and the calls sent
- * once more (not after a timeout), and the calls answered NOSCRIPT are
- * sent again after the scripts are loaded (then after the calls of the
- * pipeline that did run: only when another client loaded a script in
- * between can two calls change places).
+ * redis_pipeline - see store.h: the calls go out in one write, a run
+ * script for each span of them (pipe_span), and the answers are read in
+ * order, on one pooled connection within one deadline of
+ * store.timeout_ms.  A pooled connection that turns out broken before
+ * any answer came is replaced and the calls sent once more (not after a
+ * timeout), and the spans answered NOSCRIPT are sent again after the
+ * script is loaded (then after the spans of the pipeline that did run:
+ * only when another client loaded a script in between can two calls
+ * change places).
  */
 static void
 redis_pipeline(struct quota_store *s, struct quota_store_call *calls,
@@ -1498,9 +1581,10 @@ redis_pipeline(struct quota_store *s, struct quota_store_call *calls,
 {
 	struct redis_store *rs = (struct redis_store *)s;
 	unsigned char *todo = xcalloc(n == 0 ? 1 : n, 1);
-	char err[256];
+	char err[256], key[QKEY_MAX];
 	struct rop op;
-	size_t i, got;
+	size_t i, j;
+	size_t got;
 	int noscript, tries, retried = 0;
 
 	err[0] = '\0';
@@ -1510,9 +1594,19 @@ redis_pipeline(struct quota_store *s, struct quota_store_call *calls,
 		c->rc = 0;
 		c->err[0] = '\0';
 		c->admitted = 0;
-		if (c->kind == QUOTA_CALL_ADMIT)
+		if (c->kind == QUOTA_CALL_ADMIT) {
 			memset(c->res, 0, c->n * sizeof(*c->res));
-		else if (c->token == 0)
+			for (j = 0; j < c->n; j++)
+				if (qkey(c->ops[j].rkey, key, sizeof(key)) <= 0)
+					break;
+			if (j < c->n || c->n > RUN_KEYS) {
+				c->rc = -1;
+				snprintf(c->err, sizeof(c->err), "redis: %s",
+				    j < c->n ? "key too long" :
+				    "too many limits");
+				continue;
+			}
+		} else if (c->token == 0)
 			continue;	/* nothing to settle */
 		todo[i] = 1;
 	}
@@ -1533,9 +1627,8 @@ redis_pipeline(struct quota_store *s, struct quota_store_call *calls,
 		}
 		if (!noscript)
 			break;
-		/* the server forgot our scripts: load them again */
-		if (load_script(&op, SCRIPT_ADMIT) == -1 ||
-		    load_script(&op, SCRIPT_SETTLE) == -1)
+		/* the server forgot our script: load it again */
+		if (load_script(&op, SCRIPT_RUN) == -1)
 			break;
 	}
 	pipe_fail(calls, todo, n, err[0] != '\0' ? err :

@@ -1526,6 +1526,240 @@ START_TEST(pipelined_batch_store_down_fails_each_call)
 }
 END_TEST
 
+/* pcall_admit - call i of a store pipeline: admit op with token */
+static void
+pcall_admit(struct quota_store_call *c, struct quota_op *op,
+    struct quota_op_result *res, uint64_t token, int64_t now)
+{
+	memset(c, 0, sizeof(*c));
+	c->kind = QUOTA_CALL_ADMIT;
+	c->ops = op;
+	c->n = 1;
+	c->now_ms = now;
+	c->token = token;
+	c->expires_ms = now + 60000;
+	c->res = res;
+}
+
+/* pcall_settle - call i of a store pipeline: commit or release token */
+static void
+pcall_settle(struct quota_store_call *c, enum quota_call_kind kind,
+    uint64_t token, int64_t now)
+{
+	memset(c, 0, sizeof(*c));
+	c->kind = kind;
+	c->now_ms = now;
+	c->token = token;
+}
+
+/* run_calls - the store's pipeline op, or each call alone without one */
+static void
+run_calls(struct tenv *t, struct quota_store_call *c, size_t n)
+{
+	size_t i;
+
+	if (t->s->ops->pipeline != NULL) {
+		t->s->ops->pipeline(t->s, c, n);
+		return;
+	}
+	for (i = 0; i < n; i++) {
+		c[i].err[0] = '\0';
+		if (c[i].kind == QUOTA_CALL_ADMIT)
+			c[i].rc = t->s->ops->admit(t->s, c[i].ops, c[i].n,
+			    c[i].now_ms, c[i].token, c[i].expires_ms,
+			    c[i].res, &c[i].admitted, c[i].err,
+			    sizeof(c[i].err));
+		else
+			c[i].rc = (c[i].kind == QUOTA_CALL_COMMIT ?
+			    t->s->ops->commit : t->s->ops->release)(t->s,
+			    c[i].token, c[i].now_ms, c[i].err,
+			    sizeof(c[i].err));
+	}
+}
+
+/*
+ * store_pipeline_runs_mixed_calls_in_order - admissions, commits and
+ * releases on one counter in one store pipeline (Redis: one run script)
+ * each act as if made alone, in order, seeing those before them; a
+ * reservation token in use fails that call alone
+ */
+START_TEST(store_pipeline_runs_mixed_calls_in_order)
+{
+	static const struct {
+		int kind;		/* QUOTA_CALL_* */
+		uint64_t token, amount;
+		int rc, admitted, used;	/* want; used: -1 unchecked */
+	} plan[] = {
+		{ QUOTA_CALL_ADMIT, 301, 4, 0, 1, 0 },
+		{ QUOTA_CALL_ADMIT, 302, 4, 0, 1, 4 },
+		{ QUOTA_CALL_ADMIT, 303, 4, 0, 0, 8 },	/* 12 > 10 */
+		{ QUOTA_CALL_ADMIT, 301, 1, -1, 0, -1 },	/* in use */
+		{ QUOTA_CALL_RELEASE, 302, 0, 0, 0, -1 },	/* back to 4 */
+		{ QUOTA_CALL_ADMIT, 303, 4, 0, 1, 4 },
+		{ QUOTA_CALL_COMMIT, 301, 0, 0, 0, -1 },
+		{ QUOTA_CALL_COMMIT, 303, 0, 0, 0, -1 },
+		{ QUOTA_CALL_COMMIT, 0, 0, 0, 0, -1 },	/* no token */
+		{ QUOTA_CALL_ADMIT, 0, 2, 0, 1, 8 },
+		{ QUOTA_CALL_ADMIT, 0, 1, 0, 0, 10 },
+		{ QUOTA_CALL_ADMIT, 301, 1, 0, 0, 10 },	/* free again */
+		{ QUOTA_CALL_RELEASE, 303, 0, 0, 0, -1 },	/* committed */
+	};
+	enum { N = sizeof(plan) / sizeof(plan[0]) };
+	struct tenv *t = tenv_new(_i, 1);
+	struct quota_store_call c[N];
+	struct quota_op ops[N];
+	struct quota_op_result res[N];
+	size_t i;
+
+	for (i = 0; i < N; i++) {
+		if (plan[i].kind == QUOTA_CALL_ADMIT) {
+			op_set(t, &ops[i], L_WIN, "alice", plan[i].amount);
+			pcall_admit(&c[i], &ops[i], &res[i], plan[i].token,
+			    t->now);
+		} else
+			pcall_settle(&c[i], plan[i].kind, plan[i].token,
+			    t->now);
+	}
+	run_calls(t, c, N);
+	for (i = 0; i < N; i++) {
+		ck_assert_msg(c[i].rc == plan[i].rc, "%s: call %zu: rc %d "
+		    "(%s), want %d", backends[_i].name, i, c[i].rc, c[i].err,
+		    plan[i].rc);
+		if (plan[i].rc == -1)
+			ck_assert_msg(c[i].err[0] != '\0', "%s: call %zu "
+			    "failed without a reason", backends[_i].name, i);
+		if (plan[i].kind != QUOTA_CALL_ADMIT || plan[i].rc != 0)
+			continue;
+		ck_assert_msg(c[i].admitted == plan[i].admitted, "%s: call "
+		    "%zu: admitted %d, want %d", backends[_i].name, i,
+		    c[i].admitted, plan[i].admitted);
+		ck_assert_msg(res[i].check.used == (uint64_t)plan[i].used,
+		    "%s: call %zu: used %llu, want %d", backends[_i].name, i,
+		    (unsigned long long)res[i].check.used, plan[i].used);
+	}
+	ck_assert_uint_eq(used(t, L_WIN, "alice"), 10);
+	tenv_free(t);
+}
+END_TEST
+
+/*
+ * redis_pipeline_cut_fails_whole_runs - against a server that is not
+ * there, every call of a store pipeline fails with a reason, and a
+ * settle without a token still succeeds (nothing to send)
+ */
+START_TEST(redis_pipeline_cut_fails_whole_runs)
+{
+	struct tenv *t = tenv_new(_i, 1);
+	struct quota_store_call c[4];
+	struct quota_op ops[2];
+	struct quota_op_result res[2];
+	struct quota_store *down;
+	char url[64], err[512] = "";
+	size_t i;
+
+	snprintf(url, sizeof(url), "redis://127.0.0.1:%d/0", free_port());
+	t->conf.store.url = url;
+	t->conf.store.timeout_ms = 300;
+	down = store_redis_open(&t->conf, err, sizeof(err));
+	ck_assert_msg(down != NULL, "open: %s", err);
+	op_set(t, &ops[0], L_WIN, "alice", 1);
+	op_set(t, &ops[1], L_WIN, "bob", 1);
+	pcall_admit(&c[0], &ops[0], &res[0], 5, t->now);
+	pcall_settle(&c[1], QUOTA_CALL_COMMIT, 0, t->now);
+	pcall_admit(&c[2], &ops[1], &res[1], 0, t->now);
+	pcall_settle(&c[3], QUOTA_CALL_RELEASE, 5, t->now);
+	down->ops->pipeline(down, c, 4);
+	for (i = 0; i < 4; i++)
+		ck_assert_msg(i == 1 ? c[i].rc == 0 : c[i].rc == -1 &&
+		    c[i].err[0] != '\0' && !c[i].admitted, "call %zu: rc %d "
+		    "admitted %d (%s)", i, c[i].rc, c[i].admitted, c[i].err);
+	down->ops->close(down);
+	tenv_free(t);
+}
+END_TEST
+
+/* redis_argv - one command with its arguments; 0 if it answered */
+static int
+redis_argv(int argc, const char **argv)
+{
+	struct timeval tv = { 2, 0 };
+	redisContext *rc;
+	redisReply *r;
+	int ok = -1;
+
+	rc = redisConnectWithTimeout("127.0.0.1", redis_port, tv);
+	if (rc == NULL || rc->err) {
+		if (rc != NULL)
+			redisFree(rc);
+		return -1;
+	}
+	(void)redisSetTimeout(rc, tv);
+	if ((r = redisCommandArgv(rc, argc, argv, NULL)) != NULL) {
+		if (r->type != REDIS_REPLY_ERROR)
+			ok = 0;
+		freeReplyObject(r);
+	}
+	redisFree(rc);
+	return ok;
+}
+
+/* old_reservation - a reservation as older versions wrote it (text) */
+static void
+old_reservation(struct tenv *t, const char *token, uint64_t amount,
+    int64_t lapse)
+{
+	const struct conf_limit *l = &t->limits[L_WIN];
+	char key[64], rk[64], rec[160], score[32];
+	const char *hset[] = { "HSET", rk, key, rec };
+	const char *zadd[] = { "ZADD", "outpost:rexp", score, token };
+
+	snprintf(key, sizeof(key), "outpost:q:%s%calice", l->name,
+	    QUOTA_RKEY_SEP);
+	snprintf(rk, sizeof(rk), "outpost:r:%s", token);
+	snprintf(rec, sizeof(rec), "0 %llu %u %llu 0 0 0 0 %llu %lld",
+	    (unsigned long long)l->period * 1000, l->buckets,
+	    (unsigned long long)l->limit, (unsigned long long)amount,
+	    (long long)t->now);
+	snprintf(score, sizeof(score), "%lld", (long long)lapse);
+	ck_assert_int_eq(redis_argv(4, hset), 0);
+	ck_assert_int_eq(redis_argv(4, zadd), 0);
+}
+
+/*
+ * redis_older_reservations_are_settled - reservation records in the
+ * format of older versions (a hash per token) are released, committed
+ * and swept when lapsed like those of this one
+ */
+START_TEST(redis_older_reservations_are_settled)
+{
+	struct tenv *t = tenv_new(_i, 1);
+	long long n = -1;
+	char err[512] = "";
+
+	ck_assert_int_eq(admit1(t, L_WIN, "alice", 9, NULL), 1);
+	old_reservation(t, "401", 3, t->now + 60000);
+	old_reservation(t, "402", 2, t->now + 60000);
+	old_reservation(t, "403", 4, t->now + 1000);
+	ck_assert_int_eq(t->s->ops->release(t->s, 401, t->now, err,
+	    sizeof(err)), 0);
+	ck_assert_uint_eq(used(t, L_WIN, "alice"), 6);
+	ck_assert_int_eq(t->s->ops->commit(t->s, 402, t->now, err,
+	    sizeof(err)), 0);
+	ck_assert_uint_eq(used(t, L_WIN, "alice"), 6);
+	ck_assert_int_eq(redis_cmd("EXISTS outpost:r:401 outpost:r:402", &n),
+	    0);
+	ck_assert_int_eq(n, 0);
+	t->now += 2000;		/* 403 lapses: the next script refunds it */
+	ck_assert_int_eq(admit1(t, L_WIN, "alice", 1, NULL), 1);
+	ck_assert_uint_eq(used(t, L_WIN, "alice"), 3);
+	ck_assert_int_eq(redis_cmd("EXISTS outpost:r:403", &n), 0);
+	ck_assert_int_eq(n, 0);
+	ck_assert_int_eq(redis_cmd("ZCARD outpost:rexp", &n), 0);
+	ck_assert_int_eq(n, 0);
+	tenv_free(t);
+}
+END_TEST
+
 /* add - one TCase per behaviour, run on backend b */
 static void
 add(Suite *s, int b, const char *name, const TTest *test, int timeout)
@@ -1571,8 +1805,12 @@ backend_suite(int b)
 	ADD(s, b, threads_admit_exactly_the_limit, 30);
 	ADD(s, b, batch_calls_see_each_other_and_apply_at_the_end, 0);
 	ADD(s, b, pipelined_batch_gives_the_one_by_one_results, 0);
-	if (b == B_REDIS)
+	ADD(s, b, store_pipeline_runs_mixed_calls_in_order, 0);
+	if (b == B_REDIS) {
 		ADD(s, b, pipelined_batch_store_down_fails_each_call, 0);
+		ADD(s, b, redis_pipeline_cut_fails_whole_runs, 0);
+		ADD(s, b, redis_older_reservations_are_settled, 0);
+	}
 	if (b == B_LMDB || b == B_LMDB_ALWAYS)
 		ADD(s, b, batch_that_fails_applies_nothing, 0);
 	if (b == B_LMDB) {
