@@ -96,10 +96,15 @@
  * Reclaiming: a counter holds its expiry, algo_expires(); one past it is
  * treated as empty when met (and replaced by the next charge).  Each
  * write transaction also refunds at most SWEEP_RESV lapsed reservations
- * (the oldest first, from resv_expiry) and examines at most SWEEP_SCAN
- * counters, round robin from where the last sweep of this process
- * stopped, deleting the expired ones; so the file holds the live records
- * plus a bounded backlog.  When the map is full (MDB_MAP_FULL), the write
+ * (the oldest first, from resv_expiry), and a sweep examines at most
+ * SWEEP_SCAN counters, round robin from where the last sweep of this
+ * process stopped, deleting the expired ones; so the file holds the live
+ * records plus a bounded backlog.  A sweep that deleted nothing (and did
+ * not reach the end of the tree) lets the next SWEEP_IDLE transactions
+ * go without one: each sweep starts with a search from the root to a
+ * leaf that is cold when there are many keys (with a million keys, a
+ * sweep in every transaction was 15% of an admission's time), while one
+ * that finds expired records keeps sweeping every transaction.  When the map is full (MDB_MAP_FULL), the write
  * is retried once after a full sweep; if it is still full, it fails with
  * an error that names store.map_size.  Nothing here exits or aborts.
  */
@@ -124,7 +129,9 @@
 #include "util/xmalloc.h"
 
 #define SWEEP_RESV	16	/* lapsed reservations refunded per txn */
-#define SWEEP_SCAN	32	/* counters examined per txn */
+#define SWEEP_SCAN	64	/* counters examined per sweep */
+#define SWEEP_IDLE	7	/* txns without one after a sweep that
+				 * found nothing to delete */
 #define SWEEP_FULL_SCAN	4096	/* examined per txn of the sweep on a */
 #define SWEEP_FULL_DEL	64	/* full map, and deleted: few pages each */
 #define LMDB_MAXREADERS	1022	/* concurrent read transactions */
@@ -167,6 +174,8 @@ struct lmdb_env {
 	 * transaction, which LMDB makes exclusive. */
 	unsigned char scan[QUOTA_RKEY_MAX];
 	size_t scanlen;
+	unsigned int sweep_idle;	/* write txns left without a sweep of
+					 * the counters (writer lock held) */
 	/*
 	 * store.sync = "periodic": the flush thread (started by the first
 	 * commit of process flush_pid), woken every sync_interval_ms or by
@@ -918,12 +927,20 @@ sweep_counters(struct lmdb_env *e, MDB_txn *txn, int64_t now, size_t max,
 static int
 sweep(struct lmdb_store *s, MDB_txn *txn, int64_t now, int *changed)
 {
-	int rc, wrapped;
+	struct lmdb_env *e = s->e;
+	int rc, wrapped, deleted = 0;
 
 	if ((rc = sweep_resv(s, txn, now, SWEEP_RESV, changed)) != 0)
 		return rc;
-	return sweep_counters(s->e, txn, now, SWEEP_SCAN, SWEEP_SCAN, changed,
+	if (e->sweep_idle > 0) {
+		e->sweep_idle--;
+		return 0;
+	}
+	rc = sweep_counters(e, txn, now, SWEEP_SCAN, SWEEP_SCAN, &deleted,
 	    &wrapped);
+	*changed |= deleted;
+	e->sweep_idle = deleted || wrapped ? 0 : SWEEP_IDLE;
+	return rc;
 }
 
 /*
