@@ -153,7 +153,9 @@
 "    if not x or first + i > 61 then return {t0 = 0, n = {}} end\n" \
 "    if i == -1 then st.t0 = x\n" \
 "    elseif i == 0 then\n" \
-"      if x < 0 or x > 60 or x ~= math.floor(x) then return {t0 = 0, n = {}} end\n" \
+"      if x < 0 or x > 60 or x ~= math.floor(x) then\n" \
+"        return {t0 = 0, n = {}}\n" \
+"      end\n" \
 "      first = x\n" \
 "    elseif x ~= 0 then st.n[first + i] = x end\n" \
 "    i = i + 1\n" \
@@ -167,6 +169,9 @@
 "    if not hi or i > hi then hi = i end\n" \
 "  end\n" \
 "  if not lo then return fmt(st.t0) .. ' 0' end\n" \
+"  if lo == hi then\n" \
+"    return string.format('%d %d %d', st.t0, lo - 1, st.n[lo])\n" \
+"  end\n" \
 "  local t = {fmt(st.t0), fmt(lo - 1)}\n" \
 "  for i = lo, hi do t[#t + 1] = fmt(st.n[i] or 0) end\n" \
 "  return table.concat(t, ' ')\n" \
