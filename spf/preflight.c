@@ -4,13 +4,18 @@
  *
  * Pure code (no libspf2, no clock): the answers come from the SPF workers,
  * the time is passed in.  The cache is a bounded array searched linearly
- * (a few hundred domains at most in practice), under one mutex.
+ * (a few hundred domains at most in practice), under one mutex.  The
+ * domains being checked now (single flight, spf_cache_claim) are a short
+ * list of flight records under the same mutex, each with a condition
+ * variable on CLOCK_MONOTONIC that its waiters sleep on; a record lives
+ * while it is listed (claimed) or a waiter still holds it.
  */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "spf/spf.h"
 #include "util/xmalloc.h"
@@ -149,11 +154,30 @@ struct cache_entry {
 	struct spf_preflight value;
 };
 
+enum flight_state {
+	FLIGHT_RUNNING,			/* its claimer is checking */
+	FLIGHT_DONE,			/* value is the result */
+	FLIGHT_ABANDONED,		/* no result: claim it again */
+};
+
+/* One domain being checked (spf_cache_claim). */
+struct flight {
+	struct flight *next;		/* list of running flights */
+	char domain[SPF_NAME_MAX];
+	enum flight_state state;
+	unsigned int refs;		/* 1 while listed, +1 per waiter */
+	pthread_cond_t changed;		/* state left RUNNING */
+	struct spf_preflight value;	/* FLIGHT_DONE only */
+};
+
 struct spf_cache {
 	pthread_mutex_t lock;
+	pthread_condattr_t cattr;	/* CLOCK_MONOTONIC, for flights */
 	struct cache_entry *entries;
 	size_t n;
 	size_t max;
+	struct flight *flights;		/* running, one per domain */
+	size_t nflights;
 };
 
 /* spf_cache_new - an empty cache of at most max domains (spf_cache_free) */
@@ -163,7 +187,13 @@ spf_cache_new(size_t max)
 	struct spf_cache *c;
 
 	c = xcalloc(1, sizeof(*c));
-	if (pthread_mutex_init(&c->lock, NULL) != 0) {
+	if (pthread_condattr_init(&c->cattr) != 0) {
+		free(c);
+		return NULL;
+	}
+	if (pthread_condattr_setclock(&c->cattr, CLOCK_MONOTONIC) != 0 ||
+	    pthread_mutex_init(&c->lock, NULL) != 0) {
+		pthread_condattr_destroy(&c->cattr);
 		free(c);
 		return NULL;
 	}
@@ -173,13 +203,32 @@ spf_cache_new(size_t max)
 	return c;
 }
 
-/* spf_cache_free - release the cache; accepts NULL */
+/* flight_release - drop one reference to f (lock held); the last one
+ * (f no longer listed) frees it */
+static void
+flight_release(struct flight *f)
+{
+	if (--f->refs > 0)
+		return;
+	pthread_cond_destroy(&f->changed);
+	free(f);
+}
+
+/* spf_cache_free - release the cache (no thread may use it); accepts NULL */
 struct spf_cache *
 spf_cache_free(struct spf_cache *c)
 {
+	struct flight *f;
+
 	if (c == NULL)
 		return NULL;
+	while ((f = c->flights) != NULL) {	/* claims never ended */
+		c->flights = f->next;
+		pthread_cond_destroy(&f->changed);
+		free(f);
+	}
 	pthread_mutex_destroy(&c->lock);
+	pthread_condattr_destroy(&c->cattr);
 	free(c->entries);
 	free(c);
 	return NULL;
@@ -197,40 +246,75 @@ find(struct spf_cache *c, const char *domain)
 	return NULL;
 }
 
+/* lookup - 1 and *out filled when domain is cached and fresh (lock held) */
+static int
+lookup(struct spf_cache *c, const char *domain, int64_t now,
+    struct spf_preflight *out)
+{
+	struct cache_entry *e;
+
+	if ((e = find(c, domain)) == NULL || now >= e->expires ||
+	    now < e->stored)
+		return 0;
+	*out = e->value;
+	return 1;
+}
+
 /* spf_cache_get - 1 and *out filled when domain is cached and fresh */
 int
 spf_cache_get(struct spf_cache *c, const char *domain, int64_t now,
     struct spf_preflight *out)
 {
-	struct cache_entry *e;
-	int hit = 0;
+	int hit;
 
 	if (c == NULL || domain == NULL)
 		return 0;
 	pthread_mutex_lock(&c->lock);
-	if ((e = find(c, domain)) != NULL && now < e->expires &&
-	    now >= e->stored) {
-		*out = e->value;
-		hit = 1;
-	}
+	hit = lookup(c, domain, now, out);
 	pthread_mutex_unlock(&c->lock);
 	return hit;
 }
 
-/* spf_cache_put - remember value for domain until now + ttl (a temperror
- * is not remembered; the oldest entry makes room when full) */
-void
-spf_cache_put(struct spf_cache *c, const char *domain, int64_t now,
+/* flight_find - the running flight for domain, or NULL (lock held) */
+static struct flight *
+flight_find(struct spf_cache *c, const char *domain)
+{
+	struct flight *f;
+
+	for (f = c->flights; f != NULL; f = f->next)
+		if (strcasecmp(f->domain, domain) == 0)
+			return f;
+	return NULL;
+}
+
+/* flight_end - f leaves the list in state (DONE: value is the result),
+ * its waiters wake (lock held) */
+static void
+flight_end(struct spf_cache *c, struct flight *f, enum flight_state state,
+    const struct spf_preflight *value)
+{
+	struct flight **pp;
+
+	for (pp = &c->flights; *pp != f; pp = &(*pp)->next)
+		;
+	*pp = f->next;
+	c->nflights--;
+	f->state = state;
+	if (value != NULL)
+		f->value = *value;
+	pthread_cond_broadcast(&f->changed);
+	flight_release(f);
+}
+
+/* store - keep value for domain until now + ttl; the oldest entry, or
+ * an expired one, makes room when full (lock held) */
+static void
+store(struct spf_cache *c, const char *domain, int64_t now,
     unsigned int ttl, const struct spf_preflight *value)
 {
 	struct cache_entry *e;
 	size_t i;
 
-	if (c == NULL || domain == NULL || c->max == 0 || ttl == 0 ||
-	    value->worst == SPF_RES_TEMPERROR ||
-	    strlen(domain) >= SPF_NAME_MAX)
-		return;
-	pthread_mutex_lock(&c->lock);
 	if ((e = find(c, domain)) == NULL) {
 		if (c->n < c->max)
 			e = &c->entries[c->n++];
@@ -250,5 +334,134 @@ spf_cache_put(struct spf_cache *c, const char *domain, int64_t now,
 	e->stored = now;
 	e->expires = now + (int64_t)ttl;
 	e->value = *value;
+}
+
+/*
+ * spf_cache_put - remember value for domain until now + ttl (a temperror
+ * for min(ttl, SPF_CACHE_TEMPERROR_TTL)); hand it to the threads waiting
+ * for the domain's flight, which ends
+ */
+void
+spf_cache_put(struct spf_cache *c, const char *domain, int64_t now,
+    unsigned int ttl, const struct spf_preflight *value)
+{
+	struct flight *f;
+
+	if (c == NULL || domain == NULL || value == NULL ||
+	    strlen(domain) >= SPF_NAME_MAX)
+		return;
+	if (value->worst == SPF_RES_TEMPERROR && ttl > SPF_CACHE_TEMPERROR_TTL)
+		ttl = SPF_CACHE_TEMPERROR_TTL;
+	pthread_mutex_lock(&c->lock);
+	if (c->max > 0 && ttl > 0)
+		store(c, domain, now, ttl, value);
+	if ((f = flight_find(c, domain)) != NULL)
+		flight_end(c, f, FLIGHT_DONE, value);
 	pthread_mutex_unlock(&c->lock);
+}
+
+/* spf_cache_abandon - the claimer of domain ends without a result; a
+ * waiter claims next */
+void
+spf_cache_abandon(struct spf_cache *c, const char *domain)
+{
+	struct flight *f;
+
+	if (c == NULL || domain == NULL)
+		return;
+	pthread_mutex_lock(&c->lock);
+	if ((f = flight_find(c, domain)) != NULL)
+		flight_end(c, f, FLIGHT_ABANDONED, NULL);
+	pthread_mutex_unlock(&c->lock);
+}
+
+/* flight_start - list a new running flight for domain (lock held) */
+static void
+flight_start(struct spf_cache *c, const char *domain)
+{
+	struct flight *f;
+
+	f = xcalloc(1, sizeof(*f));
+	if (pthread_cond_init(&f->changed, &c->cattr) != 0) {
+		free(f);		/* no single flight: the claimer */
+		return;			/* checks alone, as before */
+	}
+	(void)snprintf(f->domain, sizeof(f->domain), "%s", domain);
+	f->state = FLIGHT_RUNNING;
+	f->refs = 1;
+	f->next = c->flights;
+	c->flights = f;
+	c->nflights++;
+}
+
+/*
+ * spf_cache_claim - the cached result (HIT), the result of the thread
+ * that checks domain now (SHARED, waiting for it until wait_deadline_ms
+ * on CLOCK_MONOTONIC), or the claim to check it (CLAIMED)
+ */
+enum spf_claim
+spf_cache_claim(struct spf_cache *c, const char *domain, int64_t now,
+    int64_t wait_deadline_ms, struct spf_preflight *out)
+{
+	struct timespec until;
+	struct flight *f;
+	enum flight_state state;
+	enum spf_claim r;
+	int late = 0;
+
+	if (c == NULL || domain == NULL || out == NULL ||
+	    strlen(domain) >= SPF_NAME_MAX)
+		return SPF_CLAIM_CLAIMED;
+	if (wait_deadline_ms < 0)
+		wait_deadline_ms = 0;
+	until.tv_sec = (time_t)(wait_deadline_ms / 1000);
+	until.tv_nsec = (long)(wait_deadline_ms % 1000) * 1000000L;
+	pthread_mutex_lock(&c->lock);
+	for (;;) {
+		if (lookup(c, domain, now, out)) {
+			r = SPF_CLAIM_HIT;
+			break;
+		}
+		if ((f = flight_find(c, domain)) == NULL) {
+			flight_start(c, domain);
+			r = SPF_CLAIM_CLAIMED;
+			break;
+		}
+		if (late) {		/* waited long enough: check alone */
+			r = SPF_CLAIM_CLAIMED;
+			break;
+		}
+		f->refs++;		/* keeps f while we sleep */
+		/* ETIMEDOUT (or any error): stop waiting */
+		while (f->state == FLIGHT_RUNNING && !late)
+			if (pthread_cond_timedwait(&f->changed, &c->lock,
+			    &until) != 0)
+				late = 1;
+		state = f->state;
+		if (state == FLIGHT_DONE)
+			*out = f->value;
+		flight_release(f);
+		if (state == FLIGHT_DONE) {
+			r = SPF_CLAIM_SHARED;
+			break;
+		}
+		/* Abandoned, or still running and we are late: look again
+		 * (another waiter may have claimed it meanwhile). */
+	}
+	pthread_mutex_unlock(&c->lock);
+	return r;
+}
+
+/* spf_cache_inflight - the number of domains claimed now */
+size_t
+spf_cache_inflight(struct spf_cache *c)
+{
+	size_t n;
+
+	if (c == NULL)
+		return 0;
+	pthread_mutex_lock(&c->lock);
+	n = c->nflights;
+	pthread_mutex_unlock(&c->lock);
+	return n;
 }

@@ -146,16 +146,72 @@ void spf_preflight_decide(const char *domain, const char *const *addresses,
 
 /*
  * A per-domain cache of preflight results, time passed in (seconds).
- * Thread-safe; bounded to max entries (oldest dropped).  Temperror
- * results are never cached.
+ * Thread-safe; bounded to max entries (oldest dropped).  A pass or fail
+ * (anything but temperror) is kept for the ttl given to spf_cache_put;
+ * a temperror for min(ttl, SPF_CACHE_TEMPERROR_TTL) seconds, so that
+ * the messages behind one whose domain's DNS hangs get the warning at
+ * once instead of each waiting out spf.timeout again.
+ *
+ * Single flight: spf_cache_claim() gives the cached result, or else the
+ * right to check the domain (SPF_CLAIM_CLAIMED).  While a caller holds
+ * the claim on a domain, other callers of spf_cache_claim() for it wait
+ * (up to their deadline) and get that caller's result when it calls
+ * spf_cache_put() (SPF_CLAIM_SHARED), so one hanging or slow domain
+ * occupies one SPF worker, not one per message.  A claimer that gives
+ * up without a result calls spf_cache_abandon(): one waiter then
+ * claims the domain and checks it itself.  A waiter whose deadline
+ * passes also checks itself (SPF_CLAIM_CLAIMED) without waiting more;
+ * the first claim stays registered.  Put and abandon act on the domain,
+ * not on a particular claimer: any result for the domain is good for
+ * whoever waits for it.  One record per domain being claimed: at most
+ * as many as threads that claim at the same time; records are freed
+ * when their last waiter leaves.  spf_cache_free() only once no thread
+ * uses the cache.
+ *
+ * Use:
+ *	switch (spf_cache_claim(c, d, now_s, mono_ms + wait_ms, &pf)) {
+ *	case SPF_CLAIM_HIT:
+ *	case SPF_CLAIM_SHARED:
+ *		break;			(pf holds the result)
+ *	case SPF_CLAIM_CLAIMED:
+ *		check each address, spf_preflight_decide(..., &pf);
+ *		spf_cache_put(c, d, now_s, ttl, &pf);
+ *		(or, with no result at all, spf_cache_abandon(c, d))
+ *	}
  */
+#define SPF_CACHE_TEMPERROR_TTL 60	/* s: a temperror is kept at most */
+
 struct spf_cache;
 struct spf_cache *spf_cache_new(size_t max);
 struct spf_cache *spf_cache_free(struct spf_cache *);
 /* spf_cache_get - 1 and *out filled when domain is cached and fresh */
 int spf_cache_get(struct spf_cache *, const char *domain, int64_t now,
     struct spf_preflight *out);
+/* spf_cache_put - keep value for domain (see above for how long; ttl 0:
+ * not kept) and hand it to the threads waiting for the domain */
 void spf_cache_put(struct spf_cache *, const char *domain, int64_t now,
     unsigned int ttl, const struct spf_preflight *);
+
+enum spf_claim {
+	SPF_CLAIM_HIT,		/* *out: fresh from the cache */
+	SPF_CLAIM_SHARED,	/* *out: another thread's check, just made */
+	SPF_CLAIM_CLAIMED,	/* check it; then spf_cache_put or _abandon */
+};
+
+/*
+ * spf_cache_claim - the result for domain, or the claim to check it.
+ * now: seconds, as for spf_cache_get; wait_deadline_ms: the latest
+ * CLOCK_MONOTONIC time (milliseconds, util/clock.h clock_mono_ms) to
+ * wait for another thread's check; one already past means no waiting.
+ * A cache or domain unusable (NULL, too long) gives SPF_CLAIM_CLAIMED
+ * with nothing registered (put and abandon then do nothing).
+ */
+enum spf_claim spf_cache_claim(struct spf_cache *, const char *domain,
+    int64_t now, int64_t wait_deadline_ms, struct spf_preflight *out);
+/* spf_cache_abandon - the claimer of domain gives up without a result:
+ * wake the waiters, one of them claims the domain next */
+void spf_cache_abandon(struct spf_cache *, const char *domain);
+/* spf_cache_inflight - how many domains are claimed now (tests, stats) */
+size_t spf_cache_inflight(struct spf_cache *);
 
 #endif

@@ -3,18 +3,23 @@
  * network), the result mapping, our lookup limits, the header text
  * (golden files tests/data/spf/NAME.received-spf and NAME.auth-results)
  * and the outbound preflight decision and cache (spf/header.c,
- * spf/preflight.c).
+ * spf/preflight.c): temperror kept a minute at most, and single flight
+ * per domain with real threads (wait, share, abandon, deadline, storm).
  *
  * SPF_GOLDEN_WRITE=1 rewrites the golden files (review the diff).
  */
 #include "config.h"
 
 #include <check.h>
+#include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "spf/spf.h"
+#include "util/clock.h"
 #include "util/log.h"
 
 #define DATADIR TOP_SRCDIR "/tests/data/spf"
@@ -790,15 +795,314 @@ START_TEST(cache_keeps_result_until_ttl)
 }
 END_TEST
 
-START_TEST(cache_never_keeps_temperror)
+/* The ttl a put is kept for: temperror at most SPF_CACHE_TEMPERROR_TTL. */
+static const struct {
+	enum spf_result worst;
+	unsigned int ttl;
+	int64_t kept;			/* seconds after the put */
+} tcases[] = {
+	{ SPF_RES_TEMPERROR, 600, 60 },
+	{ SPF_RES_TEMPERROR, 30, 30 },
+	{ SPF_RES_TEMPERROR, 60, 60 },
+	{ SPF_RES_TEMPERROR, 0, 0 },
+	{ SPF_RES_FAIL, 600, 600 },
+	{ SPF_RES_PASS, 600, 600 },
+	{ SPF_RES_NONE, 90, 90 },
+	{ SPF_RES_PERMERROR, 0, 0 },
+};
+
+START_TEST(cache_keeps_temperror_a_minute_at_most)
+{
+	struct spf_cache *c = spf_cache_new(8);
+	struct spf_preflight p, got;
+	int64_t t = 1000;
+
+	memset(&p, 0, sizeof(p));
+	p.worst = tcases[_i].worst;
+	spf_cache_put(c, "customer.example", t, tcases[_i].ttl, &p);
+	if (tcases[_i].kept > 0) {
+		ck_assert_msg(spf_cache_get(c, "customer.example",
+		    t + tcases[_i].kept - 1, &got) == 1,
+		    "%s ttl %u: gone at +%lld s, want kept",
+		    spf_result_name(p.worst), tcases[_i].ttl,
+		    (long long)tcases[_i].kept - 1);
+		ck_assert_int_eq(got.worst, p.worst);
+	}
+	ck_assert_msg(spf_cache_get(c, "customer.example",
+	    t + tcases[_i].kept, &got) == 0,
+	    "%s ttl %u: still kept at +%lld s, want gone",
+	    spf_result_name(p.worst), tcases[_i].ttl,
+	    (long long)tcases[_i].kept);
+	spf_cache_free(c);
+}
+END_TEST
+
+/* A thread that claims a domain (single flight tests). */
+struct claimer {
+	pthread_t tid;
+	struct spf_cache *cache;
+	const char *domain;
+	int64_t wait_ms;		/* deadline: start + wait_ms */
+	unsigned int work_ms;		/* CLAIMED: "check" this long, */
+	int abandon;			/* then abandon instead of put */
+	/* out */
+	enum spf_claim got;
+	struct spf_preflight pf;
+	int64_t waited_ms;
+	volatile int done;
+};
+
+/* sleep_ms - nanosleep ms milliseconds */
+static void
+sleep_ms(unsigned int ms)
+{
+	struct timespec ts;
+
+	ts.tv_sec = ms / 1000;
+	ts.tv_nsec = (long)(ms % 1000) * 1000000L;
+	while (nanosleep(&ts, &ts) == -1)
+		;
+}
+
+/* claimer_run - claim a domain; when claimed, "check" and put or abandon */
+static void *
+claimer_run(void *arg)
+{
+	struct claimer *cl = arg;
+	int64_t t0 = clock_mono_ms();
+	struct spf_preflight mine;
+
+	cl->got = spf_cache_claim(cl->cache, cl->domain, 1000,
+	    t0 + cl->wait_ms, &cl->pf);
+	cl->waited_ms = clock_mono_ms() - t0;
+	if (cl->got == SPF_CLAIM_CLAIMED) {
+		sleep_ms(cl->work_ms);
+		if (cl->abandon)
+			spf_cache_abandon(cl->cache, cl->domain);
+		else {
+			memset(&mine, 0, sizeof(mine));
+			mine.worst = SPF_RES_FAIL;
+			(void)snprintf(mine.header, sizeof(mine.header),
+			    "%s", cl->domain);
+			(void)snprintf(mine.reply, sizeof(mine.reply),
+			    "by a waiter");
+			spf_cache_put(cl->cache, cl->domain, 1000, 600, &mine);
+		}
+	}
+	__atomic_store_n(&cl->done, 1, __ATOMIC_SEQ_CST);
+	return NULL;
+}
+
+/* claimer_start - a thread claiming domain with the given wait */
+static void
+claimer_start(struct claimer *cl, struct spf_cache *c, const char *domain,
+    int64_t wait_ms, unsigned int work_ms, int abandon)
+{
+	memset(cl, 0, sizeof(*cl));
+	cl->cache = c;
+	cl->domain = domain;
+	cl->wait_ms = wait_ms;
+	cl->work_ms = work_ms;
+	cl->abandon = abandon;
+	ck_assert_int_eq(pthread_create(&cl->tid, NULL, claimer_run, cl), 0);
+}
+
+START_TEST(claim_then_put_then_hit)
 {
 	struct spf_cache *c = spf_cache_new(8);
 	struct spf_preflight p, got;
 
+	ck_assert_int_eq(spf_cache_claim(c, "d.example", 1000, 0, &got),
+	    SPF_CLAIM_CLAIMED);
+	ck_assert_uint_eq(spf_cache_inflight(c), 1);
+	/* claimed by someone: a deadline already past does not wait */
+	ck_assert_int_eq(spf_cache_claim(c, "D.example", 1000, 0, &got),
+	    SPF_CLAIM_CLAIMED);
+	ck_assert_uint_eq(spf_cache_inflight(c), 1);
+	memset(&p, 0, sizeof(p));
+	p.worst = SPF_RES_FAIL;
+	snprintf(p.reply, sizeof(p.reply), "the result");
+	spf_cache_put(c, "d.example", 1000, 600, &p);
+	ck_assert_uint_eq(spf_cache_inflight(c), 0);
+	ck_assert_int_eq(spf_cache_claim(c, "d.example", 1001, 0, &got),
+	    SPF_CLAIM_HIT);
+	ck_assert_str_eq(got.reply, "the result");
+	/* expired: claimed again; abandon ends the claim */
+	ck_assert_int_eq(spf_cache_claim(c, "d.example", 1600, 0, &got),
+	    SPF_CLAIM_CLAIMED);
+	spf_cache_abandon(c, "d.example");
+	ck_assert_uint_eq(spf_cache_inflight(c), 0);
+	/* unusable input: claimed, nothing registered */
+	ck_assert_int_eq(spf_cache_claim(NULL, "d.example", 1, 0, &got),
+	    SPF_CLAIM_CLAIMED);
+	ck_assert_int_eq(spf_cache_claim(c, NULL, 1, 0, &got),
+	    SPF_CLAIM_CLAIMED);
+	ck_assert_uint_eq(spf_cache_inflight(c), 0);
+	spf_cache_abandon(NULL, "d.example");
+	spf_cache_free(c);
+}
+END_TEST
+
+START_TEST(waiter_gets_the_claimers_result)
+{
+	struct spf_cache *c = spf_cache_new(8);
+	struct spf_preflight p, got;
+	struct claimer w;
+
+	ck_assert_int_eq(spf_cache_claim(c, "slow.example", 1000,
+	    clock_mono_ms(), &got), SPF_CLAIM_CLAIMED);
+	claimer_start(&w, c, "slow.example", 10000, 0, 0);
+	sleep_ms(300);
+	ck_assert_msg(!__atomic_load_n(&w.done, __ATOMIC_SEQ_CST),
+	    "the waiter returned while the claim was held, want it waiting");
 	memset(&p, 0, sizeof(p));
 	p.worst = SPF_RES_TEMPERROR;
-	spf_cache_put(c, "customer.example", 1000, 600, &p);
-	ck_assert_int_eq(spf_cache_get(c, "customer.example", 1001, &got), 0);
+	snprintf(p.reply, sizeof(p.reply), "from the claimer");
+	spf_cache_put(c, "slow.example", 1000, 600, &p);
+	ck_assert_int_eq(pthread_join(w.tid, NULL), 0);
+	ck_assert_msg(w.got == SPF_CLAIM_SHARED, "got %d, want SHARED (%d)",
+	    (int)w.got, (int)SPF_CLAIM_SHARED);
+	ck_assert_str_eq(w.pf.reply, "from the claimer");
+	ck_assert_int_eq(w.pf.worst, SPF_RES_TEMPERROR);
+	ck_assert_msg(w.waited_ms >= 250 && w.waited_ms < 5000,
+	    "waited %lld ms, want about 300", (long long)w.waited_ms);
+	ck_assert_uint_eq(spf_cache_inflight(c), 0);
+	spf_cache_free(c);
+}
+END_TEST
+
+START_TEST(abandon_makes_one_waiter_the_claimer)
+{
+	struct spf_cache *c = spf_cache_new(8);
+	struct spf_preflight got;
+	struct claimer w[4];
+	int i, claimed = 0, shared = 0;
+
+	ck_assert_int_eq(spf_cache_claim(c, "gone.example", 1000,
+	    clock_mono_ms(), &got), SPF_CLAIM_CLAIMED);
+	for (i = 0; i < 4; i++)
+		claimer_start(&w[i], c, "gone.example", 10000, 100, 0);
+	sleep_ms(200);
+	for (i = 0; i < 4; i++)
+		ck_assert_msg(!__atomic_load_n(&w[i].done, __ATOMIC_SEQ_CST),
+		    "waiter %d returned before the abandon", i);
+	spf_cache_abandon(c, "gone.example");
+	for (i = 0; i < 4; i++) {
+		ck_assert_int_eq(pthread_join(w[i].tid, NULL), 0);
+		if (w[i].got == SPF_CLAIM_CLAIMED)
+			claimed++;
+		else if (w[i].got == SPF_CLAIM_SHARED) {
+			shared++;
+			ck_assert_str_eq(w[i].pf.reply, "by a waiter");
+		}
+	}
+	ck_assert_msg(claimed == 1 && shared == 3,
+	    "got %d claimed, %d shared, want 1 and 3", claimed, shared);
+	ck_assert_uint_eq(spf_cache_inflight(c), 0);
+	spf_cache_free(c);
+}
+END_TEST
+
+START_TEST(waiter_wait_is_bounded_by_its_deadline)
+{
+	struct spf_cache *c = spf_cache_new(8);
+	struct spf_preflight p, got;
+	struct claimer w;
+
+	ck_assert_int_eq(spf_cache_claim(c, "hang.example", 1000,
+	    clock_mono_ms(), &got), SPF_CLAIM_CLAIMED);
+	claimer_start(&w, c, "hang.example", 300, 0, 1);
+	ck_assert_int_eq(pthread_join(w.tid, NULL), 0);
+	ck_assert_msg(w.got == SPF_CLAIM_CLAIMED, "got %d, want CLAIMED",
+	    (int)w.got);
+	ck_assert_msg(w.waited_ms >= 250 && w.waited_ms < 3000,
+	    "waited %lld ms, want about 300", (long long)w.waited_ms);
+	/* the late waiter's abandon ended the first claim too: a result for
+	 * the domain is good for anyone */
+	ck_assert_uint_eq(spf_cache_inflight(c), 0);
+	memset(&p, 0, sizeof(p));
+	spf_cache_put(c, "hang.example", 1000, 600, &p);
+	ck_assert_uint_eq(spf_cache_inflight(c), 0);
+	spf_cache_free(c);
+}
+END_TEST
+
+#define STORM_THREADS 8
+#define STORM_ROUNDS 300
+
+struct storm {
+	pthread_t tid;
+	struct spf_cache *cache;
+	unsigned int seed;
+	int claimed, shared, wrong;
+};
+
+/* storm_run - claim among 5 domains, put or abandon, check what is shared */
+static void *
+storm_run(void *arg)
+{
+	static const char *domains[] = { "a.example", "b.example",
+	    "c.example", "d.example", "e.example" };
+	struct storm *st = arg;
+	struct spf_preflight pf;
+	const char *d;
+	int i;
+
+	for (i = 0; i < STORM_ROUNDS; i++) {
+		d = domains[(st->seed * 7 + (unsigned int)i) % 5];
+		switch (spf_cache_claim(st->cache, d, 1000,
+		    clock_mono_ms() + 10000, &pf)) {
+		case SPF_CLAIM_CLAIMED:
+			st->claimed++;
+			if ((i + (int)st->seed) % 5 == 0) {
+				spf_cache_abandon(st->cache, d);
+				break;
+			}
+			sched_yield();
+			memset(&pf, 0, sizeof(pf));
+			(void)snprintf(pf.header, sizeof(pf.header), "%s", d);
+			/* ttl 0: nothing cached, every round claims or waits */
+			spf_cache_put(st->cache, d, 1000, 0, &pf);
+			break;
+		case SPF_CLAIM_SHARED:
+			st->shared++;
+			if (strcmp(pf.header, d) != 0)
+				st->wrong++;
+			break;
+		default:
+			st->wrong++;	/* nothing is cached: no hit */
+			break;
+		}
+	}
+	return NULL;
+}
+
+START_TEST(many_threads_and_domains_do_not_deadlock)
+{
+	struct spf_cache *c = spf_cache_new(8);
+	struct storm st[STORM_THREADS];
+	int64_t t0 = clock_mono_ms();
+	int i, claimed = 0, shared = 0;
+
+	for (i = 0; i < STORM_THREADS; i++) {
+		memset(&st[i], 0, sizeof(st[i]));
+		st[i].cache = c;
+		st[i].seed = (unsigned int)i;
+		ck_assert_int_eq(pthread_create(&st[i].tid, NULL, storm_run,
+		    &st[i]), 0);
+	}
+	for (i = 0; i < STORM_THREADS; i++) {
+		ck_assert_int_eq(pthread_join(st[i].tid, NULL), 0);
+		ck_assert_msg(st[i].wrong == 0, "thread %d: %d wrong answers",
+		    i, st[i].wrong);
+		claimed += st[i].claimed;
+		shared += st[i].shared;
+	}
+	ck_assert_int_eq(claimed + shared, STORM_THREADS * STORM_ROUNDS);
+	ck_assert_uint_eq(spf_cache_inflight(c), 0);
+	/* no waiter ran into its 10 s deadline */
+	ck_assert_msg(clock_mono_ms() - t0 < 10000, "took %lld ms",
+	    (long long)(clock_mono_ms() - t0));
 	spf_cache_free(c);
 }
 END_TEST
@@ -865,8 +1169,18 @@ main(void)
 	    (int)(sizeof(wcases) / sizeof(wcases[0])));
 	tcase_add_test(tc, preflight_with_no_answers_is_not_authorized);
 	tcase_add_test(tc, cache_keeps_result_until_ttl);
-	tcase_add_test(tc, cache_never_keeps_temperror);
+	tcase_add_loop_test(tc, cache_keeps_temperror_a_minute_at_most, 0,
+	    (int)(sizeof(tcases) / sizeof(tcases[0])));
 	tcase_add_test(tc, cache_is_bounded_and_drops_oldest);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("single flight");
+	tcase_set_timeout(tc, 30);
+	tcase_add_test(tc, claim_then_put_then_hit);
+	tcase_add_test(tc, waiter_gets_the_claimers_result);
+	tcase_add_test(tc, abandon_makes_one_waiter_the_claimer);
+	tcase_add_test(tc, waiter_wait_is_bounded_by_its_deadline);
+	tcase_add_test(tc, many_threads_and_domains_do_not_deadlock);
 	suite_add_tcase(s, tc);
 
 	sr = srunner_create(s);
