@@ -54,6 +54,9 @@
 #define MILTER_HEADERS_MAX (1024 * 1024)
 /* Domains whose outbound preflight result is kept (spf_cache). */
 #define MILTER_SPF_CACHE_MAX 4096
+/* How much longer than spf.timeout a message waits for another thread's
+ * preflight of the same domain before checking itself (ms). */
+#define MILTER_SPF_WAIT_MARGIN_MS 2000
 /* Reservations one message keeps; beyond, recipients are charged at once
  * (quota_admit) and cannot be refunded. */
 #define MILTER_TOKENS_MAX 10000
@@ -692,10 +695,65 @@ spf_inbound_fields(struct milter_conn *c)
 	return 0;
 }
 
+/* not_checked - the answer for an address left unasked after a
+ * temperror for domain */
+static void
+not_checked(struct spf_answer *a, const char *domain)
+{
+	int r;
+
+	a->result = SPF_RES_TEMPERROR;
+	a->identity = SPF_ID_MAILFROM;
+	(void)snprintf(a->domain, sizeof(a->domain), "%s", domain);
+	r = snprintf(a->text, sizeof(a->text), "not checked: an earlier "
+	    "check for %s failed temporarily", domain);
+	if (r < 0 || (size_t)r >= sizeof(a->text))
+		(void)snprintf(a->text, sizeof(a->text), "not checked: an "
+		    "earlier check failed temporarily");
+}
+
+/*
+ * preflight_check - ask the workers about each of our n addresses for
+ * the sender (answers into ans) and decide for domain into pf; returns
+ * how many were asked.  After the first temperror the rest are not
+ * asked: any temperror makes the verdict temperror (spf_preflight_decide)
+ * whatever they say, and each further check of a domain whose DNS hangs
+ * would hold a worker for spf.timeout again.
+ */
+static size_t
+preflight_check(struct milter_conn *c, const char *domain,
+    struct spf_answer *ans, size_t n, struct spf_preflight *pf)
+{
+	const struct conf *cf = c->gen->conf;
+	struct spf_query q;
+	size_t i, asked = 0;
+	int stop = 0;
+
+	q.helo = c->helo;
+	q.sender = c->msg.sender;
+	for (i = 0; i < n; i++) {
+		memset(&ans[i], 0, sizeof(ans[i]));
+		if (stop) {
+			not_checked(&ans[i], domain);
+			continue;
+		}
+		q.ip = cf->spf.outbound.addresses[i];
+		(void)spf_pool_check(spf_pool, SPF_KIND_MAILFROM, &q, &ans[i]);
+		asked++;
+		stop = ans[i].result == SPF_RES_TEMPERROR;
+	}
+	spf_preflight_decide(domain,
+	    (const char *const *)cf->spf.outbound.addresses, ans, n,
+	    cf->spf.outbound.publish, pf);
+	return asked;
+}
+
 /*
  * spf_preflight - outbound: would our addresses pass SPF for the
  * sender's domain?  Adds the warning field, or returns SMFIS_REJECT with
- * 550 5.7.23 set (action reject; never on temperror).
+ * 550 5.7.23 set (action reject; never on temperror).  One thread checks
+ * a domain at a time (spf_cache_claim): the others wait for its result,
+ * at most spf.timeout and MILTER_SPF_WAIT_MARGIN_MS, then check alone.
  */
 static sfsistat
 spf_preflight(struct milter_conn *c)
@@ -703,12 +761,10 @@ spf_preflight(struct milter_conn *c)
 	const struct conf *cf = c->gen->conf;
 	struct spf_answer ans[16];
 	struct spf_preflight pf;
-	struct spf_query q;
-	char domain[SPF_NAME_MAX], *p;
+	char domain[SPF_NAME_MAX], *p, how[48];
 	const char *at;
-	int64_t now = (int64_t)time(NULL);
-	size_t i, n;
-	int cached;
+	size_t n, asked;
+	int64_t wait_until;
 
 	if (c->msg.sender == NULL ||
 	    (at = strrchr(c->msg.sender, '@')) == NULL || at[1] == '\0' ||
@@ -721,37 +777,41 @@ spf_preflight(struct milter_conn *c)
 	n = cf->spf.outbound.naddresses;
 	if (n > sizeof(ans) / sizeof(ans[0]))
 		n = sizeof(ans) / sizeof(ans[0]);
-	if (!(cached = spf_cache_get(spf_cache, domain, now, &pf))) {
-		for (i = 0; i < n; i++) {
-			q.ip = cf->spf.outbound.addresses[i];
-			q.helo = c->helo;
-			q.sender = c->msg.sender;
-			memset(&ans[i], 0, sizeof(ans[i]));
-			(void)spf_pool_check(spf_pool, SPF_KIND_MAILFROM, &q,
-			    &ans[i]);
-		}
-		spf_preflight_decide(domain,
-		    (const char *const *)cf->spf.outbound.addresses, ans, n,
-		    cf->spf.outbound.publish, &pf);
-		spf_cache_put(spf_cache, domain, now,
+	wait_until = clock_mono_ms() + (int64_t)cf->spf.timeout_ms +
+	    MILTER_SPF_WAIT_MARGIN_MS;
+	switch (spf_cache_claim(spf_cache, domain, (int64_t)time(NULL),
+	    wait_until, &pf)) {
+	case SPF_CLAIM_HIT:
+		(void)snprintf(how, sizeof(how), " cached=yes");
+		break;
+	case SPF_CLAIM_SHARED:		/* another thread's check, just made */
+		(void)snprintf(how, sizeof(how), " shared=yes");
+		break;
+	default:
+		asked = preflight_check(c, domain, ans, n, &pf);
+		spf_cache_put(spf_cache, domain, (int64_t)time(NULL),
 		    cf->spf.outbound.cache_ttl, &pf);
+		how[0] = '\0';
+		if (asked < n)
+			(void)snprintf(how, sizeof(how), " checked=%zu/%zu",
+			    asked, n);
+		break;
 	}
 	if (pf.authorized) {
 		log_debug("%s: spf-preflight=pass domain=%s%s", qid(c), domain,
-		    cached ? " cached=yes" : "");
+		    how);
 		return SMFIS_CONTINUE;
 	}
 	if (cf->spf.outbound.action == CONF_SPF_REJECT &&
 	    pf.worst != SPF_RES_TEMPERROR) {
 		log_info("%s: spf-preflight=%s domain=%s action=reject%s",
-		    qid(c), spf_result_name(pf.worst), domain,
-		    cached ? " cached=yes" : "");
+		    qid(c), spf_result_name(pf.worst), domain, how);
 		clean_text(pf.reply);
 		c->io->setreply(c->ctx, "550", "5.7.23", pf.reply);
 		return SMFIS_REJECT;
 	}
 	log_info("%s: spf-preflight=%s domain=%s action=warn%s", qid(c),
-	    spf_result_name(pf.worst), domain, cached ? " cached=yes" : "");
+	    spf_result_name(pf.worst), domain, how);
 	if (insert_field(c, "X-Outpost-SPF-Preflight", pf.header) < 0)
 		return on_error(c, "cannot insert header");
 	return SMFIS_CONTINUE;
