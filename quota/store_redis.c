@@ -649,15 +649,22 @@ rargs_addi(struct rargs *a, int64_t x)
 	rargs_add(a, a->num[a->n], (size_t)len);
 }
 
-/* rargs_addu - an unsigned number, formatted in place */
+/* rargs_addu - an unsigned number, formatted in place (no printf) */
 static void
 rargs_addu(struct rargs *a, uint64_t x)
 {
-	int len;
+	char tmp[24];
+	size_t len = 0, i;
 
 	ASSERT(a->n < a->cap);
-	len = snprintf(a->num[a->n], sizeof(a->num[0]), "%" PRIu64, x);
-	rargs_add(a, a->num[a->n], (size_t)len);
+	do {
+		tmp[len++] = (char)('0' + x % 10);
+		x /= 10;
+	} while (x != 0);
+	for (i = 0; i < len; i++)
+		a->num[a->n][i] = tmp[len - 1 - i];
+	a->num[a->n][len] = '\0';
+	rargs_add(a, a->num[a->n], len);
 }
 
 /* rargs_free - release the vector (not the borrowed strings) */
@@ -1236,9 +1243,15 @@ int_at(const redisReply *r, size_t i, long long *out)
 static int
 qkey(const char *rkey, char *out, size_t outlen)
 {
-	int len = snprintf(out, outlen, QKEY_PREFIX "%s", rkey);
+	const size_t plen = sizeof(QKEY_PREFIX) - 1;
+	size_t len = strnlen(rkey, outlen);
 
-	return len < 0 || (size_t)len >= outlen ? -1 : len;
+	if (plen + len >= outlen)
+		return -1;
+	memcpy(out, QKEY_PREFIX, plen);
+	memcpy(out + plen, rkey, len);
+	out[plen + len] = '\0';
+	return (int)(plen + len);
 }
 
 /* clock_arg - the now argument of the scripts: "" for the server's */
@@ -1277,7 +1290,7 @@ put_limit(unsigned char *p, uint64_t x)
 /* The arguments of one run script and the memory they borrow. */
 struct runargs {
 	struct rargs a;
-	char (*keys)[QKEY_MAX];
+	char *keys;		/* the counter keys, one after the other */
 	unsigned char *ops;
 };
 
@@ -1290,16 +1303,19 @@ static void
 run_args(struct redis_store *rs, const struct quota_store_call *c,
     size_t n, struct runargs *ra)
 {
-	size_t i, j, nkeys = 0, nops = 0, k = 0;
+	const size_t plen = sizeof(QKEY_PREFIX) - 1;
+	size_t i, j, nkeys = 0, nops = 0, kbytes = 0, len;
 	unsigned char *p;
-	int len;
+	char *k;
 
 	for (i = 0; i < n; i++)
 		if (c[i].kind == QUOTA_CALL_ADMIT) {
 			nkeys += c[i].n;
 			nops += 8 + OP_BYTES * c[i].n;
+			for (j = 0; j < c[i].n; j++)
+				kbytes += plen + strlen(c[i].ops[j].rkey);
 		}
-	ra->keys = xcalloc(nkeys == 0 ? 1 : nkeys, sizeof(*ra->keys));
+	ra->keys = k = xmalloc(kbytes == 0 ? 1 : kbytes);
 	ra->ops = xmalloc(nops == 0 ? 1 : nops);
 	rargs_init(&ra->a, 3 + nkeys + 2 + 3 * n);
 	rargs_adds(&ra->a, "EVALSHA");
@@ -1307,10 +1323,11 @@ run_args(struct redis_store *rs, const struct quota_store_call *c,
 	rargs_addu(&ra->a, nkeys);
 	for (i = 0; i < n; i++)
 		for (j = 0; c[i].kind == QUOTA_CALL_ADMIT && j < c[i].n; j++) {
-			len = qkey(c[i].ops[j].rkey, ra->keys[k],
-			    sizeof(ra->keys[k]));
-			ASSERT(len > 0);
-			rargs_add(&ra->a, ra->keys[k++], (size_t)len);
+			len = strlen(c[i].ops[j].rkey);
+			memcpy(k, QKEY_PREFIX, plen);
+			memcpy(k + plen, c[i].ops[j].rkey, len);
+			rargs_add(&ra->a, k, plen + len);
+			k += plen + len;
 		}
 	rargs_adds(&ra->a, KEY_PREFIX);
 	clock_arg(rs, &ra->a, c[0].now_ms);
@@ -1617,7 +1634,7 @@ redis_pipeline(struct quota_store *s, struct quota_store_call *calls,
 {
 	struct redis_store *rs = (struct redis_store *)s;
 	unsigned char *todo = xcalloc(n == 0 ? 1 : n, 1);
-	char err[256], key[QKEY_MAX];
+	char err[256];
 	struct rop op;
 	size_t i, j;
 	size_t got;
@@ -1633,7 +1650,8 @@ redis_pipeline(struct quota_store *s, struct quota_store_call *calls,
 		if (c->kind == QUOTA_CALL_ADMIT) {
 			memset(c->res, 0, c->n * sizeof(*c->res));
 			for (j = 0; j < c->n; j++)
-				if (qkey(c->ops[j].rkey, key, sizeof(key)) <= 0)
+				if (strnlen(c->ops[j].rkey, QUOTA_RKEY_MAX) ==
+				    QUOTA_RKEY_MAX)
 					break;
 			if (j < c->n || c->n > RUN_KEYS) {
 				c->rc = -1;
