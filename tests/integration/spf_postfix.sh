@@ -23,6 +23,12 @@
 #     X-Outpost-SPF-Preflight; good.example (include:) without it; then,
 #     with spf.outbound.action = "reject", bad.example gets 550 5.7.23
 #     naming the domain and what to publish, good.example still passes;
+#   - outbound preflight of domains whose DNS hangs (3 public addresses,
+#     action warn): the first message from hang.example is warned
+#     (temperror) after one spf.timeout, only the first address checked;
+#     the second at once (temperror kept up to 60 s); three concurrent
+#     messages from bulk.hang.example make one check, the other two share
+#     its result, and an inbound message meanwhile still finds a worker;
 #   - fault: a worker killed while its check hangs in DNS: that message
 #     tempfails (4xx) before the deadline, the next one passes, the milter
 #     stays up and the worker is replaced; a check that overruns
@@ -137,8 +143,10 @@ it_keygen "$T/keys" "$DOMAIN" s1 rsa || fatal_setup "RSA key"
 it_keygen "$T/keys" "$DOMAIN" e1 ed25519 || fatal_setup "ed25519 key"
 KEYS=("$T/keys/s1.private" "$T/keys/e1.private")
 
-# spf_conf - the milter config with the spf section; $1 outbound action
+# spf_conf - the milter config with the spf section; $1 outbound action,
+# $2 the spf.outbound.addresses list (default: "SPF_OUR_IP")
 spf_conf() {
+	local addrs=${2:-\"$SPF_OUR_IP\"}
 	cat <<EOF
 milter = { socket = "$SOCK"; on_error = "tempfail"; };
 trusted = { networks = [ "127.0.0.1/32" ]; authenticated = true; };
@@ -159,7 +167,7 @@ spf = {
   inbound = { enabled = true; receiver = "mx.outpost.test"; };
   outbound = {
     enabled = true;
-    addresses = [ "$SPF_OUR_IP" ];
+    addresses = [ $addrs ];
     action = "$1";
     publish = "include:spf.outpost.test";
   };
@@ -171,6 +179,8 @@ mkdir -p "$T/milter"
 chmod 755 "$T/milter"
 spf_conf warn >"$T/milter/warn.conf"
 spf_conf reject >"$T/milter/reject.conf"
+spf_conf warn "\"$SPF_OUR_IP\", \"192.0.2.26\", \"2001:db8::25\"" \
+    >"$T/milter/hang.conf"
 
 # The milter's log survives restarts: each run appends to it.
 milter_start() {
@@ -555,6 +565,95 @@ send out-good-reject 127.0.0.1 client.outpost.test alice@good.example
 if expect_accepted "outbound reject: good.example still accepted" out-good-reject; then
 	expect_no_header "outbound reject good.example" X-Outpost-SPF-Preflight
 fi
+
+# ---- outbound preflight of a domain whose DNS hangs ---------------------------------
+
+# now_ms - the wall clock in milliseconds
+now_ms() {
+	echo $(($(date +%s%N) / 1000000))
+}
+
+# preflight_lines - the milter's warn lines for domain $1 (exactly)
+preflight_lines() {
+	grep -E "spf-preflight=temperror domain=$(echo "$1" | sed 's/\./\\./g') action=warn" \
+	    "$MILTER_LOG"
+}
+
+# Three public addresses: after the first temperror the other two are not
+# checked, so the first message waits out spf.timeout once (not three
+# times) on the hanging DNS; the second, answered from the negative cache
+# (a temperror is kept up to 60 s), at once.
+it_stop_pid "$MILTER_PID"
+milter_start "$T/milter/hang.conf" ||
+    fatal_setup "restart outpost-milter with 3 spf.outbound.addresses"
+it_wait 10 eval '[ "$(spf_nworkers)" -ge 2 ]' ||
+    it_fail "hang config: 2 SPF workers"
+t0=$(now_ms)
+send out-hang-1 127.0.0.1 client.outpost.test alice@hang.example
+ms=$(($(now_ms) - t0))
+if expect_accepted "outbound hang 1: trusted sender, hang.example (DNS hangs): warned, not refused" out-hang-1; then
+	expect_header "outbound hang 1" X-Outpost-SPF-Preflight \
+	    '^temperror domain=hang\.example; 192\.0\.2\.25=temperror 192\.0\.2\.26=temperror 2001:db8::25=temperror'
+fi
+it_check "outbound hang 1: checked 1 of 3 addresses (log: checked=1/3)" \
+    eval 'preflight_lines hang.example | grep -q "checked=1/3"'
+it_check "outbound hang 1: answered after one spf.timeout ($((SPF_TIMEOUT - 1)) s <= $ms ms <= $((SPF_TIMEOUT + 8)) s)" \
+    test "$ms" -ge $(((SPF_TIMEOUT - 1) * 1000)) -a "$ms" -le $(((SPF_TIMEOUT + 8) * 1000))
+t0=$(now_ms)
+send out-hang-2 127.0.0.1 client.outpost.test bob@hang.example
+ms=$(($(now_ms) - t0))
+if expect_accepted "outbound hang 2: hang.example again" out-hang-2; then
+	expect_header "outbound hang 2" X-Outpost-SPF-Preflight \
+	    '^temperror domain=hang\.example;'
+fi
+it_check "outbound hang 2: answered from the negative cache ($ms ms < 3000 ms, spf.timeout $SPF_TIMEOUT s)" \
+    test "$ms" -lt 3000
+it_check "outbound hang 2: the milter logged it as cached" \
+    eval 'preflight_lines hang.example | grep -q "cached=yes"'
+it_wait 10 eval '[ "$(spf_nworkers)" -ge 2 ]' ||
+    it_fail "outbound hang: the pool is back to 2 workers"
+
+# Three messages of a bulk sender whose DNS hangs, at once: one check holds
+# one of the 2 workers, the other two messages wait for its result; so an
+# inbound check of other mail meanwhile finds a free worker (without single
+# flight both workers hang and it tempfails after spf.timeout).
+t0=$(now_ms)
+BULK_PIDS=()
+for b in 1 2 3; do
+	(
+		send out-bulk-$b 127.0.0.1 client.outpost.test "news$b@bulk.hang.example"
+		echo "$SENT_RC" >"$T/out-bulk-$b.rc"
+	) &
+	BULK_PIDS+=($!)
+done
+sleep 2
+t1=$(now_ms)
+send in-during-bulk "$SPF_PASS_IP" client.outpost.test alice@pass.example
+ms=$(($(now_ms) - t1))
+if expect_accepted "outbound bulk: an inbound pass message meanwhile" in-during-bulk; then
+	expect_header "outbound bulk: the inbound message meanwhile" Received-SPF '^pass\b'
+fi
+it_check "outbound bulk: the inbound message was not held up by the hanging checks ($ms ms < 3000 ms)" \
+    test "$ms" -lt 3000
+wait "${BULK_PIDS[@]}"
+ms=$(($(now_ms) - t0))
+for b in 1 2 3; do
+	SENT_LOG=$T/swaks-out-bulk-$b.log
+	SENT_TAG=$(it_msg_tag "$MSGS/out-bulk-$b.eml" 2>/dev/null)
+	SENT_RC=$(cat "$T/out-bulk-$b.rc" 2>/dev/null || echo 1)
+	if expect_accepted "outbound bulk $b: bulk.hang.example, warned" out-bulk-$b; then
+		expect_header "outbound bulk $b" X-Outpost-SPF-Preflight \
+		    '^temperror domain=bulk\.hang\.example;'
+	fi
+done
+it_check "outbound bulk: all 3 answered within about one spf.timeout ($ms ms <= $((SPF_TIMEOUT + 8)) s)" \
+    test "$ms" -le $(((SPF_TIMEOUT + 8) * 1000))
+checks=$(preflight_lines bulk.hang.example | grep -vc -e "shared=yes" -e "cached=yes")
+shared=$(preflight_lines bulk.hang.example | grep -c "shared=yes")
+it_check "outbound bulk: the milter checked bulk.hang.example once (got $checks), the others shared it (got $shared, want 2)" \
+    test "$checks" -eq 1 -a "$shared" -eq 2
+it_wait 10 eval '[ "$(spf_nworkers)" -ge 2 ]' ||
+    it_fail "outbound bulk: the pool is back to 2 workers"
 
 # ---- end -------------------------------------------------------------------------------
 
