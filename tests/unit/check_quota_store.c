@@ -1678,6 +1678,49 @@ START_TEST(redis_pipeline_cut_fails_whole_runs)
 }
 END_TEST
 
+/*
+ * redis_scripts_and_connections_come_back - after SCRIPT FLUSH (the
+ * server forgot the script: NOSCRIPT) and after the server closed the
+ * pooled connections (CLIENT KILL), single calls and a pipeline of
+ * several runs succeed, each applied exactly once
+ */
+START_TEST(redis_scripts_and_connections_come_back)
+{
+	struct tenv *t = tenv_new(_i, 1);
+	struct quota_store_call c[70];
+	struct quota_op ops[70];
+	struct quota_op_result res[70];
+	size_t i, n = sizeof(c) / sizeof(c[0]);
+	char err[512] = "";
+	int round;
+
+	t->limits[L_HOUR].limit = 100000;
+	ck_assert_int_eq(admit1(t, L_HOUR, "alice", 1, NULL), 1);
+	for (round = 0; round < 2; round++) {
+		ck_assert_int_eq(redis_cmd(round == 0 ? "SCRIPT FLUSH" :
+		    "CLIENT KILL TYPE normal", NULL), 0);
+		ck_assert_int_eq(admit1(t, L_HOUR, "alice", 1, NULL), 1);
+		ck_assert_int_eq(redis_cmd(round == 0 ? "SCRIPT FLUSH" :
+		    "CLIENT KILL TYPE normal", NULL), 0);
+		/* more calls than one run takes: several runs */
+		for (i = 0; i < n; i++) {
+			op_set(t, &ops[i], L_HOUR, "alice", 1);
+			pcall_admit(&c[i], &ops[i], &res[i], 0, t->now);
+		}
+		t->s->ops->pipeline(t->s, c, n);
+		for (i = 0; i < n; i++)
+			ck_assert_msg(c[i].rc == 0 && c[i].admitted, "round "
+			    "%d call %zu: rc %d admitted %d (%s)", round, i,
+			    c[i].rc, c[i].admitted, c[i].err);
+		ck_assert_uint_eq(used(t, L_HOUR, "alice"),
+		    1 + (uint64_t)(round + 1) * (n + 1));
+	}
+	ck_assert_int_eq(t->s->ops->commit(t->s, 1, t->now, err,
+	    sizeof(err)), 0);
+	tenv_free(t);
+}
+END_TEST
+
 /* redis_argv - one command with its arguments; 0 if it answered */
 static int
 redis_argv(int argc, const char **argv)
@@ -1810,6 +1853,7 @@ backend_suite(int b)
 		ADD(s, b, pipelined_batch_store_down_fails_each_call, 0);
 		ADD(s, b, redis_pipeline_cut_fails_whole_runs, 0);
 		ADD(s, b, redis_older_reservations_are_settled, 0);
+		ADD(s, b, redis_scripts_and_connections_come_back, 0);
 	}
 	if (b == B_LMDB || b == B_LMDB_ALWAYS)
 		ADD(s, b, batch_that_fails_applies_nothing, 0);
