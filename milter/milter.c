@@ -753,7 +753,7 @@ preflight_check(struct milter_conn *c, const char *domain,
  * sender's domain?  Adds the warning field, or returns SMFIS_REJECT with
  * 550 5.7.23 set (action reject; never on temperror).  One thread checks
  * a domain at a time (spf_cache_claim): the others wait for its result,
- * at most spf.timeout and MILTER_SPF_WAIT_MARGIN_MS, then check alone.
+ * at most spf.timeout plus MILTER_SPF_WAIT_MARGIN_MS, then check alone.
  */
 static sfsistat
 spf_preflight(struct milter_conn *c)
