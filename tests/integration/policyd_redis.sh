@@ -318,7 +318,7 @@ r=$(reservations)
 it_check "no reservation left in Redis after B's commit (res/rexp/legacy $r)" \
     [ "$r" = 0/0/0 ]
 
-# ---- the first commit outlives reserve_ttl ---------------------------------------
+# ---- the commits outlive reserve_ttl ----------------------------------------------
 # Had the commits left reservations behind, the first script run after
 # reserve_ttl would refund them: wait reserve_ttl from B's commit, make a
 # script run (a request of another sender on B), and quota show still
@@ -393,7 +393,10 @@ it_check "a RCPT of a new instance rel.2: DUNNO" grep -q \
 it_check "the new instance gave back rel.1's 4: quota show 1, 1 in outpost:res" \
     grep -q '^held1 used=1 res=1$' "$T/release.out"
 # The daemon notices the close in its own time: poll (bounded).
-it_wait 5 eval '[ "$(used "$SENDER")" = 0 ]'
+sender_free() {
+	[ "$(used "$SENDER")" = 0 ]
+}
+it_wait 5 sender_free
 it_check "the connection closed before END-OF-MESSAGE gave back rel.2's 1 (quota show $(used "$SENDER"))" \
     [ "$(used "$SENDER")" = 0 ]
 r=$(reservations)
@@ -405,7 +408,7 @@ it_check "both daemons are up" daemons_up
 # One connection per daemon for the whole part: the daemons' own
 # connections to Redis are what fails and comes back.
 
-# outage PHASE... - ask A (and B for "b-*" phases) one RCPT per phase; each
+# outage_client PHASE... - ask A (B for the "b-*" phases) one RCPT per phase; each
 # phase waits for the file T/go.PHASE, prints "PHASE reply seconds"
 outage_client() {
 	polc "$SOCK_A" "$SOCK_B" "$@" >"$T/outage.out" 2>&1 <<'EOPY'
@@ -477,8 +480,8 @@ it_check "A logs the store errors" [ \
 
 # ---- stop ------------------------------------------------------------------------
 
-for d in A B; do
-	eval "pid=\$PID_$d"
+for d in A:"$PID_A" B:"$PID_B"; do
+	pid=${d#*:} d=${d%%:*}
 	kill -TERM "$pid"
 	it_wait 15 eval "! kill -0 $pid 2>/dev/null"
 	wait "$pid"
