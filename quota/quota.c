@@ -26,12 +26,30 @@
  * release.  The synchronous calls of that thread join the queue and
  * flush it (one round trip for all that waited), so their order with
  * the deferred ones is the order of the calls.
+ *
+ * Asynchronous runs (quota_batch_end_async): the queue becomes a run
+ * (struct qrun) at the end of the list q->ahead .. q->atail, and a
+ * thread of the quota's own (run_thread, started with the first run)
+ * hands each run to the store's pipeline op in list order, one after
+ * the other, marks it sent and writes a byte to q->apipe.  Answers are
+ * delivered only by quota_collect(), in the thread that made the calls,
+ * in list order; q->delivered is the number of the last run delivered.
+ * One run is in flight at a time: a batch that ends meanwhile leaves its
+ * calls queued, promised to the next run (q->promised, number started +
+ * 1), which quota_collect() starts once the run in flight is delivered;
+ * so the calls of every turn that passed meanwhile go out together.  A
+ * synchronous call of that thread first waits for the run in flight and
+ * delivers it (drain), then sends the queue itself (quota_flush), so
+ * calls reach the store in the order they were made; calls promised to
+ * a run are then delivered as that run, and the pipe says so.  The list
+ * and the sent marks are under amu.
  */
 #include "config.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -66,6 +84,16 @@ struct qpend {
 	void *arg;
 };
 
+/* A queue handed to the run thread (see the top); the arrays owned. */
+struct qrun {
+	struct quota_store_call *calls;
+	struct qpend *pend;
+	size_t n;
+	uint64_t seq;			/* run number, from 1 */
+	int sent;			/* answers in calls[] (under amu) */
+	struct qrun *next;
+};
+
 struct quota {
 	const struct conf *conf;
 	struct quota_store *store;
@@ -79,10 +107,23 @@ struct quota {
 	struct quota_store_call *calls;	/* the queue */
 	struct qpend *pend;
 	size_t nqueue, capqueue;
+	/* asynchronous runs (see the top) */
+	pthread_mutex_t amu;
+	pthread_cond_t acond;		/* a run sent, a run added, stop */
+	struct qrun *ahead, *atail;	/* not delivered yet, in order */
+	uint64_t started, delivered;	/* run numbers */
+	int apipe[2];			/* -1: no runs (store without pipelines) */
+	int promised;			/* queued calls of ended batches */
+	int athread_on, astop;
+	pthread_t athread;
 };
 
 static const char *const count_names[] = { "messages", "recipients",
 	"bytes" };
+
+static int runs_pending(struct quota *);
+static void runs_promised_done(struct quota *);
+static void drain(struct quota *);
 
 /* The token generator (see the top); __atomic throughout. */
 static uint64_t tok_seed, tok_count;
@@ -331,6 +372,14 @@ quota_open_with(const struct conf *c, struct quota_store *s)
 	q->conf = c;
 	q->store = s;
 	pthread_mutex_init(&q->pmu, NULL);
+	pthread_mutex_init(&q->amu, NULL);
+	pthread_cond_init(&q->acond, NULL);
+	q->apipe[0] = q->apipe[1] = -1;
+	if (s->ops->pipeline != NULL && pipe2(q->apipe, O_CLOEXEC |
+	    O_NONBLOCK) < 0) {
+		log_warn("quota: pipe for asynchronous runs");
+		q->apipe[0] = q->apipe[1] = -1;
+	}
 	q->ov = xcalloc(c->noverrides + 1, sizeof(*q->ov));
 	for (i = 0; i < c->noverrides; i++) {
 		const struct conf_override *o = &c->overrides[i];
@@ -392,10 +441,23 @@ quota_close(struct quota *q)
 {
 	if (q == NULL)
 		return NULL;
-	if (q->nqueue > 0)
+	if (q->nqueue > 0 || runs_pending(q))
 		(void)quota_flush(q);
+	if (q->athread_on) {
+		pthread_mutex_lock(&q->amu);
+		q->astop = 1;
+		pthread_cond_broadcast(&q->acond);
+		pthread_mutex_unlock(&q->amu);
+		pthread_join(q->athread, NULL);
+	}
+	if (q->apipe[0] >= 0) {
+		close(q->apipe[0]);
+		close(q->apipe[1]);
+	}
 	if (q->store != NULL)
 		q->store->ops->close(q->store);
+	pthread_cond_destroy(&q->acond);
+	pthread_mutex_destroy(&q->amu);
 	pthread_mutex_destroy(&q->pmu);
 	free(q->calls);
 	free(q->pend);
@@ -617,6 +679,8 @@ admit(struct quota *q, const struct quota_who *who,
 		(void)quota_flush(q);
 		return r.rc;
 	}
+	if (runs_pending(q))
+		drain(q);	/* the runs started before go first */
 	if (nl > OPS_ON_STACK) {
 		ops = xcalloc(nl, sizeof(*ops));
 		res = xcalloc(nl, sizeof(*res));
@@ -772,6 +836,8 @@ quota_flush(struct quota *q)
 	struct qpend *pend;
 	size_t i, n;
 
+	if (runs_pending(q))
+		drain(q);	/* the runs started before go first */
 	/* what the done functions queue goes out in the next round */
 	while ((n = q->nqueue) > 0) {
 		calls = q->calls;
@@ -785,6 +851,234 @@ quota_flush(struct quota *q)
 		free(calls);
 		free(pend);
 	}
+	if (q->promised)
+		runs_promised_done(q);
+	return 0;
+}
+
+/* runs_promised_done - the calls promised to the next run went out
+ * alone: count them as that run, and wake the collector */
+static void
+runs_promised_done(struct quota *q)
+{
+	ssize_t w;
+
+	pthread_mutex_lock(&q->amu);
+	q->started++;
+	pthread_mutex_unlock(&q->amu);
+	q->delivered = q->started;
+	q->promised = 0;
+	do
+		w = write(q->apipe[1], "p", 1);
+	while (w < 0 && errno == EINTR);
+}
+
+/* runs_pending - runs started and not delivered yet */
+static int
+runs_pending(struct quota *q)
+{
+	int r;
+
+	pthread_mutex_lock(&q->amu);
+	r = q->ahead != NULL;
+	pthread_mutex_unlock(&q->amu);
+	return r;
+}
+
+/*
+ * run_thread - send each run in list order, one after the other; mark
+ * it sent and say so through the pipe
+ */
+static void *
+run_thread(void *arg)
+{
+	struct quota *q = arg;
+	struct qrun *r;
+	ssize_t w;
+
+	pthread_mutex_lock(&q->amu);
+	for (;;) {
+		for (r = q->ahead; r != NULL && r->sent; r = r->next)
+			;
+		if (r == NULL) {
+			if (q->astop)
+				break;
+			pthread_cond_wait(&q->acond, &q->amu);
+			continue;
+		}
+		pthread_mutex_unlock(&q->amu);
+		q->store->ops->pipeline(q->store, r->calls, r->n);
+		pthread_mutex_lock(&q->amu);
+		r->sent = 1;
+		pthread_cond_broadcast(&q->acond);
+		/* a full pipe already holds a wake-up for the reader */
+		do
+			w = write(q->apipe[1], "r", 1);
+		while (w < 0 && errno == EINTR);
+	}
+	pthread_mutex_unlock(&q->amu);
+	return NULL;
+}
+
+/* start_run - the queue becomes the next run; 0, or -1 (no thread) */
+static int
+start_run(struct quota *q)
+{
+	struct qrun *r;
+	int rc;
+
+	if (!q->athread_on) {
+		if ((rc = pthread_create(&q->athread, NULL, run_thread,
+		    q)) != 0) {
+			log_warnx("quota: cannot start the run thread: %s",
+			    strerror(rc));
+			return -1;
+		}
+		q->athread_on = 1;
+	}
+	r = xcalloc(1, sizeof(*r));
+	r->calls = q->calls;
+	r->pend = q->pend;
+	r->n = q->nqueue;
+	q->calls = NULL;
+	q->pend = NULL;
+	q->nqueue = q->capqueue = 0;
+	q->promised = 0;		/* this is the run they were promised */
+	pthread_mutex_lock(&q->amu);
+	r->seq = ++q->started;
+	if (q->atail != NULL)
+		q->atail->next = r;
+	else
+		q->ahead = r;
+	q->atail = r;
+	pthread_cond_broadcast(&q->acond);
+	pthread_mutex_unlock(&q->amu);
+	return 0;
+}
+
+/* pipe_enter, pipe_leave - quota_batch_begin and _end's depth, alone */
+static void
+pipe_enter(struct quota *q)
+{
+	pthread_mutex_lock(&q->pmu);
+	if (q->pdepth == 0) {
+		q->powner = pthread_self();
+		q->pdepth = 1;
+	} else if (pthread_equal(q->powner, pthread_self()))
+		q->pdepth++;
+	pthread_mutex_unlock(&q->pmu);
+}
+
+static void
+pipe_leave(struct quota *q)
+{
+	pthread_mutex_lock(&q->pmu);
+	q->pdepth--;
+	pthread_mutex_unlock(&q->pmu);
+}
+
+/*
+ * collect_runs - deliver the runs whose answers are back, in order;
+ * what their done functions queue stays queued; how many
+ */
+static size_t
+collect_runs(struct quota *q)
+{
+	struct qrun *r;
+	size_t i, nruns = 0;
+
+	pipe_enter(q);
+	for (;;) {
+		pthread_mutex_lock(&q->amu);
+		r = q->ahead;
+		if (r == NULL || !r->sent) {
+			pthread_mutex_unlock(&q->amu);
+			break;
+		}
+		q->ahead = r->next;
+		if (q->ahead == NULL)
+			q->atail = NULL;
+		pthread_mutex_unlock(&q->amu);
+		for (i = 0; i < r->n; i++)
+			deliver(q, &r->calls[i], &r->pend[i]);
+		q->delivered = r->seq;
+		free(r->calls);
+		free(r->pend);
+		free(r);
+		nruns++;
+	}
+	pipe_leave(q);
+	return nruns;
+}
+
+size_t
+quota_collect(struct quota *q)
+{
+	size_t nruns;
+	int outer;
+
+	if (q->apipe[0] < 0)
+		return 0;
+	outer = in_pipe(q);
+	nruns = collect_runs(q);
+	/* what waited for the run in flight, and what the done functions
+	 * queued, is the next run; inside a batch, the batch's end sends
+	 * it */
+	if (!outer && q->nqueue > 0 && !runs_pending(q) && start_run(q) < 0)
+		(void)quota_flush(q);
+	return nruns;
+}
+
+/* drain - wait for the runs started and deliver them (the queue stays) */
+static void
+drain(struct quota *q)
+{
+	do {
+		pthread_mutex_lock(&q->amu);
+		while (q->atail != NULL && !q->atail->sent)
+			pthread_cond_wait(&q->acond, &q->amu);
+		pthread_mutex_unlock(&q->amu);
+		(void)collect_runs(q);
+	} while (runs_pending(q));
+}
+
+int
+quota_async_fd(const struct quota *q)
+{
+	return q->apipe[0];
+}
+
+uint64_t
+quota_delivered(const struct quota *q)
+{
+	return q->delivered;
+}
+
+int
+quota_batch_end_async(struct quota *q, uint64_t *run, char *err,
+    size_t errlen)
+{
+	int mine;
+
+	*run = 0;
+	if (q->apipe[0] < 0)
+		return quota_batch_end(q, err, errlen);
+	pthread_mutex_lock(&q->pmu);
+	mine = q->pdepth > 0 && pthread_equal(q->powner, pthread_self());
+	pthread_mutex_unlock(&q->pmu);
+	if (!mine)
+		return 0;
+	if (q->pdepth == 1 && q->nqueue > 0) {
+		if (runs_pending(q))
+			q->promised = 1;	/* the next run takes them */
+		else if (q->nqueue == 1 || start_run(q) < 0)
+			(void)quota_flush(q);	/* as quota_batch_end */
+	}
+	pthread_mutex_lock(&q->amu);
+	*run = q->promised ? q->started + 1 : q->ahead != NULL ?
+	    q->started : 0;
+	pthread_mutex_unlock(&q->amu);
+	pipe_leave(q);
 	return 0;
 }
 
@@ -796,6 +1090,8 @@ quota_commit(struct quota *q, uint64_t token, int64_t now_ms, char *err,
 		return 0;
 	if (in_pipe(q))
 		return queue_settle(q, QUOTA_CALL_COMMIT, token, now_ms);
+	if (runs_pending(q))
+		drain(q);
 	if (q->store->ops->commit(q->store, token, now_ms, err, errlen) < 0)
 		return store_failed(q, "commit", err);
 	return 0;
@@ -809,6 +1105,8 @@ quota_release(struct quota *q, uint64_t token, int64_t now_ms, char *err,
 		return 0;
 	if (in_pipe(q))
 		return queue_settle(q, QUOTA_CALL_RELEASE, token, now_ms);
+	if (runs_pending(q))
+		drain(q);
 	if (q->store->ops->release(q->store, token, now_ms, err, errlen) < 0)
 		return store_failed(q, "release", err);
 	return 0;
@@ -1060,6 +1358,8 @@ quota_list(struct quota *q, const char *limit_name, int64_t now_ms,
 
 	if (in_pipe(q))
 		(void)quota_flush(q);
+	else if (runs_pending(q))
+		drain(q);
 
 	if (limit_name != NULL && limit_index(q, limit_name, &i) < 0) {
 		snprintf(err, errlen, "no limit named \"%s\"", limit_name);
@@ -1084,6 +1384,8 @@ quota_reset(struct quota *q, const char *key, const char *limit_name,
 	(void)now_ms;
 	if (in_pipe(q))
 		(void)quota_flush(q);
+	else if (runs_pending(q))
+		drain(q);
 	if (limit_name != NULL && limit_index(q, limit_name, &only) < 0) {
 		snprintf(err, errlen, "no limit named \"%s\"", limit_name);
 		return -1;
@@ -1117,6 +1419,8 @@ quota_set(struct quota *q, const char *key, const char *limit_name,
 
 	if (in_pipe(q))
 		(void)quota_flush(q);
+	else if (runs_pending(q))
+		drain(q);
 	if (limit_name == NULL || limit_index(q, limit_name, &i) < 0) {
 		snprintf(err, errlen, "no limit named \"%s\"",
 		    limit_name ? limit_name : "");

@@ -203,6 +203,35 @@ int quota_defer(struct quota *, const struct quota_who *,
  */
 int quota_flush(struct quota *);
 
+/*
+ * Asynchronous runs (stores with pipelines; outpost-policyd's event
+ * loop): quota_batch_end_async() ends the calling thread's batch like
+ * quota_batch_end(), but what the batch queued is not sent there: it
+ * becomes a run, which a thread of the quota's own sends while the
+ * caller goes on; runs are sent one after another in the order they
+ * were made.  *run is the number of the last run started so far (0:
+ * none is waiting), so the batch's answers are all in once
+ * quota_delivered() >= *run.  They are delivered only by
+ * quota_collect(), in the calling thread: it runs the done functions of
+ * every run whose answers are back, in order, and returns how many runs
+ * it delivered; the commits and releases those make become the next
+ * run (or join the caller's batch, when one is open).  quota_async_fd()
+ * becomes readable when a run's answers are back (read and discard
+ * what it holds, then call quota_collect); -1 when the store has no
+ * pipelines, and then quota_batch_end_async() is quota_batch_end() with
+ * *run 0.  Every synchronous call of that thread (quota_flush, and
+ * quota_admit, quota_reserve, quota_commit, quota_release, quota_list,
+ * quota_reset, quota_set outside a batch) first waits for the runs
+ * started and delivers them, so the store sees the calls in the order
+ * they were made.  quota_close() does too.  Use all of it from one
+ * thread only.
+ */
+int quota_batch_end_async(struct quota *, uint64_t *run, char *err,
+    size_t errlen);
+size_t quota_collect(struct quota *);
+int quota_async_fd(const struct quota *);
+uint64_t quota_delivered(const struct quota *);
+
 /* Store errors seen since quota_open (for logs and outpostctl stats). */
 uint64_t quota_errors(const struct quota *);
 

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "conf/conf.h"
 #include "quota/quota.h"
@@ -824,6 +825,237 @@ static const struct quota_store_ops flaky_batch_ops = {
 };
 
 /*
+ * A memory store that pipelines (as Redis does) and holds each run at a
+ * gate until the test opens it, so that runs stay in flight as long as
+ * the test wants (quota_batch_end_async).
+ */
+static const struct quota_store_ops *gate_mem;
+static struct quota_store_ops gate_ops;
+static pthread_mutex_t gate_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t gate_cv = PTHREAD_COND_INITIALIZER;
+static unsigned int gate_open, gate_runs;
+static size_t gate_sizes[16];
+
+static void
+gate_pipeline(struct quota_store *s, struct quota_store_call *c, size_t n)
+{
+	size_t i;
+
+	pthread_mutex_lock(&gate_mu);
+	while (gate_open == 0)
+		pthread_cond_wait(&gate_cv, &gate_mu);
+	gate_open--;
+	if (gate_runs < 16)
+		gate_sizes[gate_runs] = n;
+	gate_runs++;
+	pthread_mutex_unlock(&gate_mu);
+	for (i = 0; i < n; i++) {
+		c[i].err[0] = '\0';
+		if (c[i].kind == QUOTA_CALL_ADMIT)
+			c[i].rc = gate_mem->admit(s, c[i].ops, c[i].n,
+			    c[i].now_ms, c[i].token, c[i].expires_ms, c[i].res,
+			    &c[i].admitted, c[i].err, sizeof(c[i].err));
+		else if (c[i].kind == QUOTA_CALL_COMMIT)
+			c[i].rc = gate_mem->commit(s, c[i].token, c[i].now_ms,
+			    c[i].err, sizeof(c[i].err));
+		else
+			c[i].rc = gate_mem->release(s, c[i].token, c[i].now_ms,
+			    c[i].err, sizeof(c[i].err));
+	}
+}
+
+/* gate_let - let n more runs through */
+static void
+gate_let(unsigned int n)
+{
+	pthread_mutex_lock(&gate_mu);
+	gate_open += n;
+	pthread_cond_broadcast(&gate_cv);
+	pthread_mutex_unlock(&gate_mu);
+}
+
+/* wait_answer - the async descriptor readable within 5 s; 1 if so */
+static int
+wait_answer(int fd)
+{
+	struct timespec ts = { 0, 1000000 };
+	char b[64];
+	int i;
+
+	for (i = 0; i < 5000; i++) {
+		if (read(fd, b, sizeof(b)) > 0)
+			return 1;
+		nanosleep(&ts, NULL);
+	}
+	return 0;
+}
+
+/* What the done functions saw, in the order they ran. */
+static int seen[32], nseen;
+
+static void
+note_done(void *arg, int rc, const struct quota_verdict *v, uint64_t tok)
+{
+	ck_assert_int_eq(rc, 0);
+	if (nseen < 32) {
+		seen[nseen++] = (int)(intptr_t)arg * 10 +
+		    (v->result == QUOTA_ADMIT);
+	}
+}
+
+/* settle_done - as a policy daemon does: commit once admitted */
+static void
+settle_done(void *arg, int rc, const struct quota_verdict *v, uint64_t tok)
+{
+	char err[128];
+
+	note_done(arg, rc, v, tok);
+	if (tok != 0)
+		ck_assert_int_eq(quota_commit(q, tok, T0, err, sizeof(err)), 0);
+}
+
+/* gate_open_quota - the quota over the gated store, limit 3 per hour */
+static int
+gate_open_quota(void)
+{
+	struct quota_store *st;
+	char err[256];
+
+	conf = conf_load_string("test.conf", "store = { backend = \"memory\"; "
+	    "reserve_ttl = 60; };\nlimits = ( { name = \"h\"; key = "
+	    "\"sasl_username\"; count = \"recipients\"; limit = 3; "
+	    "period = \"1h\"; } );", err, sizeof(err));
+	ck_assert_msg(conf != NULL, "%s", err);
+	st = store_mem_open(conf, err, sizeof(err));
+	ck_assert_ptr_nonnull(st);
+	gate_mem = st->ops;
+	gate_ops = *st->ops;
+	gate_ops.pipeline = gate_pipeline;
+	st->ops = &gate_ops;
+	q = quota_open_store(conf, st, err, sizeof(err));
+	ck_assert_ptr_nonnull(q);
+	gate_open = gate_runs = 0;
+	nseen = 0;
+	return quota_async_fd(q);
+}
+
+/*
+ * async_runs_go_in_order_and_coalesce - a batch that ends while a run is
+ * in flight waits, with every batch after it, for the next run; the
+ * answers come only from quota_collect, in call order, each call seeing
+ * the ones before it; the done functions' commits become a run of their
+ * own; a synchronous call waits for what is in flight
+ */
+START_TEST(async_runs_go_in_order_and_coalesce)
+{
+	struct quota_who alice = { "alice", NULL, NULL };
+	struct quota_amount one = units(0, 1, 0);
+	struct quota_verdict v;
+	char err[256];
+	uint64_t r1, r2, r3;
+	int fd = gate_open_quota();
+
+	ck_assert_int_ge(fd, 0);
+	/* batch 1: two reservations; its run leaves, held at the gate */
+	ck_assert_int_eq(quota_batch_begin(q, err, sizeof(err)), 0);
+	quota_defer(q, &alice, &one, T0, 1, settle_done, (void *)1);
+	quota_defer(q, &alice, &one, T0, 1, settle_done, (void *)2);
+	ck_assert_int_eq(quota_batch_end_async(q, &r1, err, sizeof(err)), 0);
+	ck_assert_uint_eq(r1, 1);
+	ck_assert_int_eq(nseen, 0);	/* nothing delivered yet */
+	/* batches 2 and 3 end meanwhile: both promised to run 2 */
+	ck_assert_int_eq(quota_batch_begin(q, err, sizeof(err)), 0);
+	quota_defer(q, &alice, &one, T0, 1, note_done, (void *)3);
+	ck_assert_int_eq(quota_batch_end_async(q, &r2, err, sizeof(err)), 0);
+	ck_assert_int_eq(quota_batch_begin(q, err, sizeof(err)), 0);
+	quota_defer(q, &alice, &one, T0, 1, note_done, (void *)4);
+	ck_assert_int_eq(quota_batch_end_async(q, &r3, err, sizeof(err)), 0);
+	ck_assert_uint_eq(r2, 2);
+	ck_assert_uint_eq(r3, 2);
+	ck_assert_uint_eq(quota_delivered(q), 0);
+	ck_assert_uint_eq(quota_collect(q), 0);	/* still in flight */
+
+	/* run 1 answers: its two admissions, in order */
+	gate_let(1);
+	ck_assert(wait_answer(fd));
+	ck_assert_uint_eq(quota_collect(q), 1);
+	ck_assert_uint_eq(quota_delivered(q), 1);
+	ck_assert_int_eq(nseen, 2);
+	ck_assert_int_eq(seen[0], 11);
+	ck_assert_int_eq(seen[1], 21);
+	/* collect started run 2: batches 2 and 3, and the two commits */
+	gate_let(1);
+	ck_assert(wait_answer(fd));
+	ck_assert_uint_eq(quota_collect(q), 1);
+	ck_assert_uint_eq(quota_delivered(q), 2);
+	ck_assert_int_eq(nseen, 4);
+	ck_assert_int_eq(seen[2], 31);	/* the third of 3: admitted */
+	ck_assert_int_eq(seen[3], 40);	/* the fourth: refused */
+	pthread_mutex_lock(&gate_mu);
+	ck_assert_uint_eq(gate_runs, 2);
+	ck_assert_uint_eq(gate_sizes[0], 2);
+	ck_assert_uint_eq(gate_sizes[1], 4);	/* 2 commits, 3 and 4 */
+	pthread_mutex_unlock(&gate_mu);
+
+	/* a run in flight, then a synchronous admission: it waits, the
+	 * run's answers are delivered first */
+	ck_assert_int_eq(quota_batch_begin(q, err, sizeof(err)), 0);
+	quota_defer(q, &alice, &one, T0, 0, note_done, (void *)5);
+	quota_defer(q, &alice, &one, T0, 0, note_done, (void *)6);
+	ck_assert_int_eq(quota_batch_end_async(q, &r1, err, sizeof(err)), 0);
+	ck_assert_uint_eq(r1, 3);
+	gate_let(1);
+	ck_assert_int_eq(quota_admit(q, &alice, &one, T0, &v), 0);
+	ck_assert_int_eq(v.result, QUOTA_REFUSE);
+	ck_assert_int_eq(nseen, 6);
+	ck_assert_int_eq(seen[4], 50);
+	ck_assert_int_eq(seen[5], 60);
+	ck_assert_uint_eq(quota_delivered(q), 3);
+	teardown();
+}
+END_TEST
+
+/*
+ * async_sync_flush_keeps_promises - calls promised to the next run that
+ * a synchronous flush sends instead count as that run (and the
+ * descriptor says so); quota_close delivers a run still in flight
+ */
+START_TEST(async_sync_flush_keeps_promises)
+{
+	struct quota_who alice = { "alice", NULL, NULL };
+	struct quota_amount one = units(0, 1, 0);
+	char err[256];
+	uint64_t r1, r2;
+	int fd = gate_open_quota();
+
+	ck_assert_int_eq(quota_batch_begin(q, err, sizeof(err)), 0);
+	quota_defer(q, &alice, &one, T0, 1, note_done, (void *)1);
+	quota_defer(q, &alice, &one, T0, 1, note_done, (void *)2);
+	ck_assert_int_eq(quota_batch_end_async(q, &r1, err, sizeof(err)), 0);
+	ck_assert_int_eq(quota_batch_begin(q, err, sizeof(err)), 0);
+	quota_defer(q, &alice, &one, T0, 1, note_done, (void *)3);
+	ck_assert_int_eq(quota_batch_end_async(q, &r2, err, sizeof(err)), 0);
+	ck_assert_uint_eq(r2, r1 + 1);
+	gate_let(2);		/* the flush below sends the promised call */
+	ck_assert_int_eq(quota_flush(q), 0);
+	ck_assert_int_eq(nseen, 3);
+	ck_assert_int_eq(seen[2], 31);
+	ck_assert_uint_ge(quota_delivered(q), r2);
+	ck_assert(wait_answer(fd));
+	/* one more in flight at close: delivered there */
+	ck_assert_int_eq(quota_batch_begin(q, err, sizeof(err)), 0);
+	quota_defer(q, &alice, &one, T0, 1, note_done, (void *)4);
+	quota_defer(q, &alice, &one, T0, 1, note_done, (void *)5);
+	ck_assert_int_eq(quota_batch_end_async(q, &r1, err, sizeof(err)), 0);
+	gate_let(1);
+	q = quota_close(q);
+	ck_assert_int_eq(nseen, 5);
+	ck_assert_int_eq(seen[3], 40);
+	conf = conf_free(conf);
+}
+END_TEST
+
+/*
  * batch_calls_reach_the_store_and_count_errors - quota_batch_begin/end
  * are no-ops on a store without batches, reach one that has them, and a
  * failing batch is a counted store error
@@ -1060,6 +1292,10 @@ main(void)
 	suite_add_tcase(s, tc);
 	tc = tcase_create("memory_store_reclaims_expired_records");
 	tcase_add_test(tc, memory_store_reclaims_expired_records);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("async_runs");
+	tcase_add_test(tc, async_runs_go_in_order_and_coalesce);
+	tcase_add_test(tc, async_sync_flush_keeps_promises);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("threads_admit_exactly_the_limit");
 	tcase_add_test(tc, threads_admit_exactly_the_limit);
