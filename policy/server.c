@@ -18,7 +18,21 @@
  * order of the requests) and join their connections' pending output
  * only when the batch has ended.  A turn with more than BATCH_MAX
  * requests (clients that pipeline) is cut into several batches, so that
- * no batch holds the store's writer lock long.  A reply is
+ * no batch holds the store's writer lock long.
+ *
+ * Redis runs are asynchronous (quota_batch_end_async): a batch that
+ * ends goes, with its slots, to the end of the list of batches in
+ * flight (s->fly), its queue to the quota's run thread, and the loop
+ * goes on with other connections' requests while Redis works.  When a
+ * run's answers are back, the generation's async event delivers them
+ * (quota_collect: the done functions write the slots) and the batches
+ * whose answers are all in leave the list, in order, for their
+ * connections' pending output (batches_release).  A batch without a
+ * run (LMDB, memory, or no store call) leaves as soon as the ones
+ * before it have, so a connection's replies keep their order whatever
+ * store each came from.  A connection stays open while its replies are
+ * in flight (nqueued); one that is freed first waits for its own calls
+ * (decide_txn_end) and leaves its slots empty.  A reply is
  * written to the socket directly when nothing else is queued on it (no
  * write event to add and remove); what the socket does not take goes to
  * the bufferevent.
@@ -77,6 +91,8 @@ struct gen {
 	struct quota *quota;
 	struct decide_env env;
 	unsigned int refs;
+	struct server *srv;
+	struct event *async;	/* quota_async_fd readable; NULL: none */
 };
 
 struct listener {
@@ -127,15 +143,26 @@ struct server {
 				 * NULL: no batch open */
 	int batch_open;		/* quota_batch_begin succeeded */
 	unsigned int batch_requests;
-	struct slot *slots;	/* the open batch's replies, BATCH_MAX */
-	unsigned int nslots;
+	struct sbatch *open;	/* the open batch's replies */
+	struct sbatch *fly, *fly_tail;	/* ended, replies not out yet */
+	struct sbatch *spare;	/* batches to reuse */
 	struct conn *dirty;	/* connections with pending replies */
 };
 
-/* The reply to one request of the open batch, written when it is known. */
+/* The reply to one request of a batch, written when it is known. */
 struct slot {
 	struct conn *c;		/* NULL: the connection is gone */
 	char reply[DECIDE_REPLY_MAX];
+};
+
+/* A batch's replies, in the order of its requests (see the top). */
+struct sbatch {
+	struct slot *slots;	/* BATCH_MAX */
+	unsigned int nslots;
+	struct gen *g;		/* a reference, once ended */
+	uint64_t run;		/* its answers are in once delivered */
+	int failed;		/* quota_batch_end failed: on_error */
+	struct sbatch *next;
 };
 
 static void conn_input(struct conn *, const char *, size_t);
@@ -153,17 +180,22 @@ gen_unref(struct gen *g)
 {
 	if (g == NULL || --g->refs > 0)
 		return;
+	if (g->async != NULL)
+		event_free(g->async);
 	quota_close(g->quota);
 	conf_free(g->conf);
 	free(g);
 }
 
+static void gen_async(evutil_socket_t, short, void *);
+
 /* gen_new - open conf's store; the generation takes conf */
 static struct gen *
-gen_new(struct conf *conf, char *err, size_t errlen)
+gen_new(struct server *s, struct conf *conf, char *err, size_t errlen)
 {
 	struct gen *g;
 	struct quota *q;
+	int fd;
 
 	if ((q = quota_open(conf, err, errlen)) == NULL)
 		return NULL;
@@ -173,28 +205,49 @@ gen_new(struct conf *conf, char *err, size_t errlen)
 	g->env.conf = conf;
 	g->env.quota = q;
 	g->refs = 1;
+	g->srv = s;
+	if ((fd = quota_async_fd(q)) >= 0 && ((g->async = event_new(s->base,
+	    fd, EV_READ | EV_PERSIST, gen_async, g)) == NULL ||
+	    event_add(g->async, NULL) < 0)) {
+		snprintf(err, errlen, "cannot watch the store's answers");
+		g->conf = NULL;		/* the caller keeps conf */
+		gen_unref(g);
+		return NULL;
+	}
 	return g;
 }
 
 /* ---- connections ------------------------------------------------------ */
+
+/* slots_forget - c is going away: its replies in b go nowhere */
+static void
+slots_forget(struct sbatch *b, struct conn *c)
+{
+	unsigned int i;
+
+	for (i = 0; c->nqueued > 0 && i < b->nslots; i++)
+		if (b->slots[i].c == c) {
+			b->slots[i].c = NULL;
+			c->nqueued--;
+		}
+}
 
 /* conn_free - end the instance, forget the connection */
 static void
 conn_free(struct conn *c)
 {
 	struct server *s = c->srv;
-
 	struct conn **pp;
+	struct sbatch *b;
 
-	unsigned int i;
-
+	/* waits for the connection's calls in flight (their answers
+	 * write into its txn and the slots) */
 	decide_txn_end(&c->gen->env, &c->txn, clock_wall_ms());
 	decide_txn_free(&c->txn);
-	for (i = 0; c->nqueued > 0 && i < s->nslots; i++)
-		if (s->slots[i].c == c) {
-			s->slots[i].c = NULL;
-			c->nqueued--;
-		}
+	if (s->open != NULL)
+		slots_forget(s->open, c);
+	for (b = s->fly; b != NULL; b = b->next)
+		slots_forget(b, c);
 	gen_unref(c->gen);
 	proto_free(c->p);
 	if (c->dirty)
@@ -345,63 +398,96 @@ conn_send(struct conn *c)
 	}
 }
 
-/*
- * batch_close - end the open batch, then move its replies to their
- * connections' pending output; if the batch failed (LMDB), none of its
- * charges took effect and every reply becomes the store-error answer
- */
-static void
-batch_close(struct server *s)
+/* sbatch_new - an empty batch (a spare one if any) */
+static struct sbatch *
+sbatch_new(struct server *s)
 {
-	struct gen *g = s->batch_gen;
-	struct conn *c;
-	char err[512];
-	unsigned int i;
-	const char *text, *fail = NULL;
+	struct sbatch *b = s->spare;
 
-	s->batch_gen = NULL;
-	s->batch_requests = 0;
-	text = g->conf->store.on_error == CONF_ON_ERROR_ACCEPT ?
-	    "action=DUNNO\n\n" : "action=DEFER_IF_PERMIT Service "
-	    "temporarily unavailable\n\n";
-	if (s->batch_open && quota_batch_end(g->quota, err, sizeof(err)) < 0) {
-		log_warnx("quota store: %s; answering the requests of the "
-		    "batch per store.on_error", err);
-		fail = text;
+	if (b != NULL)
+		s->spare = b->next;
+	else {
+		b = xcalloc(1, sizeof(*b));
+		b->slots = xcalloc(BATCH_MAX, sizeof(*b->slots));
 	}
-	s->batch_open = 0;
-	for (i = 0; i < s->nslots; i++) {
-		struct slot *sl = &s->slots[i];
-		const char *out = fail != NULL ? fail : sl->reply;
-
-		if ((c = sl->c) == NULL)
-			continue;
-		c->nqueued--;
-		if (fail == NULL && sl->reply[0] == '\0') {
-			log_warnx("%s: no answer from the batch (bug); "
-			    "answering per store.on_error", c->peer);
-			out = text;
-		}
-		if (out == text)
-			s->stats.errors++;
-		buf_appends(&c->pending, out);
-	}
-	s->nslots = 0;
-	gen_unref(g);
+	b->nslots = 0;
+	b->g = NULL;
+	b->run = 0;
+	b->failed = 0;
+	b->next = NULL;
+	return b;
 }
 
-/* turn_end - end the turn's batch, then send every pending reply */
+/* sbatch_done - b is out: keep it for reuse, drop its generation */
 static void
-turn_end(evutil_socket_t fd, short what, void *arg)
+sbatch_done(struct server *s, struct sbatch *b)
 {
-	struct server *s = arg;
+	gen_unref(b->g);
+	b->g = NULL;
+	b->next = s->spare;
+	s->spare = b;
+}
+
+/* conn_mark - c has pending replies to send */
+static void
+conn_mark(struct server *s, struct conn *c)
+{
+	if (c->dirty)
+		return;
+	c->dirty = 1;
+	c->dnext = s->dirty;
+	s->dirty = c;
+}
+
+/*
+ * batches_release - the batches in flight whose answers are all in,
+ * from the oldest on, give their replies to their connections' pending
+ * output; if a batch failed (LMDB), none of its charges took effect and
+ * every reply becomes the store-error answer
+ */
+static void
+batches_release(struct server *s)
+{
+	struct sbatch *b;
+	struct conn *c;
+	unsigned int i;
+	const char *text, *out;
+
+	while ((b = s->fly) != NULL && (b->run == 0 ||
+	    quota_delivered(b->g->quota) >= b->run)) {
+		s->fly = b->next;
+		if (s->fly == NULL)
+			s->fly_tail = NULL;
+		text = b->g->conf->store.on_error == CONF_ON_ERROR_ACCEPT ?
+		    "action=DUNNO\n\n" : "action=DEFER_IF_PERMIT Service "
+		    "temporarily unavailable\n\n";
+		for (i = 0; i < b->nslots; i++) {
+			struct slot *sl = &b->slots[i];
+
+			if ((c = sl->c) == NULL)
+				continue;
+			c->nqueued--;
+			out = b->failed ? text : sl->reply;
+			if (!b->failed && sl->reply[0] == '\0') {
+				log_warnx("%s: no answer from the batch (bug); "
+				    "answering per store.on_error", c->peer);
+				out = text;
+			}
+			if (out == text)
+				s->stats.errors++;
+			buf_appends(&c->pending, out);
+			conn_mark(s, c);
+		}
+		sbatch_done(s, b);
+	}
+}
+
+/* send_pending - send the replies of every connection that has some */
+static void
+send_pending(struct server *s)
+{
 	struct conn *c, *list;
 
-	(void)fd;
-	(void)what;
-	s->in_turn = 0;
-	if (s->batch_gen != NULL)
-		batch_close(s);
 	/* Sending may start the next turn: it gets a list of its own. */
 	list = s->dirty;
 	s->dirty = NULL;
@@ -411,6 +497,71 @@ turn_end(evutil_socket_t fd, short what, void *arg)
 		c->dnext = NULL;
 		conn_send(c);	/* may free c */
 	}
+}
+
+/*
+ * batch_close - end the open batch: it joins the batches in flight
+ * (its run, if any, goes to the store) and leaves them when its answers
+ * are in
+ */
+static void
+batch_close(struct server *s)
+{
+	struct sbatch *b = s->open;
+	char err[512];
+
+	b->g = s->batch_gen;	/* the batch's reference from here on */
+	s->open = NULL;
+	s->batch_gen = NULL;
+	s->batch_requests = 0;
+	if (s->batch_open && quota_batch_end_async(b->g->quota, &b->run, err,
+	    sizeof(err)) < 0) {
+		log_warnx("quota store: %s; answering the requests of the "
+		    "batch per store.on_error", err);
+		b->failed = 1;
+	}
+	s->batch_open = 0;
+	if (s->fly_tail != NULL)
+		s->fly_tail->next = b;
+	else
+		s->fly = b;
+	s->fly_tail = b;
+	batches_release(s);
+}
+
+/* gen_async - a run's answers are back: deliver, release, send */
+static void
+gen_async(evutil_socket_t fd, short what, void *arg)
+{
+	struct gen *g = arg;
+	struct server *s = g->srv;
+	char buf[256];
+
+	(void)what;
+	while (read(fd, buf, sizeof(buf)) > 0)
+		;
+	gen_ref(g);
+	(void)quota_collect(g->quota);
+	batches_release(s);
+	gen_unref(g);
+	if (!s->in_turn)	/* else the turn's end sends them */
+		send_pending(s);
+}
+
+/* turn_end - end the turn's batch, then send every pending reply */
+static void
+turn_end(evutil_socket_t fd, short what, void *arg)
+{
+	struct server *s = arg;
+
+	(void)fd;
+	(void)what;
+	s->in_turn = 0;
+	if (s->batch_gen != NULL)
+		batch_close(s);
+	else
+		batches_release(s);	/* answers a drain delivered */
+	send_pending(s);
 }
 
 /* turn_join - the calls that follow belong to this turn's batch */
@@ -425,6 +576,7 @@ turn_join(struct server *s)
 	}
 	if (s->batch_gen != NULL)
 		return;
+	s->open = sbatch_new(s);
 	s->batch_gen = gen_ref(s->cur);
 	s->batch_open = quota_batch_begin(s->batch_gen->quota, err,
 	    sizeof(err)) == 0;
@@ -449,8 +601,8 @@ conn_request(struct conn *c)
 		c->gen = gen_ref(s->cur);
 	}
 	turn_join(s);
-	ASSERT(s->nslots < BATCH_MAX);
-	sl = &s->slots[s->nslots];
+	ASSERT(s->open->nslots < BATCH_MAX);
+	sl = &s->open->slots[s->open->nslots];
 	sl->c = c;
 	sl->reply[0] = '\0';
 	if (decide_request(&c->gen->env, &c->txn, c->p, now, &s->stats,
@@ -460,13 +612,8 @@ conn_request(struct conn *c)
 		s->malformed++;
 		return -1;
 	}
-	s->nslots++;
+	s->open->nslots++;
 	c->nqueued++;
-	if (!c->dirty) {
-		c->dirty = 1;
-		c->dnext = s->dirty;
-		s->dirty = c;
-	}
 	if (++s->batch_requests >= BATCH_MAX)
 		batch_close(s);	/* the next request opens another */
 	return 0;
@@ -925,7 +1072,7 @@ on_hup(evutil_socket_t sig, short what, void *arg)
 		    err);
 		return;
 	}
-	if ((g = gen_new(c, err, sizeof(err))) == NULL) {
+	if ((g = gen_new(s, c, err, sizeof(err))) == NULL) {
 		log_warnx("reload failed, keeping the old configuration: "
 		    "store: %s", err);
 		conf_free(c);
@@ -1003,7 +1150,7 @@ server_start(struct server *s, char *err, size_t errlen)
 		snprintf(err, errlen, "event_reinit failed");
 		return -1;
 	}
-	if ((s->cur = gen_new(s->boot, err, errlen)) == NULL)
+	if ((s->cur = gen_new(s, s->boot, err, errlen)) == NULL)
 		return -1;
 	s->boot = NULL;
 	s->sighup = evsignal_new(s->base, SIGHUP, on_hup, s);
@@ -1012,7 +1159,6 @@ server_start(struct server *s, char *err, size_t errlen)
 	s->stoptimer = evtimer_new(s->base, stop_timeout, s);
 	s->resume = evtimer_new(s->base, resume_listeners, s);
 	s->turn = event_new(s->base, -1, 0, turn_end, s);
-	s->slots = xcalloc(BATCH_MAX, sizeof(*s->slots));
 	if (s->sighup == NULL || s->turn == NULL || s->sigterm == NULL ||
 	    s->sigint == NULL || s->stoptimer == NULL || s->resume == NULL ||
 	    evsignal_add(s->sighup, NULL) < 0 ||
@@ -1042,12 +1188,23 @@ server_run(struct server *s)
 struct server *
 server_free(struct server *s)
 {
+	struct sbatch *b;
+
 	if (s == NULL)
 		return NULL;
 	if (s->in_turn)		/* the loop ended inside a turn */
 		turn_end(-1, 0, s);
 	while (s->conns != NULL)
 		conn_free(s->conns);
+	while ((b = s->fly) != NULL) {	/* no connection left for them */
+		s->fly = b->next;
+		sbatch_done(s, b);
+	}
+	while ((b = s->spare) != NULL) {
+		s->spare = b->next;
+		free(b->slots);
+		free(b);
+	}
 	listeners_close(s);
 	free(s->ls);
 	if (s->sighup != NULL)
@@ -1067,7 +1224,6 @@ server_free(struct server *s)
 	if (s->base != NULL)
 		event_base_free(s->base);
 	free(s->conf_path);
-	free(s->slots);
 	free(s);
 	return NULL;
 }
