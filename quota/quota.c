@@ -1058,15 +1058,10 @@ int
 quota_batch_end_async(struct quota *q, uint64_t *run, char *err,
     size_t errlen)
 {
-	int mine;
-
 	*run = 0;
 	if (q->apipe[0] < 0)
 		return quota_batch_end(q, err, errlen);
-	pthread_mutex_lock(&q->pmu);
-	mine = q->pdepth > 0 && pthread_equal(q->powner, pthread_self());
-	pthread_mutex_unlock(&q->pmu);
-	if (!mine)
+	if (!in_pipe(q))
 		return 0;
 	if (q->pdepth == 1 && q->nqueue > 0) {
 		if (runs_pending(q))
@@ -1117,13 +1112,7 @@ quota_batch_begin(struct quota *q, char *err, size_t errlen)
 {
 	if (q->store->ops->pipeline != NULL) {
 		/* another thread's batch: this one's calls run alone */
-		pthread_mutex_lock(&q->pmu);
-		if (q->pdepth == 0) {
-			q->powner = pthread_self();
-			q->pdepth = 1;
-		} else if (pthread_equal(q->powner, pthread_self()))
-			q->pdepth++;
-		pthread_mutex_unlock(&q->pmu);
+		pipe_enter(q);
 		return 0;
 	}
 	if (q->store->ops->batch_begin == NULL)
@@ -1136,20 +1125,12 @@ quota_batch_begin(struct quota *q, char *err, size_t errlen)
 int
 quota_batch_end(struct quota *q, char *err, size_t errlen)
 {
-	int mine;
-
 	if (q->store->ops->pipeline != NULL) {
-		pthread_mutex_lock(&q->pmu);
-		mine = q->pdepth > 0 && pthread_equal(q->powner,
-		    pthread_self());
-		pthread_mutex_unlock(&q->pmu);
-		if (!mine)
+		if (!in_pipe(q))
 			return 0;
 		if (q->pdepth == 1)
 			(void)quota_flush(q);
-		pthread_mutex_lock(&q->pmu);
-		q->pdepth--;
-		pthread_mutex_unlock(&q->pmu);
+		pipe_leave(q);
 		return 0;
 	}
 	if (q->store->ops->batch_end == NULL)
