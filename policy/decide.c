@@ -266,8 +266,11 @@ unusable(struct decide_txn *t, const struct proto *p, unsigned int bit,
 	return 0;
 }
 
-/* A queued RCPT admission: where its answer goes. */
-struct rcpt_ctx {
+/*
+ * Where a queued admission's verdict goes: the request's transaction,
+ * reply and counters (a RCPT admission needs nothing more).
+ */
+struct answer {
 	const struct decide_env *env;
 	struct decide_txn *t;
 	struct decide_stats *st;
@@ -276,12 +279,26 @@ struct rcpt_ctx {
 	char id[DECIDE_INSTANCE_MAX];	/* log_id() of the request */
 };
 
+/* answer_init - a for request p of t, whose reply goes to reply */
+static void
+answer_init(struct answer *a, const struct decide_env *env,
+    struct decide_txn *t, const struct proto *p, struct decide_stats *st,
+    char *reply, size_t len)
+{
+	a->env = env;
+	a->t = t;
+	a->st = st;
+	a->reply = reply;
+	a->len = len;
+	snprintf(a->id, sizeof(a->id), "%s", log_id(p));
+}
+
 /* at_rcpt_done - the verdict of a RCPT admission: the reply */
 static void
 at_rcpt_done(void *arg, int rc, const struct quota_verdict *v,
     uint64_t token)
 {
-	struct rcpt_ctx *x = arg;
+	struct answer *x = arg;
 	struct decide_txn *t = x->t;
 
 	ASSERT(t->inflight > 0);
@@ -325,17 +342,12 @@ at_rcpt(const struct decide_env *env, struct decide_txn *t,
 {
 	struct quota_amount amt = { 0, 1, 0 };
 	struct quota_who who;
-	struct rcpt_ctx *x;
+	struct answer *x;
 	uint8_t addr[16];
 
 	who_of(p, &who, addr);
 	x = xcalloc(1, sizeof(*x));
-	x->env = env;
-	x->t = t;
-	x->st = st;
-	x->reply = reply;
-	x->len = len;
-	snprintf(x->id, sizeof(x->id), "%s", log_id(p));
+	answer_init(x, env, t, p, st, reply, len);
 	t->inflight++;
 	return quota_defer(env->quota, &who, &amt, now,
 	    t->ntokens + t->inflight <= DECIDE_TOKENS_MAX, at_rcpt_done, x);
@@ -343,16 +355,11 @@ at_rcpt(const struct decide_env *env, struct decide_txn *t,
 
 /* A DATA or END-OF-MESSAGE admission: what its verdict completes. */
 struct finish_ctx {
-	const struct decide_env *env;
-	struct decide_txn *t;
-	struct decide_stats *st;
-	char *reply;
-	size_t len;
+	struct answer a;
 	int64_t now;
 	const char *stage;		/* static */
 	struct quota_amount amt;
 	uint64_t ncommit;
-	char id[DECIDE_INSTANCE_MAX];	/* log_id() of the request */
 };
 
 /*
@@ -362,41 +369,42 @@ struct finish_ctx {
 static void
 finish_apply(struct finish_ctx *x, int rc, const struct quota_verdict *vin)
 {
-	struct decide_txn *t = x->t;
-	struct decide_stats *st = x->st;
+	struct answer *a = &x->a;
+	struct decide_txn *t = a->t;
+	struct decide_stats *st = a->st;
 	struct quota_verdict v = *vin;
 	char err[256];
 
 	if (rc < 0 || v.result == QUOTA_ERROR) {
-		store_failed_id(x->env, x->id, x->stage, v.error, st,
-		    x->reply, x->len);
-		if (x->env->conf->store.on_error != CONF_ON_ERROR_ACCEPT)
+		store_failed_id(a->env, a->id, x->stage, v.error, st,
+		    a->reply, a->len);
+		if (a->env->conf->store.on_error != CONF_ON_ERROR_ACCEPT)
 			return;
 		/* fail open: what was reserved stays charged */
 		v.result = QUOTA_ADMIT;
 		memset(&x->amt, 0, sizeof(x->amt));
 	}
-	log_verdict_id(x->id, x->stage, &v);
+	log_verdict_id(a->id, x->stage, &v);
 	if (v.result == QUOTA_REFUSE && v.action != CONF_QACTION_HOLD) {
 		if (st != NULL)
 			st->refused++;
-		if (settle(x->env, t, 0, x->now, err, sizeof(err)) < 0)
+		if (settle(a->env, t, 0, x->now, err, sizeof(err)) < 0)
 			log_warnx("%s: policy=error releasing reservations: "
-			    "%s", x->id, err);
+			    "%s", a->id, err);
 		t->finished = 1;
-		reply_refused(&v, x->reply, x->len);
+		reply_refused(&v, a->reply, a->len);
 		return;
 	}
-	if (settle(x->env, t, (size_t)x->ncommit, x->now, err,
+	if (settle(a->env, t, (size_t)x->ncommit, x->now, err,
 	    sizeof(err)) < 0)
 		log_warnx("%s: policy=error settling reservations: %s",
-		    x->id, err);
+		    a->id, err);
 	t->rcpt_charged += x->ncommit;
 	if (v.result == QUOTA_REFUSE) {		/* hold: accepted, held */
 		if (st != NULL)
 			st->refused++;
 		t->msg_charged = 1;
-		reply_refused(&v, x->reply, x->len);
+		reply_refused(&v, a->reply, a->len);
 		return;
 	}
 	if (st != NULL)
@@ -404,7 +412,7 @@ finish_apply(struct finish_ctx *x, int rc, const struct quota_verdict *vin)
 	t->rcpt_charged += x->amt.recipients;
 	t->msg_charged = 1;
 	t->bytes_charged += x->amt.bytes;
-	reply_set(x->reply, x->len, "DUNNO");
+	reply_set(a->reply, a->len, "DUNNO");
 }
 
 /* at_finish_done - the verdict of a queued message admission */
@@ -415,8 +423,8 @@ at_finish_done(void *arg, int rc, const struct quota_verdict *v,
 	struct finish_ctx *x = arg;
 
 	(void)token;
-	ASSERT(x->t->inflight > 0);
-	x->t->inflight--;
+	ASSERT(x->a.t->inflight > 0);
+	x->a.t->inflight--;
 	finish_apply(x, rc, v);
 	free(x);
 }
@@ -444,14 +452,9 @@ at_finish(const struct decide_env *env, struct decide_txn *t,
 		return 0;
 	}
 	x = xcalloc(1, sizeof(*x));
-	x->env = env;
-	x->t = t;
-	x->st = st;
-	x->reply = reply;
-	x->len = len;
+	answer_init(&x->a, env, t, p, st, reply, len);
 	x->now = now;
 	x->stage = stage;
-	snprintf(x->id, sizeof(x->id), "%s", log_id(p));
 	want = num_attr(p, PA_RECIPIENT_COUNT);
 	if (want == 0)		/* before Postfix 2.3: what RCPT saw */
 		want = t->rcpt_charged + t->ntokens;
