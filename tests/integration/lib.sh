@@ -75,6 +75,21 @@ it_finish() {
 	[ "$IT_FAILED" -eq 0 ]
 }
 
+# it_setup_failed WHAT [LOG...] - a set-up step failed: FAIL, the private
+# Postfix's log if one is set up, the tail of each LOG that exists, the
+# summary; exits 1
+it_setup_failed() {
+	local what=$1 f
+	shift
+	it_fail "setup: $what"
+	[ -n "${IT_PF_DIR:-}" ] && pf_log
+	for f in "$@"; do
+		[ -n "$f" ] && [ -f "$f" ] && { echo "---- $f"; tail -n 40 "$f"; }
+	done
+	it_finish
+	exit 1
+}
+
 # it_spawn - start a background process, remember its pid in IT_PIDS
 # usage: it_spawn LOGFILE CMD ARGS...; sets IT_LASTPID
 it_spawn() {

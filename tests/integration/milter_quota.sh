@@ -36,10 +36,7 @@ MILTC=$IT_BUILD/tests/miltc
 CTL=$IT_BUILD/tools/outpostctl
 
 fatal_setup() {
-	it_fail "setup: $*"
-	[ -n "$IT_PF_DIR" ] && pf_log
-	it_finish
-	exit 1
+	it_setup_failed "$*"
 }
 
 for b in "$MILTER" "$MILTC" "$CTL"; do

@@ -35,11 +35,7 @@ CTL=$IT_BUILD/tools/outpostctl
 SENDER=alice@example.com
 
 fatal_setup() {
-	it_fail "setup: $*"
-	[ -n "$IT_PF_DIR" ] && pf_log
-	[ -f "$T/policyd.log" ] && tail -n 30 "$T/policyd.log"
-	it_finish
-	exit 1
+	it_setup_failed "$*" "$T/policyd.log"
 }
 
 for prog in postfix smtp-sink swaks "$IT_PY"; do

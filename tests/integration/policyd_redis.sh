@@ -46,13 +46,7 @@ RESERVE_TTL=4		# store.reserve_ttl, seconds
 MARGIN_S=1.5		# on top of store.timeout for a store-error answer
 
 fatal_setup() {
-	it_fail "setup: $*"
-	[ -n "$IT_PF_DIR" ] && pf_log
-	for f in "$T/redis.log" "$T/policyd-a.log" "$T/policyd-b.log"; do
-		[ -f "$f" ] && { echo "---- $f"; tail -n 20 "$f"; }
-	done
-	it_finish
-	exit 1
+	it_setup_failed "$*" "$T/redis.log" "$T/policyd-a.log" "$T/policyd-b.log"
 }
 
 for prog in postfix smtp-sink swaks redis-server redis-cli "$IT_PY"; do

@@ -34,10 +34,7 @@ impl=${OUTPOST_IT_MILTER:-outpost}
 
 # fatal_setup - a setup step failed: report it and stop
 fatal_setup() {
-	it_fail "setup: $*"
-	[ -n "$IT_PF_DIR" ] && pf_log
-	it_finish
-	exit 1
+	it_setup_failed "$*"
 }
 
 for prog in postfix smtp-sink swaks openssl perl "$IT_PY"; do

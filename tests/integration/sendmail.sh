@@ -27,10 +27,7 @@ ED_SEL=sme
 SM_PIDFILE=
 
 fatal_setup() {
-	it_fail "setup: $*"
-	[ -n "${SM_LOG:-}" ] && [ -f "$SM_LOG" ] && tail -n 40 "$SM_LOG"
-	it_finish
-	exit 1
+	it_setup_failed "$*" "${SM_LOG:-}"
 }
 
 # sm_stop - stop the Sendmail daemon and the children it forked

@@ -95,12 +95,7 @@ SPF_USER=nobody
 
 # fatal_setup - a setup step failed: report it and stop
 fatal_setup() {
-	it_fail "setup: $*"
-	[ -n "$IT_PF_DIR" ] && pf_log
-	[ -f "$MILTER_LOG" ] && sed 's/^/    milter: /' "$MILTER_LOG"
-	[ -f "$T/dnsmasq.log" ] && sed 's/^/    dnsmasq: /' "$T/dnsmasq.log"
-	it_finish
-	exit 1
+	it_setup_failed "$*" "$MILTER_LOG" "$T/dnsmasq.log"
 }
 
 [ "$(ip netns identify $$ 2>/dev/null)" = "$NS" ] ||
