@@ -1803,6 +1803,76 @@ START_TEST(redis_older_reservations_are_settled)
 }
 END_TEST
 
+/* redis_value - the value of key into buf (NUL-ended); its length, -1 */
+static long
+redis_value(const char *key, char *buf, size_t len)
+{
+	struct timeval tv = { 2, 0 };
+	redisContext *rc;
+	redisReply *r;
+	long n = -1;
+
+	rc = redisConnectWithTimeout("127.0.0.1", redis_port, tv);
+	if (rc == NULL || rc->err) {
+		if (rc != NULL)
+			redisFree(rc);
+		return -1;
+	}
+	(void)redisSetTimeout(rc, tv);
+	if ((r = redisCommand(rc, "GET %s", key)) != NULL) {
+		if (r->type == REDIS_REPLY_STRING && r->len < len) {
+			memcpy(buf, r->str, r->len);
+			buf[r->len] = '\0';
+			n = (long)r->len;
+		}
+		freeReplyObject(r);
+	}
+	redisFree(rc);
+	return n;
+}
+
+/*
+ * redis_text_counters_are_read - a counter in the text form of earlier
+ * builds ("T0 F N_F ... N_L") is read by get() and by the run script,
+ * which counts on top of it and writes it back binary; a binary value
+ * that is cut short reads as no counter (the next admission starts it
+ * again), never as garbage counts
+ */
+START_TEST(redis_text_counters_are_read)
+{
+	struct tenv *t = tenv_new(_i, 1);
+	const struct conf_limit *l = &t->limits[L_WIN];
+	int64_t w = (int64_t)l->period * 1000 / l->buckets;
+	int64_t cb = t->now / w * w;
+	char key[64], val[64], got[1024];
+	const char *set[] = { "SET", key, val };
+	const char *cut[] = { "SET", key, "\001\000\000\000" };
+
+	snprintf(key, sizeof(key), "outpost:q:%s%calice", l->name,
+	    QUOTA_RKEY_SEP);
+	/* 3 in the bucket before the current one, 4 in the current one */
+	snprintf(val, sizeof(val), "%lld %u 3 4",
+	    (long long)(cb - (int64_t)l->buckets * w), l->buckets - 1);
+	ck_assert_int_eq(redis_argv(3, set), 0);
+	ck_assert_uint_eq(used(t, L_WIN, "alice"), 7);
+	ck_assert_int_eq(admit1(t, L_WIN, "alice", 2, NULL), 1);
+	ck_assert_uint_eq(used(t, L_WIN, "alice"), 9);
+	/* written back binary: tag, T0, F, K = 2 buckets, 2 doubles */
+	ck_assert_int_eq(redis_value(key, got, sizeof(got)), 11 + 2 * 8);
+	ck_assert_int_eq(got[0], 1);
+	ck_assert_int_eq((unsigned char)got[9], l->buckets - 1);
+	ck_assert_int_eq(got[10], 2);
+	ck_assert_int_eq(admit1(t, L_WIN, "alice", 1, NULL), 1);
+	ck_assert_uint_eq(used(t, L_WIN, "alice"), 10);
+
+	ck_assert_int_eq(redis_argv(3, cut), 0);
+	ck_assert_uint_eq(used(t, L_WIN, "alice"), 0);
+	ck_assert_int_eq(admit1(t, L_WIN, "alice", 1, NULL), 1);
+	ck_assert_uint_eq(used(t, L_WIN, "alice"), 1);
+	tenv_free(t);
+}
+END_TEST
+
 /* add - one TCase per behaviour, run on backend b */
 static void
 add(Suite *s, int b, const char *name, const TTest *test, int timeout)
@@ -1853,6 +1923,7 @@ backend_suite(int b)
 		ADD(s, b, pipelined_batch_store_down_fails_each_call, 0);
 		ADD(s, b, redis_pipeline_cut_fails_whole_runs, 0);
 		ADD(s, b, redis_older_reservations_are_settled, 0);
+		ADD(s, b, redis_text_counters_are_read, 0);
 		ADD(s, b, redis_scripts_and_connections_come_back, 0);
 	}
 	if (b == B_LMDB || b == B_LMDB_ALWAYS)
