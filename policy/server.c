@@ -996,6 +996,7 @@ listeners_open(struct server *s, const struct conf *cf, char *err,
 
 		l->srv = s;
 		l->name = xstrdup(spec);
+		s->nls = i + 1;		/* listeners_close() frees a part */
 		if (strncmp(spec, "unix:", 5) == 0) {
 			l->is_unix = 1;
 			if ((fd = open_unix(spec + 5, (int)cf->policyd.backlog,
@@ -1018,7 +1019,6 @@ listeners_open(struct server *s, const struct conf *cf, char *err,
 			return -1;
 		}
 		evconnlistener_set_error_cb(l->ev, listener_error);
-		s->nls = i + 1;
 	}
 	return 0;
 }

@@ -389,4 +389,36 @@ wait "$PID"
 it_check "exit status 0 after SIGTERM" [ $? -eq 0 ]
 it_check "the unix socket is removed" [ ! -e "$SOCK" ]
 
+# ---- listeners that cannot be opened ---------------------------------------------
+# start_bad NAME LISTEN-LIST [EXTRA-SETTING] - run the daemon on a config
+# whose listeners it cannot all open; its exit status, output in $T/NAME.log
+start_bad() {
+	cat >"$T/$1.conf" <<EOC
+store = { backend = "memory"; };
+limits = (
+  { name = "sender-hourly"; key = "sender"; count = "recipients";
+    kind = "window"; limit = 20; period = "1h"; }
+);
+policyd = { listen = [ $2 ]; ${3:-} };
+EOC
+	timeout 20 "$POLICYD" -f -c "$T/$1.conf" >"$T/$1.log" 2>&1
+}
+: >"$T/afile"
+start_bad nodir "\"unix:$T/first.sock\", \"unix:$T/afile/second.sock\""
+rc=$?
+it_check "a socket path it cannot create: exit status 69 ($rc)" [ "$rc" -eq 69 ]
+it_check "  the error names the path" grep -q "$T/afile/second.sock" \
+    "$T/nodir.log"
+it_check "  the listener opened before it is removed" [ ! -e "$T/first.sock" ]
+start_bad noowner "\"unix:$T/owned.sock\"" \
+    'socket_owner = "no-such-user-outpost";'
+rc=$?
+it_check "socket_owner naming no user: exit status 69 ($rc)" [ "$rc" -eq 69 ]
+it_check "  the error names the setting" grep -q \
+    'policyd.socket_owner: no user "no-such-user-outpost"' "$T/noowner.log"
+it_check "  the socket it made is removed" [ ! -e "$T/owned.sock" ]
+it_check "  no sanitizer report (leaks included)" bash -c "! grep -E \
+    'ERROR: (Address|Leak)Sanitizer|runtime error:' '$T/nodir.log' \
+    '$T/noowner.log'"
+
 it_finish
