@@ -1873,6 +1873,150 @@ START_TEST(redis_text_counters_are_read)
 }
 END_TEST
 
+/* rnd - the next number of a xorshift64 sequence, in [0, n) */
+static uint64_t
+rnd(uint64_t *x, uint64_t n)
+{
+	*x ^= *x << 13;
+	*x ^= *x >> 7;
+	*x ^= *x << 17;
+	return *x % n;
+}
+
+#define AGREE_STEPS	20000
+#define AGREE_TOKENS	12
+
+/*
+ * stores_agree_with_memory - a random run of admissions (one to three
+ * ops of window, calendar and rate limits on four keys, with overrides,
+ * unlimited and warn-only ops, amounts of 1 to 4), reservations
+ * committed, released and left to lapse, on a clock that moves by
+ * seconds, minutes and sometimes days, made on this backend and on the
+ * memory store (quota/algo.c as it is); every verdict, used and
+ * retry-after must be the same, and so must every counter at the end.
+ * For Redis this checks the run script's transcription of algo.c.
+ */
+START_TEST(stores_agree_with_memory)
+{
+	static const int lims[] = { L_WIN, L_CAL, L_RATE, L_SHORT, L_MANY,
+	    L_BERLIN };
+	static const char *const keys[] = { "k0", "k1", "k2", "k3" };
+	const size_t nl = sizeof(lims) / sizeof(lims[0]);
+	const size_t nk = sizeof(keys) / sizeof(keys[0]);
+	struct tenv *t = tenv_new(_i, 1), *m = tenv_new(B_MEMORY, 1);
+	uint64_t x = 0x9e3779b97f4a7c15ULL, tokens[AGREE_TOKENS], next = 1;
+	size_t ntok = 0, step, i, j, k;
+	char err[512] = "";
+
+	for (step = 0; step < AGREE_STEPS; step++) {
+		uint64_t r = rnd(&x, 100);
+
+		if (r < 60)
+			t->now += (int64_t)rnd(&x, 20000);
+		else if (r < 95)
+			t->now += (int64_t)rnd(&x, 600000);
+		else
+			t->now += (int64_t)rnd(&x, 2 * 86400000ULL);
+		m->now = t->now;
+		r = rnd(&x, 100);
+		if (r < 70 || ntok == 0) {
+			struct quota_op ot[3], om[3];
+			struct quota_op_result rt[3], rm[3];
+			size_t n = 1 + (size_t)rnd(&x, 3);
+			uint64_t tok = 0;
+			int at, am;
+
+			for (i = 0; i < n; i++) {
+				int l = lims[(i + rnd(&x, nl)) % nl];
+				const char *key = keys[rnd(&x, nk)];
+				uint64_t amount = 1 + rnd(&x, 4);
+
+				for (j = 0; j < i; j++)	/* one op per counter */
+					if (ot[j].limit == &t->limits[l] &&
+					    strcmp(ot[j].rkey + strlen(
+					    t->limits[l].name) + 1, key) == 0)
+						break;
+				if (j < i) {
+					n = i;
+					break;
+				}
+				op_set(t, &ot[i], l, key, amount);
+				op_set(m, &om[i], l, key, amount);
+				if (t->limits[l].kind != CONF_QKIND_RATE) {
+					switch (rnd(&x, 6)) {
+					case 0:
+						ot[i].eff_limit = QUOTA_UNLIMITED;
+						break;
+					case 1:
+						ot[i].eff_limit =
+						    t->limits[l].limit / 2;
+						break;
+					case 2:
+						ot[i].eff_limit =
+						    t->limits[l].limit * 2;
+						break;
+					}
+					om[i].eff_limit = ot[i].eff_limit;
+				}
+				ot[i].warn_only = om[i].warn_only =
+				    rnd(&x, 8) == 0;
+			}
+			if (ntok < AGREE_TOKENS && rnd(&x, 2) == 0)
+				tok = next++;
+			k = (size_t)(1 + rnd(&x, 120)) * 1000;
+			at = admit_ops(t, ot, n, tok, t->now + (int64_t)k, rt);
+			am = admit_ops(m, om, n, tok, m->now + (int64_t)k, rm);
+			ck_assert_msg(at == am, "step %zu: %s admitted %d, "
+			    "memory %d", step, backends[_i].name, at, am);
+			for (i = 0; i < n; i++) {
+				ck_assert_msg(rt[i].check.admit ==
+				    rm[i].check.admit && rt[i].check.used ==
+				    rm[i].check.used && rt[i].check.retry_ms ==
+				    rm[i].check.retry_ms, "step %zu, op %zu "
+				    "(%s, %s): %s admit %d used %llu retry "
+				    "%llu; memory admit %d used %llu retry "
+				    "%llu", step, i, ot[i].limit->name,
+				    ot[i].rkey, backends[_i].name,
+				    rt[i].check.admit,
+				    (unsigned long long)rt[i].check.used,
+				    (unsigned long long)rt[i].check.retry_ms,
+				    rm[i].check.admit,
+				    (unsigned long long)rm[i].check.used,
+				    (unsigned long long)rm[i].check.retry_ms);
+			}
+			if (tok != 0 && at == 1)
+				tokens[ntok++] = tok;
+		} else {
+			int commit = r < 85;
+
+			k = (size_t)rnd(&x, ntok);
+			ck_assert_int_eq(commit ? t->s->ops->commit(t->s,
+			    tokens[k], t->now, err, sizeof(err)) :
+			    t->s->ops->release(t->s, tokens[k], t->now, err,
+			    sizeof(err)), 0);
+			ck_assert_int_eq(commit ? m->s->ops->commit(m->s,
+			    tokens[k], m->now, err, sizeof(err)) :
+			    m->s->ops->release(m->s, tokens[k], m->now, err,
+			    sizeof(err)), 0);
+			tokens[k] = tokens[--ntok];
+		}
+	}
+	/* an admission elsewhere refunds what lapsed; then every counter */
+	ck_assert_int_eq(admit1(t, L_HOUR, "other", 1, NULL), 1);
+	ck_assert_int_eq(admit1(m, L_HOUR, "other", 1, NULL), 1);
+	for (i = 0; i < nl; i++)
+		for (j = 0; j < nk; j++)
+			ck_assert_msg(used(t, lims[i], keys[j]) ==
+			    used(m, lims[i], keys[j]), "end: %s %s: %s %llu, "
+			    "memory %llu", t->limits[lims[i]].name, keys[j],
+			    backends[_i].name, (unsigned long long)used(t,
+			    lims[i], keys[j]), (unsigned long long)used(m,
+			    lims[i], keys[j]));
+	tenv_free(m);
+	tenv_free(t);
+}
+END_TEST
+
 /* add - one TCase per behaviour, run on backend b */
 static void
 add(Suite *s, int b, const char *name, const TTest *test, int timeout)
@@ -1919,6 +2063,8 @@ backend_suite(int b)
 	ADD(s, b, batch_calls_see_each_other_and_apply_at_the_end, 0);
 	ADD(s, b, pipelined_batch_gives_the_one_by_one_results, 0);
 	ADD(s, b, store_pipeline_runs_mixed_calls_in_order, 0);
+	if (b == B_LMDB || b == B_REDIS)
+		ADD(s, b, stores_agree_with_memory, 60);
 	if (b == B_REDIS) {
 		ADD(s, b, pipelined_batch_store_down_fails_each_call, 0);
 		ADD(s, b, redis_pipeline_cut_fails_whole_runs, 0);
