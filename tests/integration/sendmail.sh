@@ -13,7 +13,9 @@
 # 1. mail from a trusted client (127.0.0.1) arrives at smtp-sink signed
 #    (rsa-sha256 and ed25519-sha256) and python3-dkim verifies both;
 # 2. milter quotas, 20 recipients/hour: one message to 30 recipients gets
-#    20 accepted and 10 deferred with 450 4.7.1; outpostctl quota show: 20.
+#    20 accepted and 10 deferred with 450 4.7.1; outpostctl quota show: 20;
+# 3. transactions aborted by QUIT after RCPT, by RSET (then a transaction
+#    of 3 that is charged 3) and by a dropped connection are refunded.
 # Any setup failure is a FAIL, never a skip.
 set -u
 . "$(dirname "$0")/lib.sh"
@@ -208,6 +210,18 @@ fi
 
 # ---- 2. milter quotas: 20 of 30 recipients ----------------------------------
 
+# used SENDER - what outpostctl quota show says of SENDER's rcpt20 (0:
+# no counter; "error" when outpostctl fails)
+used() {
+	local out n
+	out=$("$CTL" quota show "$1" -c "$CONF" 2>&1) || {
+		echo error
+		return
+	}
+	n=$(printf '%s\n' "$out" | awk '$1 == "rcpt20" { print $3 }')
+	echo "${n:-0}"
+}
+
 m30=$(it_new_msg "$T/msgs" thirty 'carol@example.org' 'thirty recipients')
 printf '\r\nOne message, thirty recipients, twenty allowed.\r\n' >>"$m30"
 swaks --server 127.0.0.1 --port "$SM_PORT" --helo client.outpost.test \
@@ -220,13 +234,65 @@ it_check "sendmail: 30 recipients: 20 accepted" \
 it_check "sendmail: the message is accepted for the 20" \
     grep -q '^ *<- *250 2.0.0 .*Message accepted' "$T/swaks30.log"
 it_check "sendmail: quota show: 20 recipients charged" \
-    test "$("$CTL" quota show carol@example.org -c "$CONF" 2>/dev/null |
-    awk '$1 == "rcpt20" { print $3 }')" = 20
+    test "$(used carol@example.org)" = 20
 if sink_wait "$(it_msg_tag "$m30")" 30 >/dev/null; then
 	it_pass "sendmail: the 20-recipient message arrives at smtp-sink"
 else
 	it_fail "sendmail: the 20-recipient message arrives at smtp-sink"
 fi
+
+# ---- 3. aborted transactions are refunded -----------------------------------
+# Sendmail tells the milter to abort at QUIT, RSET and a dropped
+# connection alike; each must give the reserved recipients back.
+swaks --server 127.0.0.1 --port "$SM_PORT" --helo client.outpost.test \
+    --from dave@example.org --to "$(it_rcpt_list q 5)" --quit-after RCPT \
+    --timeout 30 >"$T/swaks-quit.log" 2>&1
+it_check "sendmail: QUIT after 5 RCPT: accepted at RCPT" \
+    test "$(grep -c '^ *<- *250 2.1.5' "$T/swaks-quit.log")" -eq 5
+it_wait 5 eval 'test "$(used dave@example.org)" -eq 0' || true
+it_check "sendmail: QUIT after RCPT: refunded (quota show 0)" \
+    test "$(used dave@example.org)" -eq 0
+
+# RSET after 4 RCPT, then a transaction of 3 that completes; then 2
+# recipients and the connection dropped without QUIT.
+m3=$(it_new_msg "$T/msgs" rset3 'erin@example.org' 'after rset')
+printf '\r\nThree after a reset.\r\n' >>"$m3"
+"$IT_PY" - "$SM_PORT" "$m3" >"$T/rset.out" 2>&1 <<'PY'
+import smtplib, socket, sys
+port, msg = int(sys.argv[1]), open(sys.argv[2], "rb").read()
+s = smtplib.SMTP("127.0.0.1", port, "client.outpost.test", timeout=30)
+s.ehlo("client.outpost.test")
+s.mail("erin@example.org")
+print("first", [s.rcpt("r%d@example.net" % i)[0] for i in range(4)])
+print("rset", s.rset()[0])
+s.mail("erin@example.org")
+print("second", [s.rcpt("t%d@example.net" % i)[0] for i in range(3)])
+print("data", s.data(msg)[0])
+s.quit()
+s = smtplib.SMTP("127.0.0.1", port, "client.outpost.test", timeout=30)
+s.ehlo("client.outpost.test")
+s.mail("frank@example.org")
+print("dropped", [s.rcpt("d%d@example.net" % i)[0] for i in range(2)])
+s.sock.shutdown(socket.SHUT_RDWR)
+s.sock.close()
+PY
+sed 's/^/    /' "$T/rset.out"
+it_check "sendmail: RSET after 4 RCPT, then 3 RCPT and DATA: all accepted" \
+    grep -qx 'first \[250, 250, 250, 250\]' "$T/rset.out"
+it_check "  the second transaction's message is accepted" \
+    grep -qx 'data 250' "$T/rset.out"
+it_wait 5 eval 'test "$(used erin@example.org)" -eq 3' || true
+it_check "  quota show: 3 (the 4 before RSET refunded)" \
+    test "$(used erin@example.org)" -eq 3
+if sink_wait "$(it_msg_tag "$m3")" 30 >/dev/null; then
+	it_pass "  the message after RSET arrives at smtp-sink"
+else
+	it_fail "  the message after RSET arrives at smtp-sink"
+fi
+it_check "sendmail: connection dropped after 2 RCPT: accepted at RCPT" \
+    grep -qx 'dropped \[250, 250\]' "$T/rset.out"
+it_wait 5 eval 'test "$(used frank@example.org)" -eq 0' || true
+it_check "  refunded (quota show 0)" test "$(used frank@example.org)" -eq 0
 
 it_check "sendmail: milter still running" kill -0 "$MPID"
 if grep -qE 'ERROR: AddressSanitizer|runtime error:' "$MLOG"; then
