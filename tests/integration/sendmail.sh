@@ -15,7 +15,10 @@
 # 2. milter quotas, 20 recipients/hour: one message to 30 recipients gets
 #    20 accepted and 10 deferred with 450 4.7.1; outpostctl quota show: 20;
 # 3. transactions aborted by QUIT after RCPT, by RSET (then a transaction
-#    of 3 that is charged 3) and by a dropped connection are refunded.
+#    of 3 that is charged 3) and by a dropped connection are refunded;
+# 4. inbound SPF (libspf2's zone layer) for an untrusted client, 127.0.0.2:
+#    pass accepted with Received-SPF and Authentication-Results, fail
+#    refused with 550 5.7.23; a trusted client is not checked.
 # Any setup failure is a FAIL, never a skip.
 set -u
 . "$(dirname "$0")/lib.sh"
@@ -99,6 +102,21 @@ limits = (
   { name = "rcpt20"; key = "sender"; count = "recipients"; kind = "window";
     limit = 20; period = "1h"; }
 );
+EOF
+# Inbound SPF for untrusted clients, on libspf2's zone layer (the
+# workers load OUTPOST_SPF_ZONE instead of asking DNS).
+printf '%s\n' 'sm-pass.example TXT v=spf1 ip4:127.0.0.2 -all' \
+    'sm-fail.example TXT v=spf1 ip4:192.0.2.99 -all' >"$T/zone"
+chmod 644 "$T/zone"
+export OUTPOST_SPF_ZONE=$T/zone
+cat >>"$CONF" <<EOF
+spf = {
+  workers = 2;
+  worker = "$IT_BUILD/spf/outpost-spf-worker";
+  timeout = 5;
+  inbound = { enabled = true; receiver = "mta.outpost.test"; };
+  outbound = { enabled = false; };
+};
 EOF
 sed -i 's/^milter = { /milter = { quotas = "all"; /' "$CONF"
 outpost_start "$CONF" "$SOCK" "$MLOG" || fatal_setup "start outpost-milter"
@@ -293,6 +311,47 @@ it_check "sendmail: connection dropped after 2 RCPT: accepted at RCPT" \
     grep -qx 'dropped \[250, 250\]' "$T/rset.out"
 it_wait 5 eval 'test "$(used frank@example.org)" -eq 0' || true
 it_check "  refunded (quota show 0)" test "$(used frank@example.org)" -eq 0
+
+# ---- 4. inbound SPF, untrusted client 127.0.0.2 ------------------------------
+# spf_send NAME FROM [SOURCE] - a message from SOURCE (default 127.0.0.2)
+# with MAIL FROM FROM; SPF_MSG is the file sent
+spf_send() {
+	SPF_MSG=$(it_new_msg "$T/msgs" "$1" "$2" "spf $1")
+	printf '\r\nSPF through Sendmail.\r\n' >>"$SPF_MSG"
+	swaks --server 127.0.0.1 --port "$SM_PORT" \
+	    --local-interface "${3:-127.0.0.2}" --helo client.outpost.test \
+	    --from "$2" --to bob@example.net --data "@$SPF_MSG" \
+	    --timeout 30 >"$T/swaks-$1.log" 2>&1
+}
+spf_send spfpass alice@sm-pass.example
+it_check "sendmail: SPF pass from 127.0.0.2: accepted" \
+    grep -q '^ *<- *250 2.0.0 .*Message accepted' "$T/swaks-spfpass.log"
+if raw=$(sink_wait "$(it_msg_tag "$SPF_MSG")" 30); then
+	sink_message "$raw" "$T/got-spfpass.eml"
+	# the header section, unfolded
+	awk '/^\r?$/ { exit } { sub(/\r$/, "") }
+	    /^[ \t]/ { sub(/^[ \t]+/, " "); h = h $0; next }
+	    { if (h != "") print h; h = $0 } END { if (h != "") print h }' \
+	    "$T/got-spfpass.eml" >"$T/got-spfpass.hdr"
+	sed -n 's/^\(Received-SPF\|Authentication-Results\):/    &/p' \
+	    "$T/got-spfpass.hdr"
+	it_check "  Received-SPF: pass for 127.0.0.2 and the envelope sender" \
+	    grep -Eq '^Received-SPF: pass .*client-ip=127\.0\.0\.2; envelope-from="?alice@sm-pass\.example"?;.*identity=mailfrom; receiver=mta\.outpost\.test;' \
+	    "$T/got-spfpass.hdr"
+	it_check "  Authentication-Results: spf=pass" \
+	    grep -Eq '^Authentication-Results: mta\.outpost\.test; spf=pass .*smtp\.mailfrom=alice@sm-pass\.example' \
+	    "$T/got-spfpass.hdr"
+else
+	it_fail "  the SPF pass message arrives at smtp-sink"
+fi
+spf_send spffail mallory@sm-fail.example
+it_check "sendmail: SPF fail from 127.0.0.2: 550 5.7.23 naming the domain" \
+    grep -Eq '^<\*\* *550[ -]5\.7\.23 .*sm-fail\.example' \
+    "$T/swaks-spffail.log"
+# A trusted client is not checked inbound: the same sender passes.
+spf_send spftrusted mallory@sm-fail.example 127.0.0.1
+it_check "sendmail: the same sender from trusted 127.0.0.1: accepted" \
+    grep -q '^ *<- *250 2.0.0 .*Message accepted' "$T/swaks-spftrusted.log"
 
 it_check "sendmail: milter still running" kill -0 "$MPID"
 if grep -qE 'ERROR: AddressSanitizer|runtime error:' "$MLOG"; then
