@@ -134,7 +134,10 @@
  * sender active all hour), an admission cost redis-server 660,000
  * instructions with the text (string.gmatch, tonumber, string.format)
  * and 405,000 binary; 146,000 either way for a counter of one bucket
- * (callgrind).
+ * (callgrind).  The loops over a state's buckets then go by index when
+ * its table is dense (#n >= 8: a busy window, whose binary value becomes
+ * the table as it is) and by pairs() when it holds a few buckets (most
+ * counters): 259,000 for the busy one, 146,000 for one bucket.
  */
 #define BIN_TAG		1
 #define BIN_HFMT	"<dBB"
@@ -192,28 +195,44 @@
 "  if first + k > 61 or #v ~= " XSTR(BIN_HDR) " + 8 * k then\n" \
 "    return {t0 = 0, n = {}}\n" \
 "  end\n" \
-"  local st = {t0 = t0, n = {}}\n" \
-"  if k > 0 then\n" \
-"    local a = {struct.unpack(dfmt(k), v, " XSTR(BIN_HDR) " + 1)}\n" \
-"    for j = 1, k do\n" \
-"      local x = a[j]\n" \
-"      if x ~= 0 then st.n[first + j] = x end\n" \
-"    end\n" \
+"  if k == 0 then return {t0 = t0, n = {}} end\n" \
+"  local a = {struct.unpack(dfmt(k), v, " XSTR(BIN_HDR) " + 1)}\n" \
+"  a[k + 1] = nil\n" \
+"  if first == 0 then\n" \
+"    for j = 1, k do if a[j] == 0 then a[j] = nil end end\n" \
+"    return {t0 = t0, n = a}\n" \
 "  end\n" \
-"  return st\n" \
+"  local n = {}\n" \
+"  for j = 1, k do\n" \
+"    local x = a[j]\n" \
+"    if x ~= 0 then n[first + j] = x end\n" \
+"  end\n" \
+"  return {t0 = t0, n = n}\n" \
 "end\n" \
 "local TAG = string.char(" XSTR(BIN_TAG) ")\n" \
 "local function encode(st)\n" \
-"  local lo, hi\n" \
-"  for i in pairs(st.n) do\n" \
-"    if not lo or i < lo then lo = i end\n" \
-"    if not hi or i > hi then hi = i end\n" \
+"  local n, lo, hi, c = st.n, 62, 0, 0\n" \
+"  if #n >= 8 then\n" \
+"    for i = 1, 61 do\n" \
+"      if n[i] then\n" \
+"        if lo == 62 then lo = i end\n" \
+"        hi, c = i, c + 1\n" \
+"      end\n" \
+"    end\n" \
+"  else\n" \
+"    for i in pairs(n) do\n" \
+"      if i < lo then lo = i end\n" \
+"      if i > hi then hi = i end\n" \
+"      c = c + 1\n" \
+"    end\n" \
 "  end\n" \
-"  if not lo then return TAG .. struct.pack('" BIN_HFMT "', st.t0, 0, 0) end\n" \
-"  local k, a = hi - lo + 1, {}\n" \
-"  for j = 1, k do a[j] = st.n[lo + j - 1] or 0 end\n" \
-"  return TAG .. struct.pack('" BIN_HFMT "', st.t0, lo - 1, k) ..\n" \
-"    struct.pack(dfmt(k), unpack(a))\n" \
+"  if hi == 0 then return TAG .. struct.pack('" BIN_HFMT "', st.t0, 0, 0) end\n" \
+"  local k = hi - lo + 1\n" \
+"  local h = TAG .. struct.pack('" BIN_HFMT "', st.t0, lo - 1, k)\n" \
+"  if c == k then return h .. struct.pack(dfmt(k), unpack(n, lo, hi)) end\n" \
+"  local a = {}\n" \
+"  for j = 1, k do a[j] = n[lo + j - 1] or 0 end\n" \
+"  return h .. struct.pack(dfmt(k), unpack(a))\n" \
 "end\n" \
 LUA_ALGO \
 "local function save(key, lim, st, now)\n" \
@@ -333,9 +352,13 @@ LUA_ALGO \
 "end\n" \
 "local function window_check(lim, st, amount, eff, now)\n" \
 "  window_advance(lim, st, now)\n" \
-"  local used = 0\n" \
-"  for i, x in pairs(st.n) do\n" \
-"    if i <= lim.B + 1 then used = used + x end\n" \
+"  local n, used = st.n, 0\n" \
+"  if #n >= 8 then\n" \
+"    for i = 1, lim.B + 1 do used = used + (n[i] or 0) end\n" \
+"  else\n" \
+"    for i, x in pairs(n) do\n" \
+"      if i <= lim.B + 1 then used = used + x end\n" \
+"    end\n" \
 "  end\n" \
 "  if eff < 0 or (amount <= eff and used <= eff - amount) then\n" \
 "    return 1, used, 0\n" \
@@ -434,9 +457,9 @@ LUA_ALGO \
 "end\n" \
 "local function expires(lim, st)\n" \
 "  if lim.k == 0 then\n" \
-"    local hi = 0\n" \
-"    for i in pairs(st.n) do\n" \
-"      if i <= lim.B + 1 and i > hi then hi = i end\n" \
+"    local n, hi = st.n, 0\n" \
+"    for i = lim.B + 1, 1, -1 do\n" \
+"      if n[i] then hi = i; break end\n" \
 "    end\n" \
 "    if hi == 0 then return 0 end\n" \
 "    return st.t0 + (hi + lim.B) * lim.w\n" \

@@ -1895,6 +1895,7 @@ rnd(uint64_t *x, uint64_t n)
  * memory store (quota/algo.c as it is); every verdict, used and
  * retry-after must be the same, and so must every counter at the end.
  * For Redis this checks the run script's transcription of algo.c.
+ * It starts with a sender busy all hour (a full window).
  */
 START_TEST(stores_agree_with_memory)
 {
@@ -1908,6 +1909,26 @@ START_TEST(stores_agree_with_memory)
 	size_t ntok = 0, step, i, j, k;
 	char err[512] = "";
 
+	/* first k0 sends every 20 s for 70 minutes: its window of 60
+	 * buckets is full (a dense state, which the script walks by index) */
+	for (step = 0; step < 210; step++) {
+		struct quota_check ct, cm;
+		int at, am;
+
+		t->now += 20000;
+		m->now = t->now;
+		at = admit1(t, L_MANY, "k0", 1, &ct);
+		am = admit1(m, L_MANY, "k0", 1, &cm);
+		ck_assert_msg(at == am && ct.used == cm.used &&
+		    ct.retry_ms == cm.retry_ms, "busy step %zu: %s admitted "
+		    "%d used %llu retry %llu; memory %d %llu %llu", step,
+		    backends[_i].name, at, (unsigned long long)ct.used,
+		    (unsigned long long)ct.retry_ms, am,
+		    (unsigned long long)cm.used,
+		    (unsigned long long)cm.retry_ms);
+	}
+	/* 61 buckets of 3: the oldest one counts whole */
+	ck_assert_uint_eq(used(t, L_MANY, "k0"), 183);
 	for (step = 0; step < AGREE_STEPS; step++) {
 		uint64_t r = rnd(&x, 100);
 
