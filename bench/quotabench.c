@@ -3,7 +3,8 @@
  * quota store (LMDB or Redis).
  *
  *	quotabench -b lmdb -p PATH | -b redis -u URL
- *	    [-k KEYS] [-t THREADS] [-l 1|3] [-e] [-K] [-y SYNC] [-i SECONDS]
+ *	    [-k KEYS] [-t THREADS] [-l 1|3] [-e] [-K] [-B] [-y SYNC]
+ *	    [-i SECONDS]
  *	    [-s SECONDS]
  *	    [-n COUNT]
  *	    [-w WARM_SECONDS] [-x populate|run|both] [-S POPULATE_SECONDS]
@@ -32,6 +33,12 @@
  * format 1 did: the records of one sender in three leaves of the tree
  * instead of one.  Admission works the same; outpostctl would not read
  * such records.
+ *
+ * -B (busy senders): before the runs, every key's login-hourly counter is
+ * replaced (the store's put(), as outpostctl quota set does) by one that
+ * holds a recipient in each of its 61 buckets, as a sender active all
+ * hour has; the runs then admit on full windows instead of windows of a
+ * bucket or two.  Give it few keys (one put() each).
  *
  * populate: one admission (1 recipient) on each of KEYS distinct keys
  * ("user0000042@example.com"), split over the threads, bounded by -S
@@ -105,6 +112,7 @@ struct bench {
 	unsigned int nlimits;
 	int expiring;			/* -e: rate records expire at once */
 	int key_first;			/* -K: record keys "KEY\x1fNAME" */
+	int busy;			/* -B: full windows before the runs */
 	const char *sync;		/* -y: LMDB store.sync, or NULL */
 	unsigned int sync_interval;	/* -i: seconds, 0 = the default */
 	unsigned int seconds;
@@ -182,7 +190,7 @@ usage(void)
 {
 	fprintf(stderr, "usage: quotabench -b lmdb -p PATH | -b redis -u URL "
 	    "[-k KEYS] [-t THREADS]\n"
-	    "\t[-l 1|3] [-e] [-K] [-y periodic|always] [-i SECONDS] "
+	    "\t[-l 1|3] [-e] [-K] [-B] [-y periodic|always] [-i SECONDS] "
 	    "[-s SECONDS] "
 	    "[-n COUNT] [-w WARM_SECONDS]\n"
 	    "\t[-x populate|run|both] [-S POPULATE_SECONDS] [-L LABEL]\n");
@@ -290,6 +298,41 @@ admit_key(struct worker *w, uint64_t k)
 	    w->err, sizeof(w->err)) == -1)
 		return -1;
 	return admitted ? 0 : 1;
+}
+
+/*
+ * make_busy - every key's login-hourly counter full: one recipient in
+ * each bucket of the last hour (algo_charge at each bucket's time);
+ * 0, or -1 with a message
+ */
+static int
+make_busy(const struct bench *b)
+{
+	const struct conf_limit *l = &b->conf->limits[0];
+	int64_t now = wall_ms(), w = (int64_t)l->period * 1000 / l->buckets;
+	struct quota_state st;
+	char key[64], rkey[QUOTA_RKEY_MAX], err[512];
+	uint64_t k;
+	int64_t j;
+
+	for (k = 0; k < b->keys; k++) {
+		snprintf(key, sizeof(key), QB_KEY_FMT, k);
+		if ((b->key_first ? quota_rkey(key, l->name, rkey,
+		    sizeof(rkey)) : quota_rkey(l->name, key, rkey,
+		    sizeof(rkey))) == -1) {
+			fprintf(stderr, "quotabench: rkey too long\n");
+			return -1;
+		}
+		memset(&st, 0, sizeof(st));
+		for (j = l->buckets; j >= 0; j--)
+			algo_charge(l, &st, 1, now - j * w, NULL);
+		if (b->store->ops->put(b->store, rkey, &st,
+		    algo_expires(l, &st, NULL), err, sizeof(err)) == -1) {
+			fprintf(stderr, "quotabench: put: %s\n", err);
+			return -1;
+		}
+	}
+	return 0;
 }
 
 /* record - count the outcome and keep the latency */
@@ -589,7 +632,7 @@ main(int argc, char **argv)
 	b.warm_seconds = 1;
 	b.populate_seconds = 900;
 	b.count = 2000000;
-	while ((ch = getopt(argc, argv, "b:p:u:k:t:l:s:n:w:eKy:i:x:S:L:")) != -1) {
+	while ((ch = getopt(argc, argv, "b:p:u:k:t:l:s:n:w:eKBy:i:x:S:L:")) != -1) {
 		switch (ch) {
 		case 'b': b.backend = optarg; break;
 		case 'p': b.path = optarg; break;
@@ -604,6 +647,7 @@ main(int argc, char **argv)
 		case 'x': what = optarg; break;
 		case 'e': b.expiring = 1; break;
 		case 'K': b.key_first = 1; break;
+		case 'B': b.busy = 1; break;
 		case 'y': b.sync = optarg; break;
 		case 'i': b.sync_interval = (unsigned int)num(optarg, 1,
 		    3600); break;
@@ -627,6 +671,8 @@ main(int argc, char **argv)
 	b.store = open_store(&b);
 	if (strcmp(what, "run") != 0)
 		rc |= phase(&b, 1, 0);
+	if (rc == 0 && b.busy)
+		rc |= make_busy(&b) == -1;
 	if (rc == 0 && strcmp(what, "populate") != 0 && b.warm_seconds > 0)
 		rc |= phase(&b, 0, 1);
 	if (rc == 0 && strcmp(what, "populate") != 0)
