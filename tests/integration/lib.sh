@@ -160,6 +160,21 @@ it_port_open() {
 	(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
 }
 
+# it_quota_used CONF KEY LIMIT - the "used" of LIMIT for KEY, as the built
+# outpostctl quota show --json tells it: 0 when it shows no counter, ERR
+# when outpostctl fails
+it_quota_used() {
+	"$IT_BUILD/tools/outpostctl" quota show "$2" -c "$1" --json \
+	    2>/dev/null | "$IT_PY" -c '
+import json, sys
+try:
+    rows = json.load(sys.stdin)
+except ValueError:
+    print("ERR")
+    sys.exit()
+print(next((r["used"] for r in rows if r["limit"] == sys.argv[1]), 0))' "$3"
+}
+
 # it_have_outpostctl_keygen - true if the built outpostctl can make keys
 it_have_outpostctl_keygen() {
 	local d

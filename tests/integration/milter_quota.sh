@@ -58,12 +58,9 @@ limits = (
 EOF
 }
 
-# used CONF KEY LIMIT - the counter of KEY under LIMIT (0 when none)
+# used CONF KEY LIMIT - the counter of KEY under LIMIT (it_quota_used)
 used() {
-	local n
-	n=$("$CTL" quota show "$2" -c "$1" 2>/dev/null |
-	    awk -v l="$3" '$1 == l { print $3 }')
-	echo "${n:-0}"
+	it_quota_used "$@"
 }
 
 # used_becomes CONF KEY LIMIT N - used reads N within 5 s

@@ -131,19 +131,9 @@ daemons_up() {
 	kill -0 "$PID_A" 2>/dev/null && kill -0 "$PID_B" 2>/dev/null
 }
 
-# used KEY - the "used" of LIMIT for KEY per outpostctl quota show --json:
-# 0 when it shows no counter, ERR when outpostctl fails
+# used KEY - the "used" of LIMIT for KEY (it_quota_used)
 used() {
-	"$CTL" quota show "$1" -c "$CONF_A" --json 2>"$T/ctl.err" |
-	    "$IT_PY" -c '
-import json, sys
-try:
-    rows = json.load(sys.stdin)
-except ValueError:
-    print("ERR")
-    sys.exit()
-print(next((r["used"] for r in rows if r["limit"] == sys.argv[1]), 0))' \
-	    "$LIMIT"
+	it_quota_used "$CONF_A" "$1" "$LIMIT"
 }
 
 # reservations - "HASH/LAPSING/LEGACY": fields of outpost:res, members of

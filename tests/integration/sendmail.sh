@@ -228,16 +228,9 @@ fi
 
 # ---- 2. milter quotas: 20 of 30 recipients ----------------------------------
 
-# used SENDER - what outpostctl quota show says of SENDER's rcpt20 (0:
-# no counter; "error" when outpostctl fails)
+# used SENDER - SENDER's rcpt20 counter (it_quota_used)
 used() {
-	local out n
-	out=$("$CTL" quota show "$1" -c "$CONF" 2>&1) || {
-		echo error
-		return
-	}
-	n=$(printf '%s\n' "$out" | awk '$1 == "rcpt20" { print $3 }')
-	echo "${n:-0}"
+	it_quota_used "$CONF" "$1" rcpt20
 }
 
 m30=$(it_new_msg "$T/msgs" thirty 'carol@example.org' 'thirty recipients')

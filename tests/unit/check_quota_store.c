@@ -121,22 +121,33 @@ wall_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* redis_cmd - run one command on the test's server; 0 if it answered */
-static int
-redis_cmd(const char *cmd, long long *integer)
+/* redis_conn - a connection to the test's server (redisFree), or NULL */
+static redisContext *
+redis_conn(void)
 {
 	struct timeval tv = { 2, 0 };
 	redisContext *rc;
-	redisReply *r;
-	int ok = -1;
 
 	rc = redisConnectWithTimeout("127.0.0.1", redis_port, tv);
 	if (rc == NULL || rc->err) {
 		if (rc != NULL)
 			redisFree(rc);
-		return -1;
+		return NULL;
 	}
 	(void)redisSetTimeout(rc, tv);
+	return rc;
+}
+
+/* redis_cmd - run one command on the test's server; 0 if it answered */
+static int
+redis_cmd(const char *cmd, long long *integer)
+{
+	redisContext *rc;
+	redisReply *r;
+	int ok = -1;
+
+	if ((rc = redis_conn()) == NULL)
+		return -1;
 	if ((r = redisCommand(rc, cmd)) != NULL) {
 		if (r->type != REDIS_REPLY_ERROR)
 			ok = 0;
@@ -1725,18 +1736,12 @@ END_TEST
 static int
 redis_argv(int argc, const char **argv)
 {
-	struct timeval tv = { 2, 0 };
 	redisContext *rc;
 	redisReply *r;
 	int ok = -1;
 
-	rc = redisConnectWithTimeout("127.0.0.1", redis_port, tv);
-	if (rc == NULL || rc->err) {
-		if (rc != NULL)
-			redisFree(rc);
+	if ((rc = redis_conn()) == NULL)
 		return -1;
-	}
-	(void)redisSetTimeout(rc, tv);
 	if ((r = redisCommandArgv(rc, argc, argv, NULL)) != NULL) {
 		if (r->type != REDIS_REPLY_ERROR)
 			ok = 0;
@@ -1807,18 +1812,12 @@ END_TEST
 static long
 redis_value(const char *key, char *buf, size_t len)
 {
-	struct timeval tv = { 2, 0 };
 	redisContext *rc;
 	redisReply *r;
 	long n = -1;
 
-	rc = redisConnectWithTimeout("127.0.0.1", redis_port, tv);
-	if (rc == NULL || rc->err) {
-		if (rc != NULL)
-			redisFree(rc);
+	if ((rc = redis_conn()) == NULL)
 		return -1;
-	}
-	(void)redisSetTimeout(rc, tv);
 	if ((r = redisCommand(rc, "GET %s", key)) != NULL) {
 		if (r->type == REDIS_REPLY_STRING && r->len < len) {
 			memcpy(buf, r->str, r->len);
