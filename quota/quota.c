@@ -61,6 +61,7 @@
 #include "quota/quota.h"
 #include "quota/store.h"
 #include "quota/tz.h"
+#include "util/clock.h"
 #include "util/log.h"
 #include "util/xmalloc.h"
 
@@ -395,6 +396,17 @@ quota_open_with(const struct conf *c, struct quota_store *s)
 		if (!o->unlimited)
 			v->copy.limit = o->value;
 		n++;
+	}
+	/*
+	 * The calendar limits' zone tables now (tz.h: building one sets
+	 * TZ), not at the first admission among the daemon's threads.
+	 */
+	for (i = 0; i < c->nlimits; i++) {
+		struct quota_period per;
+
+		if (c->limits[i].kind == CONF_QKIND_CALENDAR)
+			(void)tz_period(c->limits[i].timezone,
+			    c->limits[i].month, clock_wall_ms(), &per);
 	}
 	qsort(q->ov, n, sizeof(*q->ov), ov_sort_cmp);
 	/* Keys written apart that normalize alike: the first one stays. */

@@ -10,7 +10,9 @@
  *
  * setenv() is not safe against a getenv() running in another thread
  * (localtime() in a logger, say); a table is built once per zone and
- * per two years of time asked for, which keeps that window tiny.
+ * per two years of time asked for, and quota_open() builds those of its
+ * limits before any admission (at a daemon's start, while it is alone),
+ * which keeps that window tiny.
  */
 #include "config.h"
 
@@ -37,6 +39,7 @@ struct tzent {
 
 static pthread_mutex_t tz_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct tzent *tz_cache;
+static unsigned long tz_nbuilt;		/* under tz_lock */
 
 static int
 is_utc(const char *name)
@@ -102,6 +105,7 @@ tz_build(struct tzent *e, int64_t now_ms)
 	struct tm tm;
 	time_t t = (time_t)(now_ms / 1000 - (now_ms % 1000 < 0));
 
+	tz_nbuilt++;
 	if (!utc) {
 		if ((old = getenv("TZ")) != NULL)
 			saved = xstrdup(old);
@@ -197,4 +201,15 @@ tz_period(const char *name, int month, int64_t now_ms,
 out:
 	pthread_mutex_unlock(&tz_lock);
 	return r;
+}
+
+unsigned long
+tz_builds(void)
+{
+	unsigned long n;
+
+	pthread_mutex_lock(&tz_lock);
+	n = tz_nbuilt;
+	pthread_mutex_unlock(&tz_lock);
+	return n;
 }

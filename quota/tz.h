@@ -6,7 +6,10 @@
  * boundaries (local midnights, first days of months) of each zone are
  * computed under a lock, once for a span around the time asked, and
  * kept in a sorted table; lookups are a binary search.  DST days come
- * out 23 or 25 hours long, as mktime() makes them.
+ * out 23 or 25 hours long, as mktime() makes them.  Building a table sets
+ * TZ, which other threads may be reading (localtime_r for a log line):
+ * quota_open() builds the tables of its calendar limits at once, while
+ * a daemon starting up is alone, rather than at the first admission.
  */
 #ifndef OUTPOST_QUOTA_TZ_H
 #define OUTPOST_QUOTA_TZ_H
@@ -22,5 +25,8 @@ int tz_valid(const char *name);
 /* tz_period - the local day (month = 0) or month holding now_ms; 0 or -1 */
 int tz_period(const char *name, int month, int64_t now_ms,
     struct quota_period *out);
+
+/* tz_builds - how many zone tables were built so far (tests) */
+unsigned long tz_builds(void);
 
 #endif

@@ -17,7 +17,9 @@
 #include "conf/conf.h"
 #include "quota/quota.h"
 #include "quota/store.h"
+#include "quota/tz.h"
 #include "util/cidr.h"
+#include "util/clock.h"
 #include "util/log.h"
 
 #define T0 1800000000000LL	/* a multiple of every bucket width used */
@@ -637,6 +639,34 @@ START_TEST(calendar_and_rate_through_admission)
 	ck_assert_int_eq(admit1(&bulk, units(0, 1, 1), t + 999, &v),
 	    QUOTA_REFUSE);
 	ck_assert_uint_eq(v.limit_value, 120);
+	teardown();
+}
+END_TEST
+
+/*
+ * zone_tables_built_when_quota_opens - quota_open() builds the calendar
+ * limits' zone tables (which sets TZ, tz.h), so that the first admission
+ * among a daemon's threads does not; admissions now then build none
+ */
+START_TEST(zone_tables_built_when_quota_opens)
+{
+	struct quota_who alice = { "alice", NULL, NULL };
+	struct quota_verdict v;
+	unsigned long n0 = tz_builds();
+
+	setup("limits = (\n"
+	    "{ name = \"day\"; key = \"sasl_username\"; count = \"messages\";"
+	    " kind = \"calendar\"; limit = 2; period = \"day\"; "
+	    "timezone = \"Asia/Kathmandu\"; },\n"
+	    "{ name = \"month\"; key = \"sasl_username\"; count = "
+	    "\"messages\"; kind = \"calendar\"; limit = 9; "
+	    "period = \"month\"; timezone = \"America/St_Johns\"; } );");
+	ck_assert_uint_eq(tz_builds(), n0 + 2);
+	ck_assert_int_eq(admit1(&alice, units(1, 1, 1), clock_wall_ms(), &v),
+	    QUOTA_ADMIT);
+	ck_assert_int_eq(admit1(&alice, units(1, 1, 1), clock_wall_ms(), &v),
+	    QUOTA_ADMIT);
+	ck_assert_uint_eq(tz_builds(), n0 + 2);
 	teardown();
 }
 END_TEST
@@ -1277,6 +1307,7 @@ main(void)
 	suite_add_tcase(s, tc);
 	tc = tcase_create("calendar_and_rate_through_admission");
 	tcase_add_test(tc, calendar_and_rate_through_admission);
+	tcase_add_test(tc, zone_tables_built_when_quota_opens);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("many_limits_in_one_admission");
 	tcase_add_test(tc, many_limits_in_one_admission);
