@@ -368,6 +368,7 @@ static struct quota *
 quota_open_with(const struct conf *c, struct quota_store *s)
 {
 	struct quota *q = xcalloc(1, sizeof(*q));
+	int64_t now = clock_wall_ms();
 	size_t i, n = 0;
 
 	q->conf = c;
@@ -406,7 +407,7 @@ quota_open_with(const struct conf *c, struct quota_store *s)
 
 		if (c->limits[i].kind == CONF_QKIND_CALENDAR)
 			(void)tz_period(c->limits[i].timezone,
-			    c->limits[i].month, clock_wall_ms(), &per);
+			    c->limits[i].month, now, &per);
 	}
 	qsort(q->ov, n, sizeof(*q->ov), ov_sort_cmp);
 	/* Keys written apart that normalize alike: the first one stays. */

@@ -135,9 +135,9 @@
  * instructions with the text (string.gmatch, tonumber, string.format)
  * and 405,000 binary; 146,000 either way for a counter of one bucket
  * (callgrind).  The loops over a state's buckets then go by index when
- * its table is dense (#n >= 8: a busy window, whose binary value becomes
- * the table as it is) and by pairs() when it holds a few buckets (most
- * counters): 259,000 for the busy one, 146,000 for one bucket.
+ * its table is dense (dense(): #n >= 8, a busy window, whose binary
+ * value becomes the table as it is) and by pairs() when it holds a few
+ * buckets (most counters): 259,000 for the busy one, 146,000 for one.
  */
 #define BIN_TAG		1
 #define BIN_HFMT	"<dBB"
@@ -210,9 +210,10 @@
 "  return {t0 = t0, n = n}\n" \
 "end\n" \
 "local TAG = string.char(" XSTR(BIN_TAG) ")\n" \
+"local function dense(n) return #n >= 8 end\n" \
 "local function encode(st)\n" \
 "  local n, lo, hi, c = st.n, 62, 0, 0\n" \
-"  if #n >= 8 then\n" \
+"  if dense(n) then\n" \
 "    for i = 1, 61 do\n" \
 "      if n[i] then\n" \
 "        if lo == 62 then lo = i end\n" \
@@ -353,7 +354,7 @@ LUA_ALGO \
 "local function window_check(lim, st, amount, eff, now)\n" \
 "  window_advance(lim, st, now)\n" \
 "  local n, used = st.n, 0\n" \
-"  if #n >= 8 then\n" \
+"  if dense(n) then\n" \
 "    for i = 1, lim.B + 1 do used = used + (n[i] or 0) end\n" \
 "  else\n" \
 "    for i, x in pairs(n) do\n" \

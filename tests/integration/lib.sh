@@ -160,6 +160,25 @@ it_port_open() {
 	(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
 }
 
+# it_need PROG... - the script's fatal_setup unless each PROG is a command
+# (a name on PATH or an executable path; the build's programs say where
+# they were looked for)
+it_need() {
+	local p
+	for p in "$@"; do
+		command -v "$p" >/dev/null && continue
+		case $p in
+		"$IT_BUILD"/*) fatal_setup "no $p (set OUTPOST_BUILD)" ;;
+		*) fatal_setup "missing $p" ;;
+		esac
+	done
+}
+
+# it_need_root WHY - the script's fatal_setup unless running as root
+it_need_root() {
+	[ "$(id -u)" -eq 0 ] || fatal_setup "must run as root ($1)"
+}
+
 # it_quota_used CONF KEY LIMIT - the "used" of LIMIT for KEY, as the built
 # outpostctl quota show --json tells it: 0 when it shows no counter, ERR
 # when outpostctl fails

@@ -237,10 +237,8 @@ OUTPOST_ENGINE=libmilter miltc_suite libmilter
 
 # ---- 2. behind a real Postfix, no policy daemon -----------------------------
 
-for prog in postfix smtp-sink swaks sendmail postqueue; do
-	command -v "$prog" >/dev/null || fatal_setup "missing $prog"
-done
-[ "$(id -u)" -eq 0 ] || fatal_setup "must run as root (private Postfix)"
+it_need postfix smtp-sink swaks sendmail postqueue
+it_need_root "private Postfix"
 
 D=$T/pfm
 mkdir -p "$D"

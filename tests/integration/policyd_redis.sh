@@ -49,12 +49,9 @@ fatal_setup() {
 	it_setup_failed "$*" "$T/redis.log" "$T/policyd-a.log" "$T/policyd-b.log"
 }
 
-for prog in postfix smtp-sink swaks redis-server redis-cli "$IT_PY"; do
-	command -v "$prog" >/dev/null || fatal_setup "missing $prog"
-done
-[ "$(id -u)" -eq 0 ] || fatal_setup "must run as root (private Postfix)"
-[ -x "$POLICYD" ] || fatal_setup "no $POLICYD (set OUTPOST_BUILD)"
-[ -x "$CTL" ] || fatal_setup "no $CTL (set OUTPOST_BUILD)"
+it_need postfix smtp-sink swaks redis-server redis-cli "$IT_PY" "$POLICYD" \
+    "$CTL"
+it_need_root "private Postfix"
 
 SMTP_PORT=$(it_free_port)
 SINK_PORT=$(it_free_port)

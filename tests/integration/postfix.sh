@@ -37,10 +37,8 @@ fatal_setup() {
 	it_setup_failed "$*"
 }
 
-for prog in postfix smtp-sink swaks openssl perl "$IT_PY"; do
-	command -v "$prog" >/dev/null || fatal_setup "missing $prog"
-done
-[ "$(id -u)" -eq 0 ] || fatal_setup "must run as root (private Postfix)"
+it_need postfix smtp-sink swaks openssl perl "$IT_PY"
+it_need_root "private Postfix"
 
 # Keys and their published records (the verifiers' "DNS").
 it_keygen "$T/keys" "$DOMAIN" "$RSA_SEL" rsa || fatal_setup "RSA key"

@@ -46,13 +46,9 @@ sm_stop() {
 # lib.sh's cleanup after ours: it_cleanup keeps the exit status.
 trap 'rc=$?; sm_stop; (exit $rc); it_cleanup' EXIT
 
-for b in "$IT_BUILD/milter/outpost-milter" "$CTL"; do
-	[ -x "$b" ] || fatal_setup "no $b (set OUTPOST_BUILD)"
-done
-for prog in m4 smtp-sink swaks apt-get dpkg-deb; do
-	command -v "$prog" >/dev/null || fatal_setup "missing $prog"
-done
-[ "$(id -u)" -eq 0 ] || fatal_setup "must run as root (Sendmail daemon)"
+it_need "$IT_BUILD/milter/outpost-milter" "$CTL" \
+    "$IT_BUILD/spf/outpost-spf-worker" m4 smtp-sink swaks apt-get dpkg-deb
+it_need_root "Sendmail daemon"
 
 # ---- Sendmail from its unpacked packages ------------------------------------
 

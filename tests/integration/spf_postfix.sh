@@ -100,10 +100,8 @@ fatal_setup() {
 
 [ "$(ip netns identify $$ 2>/dev/null)" = "$NS" ] ||
     fatal_setup "not running inside network namespace $NS"
-for prog in postfix postconf smtp-sink swaks openssl setpriv ss pgrep \
-    /usr/sbin/dnsmasq "$IT_PY"; do
-	command -v "$prog" >/dev/null || fatal_setup "missing $prog"
-done
+it_need postfix postconf smtp-sink swaks openssl setpriv ss pgrep \
+    /usr/sbin/dnsmasq "$IT_PY"
 
 # ---- DNS: dnsmasq and a server that never answers ----------------------------
 
@@ -133,7 +131,7 @@ it_check "dns: /etc/resolv.conf in the namespace names 127.0.0.1" \
 
 [ -x "$IT_BUILD/milter/outpost-milter" ] ||
     fatal_setup "no $IT_BUILD/milter/outpost-milter (set OUTPOST_BUILD)"
-[ -x "$WORKER" ] || fatal_setup "no SPF worker $WORKER (set OUTPOST_BUILD)"
+it_need "$WORKER"
 it_keygen "$T/keys" "$DOMAIN" s1 rsa || fatal_setup "RSA key"
 it_keygen "$T/keys" "$DOMAIN" e1 ed25519 || fatal_setup "ed25519 key"
 KEYS=("$T/keys/s1.private" "$T/keys/e1.private")
