@@ -3,27 +3,16 @@
 # prints one line per test, then "RFC 7208 suite: N of M pass", and fails
 # when fewer than FLOOR pass or when the suite file is missing.
 #
-# The suite is ../shared/corpus/spf/rfc7208-tests.yml next to the source
-# tree; set SPF_SUITE=/path/rfc7208-tests.yml to use another copy.
+# The suite is tests/data/rfc7208/rfc7208-tests.yml in the source tree;
+# set SPF_SUITE=/path/rfc7208-tests.yml to use another copy.
 
 # Measured: see the commit that set it.  Raise it when the count rises.
 FLOOR=201
 
 top=${top_srcdir:-$(dirname "$0")/..}
-suite=${SPF_SUITE:-}
-if [ -z "$suite" ]; then
-	for f in "$top/../shared/corpus/spf/rfc7208-tests.yml" \
-	    /work/shared/corpus/spf/rfc7208-tests.yml; do
-		if [ -f "$f" ]; then
-			suite=$f
-			break
-		fi
-	done
-fi
-if [ -z "$suite" ] || [ ! -f "$suite" ]; then
-	echo "FAIL: RFC 7208 suite not found (looked in" \
-	    "$top/../shared/corpus/spf/ and /work/shared/corpus/spf/;" \
-	    "set SPF_SUITE)" >&2
+suite=${SPF_SUITE:-$top/tests/data/rfc7208/rfc7208-tests.yml}
+if [ ! -f "$suite" ]; then
+	echo "FAIL: RFC 7208 suite $suite not found (set SPF_SUITE)" >&2
 	exit 1
 fi
 bin=./tests/spf_suite

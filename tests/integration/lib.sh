@@ -20,9 +20,6 @@ IT_TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 IT_BUILD=${OUTPOST_BUILD:-$IT_TOP/build}
 IT_CACHE=${OUTPOST_CACHE:-/var/tmp/outpost-cache}
 IT_PY=/usr/bin/python3
-# The shared conformance data: beside the repository (CI), or /work/shared.
-IT_CORPUS=$IT_TOP/../shared/corpus
-[ -d "$IT_CORPUS" ] || IT_CORPUS=/work/shared/corpus
 IT_PASSED=0
 IT_FAILED=0
 IT_PIDS=()

@@ -150,7 +150,7 @@ it_check "on_malformed=reject: 550 5.7.1" grep -q '^result: reject 550 5.7.1' \
     "$IT_T/res"
 
 # 8. RFC 8463 example keys sign the example message; both verifiers agree
-R=$IT_CORPUS/dkim/rfc8463
+R=$IT_TOP/tests/data/rfc8463
 if [ -d "$R" ]; then
 	RK=$IT_T/rfc8463
 	mkdir -p "$RK"

@@ -13,7 +13,7 @@ set -u
 
 it_init verifiers
 T=$IT_T
-RFC=$IT_CORPUS/dkim/rfc8463
+RFC=$IT_TOP/tests/data/rfc8463
 
 # expect_fail - both verifiers must reject MESSAGE against ZONE
 expect_fail() {
