@@ -30,5 +30,16 @@ for opt in c f n v V; do
 	grep -q "^.B.* \\\\-$opt\\b\|^.BI \\\\-$opt\|^.B \\\\-$opt" "$srcdir/doc/outpost-milter.8" ||
 		{ echo "FAIL: option -$opt not in outpost-milter.8"; fail=1; }
 done
+# The default configuration each program reads is the one its man page
+# names (a build with another --sysconfdir has wrong man pages: say so).
+for prog in milter/outpost-milter policy/outpost-policyd; do
+	page=$srcdir/doc/$(basename "$prog").8
+	want=$(sed -n 's/.*(default \\fI\([^\\]*\)\\fR).*/\1/p' "$page" | head -n 1)
+	got=$(./$prog -h 2>&1 | sed -n 's/.*(default \(.*\))$/\1/p')
+	if [ -z "$want" ] || [ "$got" != "$want" ]; then
+		echo "FAIL: $prog reads ${got:-?} by default, $page says ${want:-nothing}"
+		fail=1
+	fi
+done
 [ $fail = 0 ] && echo "PASS: $count settings documented"
 exit $fail
