@@ -4,6 +4,11 @@
  * its count drops to 0, so the array holds at most two entries per check
  * in flight.
  */
+#include <sys/types.h>
+#include <sys/socket.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -155,6 +160,31 @@ spf_inflight_leave(struct spf_inflight *t, const char *client,
 	drop(t, KEY_CLIENT, client);
 	drop(t, KEY_DOMAIN, domain);
 	pthread_mutex_unlock(&t->lock);
+}
+
+void
+spf_inflight_client_key(const char *ip, char *buf, size_t len)
+{
+	struct in6_addr a6;
+	char text[INET6_ADDRSTRLEN];
+
+	if (len == 0)
+		return;
+	if (ip == NULL || inet_pton(AF_INET6, ip, &a6) != 1) {
+		(void)snprintf(buf, len, "%s", ip != NULL ? ip : "");
+		return;
+	}
+	if (IN6_IS_ADDR_V4MAPPED(&a6)) {
+		if (inet_ntop(AF_INET, &a6.s6_addr[12], text,
+		    sizeof(text)) == NULL)
+			text[0] = '\0';
+		(void)snprintf(buf, len, "%s", text);
+		return;
+	}
+	memset(&a6.s6_addr[8], 0, 8);
+	if (inet_ntop(AF_INET6, &a6, text, sizeof(text)) == NULL)
+		text[0] = '\0';
+	(void)snprintf(buf, len, "%s/64", text);
 }
 
 unsigned int

@@ -9,10 +9,11 @@
  * (SPF_NAME_MAX) is cut, which only merges counters.
  *
  * Use:
- *	if (spf_inflight_enter(t, ip, domain, why, sizeof(why)) < 0)
+ *	spf_inflight_client_key(ip, key, sizeof(key));
+ *	if (spf_inflight_enter(t, key, domain, why, sizeof(why)) < 0)
  *		return temperror, log why;
  *	... the check ...
- *	spf_inflight_leave(t, ip, domain);
+ *	spf_inflight_leave(t, key, domain);
  *
  * A limit of 0 means no limit on that key.  Thread-safe.
  */
@@ -39,6 +40,13 @@ int spf_inflight_enter(struct spf_inflight *, const char *client,
 /* spf_inflight_leave - the check admitted by spf_inflight_enter ended */
 void spf_inflight_leave(struct spf_inflight *, const char *client,
     const char *domain);
+/*
+ * spf_inflight_client_key - the key a client address counts under: an
+ * IPv6 address by its /64 ("2001:db8:1:2::/64": one site or host has a
+ * whole /64), an IPv4 or IPv4-mapped one as the IPv4 address, anything
+ * else as given; into buf[len] (cut when too small)
+ */
+void spf_inflight_client_key(const char *ip, char *buf, size_t len);
 /* spf_inflight_count - checks in flight for client (domain NULL) or for
  * domain (client NULL); for tests and logs */
 unsigned int spf_inflight_count(struct spf_inflight *, const char *client,

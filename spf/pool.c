@@ -470,7 +470,7 @@ spf_pool_check_inbound(struct spf_pool *p, enum spf_kind kind,
 	struct spf_wire_req req;
 	struct spf_preflight kept;
 	const char *domain;
-	char why[SPF_TEXT_MAX];
+	char why[SPF_TEXT_MAX], client[SPF_NAME_MAX];
 	int64_t worker_ms;
 	int r;
 
@@ -481,7 +481,8 @@ spf_pool_check_inbound(struct spf_pool *p, enum spf_kind kind,
 		limited(a, domain, kept.reply);
 		return -1;
 	}
-	if (spf_inflight_enter(p->inflight, q->ip, domain, why,
+	spf_inflight_client_key(q->ip, client, sizeof(client));
+	if (spf_inflight_enter(p->inflight, client, domain, why,
 	    sizeof(why)) < 0) {
 		log_warnx("spf: client %s, domain %s: %s: temperror", q->ip,
 		    domain, why);
@@ -489,7 +490,7 @@ spf_pool_check_inbound(struct spf_pool *p, enum spf_kind kind,
 		return -1;
 	}
 	r = ask_worker(p, &req, a, &worker_ms);
-	spf_inflight_leave(p->inflight, q->ip, domain);
+	spf_inflight_leave(p->inflight, client, domain);
 	/* the domain's DNS is slow or hangs: the next checks of it get the
 	 * temperror at once, for a while, instead of a worker each */
 	if (a->result == SPF_RES_TEMPERROR &&

@@ -88,7 +88,8 @@ int spf_pool_check(struct spf_pool *, enum spf_kind,
  * worker: a domain (the sender's, or the HELO name) whose check timed
  * out (or answered temperror after half of spf.timeout or more) gets
  * temperror at once for SPF_CACHE_TEMPERROR_TTL seconds; a client
- * address with spf.inbound.max_per_client checks in flight, or a domain
+ * address (IPv6: its /64; spf/inflight.h) with
+ * spf.inbound.max_per_client checks in flight, or a domain
  * with spf.inbound.max_per_domain, gets temperror at once (logged).
  * Such answers carry the domain and the reason in text; return -1.
  */

@@ -111,6 +111,30 @@ START_TEST(long_keys_are_cut_not_overrun)
 }
 END_TEST
 
+static const struct {
+	const char *ip;
+	const char *want;
+} client_keys[] = {
+	{ "192.0.2.1", "192.0.2.1" },
+	{ "::ffff:192.0.2.1", "192.0.2.1" },
+	{ "2001:db8:1:2:3:4:5:6", "2001:db8:1:2::/64" },
+	{ "2001:DB8:1:2::ffff", "2001:db8:1:2::/64" },
+	{ "::1", "::/64" },
+	{ "not-an-address", "not-an-address" },
+	{ "", "" },
+};
+
+START_TEST(client_key_is_ipv4_or_ipv6_slash_64)
+{
+	char key[64];
+
+	spf_inflight_client_key(client_keys[_i].ip, key, sizeof(key));
+	ck_assert_msg(strcmp(key, client_keys[_i].want) == 0,
+	    "%s: got \"%s\", want \"%s\"", client_keys[_i].ip, key,
+	    client_keys[_i].want);
+}
+END_TEST
+
 struct racer {
 	struct spf_inflight *t;
 	int id;
@@ -178,6 +202,8 @@ spf_inflight_suite(void)
 	tcase_add_test(tc, zero_is_no_limit_and_empty_keys_are_not_counted);
 	tcase_add_test(tc, long_keys_are_cut_not_overrun);
 	tcase_add_test(tc, eight_threads_never_exceed_the_domain_limit);
+	tcase_add_loop_test(tc, client_key_is_ipv4_or_ipv6_slash_64, 0,
+	    (int)(sizeof(client_keys) / sizeof(client_keys[0])));
 	suite_add_tcase(s, tc);
 	return s;
 }
