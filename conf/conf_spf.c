@@ -157,8 +157,8 @@ int
 load_spf(struct loader *ld, config_t *cf, struct conf *c)
 {
 	static const char *const known[] = { "workers", "max_workers",
-		"user", "worker", "timeout", "memory", "max_dns_lookups", "max_void_lookups",
-		"inbound", "outbound", NULL };
+		"user", "worker", "timeout", "memory", "max_dns_lookups",
+		"max_void_lookups", "inbound", "outbound", NULL };
 	config_setting_t *g = config_lookup(cf, "spf");
 	unsigned int timeout;
 
