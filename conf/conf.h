@@ -214,6 +214,7 @@ struct conf {
 	/* SPF (issue 5; conf_spf.c).  Checks run in worker processes. */
 	struct {
 		unsigned int workers;		/* pool size, default 2 */
+		unsigned int max_workers;	/* grown to when busy; 16 */
 		char *user;			/* workers run as; "nobody" */
 		char *worker;			/* outpost-spf-worker path */
 		unsigned int timeout_ms;	/* deadline per check, 20 s */
@@ -228,6 +229,8 @@ struct conf {
 			enum conf_spf_action softfail;	/* accept */
 			enum conf_spf_action temperror;	/* tempfail */
 			enum conf_spf_action permerror;	/* accept */
+			unsigned int max_per_client;	/* in flight; 4 */
+			unsigned int max_per_domain;	/* in flight; 8 */
 		} inbound;
 		struct {
 			int enabled;		/* default off */

@@ -37,6 +37,7 @@ static void
 spf_defaults(struct conf *c)
 {
 	c->spf.workers = 2;
+	c->spf.max_workers = 16;
 	c->spf.user = xstrdup("nobody");
 	c->spf.worker = xstrdup(LIBEXECDIR "/outpost-spf-worker");
 	c->spf.timeout_ms = 20000;
@@ -47,6 +48,8 @@ spf_defaults(struct conf *c)
 	c->spf.inbound.softfail = CONF_SPF_ACCEPT;
 	c->spf.inbound.temperror = CONF_SPF_TEMPFAIL;
 	c->spf.inbound.permerror = CONF_SPF_ACCEPT;
+	c->spf.inbound.max_per_client = 4;
+	c->spf.inbound.max_per_domain = 8;
 	c->spf.outbound.action = CONF_SPF_WARN;
 	c->spf.outbound.cache_ttl = 600;
 }
@@ -86,7 +89,7 @@ load_inbound(struct loader *ld, const config_setting_t *spf, struct conf *c)
 {
 	static const char *const known[] = { "enabled", "receiver",
 		"allow_loopback", "fail", "softfail", "temperror",
-		"permerror", NULL };
+		"permerror", "max_per_client", "max_per_domain", NULL };
 	static const int any[] = { CONF_SPF_ACCEPT, CONF_SPF_REJECT,
 		CONF_SPF_TEMPFAIL, -1 };
 	config_setting_t *g = config_setting_get_member(spf, "inbound");
@@ -105,7 +108,11 @@ load_inbound(struct loader *ld, const config_setting_t *spf, struct conf *c)
 	    get_action(ld, g, "temperror", any,
 	    &c->spf.inbound.temperror) < 0 ||
 	    get_action(ld, g, "permerror", any,
-	    &c->spf.inbound.permerror) < 0 ? -1 : 0;
+	    &c->spf.inbound.permerror) < 0 ||
+	    get_uint(ld, g, "max_per_client", 0, 1024, 0,
+	    &c->spf.inbound.max_per_client) < 0 ||
+	    get_uint(ld, g, "max_per_domain", 0, 1024, 0,
+	    &c->spf.inbound.max_per_domain) < 0 ? -1 : 0;
 }
 
 /* load_outbound - spf.outbound */
@@ -149,9 +156,9 @@ load_outbound(struct loader *ld, const config_setting_t *spf,
 int
 load_spf(struct loader *ld, config_t *cf, struct conf *c)
 {
-	static const char *const known[] = { "workers", "user", "worker",
-		"timeout", "memory", "max_dns_lookups", "max_void_lookups",
-		"inbound", "outbound", NULL };
+	static const char *const known[] = { "workers", "max_workers",
+		"user", "worker", "timeout", "memory", "max_dns_lookups",
+		"max_void_lookups", "inbound", "outbound", NULL };
 	config_setting_t *g = config_lookup(cf, "spf");
 	unsigned int timeout;
 
@@ -163,6 +170,8 @@ load_spf(struct loader *ld, config_t *cf, struct conf *c)
 		return fail(ld, g, "\"spf\" must be a group { ... }");
 	if (check_names(ld, g, "spf.", known) < 0 ||
 	    get_uint(ld, g, "workers", 1, 64, 0, &c->spf.workers) < 0 ||
+	    get_uint(ld, g, "max_workers", 1, 256, 0,
+	    &c->spf.max_workers) < 0 ||
 	    get_string(ld, g, "user", &c->spf.user) < 0 ||
 	    get_string(ld, g, "worker", &c->spf.worker) < 0 ||
 	    get_uint(ld, g, "timeout", 1, 600, 1, &timeout) < 0 ||
@@ -175,6 +184,13 @@ load_spf(struct loader *ld, config_t *cf, struct conf *c)
 	    load_inbound(ld, g, c) < 0 || load_outbound(ld, g, c) < 0)
 		return -1;
 	c->spf.timeout_ms = timeout * 1000;
+	if (c->spf.max_workers < c->spf.workers) {
+		if (config_setting_get_member(g, "max_workers") != NULL)
+			return fail(ld, config_setting_get_member(g,
+			    "max_workers"), "\"spf.max_workers\" must be at "
+			    "least spf.workers (%u)", c->spf.workers);
+		c->spf.max_workers = c->spf.workers;
+	}
 	if (c->spf.worker[0] != '/')
 		return fail(ld, config_setting_get_member(g, "worker"),
 		    "\"spf.worker\" must be an absolute path");

@@ -585,7 +585,7 @@ spf_inbound(struct milter_conn *c)
 	spf_query_of(c, &q);
 	kind = q.sender[0] == '\0' ? SPF_KIND_HELO : SPF_KIND_MAILFROM;
 	memset(&m->spf_ans, 0, sizeof(m->spf_ans));
-	(void)spf_pool_check(spf_pool, kind, &q, &m->spf_ans);
+	(void)spf_pool_check_inbound(spf_pool, kind, &q, &m->spf_ans);
 	m->spf_in = 1;
 	if (m->spf_ans.domain[0] == '\0') {	/* no answer: name it */
 		const char *at = strrchr(q.sender, '@');

@@ -2,10 +2,16 @@
  * pool - see pool.h.  The milter's side: start the supervisor, keep one
  * socket per worker, lend a worker to one check at a time.
  *
- * Locks: pool->mu guards the slots (busy flags, the sequence number);
- * pool->ctl_mu serializes the spawn round trips with the supervisor.  A
- * slot's fd and pid are touched only by the thread that borrowed it, so
- * a slow replacement blocks that check alone.
+ * Locks: pool->mu guards the slots (busy flags, the count in use, the
+ * sequence number); pool->ctl_mu serializes the spawn round trips with
+ * the supervisor.  A slot's fd and pid are touched only by the thread
+ * that borrowed it, so a slow replacement blocks that check alone.
+ *
+ * Growth: the slot array is allocated at its largest (spf.max_workers)
+ * so that a borrowed slot never moves; n of them are in use.  A borrower
+ * that finds none idle takes slot n (n++), whose worker it then spawns
+ * itself, like a dead one (send_request).  Slots stay in use until
+ * spf_pool_free.
  */
 #include "config.h"
 
@@ -24,6 +30,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "spf/inflight.h"
 #include "spf/pool.h"
 #include "spf/wire.h"
 #include "util/clock.h"
@@ -32,6 +39,7 @@
 
 #define CTL_TIMEOUT_MS	10000	/* a spawn round trip, at most */
 #define START_TIMEOUT_MS 10000	/* the supervisor's first hello */
+#define SLOW_CACHE_MAX	1024	/* domains kept after an inbound timeout */
 
 struct spf_slot {
 	int fd;			/* -1: no worker (spawned at next use) */
@@ -42,8 +50,9 @@ struct spf_slot {
 struct spf_pool {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;	/* a slot became free */
-	struct spf_slot *slots;
+	struct spf_slot *slots;	/* max allocated, n in use */
 	size_t n;
+	size_t max;
 	unsigned int timeout_ms;
 	uint32_t seq;
 	unsigned long checks;
@@ -52,6 +61,10 @@ struct spf_pool {
 	pthread_mutex_t ctl_mu;
 	int ctl;		/* -1 once the supervisor is gone */
 	pid_t sup_pid;
+
+	/* inbound only (spf_pool_check_inbound) */
+	struct spf_inflight *inflight;	/* per client and domain */
+	struct spf_cache *slow;		/* domains that timed out */
 };
 
 /* wait_readable - poll fd until readable or deadline: 1, 0 (timeout), -1 */
@@ -230,6 +243,12 @@ borrow(struct spf_pool *p, int64_t deadline, uint32_t *seq)
 				i = (long)k;
 				break;
 			}
+		if (i < 0 && p->n < p->max) {
+			/* all busy: one more worker (spawned by the caller) */
+			i = (long)p->n++;
+			log_info("spf: all SPF workers busy: %zu now "
+			    "(spf.max_workers %zu)", p->n, p->max);
+		}
 		if (i >= 0 || clock_mono_ms() >= deadline)
 			break;
 		ts.tv_sec = (time_t)(deadline / 1000);
@@ -335,29 +354,19 @@ fail_answer(struct spf_answer *a, const char *why)
 	snprintf(a->text, sizeof(a->text), "%s", why);
 }
 
-int
-spf_pool_check(struct spf_pool *p, enum spf_kind kind,
-    const struct spf_query *q, struct spf_answer *a)
+/* ask_worker - one encoded request through a borrowed worker; fills a;
+ * *worker_ms: how long the worker had it (-1: never sent); 0/-1 */
+static int
+ask_worker(struct spf_pool *p, struct spf_wire_req *req,
+    struct spf_answer *a, int64_t *worker_ms)
 {
-	struct spf_wire_req req;
 	struct spf_slot *s;
 	char err[SPF_TEXT_MAX], rerr[SPF_TEXT_MAX];
 	uint32_t seq = 0, flags = 0;
-	int64_t deadline;
+	int64_t deadline, sent;
 	long i;
 
-	memset(a, 0, sizeof(*a));
-	a->identity = kind == SPF_KIND_HELO ? SPF_ID_HELO : SPF_ID_MAILFROM;
-	if (p == NULL || q == NULL || q->ip == NULL || q->ip[0] == '\0') {
-		fail_answer(a, "SPF check without a pool or client address");
-		return -1;
-	}
-	if (spf_wire_req_encode(&req, 0, kind, q, err, sizeof(err)) < 0) {
-		/* RFC 7208 4.3: a malformed identity gives "none" */
-		a->result = SPF_RES_NONE;
-		snprintf(a->text, sizeof(a->text), "%s", err);
-		return 0;
-	}
+	*worker_ms = -1;
 	deadline = clock_mono_ms() + p->timeout_ms;
 	if ((i = borrow(p, deadline, &seq)) < 0) {
 		fail_answer(a, "no SPF worker free in time");
@@ -369,14 +378,16 @@ spf_pool_check(struct spf_pool *p, enum spf_kind kind,
 		give_back(p, i);
 		return -1;
 	}
-	req.seq = seq;
+	req->seq = seq;
 	s = &p->slots[i];
-	if (send_request(p, s, &req, err, sizeof(err)) < 0) {
+	if (send_request(p, s, req, err, sizeof(err)) < 0) {
 		fail_answer(a, err);
 		give_back(p, i);
 		return -1;
 	}
+	sent = clock_mono_ms();
 	if (get_answer(s, seq, deadline, a, &flags, err, sizeof(err)) < 0) {
+		*worker_ms = clock_mono_ms() - sent;
 		log_warnx("spf: worker %ld: %s: replaced", (long)s->pid, err);
 		fail_answer(a, err);
 		if (slot_replace(p, s, rerr, sizeof(rerr)) < 0)
@@ -384,11 +395,117 @@ spf_pool_check(struct spf_pool *p, enum spf_kind kind,
 		give_back(p, i);
 		return -1;
 	}
+	*worker_ms = clock_mono_ms() - sent;
 	if ((flags & SPF_WIRE_RETIRE) != 0 &&
 	    slot_replace(p, s, rerr, sizeof(rerr)) < 0)
 		log_warnx("spf: %s", rerr);
 	give_back(p, i);
 	return 0;
+}
+
+/* prepare - answer defaults and the encoded request: 1 (ask a worker),
+ * or 0/-1 with a final answer (no pool, malformed identity) */
+static int
+prepare(struct spf_pool *p, enum spf_kind kind, const struct spf_query *q,
+    struct spf_answer *a, struct spf_wire_req *req)
+{
+	char err[SPF_TEXT_MAX];
+
+	memset(a, 0, sizeof(*a));
+	a->identity = kind == SPF_KIND_HELO ? SPF_ID_HELO : SPF_ID_MAILFROM;
+	if (p == NULL || q == NULL || q->ip == NULL || q->ip[0] == '\0') {
+		fail_answer(a, "SPF check without a pool or client address");
+		return -1;
+	}
+	if (spf_wire_req_encode(req, 0, kind, q, err, sizeof(err)) < 0) {
+		/* RFC 7208 4.3: a malformed identity gives "none" */
+		a->result = SPF_RES_NONE;
+		snprintf(a->text, sizeof(a->text), "%s", err);
+		return 0;
+	}
+	return 1;
+}
+
+int
+spf_pool_check(struct spf_pool *p, enum spf_kind kind,
+    const struct spf_query *q, struct spf_answer *a)
+{
+	struct spf_wire_req req;
+	int64_t worker_ms;
+	int r;
+
+	if ((r = prepare(p, kind, q, a, &req)) <= 0)
+		return r;
+	return ask_worker(p, &req, a, &worker_ms);
+}
+
+/* check_domain - the domain an inbound check is about: the HELO name, or
+ * the part of the sender after its last '@' (the whole when none) */
+static const char *
+check_domain(enum spf_kind kind, const struct spf_query *q)
+{
+	const char *at;
+
+	if (kind == SPF_KIND_HELO)
+		return q->helo != NULL ? q->helo : "";
+	if (q->sender == NULL)
+		return "";
+	return (at = strrchr(q->sender, '@')) != NULL ? at + 1 : q->sender;
+}
+
+/* limited - a temperror answer for domain that no worker saw */
+static void
+limited(struct spf_answer *a, const char *domain, const char *why)
+{
+	a->result = SPF_RES_TEMPERROR;
+	snprintf(a->text, sizeof(a->text), "%.*s", (int)sizeof(a->text) - 1,
+	    why);
+	snprintf(a->domain, sizeof(a->domain), "%s", domain);
+}
+
+int
+spf_pool_check_inbound(struct spf_pool *p, enum spf_kind kind,
+    const struct spf_query *q, struct spf_answer *a)
+{
+	struct spf_wire_req req;
+	struct spf_preflight kept;
+	const char *domain;
+	char why[SPF_TEXT_MAX], client[SPF_NAME_MAX];
+	int64_t worker_ms;
+	int r;
+
+	if ((r = prepare(p, kind, q, a, &req)) <= 0)
+		return r;
+	domain = check_domain(kind, q);
+	if (spf_cache_get(p->slow, domain, clock_mono_ms() / 1000, &kept)) {
+		limited(a, domain, kept.reply);
+		return -1;
+	}
+	spf_inflight_client_key(q->ip, client, sizeof(client));
+	if (spf_inflight_enter(p->inflight, client, domain, why,
+	    sizeof(why)) < 0) {
+		log_warnx("spf: client %s, domain %s: %s: temperror", q->ip,
+		    domain, why);
+		limited(a, domain, why);
+		return -1;
+	}
+	r = ask_worker(p, &req, a, &worker_ms);
+	spf_inflight_leave(p->inflight, client, domain);
+	/* the domain's DNS is slow or hangs: the next checks of it get the
+	 * temperror at once, for a while, instead of a worker each */
+	if (a->result == SPF_RES_TEMPERROR &&
+	    worker_ms >= (int64_t)p->timeout_ms / 2) {
+		memset(&kept, 0, sizeof(kept));
+		kept.worst = SPF_RES_TEMPERROR;
+		snprintf(kept.reply, sizeof(kept.reply), "SPF check of %s "
+		    "timed out less than %d s ago", domain,
+		    SPF_CACHE_TEMPERROR_TTL);
+		spf_cache_put(p->slow, domain, clock_mono_ms() / 1000,
+		    SPF_CACHE_TEMPERROR_TTL, &kept);
+		log_info("spf: domain %s timed out: temperror for %d s",
+		    domain, SPF_CACHE_TEMPERROR_TTL);
+	}
+	return r;
 }
 
 /* start_supervisor - fork and exec the supervisor on a socketpair; 0/-1 */
@@ -478,6 +595,7 @@ spf_pool_new(const struct conf *c, char *err, size_t errlen)
 	int fd, st;
 
 	if (c->spf.workers < 1 || c->spf.workers > 1024 ||
+	    c->spf.max_workers > 1024 ||
 	    c->spf.worker == NULL || c->spf.timeout_ms == 0) {
 		snprintf(err, errlen, "spf: bad pool settings");
 		return NULL;
@@ -492,9 +610,18 @@ spf_pool_new(const struct conf *c, char *err, size_t errlen)
 	p->ctl = -1;
 	p->timeout_ms = c->spf.timeout_ms;
 	p->n = c->spf.workers;
-	p->slots = xcalloc(p->n, sizeof(*p->slots));
-	for (k = 0; k < p->n; k++)
+	p->max = c->spf.max_workers > c->spf.workers ? c->spf.max_workers :
+	    c->spf.workers;
+	p->slots = xcalloc(p->max, sizeof(*p->slots));
+	for (k = 0; k < p->max; k++)
 		p->slots[k].fd = -1;
+	p->inflight = spf_inflight_new(c->spf.inbound.max_per_client,
+	    c->spf.inbound.max_per_domain);
+	p->slow = spf_cache_new(SLOW_CACHE_MAX);
+	if (p->inflight == NULL || p->slow == NULL) {
+		snprintf(err, errlen, "spf: out of resources");
+		goto fail;
+	}
 
 	if (start_supervisor(p, c, err, errlen) < 0)
 		goto fail;
@@ -559,6 +686,8 @@ spf_pool_free(struct spf_pool *p)
 	pthread_cond_destroy(&p->cv);
 	pthread_mutex_destroy(&p->mu);
 	pthread_mutex_destroy(&p->ctl_mu);
+	spf_inflight_free(p->inflight);
+	spf_cache_free(p->slow);
 	free(p->slots);
 	free(p);
 	return NULL;

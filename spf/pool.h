@@ -10,8 +10,9 @@
  * files, few descriptors), and hands each worker's socket back to the
  * milter (SCM_RIGHTS).  The milter never links libspf2.
  *
- * spf_pool_check() borrows an idle worker (waiting while all are busy),
- * writes one bounded request, and waits for the answer until the
+ * spf_pool_check() borrows an idle worker (when all are busy, it starts
+ * one more, up to spf.max_workers, and only then waits), writes one
+ * bounded request, and waits for the answer until the
  * deadline (spf.timeout).  A worker that dies, sends garbage or overruns
  * is killed (by the supervisor) and replaced, and that one check returns
  * SPF_RES_TEMPERROR with text saying why; the milter goes on.
@@ -27,8 +28,11 @@
  *	  async-signal-safe calls run between fork and exec), but then
  *	  the supervisor is not root and the workers keep the milter's
  *	  uid (logged once).  The pool keeps its start-time settings
- *	  across reloads (spf.workers, user, worker, memory, timeout and
- *	  the lookup limits take effect at restart).
+ *	  across reloads (spf.workers, max_workers, user, worker, memory,
+ *	  timeout, the lookup limits and spf.inbound.max_per_client and
+ *	  max_per_domain take effect at restart).  It starts spf.workers
+ *	  workers; the ones added when all were busy stay until
+ *	  spf_pool_free.
  *	  Before or after daemon(3) does not matter: the supervisor
  *	  follows the socket, not its parent.
  *	- spf_pool_check() from any thread; it waits at most spf.timeout
@@ -76,6 +80,20 @@ struct spf_pool *spf_pool_free(struct spf_pool *);
 /* spf_pool_check - one check; always fills answer; 0, or -1 with
  * answer->result = SPF_RES_TEMPERROR when no worker answered in time */
 int spf_pool_check(struct spf_pool *, enum spf_kind,
+    const struct spf_query *, struct spf_answer *);
+
+/*
+ * spf_pool_check_inbound - spf_pool_check for an inbound session, with
+ * the limits that keep one client or one slow domain from holding every
+ * worker: a domain (the sender's, or the HELO name) whose check timed
+ * out (or answered temperror after half of spf.timeout or more) gets
+ * temperror at once for SPF_CACHE_TEMPERROR_TTL seconds; a client
+ * address (IPv6: its /64; spf/inflight.h) with
+ * spf.inbound.max_per_client checks in flight, or a domain
+ * with spf.inbound.max_per_domain, gets temperror at once (logged).
+ * Such answers carry the domain and the reason in text; return -1.
+ */
+int spf_pool_check_inbound(struct spf_pool *, enum spf_kind,
     const struct spf_query *, struct spf_answer *);
 
 /* Counters for logs: checks made, workers replaced (killed or retired

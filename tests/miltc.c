@@ -5,9 +5,11 @@
  *	miltc -s SOCKET [-m [stage:]name=value ...] [-c client_addr]
  *	    [-n client_name] [-H helo] [-a auth_authen] [-d daemon_name]
  *	    [-i queueid] [-f mailfrom] [-r rcpt ...] [-o FILE] [-t seconds]
- *	    [-p client_port] [-q] [-v] [--leadspc | --no-leadspc]
+ *	    [-p client_port] [-q] [-v] [-T] [--leadspc | --no-leadspc]
  *	    [--abort] MESSAGEFILE
  *
+ * -T adds "elapsed: N ms" after the result: the time from connecting to
+ * the milter to its verdict (the client's own start is not counted).
  * -p sets the client port of the CONNECT event (default 4711; Postfix's
  * cleanup(8) sends 0 for mail from sendmail(1)).  --abort ends the
  * transaction after the recipients (ABORT, as Postfix does on RSET or
@@ -45,6 +47,7 @@
 
 #include "tests/milterproto.h"
 #include "util/buf.h"
+#include "util/clock.h"
 #include "util/xmalloc.h"
 
 #define MILTC_MAX_FILE	(256 * 1024 * 1024)
@@ -79,7 +82,7 @@ usage(void)
 	    "[-c client_addr] [-n client_name]\n"
 	    "\t[-H helo] [-a auth_authen] [-d daemon_name] [-i queueid] "
 	    "[-f mailfrom]\n"
-	    "\t[-r rcpt ...] [-o FILE] [-t seconds] [-p port] [-q] [-v] "
+	    "\t[-r rcpt ...] [-o FILE] [-t seconds] [-p port] [-q] [-v] [-T] "
 	    "[--leadspc|--no-leadspc] [--abort] MESSAGEFILE\n");
 	exit(EXIT_ERROR);
 }
@@ -454,11 +457,12 @@ main(int argc, char **argv)
 	char err[512], *eq, *name;
 	size_t nrcpts = 0, nmacros = 0, i;
 	int ch, verbose = 0, quiet = 0, leadspc = 1, stage, code, timeout = 30;
-	int abort_rcpt = 0, port = 4711;
+	int abort_rcpt = 0, port = 4711, timing = 0;
+	int64_t t0;
 	FILE *res;
 
 	memset(&m, 0, sizeof(m));
-	while ((ch = getopt_long(argc, argv, "s:m:c:n:H:a:d:i:f:r:o:t:p:qvh",
+	while ((ch = getopt_long(argc, argv, "s:m:c:n:H:a:d:i:f:r:o:t:p:qvTh",
 	    longopts, NULL)) != -1) {
 		switch (ch) {
 		case 's': sock = optarg; break;
@@ -495,6 +499,7 @@ main(int argc, char **argv)
 		case 'A': abort_rcpt = 1; break;
 		case 'q': quiet = 1; break;
 		case 'v': verbose = 1; break;
+		case 'T': timing = 1; break;
 		case 'L': leadspc = 1; break;
 		case 'N': leadspc = 0; break;
 		default: usage();
@@ -511,6 +516,7 @@ main(int argc, char **argv)
 	res = outpath != NULL ? stdout : stderr;
 
 	opt.timeout_ms = timeout * 1000;
+	t0 = clock_mono_ms();
 	if (!leadspc)
 		opt.protocol = MP_POSTFIX_PROTOCOL & ~SMFIP_HDR_LEADSPC;
 	if ((c = mp_open(sock, &opt, err, sizeof(err))) == NULL)
@@ -644,6 +650,9 @@ main(int argc, char **argv)
 	buf_truncate(&line, 0);
 	code = verdict_line(&r, &line);
 	fprintf(res, "result: %s\n", line.data);
+	if (timing)
+		fprintf(res, "elapsed: %lld ms\n",
+		    (long long)(clock_mono_ms() - t0));
 	if (code == EXIT_ACCEPT && !quiet) {
 		apply_mods(&m, &r, (mp_protocol(c) & SMFIP_HDR_LEADSPC) != 0);
 		write_message(&m, outpath);

@@ -210,6 +210,17 @@ static const struct {
 	{ "bad exempt network",
 	  "exempt = { networks = [ \"10.0.0.0/99\" ]; };", 1,
 	  "exempt.networks" },
+	{ "spf pool bound and inbound limits",
+	  "spf = { workers = 4; max_workers = 32;\n inbound = { "
+	  "max_per_client = 0; max_per_domain = 2; }; };", 0, NULL },
+	{ "spf many workers raise the default bound",
+	  "spf = { workers = 40; };", 0, NULL },
+	{ "spf max_workers below workers",
+	  "spf = { workers = 4;\n max_workers = 3; };", 2,
+	  "\"spf.max_workers\" must be at least spf.workers (4)" },
+	{ "spf max_per_domain out of range",
+	  "spf = { inbound = {\n max_per_domain = 5000; }; };", 2,
+	  "max_per_domain" },
 };
 
 START_TEST(file_loads_or_names_line)

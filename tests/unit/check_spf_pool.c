@@ -253,6 +253,7 @@ END_TEST
 
 struct slow {
 	struct spf_pool *p;
+	const char *ip;		/* slow_inbound only */
 	const char *sender;
 	struct spf_answer a;
 	int rc;
@@ -355,6 +356,179 @@ START_TEST(worker_over_deadline_is_killed_and_replaced)
 	ck_assert_uint_eq(spf_pool_replaced(p), 1);
 	expect(p, SPF_KIND_MAILFROM, "192.0.2.1", "h", "a@pass.test",
 	    SPF_RES_PASS);
+	spf_pool_free(p);
+}
+END_TEST
+
+/* new_pool_limited - a pool that grows from n to max workers, with the
+ * inbound limits per client and per domain, or fail */
+static struct spf_pool *
+new_pool_limited(unsigned int n, unsigned int max, unsigned int per_client,
+    unsigned int per_domain, unsigned int timeout_ms)
+{
+	struct spf_pool *p;
+	struct conf c;
+	char err[256];
+
+	test_conf(&c, n, timeout_ms);
+	c.spf.max_workers = max;
+	c.spf.inbound.max_per_client = per_client;
+	c.spf.inbound.max_per_domain = per_domain;
+	p = spf_pool_new(&c, err, sizeof(err));
+	ck_assert_msg(p != NULL, "spf_pool_new: %s", err);
+	return p;
+}
+
+/* inbound - one spf_pool_check_inbound of sender from ip; its ms */
+static long long
+inbound(struct spf_pool *p, const char *ip, const char *sender,
+    struct spf_answer *a, int *rc)
+{
+	struct spf_query q;
+	long long t0 = ms_now();
+
+	q.ip = ip;
+	q.helo = "h.example";
+	q.sender = sender;
+	*rc = spf_pool_check_inbound(p, SPF_KIND_MAILFROM, &q, a);
+	return ms_now() - t0;
+}
+
+/* slow_inbound - slow_check through spf_pool_check_inbound, from s->ip */
+static void *
+slow_inbound(void *arg)
+{
+	struct slow *s = arg;
+
+	s->ms = inbound(s->p, s->ip, s->sender, &s->a, &s->rc);
+	return NULL;
+}
+
+/* start_slow - a thread checking sender from ip (inbound) */
+static void
+start_slow(pthread_t *t, struct slow *s, struct spf_pool *p, const char *ip,
+    const char *sender)
+{
+	memset(s, 0, sizeof(*s));
+	s->p = p;
+	s->ip = ip;
+	s->sender = sender;
+	ck_assert_int_eq(pthread_create(t, NULL, slow_inbound, s), 0);
+}
+
+START_TEST(pool_grows_when_all_busy_up_to_max_workers)
+{
+	struct spf_pool *p = new_pool_limited(1, 3, 0, 0, 5000);
+	struct slow s[6];
+	pthread_t t[6];
+	long pids[8];
+	long long slowest = 0;
+	int i;
+
+	for (i = 0; i < 3; i++) {
+		memset(&s[i], 0, sizeof(s[i]));
+		s[i].p = p;
+		s[i].sender = "x@nap.test";
+		ck_assert_int_eq(pthread_create(&t[i], NULL, slow_check,
+		    &s[i]), 0);
+	}
+	for (i = 0; i < 3; i++) {
+		pthread_join(t[i], NULL);
+		ck_assert_msg(s[i].a.result == SPF_RES_PASS && s[i].ms < 550,
+		    "thread %d: got %s in %lld ms, want pass without waiting",
+		    i, spf_result_name(s[i].a.result), s[i].ms);
+	}
+	ck_assert_uint_eq(spf_pool_pids(p, pids, 8), 3);
+	/* six at once: never more than 3 workers, so some wait */
+	for (i = 0; i < 6; i++) {
+		memset(&s[i], 0, sizeof(s[i]));
+		s[i].p = p;
+		s[i].sender = "x@nap.test";
+		ck_assert_int_eq(pthread_create(&t[i], NULL, slow_check,
+		    &s[i]), 0);
+	}
+	for (i = 0; i < 6; i++) {
+		pthread_join(t[i], NULL);
+		ck_assert_int_eq(s[i].a.result, SPF_RES_PASS);
+		if (s[i].ms > slowest)
+			slowest = s[i].ms;
+	}
+	ck_assert_msg(slowest >= 550, "got %lld ms at most, want >= 550",
+	    slowest);
+	ck_assert_uint_eq(spf_pool_pids(p, pids, 8), 3);
+	ck_assert_uint_eq(spf_pool_replaced(p), 0);
+	spf_pool_free(p);
+}
+END_TEST
+
+START_TEST(hanging_domain_limited_then_kept_as_temperror)
+{
+	struct spf_pool *p = new_pool_limited(1, 4, 0, 1, 2000);
+	struct spf_answer a;
+	struct slow s;
+	pthread_t t;
+	unsigned long checks;
+	long long ms;
+	int rc;
+
+	start_slow(&t, &s, p, "192.0.2.1", "x@slow.test");
+	usleep(300000);
+	/* a second check of the hanging domain: at once, no worker */
+	ms = inbound(p, "192.0.2.2", "y@SLOW.test", &a, &rc);
+	ck_assert_int_eq(rc, -1);
+	ck_assert_int_eq(a.result, SPF_RES_TEMPERROR);
+	ck_assert_str_eq(a.text, "1 SPF checks of domain SLOW.test in flight "
+	    "already");
+	ck_assert_str_eq(a.domain, "SLOW.test");
+	ck_assert_msg(ms < 200, "got %lld ms, want at once", ms);
+	/* other domains meanwhile: a worker of their own, at once */
+	ms = inbound(p, "192.0.2.1", "a@pass.test", &a, &rc);
+	ck_assert_int_eq(a.result, SPF_RES_PASS);
+	ck_assert_msg(ms < 1000, "got %lld ms, want < 1000", ms);
+	pthread_join(t, NULL);
+	ck_assert_int_eq(s.a.result, SPF_RES_TEMPERROR);
+	ck_assert_str_eq(s.a.text, "SPF check timed out");
+	/* timed out: kept as temperror, no worker asked */
+	checks = spf_pool_checks(p);
+	ms = inbound(p, "192.0.2.3", "z@slow.test", &a, &rc);
+	ck_assert_int_eq(rc, -1);
+	ck_assert_int_eq(a.result, SPF_RES_TEMPERROR);
+	ck_assert_str_eq(a.text, "SPF check of slow.test timed out less than "
+	    "60 s ago");
+	ck_assert_msg(ms < 200, "got %lld ms, want at once", ms);
+	ck_assert_uint_eq(spf_pool_checks(p), checks);
+	/* the outbound path (spf_pool_check) is not limited by it */
+	ck_assert_int_eq(check(p, SPF_KIND_MAILFROM, "192.0.2.1", "h",
+	    "a@pass.test", &a), 0);
+	spf_pool_free(p);
+}
+END_TEST
+
+START_TEST(client_limit_gives_immediate_temperror)
+{
+	struct spf_pool *p = new_pool_limited(2, 4, 1, 0, 2000);
+	struct spf_answer a;
+	struct slow s;
+	pthread_t t;
+	long long ms;
+	int rc;
+
+	start_slow(&t, &s, p, "192.0.2.1", "x@slow.test");
+	usleep(300000);
+	ms = inbound(p, "192.0.2.1", "a@pass.test", &a, &rc);
+	ck_assert_int_eq(rc, -1);
+	ck_assert_int_eq(a.result, SPF_RES_TEMPERROR);
+	ck_assert_str_eq(a.text, "1 SPF checks for client 192.0.2.1 in "
+	    "flight already");
+	ck_assert_str_eq(a.domain, "pass.test");
+	ck_assert_msg(ms < 200, "got %lld ms, want at once", ms);
+	ms = inbound(p, "192.0.2.7", "a@pass.test", &a, &rc);
+	ck_assert_int_eq(a.result, SPF_RES_PASS);
+	pthread_join(t, NULL);
+	ck_assert_int_eq(s.a.result, SPF_RES_TEMPERROR);
+	/* the client's slot is free again */
+	ms = inbound(p, "192.0.2.1", "a@pass.test", &a, &rc);
+	ck_assert_int_eq(a.result, SPF_RES_PASS);
 	spf_pool_free(p);
 }
 END_TEST
@@ -840,6 +1014,9 @@ spf_pool_suite(void)
 	tcase_add_test(tc, worker_runs_as_spf_user_and_cannot_read_root_files);
 	tcase_add_test(tc, free_ends_supervisor_and_workers);
 	tcase_add_test(tc, bad_settings_fail_to_start);
+	tcase_add_test(tc, pool_grows_when_all_busy_up_to_max_workers);
+	tcase_add_test(tc, hanging_domain_limited_then_kept_as_temperror);
+	tcase_add_test(tc, client_limit_gives_immediate_temperror);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("wire");
