@@ -223,12 +223,13 @@ gen_release(struct milter_gen *g)
 		gen_free(g);
 }
 
-/* conn_counts - do quotas apply on c under its generation? */
+/* gen_counts_conn - do g's quotas apply on a connection (non_smtp: one
+ * of cleanup(8) for sendmail(1))? */
 static int
-conn_counts(const struct milter_conn *c)
+gen_counts_conn(const struct milter_gen *g, int non_smtp)
 {
-	return c->gen->quota != NULL &&
-	    (c->gen->conf->milter.quotas == CONF_MQUOTA_ALL || c->non_smtp);
+	return g->quota != NULL &&
+	    (g->conf->milter.quotas == CONF_MQUOTA_ALL || non_smtp);
 }
 
 /*
@@ -251,8 +252,7 @@ conn_take_current(struct milter_conn *c)
 		return;
 	}
 	if ((c->pflags & SMFIP_NORCPT) && gen_counts_rcpts(g->conf) &&
-	    g->quota != NULL && (g->conf->milter.quotas == CONF_MQUOTA_ALL ||
-	    c->non_smtp)) {
+	    gen_counts_conn(g, c->non_smtp)) {
 		gen_release(g);
 		log_info("an MTA connection negotiated without recipients "
 		    "keeps the configuration before the reload until it "
@@ -261,7 +261,7 @@ conn_take_current(struct milter_conn *c)
 	}
 	gen_release(c->gen);
 	c->gen = g;
-	c->counting = conn_counts(c);
+	c->counting = gen_counts_conn(g, c->non_smtp);
 }
 
 void
@@ -489,7 +489,7 @@ milter_connect(struct milter_conn *c, const char *host,
 	if (c->gen == NULL && (c->gen = gen_acquire()) == NULL)
 		return SMFIS_TEMPFAIL;
 	conn_take_current(c);
-	c->counting = conn_counts(c);
+	c->counting = gen_counts_conn(c->gen, c->non_smtp);
 	if (cidr_addr_from_sockaddr(sa, c->addr) == 0) {
 		c->have_addr = 1;
 		if (sa->sa_family == AF_INET)
