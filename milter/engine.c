@@ -623,7 +623,7 @@ conns_unlink(struct econn *e)
  * conn_thread - one connection; it counts in nconns until everything it
  * used is released, so that engine_main() returning with none left means
  * no thread touches the handlers' state any more.  Off the list before
- * the socket closes: conns_shutdown() never meets a reused descriptor.
+ * the socket closes: conns_stop() never meets a reused descriptor.
  */
 static void *
 conn_thread(void *arg)
