@@ -26,8 +26,9 @@ outpost_start "$CONF" "$SOCK" "$IT_T/milter.log" ||
 	{ it_fail "outpost-milter starts"; it_finish; exit 1; }
 MPID=$IT_LASTPID
 it_pass "outpost-milter starts on a unix socket"
+# the socket listens before the start-up line is logged
 it_check "engine ${OUTPOST_ENGINE:-native} in use" \
-    grep -q "(engine ${OUTPOST_ENGINE:-native})" "$IT_T/milter.log"
+    it_wait 5 grep -q "(engine ${OUTPOST_ENGINE:-native})" "$IT_T/milter.log"
 
 # send - miltc with the given options; result line in $IT_T/res
 send() {
