@@ -237,10 +237,10 @@ gen_counts_conn(const struct milter_gen *g, int non_smtp)
  * as Sendmail keeps the milter connection across sessions, SMFIC_QUIT_NC),
  * move c to the current generation, so that a reload's keys and settings
  * apply to the next message on every connection.  Call it with no message
- * active (its reservations belong to the old store).  One exception: a
- * current generation that counts recipients on a connection negotiated
- * without RCPT (the MTA will not send them) would let recipients pass
- * uncounted, so such a connection keeps its generation until it closes.
+ * active (its reservations belong to the old store).  What was negotiated
+ * stays: a connection negotiated without RCPT (no recipient limits then)
+ * cannot count recipients under a generation that has them, which is
+ * logged; its messages and bytes are counted.
  */
 static void
 conn_take_current(struct milter_conn *c)
@@ -251,17 +251,14 @@ conn_take_current(struct milter_conn *c)
 		gen_release(g);
 		return;
 	}
-	if ((c->pflags & SMFIP_NORCPT) && gen_counts_rcpts(g->conf) &&
-	    gen_counts_conn(g, c->non_smtp)) {
-		gen_release(g);
-		log_info("an MTA connection negotiated without recipients "
-		    "keeps the configuration before the reload until it "
-		    "closes (the new one counts recipients)");
-		return;
-	}
 	gen_release(c->gen);
 	c->gen = g;
 	c->counting = gen_counts_conn(g, c->non_smtp);
+	if (c->counting && (c->pflags & SMFIP_NORCPT) &&
+	    gen_counts_rcpts(g->conf))
+		log_info("recipient limits came with a reload: an MTA "
+		    "connection that sends no recipients counts them from "
+		    "its next connection");
 }
 
 void
