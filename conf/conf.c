@@ -245,6 +245,31 @@ free_strings(char **v, size_t n)
 static const char *const on_error_names[] = { "tempfail", "accept",
 	"reject", NULL };
 
+/*
+ * milter_socket_has_host - refuse inet:PORT and inet6:PORT without an
+ * address: libmilter binds those to every interface, and anyone who
+ * reaches the port gets mail signed.  Loopback is inet:PORT@127.0.0.1;
+ * every interface must be asked for (inet:PORT@0.0.0.0).
+ */
+static int
+milter_socket_has_host(struct loader *ld, const config_setting_t *g,
+    const char *s)
+{
+	const char *at = strchr(s, '@');
+	int v6 = strncmp(s, "inet6:", 6) == 0, n;
+
+	if (!v6 && strncmp(s, "inet:", 5) != 0)
+		return 0;
+	if (at != NULL && at[1] != '\0')
+		return 0;
+	n = (int)(at != NULL ? (size_t)(at - s) : strlen(s));
+	return fail(ld, config_setting_get_member(g, "socket"),
+	    "\"socket\" \"%s\" names no address: write \"%.*s@%s\" for this "
+	    "host only, or \"%.*s@%s\" for every interface (anyone who can "
+	    "reach that port gets mail signed)", s, n, s,
+	    v6 ? "::1" : "127.0.0.1", n, s, v6 ? "::" : "0.0.0.0");
+}
+
 static int
 load_milter(struct loader *ld, config_t *cf, struct conf *c)
 {
@@ -287,7 +312,7 @@ load_milter(struct loader *ld, config_t *cf, struct conf *c)
 		return fail(ld, config_setting_get_member(g, "socket"),
 		    "\"socket\" must be unix:PATH, inet:PORT@HOST or "
 		    "inet6:PORT@HOST");
-	return 0;
+	return milter_socket_has_host(ld, g, c->milter.socket);
 }
 
 static int

@@ -42,12 +42,18 @@
 #define ENGINE_CONNS_MAX	4096
 #define ENGINE_NSTAGES		7	/* SMFIM_CONNECT .. SMFIM_EOH */
 #define ENGINE_VERSION		6
+/* At a stop: how long messages in flight may take to finish, then how
+ * long the threads of the connections shut down after it may take to
+ * end (one may be waiting for an SPF worker or the quota store). */
+#define ENGINE_STOP_GRACE	10
+#define ENGINE_STOP_JOIN	30
 
 static int listen_fd = -1;
 static int stop_pipe[2] = { -1, -1 };
 static pthread_mutex_t conns_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t conns_done = PTHREAD_COND_INITIALIZER;
 static unsigned int nconns;
+static struct econn *conns;		/* live connections, by conns_lock */
 
 struct econn {
 	int fd;
@@ -60,6 +66,7 @@ struct econn {
 	unsigned long pflags;		/* negotiated SMFIP_* */
 	struct milter_conn *mc;
 	char peer[64];
+	struct econn *prev, *next;	/* conns, by conns_lock */
 };
 
 /* ---- output ------------------------------------------------------------ */
@@ -597,12 +604,34 @@ engine_serve_fd(int fd, unsigned int timeout)
 	econn_free(e);
 }
 
+/* conns_unlink - take e off the list of live connections */
+static void
+conns_unlink(struct econn *e)
+{
+	pthread_mutex_lock(&conns_lock);
+	if (e->prev != NULL)
+		e->prev->next = e->next;
+	else if (conns == e)
+		conns = e->next;
+	if (e->next != NULL)
+		e->next->prev = e->prev;
+	e->prev = e->next = NULL;
+	pthread_mutex_unlock(&conns_lock);
+}
+
+/*
+ * conn_thread - one connection; it counts in nconns until everything it
+ * used is released, so that engine_main() returning with none left means
+ * no thread touches the handlers' state any more.  Off the list before
+ * the socket closes: conns_stop() never meets a reused descriptor.
+ */
 static void *
 conn_thread(void *arg)
 {
 	struct econn *e = arg;
 
 	serve(e);
+	conns_unlink(e);
 	close(e->fd);
 	econn_free(e);
 	pthread_mutex_lock(&conns_lock);
@@ -622,27 +651,33 @@ start_conn(int fd, const struct conf *c, const struct sockaddr *sa)
 	pthread_t tid;
 	int on = 1;
 
-	pthread_mutex_lock(&conns_lock);
-	if (nconns >= ENGINE_CONNS_MAX) {
-		pthread_mutex_unlock(&conns_lock);
-		log_warnx("too many MTA connections (%d), refusing one",
-		    ENGINE_CONNS_MAX);
-		close(fd);
-		return;
-	}
-	nconns++;
-	pthread_mutex_unlock(&conns_lock);
 	if (sa->sa_family == AF_INET || sa->sa_family == AF_INET6)
 		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on,
 		    sizeof(on));
 	(void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	(void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 	e = econn_new(fd, c->milter.timeout);
+	pthread_mutex_lock(&conns_lock);
+	if (nconns >= ENGINE_CONNS_MAX) {
+		pthread_mutex_unlock(&conns_lock);
+		log_warnx("too many MTA connections (%d), refusing one",
+		    ENGINE_CONNS_MAX);
+		close(fd);
+		econn_free(e);
+		return;
+	}
+	nconns++;
+	e->next = conns;
+	if (conns != NULL)
+		conns->prev = e;
+	conns = e;
+	pthread_mutex_unlock(&conns_lock);
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 	if (pthread_create(&tid, &attr, conn_thread, e) != 0) {
 		log_warnx("cannot start a connection thread");
 		pthread_attr_destroy(&attr);
+		conns_unlink(e);
 		close(fd);
 		econn_free(e);
 		pthread_mutex_lock(&conns_lock);
@@ -759,12 +794,50 @@ engine_stop(void)
 		log_warn("engine_stop");
 }
 
+/* conns_wait - wait up to seconds for every connection to end; the
+ * number left.  Called with conns_lock held. */
+static unsigned int
+conns_wait(int seconds)
+{
+	struct timespec deadline;
+
+	clock_gettime(CLOCK_REALTIME, &deadline);
+	deadline.tv_sec += seconds;
+	while (nconns > 0 && pthread_cond_timedwait(&conns_done, &conns_lock,
+	    &deadline) == 0)
+		;
+	return nconns;
+}
+
+/*
+ * conns_stop - end every connection: let messages in flight finish
+ * (ENGINE_STOP_GRACE), then shut the sockets of those still open (their
+ * threads see the MTA close, abort the message and end) and wait for
+ * their threads.  0 when none is left; -1 when threads still run after
+ * ENGINE_STOP_JOIN (their memory must then be left to the exit).
+ */
+static int
+conns_stop(void)
+{
+	struct econn *e;
+	unsigned int n;
+
+	pthread_mutex_lock(&conns_lock);
+	if ((n = conns_wait(ENGINE_STOP_GRACE)) > 0) {
+		log_warnx("closing %u MTA connections still open", n);
+		for (e = conns; e != NULL; e = e->next)
+			(void)shutdown(e->fd, SHUT_RDWR);
+		n = conns_wait(ENGINE_STOP_JOIN);
+	}
+	pthread_mutex_unlock(&conns_lock);
+	return n > 0 ? -1 : 0;
+}
+
 int
 engine_main(const struct conf *c)
 {
 	struct pollfd pfd[2];
 	struct sockaddr_storage ss;
-	struct timespec deadline;
 	socklen_t sl;
 	int fd;
 
@@ -798,16 +871,5 @@ engine_main(const struct conf *c)
 	}
 	close(listen_fd);
 	listen_fd = -1;
-	/* Let messages in flight finish, for at most 10 seconds. */
-	clock_gettime(CLOCK_REALTIME, &deadline);
-	deadline.tv_sec += 10;
-	pthread_mutex_lock(&conns_lock);
-	while (nconns > 0 && pthread_cond_timedwait(&conns_done, &conns_lock,
-	    &deadline) == 0)
-		;
-	if (nconns > 0)
-		log_warnx("stopping with %u MTA connections still open",
-		    nconns);
-	pthread_mutex_unlock(&conns_lock);
-	return 0;
+	return conns_stop();
 }

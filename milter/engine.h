@@ -12,7 +12,11 @@
  *
  * *_listen() opens the socket (before privileges are dropped); *_main()
  * serves until stopped: engine_stop() (from the signal thread), or
- * libmilter's own SIGTERM/SIGINT/SIGHUP handling.  Both return 0 or -1.
+ * libmilter's own SIGTERM/SIGINT/SIGHUP handling.  Both return 0 or -1,
+ * and return 0 only when no connection thread runs any more: after -1
+ * the caller must leave the handlers' state (generations, SPF pool) to
+ * the exit.  At a stop, messages in flight have 10 s to finish; our
+ * engine then closes the connections left and waits for their threads.
  */
 #ifndef OUTPOST_ENGINE_H
 #define OUTPOST_ENGINE_H

@@ -11,10 +11,12 @@
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sysexits.h>
+#include <time.h>
 
 #include "milter/engine.h"
 #include "milter/milter.h"
@@ -47,6 +49,15 @@ lm_quarantine(void *ctx, const char *reason)
 	return smfi_quarantine(ctx, (char *)reason) == MI_SUCCESS ? 0 : -1;
 }
 
+/* How long lm_main() waits for libmilter's connection threads to end. */
+#define LM_STOP_WAIT	10
+
+/* Connections with handler state: libmilter does not wait for their
+ * threads when smfi_main() returns, lm_main() does. */
+static pthread_mutex_t lm_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t lm_done = PTHREAD_COND_INITIALIZER;
+static unsigned int lm_nconns;
+
 static const struct milter_io lm_io = { lm_symval, lm_setreply,
 	lm_insheader, lm_quarantine };
 
@@ -59,6 +70,9 @@ conn(SMFICTX *ctx)
 	if (c == NULL) {
 		c = milter_conn_new(&lm_io, ctx);
 		smfi_setpriv(ctx, c);
+		pthread_mutex_lock(&lm_lock);
+		lm_nconns++;
+		pthread_mutex_unlock(&lm_lock);
 	}
 	return c;
 }
@@ -137,8 +151,16 @@ lm_abort(SMFICTX *ctx)
 static sfsistat
 lm_close(SMFICTX *ctx)
 {
-	milter_conn_free(smfi_getpriv(ctx));
+	struct milter_conn *c = smfi_getpriv(ctx);
+
+	if (c == NULL)
+		return SMFIS_CONTINUE;
+	milter_conn_free(c);
 	smfi_setpriv(ctx, NULL);
+	pthread_mutex_lock(&lm_lock);
+	if (--lm_nconns == 0)
+		pthread_cond_broadcast(&lm_done);
+	pthread_mutex_unlock(&lm_lock);
 	return SMFIS_CONTINUE;
 }
 
@@ -207,8 +229,24 @@ lm_listen(const struct conf *c, char *err, size_t errlen)
 	return 0;
 }
 
+/*
+ * lm_main - libmilter's loop; then wait (LM_STOP_WAIT) for the
+ * connections libmilter leaves running: -1 if some still are.
+ */
 int
 lm_main(void)
 {
-	return smfi_main() == MI_SUCCESS ? 0 : -1;
+	struct timespec deadline;
+	int rc = smfi_main() == MI_SUCCESS ? 0 : -1;
+
+	clock_gettime(CLOCK_REALTIME, &deadline);
+	deadline.tv_sec += LM_STOP_WAIT;
+	pthread_mutex_lock(&lm_lock);
+	while (lm_nconns > 0 && pthread_cond_timedwait(&lm_done, &lm_lock,
+	    &deadline) == 0)
+		;
+	if (lm_nconns > 0)
+		rc = -1;
+	pthread_mutex_unlock(&lm_lock);
+	return rc;
 }

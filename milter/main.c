@@ -162,15 +162,22 @@ main(int argc, char **argv)
 		fatalx(EX_UNAVAILABLE, "%s", err);
 	unix_socket_access(conf);
 	daemon_drop_privileges(conf->milter.user, "milter.user");
-	if ((gen = milter_gen_load(conf_path, err, sizeof(err))) == NULL)
+	/* Configuration and keys now, while errors reach the terminal ... */
+	if ((gen = milter_gen_check(conf_path, err, sizeof(err))) == NULL)
 		fatalx(EX_CONFIG, "%s", err);
-	milter_install(gen);
 
 	if (!foreground) {
 		if (daemon(0, 0) < 0)
 			fatal(EX_OSERR, "daemon");
 		log_init("outpost-milter", 0, facility);
 	}
+	/* ... the quota store only in the process that uses it: an LMDB
+	 * environment must not cross daemon()'s fork (its lock file's
+	 * fcntl lock stays with the parent that exits, and the next process
+	 * to open the file would reset the reader table under us). */
+	if (milter_gen_open(gen, err, sizeof(err)) < 0)
+		fatalx(EX_UNAVAILABLE, "%s", err);
+	milter_install(gen);
 	daemon_write_pid(conf->milter.pid_file);
 
 	/* Every thread inherits this mask; only signal_thread takes them. */
@@ -191,9 +198,15 @@ main(int argc, char **argv)
 	    conf->milter.socket, dkim_table_nkeys(gen->table),
 	    conf->milter.libmilter ? "libmilter" : "native");
 	ch = conf->milter.libmilter ? lm_main() : engine_main(conf);
+	if (ch < 0) {
+		/* Their threads still use the SPF pool and the generations:
+		 * leave the memory to the exit, and no atexit handler. */
+		log_warnx("stopping with MTA connections still running");
+		_exit(EX_SOFTWARE);
+	}
 	log_info("stopping");
 	milter_shutdown();
 	milter_spf_stop();
 	conf_free(conf);
-	return ch == 0 ? 0 : EX_SOFTWARE;
+	return 0;
 }

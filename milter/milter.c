@@ -157,21 +157,30 @@ static struct milter_gen *
 gen_load(const char *path, int open_store, char *err, size_t errlen)
 {
 	struct milter_gen *g = xcalloc(1, sizeof(*g));
-	char qerr[512];
 
 	if ((g->conf = conf_load(path, err, errlen)) == NULL ||
-	    (g->table = dkim_table_new(g->conf, err, errlen)) == NULL) {
-		gen_free(g);
-		return NULL;
-	}
-	/* The quota borrows g->conf: both live and die with g. */
-	if (open_store && gen_counts(g->conf) &&
-	    (g->quota = quota_open(g->conf, qerr, sizeof(qerr))) == NULL) {
-		snprintf(err, errlen, "%s: quota store: %s", path, qerr);
+	    (g->table = dkim_table_new(g->conf, err, errlen)) == NULL ||
+	    (open_store && milter_gen_open(g, err, errlen) < 0)) {
 		gen_free(g);
 		return NULL;
 	}
 	return g;
+}
+
+int
+milter_gen_open(struct milter_gen *g, char *err, size_t errlen)
+{
+	char qerr[512];
+
+	if (g->quota != NULL || !gen_counts(g->conf))
+		return 0;
+	/* The quota borrows g->conf: both live and die with g. */
+	if ((g->quota = quota_open(g->conf, qerr, sizeof(qerr))) == NULL) {
+		snprintf(err, errlen, "%s: quota store: %s", g->conf->path,
+		    qerr);
+		return -1;
+	}
+	return 0;
 }
 
 struct milter_gen *
@@ -212,6 +221,44 @@ gen_release(struct milter_gen *g)
 	pthread_mutex_unlock(&gen_lock);
 	if (last)
 		gen_free(g);
+}
+
+/* gen_counts_conn - do g's quotas apply on a connection (non_smtp: one
+ * of cleanup(8) for sendmail(1))? */
+static int
+gen_counts_conn(const struct milter_gen *g, int non_smtp)
+{
+	return g->quota != NULL &&
+	    (g->conf->milter.quotas == CONF_MQUOTA_ALL || non_smtp);
+}
+
+/*
+ * conn_take_current - at a new transaction or SMTP session (an MTA such
+ * as Sendmail keeps the milter connection across sessions, SMFIC_QUIT_NC),
+ * move c to the current generation, so that a reload's keys and settings
+ * apply to the next message on every connection.  Call it with no message
+ * active (its reservations belong to the old store).  What was negotiated
+ * stays: a connection negotiated without RCPT (no recipient limits then)
+ * cannot count recipients under a generation that has them, which is
+ * logged; its messages and bytes are counted.
+ */
+static void
+conn_take_current(struct milter_conn *c)
+{
+	struct milter_gen *g = gen_acquire();
+
+	if (g == NULL || g == c->gen) {
+		gen_release(g);
+		return;
+	}
+	gen_release(c->gen);
+	c->gen = g;
+	c->counting = gen_counts_conn(g, c->non_smtp);
+	if (c->counting && (c->pflags & SMFIP_NORCPT) &&
+	    gen_counts_rcpts(g->conf))
+		log_info("recipient limits came with a reload: an MTA "
+		    "connection that sends no recipients counts them from "
+		    "its next connection");
 }
 
 void
@@ -435,11 +482,11 @@ milter_connect(struct milter_conn *c, const char *host,
 	c->daemon_name = NULL;
 	c->have_addr = 0;
 	c->helo[0] = '\0';
+	c->non_smtp = conn_is_non_smtp(sa);
 	if (c->gen == NULL && (c->gen = gen_acquire()) == NULL)
 		return SMFIS_TEMPFAIL;
-	c->non_smtp = conn_is_non_smtp(sa);
-	c->counting = c->gen->quota != NULL &&
-	    (c->gen->conf->milter.quotas == CONF_MQUOTA_ALL || c->non_smtp);
+	conn_take_current(c);
+	c->counting = gen_counts_conn(c->gen, c->non_smtp);
 	if (cidr_addr_from_sockaddr(sa, c->addr) == 0) {
 		c->have_addr = 1;
 		if (sa->sa_family == AF_INET)
@@ -842,6 +889,7 @@ milter_envfrom(struct milter_conn *c, const char *sender)
 	if (c->gen == NULL)
 		return SMFIS_TEMPFAIL;
 	msg_reset(c);
+	conn_take_current(c);
 	c->msg.active = 1;
 	c->msg.sender = sender_address(sender);
 	set_qid(c, &c->msg);

@@ -13,10 +13,11 @@
  *
  * A generation (struct milter_gen) is a loaded struct conf plus the DKIM
  * table built from it (keys parsed).  Each connection holds a reference
- * to the generation that was current when it opened, so a reload
- * (milter_reload) swaps in a new generation without disturbing
- * connections in flight; the old one is freed when its last connection
- * closes.  Everything here is thread-safe; one connection is handled by
+ * to the generation that was current at its last CONNECT or MAIL, so a
+ * reload (milter_reload) swaps in a new generation without disturbing
+ * messages in flight, and the next message on every connection (reused
+ * ones too) takes the new one; the old one is freed when its last
+ * connection leaves it.  Everything here is thread-safe; one connection is handled by
  * one thread at a time.
  *
  * Besides DKIM signing the handlers count sending quotas (milter.quotas:
@@ -52,6 +53,12 @@ struct milter_gen *milter_gen_load(const char *path, char *err,
  * root, it must not create the store's files) */
 struct milter_gen *milter_gen_check(const char *path, char *err,
     size_t errlen);
+
+/* milter_gen_open - open the quota store of a generation made by
+ * milter_gen_check (when it counts); 0, or -1 with err.  Call it in the
+ * process that serves: an LMDB environment must not cross a fork(),
+ * daemon(3) included. */
+int milter_gen_open(struct milter_gen *, char *err, size_t errlen);
 
 /* milter_install - make gen current (takes ownership) */
 void milter_install(struct milter_gen *);

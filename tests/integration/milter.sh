@@ -26,8 +26,9 @@ outpost_start "$CONF" "$SOCK" "$IT_T/milter.log" ||
 	{ it_fail "outpost-milter starts"; it_finish; exit 1; }
 MPID=$IT_LASTPID
 it_pass "outpost-milter starts on a unix socket"
+# the socket listens before the start-up line is logged
 it_check "engine ${OUTPOST_ENGINE:-native} in use" \
-    grep -q "(engine ${OUTPOST_ENGINE:-native})" "$IT_T/milter.log"
+    it_wait 5 grep -q "(engine ${OUTPOST_ENGINE:-native})" "$IT_T/milter.log"
 
 # send - miltc with the given options; result line in $IT_T/res
 send() {
@@ -208,6 +209,14 @@ bad "an ed25519 key declared RSA" "$K/e1.private" rsa-sha256
 it_check "-n on a good file: exit 0" test $? -eq 0
 "$MILTER" -n -c "$IT_T/bad.conf" >"$IT_T/n.out" 2>&1
 it_check "-n on a bad key: exit 78" test $? -eq 78
+# inet:PORT without an address would listen on every interface: refused
+sed 's/^milter = { socket = "[^"]*"/milter = { socket = "inet:8891"/' \
+    "$CONF2" >"$IT_T/anyaddr.conf"
+"$MILTER" -n -c "$IT_T/anyaddr.conf" >"$IT_T/n.out" 2>&1
+it_check "-n on socket inet:PORT without an address: exit 78" test $? -eq 78
+it_check "  the error names the file, the line and inet:8891@127.0.0.1" \
+    grep -q "anyaddr.conf:1: .*\"inet:8891\" names no address: write \"inet:8891@127.0.0.1\"" \
+    "$IT_T/n.out"
 
 it_check "milter survived everything" kill -0 "$MPID"
 if grep -q 'ERROR: AddressSanitizer\|runtime error:' "$IT_T"/milter*.log; then

@@ -18,7 +18,10 @@
 #    of 3 that is charged 3) and by a dropped connection are refunded;
 # 4. inbound SPF (libspf2's zone layer) for an untrusted client, 127.0.0.2:
 #    pass accepted with Received-SPF and Authentication-Results, fail
-#    refused with 550 5.7.23; a trusted client is not checked.
+#    refused with 550 5.7.23; a trusted client is not checked;
+# 5. a key rotation and a reload (SIGUSR1) between two messages of one SMTP
+#    session (Sendmail keeps its milter connection): the second message is
+#    signed with the new selector, which python3-dkim verifies.
 # Any setup failure is a FAIL, never a skip.
 set -u
 . "$(dirname "$0")/lib.sh"
@@ -341,6 +344,63 @@ it_check "sendmail: SPF fail from 127.0.0.2: 550 5.7.23 naming the domain" \
 spf_send spftrusted mallory@sm-fail.example 127.0.0.1
 it_check "sendmail: the same sender from trusted 127.0.0.1: accepted" \
     grep -q '^ *<- *250 2.0.0 .*Message accepted' "$T/swaks-spftrusted.log"
+
+# ---- 5. a reload rotates the key on a connection Sendmail keeps -----------
+# One SMTP session, two messages: Sendmail keeps its milter connection for
+# the whole session.  Between them the RSA key is rotated (new selector)
+# and the milter reloaded (SIGUSR1): the second message must carry the new
+# selector, and python3-dkim verify it.
+NEW_SEL=smr2
+it_keygen "$T/keys" "$DOMAIN" "$NEW_SEL" rsa || fatal_setup "RSA key 2"
+cat >"$T/rotate.sh" <<ROT
+sed -i 's/"$RSA_SEL"/"$NEW_SEL"/; s|/$RSA_SEL.private|/$NEW_SEL.private|' "$CONF"
+kill -USR1 $MPID
+n=0
+until grep -q 'configuration reloaded' "$MLOG"; do
+	n=\$((n + 1)); [ \$n -le 100 ] || exit 1; sleep 0.1
+done
+ROT
+mr1=$(it_new_msg "$T/msgs" rot1 "alice@$DOMAIN" 'before the rotation')
+printf '\r\nBefore the rotation.\r\n' >>"$mr1"
+mr2=$(it_new_msg "$T/msgs" rot2 "alice@$DOMAIN" 'after the rotation')
+printf '\r\nAfter the rotation.\r\n' >>"$mr2"
+"$IT_PY" - "$SM_PORT" "$mr1" "$mr2" "$T/rotate.sh" >"$T/rot.out" 2>&1 <<'PY'
+import smtplib, subprocess, sys
+port, m1, m2, rot = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+s = smtplib.SMTP("127.0.0.1", port, "client.outpost.test", timeout=30)
+s.ehlo("client.outpost.test")
+for n, m in ((1, m1), (2, m2)):
+    if n == 2:
+        print("reload", subprocess.run(["bash", rot]).returncode)
+    s.mail("alice@example.com")
+    s.rcpt("bob@example.net")
+    print("data%d" % n, s.data(open(m, "rb").read())[0])
+s.quit()
+PY
+sed 's/^/    /' "$T/rot.out"
+it_check "sendmail: reload after a key rotation, in one SMTP session" \
+    grep -qx 'reload 0' "$T/rot.out"
+it_check "  both messages accepted" \
+    test "$(grep -c '^data[12] 250$' "$T/rot.out")" -eq 2
+if raw=$(sink_wait "$(it_msg_tag "$mr1")" 30); then
+	sink_message "$raw" "$T/got-rot1.eml"
+	it_check "  the first is signed with the old selector s=$RSA_SEL" \
+	    grep -q "s=$RSA_SEL;" "$T/got-rot1.eml"
+else
+	it_fail "  the first message arrives at smtp-sink"
+fi
+if raw=$(sink_wait "$(it_msg_tag "$mr2")" 30); then
+	sink_message "$raw" "$T/got-rot2.eml"
+	it_verify_py "$T/got-rot2.eml" "$ZONE" >"$T/vrot.out" 2>&1
+	sed 's/^/    python3-dkim: /' "$T/vrot.out"
+	it_check "  the second (same milter connection): new selector s=$NEW_SEL verifies" \
+	    grep -q "^sig [0-9]*: d=$DOMAIN s=$NEW_SEL a=rsa-sha256 ok" \
+	    "$T/vrot.out"
+	it_check "  and the retired s=$RSA_SEL is not used" \
+	    test "$(grep -c "s=$RSA_SEL " "$T/vrot.out")" -eq 0
+else
+	it_fail "  the second message arrives at smtp-sink"
+fi
 
 it_check "sendmail: milter still running" kill -0 "$MPID"
 if grep -qE 'ERROR: AddressSanitizer|runtime error:' "$MLOG"; then
