@@ -118,8 +118,10 @@
  * MDB_VERSION_MISMATCH, an unreadable record format, or a file shorter
  * than its last page in use; the open reads both edges of every
  * database's B-tree to meet it early.  An open that meets it takes an
- * flock(2) on the file's directory (the file and its lock file are what
- * is replaced), opens the file again in case another process has
+ * exclusive flock(2) on the file's directory (the file and its lock file
+ * are what is replaced; every open holds it shared, so that none opens
+ * one new file with the other old one), opens the file again in case
+ * another process has
  * recovered it meanwhile, and only if it is still damaged renames it to
  * PATH.corrupt-YYYYmmddTHHMMSS (UTC) and its lock file to that name
  * plus "-lock", opens a fresh file, logs a warning with both names and
@@ -1850,13 +1852,14 @@ fail_filled:
 }
 
 /*
- * dir_lock - an exclusive flock(2) on the directory of path, which
- * serializes recoveries across processes (the file and its lock file
- * are what is being replaced, so neither can hold the lock).  The
- * descriptor, to close, or -1 with err.
+ * dir_lock - an flock(2) on the directory of path (how: LOCK_EX to
+ * recover, LOCK_SH to open), so that no process opens the file while
+ * another moves it and its lock file aside (they are what is replaced,
+ * so neither can hold the lock).  The descriptor, to close, or -1 with
+ * err.
  */
 static int
-dir_lock(const char *path, char *err, size_t errlen)
+dir_lock(const char *path, int how, char *err, size_t errlen)
 {
 	char dir[PATH_MAX];
 	const char *slash = strrchr(path, '/');
@@ -1873,7 +1876,7 @@ dir_lock(const char *path, char *err, size_t errlen)
 		return -1;
 	}
 	if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1 ||
-	    flock(fd, LOCK_EX) == -1) {
+	    flock(fd, how) == -1) {
 		(void)snprintf(err, errlen, "quota store %s: lock %s for "
 		    "recovery: %s", path, dir, strerror(errno));
 		if (fd != -1)
@@ -1944,7 +1947,7 @@ env_recover(const struct conf *c, const struct lmdb_env *old, char *err,
 	struct stat sb;
 	int fd, rc = 0, same;
 
-	if ((fd = dir_lock(c->store.path, err, errlen)) == -1)
+	if ((fd = dir_lock(c->store.path, LOCK_EX, err, errlen)) == -1)
 		return NULL;
 	same = old != NULL && stat(c->store.path, &sb) == 0 &&
 	    sb.st_dev == old->dev && sb.st_ino == old->ino;
@@ -2041,7 +2044,7 @@ store_lmdb_open(const struct conf *c, char *err, size_t errlen)
 	struct lmdb_store *s;
 	struct lmdb_env *e, **pp;
 	struct stat sb;
-	int have, rc = 0;
+	int have, rc = 0, fd;
 
 	if (c->store.path == NULL || c->store.path[0] == '\0') {
 		(void)snprintf(err, errlen, "quota store: store.path is empty");
@@ -2060,8 +2063,13 @@ store_lmdb_open(const struct conf *c, char *err, size_t errlen)
 			return NULL;
 		}
 	} else if (e == NULL) {
-		if ((e = env_open(c, &rc, err, errlen)) == NULL &&
-		    (!is_damage(rc) ||
+		/* Not while another process recovers (best effort: a
+		 * directory that cannot be locked fails in env_open). */
+		fd = dir_lock(c->store.path, LOCK_SH, err, errlen);
+		e = env_open(c, &rc, err, errlen);
+		if (fd != -1)
+			(void)close(fd);
+		if (e == NULL && (!is_damage(rc) ||
 		    (e = env_recover(c, NULL, err, errlen)) == NULL)) {
 			(void)pthread_mutex_unlock(&envs_lock);
 			return NULL;

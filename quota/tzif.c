@@ -210,10 +210,16 @@ tzif_offset(const struct tzif *z, int64_t t, int64_t *next)
 int64_t
 tzif_day_start(const struct tzif *z, int64_t day)
 {
-	int64_t t0 = day * DAY, t = t0 - OFF_MAX - 3600, next, cand;
+	int64_t t0, t, next, cand;
 	int32_t off = 0;
 	int i;
 
+	if (day > TIME_LIM / DAY)
+		day = TIME_LIM / DAY;
+	else if (day < -TIME_LIM / DAY)
+		day = -TIME_LIM / DAY;
+	t0 = day * DAY;
+	t = t0 - OFF_MAX - 3600;
 	/* Each stretch [t, next) of one offset: its first local t0 or
 	 * later.  A bounded walk: a zone changing more often than that
 	 * around one midnight gets midnight at its last offset. */
