@@ -121,11 +121,12 @@
  * exclusive flock(2) on the file's directory (the file and its lock file
  * are what is replaced; every open holds it shared, so that none opens
  * one new file with the other old one), opens the file again in case
- * another process has
- * recovered it meanwhile, and only if it is still damaged renames it to
- * PATH.corrupt-YYYYmmddTHHMMSS (UTC) and its lock file to that name
- * plus "-lock", opens a fresh file, logs a warning with both names and
- * counts it (store_lmdb_recoveries()).  Processes that still have the
+ * another process has recovered it meanwhile, and only if it is still
+ * damaged renames it to PATH.corrupt-YYYYmmddTHHMMSS (UTC) and its lock
+ * file to that name plus "-lock", opens a fresh file, logs a warning
+ * with both names and counts it (store_lmdb_recoveries()).  A process
+ * that cannot rename them fails to open, as before.  Processes that
+ * still have the
  * old file open go on using it until they open the store again.  Damage
  * met later, in a transaction (MDB_BAD_TXN included: LMDB's answer once
  * a lookup met a bad page), fails that call per store.on_error, is
