@@ -917,15 +917,17 @@ become(const struct passwd *pw, const char *why, char *err, size_t errlen)
  * store_user - run as root, before opening an LMDB store: become the
  * user that the file and the lock file LMDB may create (or a recovery
  * may start afresh) must belong to, so that the daemons can open them.
- * An existing file: its owner.  A missing one: milter.user or
- * policyd.user (refused when both are set and differ; neither: root,
- * as the daemons run).  0, or -1 with err.  Not root: nothing to do.
+ * An existing file: its owner.  A missing one: milter.user (unless
+ * milter.quotas is "off") or policyd.user (refused when both are set
+ * and differ; neither: root, as the daemons run).  0, or -1 with err.
+ * Not root: nothing to do.
  */
 static int
 store_user(const struct conf *c, const char *cfile, char *err,
     size_t errlen)
 {
-	const char *mu = c->milter.user, *pu = c->policyd.user, *u;
+	const char *mu = c->milter.quotas != CONF_MQUOTA_OFF ?
+	    c->milter.user : NULL, *pu = c->policyd.user, *u;
 	struct passwd *pw;
 	struct stat sb;
 

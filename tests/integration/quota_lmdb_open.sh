@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # quota_lmdb_open - who creates the LMDB quota store, and a damaged one.
 #
-# Owner: with policyd.user = "nobody" and no store yet, outpostctl quota
-# run as root creates the file and its lock file as nobody, and
+# Owner: with milter.user and policyd.user naming different users and no
+# store yet, outpostctl quota run as root refuses (exit 77) and creates
+# nothing.  With policyd.user = "nobody" alone, it creates the file and
+# its lock file as nobody, and
 # outpost-policyd (started as root, running as nobody) opens the store and
 # counts a recipient that outpostctl then shows.
 # Damage: with the daemon stopped, the file's data pages are overwritten
@@ -77,6 +79,16 @@ owned_by_nobody() {
 		[ "$(stat -c %U "$f" 2>/dev/null)" = nobody ] || return 1
 	done
 }
+
+# Two daemon users for a missing store: refused, nothing created.
+sed 's/user = "nobody";/user = "nobody"; };\nmilter = { user = "postfix";/' \
+    "$T/outpost.conf" >"$T/two-users.conf"
+"$CTL" quota list -c "$T/two-users.conf" >"$T/ctl.out" 2>&1
+rc=$?
+it_check "outpostctl quota as root refuses to guess between two users" \
+    test "$rc" = 77 -a ! -e "$STORE" -a ! -e "$STORE-lock"
+it_check "and says which settings differ" grep -q \
+    'milter.user "postfix", policyd.user "nobody"' "$T/ctl.out"
 
 "$CTL" quota list -c "$T/outpost.conf" >"$T/ctl.out" 2>&1
 it_check "outpostctl quota as root on a missing store succeeds" \
