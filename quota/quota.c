@@ -399,8 +399,8 @@ quota_open_with(const struct conf *c, struct quota_store *s)
 		n++;
 	}
 	/*
-	 * The calendar limits' zone tables now (tz.h: building one sets
-	 * TZ), not at the first admission among the daemon's threads.
+	 * The calendar limits' zone tables now (tz.h: reading the zone
+	 * files), not at the first admission.
 	 */
 	for (i = 0; i < c->nlimits; i++) {
 		struct quota_period per;

@@ -164,6 +164,12 @@ struct quota_store *store_redis_open(const struct conf *, char *err,
     size_t errlen);
 
 /*
+ * store_lmdb_recoveries - how many damaged LMDB files this process moved
+ * aside and started afresh (for metrics)
+ */
+unsigned long store_lmdb_recoveries(void);
+
+/*
  * store_redis_client_clock - tests only: on != 0 makes a Redis store run
  * its scripts at the now_ms passed in instead of the server's clock
  * (TIME), so the behaviour suite can drive the time; a store of another

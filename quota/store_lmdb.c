@@ -73,8 +73,11 @@
  * process (kill -9 included) loses nothing it committed: the kernel
  * holds the pages.  A crash of the whole host can lose the commits of
  * the last interval, and since LMDB then cannot vouch for the order in
- * which pages reached the disk, the file may have to be removed
- * (counters start again from zero).  "always" syncs every commit
+ * which pages reached the disk, the file may be damaged: it is then
+ * recovered (below), and its counters start again from zero.  This
+ * stays the default: counters are soft state, and a lost interval costs
+ * some senders a fresh allowance once per host crash, while "always"
+ * costs every admission two disk syncs.  "always" syncs every commit
  * (LMDB's default: data pages, then the meta page, before admit()
  * returns): nothing is lost even when the host crashes, at the price of
  * two syncs per charging admission (about 3,400/s from one thread
@@ -107,13 +110,40 @@
  * that finds expired records keeps sweeping every transaction.  When the map is full (MDB_MAP_FULL), the write
  * is retried once after a full sweep; if it is still full, it fails with
  * an error that names store.map_size.  Nothing here exits or aborts.
+ *
+ * Recovery: a damaged file (a host crash under store.sync = "periodic",
+ * a disk error) would otherwise fail every counted admission until
+ * someone removed it.  Damage is what LMDB reports as MDB_INVALID (no
+ * valid meta page), MDB_CORRUPTED, MDB_PAGE_NOTFOUND or
+ * MDB_VERSION_MISMATCH, an unreadable record format, or a file shorter
+ * than its last page in use; the open reads both edges of every
+ * database's B-tree to meet it early.  An open that meets it takes an
+ * exclusive flock(2) on the file's directory (the file and its lock file
+ * are what is replaced; every open holds it shared, so that none opens
+ * one new file with the other old one), opens the file again in case
+ * another process has recovered it meanwhile, and only if it is still
+ * damaged renames it to PATH.corrupt-YYYYmmddTHHMMSS (UTC) and its lock
+ * file to that name plus "-lock", opens a fresh file, logs a warning
+ * with both names and counts it (store_lmdb_recoveries()).  A process
+ * that cannot rename them fails to open, as before.  Processes that
+ * still have the
+ * old file open go on using it until they open the store again.  Damage
+ * met later, in a transaction (MDB_BAD_TXN included: LMDB's answer once
+ * a lookup met a bad page), fails that call per store.on_error, is
+ * logged once, and marks the environment: the next open in the process
+ * (a reload) reads every record, and recovers the same way if one does
+ * not read.  Newer record formats, a full disk or missing permissions
+ * are not damage: those opens fail and the file stays.  LMDB does not
+ * checksum pages: damage that still parses reads as wrong counts.
  */
 #include "config.h"
 
+#include <sys/file.h>
 #include <sys/stat.h>
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <lmdb.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -204,6 +234,8 @@ struct lmdb_env {
 	int batch_rc;			/* first error: LMDB's, or -1 */
 	char batch_err[256];		/* batch_rc == -1: its text */
 	int64_t batch_now;		/* latest time seen (full sweep) */
+	int damaged;			/* __atomic: a transaction met a
+					 * damaged page (see recovery) */
 };
 
 struct lmdb_store {
@@ -222,6 +254,9 @@ struct resv_op {
 
 static pthread_mutex_t envs_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct lmdb_env *envs;
+static unsigned long lmdb_nrecovered;	/* __atomic: files moved aside */
+
+static void mark_damaged(struct lmdb_env *, int);
 
 /* put64 - v into 8 bytes, little-endian */
 static void
@@ -283,11 +318,12 @@ time_unkey(const unsigned char *p)
 
 /* lmdb_err - fill err for LMDB error rc (-1: err already filled) */
 static int
-lmdb_err(const struct lmdb_env *e, int rc, const char *what, char *err,
+lmdb_err(struct lmdb_env *e, int rc, const char *what, char *err,
     size_t errlen)
 {
 	if (rc == -1)
 		return -1;
+	mark_damaged(e, rc);
 	if (rc == MDB_MAP_FULL)
 		(void)snprintf(err, errlen, "quota store %s: full even after "
 		    "sweeping expired records (store.map_size = %llu bytes); "
@@ -1585,10 +1621,12 @@ format_check(struct lmdb_env *e, MDB_txn *txn, char *err, size_t errlen)
 		}
 		if (have == FORMAT)
 			return 0;
+		if (have < 0)
+			return MDB_CORRUPTED;	/* damage: see recovery */
 		(void)snprintf(err, errlen, "quota store %s: record format "
 		    "%s, this outpost reads format %d (written by a newer "
 		    "version? remove the file to start counting afresh)",
-		    e->path, have < 0 ? "unreadable" : fmt, FORMAT);
+		    e->path, fmt, FORMAT);
 		return -1;
 	}
 	if (rc != MDB_NOTFOUND)
@@ -1619,15 +1657,127 @@ format_check(struct lmdb_env *e, MDB_txn *txn, char *err, size_t errlen)
 	return mdb_put(txn, meta, &k, &v, 0);
 }
 
-/* env_open - open (creating) the file, clear stale readers, open the dbs */
+/*
+ * is_damage - 1 if LMDB error rc says the file itself is unusable (see
+ * recovery at the top), not the host or the configuration
+ */
+static int
+is_damage(int rc)
+{
+	return rc == MDB_INVALID || rc == MDB_CORRUPTED ||
+	    rc == MDB_PAGE_NOTFOUND || rc == MDB_VERSION_MISMATCH;
+}
+
+/*
+ * mark_damaged - note (once, loudly) an error in a transaction that a
+ * damaged page gives: a damage error, or MDB_BAD_TXN (LMDB's answer
+ * once a lookup in the transaction met such a page); env_verify() at the
+ * next open tells whether the file is damaged indeed
+ */
+static void
+mark_damaged(struct lmdb_env *e, int rc)
+{
+	if ((!is_damage(rc) && rc != MDB_BAD_TXN) ||
+	    __atomic_exchange_n(&e->damaged, 1, __ATOMIC_SEQ_CST) != 0)
+		return;
+	log_warnx("quota store %s: the file looks damaged (%s); it is "
+	    "checked, and if so moved aside and started afresh, at the next "
+	    "open (reload or restart)", e->path, mdb_strerror(rc));
+}
+
+/*
+ * env_verify - read every record of e's databases in one read
+ * transaction: 0 when all of them read, else the LMDB error
+ */
+static int
+env_verify(struct lmdb_env *e)
+{
+	MDB_dbi dbi[3] = { e->counters, e->resv, e->rexp };
+	MDB_cursor *c;
+	MDB_txn *txn;
+	MDB_val k, v;
+	size_t i;
+	int rc;
+
+	if ((rc = txn_begin(e, 0, &txn)) != 0)
+		return rc;
+	for (i = 0; i < 3 && (rc == 0 || rc == MDB_NOTFOUND); i++) {
+		if ((rc = mdb_cursor_open(txn, dbi[i], &c)) != 0)
+			break;
+		for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
+		    rc = mdb_cursor_get(c, &k, &v, MDB_NEXT))
+			;
+		mdb_cursor_close(c);
+	}
+	txn_abort(e, txn);
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+/*
+ * edges_check - read the first and the last record of dbi: a cheap walk
+ * of both edges of its B-tree from the root, where a file cut short or
+ * overwritten with garbage shows first.  0 or an LMDB error.
+ */
+static int
+edges_check(MDB_txn *txn, MDB_dbi dbi)
+{
+	MDB_cursor *c;
+	MDB_val k, v;
+	int rc;
+
+	if ((rc = mdb_cursor_open(txn, dbi, &c)) != 0)
+		return rc;
+	if ((rc = mdb_cursor_get(c, &k, &v, MDB_FIRST)) == 0)
+		rc = mdb_cursor_get(c, &k, &v, MDB_LAST);
+	mdb_cursor_close(c);
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+/*
+ * env_dbs - in one write transaction: open the databases, check their
+ * edges and the record format.  0, an LMDB error, or -1 with err.
+ */
+static int
+env_dbs(struct lmdb_env *e, char *err, size_t errlen)
+{
+	MDB_txn *txn;
+	int rc;
+
+	if ((rc = mdb_txn_begin(e->env, NULL, 0, &txn)) != 0)
+		return rc;
+	if ((rc = room_check(e, 0)) != 0)	/* writes will say so */
+		log_warnx("quota store %s: cannot reserve disk space: %s",
+		    e->path, strerror(rc));
+	if ((rc = mdb_dbi_open(txn, "counters", MDB_CREATE,
+	    &e->counters)) != 0 ||
+	    (rc = mdb_dbi_open(txn, "reservations", MDB_CREATE,
+	    &e->resv)) != 0 ||
+	    (rc = mdb_dbi_open(txn, "resv_expiry", MDB_CREATE,
+	    &e->rexp)) != 0 ||
+	    (rc = edges_check(txn, e->counters)) != 0 ||
+	    (rc = edges_check(txn, e->resv)) != 0 ||
+	    (rc = edges_check(txn, e->rexp)) != 0 ||
+	    (rc = format_check(e, txn, err, errlen)) != 0) {
+		mdb_txn_abort(txn);
+		return rc;
+	}
+	return mdb_txn_commit(txn);
+}
+
+/*
+ * env_open - open (creating) the file, clear stale readers, open the
+ * dbs.  NULL with err and *rcp: the LMDB error (is_damage() tells a
+ * damaged file), or -1.
+ */
 static struct lmdb_env *
-env_open(const struct conf *c, char *err, size_t errlen)
+env_open(const struct conf *c, int *rcp, char *err, size_t errlen)
 {
 	pthread_rwlockattr_t ra;
 	pthread_condattr_t ca;
 	struct lmdb_env *e;
+	MDB_envinfo in;
 	struct stat sb;
-	MDB_txn *txn;
+	off_t size;
 	int rc, dead = 0;
 
 	e = xcalloc(1, sizeof(*e));
@@ -1656,8 +1806,11 @@ env_open(const struct conf *c, char *err, size_t errlen)
 	e->periodic = !c->store.sync_always;
 	e->sync_interval_ms = (int64_t)(c->store.sync_interval ?
 	    c->store.sync_interval : 1) * 1000;
+	/* The size before LMDB extends the file to the map (WRITEMAP). */
+	size = stat(e->path, &sb) == 0 ? sb.st_size : 0;
 	if ((rc = mdb_env_open(e->env, e->path, MDB_NOSUBDIR | MDB_NOTLS |
 	    MDB_WRITEMAP | (e->periodic ? MDB_NOSYNC : 0), 0600)) != 0) {
+		*rcp = rc;
 		(void)snprintf(err, errlen, "quota store %s: open: %s%s",
 		    e->path, mdb_strerror(rc), rc == ENOENT ?
 		    " (does its directory exist?)" : "");
@@ -1674,27 +1827,16 @@ env_open(const struct conf *c, char *err, size_t errlen)
 		e->psize = mdb_env_stat(e->env, &est) == 0 ? est.ms_psize :
 		    4096;
 	}
-	if ((rc = mdb_txn_begin(e->env, NULL, 0, &txn)) != 0)
-		goto fail;
-	if ((rc = room_check(e, 0)) != 0)	/* writes will say so */
-		log_warnx("quota store %s: cannot reserve disk space: %s",
-		    e->path, strerror(rc));
-	if ((rc = mdb_dbi_open(txn, "counters", MDB_CREATE,
-	    &e->counters)) != 0 ||
-	    (rc = mdb_dbi_open(txn, "reservations", MDB_CREATE,
-	    &e->resv)) != 0 ||
-	    (rc = mdb_dbi_open(txn, "resv_expiry", MDB_CREATE,
-	    &e->rexp)) != 0) {
-		mdb_txn_abort(txn);
+	/* A file cut short of its last page: zeros would read as pages. */
+	if (size > 0 && mdb_env_info(e->env, &in) == 0 &&
+	    ((uint64_t)in.me_last_pgno + 1) * e->psize > (uint64_t)size) {
+		rc = MDB_CORRUPTED;
 		goto fail;
 	}
-	if ((rc = format_check(e, txn, err, errlen)) != 0) {
-		mdb_txn_abort(txn);
-		if (rc == -1)
-			goto fail_filled;
-		goto fail;
-	}
-	if ((rc = mdb_txn_commit(txn)) != 0)
+	if ((rc = env_dbs(e, err, errlen)) == -1) {
+		*rcp = -1;
+		goto fail_filled;
+	} else if (rc != 0)
 		goto fail;
 	if (stat(e->path, &sb) == 0) {
 		e->dev = sb.st_dev;
@@ -1702,11 +1844,128 @@ env_open(const struct conf *c, char *err, size_t errlen)
 	}
 	return e;
 fail:
+	*rcp = rc;
 	(void)snprintf(err, errlen, "quota store %s: open: %s", e->path,
 	    mdb_strerror(rc));
 fail_filled:
 	env_free(e);
 	return NULL;
+}
+
+/*
+ * dir_lock - an flock(2) on the directory of path (how: LOCK_EX to
+ * recover, LOCK_SH to open), so that no process opens the file while
+ * another moves it and its lock file aside (they are what is replaced,
+ * so neither can hold the lock).  The descriptor, to close, or -1 with
+ * err.
+ */
+static int
+dir_lock(const char *path, int how, char *err, size_t errlen)
+{
+	char dir[PATH_MAX];
+	const char *slash = strrchr(path, '/');
+	int fd, r;
+
+	if (slash == NULL)
+		r = snprintf(dir, sizeof(dir), ".");
+	else
+		r = snprintf(dir, sizeof(dir), "%.*s",
+		    slash == path ? 1 : (int)(slash - path), path);
+	if (r < 0 || (size_t)r >= sizeof(dir)) {
+		(void)snprintf(err, errlen, "quota store %s: path too long",
+		    path);
+		return -1;
+	}
+	if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1 ||
+	    flock(fd, how) == -1) {
+		(void)snprintf(err, errlen, "quota store %s: lock %s for "
+		    "recovery: %s", path, dir, strerror(errno));
+		if (fd != -1)
+			(void)close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/*
+ * move_aside - rename path to PATH.corrupt-YYYYmmddTHHMMSS (UTC; a
+ * suffix -N when taken) and its lock file PATH-lock along, so that
+ * LMDB's tools open the pair; called under dir_lock
+ */
+static int
+move_aside(const char *path, char *to, size_t tolen, char *err,
+    size_t errlen)
+{
+	char stamp[32], from_lock[PATH_MAX + 8], to_lock[PATH_MAX + 80];
+	struct stat sb;
+	struct tm tm;
+	time_t now = time(NULL);
+	int i, r = -1;
+
+	if (gmtime_r(&now, &tm) == NULL ||
+	    strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%S", &tm) == 0)
+		stamp[0] = '\0';
+	for (i = 0; i < 100; i++) {
+		r = i == 0 ? snprintf(to, tolen, "%s.corrupt-%s", path,
+		    stamp) : snprintf(to, tolen, "%s.corrupt-%s-%d", path,
+		    stamp, i);
+		if (r < 0 || (size_t)r >= tolen || lstat(to, &sb) == -1)
+			break;
+	}
+	if (r < 0 || (size_t)r >= tolen || i == 100) {
+		(void)snprintf(err, errlen, "quota store %s: no name to move "
+		    "the damaged file to", path);
+		return -1;
+	}
+	if (rename(path, to) == -1) {
+		(void)snprintf(err, errlen, "quota store %s: damaged, and "
+		    "cannot be moved aside to %s: %s", path, to,
+		    strerror(errno));
+		return -1;
+	}
+	(void)snprintf(from_lock, sizeof(from_lock), "%s-lock", path);
+	(void)snprintf(to_lock, sizeof(to_lock), "%s-lock", to);
+	if (rename(from_lock, to_lock) == -1 && errno != ENOENT &&
+	    unlink(from_lock) == -1)
+		log_warn("quota store %s: cannot move its lock file %s",
+		    path, from_lock);
+	return 0;
+}
+
+/*
+ * env_recover - under dir_lock: when the file at c's path is still
+ * unusable (it opens with a damage error, or it is the file of the
+ * damaged environment old), move it aside and open a fresh one.  A file
+ * that opens now (another process recovered it first) is used as it
+ * is.  The new environment, or NULL with err.
+ */
+static struct lmdb_env *
+env_recover(const struct conf *c, const struct lmdb_env *old, char *err,
+    size_t errlen)
+{
+	char to[PATH_MAX + 64];
+	struct lmdb_env *e = NULL;
+	struct stat sb;
+	int fd, rc = 0, same;
+
+	if ((fd = dir_lock(c->store.path, LOCK_EX, err, errlen)) == -1)
+		return NULL;
+	same = old != NULL && stat(c->store.path, &sb) == 0 &&
+	    sb.st_dev == old->dev && sb.st_ino == old->ino;
+	/* Never a second environment on old's file (see Concurrency). */
+	if (!same && ((e = env_open(c, &rc, err, errlen)) != NULL ||
+	    !is_damage(rc)))
+		goto out;
+	if (move_aside(c->store.path, to, sizeof(to), err, errlen) == -1)
+		goto out;
+	__atomic_add_fetch(&lmdb_nrecovered, 1, __ATOMIC_SEQ_CST);
+	log_warnx("quota store %s: DAMAGED (%s), moved aside to %s; "
+	    "counting starts afresh", c->store.path, old != NULL ?
+	    "met in a transaction" : err, to);
+	e = env_open(c, &rc, err, errlen);
+out:
+	(void)close(fd);	/* drops the flock */
+	return e;
 }
 
 /* lmdb_close - store.h close: drop this store's hold on its environment */
@@ -1746,14 +2005,47 @@ static const struct quota_store_ops lmdb_ops = {
 	NULL,		/* no pipelines: no round trips to save */
 };
 
-/* store_lmdb_open - store.h: the LMDB store on conf->store.path */
+/*
+ * env_replace - with envs_lock held, for *pp marked damaged: check it,
+ * and when the damage is real recover the file and put the new
+ * environment in *pp's place (the old one lives on, unlisted, until its
+ * stores close).  The environment to use, or NULL with err.
+ */
+static struct lmdb_env *
+env_replace(const struct conf *c, struct lmdb_env **pp, char *err,
+    size_t errlen)
+{
+	struct lmdb_env *old = *pp, *e;
+	int rc;
+
+	if ((rc = env_verify(old)) == 0) {
+		log_warnx("quota store %s: checked every record: the file is "
+		    "sound", old->path);
+		__atomic_store_n(&old->damaged, 0, __ATOMIC_SEQ_CST);
+		return old;
+	}
+	if (!is_damage(rc) && rc != MDB_BAD_TXN)
+		return old;		/* cannot tell now: the next open */
+	if ((e = env_recover(c, old, err, errlen)) == NULL)
+		return NULL;
+	*pp = old->next;
+	old->next = NULL;
+	e->next = envs;
+	envs = e;
+	return e;
+}
+
+/*
+ * store_lmdb_open - store.h: the LMDB store on conf->store.path; a
+ * damaged file is recovered (see the top)
+ */
 struct quota_store *
 store_lmdb_open(const struct conf *c, char *err, size_t errlen)
 {
 	struct lmdb_store *s;
-	struct lmdb_env *e;
+	struct lmdb_env *e, **pp;
 	struct stat sb;
-	int have;
+	int have, rc = 0, fd;
 
 	if (c->store.path == NULL || c->store.path[0] == '\0') {
 		(void)snprintf(err, errlen, "quota store: store.path is empty");
@@ -1761,12 +2053,25 @@ store_lmdb_open(const struct conf *c, char *err, size_t errlen)
 	}
 	have = stat(c->store.path, &sb) == 0;
 	(void)pthread_mutex_lock(&envs_lock);
-	for (e = envs; e != NULL; e = e->next)
+	for (pp = &envs; (e = *pp) != NULL; pp = &e->next)
 		if (have ? e->dev == sb.st_dev && e->ino == sb.st_ino :
 		    strcmp(e->path, c->store.path) == 0)
 			break;
-	if (e == NULL) {
-		if ((e = env_open(c, err, errlen)) == NULL) {
+	if (e != NULL && __atomic_load_n(&e->damaged, __ATOMIC_SEQ_CST)) {
+		/* Its stores keep the old one until they close. */
+		if ((e = env_replace(c, pp, err, errlen)) == NULL) {
+			(void)pthread_mutex_unlock(&envs_lock);
+			return NULL;
+		}
+	} else if (e == NULL) {
+		/* Not while another process recovers (best effort: a
+		 * directory that cannot be locked fails in env_open). */
+		fd = dir_lock(c->store.path, LOCK_SH, err, errlen);
+		e = env_open(c, &rc, err, errlen);
+		if (fd != -1)
+			(void)close(fd);
+		if (e == NULL && (!is_damage(rc) ||
+		    (e = env_recover(c, NULL, err, errlen)) == NULL)) {
 			(void)pthread_mutex_unlock(&envs_lock);
 			return NULL;
 		}
@@ -1780,4 +2085,11 @@ store_lmdb_open(const struct conf *c, char *err, size_t errlen)
 	s->base.conf = c;
 	s->e = e;
 	return &s->base;
+}
+
+/* store_lmdb_recoveries - store.h: damaged files moved aside so far */
+unsigned long
+store_lmdb_recoveries(void)
+{
+	return __atomic_load_n(&lmdb_nrecovered, __ATOMIC_SEQ_CST);
 }

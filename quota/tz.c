@@ -3,16 +3,11 @@
  *
  * Each zone asked for gets a table of local midnights (SPAN_DAYS either
  * side of the time that caused it) and of first days of months; a time
- * outside the table rebuilds it around that time.  Building sets TZ,
- * calls tzset() and mktime() on each local midnight, then puts TZ back,
- * all under tz_lock; "UTC" is built with timegm() and never touches TZ.
- * Lookups take the same lock for a binary search.
- *
- * setenv() is not safe against a getenv() running in another thread
- * (localtime() in a logger, say); a table is built once per zone and
- * per two years of time asked for, and quota_open() builds those of its
- * limits before any admission (at a daemon's start, while it is alone),
- * which keeps that window tiny.
+ * outside the table rebuilds it around that time.  The zone itself is
+ * read once from its TZif file (quota/tzif), so building a table touches
+ * neither the process environment (TZ) nor libc's time zone state:
+ * localtime_r() and getenv() in other threads are never disturbed.
+ * tz_lock guards the cache; lookups take it for a binary search.
  */
 #include "config.h"
 
@@ -23,6 +18,7 @@
 #include <time.h>
 
 #include "quota/tz.h"
+#include "quota/tzif.h"
 #include "util/xmalloc.h"
 
 #define SPAN_DAYS 400
@@ -33,6 +29,7 @@
 struct tzent {
 	struct tzent *next;
 	char *name;
+	struct tzif *zone;		/* owned */
 	int64_t day[NDAY];		/* ms of local midnights, ascending */
 	int64_t mon[NMON];		/* ms of local months' starts */
 };
@@ -47,94 +44,66 @@ is_utc(const char *name)
 	return strcmp(name, "UTC") == 0;
 }
 
-int
-tz_valid(const char *name)
+/* tz_open - the zone called name, or NULL (caller owns it) */
+static struct tzif *
+tz_open(const char *name)
 {
 	const char *dir = getenv("TZDIR"), *p;
-	char path[512], magic[4];
-	FILE *f;
-	size_t n;
+	char path[512], err[128];
 	int r;
 
 	if (name == NULL || *name == '\0')
-		return 0;
+		return NULL;
 	if (is_utc(name))
-		return 1;
+		return tzif_posix("UTC0", err, sizeof(err));
 	if (name[0] == '/' || strlen(name) > 200 || strstr(name, "..") != NULL)
-		return 0;
+		return NULL;
 	for (p = name; *p; p++)
 		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
 		    (*p >= '0' && *p <= '9') || strchr("/_+-", *p) != NULL))
-			return 0;
+			return NULL;
 	r = snprintf(path, sizeof(path), "%s/%s",
 	    dir != NULL && *dir != '\0' ? dir : "/usr/share/zoneinfo", name);
-	if (r < 0 || (size_t)r >= sizeof(path) ||
-	    (f = fopen(path, "rb")) == NULL)
-		return 0;
-	n = fread(magic, 1, sizeof(magic), f);
-	fclose(f);
-	return n == sizeof(magic) && memcmp(magic, "TZif", 4) == 0;
+	if (r < 0 || (size_t)r >= sizeof(path))
+		return NULL;
+	return tzif_load(path, err, sizeof(err));
 }
 
-/* local_start - ms of local 00:00 of y-m-d (normalized, like mktime) */
-static int
-local_start(int utc, int year, int mon, int mday, int64_t *out)
+int
+tz_valid(const char *name)
 {
-	struct tm tm;
-	time_t t;
+	struct tzif *z = tz_open(name);
 
-	memset(&tm, 0, sizeof(tm));
-	tm.tm_year = year;
-	tm.tm_mon = mon;
-	tm.tm_mday = mday;
-	tm.tm_isdst = -1;
-	t = utc ? timegm(&tm) : mktime(&tm);
-	if (t == (time_t)-1)
-		return -1;
-	*out = (int64_t)t * 1000;
-	return 0;
+	if (z == NULL)
+		return 0;
+	tzif_free(z);
+	return 1;
 }
 
 /* tz_build - fill e's tables around now_ms; called with tz_lock held */
 static int
 tz_build(struct tzent *e, int64_t now_ms)
 {
-	int utc = is_utc(e->name), ret = -1, i;
-	char *saved = NULL;
-	const char *old;
-	struct tm tm;
-	time_t t = (time_t)(now_ms / 1000 - (now_ms % 1000 < 0));
+	int64_t t = now_ms / 1000 - (now_ms % 1000 < 0), today, y;
+	int i, m, d;
 
 	tz_nbuilt++;
-	if (!utc) {
-		if ((old = getenv("TZ")) != NULL)
-			saved = xstrdup(old);
-		if (setenv("TZ", e->name, 1) != 0)
-			goto out;
-		tzset();
+	today = t + tzif_offset(e->zone, t, NULL);
+	today = today / 86400 - (today % 86400 < 0);
+	tzif_civil(today, &y, &m, &d);
+	for (i = 0; i < NDAY; i++) {
+		e->day[i] = tzif_day_start(e->zone, today - SPAN_DAYS + i) *
+		    1000;
+		if (i > 0 && e->day[i] <= e->day[i - 1])
+			return -1;
 	}
-	if ((utc ? gmtime_r(&t, &tm) : localtime_r(&t, &tm)) == NULL)
-		goto out;
-	for (i = 0; i < NDAY; i++)
-		if (local_start(utc, tm.tm_year, tm.tm_mon,
-		    tm.tm_mday - SPAN_DAYS + i, &e->day[i]) < 0 ||
-		    (i > 0 && e->day[i] <= e->day[i - 1]))
-			goto out;
-	for (i = 0; i < NMON; i++)
-		if (local_start(utc, tm.tm_year, tm.tm_mon - SPAN_MONTHS + i,
-		    1, &e->mon[i]) < 0 || (i > 0 && e->mon[i] <= e->mon[i - 1]))
-			goto out;
-	ret = 0;
-out:
-	if (!utc) {
-		if (saved != NULL)
-			setenv("TZ", saved, 1);
-		else
-			unsetenv("TZ");
-		tzset();
-		free(saved);
+	for (i = 0; i < NMON; i++) {
+		e->mon[i] = tzif_day_start(e->zone, tzif_days(y,
+		    m - SPAN_MONTHS + i, 1)) * 1000;
+		if (i > 0 && e->mon[i] <= e->mon[i - 1])
+			return -1;
 	}
-	return ret;
+	return 0;
 }
 
 /* find - the period of a[0..n) holding t, or -1 outside the table */
@@ -172,15 +141,14 @@ tz_period(const char *name, int month, int64_t now_ms,
 		if (strcmp(e->name, name) == 0)
 			break;
 	if (e == NULL) {
-		if (!tz_valid(name))
-			goto out;
 		e = xcalloc(1, sizeof(*e));
-		e->name = xstrdup(name);
-		if (tz_build(e, now_ms) < 0) {
-			free(e->name);
+		if ((e->zone = tz_open(name)) == NULL ||
+		    tz_build(e, now_ms) < 0) {
+			tzif_free(e->zone);
 			free(e);
 			goto out;
 		}
+		e->name = xstrdup(name);
 		e->next = tz_cache;
 		tz_cache = e;
 	}
@@ -191,6 +159,7 @@ tz_period(const char *name, int month, int64_t now_ms,
 		struct tzent tmp;
 
 		tmp.name = e->name;
+		tmp.zone = e->zone;
 		if (tz_build(&tmp, now_ms) == 0) {
 			memcpy(e->day, tmp.day, sizeof(e->day));
 			memcpy(e->mon, tmp.mon, sizeof(e->mon));

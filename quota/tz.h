@@ -2,14 +2,13 @@
  * quota/tz - calendar periods (local days and months) in IANA time zones,
  * thread-safe.
  *
- * libc converts local time only through the process-wide TZ, so the
- * boundaries (local midnights, first days of months) of each zone are
- * computed under a lock, once for a span around the time asked, and
- * kept in a sorted table; lookups are a binary search.  DST days come
- * out 23 or 25 hours long, as mktime() makes them.  Building a table sets
- * TZ, which other threads may be reading (localtime_r for a log line):
- * quota_open() builds the tables of its calendar limits at once, while
- * a daemon starting up is alone, rather than at the first admission.
+ * The boundaries (local midnights, first days of months) of each zone are
+ * computed from its TZif file (quota/tzif), never through libc's
+ * process-wide TZ, once for a span around the time asked, and kept in a
+ * sorted table under a lock; lookups are a binary search.  DST days come
+ * out 23 or 25 hours long; a day whose midnight falls in a DST gap starts
+ * at the end of the gap.  quota_open() still builds the tables of its
+ * calendar limits at once, so that no admission pays for a build.
  */
 #ifndef OUTPOST_QUOTA_TZ_H
 #define OUTPOST_QUOTA_TZ_H

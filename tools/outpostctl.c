@@ -6,13 +6,19 @@
  * Exit codes: 0 success; 1 a record that does not match (or cannot be
  * fetched); 64 (EX_USAGE) bad command line; 78 (EX_CONFIG) bad
  * configuration or key; 73 (EX_CANTCREAT) keygen could not write; 69
- * (EX_UNAVAILABLE) the quota store cannot be opened or fails.
+ * (EX_UNAVAILABLE) the quota store cannot be opened or fails; 77
+ * (EX_NOPERM) run as root, it cannot become the quota store's user.
  */
 #include "config.h"
+
+#include <sys/stat.h>
+#include <sys/types.h>
 
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <grp.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -891,6 +897,71 @@ rows_of(struct quota *q, const struct conf *c, const char *key,
 	return rc;
 }
 
+/*
+ * become - switch for good to user pw and its groups; 0, or -1 with err
+ */
+static int
+become(const struct passwd *pw, const char *why, char *err, size_t errlen)
+{
+	if (setgroups(0, NULL) == -1 ||
+	    initgroups(pw->pw_name, pw->pw_gid) == -1 ||
+	    setgid(pw->pw_gid) == -1 || setuid(pw->pw_uid) == -1) {
+		(void)snprintf(err, errlen, "cannot become user %s (%s): %s",
+		    pw->pw_name, why, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * store_user - run as root, before opening an LMDB store: become the
+ * user that the file and the lock file LMDB may create (or a recovery
+ * may start afresh) must belong to, so that the daemons can open them.
+ * An existing file: its owner.  A missing one: milter.user (unless
+ * milter.quotas is "off") or policyd.user (refused when both are set
+ * and differ; neither: root, as the daemons run).  0, or -1 with err.
+ * Not root: nothing to do.
+ */
+static int
+store_user(const struct conf *c, const char *cfile, char *err,
+    size_t errlen)
+{
+	const char *mu = c->milter.quotas != CONF_MQUOTA_OFF ?
+	    c->milter.user : NULL, *pu = c->policyd.user, *u;
+	struct passwd *pw;
+	struct stat sb;
+
+	if (geteuid() != 0 || c->store.backend != CONF_STORE_LMDB)
+		return 0;
+	if (stat(c->store.path, &sb) == 0) {
+		if (sb.st_uid == 0)
+			return 0;
+		if ((pw = getpwuid(sb.st_uid)) == NULL) {
+			(void)snprintf(err, errlen, "%s is owned by uid %lu, "
+			    "which has no user name; run outpostctl as that "
+			    "user", c->store.path, (unsigned long)sb.st_uid);
+			return -1;
+		}
+		return become(pw, "the owner of store.path", err, errlen);
+	}
+	if (mu != NULL && pu != NULL && strcmp(mu, pu) != 0) {
+		(void)snprintf(err, errlen, "%s does not exist, and %s names "
+		    "two users for it (milter.user \"%s\", policyd.user "
+		    "\"%s\"): start the daemon that uses it first, or run "
+		    "outpostctl as its user", c->store.path, cfile, mu, pu);
+		return -1;
+	}
+	if ((u = mu != NULL ? mu : pu) == NULL)
+		return 0;
+	if ((pw = getpwnam(u)) == NULL) {
+		(void)snprintf(err, errlen, "%s: %s: no user \"%s\"", cfile,
+		    mu != NULL ? "milter.user" : "policyd.user", u);
+		return -1;
+	}
+	return become(pw, mu != NULL ? "milter.user" : "policyd.user", err,
+	    errlen);
+}
+
 /* cmd_quota - outpostctl quota show|list|reset|set */
 static int
 cmd_quota(int argc, char **argv)
@@ -984,6 +1055,11 @@ cmd_quota(int argc, char **argv)
 		    cfile, limit);
 		conf_free(c);
 		return EX_USAGE;
+	}
+	if (store_user(c, cfile, err, sizeof(err)) == -1) {
+		fprintf(stderr, "%s: quota: %s\n", progname, err);
+		conf_free(c);
+		return EX_NOPERM;
 	}
 	if ((q = quota_open(c, err, sizeof(err))) == NULL) {
 		fprintf(stderr, "%s: %s\n", progname, err);

@@ -20,6 +20,8 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
+#include <dirent.h>
+#include <fcntl.h>
 
 #include <netinet/in.h>
 #include <arpa/inet.h>
@@ -1205,6 +1207,8 @@ START_TEST(lmdb_format1_file_is_migrated)
 }
 END_TEST
 
+static int ncorrupt(struct tenv *);
+
 /* lmdb_newer_format_is_refused - a record format this code does not know */
 START_TEST(lmdb_newer_format_is_refused)
 {
@@ -1215,6 +1219,230 @@ START_TEST(lmdb_newer_format_is_refused)
 	ck_assert_ptr_null(store_lmdb_open(&t->conf, err, sizeof(err)));
 	ck_assert_msg(strstr(err, "record format 9") != NULL &&
 	    strstr(err, t->path) != NULL, "unclear error: %s", err);
+	ck_assert_int_eq(ncorrupt(t), 0);	/* not damage: kept */
+	tenv_free(t);
+}
+END_TEST
+
+/* ncorrupt - files (not lock files) moved aside in t's directory */
+static int
+ncorrupt(struct tenv *t)
+{
+	struct dirent *d;
+	DIR *dir;
+	size_t len;
+	int n = 0;
+
+	ck_assert_ptr_nonnull(dir = opendir(t->dir));
+	while ((d = readdir(dir)) != NULL) {
+		len = strlen(d->d_name);
+		if (strstr(d->d_name, ".lmdb.corrupt-") != NULL &&
+		    !(len > 5 && strcmp(d->d_name + len - 5, "-lock") == 0))
+			n++;
+	}
+	closedir(dir);
+	return n;
+}
+
+/* lastpage - the number of t's file's last page in use (store closed) */
+static size_t
+lastpage(struct tenv *t)
+{
+	MDB_env *env;
+	MDB_envinfo in;
+
+	ck_assert_int_eq(mdb_env_create(&env), 0);
+	ck_assert_int_eq(mdb_env_set_mapsize(env, t->conf.store.map_size), 0);
+	ck_assert_int_eq(mdb_env_open(env, t->path, MDB_NOSUBDIR |
+	    MDB_RDONLY, 0600), 0);
+	ck_assert_int_eq(mdb_env_info(env, &in), 0);
+	mdb_env_close(env);
+	return in.me_last_pgno;
+}
+
+/*
+ * scribble - overwrite pages [from, to] of path: zeros, or bytes of a
+ * fixed pseudo-random sequence (garbage)
+ */
+static void
+scribble(const char *path, size_t from, size_t to, int garbage)
+{
+	unsigned char page[4096];
+	uint32_t x = 2463534242u;
+	size_t p, i;
+	int fd;
+
+	ck_assert_int_ge(fd = open(path, O_WRONLY), 0);
+	for (p = from; p <= to; p++) {
+		for (i = 0; i < sizeof(page); i++) {
+			x ^= x << 13;
+			x ^= x >> 17;
+			x ^= x << 5;
+			page[i] = garbage ? (unsigned char)x : 0;
+		}
+		ck_assert_int_eq(pwrite(fd, page, sizeof(page),
+		    (off_t)(p * sizeof(page))), (ssize_t)sizeof(page));
+	}
+	ck_assert_int_eq(close(fd), 0);
+}
+
+/* How the damaged-file cases damage a file of a few pages. */
+enum { DMG_TRUNC_HEADER, DMG_TRUNC_DATA, DMG_GARBAGE, DMG_ZERO_DATA,
+    DMG_GARBAGE_META, NDMG };
+static const char *const dmg_names[NDMG] = {
+	"truncated inside the header", "truncated after the meta pages",
+	"garbage data pages", "zeroed data pages", "garbage meta pages"
+};
+
+/* damage - close t's store and damage its file as case d says */
+static void
+damage(struct tenv *t, int d)
+{
+	size_t last;
+
+	t->s->ops->close(t->s);
+	t->s = NULL;
+	last = lastpage(t);
+	ck_assert_uint_ge(last, 3);
+	switch (d) {
+	case DMG_TRUNC_HEADER:
+		ck_assert_int_eq(truncate(t->path, 100), 0);
+		break;
+	case DMG_TRUNC_DATA:
+		ck_assert_int_eq(truncate(t->path, 2 * 4096 + 10), 0);
+		break;
+	case DMG_GARBAGE:
+	case DMG_ZERO_DATA:
+		scribble(t->path, 2, last, d == DMG_GARBAGE);
+		break;
+	case DMG_GARBAGE_META:
+		scribble(t->path, 0, 1, 1);
+		break;
+	}
+}
+
+/*
+ * lmdb_damaged_file_is_moved_aside - a file cut short or overwritten
+ * (a host crash with store.sync = "periodic") opens as a fresh store,
+ * once: the damaged file is kept beside it, counted, and counting goes on
+ */
+START_TEST(lmdb_damaged_file_is_moved_aside)
+{
+	struct tenv *t;
+	unsigned long before;
+	char rkey[QUOTA_RKEY_MAX], lock[PATH_MAX + 8];
+	int d, i;
+
+	for (d = 0; d < NDMG; d++) {
+		t = tenv_new(B_LMDB, 1);
+		for (i = 0; i < 300; i++) {	/* several pages */
+			ck_assert_int_lt(snprintf(rkey, sizeof(rkey),
+			    "sender-%03d", i), (int)sizeof(rkey));
+			ck_assert_int_eq(admit1(t, L_HOUR, rkey, 2, NULL), 1);
+		}
+		ck_assert_int_eq(admit1(t, L_WIN, "alice", 9, NULL), 1);
+		damage(t, d);
+		before = store_lmdb_recoveries();
+		t->s = topen(t, 1);
+		ck_assert_msg(store_lmdb_recoveries() == before + 1 &&
+		    ncorrupt(t) == 1, "%s: recoveries %lu -> %lu, %d files "
+		    "moved aside; want one", dmg_names[d], before,
+		    store_lmdb_recoveries(), ncorrupt(t));
+		ck_assert_uint_eq(used(t, L_WIN, "alice"), 0);
+		ck_assert_int_eq(admit1(t, L_WIN, "alice", 10, NULL), 1);
+		ck_assert_int_eq(admit1(t, L_WIN, "alice", 1, NULL), 0);
+		/* The fresh file has its own lock file. */
+		ck_assert_int_lt(snprintf(lock, sizeof(lock), "%s-lock",
+		    t->path), (int)sizeof(lock));
+		ck_assert_int_eq(access(lock, F_OK), 0);
+		/* recovered once: reopening keeps the counts */
+		t->s->ops->close(t->s);
+		t->s = topen(t, 1);
+		ck_assert_uint_eq(used(t, L_WIN, "alice"), 10);
+		ck_assert_uint_eq(store_lmdb_recoveries(), before + 1);
+		tenv_free(t);
+	}
+}
+END_TEST
+
+/*
+ * lmdb_damage_met_in_a_transaction_recovers_at_next_open - pages damaged
+ * under an open store make its calls fail; the next open (a reload)
+ * moves the file aside and counts afresh while the old store still works
+ * as far as it can
+ */
+START_TEST(lmdb_damage_met_in_a_transaction_recovers_at_next_open)
+{
+	struct tenv *t = tenv_new(B_LMDB, 1);
+	struct quota_store *old;
+	struct quota_state st;
+	char rkey[QUOTA_RKEY_MAX], err[512] = "";
+	unsigned long before;
+	int found = 0, i, rc;
+	size_t last;
+
+	for (i = 0; i < 300; i++) {
+		ck_assert_int_lt(snprintf(rkey, sizeof(rkey), "sender-%03d",
+		    i), (int)sizeof(rkey));
+		ck_assert_int_eq(admit1(t, L_HOUR, rkey, 2, NULL), 1);
+	}
+	t->s->ops->close(t->s);
+	last = lastpage(t);
+	t->s = topen(t, 1);
+	scribble(t->path, 2, last, 0);	/* through the shared map */
+	ck_assert_int_eq(quota_rkey("hour", "sender-150", rkey, sizeof(rkey)),
+	    0);
+	rc = t->s->ops->get(t->s, rkey, &st, &found, err, sizeof(err));
+	ck_assert_msg(rc == -1 && strstr(err, t->path) != NULL,
+	    "get on zeroed pages: rc %d, %s", rc, err);
+	before = store_lmdb_recoveries();
+	old = t->s;
+	t->s = topen(t, 1);
+	ck_assert_uint_eq(store_lmdb_recoveries(), before + 1);
+	ck_assert_int_eq(ncorrupt(t), 1);
+	ck_assert_uint_eq(used(t, L_HOUR, "sender-150"), 0);
+	ck_assert_int_eq(admit1(t, L_WIN, "alice", 3, NULL), 1);
+	old->ops->close(old);
+	ck_assert_uint_eq(used(t, L_WIN, "alice"), 3);
+	tenv_free(t);
+}
+END_TEST
+
+/*
+ * lmdb_processes_recover_once - processes that open one damaged file at
+ * once move it aside once, and all count in the fresh one
+ */
+START_TEST(lmdb_processes_recover_once)
+{
+	struct tenv *t = tenv_new(B_LMDB, 1);
+	pid_t pid[4];
+	int i, status;
+
+	ck_assert_int_eq(admit1(t, L_WIN, "alice", 1, NULL), 1);
+	damage(t, DMG_GARBAGE);
+	for (i = 0; i < 4; i++) {
+		ck_assert_int_ge(pid[i] = fork(), 0);
+		if (pid[i] == 0) {
+			char err[512] = "";
+			struct quota_store *s;
+
+			s = store_lmdb_open(&t->conf, err, sizeof(err));
+			if (s == NULL) {
+				fprintf(stderr, "child open: %s\n", err);
+				_exit(1);
+			}
+			t->s = s;
+			_exit(admit1(t, L_WIN, "alice", 1, NULL) == 1 ? 0 : 1);
+		}
+	}
+	for (i = 0; i < 4; i++) {
+		ck_assert_int_eq(waitpid(pid[i], &status, 0), pid[i]);
+		ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+		    "process %d could not open and count", i);
+	}
+	ck_assert_int_eq(ncorrupt(t), 1);
+	t->s = topen(t, 1);
+	ck_assert_uint_eq(used(t, L_WIN, "alice"), 4);
 	tenv_free(t);
 }
 END_TEST
@@ -2100,6 +2328,9 @@ backend_suite(int b)
 		ADD(s, b, lmdb_small_map_reclaims_then_fails_cleanly_when_full, 60);
 		ADD(s, b, lmdb_format1_file_is_migrated, 0);
 		ADD(s, b, lmdb_newer_format_is_refused, 0);
+		ADD(s, b, lmdb_damaged_file_is_moved_aside, 30);
+		ADD(s, b, lmdb_damage_met_in_a_transaction_recovers_at_next_open, 0);
+		ADD(s, b, lmdb_processes_recover_once, 30);
 	}
 	return s;
 }
