@@ -432,7 +432,8 @@ pipe_run(struct quota_store *s, struct quota_store_call *c, size_t n)
 			    c[i].now_ms, c[i].token, c[i].expires_ms, c[i].res,
 			    &c[i].admitted, c[i].err, sizeof(c[i].err));
 		else if (c[i].kind == QUOTA_CALL_COMMIT)
-			c[i].rc = mem_ops->commit(s, c[i].token, c[i].now_ms,
+			c[i].rc = mem_ops->commit(s, c[i].token, c[i].ops,
+			    c[i].n, c[i].now_ms, c[i].res, &c[i].admitted,
 			    c[i].err, sizeof(c[i].err));
 		else
 			c[i].rc = mem_ops->release(s, c[i].token, c[i].now_ms,
@@ -512,10 +513,18 @@ START_TEST(pipelined_rcpts_answer_when_the_batch_flushes)
 	}
 	ck_assert_uint_eq(f.txn.inflight, 5);
 	ck_assert_uint_eq(pipe_rounds, 0);
+	e[0] = '\0';
 	submit(&f, &f.txn, "END-OF-MESSAGE i1 recipient_count=3", e,
 	    sizeof(e));
 	ck_assert_uint_eq(pipe_rounds, 1);
 	ck_assert_uint_eq(pipe_calls, 5);
+	/* its commits, queued: their verdicts make its reply */
+	ck_assert_uint_eq(f.txn.inflight, 3);
+	ck_assert_msg(e[0] == '\0', "END-OF-MESSAGE answered before its "
+	    "commits: %s", e);
+	ck_assert_int_eq(quota_flush(f.quota), 0);
+	ck_assert_uint_eq(pipe_rounds, 2);
+	ck_assert_uint_eq(pipe_calls, 8);
 	ck_assert_uint_eq(f.txn.inflight, 0);
 	for (i = 0; i < 5; i++)
 		ck_assert_msg(starts(r[i], i < 3 ? "action=DUNNO" :
