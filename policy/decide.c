@@ -208,6 +208,68 @@ decide_txn_free(struct decide_txn *t)
 	free(t->tokens);
 	t->tokens = NULL;
 	t->ntokens = t->captokens = 0;
+	free(t->mark_tokens);
+	t->mark_tokens = NULL;
+	t->mark_ntokens = t->mark_cap = 0;
+	t->marked = 0;
+}
+
+void
+decide_txn_mark(struct decide_txn *t)
+{
+	if (t->marked)
+		return;
+	t->marked = 1;
+	memcpy(t->mark_instance, t->instance, sizeof(t->mark_instance));
+	t->mark_ntokens = t->ntokens;
+	if (t->ntokens > t->mark_cap) {
+		t->mark_cap = t->captokens;
+		t->mark_tokens = xreallocarray(t->mark_tokens, t->mark_cap,
+		    sizeof(*t->mark_tokens));
+	}
+	if (t->ntokens > 0)
+		memcpy(t->mark_tokens, t->tokens, t->ntokens *
+		    sizeof(*t->tokens));
+	t->mark_rcpt = t->rcpt_charged;
+	t->mark_bytes = t->bytes_charged;
+	t->mark_msg = t->msg_charged;
+	t->mark_finished = t->finished;
+}
+
+void
+decide_txn_keep(struct decide_txn *t)
+{
+	t->marked = 0;
+}
+
+void
+decide_txn_undo(struct decide_txn *t)
+{
+	if (!t->marked)
+		return;
+	if (strncmp(t->instance, t->mark_instance, sizeof(t->instance)) !=
+	    0) {
+		/* the batch began this instance: nothing of it happened */
+		t->ntokens = 0;
+		t->rcpt_charged = t->bytes_charged = 0;
+		t->msg_charged = t->finished = 0;
+		decide_txn_keep(t);
+		return;
+	}
+	if (t->mark_ntokens > t->captokens) {
+		t->captokens = t->mark_ntokens;
+		t->tokens = xreallocarray(t->tokens, t->captokens,
+		    sizeof(*t->tokens));
+	}
+	if (t->mark_ntokens > 0)
+		memcpy(t->tokens, t->mark_tokens, t->mark_ntokens *
+		    sizeof(*t->tokens));
+	t->ntokens = t->mark_ntokens;
+	t->rcpt_charged = t->mark_rcpt;
+	t->bytes_charged = t->mark_bytes;
+	t->msg_charged = t->mark_msg;
+	t->finished = t->mark_finished;
+	decide_txn_keep(t);
 }
 
 int

@@ -73,6 +73,13 @@ struct decide_txn {
 	int finished;			/* refused at DATA/EOM: nothing more */
 	unsigned int inflight;		/* admissions queued, unanswered */
 	unsigned int logged;		/* stages already logged as unusable */
+	/* the state before the current batch (decide_txn_mark) */
+	int marked;
+	char mark_instance[DECIDE_INSTANCE_MAX];
+	uint64_t *mark_tokens;		/* owned; mark_cap of them */
+	size_t mark_ntokens, mark_cap;
+	uint64_t mark_rcpt, mark_bytes;
+	int mark_msg, mark_finished;
 };
 
 /* Counters of one process (for logs). */
@@ -102,5 +109,21 @@ void decide_txn_end(const struct decide_env *, struct decide_txn *,
     int64_t now_ms);
 /* decide_txn_free - decide_txn_end's memory part: free the tokens */
 void decide_txn_free(struct decide_txn *);
+
+/*
+ * Batches that fail (LMDB: quota_batch_end returns -1, and none of the
+ * batch's calls took effect, whatever verdicts they gave): the caller
+ * calls decide_txn_mark() before the first request of a connection in a
+ * batch (later ones of the same batch: no-op), then, when the batch has
+ * ended, decide_txn_keep() if it succeeded or decide_txn_undo() if it
+ * failed.  Undo puts back what the batch's requests changed: the
+ * reservations they added were never stored and are forgotten, those
+ * they settled were not settled and are the instance's again, and what
+ * they counted as charged was not; a new instance begun in the batch
+ * starts from nothing.  Both accept a txn that is not marked.
+ */
+void decide_txn_mark(struct decide_txn *);
+void decide_txn_keep(struct decide_txn *);
+void decide_txn_undo(struct decide_txn *);
 
 #endif

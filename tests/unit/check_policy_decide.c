@@ -547,6 +547,137 @@ START_TEST(pipelined_rcpts_answer_when_the_batch_flushes)
 END_TEST
 
 /*
+ * A memory store with batches that fail on demand as LMDB's do: the
+ * batch's end returns -1 and none of its calls took effect (here: the
+ * reservations it made are given back).
+ */
+static struct quota_store_ops fb_ops;
+static int fb_fail_next, fb_on;
+static uint64_t fb_tokens[16];
+static size_t fb_ntokens;
+
+static int
+fb_admit(struct quota_store *s, const struct quota_op *ops, size_t n,
+    int64_t now, uint64_t token, int64_t exp, struct quota_op_result *res,
+    int *admitted, char *err, size_t errlen)
+{
+	int rc = mem_ops->admit(s, ops, n, now, token, exp, res, admitted,
+	    err, errlen);
+
+	if (rc == 0 && *admitted && token != 0 && fb_on && fb_ntokens < 16)
+		fb_tokens[fb_ntokens++] = token;
+	return rc;
+}
+
+static int
+fb_begin(struct quota_store *s, char *err, size_t errlen)
+{
+	(void)s;
+	(void)err;
+	(void)errlen;
+	fb_on = 1;
+	fb_ntokens = 0;
+	return 0;
+}
+
+static int
+fb_end(struct quota_store *s, char *err, size_t errlen)
+{
+	size_t i;
+
+	fb_on = 0;
+	if (!fb_fail_next)
+		return 0;
+	fb_fail_next = 0;
+	for (i = 0; i < fb_ntokens; i++)
+		(void)mem_ops->release(s, fb_tokens[i], NOW, err, errlen);
+	snprintf(err, errlen, "MDB_MAP_FULL: Environment mapsize limit "
+	    "reached");
+	return -1;
+}
+
+/* batch - quota_batch_begin, then mark txn, as outpost-policyd does */
+static void
+batch(struct fixture *f)
+{
+	char err[256];
+
+	ck_assert_int_eq(quota_batch_begin(f->quota, err, sizeof(err)), 0);
+	decide_txn_mark(&f->txn);
+}
+
+/* batch_done - quota_batch_end (rc wanted), then keep or undo */
+static void
+batch_done(struct fixture *f, int want)
+{
+	char err[256];
+
+	ck_assert_int_eq(quota_batch_end(f->quota, err, sizeof(err)), want);
+	if (want == 0)
+		decide_txn_keep(&f->txn);
+	else
+		decide_txn_undo(&f->txn);
+}
+
+/*
+ * failed_batch_leaves_no_state - a batch that fails applied nothing: the
+ * reservation its RCPT made is forgotten (a later END-OF-MESSAGE commits
+ * the recipients that were charged), and what its END-OF-MESSAGE settled
+ * and counted is the instance's again
+ */
+START_TEST(failed_batch_leaves_no_state)
+{
+	struct fixture f;
+	struct quota_store *st;
+	char err[512];
+
+	fx_open(&f, LIMITS_RCPT3);
+	quota_close(f.quota);
+	st = store_mem_open(f.conf, err, sizeof(err));
+	ck_assert_msg(st != NULL, "store_mem_open: %s", err);
+	mem_ops = st->ops;
+	fb_ops = *st->ops;
+	fb_ops.admit = fb_admit;
+	fb_ops.batch_begin = fb_begin;
+	fb_ops.batch_end = fb_end;
+	st->ops = &fb_ops;
+	f.quota = quota_open_store(f.conf, st, err, sizeof(err));
+	ck_assert_ptr_nonnull(f.quota);
+	f.env.quota = f.quota;
+
+	batch(&f);
+	ck_assert_str_eq(ask(&f, "RCPT i1"), "DUNNO");
+	fb_fail_next = 1;
+	batch_done(&f, -1);
+	ck_assert_msg(f.txn.ntokens == 0, "a reservation never stored is "
+	    "kept: ntokens %zu, want 0", f.txn.ntokens);
+	ck_assert_uint_eq(used(&f, "rcpt", "alice"), 0);
+	batch(&f);
+	ck_assert_str_eq(ask(&f, "RCPT i1"), "DUNNO");
+	ck_assert_str_eq(ask(&f, "END-OF-MESSAGE i1 recipient_count=1"),
+	    "DUNNO");
+	batch_done(&f, 0);
+	ck_assert_msg(used(&f, "rcpt", "alice") == 1, "the accepted "
+	    "recipient: used %llu, want 1",
+	    (unsigned long long)used(&f, "rcpt", "alice"));
+
+	batch(&f);
+	ck_assert_str_eq(ask(&f, "RCPT i2"), "DUNNO");
+	batch_done(&f, 0);
+	batch(&f);
+	ck_assert_str_eq(ask(&f, "END-OF-MESSAGE i2 recipient_count=1"),
+	    "DUNNO");
+	ck_assert_uint_eq(f.txn.msg_charged, 1);
+	fb_fail_next = 1;
+	batch_done(&f, -1);
+	ck_assert_uint_eq(f.txn.ntokens, 1);
+	ck_assert_uint_eq(f.txn.rcpt_charged, 0);
+	ck_assert_uint_eq(f.txn.msg_charged, 0);
+	fx_close(&f);
+}
+END_TEST
+
+/*
  * pipelined_batch_store_down_answers_each_per_on_error - the RCPTs of a
  * batch over a Redis server that is down each get the store-error answer
  * when the batch ends
@@ -775,6 +906,7 @@ main(void)
 	tcase_add_test(tc, pipelined_rcpts_answer_when_the_batch_flushes);
 	tcase_add_test(tc,
 	    pipelined_batch_store_down_answers_each_per_on_error);
+	tcase_add_test(tc, failed_batch_leaves_no_state);
 	tcase_add_test(tc, policyd_conf_defaults);
 	tcase_add_loop_test(tc, policyd_conf_errors, 0,
 	    (int)(sizeof(bad_policyd) / sizeof(bad_policyd[0])));
