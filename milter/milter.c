@@ -15,8 +15,10 @@
  * Quotas (milter.quotas, see outpost-milter(8)): on a connection that
  * counts, each RCPT reserves one recipient (quota_reserve) and the end
  * of message reserves one message and its bytes; an accepted message
- * commits every reservation, anything else (a refusal, an error, ABORT,
- * the connection closing) releases them in msg_reset().  Mail that
+ * commits every reservation (one that lapsed is admitted again, and
+ * refused, refuses the message: msg_commit), anything else (a refusal,
+ * an error, ABORT, the connection closing) releases them in
+ * msg_reset().  Mail that
  * Postfix's cleanup(8) submits for sendmail(1) (client port 0, see
  * conn_is_non_smtp) never gets a RCPT refusal: its recipients are
  * counted at the end of message, and a message over quota is held.

@@ -8,14 +8,20 @@
  *    instance.  Refused: the limit's action (defer "450 4.7.1 text",
  *    reject "550 5.7.1 text", hold "HOLD text"); warn limits only log.
  *  - DATA and END-OF-MESSAGE (the first of them that comes, and what
- *    the later one adds): the reservations are settled against
- *    recipient_count (committed up to that number, the rest released),
- *    and what is not charged yet is admitted in one all-or-nothing call
- *    (quota_admit): one message, the size bytes not yet charged, and the
- *    recipients beyond the reservations (when RCPT was not asked).
- *    Refused (defer or reject): every reservation of the instance is
- *    released, since the message is not accepted.  Hold: the message is
- *    accepted into the hold queue and its reservations are committed.
+ *    the later one adds): what is not charged yet is reserved in one
+ *    all-or-nothing call (quota_reserve, synchronous): one message, the
+ *    size bytes not yet charged, and the recipients beyond the
+ *    reservations (when RCPT was not asked).  Refused (defer or
+ *    reject): every reservation of the instance is released, since the
+ *    message is not accepted.  Then the reservations are settled
+ *    against recipient_count (committed up to that number, the rest
+ *    released); a commit whose reservation lapsed admits it again
+ *    (quota.h), and if that is refused the message is refused with the
+ *    limit's action and its own reservation released; otherwise its
+ *    own reservation is committed.  Hold: the message is accepted into
+ *    the hold queue and its reservations are committed.  The reply
+ *    waits for the commits' verdicts (in a pipelined batch, for the
+ *    flush).
  *  - A request with another instance, the end of the connection, or its
  *    idle timeout releases what the previous instance left uncommitted.
  *  - Other stages (CONNECT, HELO, MAIL, VRFY, ETRN) and stages whose
