@@ -73,7 +73,11 @@ struct hdr {
 struct msg_resv {
 	uint64_t token;
 	struct quota_amount amt;
+	int64_t at;			/* when it was made (ms) */
 };
+
+/* A reservation this close to store.reserve_ttl counts as lapsed. */
+#define LAPSE_MARGIN_MS 1000
 
 struct msg {
 	int active;
@@ -917,7 +921,8 @@ log_verdict(const struct milter_conn *c, const char *stage,
 
 /* msg_add_token - keep a reservation (of amt) until the message ends */
 static void
-msg_add_token(struct msg *m, uint64_t token, const struct quota_amount *amt)
+msg_add_token(struct msg *m, uint64_t token, const struct quota_amount *amt,
+    int64_t now)
 {
 	if (token == 0)
 		return;
@@ -927,6 +932,7 @@ msg_add_token(struct msg *m, uint64_t token, const struct quota_amount *amt)
 		    sizeof(*m->tokens));
 	}
 	m->tokens[m->ntokens].token = token;
+	m->tokens[m->ntokens].at = now;
 	m->tokens[m->ntokens++].amt = *amt;
 }
 
@@ -1016,17 +1022,73 @@ msg_quota_take(struct milter_conn *c, const char *stage, int rc,
 		return quota_refused(c, stage, v, rcpt);
 	if (v->nwarned > 0)
 		log_verdict(c, stage, v, "warn", rcpt);
-	msg_add_token(&c->msg, token, amt);
+	msg_add_token(&c->msg, token, amt, clock_wall_ms());
 	return SMFIS_CONTINUE;
 }
 
 /*
+ * msg_verdict - act on the verdict of the message's own admission at
+ * the end (SMFIS_CONTINUE: charged, or held)
+ */
+static sfsistat
+msg_verdict(struct milter_conn *c, int rc, const struct quota_verdict *v)
+{
+	if (rc < 0 || v->result == QUOTA_ERROR)
+		return quota_store_failed(c, "EOM", v);
+	if (v->result == QUOTA_REFUSE)
+		return quota_refused(c, "EOM", v, NULL);
+	if (v->nwarned > 0)
+		log_verdict(c, "EOM", v, "warn", NULL);
+	return SMFIS_CONTINUE;
+}
+
+/*
+ * msg_readmit - some reservations lapsed (or are about to): release
+ * them all and admit the whole message again, in one store batch (one
+ * LMDB transaction, one Redis run), so that it is charged all or
+ * nothing, against the limits as they are now
+ */
+static sfsistat
+msg_readmit(struct milter_conn *c)
+{
+	struct msg *m = &c->msg;
+	struct quota *q = c->gen->quota;
+	struct quota_amount all = { 0, 0, 0 };
+	struct quota_verdict v;
+	struct quota_who who;
+	char err[256];
+	int64_t now = clock_wall_ms();
+	int batch, rc;
+	size_t i;
+
+	quota_who_of(c, &who);
+	batch = quota_batch_begin(q, err, sizeof(err)) == 0;
+	for (i = 0; i < m->ntokens; i++) {
+		all.messages += m->tokens[i].amt.messages;
+		all.recipients += m->tokens[i].amt.recipients;
+		all.bytes += m->tokens[i].amt.bytes;
+		(void)quota_release(q, m->tokens[i].token, now, err,
+		    sizeof(err));
+	}
+	m->ntokens = 0;
+	rc = quota_admit(q, &who, &all, now, &v);
+	if (batch && quota_batch_end(q, err, sizeof(err)) < 0) {
+		rc = -1;
+		v.result = QUOTA_ERROR;
+		snprintf(v.error, sizeof(v.error), "%s", err);
+	}
+	log_debug("%s: quota=readmitted lapsed reservations", qid(c));
+	return msg_verdict(c, rc, &v);
+}
+
+/*
  * msg_commit - make the message's reservations final, in order, at the
- * end of an accepted message.  One that lapsed is admitted again
- * (quota.h): if its limit is full by now, the message is refused with
- * the limit's action like any refusal (the reply set; hold: held), the
- * store error per store.on_error.  The reservations committed are
- * forgotten; msg_reset() releases the rest.
+ * end of an accepted message.  When some lapsed, msg_readmit() instead.
+ * A commit admits a reservation that lapsed meanwhile again (quota.h):
+ * if its limit is full by now, the message is refused with the limit's
+ * action like any refusal (the reply set; hold: held), the store error
+ * per store.on_error.  The reservations committed are forgotten;
+ * msg_reset() releases the rest.
  */
 static sfsistat
 msg_commit(struct milter_conn *c)
@@ -1035,10 +1097,15 @@ msg_commit(struct milter_conn *c)
 	struct quota_verdict v;
 	struct quota_who who;
 	sfsistat rc = SMFIS_CONTINUE;
+	int64_t oldest = clock_wall_ms() + LAPSE_MARGIN_MS -
+	    (int64_t)c->gen->conf->store.reserve_ttl * 1000;
 	size_t i;
 
 	if (m->ntokens == 0)
 		return SMFIS_CONTINUE;
+	for (i = 0; i < m->ntokens; i++)
+		if (m->tokens[i].at <= oldest)
+			return msg_readmit(c);
 	quota_who_of(c, &who);
 	for (i = 0; i < m->ntokens && rc == SMFIS_CONTINUE; i++) {
 		if (quota_commit(c->gen->quota, m->tokens[i].token, &who,

@@ -35,6 +35,9 @@ enum stage {
 
 #define TEMPFAIL_TEXT "DEFER_IF_PERMIT Service temporarily unavailable"
 
+/* A reservation this close to store.reserve_ttl counts as lapsed. */
+#define LAPSE_MARGIN_MS 1000
+
 /* who_of - who sends, from the request; addr holds the client address */
 static void
 who_of(const struct proto *p, struct quota_who *who, uint8_t addr[16])
@@ -230,6 +233,7 @@ decide_txn_mark(struct decide_txn *t)
 	if (t->ntokens > 0)
 		memcpy(t->mark_tokens, t->tokens, t->ntokens *
 		    sizeof(*t->tokens));
+	t->mark_first_ms = t->first_ms;
 	t->mark_rcpt = t->rcpt_charged;
 	t->mark_bytes = t->bytes_charged;
 	t->mark_msg = t->msg_charged;
@@ -265,6 +269,7 @@ decide_txn_undo(struct decide_txn *t)
 		memcpy(t->tokens, t->mark_tokens, t->mark_ntokens *
 		    sizeof(*t->tokens));
 	t->ntokens = t->mark_ntokens;
+	t->first_ms = t->mark_first_ms;
 	t->rcpt_charged = t->mark_rcpt;
 	t->bytes_charged = t->mark_bytes;
 	t->msg_charged = t->mark_msg;
@@ -336,6 +341,7 @@ struct answer {
 	struct decide_stats *st;
 	char *reply;
 	size_t len;
+	int64_t now;			/* of the request */
 	char id[DECIDE_INSTANCE_MAX];	/* log_id() of the request */
 };
 
@@ -383,6 +389,8 @@ at_rcpt_done(void *arg, int rc, const struct quota_verdict *v,
 			t->tokens = xreallocarray(t->tokens, t->captokens,
 			    sizeof(*t->tokens));
 		}
+		if (t->ntokens == 0)
+			t->first_ms = x->now;
 		t->tokens[t->ntokens++] = token;
 	} else
 		t->rcpt_charged++;
@@ -408,6 +416,7 @@ at_rcpt(const struct decide_env *env, struct decide_txn *t,
 	who_of(p, &who, addr);
 	x = xcalloc(1, sizeof(*x));
 	answer_init(x, env, t, p, st, reply, len);
+	x->now = now;
 	t->inflight++;
 	return quota_defer(env->quota, &who, &amt, now,
 	    t->ntokens + t->inflight <= DECIDE_TOKENS_MAX, at_rcpt_done, x);
@@ -632,6 +641,20 @@ at_finish(const struct decide_env *env, struct decide_txn *t,
 		ncommit = t->ntokens;
 	extra = want > t->rcpt_charged + ncommit ?
 	    want - t->rcpt_charged - ncommit : 0;
+	if (ncommit > 0 && now - t->first_ms + LAPSE_MARGIN_MS >=
+	    (int64_t)env->conf->store.reserve_ttl * 1000) {
+		/*
+		 * Some reservations lapsed (or are about to): give them all
+		 * back and reserve the message whole below, in this batch,
+		 * so that it is charged all or nothing.  (A commit would
+		 * admit each lapsed one again, alone: see finish_done.)
+		 */
+		extra += ncommit;
+		ncommit = 0;
+		if (release_from(env, t, 0, now, err, sizeof(err)) < 0)
+			log_warnx("%s: policy=error releasing reservations: "
+			    "%s", x->a.id, err);
+	}
 	x->amt.messages = t->msg_charged ? 0 : 1;
 	x->amt.recipients = extra;
 	x->amt.bytes = size > t->bytes_charged ? size - t->bytes_charged : 0;

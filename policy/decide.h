@@ -73,6 +73,7 @@ struct decide_txn {
 	uint64_t *tokens;		/* reservations not yet settled */
 	size_t ntokens;
 	size_t captokens;
+	int64_t first_ms;		/* when tokens[0] was reserved */
 	uint64_t rcpt_charged;		/* recipients settled for good */
 	int msg_charged;
 	uint64_t bytes_charged;
@@ -85,6 +86,7 @@ struct decide_txn {
 	uint64_t *mark_tokens;		/* owned; mark_cap of them */
 	size_t mark_ntokens, mark_cap;
 	uint64_t mark_rcpt, mark_bytes;
+	int64_t mark_first_ms;
 	int mark_msg, mark_finished;
 };
 

@@ -547,6 +547,48 @@ START_TEST(pipelined_rcpts_answer_when_the_batch_flushes)
 END_TEST
 
 /*
+ * lapsed_reservations_are_charged_at_the_end - RCPT reservations that
+ * lapsed before END-OF-MESSAGE (store.reserve_ttl) are admitted again
+ * with the message: charged when they fit, else the message is refused
+ * with the limit's action and nothing of it is charged
+ */
+START_TEST(lapsed_reservations_are_charged_at_the_end)
+{
+	struct quota_who alice = { "alice", NULL, NULL };
+	struct quota_amount one = { 0, 1, 0 };
+	struct quota_verdict v;
+	struct fixture f;
+	char text[1024], err[512];
+
+	snprintf(text, sizeof(text), "store = { backend = \"memory\"; "
+	    "reserve_ttl = \"2s\"; };\n" LIMITS_RCPT3);
+	memset(&f, 0, sizeof(f));
+	f.conf = conf_load_string("test.conf", text, err, sizeof(err));
+	ck_assert_msg(f.conf != NULL, "conf: %s", err);
+	f.quota = quota_open(f.conf, err, sizeof(err));
+	ck_assert_ptr_nonnull(f.quota);
+	f.env.conf = f.conf;
+	f.env.quota = f.quota;
+	ck_assert_str_eq(ask_at(&f, NOW, "RCPT i1"), "DUNNO");
+	ck_assert_str_eq(ask_at(&f, NOW, "RCPT i1"), "DUNNO");
+	ck_assert_str_eq(ask_at(&f, NOW + 3000,
+	    "END-OF-MESSAGE i1 recipient_count=2"), "DUNNO");
+	ck_assert_msg(used(&f, "rcpt", "alice") == 2, "a slow message: used "
+	    "%llu, want 2", (unsigned long long)used(&f, "rcpt", "alice"));
+	/* one more lapses while another message takes the last one */
+	ck_assert_str_eq(ask_at(&f, NOW + 4000, "RCPT i2"), "DUNNO");
+	ck_assert_int_eq(quota_admit(f.quota, &alice, &one, NOW + 7000, &v),
+	    0);
+	ck_assert_int_eq(v.result, QUOTA_ADMIT);
+	ck_assert(starts(ask_at(&f, NOW + 8000,
+	    "END-OF-MESSAGE i2 recipient_count=1"),
+	    "450 4.7.1 Quota exceeded for alice: 3/3"));
+	ck_assert_uint_eq(used(&f, "rcpt", "alice"), 3);
+	fx_close(&f);
+}
+END_TEST
+
+/*
  * A memory store with batches that fail on demand as LMDB's do: the
  * batch's end returns -1 and none of its calls took effect (here: the
  * reservations it made are given back).
@@ -907,6 +949,7 @@ main(void)
 	tcase_add_test(tc,
 	    pipelined_batch_store_down_answers_each_per_on_error);
 	tcase_add_test(tc, failed_batch_leaves_no_state);
+	tcase_add_test(tc, lapsed_reservations_are_charged_at_the_end);
 	tcase_add_test(tc, policyd_conf_defaults);
 	tcase_add_loop_test(tc, policyd_conf_errors, 0,
 	    (int)(sizeof(bad_policyd) / sizeof(bad_policyd[0])));
