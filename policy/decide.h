@@ -21,7 +21,10 @@
  *    own reservation is committed.  Hold: the message is accepted into
  *    the hold queue and its reservations are committed.  The reply
  *    waits for the commits' verdicts (in a pipelined batch, for the
- *    flush).
+ *    flush).  When the first reservation is older than
+ *    store.reserve_ttl less a second, the reservations are released
+ *    instead and their recipients join the message's own reservation,
+ *    in the same batch: a slow message is charged all or nothing.
  *  - A request with another instance, the end of the connection, or its
  *    idle timeout releases what the previous instance left uncommitted.
  *  - Other stages (CONNECT, HELO, MAIL, VRFY, ETRN) and stages whose
