@@ -15,8 +15,10 @@
  * Quotas (milter.quotas, see outpost-milter(8)): on a connection that
  * counts, each RCPT reserves one recipient (quota_reserve) and the end
  * of message reserves one message and its bytes; an accepted message
- * commits every reservation, anything else (a refusal, an error, ABORT,
- * the connection closing) releases them in msg_reset().  Mail that
+ * commits every reservation (one that lapsed is admitted again, and
+ * refused, refuses the message: msg_commit), anything else (a refusal,
+ * an error, ABORT, the connection closing) releases them in
+ * msg_reset().  Mail that
  * Postfix's cleanup(8) submits for sendmail(1) (client port 0, see
  * conn_is_non_smtp) never gets a RCPT refusal: its recipients are
  * counted at the end of message, and a message over quota is held.
@@ -67,6 +69,16 @@ struct hdr {
 	size_t vlen;
 };
 
+/* A reservation of the message: its token and what it reserved. */
+struct msg_resv {
+	uint64_t token;
+	struct quota_amount amt;
+	int64_t at;			/* when it was made (ms) */
+};
+
+/* A reservation this close to store.reserve_ttl counts as lapsed. */
+#define LAPSE_MARGIN_MS 1000
+
 struct msg {
 	int active;
 	int skip;			/* not signing: ignore the rest */
@@ -84,7 +96,7 @@ struct msg {
 	struct dkim_decision dec;
 	/* quotas */
 	char *sender;			/* envelope sender, no <>; "" = <> */
-	uint64_t *tokens;		/* reservations to commit or release */
+	struct msg_resv *tokens;	/* reservations to commit or release */
 	size_t ntokens, captokens;
 	uint64_t rcpts_eom;		/* recipients to charge at EOM */
 	uint64_t size;			/* bytes seen: header fields, body */
@@ -305,12 +317,12 @@ milter_shutdown(void)
 }
 
 /*
- * msg_settle - commit (commit != 0) or release every reservation of the
- * message, and forget them.  Errors are logged: a reservation the store
- * could not release lapses after store.reserve_ttl on its own.
+ * msg_release - release every reservation of the message, and forget
+ * them.  Errors are logged: a reservation the store could not release
+ * lapses after store.reserve_ttl on its own.
  */
 static void
-msg_settle(struct milter_conn *c, int commit)
+msg_release(struct milter_conn *c)
 {
 	struct msg *m = &c->msg;
 	char err[256];
@@ -320,17 +332,14 @@ msg_settle(struct milter_conn *c, int commit)
 	for (i = 0; i < m->ntokens; i++) {
 		if (c->gen == NULL || c->gen->quota == NULL)
 			break;
-		if ((commit ? quota_commit(c->gen->quota, m->tokens[i], now,
-		    err, sizeof(err)) : quota_release(c->gen->quota,
-		    m->tokens[i], now, err, sizeof(err))) < 0)
-			log_warnx("%s: quota=error %s: %s", m->qid[0] ?
-			    m->qid : "NOQUEUE", commit ? "commit" : "release",
-			    err);
+		if (quota_release(c->gen->quota, m->tokens[i].token, now, err,
+		    sizeof(err)) < 0)
+			log_warnx("%s: quota=error release: %s", m->qid[0] ?
+			    m->qid : "NOQUEUE", err);
 	}
 	if (m->ntokens > 0)
-		log_debug("%s: quota=%s reservations=%zu", m->qid[0] ?
-		    m->qid : "NOQUEUE", commit ? "committed" : "released",
-		    m->ntokens);
+		log_debug("%s: quota=released reservations=%zu", m->qid[0] ?
+		    m->qid : "NOQUEUE", m->ntokens);
 	m->ntokens = 0;
 }
 
@@ -342,7 +351,7 @@ msg_reset(struct milter_conn *c)
 	struct msg *m = &c->msg;
 	size_t i;
 
-	msg_settle(c, 0);
+	msg_release(c);
 	for (i = 0; i < m->nhdrs; i++) {
 		free(m->hdrs[i].name);
 		free(m->hdrs[i].value);
@@ -958,9 +967,10 @@ log_verdict(const struct milter_conn *c, const char *stage,
 	    rcpt ? rcpt : "", c->non_smtp ? " non_smtp=yes" : "");
 }
 
-/* msg_add_token - keep a reservation until the message ends */
+/* msg_add_token - keep a reservation (of amt) until the message ends */
 static void
-msg_add_token(struct msg *m, uint64_t token)
+msg_add_token(struct msg *m, uint64_t token, const struct quota_amount *amt,
+    int64_t now)
 {
 	if (token == 0)
 		return;
@@ -969,7 +979,9 @@ msg_add_token(struct msg *m, uint64_t token)
 		m->tokens = xreallocarray(m->tokens, m->captokens,
 		    sizeof(*m->tokens));
 	}
-	m->tokens[m->ntokens++] = token;
+	m->tokens[m->ntokens].token = token;
+	m->tokens[m->ntokens].at = now;
+	m->tokens[m->ntokens++].amt = *amt;
 }
 
 /* msg_hold - ask for the hold queue at the end of the message */
@@ -1049,7 +1061,8 @@ quota_refused(struct milter_conn *c, const char *stage,
  */
 static sfsistat
 msg_quota_take(struct milter_conn *c, const char *stage, int rc,
-    const struct quota_verdict *v, uint64_t token, const char *rcpt)
+    const struct quota_verdict *v, uint64_t token,
+    const struct quota_amount *amt, const char *rcpt)
 {
 	if (rc < 0 || v->result == QUOTA_ERROR)
 		return quota_store_failed(c, stage, v);
@@ -1057,8 +1070,106 @@ msg_quota_take(struct milter_conn *c, const char *stage, int rc,
 		return quota_refused(c, stage, v, rcpt);
 	if (v->nwarned > 0)
 		log_verdict(c, stage, v, "warn", rcpt);
-	msg_add_token(&c->msg, token);
+	msg_add_token(&c->msg, token, amt, clock_wall_ms());
 	return SMFIS_CONTINUE;
+}
+
+/*
+ * msg_verdict - act on the verdict of the message's own admission at
+ * the end (SMFIS_CONTINUE: charged, or held)
+ */
+static sfsistat
+msg_verdict(struct milter_conn *c, int rc, const struct quota_verdict *v)
+{
+	if (rc < 0 || v->result == QUOTA_ERROR)
+		return quota_store_failed(c, "EOM", v);
+	if (v->result == QUOTA_REFUSE)
+		return quota_refused(c, "EOM", v, NULL);
+	if (v->nwarned > 0)
+		log_verdict(c, "EOM", v, "warn", NULL);
+	return SMFIS_CONTINUE;
+}
+
+/*
+ * msg_readmit - some reservations lapsed (or are about to): release
+ * them all and admit the whole message again, in one store batch (one
+ * LMDB transaction, one Redis run), so that it is charged all or
+ * nothing, against the limits as they are now
+ */
+static sfsistat
+msg_readmit(struct milter_conn *c)
+{
+	struct msg *m = &c->msg;
+	struct quota *q = c->gen->quota;
+	struct quota_amount all = { 0, 0, 0 };
+	struct quota_verdict v;
+	struct quota_who who;
+	char err[256];
+	int64_t now = clock_wall_ms();
+	int batch, rc;
+	size_t i;
+
+	quota_who_of(c, &who);
+	batch = quota_batch_begin(q, err, sizeof(err)) == 0;
+	for (i = 0; i < m->ntokens; i++) {
+		all.messages += m->tokens[i].amt.messages;
+		all.recipients += m->tokens[i].amt.recipients;
+		all.bytes += m->tokens[i].amt.bytes;
+		(void)quota_release(q, m->tokens[i].token, now, err,
+		    sizeof(err));
+	}
+	m->ntokens = 0;
+	rc = quota_admit(q, &who, &all, now, &v);
+	if (batch && quota_batch_end(q, err, sizeof(err)) < 0) {
+		rc = -1;
+		v.result = QUOTA_ERROR;
+		snprintf(v.error, sizeof(v.error), "%s", err);
+	}
+	log_debug("%s: quota=readmitted lapsed reservations", qid(c));
+	return msg_verdict(c, rc, &v);
+}
+
+/*
+ * msg_commit - make the message's reservations final, in order, at the
+ * end of an accepted message.  When some lapsed, msg_readmit() instead.
+ * A commit admits a reservation that lapsed meanwhile again (quota.h):
+ * if its limit is full by now, the message is refused with the limit's
+ * action like any refusal (the reply set; hold: held), the store error
+ * per store.on_error.  The reservations committed are forgotten;
+ * msg_reset() releases the rest.
+ */
+static sfsistat
+msg_commit(struct milter_conn *c)
+{
+	struct msg *m = &c->msg;
+	struct quota_verdict v;
+	struct quota_who who;
+	sfsistat rc = SMFIS_CONTINUE;
+	int64_t oldest = clock_wall_ms() + LAPSE_MARGIN_MS -
+	    (int64_t)c->gen->conf->store.reserve_ttl * 1000;
+	size_t i;
+
+	if (m->ntokens == 0)
+		return SMFIS_CONTINUE;
+	for (i = 0; i < m->ntokens; i++)
+		if (m->tokens[i].at <= oldest)
+			return msg_readmit(c);
+	quota_who_of(c, &who);
+	for (i = 0; i < m->ntokens && rc == SMFIS_CONTINUE; i++) {
+		if (quota_commit(c->gen->quota, m->tokens[i].token, &who,
+		    &m->tokens[i].amt, clock_wall_ms(), &v) < 0 ||
+		    v.result == QUOTA_ERROR)
+			rc = quota_store_failed(c, "EOM", &v);
+		else if (v.result == QUOTA_REFUSE)
+			rc = quota_refused(c, "EOM", &v, NULL);
+	}
+	if (rc != SMFIS_CONTINUE && v.result != QUOTA_ERROR)
+		i--;		/* refused: not charged, released */
+	log_debug("%s: quota=committed reservations=%zu", qid(c), i);
+	memmove(m->tokens, m->tokens + i, (m->ntokens - i) *
+	    sizeof(*m->tokens));
+	m->ntokens -= i;
+	return rc;
 }
 
 /*
@@ -1090,7 +1201,7 @@ milter_envrcpt(struct milter_conn *c, const char *rcpt)
 		    &v);
 	else
 		rc = quota_admit(c->gen->quota, &who, &amt, clock_wall_ms(), &v);
-	return msg_quota_take(c, "RCPT", rc, &v, token, rcpt);
+	return msg_quota_take(c, "RCPT", rc, &v, token, &amt, rcpt);
 }
 
 /*
@@ -1115,7 +1226,7 @@ msg_quota_eom(struct milter_conn *c)
 	memset(&v, 0, sizeof(v));
 	rc = quota_reserve(c->gen->quota, &who, &amt, clock_wall_ms(), &token,
 	    &v);
-	return msg_quota_take(c, "EOM", rc, &v, token, NULL);
+	return msg_quota_take(c, "EOM", rc, &v, token, &amt, NULL);
 }
 
 /* count_lf - line feeds in s (header folds, sent as bare LF) */
@@ -1258,12 +1369,18 @@ append_lf(struct buf *v, const char *p, size_t n)
 			buf_appendc(v, p[i]);
 }
 
-/* msg_accepted - charge what was reserved; hold if a limit said so */
-static void
+/*
+ * msg_accepted - charge what was reserved (msg_commit: SMFIS_CONTINUE,
+ * or the refusal of a limit full by now); hold if a limit said so
+ */
+static sfsistat
 msg_accepted(struct milter_conn *c)
 {
 	struct msg *m = &c->msg;
+	sfsistat rc;
 
+	if ((rc = msg_commit(c)) != SMFIS_CONTINUE)
+		return rc;
 	if (m->hold) {
 		if (!(c->pflags_actions & SMFIF_QUARANTINE) ||
 		    c->io->quarantine == NULL ||
@@ -1274,7 +1391,7 @@ msg_accepted(struct milter_conn *c)
 			log_info("%s: quota=held reason=\"%s\"", qid(c),
 			    m->hold_reason);
 	}
-	msg_settle(c, 1);
+	return SMFIS_CONTINUE;
 }
 
 sfsistat
@@ -1350,8 +1467,12 @@ free:
 		buf_free(&vals[i]);
 	buf_free(&line);
 done:
-	if (rc == SMFIS_CONTINUE || rc == SMFIS_ACCEPT)
-		msg_accepted(c);
+	if (rc == SMFIS_CONTINUE || rc == SMFIS_ACCEPT) {
+		sfsistat qrc = msg_accepted(c);
+
+		if (qrc != SMFIS_CONTINUE)
+			rc = qrc;	/* a lapsed reservation, refused */
+	}
 	msg_reset(c);		/* refunds what was not committed */
 	return rc;
 }

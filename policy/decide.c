@@ -35,6 +35,9 @@ enum stage {
 
 #define TEMPFAIL_TEXT "DEFER_IF_PERMIT Service temporarily unavailable"
 
+/* A reservation this close to store.reserve_ttl counts as lapsed. */
+#define LAPSE_MARGIN_MS 1000
+
 /* who_of - who sends, from the request; addr holds the client address */
 static void
 who_of(const struct proto *p, struct quota_who *who, uint8_t addr[16])
@@ -163,21 +166,19 @@ log_verdict_id(const char *id, const char *stage,
 		    (unsigned long long)v->limit_value);
 }
 
-/* settle - commit n tokens, release the rest; forget them all */
+/* release_from - release the tokens from the first'th on; forget them */
 static int
-settle(const struct decide_env *env, struct decide_txn *t, size_t ncommit,
-    int64_t now, char *err, size_t errlen)
+release_from(const struct decide_env *env, struct decide_txn *t,
+    size_t first, int64_t now, char *err, size_t errlen)
 {
 	size_t i;
 	int rc = 0;
 
-	for (i = 0; i < t->ntokens; i++) {
-		if ((i < ncommit ? quota_commit(env->quota, t->tokens[i], now,
-		    err, errlen) : quota_release(env->quota, t->tokens[i], now,
-		    err, errlen)) < 0)
+	for (i = first; i < t->ntokens; i++)
+		if (quota_release(env->quota, t->tokens[i], now, err,
+		    errlen) < 0)
 			rc = -1;
-	}
-	t->ntokens = 0;
+	t->ntokens = first < t->ntokens ? first : t->ntokens;
 	return rc;
 }
 
@@ -191,7 +192,7 @@ decide_txn_end(const struct decide_env *env, struct decide_txn *t,
 	if (t->inflight > 0 && env != NULL && env->quota != NULL)
 		(void)quota_flush(env->quota);
 	if (t->ntokens > 0 && env != NULL && env->quota != NULL &&
-	    settle(env, t, 0, now, err, sizeof(err)) < 0)
+	    release_from(env, t, 0, now, err, sizeof(err)) < 0)
 		log_warnx("%s: policy=error releasing reservations: %s",
 		    t->instance, err);
 	t->ntokens = 0;
@@ -210,6 +211,70 @@ decide_txn_free(struct decide_txn *t)
 	free(t->tokens);
 	t->tokens = NULL;
 	t->ntokens = t->captokens = 0;
+	free(t->mark_tokens);
+	t->mark_tokens = NULL;
+	t->mark_ntokens = t->mark_cap = 0;
+	t->marked = 0;
+}
+
+void
+decide_txn_mark(struct decide_txn *t)
+{
+	if (t->marked)
+		return;
+	t->marked = 1;
+	memcpy(t->mark_instance, t->instance, sizeof(t->mark_instance));
+	t->mark_ntokens = t->ntokens;
+	if (t->ntokens > t->mark_cap) {
+		t->mark_cap = t->captokens;
+		t->mark_tokens = xreallocarray(t->mark_tokens, t->mark_cap,
+		    sizeof(*t->mark_tokens));
+	}
+	if (t->ntokens > 0)
+		memcpy(t->mark_tokens, t->tokens, t->ntokens *
+		    sizeof(*t->tokens));
+	t->mark_first_ms = t->first_ms;
+	t->mark_rcpt = t->rcpt_charged;
+	t->mark_bytes = t->bytes_charged;
+	t->mark_msg = t->msg_charged;
+	t->mark_finished = t->finished;
+}
+
+void
+decide_txn_keep(struct decide_txn *t)
+{
+	t->marked = 0;
+}
+
+void
+decide_txn_undo(struct decide_txn *t)
+{
+	if (!t->marked)
+		return;
+	if (strncmp(t->instance, t->mark_instance, sizeof(t->instance)) !=
+	    0) {
+		/* the batch began this instance: nothing of it happened */
+		t->ntokens = 0;
+		t->rcpt_charged = t->bytes_charged = 0;
+		t->msg_charged = t->finished = 0;
+		decide_txn_keep(t);
+		return;
+	}
+	if (t->mark_ntokens > t->captokens) {
+		t->captokens = t->mark_ntokens;
+		t->tokens = xreallocarray(t->tokens, t->captokens,
+		    sizeof(*t->tokens));
+	}
+	if (t->mark_ntokens > 0)
+		memcpy(t->tokens, t->mark_tokens, t->mark_ntokens *
+		    sizeof(*t->tokens));
+	t->ntokens = t->mark_ntokens;
+	t->first_ms = t->mark_first_ms;
+	t->rcpt_charged = t->mark_rcpt;
+	t->bytes_charged = t->mark_bytes;
+	t->msg_charged = t->mark_msg;
+	t->finished = t->mark_finished;
+	decide_txn_keep(t);
 }
 
 int
@@ -276,6 +341,7 @@ struct answer {
 	struct decide_stats *st;
 	char *reply;
 	size_t len;
+	int64_t now;			/* of the request */
 	char id[DECIDE_INSTANCE_MAX];	/* log_id() of the request */
 };
 
@@ -323,6 +389,8 @@ at_rcpt_done(void *arg, int rc, const struct quota_verdict *v,
 			t->tokens = xreallocarray(t->tokens, t->captokens,
 			    sizeof(*t->tokens));
 		}
+		if (t->ntokens == 0)
+			t->first_ms = x->now;
 		t->tokens[t->ntokens++] = token;
 	} else
 		t->rcpt_charged++;
@@ -348,76 +416,129 @@ at_rcpt(const struct decide_env *env, struct decide_txn *t,
 	who_of(p, &who, addr);
 	x = xcalloc(1, sizeof(*x));
 	answer_init(x, env, t, p, st, reply, len);
+	x->now = now;
 	t->inflight++;
 	return quota_defer(env->quota, &who, &amt, now,
 	    t->ntokens + t->inflight <= DECIDE_TOKENS_MAX, at_rcpt_done, x);
 }
 
-/* A DATA or END-OF-MESSAGE admission: what its verdict completes. */
+/*
+ * A DATA or END-OF-MESSAGE request: the message's own reservation (one
+ * message, its bytes, the recipients not reserved at RCPT), then the
+ * commits of the RCPT reservations, whose verdicts complete it.  The
+ * sender is copied: the message's reservation is committed last, when
+ * the request may be gone.
+ */
 struct finish_ctx {
 	struct answer a;
 	int64_t now;
 	const char *stage;		/* static */
-	struct quota_amount amt;
-	uint64_t ncommit;
+	struct quota_amount amt;	/* reserved under mtok */
+	uint64_t mtok;
+	struct quota_verdict hold;	/* a hold verdict, to reply */
+	struct quota_verdict refused;	/* a commit refused (lapsed, full) */
+	unsigned int pending;		/* commits unanswered, + 1 */
+	uint64_t committed;
+	int error;
+	char err[256];
+	char *sasl, *sender;		/* who, owned */
+	uint8_t addr[16];
+	int have_addr;
 };
 
+/* finish_who - who sends, as the context keeps it */
+static void
+finish_who(const struct finish_ctx *x, struct quota_who *who)
+{
+	memset(who, 0, sizeof(*who));
+	who->sasl_username = x->sasl;
+	who->sender = x->sender;
+	who->client_addr = x->have_addr ? x->addr : NULL;
+}
+
+/* finish_free - x and what it owns */
+static void
+finish_free(struct finish_ctx *x)
+{
+	free(x->sasl);
+	free(x->sender);
+	free(x);
+}
+
+/* at_mcommit_done - the message's own reservation made final (logged) */
+static void
+at_mcommit_done(void *arg, int rc, const struct quota_verdict *v,
+    uint64_t token)
+{
+	char *id = arg;
+
+	(void)token;
+	if (rc < 0 || v->result != QUOTA_ADMIT)
+		log_warnx("%s: policy=error committing the message: %s", id,
+		    rc < 0 || v->result == QUOTA_ERROR ? v->error :
+		    "lapsed, and refused by now");
+	free(id);
+}
+
 /*
- * finish_apply - the verdict v of the message's admission (x->amt): the
- * reply, and the reservations settled
+ * finish_done - every commit answered: the reply; the message's own
+ * reservation is committed, or released when the message is refused
  */
 static void
-finish_apply(struct finish_ctx *x, int rc, const struct quota_verdict *vin)
+finish_done(struct finish_ctx *x)
 {
 	struct answer *a = &x->a;
 	struct decide_txn *t = a->t;
-	struct decide_stats *st = a->st;
-	struct quota_verdict v = *vin;
+	struct quota_who who;
 	char err[256];
+	int accept = a->env->conf->store.on_error == CONF_ON_ERROR_ACCEPT;
 
-	if (rc < 0 || v.result == QUOTA_ERROR) {
-		store_failed_id(a->env, a->id, x->stage, v.error, st,
+	t->rcpt_charged += x->committed;
+	if (x->error)
+		store_failed_id(a->env, a->id, x->stage, x->err, a->st,
 		    a->reply, a->len);
-		if (a->env->conf->store.on_error != CONF_ON_ERROR_ACCEPT)
-			return;
-		/* fail open: what was reserved stays charged */
-		v.result = QUOTA_ADMIT;
-		memset(&x->amt, 0, sizeof(x->amt));
-	}
-	log_verdict_id(a->id, x->stage, &v);
-	if (v.result == QUOTA_REFUSE && v.action != CONF_QACTION_HOLD) {
-		if (st != NULL)
-			st->refused++;
-		if (settle(a->env, t, 0, x->now, err, sizeof(err)) < 0)
+	if ((x->error && !accept) || (x->refused.result == QUOTA_REFUSE &&
+	    x->refused.action != CONF_QACTION_HOLD)) {
+		if (quota_release(a->env->quota, x->mtok, x->now, err,
+		    sizeof(err)) < 0)
 			log_warnx("%s: policy=error releasing reservations: "
 			    "%s", a->id, err);
-		t->finished = 1;
-		reply_refused(&v, a->reply, a->len);
+		if (!x->error) {
+			log_verdict_id(a->id, x->stage, &x->refused);
+			if (a->st != NULL)
+				a->st->refused++;
+			t->finished = 1;
+			reply_refused(&x->refused, a->reply, a->len);
+		}
+		finish_free(x);
 		return;
 	}
-	if (settle(a->env, t, (size_t)x->ncommit, x->now, err,
-	    sizeof(err)) < 0)
-		log_warnx("%s: policy=error settling reservations: %s",
-		    a->id, err);
-	t->rcpt_charged += x->ncommit;
-	if (v.result == QUOTA_REFUSE) {		/* hold: accepted, held */
-		if (st != NULL)
-			st->refused++;
-		t->msg_charged = 1;
-		reply_refused(&v, a->reply, a->len);
-		return;
-	}
-	if (st != NULL)
-		st->admitted++;
+	finish_who(x, &who);
+	(void)quota_defer_commit(a->env->quota, x->mtok, &who, &x->amt,
+	    x->now, at_mcommit_done, xstrdup(a->id));
 	t->rcpt_charged += x->amt.recipients;
 	t->msg_charged = 1;
 	t->bytes_charged += x->amt.bytes;
-	reply_set(a->reply, a->len, "DUNNO");
+	if (x->refused.result == QUOTA_REFUSE)	/* hold, for a commit */
+		x->hold = x->refused;
+	if (x->error) {
+		/* fail open: accepted, answered by store_failed_id */
+	} else if (x->hold.result == QUOTA_REFUSE) {	/* accepted, held */
+		log_verdict_id(a->id, x->stage, &x->hold);
+		if (a->st != NULL)
+			a->st->refused++;
+		reply_refused(&x->hold, a->reply, a->len);
+	} else {
+		if (a->st != NULL)
+			a->st->admitted++;
+		reply_set(a->reply, a->len, "DUNNO");
+	}
+	finish_free(x);
 }
 
-/* at_finish_done - the verdict of a queued message admission */
+/* at_commit_done - the verdict of one RCPT reservation's commit */
 static void
-at_finish_done(void *arg, int rc, const struct quota_verdict *v,
+at_commit_done(void *arg, int rc, const struct quota_verdict *v,
     uint64_t token)
 {
 	struct finish_ctx *x = arg;
@@ -425,24 +546,80 @@ at_finish_done(void *arg, int rc, const struct quota_verdict *v,
 	(void)token;
 	ASSERT(x->a.t->inflight > 0);
 	x->a.t->inflight--;
-	finish_apply(x, rc, v);
-	free(x);
+	if (rc < 0 || v->result == QUOTA_ERROR) {
+		x->error = 1;
+		snprintf(x->err, sizeof(x->err), "%s", v->error);
+	} else if (v->result == QUOTA_REFUSE) {
+		if (x->refused.result != QUOTA_REFUSE)
+			x->refused = *v;
+	} else
+		x->committed++;
+	if (--x->pending == 0)
+		finish_done(x);
 }
 
 /*
- * at_finish - DATA or END-OF-MESSAGE: settle and charge the message; the
- * reply is written by finish_apply(), now or when the batch is flushed
+ * finish_reserve - reserve the message's own part (x->amt) now; 0 to go
+ * on to the commits, -1 when the request is answered (refused, or a
+ * store error that defers)
+ */
+static int
+finish_reserve(struct finish_ctx *x, const struct quota_who *who)
+{
+	struct answer *a = &x->a;
+	struct decide_txn *t = a->t;
+	struct quota_verdict v;
+	char err[256];
+
+	if (x->amt.messages == 0 && x->amt.recipients == 0 &&
+	    x->amt.bytes == 0)
+		return 0;
+	if (quota_reserve(a->env->quota, who, &x->amt, x->now, &x->mtok,
+	    &v) < 0 || v.result == QUOTA_ERROR) {
+		store_failed_id(a->env, a->id, x->stage, v.error, a->st,
+		    a->reply, a->len);
+		if (a->env->conf->store.on_error != CONF_ON_ERROR_ACCEPT)
+			return -1;
+		/* fail open (answered): what was reserved stays charged */
+		memset(&x->amt, 0, sizeof(x->amt));
+		return 0;
+	}
+	if (v.result == QUOTA_REFUSE && v.action != CONF_QACTION_HOLD) {
+		log_verdict_id(a->id, x->stage, &v);
+		if (a->st != NULL)
+			a->st->refused++;
+		if (release_from(a->env, t, 0, x->now, err, sizeof(err)) < 0)
+			log_warnx("%s: policy=error releasing reservations: "
+			    "%s", a->id, err);
+		t->finished = 1;
+		reply_refused(&v, a->reply, a->len);
+		return -1;
+	}
+	if (v.result == QUOTA_REFUSE)
+		x->hold = v;
+	else
+		log_verdict_id(a->id, x->stage, &v);	/* warnings */
+	return 0;
+}
+
+/*
+ * at_finish - DATA or END-OF-MESSAGE: reserve the message, commit the
+ * RCPT reservations (ncommit of them, the rest released); the reply is
+ * written by finish_done(), now or when the batch is flushed.  A
+ * reservation that lapsed is admitted again by its commit; refused by
+ * then, the message is refused with that limit's action.
  */
 static int
 at_finish(const struct decide_env *env, struct decide_txn *t,
     const struct proto *p, const char *stage, int64_t now,
     struct decide_stats *st, char *reply, size_t len)
 {
-	struct quota_verdict v;
+	struct quota_amount one = { 0, 1, 0 };
 	struct quota_who who;
 	struct finish_ctx *x;
 	uint8_t addr[16];
-	uint64_t want, size, extra;
+	uint64_t want, size, extra, ncommit, i;
+	char err[256];
 
 	/* the instance's queued answers decide what there is to settle */
 	if (t->inflight > 0)
@@ -459,24 +636,51 @@ at_finish(const struct decide_env *env, struct decide_txn *t,
 	if (want == 0)		/* before Postfix 2.3: what RCPT saw */
 		want = t->rcpt_charged + t->ntokens;
 	size = num_attr(p, PA_SIZE);
-	x->ncommit = want > t->rcpt_charged ? want - t->rcpt_charged : 0;
-	if (x->ncommit > t->ntokens)
-		x->ncommit = t->ntokens;
-	extra = want > t->rcpt_charged + x->ncommit ?
-	    want - t->rcpt_charged - x->ncommit : 0;
+	ncommit = want > t->rcpt_charged ? want - t->rcpt_charged : 0;
+	if (ncommit > t->ntokens)
+		ncommit = t->ntokens;
+	extra = want > t->rcpt_charged + ncommit ?
+	    want - t->rcpt_charged - ncommit : 0;
+	if (ncommit > 0 && now - t->first_ms + LAPSE_MARGIN_MS >=
+	    (int64_t)env->conf->store.reserve_ttl * 1000) {
+		/*
+		 * Some reservations lapsed (or are about to): give them all
+		 * back and reserve the message whole below, in this batch,
+		 * so that it is charged all or nothing.  (A commit would
+		 * admit each lapsed one again, alone: see finish_done.)
+		 */
+		extra += ncommit;
+		ncommit = 0;
+		if (release_from(env, t, 0, now, err, sizeof(err)) < 0)
+			log_warnx("%s: policy=error releasing reservations: "
+			    "%s", x->a.id, err);
+	}
 	x->amt.messages = t->msg_charged ? 0 : 1;
 	x->amt.recipients = extra;
 	x->amt.bytes = size > t->bytes_charged ? size - t->bytes_charged : 0;
-	if (x->amt.messages || x->amt.recipients || x->amt.bytes) {
-		who_of(p, &who, addr);
-		t->inflight++;
-		return quota_defer(env->quota, &who, &x->amt, now, 0,
-		    at_finish_done, x);
+	who_of(p, &who, addr);
+	x->sasl = who.sasl_username != NULL ? xstrdup(who.sasl_username) :
+	    NULL;
+	x->sender = who.sender != NULL ? xstrdup(who.sender) : NULL;
+	memcpy(x->addr, addr, sizeof(x->addr));
+	x->have_addr = who.client_addr != NULL;
+	if (finish_reserve(x, &who) < 0) {
+		finish_free(x);
+		return 0;
 	}
-	memset(&v, 0, sizeof(v));
-	v.result = QUOTA_ADMIT;
-	finish_apply(x, 0, &v);
-	free(x);
+	x->pending = 1;
+	for (i = 0; i < ncommit; i++) {
+		x->pending++;
+		t->inflight++;
+		(void)quota_defer_commit(env->quota, t->tokens[i], &who, &one,
+		    now, at_commit_done, x);
+	}
+	if (release_from(env, t, (size_t)ncommit, now, err, sizeof(err)) < 0)
+		log_warnx("%s: policy=error releasing reservations: %s",
+		    x->a.id, err);
+	t->ntokens = 0;
+	if (--x->pending == 0)
+		finish_done(x);
 	return 0;
 }
 

@@ -8,14 +8,23 @@
  *    instance.  Refused: the limit's action (defer "450 4.7.1 text",
  *    reject "550 5.7.1 text", hold "HOLD text"); warn limits only log.
  *  - DATA and END-OF-MESSAGE (the first of them that comes, and what
- *    the later one adds): the reservations are settled against
- *    recipient_count (committed up to that number, the rest released),
- *    and what is not charged yet is admitted in one all-or-nothing call
- *    (quota_admit): one message, the size bytes not yet charged, and the
- *    recipients beyond the reservations (when RCPT was not asked).
- *    Refused (defer or reject): every reservation of the instance is
- *    released, since the message is not accepted.  Hold: the message is
- *    accepted into the hold queue and its reservations are committed.
+ *    the later one adds): what is not charged yet is reserved in one
+ *    all-or-nothing call (quota_reserve, synchronous): one message, the
+ *    size bytes not yet charged, and the recipients beyond the
+ *    reservations (when RCPT was not asked).  Refused (defer or
+ *    reject): every reservation of the instance is released, since the
+ *    message is not accepted.  Then the reservations are settled
+ *    against recipient_count (committed up to that number, the rest
+ *    released); a commit whose reservation lapsed admits it again
+ *    (quota.h), and if that is refused the message is refused with the
+ *    limit's action and its own reservation released; otherwise its
+ *    own reservation is committed.  Hold: the message is accepted into
+ *    the hold queue and its reservations are committed.  The reply
+ *    waits for the commits' verdicts (in a pipelined batch, for the
+ *    flush).  When the first reservation is older than
+ *    store.reserve_ttl less a second, the reservations are released
+ *    instead and their recipients join the message's own reservation,
+ *    in the same batch: a slow message is charged all or nothing.
  *  - A request with another instance, the end of the connection, or its
  *    idle timeout releases what the previous instance left uncommitted.
  *  - Other stages (CONNECT, HELO, MAIL, VRFY, ETRN) and stages whose
@@ -67,12 +76,21 @@ struct decide_txn {
 	uint64_t *tokens;		/* reservations not yet settled */
 	size_t ntokens;
 	size_t captokens;
+	int64_t first_ms;		/* when tokens[0] was reserved */
 	uint64_t rcpt_charged;		/* recipients settled for good */
 	int msg_charged;
 	uint64_t bytes_charged;
 	int finished;			/* refused at DATA/EOM: nothing more */
 	unsigned int inflight;		/* admissions queued, unanswered */
 	unsigned int logged;		/* stages already logged as unusable */
+	/* the state before the current batch (decide_txn_mark) */
+	int marked;
+	char mark_instance[DECIDE_INSTANCE_MAX];
+	uint64_t *mark_tokens;		/* owned; mark_cap of them */
+	size_t mark_ntokens, mark_cap;
+	uint64_t mark_rcpt, mark_bytes;
+	int64_t mark_first_ms;
+	int mark_msg, mark_finished;
 };
 
 /* Counters of one process (for logs). */
@@ -102,5 +120,21 @@ void decide_txn_end(const struct decide_env *, struct decide_txn *,
     int64_t now_ms);
 /* decide_txn_free - decide_txn_end's memory part: free the tokens */
 void decide_txn_free(struct decide_txn *);
+
+/*
+ * Batches that fail (LMDB: quota_batch_end returns -1, and none of the
+ * batch's calls took effect, whatever verdicts they gave): the caller
+ * calls decide_txn_mark() before the first request of a connection in a
+ * batch (later ones of the same batch: no-op), then, when the batch has
+ * ended, decide_txn_keep() if it succeeded or decide_txn_undo() if it
+ * failed.  Undo puts back what the batch's requests changed: the
+ * reservations they added were never stored and are forgotten, those
+ * they settled were not settled and are the instance's again, and what
+ * they counted as charged was not; a new instance begun in the batch
+ * starts from nothing.  Both accept a txn that is not marked.
+ */
+void decide_txn_mark(struct decide_txn *);
+void decide_txn_keep(struct decide_txn *);
+void decide_txn_undo(struct decide_txn *);
 
 #endif

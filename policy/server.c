@@ -467,6 +467,10 @@ batches_release(struct server *s)
 			if ((c = sl->c) == NULL)
 				continue;
 			c->nqueued--;
+			if (b->failed)
+				decide_txn_undo(&c->txn);
+			else
+				decide_txn_keep(&c->txn);
 			out = b->failed ? text : sl->reply;
 			if (!b->failed && sl->reply[0] == '\0') {
 				log_warnx("%s: no answer from the batch (bug); "
@@ -605,6 +609,7 @@ conn_request(struct conn *c)
 	sl = &s->open->slots[s->open->nslots];
 	sl->c = c;
 	sl->reply[0] = '\0';
+	decide_txn_mark(&c->txn);	/* undone if the batch fails */
 	if (decide_request(&c->gen->env, &c->txn, c->p, now, &s->stats,
 	    sl->reply, sizeof(sl->reply), err, sizeof(err)) < 0) {
 		log_warnx("%s: malformed request: %s; closing without a reply",

@@ -744,7 +744,7 @@ quota_reserve(struct quota *q, const struct quota_who *who,
 	return admit(q, who, amt, now_ms, token, v);
 }
 
-/* queue_settle - a commit or release joins the queue; 0 */
+/* queue_settle - a release joins the queue; 0 */
 static int
 queue_settle(struct quota *q, enum quota_call_kind kind, uint64_t token,
     int64_t now)
@@ -819,11 +819,12 @@ deliver(struct quota *q, const struct quota_store_call *c,
     struct qpend *p)
 {
 	struct quota_verdict v;
+	const char *what = c->kind == QUOTA_CALL_COMMIT ? "commit" :
+	    "admission";
 
-	if (c->kind != QUOTA_CALL_ADMIT) {
+	if (c->kind == QUOTA_CALL_RELEASE) {
 		if (c->rc < 0)
-			(void)store_failed(q, c->kind == QUOTA_CALL_COMMIT ?
-			    "commit" : "release", c->err);
+			(void)store_failed(q, "release", c->err);
 		return;
 	}
 	memset(&v, 0, sizeof(v));
@@ -831,7 +832,7 @@ deliver(struct quota *q, const struct quota_store_call *c,
 	if (c->rc < 0) {
 		v.result = QUOTA_ERROR;
 		snprintf(v.error, sizeof(v.error), "%s", c->err);
-		p->done(p->arg, store_failed(q, "admission", v.error), &v, 0);
+		p->done(p->arg, store_failed(q, what, v.error), &v, 0);
 	} else {
 		verdict_of(q, p->ops, p->idx, p->res, c->n, c->admitted, &v);
 		p->done(p->arg, 0, &v, c->admitted && p->reserve ? c->token :
@@ -1090,18 +1091,116 @@ quota_batch_end_async(struct quota *q, uint64_t *run, char *err,
 	return 0;
 }
 
-int
-quota_commit(struct quota *q, uint64_t token, int64_t now_ms, char *err,
-    size_t errlen)
+/*
+ * commit - quota_commit outside a pipelined batch: the store commits
+ * token, or admits again what who reserved (amt) when it lapsed
+ */
+static int
+commit(struct quota *q, uint64_t token, const struct quota_who *who,
+    const struct quota_amount *amt, int64_t now, struct quota_verdict *v)
 {
-	if (token == 0)
-		return 0;
-	if (in_pipe(q))
-		return queue_settle(q, QUOTA_CALL_COMMIT, token, now_ms);
+	struct quota_op ops_stack[OPS_ON_STACK], *ops = ops_stack;
+	struct quota_op_result res_stack[OPS_ON_STACK], *res = res_stack;
+	size_t idx_stack[OPS_ON_STACK], *idx = idx_stack, n = 0;
+	size_t nl = q->conf->nlimits;
+	int admitted = 0, ret = 0;
+
 	if (runs_pending(q))
 		drain(q);
-	if (q->store->ops->commit(q->store, token, now_ms, err, errlen) < 0)
-		return store_failed(q, "commit", err);
+	if (nl > OPS_ON_STACK) {
+		ops = xcalloc(nl, sizeof(*ops));
+		res = xcalloc(nl, sizeof(*res));
+		idx = xcalloc(nl, sizeof(*idx));
+	}
+	if (amt != NULL && who != NULL && !is_exempt(q->conf, who) &&
+	    build_ops(q, who, amt,
+	    now, ops, idx, &n, v->error, sizeof(v->error)) < 0) {
+		v->result = QUOTA_ERROR;
+		ret = store_failed(q, "commit", v->error);
+		goto out;
+	}
+	if (q->store->ops->commit(q->store, token, ops, n, now, res,
+	    &admitted, v->error, sizeof(v->error)) < 0) {
+		v->result = QUOTA_ERROR;
+		ret = store_failed(q, "commit", v->error);
+		goto out;
+	}
+	verdict_of(q, ops, idx, res, n, admitted, v);
+out:
+	if (ops != ops_stack) {
+		free(ops);
+		free(res);
+		free(idx);
+	}
+	return ret;
+}
+
+int
+quota_commit(struct quota *q, uint64_t token, const struct quota_who *who,
+    const struct quota_amount *amt, int64_t now_ms, struct quota_verdict *v)
+{
+	memset(v, 0, sizeof(*v));
+	v->result = QUOTA_ADMIT;
+	if (token == 0)
+		return 0;
+	if (in_pipe(q)) {
+		struct sync_res r = { 0, v, NULL };
+
+		(void)quota_defer_commit(q, token, who, amt, now_ms,
+		    sync_done, &r);
+		(void)quota_flush(q);
+		return r.rc;
+	}
+	return commit(q, token, who, amt, now_ms, v);
+}
+
+int
+quota_defer_commit(struct quota *q, uint64_t token,
+    const struct quota_who *who, const struct quota_amount *amt,
+    int64_t now_ms, void (*done)(void *, int, const struct quota_verdict *,
+    uint64_t), void *arg)
+{
+	struct quota_verdict v;
+	struct quota_store_call *c;
+	struct qpend *p;
+	size_t nl = q->conf->nlimits, i, n = 0;
+	int rc;
+
+	memset(&v, 0, sizeof(v));
+	v.result = QUOTA_ADMIT;
+	if (token == 0) {
+		done(arg, 0, &v, 0);
+		return 0;
+	}
+	if (!in_pipe(q)) {
+		rc = commit(q, token, who, amt, now_ms, &v);
+		done(arg, rc, &v, 0);
+		return 0;
+	}
+	i = queue_add(q);
+	c = &q->calls[i];
+	p = &q->pend[i];
+	p->ops = xcalloc(nl == 0 ? 1 : nl, sizeof(*p->ops));
+	p->idx = xcalloc(nl == 0 ? 1 : nl, sizeof(*p->idx));
+	if (amt != NULL && who != NULL && !is_exempt(q->conf, who) &&
+	    build_ops(q, who, amt,
+	    now_ms, p->ops, p->idx, &n, v.error, sizeof(v.error)) < 0) {
+		free(p->ops);
+		free(p->idx);
+		q->nqueue--;
+		v.result = QUOTA_ERROR;
+		done(arg, store_failed(q, "commit", v.error), &v, 0);
+		return 0;
+	}
+	p->res = xcalloc(n == 0 ? 1 : n, sizeof(*p->res));
+	p->done = done;
+	p->arg = arg;
+	c->kind = QUOTA_CALL_COMMIT;
+	c->ops = p->ops;
+	c->n = n;
+	c->now_ms = now_ms;
+	c->token = token;
+	c->res = p->res;
 	return 0;
 }
 

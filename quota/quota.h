@@ -91,16 +91,34 @@ int quota_admit(struct quota *, const struct quota_who *,
  * and records the charge under a new token (*token, never 0).
  * quota_commit() makes it final; quota_release() refunds it.  A
  * reservation neither committed nor released within store.reserve_ttl
- * seconds is refunded by the store on its own.  Committing or releasing
- * an unknown or lapsed token is not an error (returns 0, does nothing).
- * When nothing was charged (refused, exempt, no limit applies) *token
- * is 0, which commit and release accept as a no-op.
+ * seconds is refunded by the store on its own.  Releasing an unknown or
+ * lapsed token is not an error (returns 0, does nothing).  When nothing
+ * was charged (refused, exempt, no limit applies) *token is 0, which
+ * commit and release accept as a no-op (admitted).
+ *
+ * quota_commit() takes who and amt as they were reserved under token,
+ * and gives a verdict, since a commit never refunds: a reservation
+ * that still stands is made final (admitted, its charge kept); one that
+ * lapsed (refunded by the store) or is unknown is admitted again, for
+ * who and amt, at now_ms, in the same atomic step of the store, as
+ * quota_admit() would: admitted and charged, or refused with nothing
+ * charged (the caller then refuses the message with the verdict's
+ * action: what was accepted is always charged, and the limit never
+ * exceeded).  who or amt NULL: nothing to admit again (a lapsed
+ * reservation then stays refunded: tests only).  Returns as
+ * quota_admit() does.  quota_defer_commit() is quota_commit() with the
+ * verdict delivered to done(arg, rc, verdict, 0) as quota_defer()
+ * delivers it (queued inside a pipelined batch).
  */
 int quota_reserve(struct quota *, const struct quota_who *,
     const struct quota_amount *, int64_t now_ms, uint64_t *token,
     struct quota_verdict *);
-int quota_commit(struct quota *, uint64_t token, int64_t now_ms, char *err,
-    size_t errlen);
+int quota_commit(struct quota *, uint64_t token, const struct quota_who *,
+    const struct quota_amount *, int64_t now_ms, struct quota_verdict *);
+int quota_defer_commit(struct quota *, uint64_t token,
+    const struct quota_who *, const struct quota_amount *, int64_t now_ms,
+    void (*done)(void *arg, int rc, const struct quota_verdict *,
+    uint64_t token), void *arg);
 int quota_release(struct quota *, uint64_t token, int64_t now_ms, char *err,
     size_t errlen);
 
@@ -171,9 +189,10 @@ int quota_set(struct quota *, const char *key, const char *limit_name,
  * atomic script, decided as if alone; its verdict goes to its own done
  * function, and a store error (server down, timeout, a pipeline cut
  * short) makes QUOTA_ERROR only of the calls whose answers did not come.
- * quota_batch_end() then always returns 0.  A queued commit or release
- * returns 0 at once; its store error is counted and logged when the
- * queue is flushed.  The calls of other threads run on their own.
+ * quota_batch_end() then always returns 0.  A queued release returns 0
+ * at once; its store error is counted and logged when the queue is
+ * flushed (a commit, which has a verdict, is queued only by
+ * quota_defer_commit).  The calls of other threads run on their own.
  */
 int quota_batch_begin(struct quota *, char *err, size_t errlen);
 int quota_batch_end(struct quota *, char *err, size_t errlen);

@@ -26,7 +26,11 @@
  * commit drops the record, release refunds it (algo_refund), and a
  * lapsed record is refunded by the store when next met (LMDB: by the
  * sweep in each write transaction; Redis: by each script, which scans a
- * sorted set of reservation expiries).
+ * sorted set of reservation expiries).  A commit never refunds: when
+ * its reservation no longer stands (lapsed, refunded, unknown), the
+ * commit checks and charges the ops it carries (what was reserved), in
+ * the same atomic step, as an admission without a token does, so what
+ * is committed is always charged and never over the limit.
  *
  * Batches (quota_batch_begin() in quota.h): a store that has them
  * (LMDB) runs the calls one thread makes between batch_begin and
@@ -91,13 +95,13 @@ enum quota_call_kind {
 /* One call of a pipeline: the arguments of admit, commit or release. */
 struct quota_store_call {
 	enum quota_call_kind kind;
-	const struct quota_op *ops;	/* admit: n ops */
+	const struct quota_op *ops;	/* admit, commit: n ops */
 	size_t n;
 	int64_t now_ms;
 	uint64_t token;
 	int64_t expires_ms;		/* admit */
-	struct quota_op_result *res;	/* admit: n results, filled */
-	int admitted;			/* admit: filled */
+	struct quota_op_result *res;	/* admit, commit: n results, filled */
+	int admitted;			/* admit, commit: filled */
 	int rc;				/* filled: 0 or -1 */
 	char err[256];			/* filled when rc is -1 */
 };
@@ -116,8 +120,17 @@ struct quota_store_ops {
 	    int64_t now_ms, uint64_t token, int64_t expires_ms,
 	    struct quota_op_result *res, int *admitted, char *err,
 	    size_t errlen);
-	int (*commit)(struct quota_store *, uint64_t token, int64_t now_ms,
-	    char *err, size_t errlen);
+	/*
+	 * commit - make reservation token final.  If it still stands
+	 * (not lapsed at now), drop it and keep its charges: *admitted = 1
+	 * and every res[i].check reads admit = 1, used = retry_ms = 0.
+	 * Otherwise (lapsed: refunded first; or gone) check and charge the
+	 * n ops as admit does with token 0; n = 0 admits.
+	 */
+	int (*commit)(struct quota_store *, uint64_t token,
+	    const struct quota_op *ops, size_t n, int64_t now_ms,
+	    struct quota_op_result *res, int *admitted, char *err,
+	    size_t errlen);
 	int (*release)(struct quota_store *, uint64_t token, int64_t now_ms,
 	    char *err, size_t errlen);
 	/* get - the state of one record; *found = 0 if none */

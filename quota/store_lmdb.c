@@ -804,10 +804,11 @@ refund_one(struct lmdb_store *s, MDB_txn *txn, const struct resv_op *op,
 /*
  * resv_drop - end reservation token: refund it when refund is set or it
  * has lapsed at now, then delete it.  An unknown token is no error.
+ * *stood says whether it was found and not lapsed (may be NULL).
  */
 static int
 resv_drop(struct lmdb_store *s, MDB_txn *txn, uint64_t token, int refund,
-    int64_t now, int *changed)
+    int64_t now, int *changed, int *stood)
 {
 	struct lmdb_env *e = s->e;
 	unsigned char kb[16], *rec = NULL;
@@ -817,6 +818,8 @@ resv_drop(struct lmdb_store *s, MDB_txn *txn, uint64_t token, int refund,
 	size_t i, nops;
 	int rc;
 
+	if (stood != NULL)
+		*stood = 0;
 	resv_key(kb, token);
 	k.mv_data = kb;
 	k.mv_size = 8;
@@ -831,6 +834,8 @@ resv_drop(struct lmdb_store *s, MDB_txn *txn, uint64_t token, int refund,
 	    &nops) == 0) {
 		if (expires <= now)
 			refund = 1;
+		else if (stood != NULL)
+			*stood = 1;
 		for (i = 0; refund && i < nops; i++)
 			if ((rc = refund_one(s, txn, &ops[i], charged,
 			    now)) != 0)
@@ -892,7 +897,8 @@ sweep_resv(struct lmdb_store *s, MDB_txn *txn, int64_t now, size_t max,
 		if (time_unkey(kb) > now)
 			return 0;
 		token = get64be(kb + 8);
-		if ((rc = resv_drop(s, txn, token, 1, now, changed)) != 0)
+		if ((rc = resv_drop(s, txn, token, 1, now, changed,
+		    NULL)) != 0)
 			return rc;
 		/* An index entry without its reservation goes too. */
 		k.mv_data = kb;
@@ -1211,27 +1217,59 @@ struct token_arg {
 	uint64_t token;
 	int refund;
 	int64_t now;
+	struct admit_arg *readmit;	/* commit: the ops reserved */
 };
 
-/* token_body - commit (drop) or release (refund) one reservation */
+/*
+ * token_body - commit (drop) or release (refund) one reservation; a
+ * commit whose reservation does not stand admits its ops again
+ */
 static int
 token_body(struct lmdb_store *s, MDB_txn *txn, void *varg, int *changed,
     char *err, size_t errlen)
 {
 	struct token_arg *a = varg;
+	size_t i;
+	int rc, stood;
 
-	return resv_drop(s, txn, a->token, a->refund, a->now, changed);
+	rc = resv_drop(s, txn, a->token, a->refund, a->now, changed, &stood);
+	if (rc != 0 || a->readmit == NULL)
+		return rc;
+	if (!stood)
+		return admit_body(s, txn, a->readmit, changed, err, errlen);
+	for (i = 0; i < a->readmit->n; i++) {
+		memset(&a->readmit->res[i], 0, sizeof(a->readmit->res[i]));
+		a->readmit->res[i].check.admit = 1;
+	}
+	*a->readmit->admitted = 1;
+	return 0;
 }
 
 /* lmdb_commit - store.h commit */
 static int
-lmdb_commit(struct quota_store *qs, uint64_t token, int64_t now_ms, char *err,
-    size_t errlen)
+lmdb_commit(struct quota_store *qs, uint64_t token, const struct quota_op *ops,
+    size_t n, int64_t now_ms, struct quota_op_result *res, int *admitted,
+    char *err, size_t errlen)
 {
-	struct token_arg a = { token, 0, now_ms };
+	struct quota_state stack[OPS_ON_STACK];
+	struct admit_arg r;
+	struct token_arg a = { token, 0, now_ms, &r };
+	int rc;
 
-	return write_txn((struct lmdb_store *)qs, now_ms, token_body, &a,
+	memset(&r, 0, sizeof(r));
+	r.ops = ops;
+	r.n = n;
+	r.now = now_ms;
+	r.res = res;
+	r.admitted = admitted;
+	r.st = n <= OPS_ON_STACK ? stack : xcalloc(n, sizeof(*r.st));
+	rc = write_txn((struct lmdb_store *)qs, now_ms, token_body, &a,
 	    "commit", err, errlen);
+	if (r.st != stack)
+		free(r.st);
+	if (rc == -1)
+		*admitted = 0;
+	return rc;
 }
 
 /* lmdb_release - store.h release */
@@ -1239,7 +1277,7 @@ static int
 lmdb_release(struct quota_store *qs, uint64_t token, int64_t now_ms,
     char *err, size_t errlen)
 {
-	struct token_arg a = { token, 1, now_ms };
+	struct token_arg a = { token, 1, now_ms, NULL };
 
 	return write_txn((struct lmdb_store *)qs, now_ms, token_body, &a,
 	    "release", err, errlen);

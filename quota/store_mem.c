@@ -7,7 +7,8 @@
  * dropped a few hash chains at a time by each admission.  Reservations
  * hold copies of what they charged (limit, period, amount, time) so a
  * release or a lapse refunds exactly there; lapsed ones are refunded by
- * every operation that takes the lock.  The time is the caller's now_ms.
+ * every operation that takes the lock (a commit's own included: its
+ * ops are then admitted again).  The time is the caller's now_ms.
  * iterate() calls fn with the lock held: fn must not call the store.
  */
 #include "config.h"
@@ -203,12 +204,12 @@ mem_sweep(struct mem_store *m, int64_t now)
 	}
 }
 
+/* mem_admit_locked - admit with the lock held (and lapse, sweep done) */
 static int
-mem_admit(struct quota_store *s, const struct quota_op *ops, size_t n,
+mem_admit_locked(struct mem_store *m, const struct quota_op *ops, size_t n,
     int64_t now, uint64_t token, int64_t expires_ms,
     struct quota_op_result *res, int *admitted, char *err, size_t errlen)
 {
-	struct mem_store *m = (struct mem_store *)s;
 	struct quota_state zero;
 	struct mres *v = NULL;
 	struct mrec *r;
@@ -216,15 +217,11 @@ mem_admit(struct quota_store *s, const struct quota_op *ops, size_t n,
 	int ok = 1;
 
 	memset(&zero, 0, sizeof(zero));
-	pthread_mutex_lock(&m->lock);
-	mem_lapse(m, now);
-	mem_sweep(m, now);
 	if (token != 0) {
 		for (v = m->res; v; v = v->next)
 			if (v->token == token)
 				break;
 		if (v != NULL) {
-			pthread_mutex_unlock(&m->lock);
 			snprintf(err, errlen, "memory store: reservation "
 			    "token in use");
 			return -1;
@@ -238,10 +235,8 @@ mem_admit(struct quota_store *s, const struct quota_op *ops, size_t n,
 			ok = 0;
 	}
 	*admitted = ok;
-	if (!ok) {
-		pthread_mutex_unlock(&m->lock);
+	if (!ok)
 		return 0;
-	}
 	if (token != 0 && n > 0) {
 		v = xcalloc(1, sizeof(*v) + n * sizeof(v->e[0]));
 		v->token = token;
@@ -266,23 +261,57 @@ mem_admit(struct quota_store *s, const struct quota_op *ops, size_t n,
 		v->next = m->res;
 		m->res = v;
 	}
-	pthread_mutex_unlock(&m->lock);
 	return 0;
 }
 
 static int
-mem_commit(struct quota_store *s, uint64_t token, int64_t now, char *err,
-    size_t errlen)
+mem_admit(struct quota_store *s, const struct quota_op *ops, size_t n,
+    int64_t now, uint64_t token, int64_t expires_ms,
+    struct quota_op_result *res, int *admitted, char *err, size_t errlen)
 {
 	struct mem_store *m = (struct mem_store *)s;
+	int rc;
 
-	(void)err;
-	(void)errlen;
 	pthread_mutex_lock(&m->lock);
 	mem_lapse(m, now);
-	free(mem_unlink_res(m, token));
+	mem_sweep(m, now);
+	rc = mem_admit_locked(m, ops, n, now, token, expires_ms, res,
+	    admitted, err, errlen);
 	pthread_mutex_unlock(&m->lock);
-	return 0;
+	return rc;
+}
+
+/*
+ * mem_commit - store.h commit: a reservation that stands is dropped, its
+ * charges kept; one that lapsed (refunded by mem_lapse) or is unknown
+ * is admitted again from ops
+ */
+static int
+mem_commit(struct quota_store *s, uint64_t token, const struct quota_op *ops,
+    size_t n, int64_t now, struct quota_op_result *res, int *admitted,
+    char *err, size_t errlen)
+{
+	struct mem_store *m = (struct mem_store *)s;
+	struct mres *v;
+	size_t i;
+	int rc = 0;
+
+	pthread_mutex_lock(&m->lock);
+	mem_lapse(m, now);
+	if ((v = mem_unlink_res(m, token)) != NULL) {
+		free(v);
+		for (i = 0; i < n; i++) {
+			memset(&res[i], 0, sizeof(res[i]));
+			res[i].check.admit = 1;
+		}
+		*admitted = 1;
+	} else {
+		mem_sweep(m, now);
+		rc = mem_admit_locked(m, ops, n, now, 0, 0, res, admitted,
+		    err, errlen);
+	}
+	pthread_mutex_unlock(&m->lock);
+	return rc;
 }
 
 static int

@@ -480,16 +480,18 @@ LUA_ALGO \
  * atomic script.  KEYS = the counters of the admissions, in order;
  * ARGV = prefix, now ('' = server clock), then for each call:
  *   admit:   'A', token ('0' = none), OPS
- *   commit:  'C', token
+ *   commit:  'C', token, OPS (what was reserved: admitted again, as
+ *            'A' with token '0', when the reservation does not stand)
  *   release: 'R', token
  * OPS is binary, little-endian doubles (struct.unpack): the reservation
  * lifetime in ms, then NARG_OP for each op: kind, period ms, buckets,
  * limit (-1 unlimited), burst, calendar period start, end, month (0/1),
  * effective limit (-1 unlimited), amount, warn only (0/1); the number of
  * ops is (#OPS - 8) / OP_BYTES, each taking the next key of KEYS.
- * Returns {now, then for each call: admit: admitted (0/1) and admit,
- * used, retry ms for each op, or -1 and a message (token in use);
- * commit, release: 1 if the token was known, else 0}.
+ * Returns {now, then for each call: admit, commit: admitted (0/1) and
+ * admit, used, retry ms for each op (a commit whose reservation stood:
+ * 1, then 1, 0, 0 for each op), or -1 and a message (token in use);
+ * release: 1 if the token was known, else 0}.
  * A reservation is a field TOKEN of outpost:res: the time of the charge
  * (a double), then for each op the length of its counter key (2 bytes),
  * the key and the op's NARG_OP numbers as OPS carries them.
@@ -513,90 +515,101 @@ static const char lua_run[] = LUA_PRELUDE
 "local ki, i, nargv = 0, 3, #ARGV\n"
 "local lims, sts, amts, limc = {}, {}, {}, {}\n"
 "local skiplist, lastttl, lapse = false\n"
+"local function admit(tok, ops, n)\n"
+"  local rttl = struct.unpack('<d', ops)\n"
+"  local inuse = false\n"
+"  if tok ~= '0' then\n"
+"    if n == 0 then inuse = redis.call('ZSCORE', rexp, tok) ~= false\n"
+"    else\n"
+"      if not skiplist then\n"
+"        redis.call('ZADD', rexp, 'NX', '+inf', '" SENTINEL "')\n"
+"        skiplist = true\n"
+"      end\n"
+"      if rttl ~= lastttl then lastttl, lapse = rttl, fmt(now + rttl) end\n"
+"      inuse = redis.call('ZADD', rexp, 'NX', lapse, tok) == 0\n"
+"    end\n"
+"  end\n"
+"  if inuse then\n"
+"    out[#out + 1] = -1\n"
+"    out[#out + 1] = 'reservation token ' .. tok .. ' in use'\n"
+"    return\n"
+"  end\n"
+"  local head, ok = #out + 1, true\n"
+"  out[head] = 0\n"
+"  for j = 1, n do\n"
+"    local k, p, b, l, burst, ps, pe, month, eff, amount, warn =\n"
+"      struct.unpack(OPF, ops, j * " XSTR(OP_BYTES) " - "
+	XSTR(OP_BYTES) " + 9)\n"
+"    local lk = string.sub(ops, j * " XSTR(OP_BYTES) " - "
+	XSTR(OP_BYTES) " + 9, j * " XSTR(OP_BYTES) " - 16)\n"
+"    local lim = limc[lk]\n"
+"    if not lim then\n"
+"      lim = mklim(k, p, b, l, burst, ps, pe, month)\n"
+"      limc[lk] = lim\n"
+"    end\n"
+"    local st = decode(redis.call('GET', KEYS[ki + j]))\n"
+"    local a, used, retry = check(lim, st, amount, eff, now)\n"
+"    if a == 0 and warn ~= 1 then ok = false end\n"
+"    out[#out + 1] = a\n"
+"    out[#out + 1] = used\n"
+"    out[#out + 1] = retry\n"
+"    lims[j], sts[j], amts[j] = lim, st, amount\n"
+"  end\n"
+"  if ok then\n"
+"    out[head] = 1\n"
+"    for j = 1, n do\n"
+"      charge(lims[j], sts[j], amts[j], now)\n"
+"      save(KEYS[ki + j], lims[j], sts[j], now)\n"
+"    end\n"
+"    if tok ~= '0' and n > 0 then\n"
+"      local r = {struct.pack('<d', now)}\n"
+"      for j = 1, n do\n"
+"        local key = KEYS[ki + j]\n"
+"        r[j + 1] = struct.pack('<H', #key) .. key ..\n"
+"          string.sub(ops, j * " XSTR(OP_BYTES) " - " XSTR(OP_BYTES)
+	" + 9, j * " XSTR(OP_BYTES) " + 8)\n"
+"      end\n"
+"      redis.call('HSET', P .. 'res', tok, table.concat(r))\n"
+"    end\n"
+"  elseif tok ~= '0' and n > 0 then\n"
+"    redis.call('ZREM', rexp, tok)\n"
+"  end\n"
+"end\n"
+"local function stands(tok)\n"
+"  if swept and redis.call('HDEL', P .. 'res', tok) == 1 then\n"
+"    redis.call('ZREM', rexp, tok)\n"
+"    return true\n"
+"  end\n"
+"  local sc = redis.call('ZSCORE', rexp, tok)\n"
+"  if not sc then return false end\n"
+"  local lapsed = tonumber(sc) <= now\n"
+"  settle(tok, now, lapsed)\n"
+"  return not lapsed\n"
+"end\n"
 "while i <= nargv do\n"
 "  local kind, tok = ARGV[i], ARGV[i + 1]\n"
-"  if kind == 'A' then\n"
-"    local ops = ARGV[i + 2]\n"
-"    i = i + 3\n"
-"    local n = (#ops - 8) / " XSTR(OP_BYTES) "\n"
-"    local rttl = struct.unpack('<d', ops)\n"
-"    local inuse = false\n"
-"    if tok ~= '0' then\n"
-"      if n == 0 then inuse = redis.call('ZSCORE', rexp, tok) ~= false\n"
-"      else\n"
-"        if not skiplist then\n"
-"          redis.call('ZADD', rexp, 'NX', '+inf', '" SENTINEL "')\n"
-"          skiplist = true\n"
-"        end\n"
-"        if rttl ~= lastttl then lastttl, lapse = rttl, fmt(now + rttl) end\n"
-"        inuse = redis.call('ZADD', rexp, 'NX', lapse, tok) == 0\n"
-"      end\n"
-"    end\n"
-"    if inuse then\n"
-"      out[#out + 1] = -1\n"
-"      out[#out + 1] = 'reservation token ' .. tok .. ' in use'\n"
-"    else\n"
-"      local head, ok = #out + 1, true\n"
-"      out[head] = 0\n"
-"      for j = 1, n do\n"
-"        local k, p, b, l, burst, ps, pe, month, eff, amount, warn =\n"
-"          struct.unpack(OPF, ops, j * " XSTR(OP_BYTES) " - "
-	XSTR(OP_BYTES) " + 9)\n"
-"        local lk = string.sub(ops, j * " XSTR(OP_BYTES) " - "
-	XSTR(OP_BYTES) " + 9, j * " XSTR(OP_BYTES) " - 16)\n"
-"        local lim = limc[lk]\n"
-"        if not lim then\n"
-"          lim = mklim(k, p, b, l, burst, ps, pe, month)\n"
-"          limc[lk] = lim\n"
-"        end\n"
-"        local st = decode(redis.call('GET', KEYS[ki + j]))\n"
-"        local a, used, retry = check(lim, st, amount, eff, now)\n"
-"        if a == 0 and warn ~= 1 then ok = false end\n"
-"        out[#out + 1] = a\n"
-"        out[#out + 1] = used\n"
-"        out[#out + 1] = retry\n"
-"        lims[j], sts[j], amts[j] = lim, st, amount\n"
-"      end\n"
-"      if ok then\n"
-"        out[head] = 1\n"
-"        local keep = rttl\n"
-"        for j = 1, n do\n"
-"          charge(lims[j], sts[j], amts[j], now)\n"
-"          local ttl = save(KEYS[ki + j], lims[j], sts[j], now)\n"
-"          if ttl > keep then keep = ttl end\n"
-"        end\n"
-"        if tok ~= '0' and n > 0 then\n"
-"          local r = {struct.pack('<d', now)}\n"
-"          for j = 1, n do\n"
-"            local key = KEYS[ki + j]\n"
-"            r[j + 1] = struct.pack('<H', #key) .. key ..\n"
-"              string.sub(ops, j * " XSTR(OP_BYTES) " - " XSTR(OP_BYTES)
-	" + 9, j * " XSTR(OP_BYTES) " + 8)\n"
-"          end\n"
-"          redis.call('HSET', P .. 'res', tok, table.concat(r))\n"
-"        end\n"
-"      elseif tok ~= '0' and n > 0 then\n"
-"        redis.call('ZREM', rexp, tok)\n"
-"      end\n"
-"    end\n"
-"    ki = ki + n\n"
-"  else\n"
+"  if kind == 'R' then\n"
 "    i = i + 2\n"
-"    local sc\n"
-"    if kind == 'C' and swept and\n"
-"        redis.call('HDEL', P .. 'res', tok) == 1 then\n"
-"      redis.call('ZREM', rexp, tok)\n"
-"    else\n"
-"      sc = redis.call('ZSCORE', rexp, tok)\n"
-"    end\n"
-"    if sc == nil then\n"
-"      out[#out + 1] = 1\n"
-"    elseif sc then\n"
-"      settle(tok, now, kind == 'R' or tonumber(sc) <= now)\n"
+"    if redis.call('ZSCORE', rexp, tok) then\n"
+"      settle(tok, now, true)\n"
 "      out[#out + 1] = 1\n"
 "    else\n"
 "      out[#out + 1] = 0\n"
 "    end\n"
+"  else\n"
+"    local ops = ARGV[i + 2]\n"
+"    i = i + 3\n"
+"    local n = (#ops - 8) / " XSTR(OP_BYTES) "\n"
+"    if kind == 'C' and stands(tok) then\n"
+"      out[#out + 1] = 1\n"
+"      for j = 1, n do\n"
+"        out[#out + 1] = 1\n"
+"        out[#out + 1] = 0\n"
+"        out[#out + 1] = 0\n"
+"      end\n"
+"    elseif kind == 'C' then admit('0', ops, n)\n"
+"    else admit(tok, ops, n) end\n"
+"    ki = ki + n\n"
 "  end\n"
 "end\n"
 "return out\n";
@@ -1372,7 +1385,7 @@ run_args(struct redis_store *rs, const struct quota_store_call *c,
 	char *k;
 
 	for (i = 0; i < n; i++)
-		if (c[i].kind == QUOTA_CALL_ADMIT) {
+		if (c[i].kind != QUOTA_CALL_RELEASE) {
 			nkeys += c[i].n;
 			nops += 8 + OP_BYTES * c[i].n;
 			for (j = 0; j < c[i].n; j++)
@@ -1385,7 +1398,8 @@ run_args(struct redis_store *rs, const struct quota_store_call *c,
 	rargs_add(&ra->a, rs->sha[SCRIPT_RUN], 40);
 	rargs_addu(&ra->a, nkeys);
 	for (i = 0; i < n; i++)
-		for (j = 0; c[i].kind == QUOTA_CALL_ADMIT && j < c[i].n; j++) {
+		for (j = 0; c[i].kind != QUOTA_CALL_RELEASE && j < c[i].n;
+		    j++) {
 			len = strlen(c[i].ops[j].rkey);
 			memcpy(k, QKEY_PREFIX, plen);
 			memcpy(k + plen, c[i].ops[j].rkey, len);
@@ -1401,7 +1415,7 @@ run_args(struct redis_store *rs, const struct quota_store_call *c,
 		rargs_adds(&ra->a, c[i].kind == QUOTA_CALL_ADMIT ? "A" :
 		    c[i].kind == QUOTA_CALL_COMMIT ? "C" : "R");
 		rargs_addu(&ra->a, c[i].token);
-		if (c[i].kind != QUOTA_CALL_ADMIT)
+		if (c[i].kind == QUOTA_CALL_RELEASE)
 			continue;
 		p = put_double(p, c[i].expires_ms - c[i].now_ms > 0 ?
 		    (double)(c[i].expires_ms - c[i].now_ms) : 1.0);
@@ -1452,7 +1466,7 @@ run_parse(struct redis_store *rs, const redisReply *r,
 		c[i].rc = -1;
 		if (int_at(r, at, &x) == -1)
 			goto bad;
-		if (c[i].kind != QUOTA_CALL_ADMIT) {
+		if (c[i].kind == QUOTA_CALL_RELEASE) {
 			c[i].rc = 0;
 			at++;
 			continue;
@@ -1531,28 +1545,26 @@ redis_admit(struct quota_store *s, const struct quota_op *ops, size_t n,
 	return rc;
 }
 
-/* settle - commit (release = 0) or release a reservation */
+/* redis_commit - make a reservation final; see store.h */
 static int
-settle(struct quota_store *s, uint64_t token, int64_t now_ms, int release,
+redis_commit(struct quota_store *s, uint64_t token, const struct quota_op *ops,
+    size_t n, int64_t now_ms, struct quota_op_result *res, int *admitted,
     char *err, size_t errlen)
 {
 	struct quota_store_call c;
+	int rc;
 
-	if (token == 0)
-		return 0;
 	memset(&c, 0, sizeof(c));
-	c.kind = release ? QUOTA_CALL_RELEASE : QUOTA_CALL_COMMIT;
-	c.token = token;
+	c.kind = QUOTA_CALL_COMMIT;
+	c.ops = ops;
+	c.n = n;
 	c.now_ms = now_ms;
-	return one_call((struct redis_store *)s, &c, err, errlen);
-}
-
-/* redis_commit - make a reservation final; see store.h */
-static int
-redis_commit(struct quota_store *s, uint64_t token, int64_t now_ms,
-    char *err, size_t errlen)
-{
-	return settle(s, token, now_ms, 0, err, errlen);
+	c.token = token;
+	c.expires_ms = now_ms + 1;
+	c.res = res;
+	rc = one_call((struct redis_store *)s, &c, err, errlen);
+	*admitted = rc == 0 && c.admitted;
+	return rc;
 }
 
 /* redis_release - refund a reservation; see store.h */
@@ -1560,7 +1572,15 @@ static int
 redis_release(struct quota_store *s, uint64_t token, int64_t now_ms,
     char *err, size_t errlen)
 {
-	return settle(s, token, now_ms, 1, err, errlen);
+	struct quota_store_call c;
+
+	if (token == 0)
+		return 0;
+	memset(&c, 0, sizeof(c));
+	c.kind = QUOTA_CALL_RELEASE;
+	c.token = token;
+	c.now_ms = now_ms;
+	return one_call((struct redis_store *)s, &c, err, errlen);
 }
 
 /* pipe_fail - every call still to send (todo) fails with err */
@@ -1589,10 +1609,10 @@ pipe_span(const struct redis_store *rs, const struct quota_store_call *calls,
 {
 	size_t j = i + 1, keys;
 
-	keys = calls[i].kind == QUOTA_CALL_ADMIT ? calls[i].n : 0;
+	keys = calls[i].kind != QUOTA_CALL_RELEASE ? calls[i].n : 0;
 	while (j < n && j - i < RUN_CALLS && todo[j] &&
 	    (!rs->client_clock || calls[j].now_ms == calls[i].now_ms)) {
-		if (calls[j].kind == QUOTA_CALL_ADMIT) {
+		if (calls[j].kind != QUOTA_CALL_RELEASE) {
 			if (keys + calls[j].n > RUN_KEYS)
 				break;
 			keys += calls[j].n;
@@ -1710,8 +1730,13 @@ redis_pipeline(struct quota_store *s, struct quota_store_call *calls,
 		c->rc = 0;
 		c->err[0] = '\0';
 		c->admitted = 0;
-		if (c->kind == QUOTA_CALL_ADMIT) {
-			memset(c->res, 0, c->n * sizeof(*c->res));
+		if (c->kind == QUOTA_CALL_COMMIT && c->token == 0) {
+			c->admitted = 1;	/* nothing to commit */
+			continue;
+		}
+		if (c->kind != QUOTA_CALL_RELEASE) {
+			if (c->n > 0)
+				memset(c->res, 0, c->n * sizeof(*c->res));
 			for (j = 0; j < c->n; j++)
 				if (strnlen(c->ops[j].rkey, QUOTA_RKEY_MAX) ==
 				    QUOTA_RKEY_MAX)

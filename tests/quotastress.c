@@ -82,7 +82,6 @@ one(struct stress *st)
 	struct quota_amount amt = { 1, 1, 1 };
 	struct quota_verdict v;
 	uint64_t token = 0;
-	char err[256];
 
 	if (!st->reserve) {
 		(void)quota_admit(st->q, &who, &amt, now_ms(), &v);
@@ -91,11 +90,11 @@ one(struct stress *st)
 	(void)quota_reserve(st->q, &who, &amt, now_ms(), &token, &v);
 	if (v.result != QUOTA_ADMIT || token == 0)
 		return v.result;
-	if (quota_commit(st->q, token, now_ms(), err, sizeof(err)) == -1) {
-		fprintf(stderr, "quotastress: commit: %s\n", err);
+	if (quota_commit(st->q, token, &who, &amt, now_ms(), &v) == -1) {
+		fprintf(stderr, "quotastress: commit: %s\n", v.error);
 		return QUOTA_ERROR;
 	}
-	return QUOTA_ADMIT;
+	return v.result;
 }
 
 /* run - a thread: its attempts, or the crash loop */

@@ -432,7 +432,8 @@ pipe_run(struct quota_store *s, struct quota_store_call *c, size_t n)
 			    c[i].now_ms, c[i].token, c[i].expires_ms, c[i].res,
 			    &c[i].admitted, c[i].err, sizeof(c[i].err));
 		else if (c[i].kind == QUOTA_CALL_COMMIT)
-			c[i].rc = mem_ops->commit(s, c[i].token, c[i].now_ms,
+			c[i].rc = mem_ops->commit(s, c[i].token, c[i].ops,
+			    c[i].n, c[i].now_ms, c[i].res, &c[i].admitted,
 			    c[i].err, sizeof(c[i].err));
 		else
 			c[i].rc = mem_ops->release(s, c[i].token, c[i].now_ms,
@@ -512,10 +513,18 @@ START_TEST(pipelined_rcpts_answer_when_the_batch_flushes)
 	}
 	ck_assert_uint_eq(f.txn.inflight, 5);
 	ck_assert_uint_eq(pipe_rounds, 0);
+	e[0] = '\0';
 	submit(&f, &f.txn, "END-OF-MESSAGE i1 recipient_count=3", e,
 	    sizeof(e));
 	ck_assert_uint_eq(pipe_rounds, 1);
 	ck_assert_uint_eq(pipe_calls, 5);
+	/* its commits, queued: their verdicts make its reply */
+	ck_assert_uint_eq(f.txn.inflight, 3);
+	ck_assert_msg(e[0] == '\0', "END-OF-MESSAGE answered before its "
+	    "commits: %s", e);
+	ck_assert_int_eq(quota_flush(f.quota), 0);
+	ck_assert_uint_eq(pipe_rounds, 2);
+	ck_assert_uint_eq(pipe_calls, 8);
 	ck_assert_uint_eq(f.txn.inflight, 0);
 	for (i = 0; i < 5; i++)
 		ck_assert_msg(starts(r[i], i < 3 ? "action=DUNNO" :
@@ -533,6 +542,179 @@ START_TEST(pipelined_rcpts_answer_when_the_batch_flushes)
 	ck_assert_uint_eq(used(&f, "rcpt", "alice"), 3);
 	ck_assert_uint_eq(f.st.admitted, 4);
 	ck_assert_uint_eq(f.st.refused, 3);
+	fx_close(&f);
+}
+END_TEST
+
+/*
+ * lapsed_reservations_are_charged_at_the_end - RCPT reservations that
+ * lapsed before END-OF-MESSAGE (store.reserve_ttl) are admitted again
+ * with the message: charged when they fit, else the message is refused
+ * with the limit's action and nothing of it is charged
+ */
+START_TEST(lapsed_reservations_are_charged_at_the_end)
+{
+	struct quota_who alice = { "alice", NULL, NULL };
+	struct quota_amount one = { 0, 1, 0 };
+	struct quota_verdict v;
+	struct fixture f;
+	char text[1024], err[512];
+
+	snprintf(text, sizeof(text), "store = { backend = \"memory\"; "
+	    "reserve_ttl = \"2s\"; };\n" LIMITS_RCPT3);
+	memset(&f, 0, sizeof(f));
+	f.conf = conf_load_string("test.conf", text, err, sizeof(err));
+	ck_assert_msg(f.conf != NULL, "conf: %s", err);
+	f.quota = quota_open(f.conf, err, sizeof(err));
+	ck_assert_ptr_nonnull(f.quota);
+	f.env.conf = f.conf;
+	f.env.quota = f.quota;
+	ck_assert_str_eq(ask_at(&f, NOW, "RCPT i1"), "DUNNO");
+	ck_assert_str_eq(ask_at(&f, NOW, "RCPT i1"), "DUNNO");
+	ck_assert_str_eq(ask_at(&f, NOW + 3000,
+	    "END-OF-MESSAGE i1 recipient_count=2"), "DUNNO");
+	ck_assert_msg(used(&f, "rcpt", "alice") == 2, "a slow message: used "
+	    "%llu, want 2", (unsigned long long)used(&f, "rcpt", "alice"));
+	/* one more lapses while another message takes the last one */
+	ck_assert_str_eq(ask_at(&f, NOW + 4000, "RCPT i2"), "DUNNO");
+	ck_assert_int_eq(quota_admit(f.quota, &alice, &one, NOW + 7000, &v),
+	    0);
+	ck_assert_int_eq(v.result, QUOTA_ADMIT);
+	ck_assert(starts(ask_at(&f, NOW + 8000,
+	    "END-OF-MESSAGE i2 recipient_count=1"),
+	    "450 4.7.1 Quota exceeded for alice: 3/3"));
+	ck_assert_uint_eq(used(&f, "rcpt", "alice"), 3);
+	fx_close(&f);
+}
+END_TEST
+
+/*
+ * A memory store with batches that fail on demand as LMDB's do: the
+ * batch's end returns -1 and none of its calls took effect (here: the
+ * reservations it made are given back).
+ */
+static struct quota_store_ops fb_ops;
+static int fb_fail_next, fb_on;
+static uint64_t fb_tokens[16];
+static size_t fb_ntokens;
+
+static int
+fb_admit(struct quota_store *s, const struct quota_op *ops, size_t n,
+    int64_t now, uint64_t token, int64_t exp, struct quota_op_result *res,
+    int *admitted, char *err, size_t errlen)
+{
+	int rc = mem_ops->admit(s, ops, n, now, token, exp, res, admitted,
+	    err, errlen);
+
+	if (rc == 0 && *admitted && token != 0 && fb_on && fb_ntokens < 16)
+		fb_tokens[fb_ntokens++] = token;
+	return rc;
+}
+
+static int
+fb_begin(struct quota_store *s, char *err, size_t errlen)
+{
+	(void)s;
+	(void)err;
+	(void)errlen;
+	fb_on = 1;
+	fb_ntokens = 0;
+	return 0;
+}
+
+static int
+fb_end(struct quota_store *s, char *err, size_t errlen)
+{
+	size_t i;
+
+	fb_on = 0;
+	if (!fb_fail_next)
+		return 0;
+	fb_fail_next = 0;
+	for (i = 0; i < fb_ntokens; i++)
+		(void)mem_ops->release(s, fb_tokens[i], NOW, err, errlen);
+	snprintf(err, errlen, "MDB_MAP_FULL: Environment mapsize limit "
+	    "reached");
+	return -1;
+}
+
+/* batch - quota_batch_begin, then mark txn, as outpost-policyd does */
+static void
+batch(struct fixture *f)
+{
+	char err[256];
+
+	ck_assert_int_eq(quota_batch_begin(f->quota, err, sizeof(err)), 0);
+	decide_txn_mark(&f->txn);
+}
+
+/* batch_done - quota_batch_end (rc wanted), then keep or undo */
+static void
+batch_done(struct fixture *f, int want)
+{
+	char err[256];
+
+	ck_assert_int_eq(quota_batch_end(f->quota, err, sizeof(err)), want);
+	if (want == 0)
+		decide_txn_keep(&f->txn);
+	else
+		decide_txn_undo(&f->txn);
+}
+
+/*
+ * failed_batch_leaves_no_state - a batch that fails applied nothing: the
+ * reservation its RCPT made is forgotten (a later END-OF-MESSAGE commits
+ * the recipients that were charged), and what its END-OF-MESSAGE settled
+ * and counted is the instance's again
+ */
+START_TEST(failed_batch_leaves_no_state)
+{
+	struct fixture f;
+	struct quota_store *st;
+	char err[512];
+
+	fx_open(&f, LIMITS_RCPT3);
+	quota_close(f.quota);
+	st = store_mem_open(f.conf, err, sizeof(err));
+	ck_assert_msg(st != NULL, "store_mem_open: %s", err);
+	mem_ops = st->ops;
+	fb_ops = *st->ops;
+	fb_ops.admit = fb_admit;
+	fb_ops.batch_begin = fb_begin;
+	fb_ops.batch_end = fb_end;
+	st->ops = &fb_ops;
+	f.quota = quota_open_store(f.conf, st, err, sizeof(err));
+	ck_assert_ptr_nonnull(f.quota);
+	f.env.quota = f.quota;
+
+	batch(&f);
+	ck_assert_str_eq(ask(&f, "RCPT i1"), "DUNNO");
+	fb_fail_next = 1;
+	batch_done(&f, -1);
+	ck_assert_msg(f.txn.ntokens == 0, "a reservation never stored is "
+	    "kept: ntokens %zu, want 0", f.txn.ntokens);
+	ck_assert_uint_eq(used(&f, "rcpt", "alice"), 0);
+	batch(&f);
+	ck_assert_str_eq(ask(&f, "RCPT i1"), "DUNNO");
+	ck_assert_str_eq(ask(&f, "END-OF-MESSAGE i1 recipient_count=1"),
+	    "DUNNO");
+	batch_done(&f, 0);
+	ck_assert_msg(used(&f, "rcpt", "alice") == 1, "the accepted "
+	    "recipient: used %llu, want 1",
+	    (unsigned long long)used(&f, "rcpt", "alice"));
+
+	batch(&f);
+	ck_assert_str_eq(ask(&f, "RCPT i2"), "DUNNO");
+	batch_done(&f, 0);
+	batch(&f);
+	ck_assert_str_eq(ask(&f, "END-OF-MESSAGE i2 recipient_count=1"),
+	    "DUNNO");
+	ck_assert_uint_eq(f.txn.msg_charged, 1);
+	fb_fail_next = 1;
+	batch_done(&f, -1);
+	ck_assert_uint_eq(f.txn.ntokens, 1);
+	ck_assert_uint_eq(f.txn.rcpt_charged, 0);
+	ck_assert_uint_eq(f.txn.msg_charged, 0);
 	fx_close(&f);
 }
 END_TEST
@@ -766,6 +948,8 @@ main(void)
 	tcase_add_test(tc, pipelined_rcpts_answer_when_the_batch_flushes);
 	tcase_add_test(tc,
 	    pipelined_batch_store_down_answers_each_per_on_error);
+	tcase_add_test(tc, failed_batch_leaves_no_state);
+	tcase_add_test(tc, lapsed_reservations_are_charged_at_the_end);
 	tcase_add_test(tc, policyd_conf_defaults);
 	tcase_add_loop_test(tc, policyd_conf_errors, 0,
 	    (int)(sizeof(bad_policyd) / sizeof(bad_policyd[0])));

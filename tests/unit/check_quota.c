@@ -456,8 +456,9 @@ START_TEST(reservations_commit_release_and_lapse)
 	ck_assert_int_eq(quota_reserve(q, &alice, &three, T0 + MIN, &t2, &v),
 	    0);
 	ck_assert_uint_ne(t2, t1);
-	ck_assert_int_eq(quota_commit(q, t2, T0 + 2 * MIN, err, sizeof(err)),
-	    0);
+	ck_assert_int_eq(quota_commit(q, t2, &alice, &three, T0 + 2 * MIN,
+	    &v), 0);
+	ck_assert_int_eq(v.result, QUOTA_ADMIT);
 	ck_assert_int_eq(quota_release(q, t2, T0 + 3 * MIN, err, sizeof(err)),
 	    0);
 	ck_assert_uint_eq(used_of("rcpt", "alice", T0 + 3 * MIN), 3);
@@ -471,22 +472,27 @@ START_TEST(reservations_commit_release_and_lapse)
 	    &v), 0);
 	ck_assert_int_eq(v.result, QUOTA_REFUSE);
 	ck_assert_uint_eq(t1, 0);
-	ck_assert_int_eq(quota_commit(q, t4, T0 + 5 * MIN, err, sizeof(err)),
-	    0);
+	ck_assert_int_eq(quota_commit(q, t4, &alice, &three, T0 + 5 * MIN,
+	    &v), 0);
+	ck_assert_int_eq(v.result, QUOTA_ADMIT);
 	/* t3 lapses at T0 + 13 min; the admission at that time sees it. */
 	ck_assert_int_eq(admit1(&alice, three, T0 + 13 * MIN - 1, &v),
 	    QUOTA_REFUSE);
 	ck_assert_int_eq(admit1(&alice, three, T0 + 13 * MIN, &v),
 	    QUOTA_ADMIT);
 	ck_assert_uint_eq(used_of("rcpt", "alice", T0 + 13 * MIN), 9);
-	/* a lapsed token commits and releases as a no-op */
-	ck_assert_int_eq(quota_commit(q, t3, T0 + 14 * MIN, err, sizeof(err)),
-	    0);
+	/* a lapsed token's commit admits it again: full, refused */
+	ck_assert_int_eq(quota_commit(q, t3, &alice, &three, T0 + 14 * MIN,
+	    &v), 0);
+	ck_assert_int_eq(v.result, QUOTA_REFUSE);
+	ck_assert_uint_eq(v.used, 9);
 	ck_assert_int_eq(quota_release(q, t3, T0 + 14 * MIN, err,
 	    sizeof(err)), 0);
 	ck_assert_uint_eq(used_of("rcpt", "alice", T0 + 14 * MIN), 9);
 	ck_assert_int_eq(quota_release(q, 0, T0, err, sizeof(err)), 0);
-	ck_assert_int_eq(quota_commit(q, 12345, T0, err, sizeof(err)), 0);
+	ck_assert_int_eq(quota_commit(q, 0, &alice, &three, T0, &v), 0);
+	ck_assert_int_eq(v.result, QUOTA_ADMIT);
+	ck_assert_uint_eq(used_of("rcpt", "alice", T0 + 14 * MIN), 9);
 	teardown();
 }
 END_TEST
@@ -777,12 +783,13 @@ flaky_admit(struct quota_store *s, const struct quota_op *ops, size_t n,
 }
 
 static int
-flaky_commit(struct quota_store *s, uint64_t token, int64_t now, char *err,
-    size_t errlen)
+flaky_commit(struct quota_store *s, uint64_t token, const struct quota_op *ops,
+    size_t n, int64_t now, struct quota_op_result *res, int *admitted,
+    char *err, size_t errlen)
 {
 	FAILS(s, err, errlen);
-	return FLAKY(s)->mem->ops->commit(FLAKY(s)->mem, token, now, err,
-	    errlen);
+	return FLAKY(s)->mem->ops->commit(FLAKY(s)->mem, token, ops, n, now,
+	    res, admitted, err, errlen);
 }
 
 static int
@@ -886,7 +893,8 @@ gate_pipeline(struct quota_store *s, struct quota_store_call *c, size_t n)
 			    c[i].now_ms, c[i].token, c[i].expires_ms, c[i].res,
 			    &c[i].admitted, c[i].err, sizeof(c[i].err));
 		else if (c[i].kind == QUOTA_CALL_COMMIT)
-			c[i].rc = gate_mem->commit(s, c[i].token, c[i].now_ms,
+			c[i].rc = gate_mem->commit(s, c[i].token, c[i].ops,
+			    c[i].n, c[i].now_ms, c[i].res, &c[i].admitted,
 			    c[i].err, sizeof(c[i].err));
 		else
 			c[i].rc = gate_mem->release(s, c[i].token, c[i].now_ms,
@@ -933,15 +941,24 @@ note_done(void *arg, int rc, const struct quota_verdict *v, uint64_t tok)
 	}
 }
 
+/* committed - a commit queued by settle_done went through */
+static void
+committed(void *arg, int rc, const struct quota_verdict *v, uint64_t tok)
+{
+	(void)arg;
+	(void)tok;
+	ck_assert_int_eq(rc, 0);
+	ck_assert_int_eq(v->result, QUOTA_ADMIT);
+}
+
 /* settle_done - as a policy daemon does: commit once admitted */
 static void
 settle_done(void *arg, int rc, const struct quota_verdict *v, uint64_t tok)
 {
-	char err[128];
-
 	note_done(arg, rc, v, tok);
 	if (tok != 0)
-		ck_assert_int_eq(quota_commit(q, tok, T0, err, sizeof(err)), 0);
+		ck_assert_int_eq(quota_defer_commit(q, tok, NULL, NULL, T0,
+		    committed, NULL), 0);
 }
 
 /* gate_open_quota - the quota over the gated store, limit 3 per hour */
@@ -1166,7 +1183,8 @@ START_TEST(store_failure_is_quota_error)
 	ck_assert_str_eq(buf, "Quota service temporarily unavailable");
 	ck_assert_int_eq(quota_reserve(q, &alice, &one, T0, &tok, &v), -1);
 	ck_assert_uint_eq(tok, 0);
-	ck_assert_int_eq(quota_commit(q, 77, T0, err, sizeof(err)), -1);
+	ck_assert_int_eq(quota_commit(q, 77, &alice, &one, T0, &v), -1);
+	ck_assert_int_eq(v.result, QUOTA_ERROR);
 	ck_assert_int_eq(quota_release(q, 77, T0, err, sizeof(err)), -1);
 	ck_assert_int_eq(quota_list(q, NULL, T0, count_fn, &(int){ 0 }, err,
 	    sizeof(err)), -1);

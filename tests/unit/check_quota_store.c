@@ -403,6 +403,45 @@ admit1(struct tenv *t, int l, const char *key, uint64_t amount,
 	return a;
 }
 
+/*
+ * commit_ops - commit token at t->now, admitting ops again when it does
+ * not stand (store.h); returns admitted
+ */
+static int
+commit_ops(struct tenv *t, uint64_t token, struct quota_op *ops, size_t n,
+    struct quota_op_result *res)
+{
+	struct quota_op_result local[8];
+	char err[512] = "";
+	int admitted = -1, rc;
+	size_t i;
+
+	if (res == NULL)
+		res = local;
+	for (i = 0; i < n; i++)
+		if (ops[i].limit->kind == CONF_QKIND_CALENDAR)
+			ck_assert_int_eq(tz_period(ops[i].limit->timezone,
+			    ops[i].limit->month, t->now, &ops[i].period), 0);
+	rc = t->s->ops->commit(t->s, token, ops, n, t->now, res, &admitted,
+	    err, sizeof(err));
+	ck_assert_msg(rc == 0, "%s: commit: got -1 (%s), want 0",
+	    backends[t->b].name, err);
+	ck_assert_msg(admitted == 0 || admitted == 1, "%s: admitted = %d",
+	    backends[t->b].name, admitted);
+	return admitted;
+}
+
+/* store_commit - commit token with nothing to admit again (0 or -1) */
+static int
+store_commit(struct tenv *t, uint64_t token, int64_t now, char *err,
+    size_t errlen)
+{
+	int admitted;
+
+	return t->s->ops->commit(t->s, token, NULL, 0, now, NULL, &admitted,
+	    err, errlen);
+}
+
 /* used - what the counter of (l, key) holds at t->now */
 static uint64_t
 used(struct tenv *t, int l, const char *key)
@@ -651,7 +690,7 @@ START_TEST(reservation_commit_keeps_release_refunds)
 	ck_assert_uint_eq(used(t, L_WIN, "alice"), 5);
 	ck_assert_uint_eq(used(t, L_CAL, "alice"), 5);
 	t->now += 1000;
-	ck_assert_int_eq(t->s->ops->commit(t->s, 101, t->now, err,
+	ck_assert_int_eq(store_commit(t, 101, t->now, err,
 	    sizeof(err)), 0);
 	ck_assert_int_eq(t->s->ops->release(t->s, 102, t->now, err,
 	    sizeof(err)), 0);
@@ -664,7 +703,7 @@ START_TEST(reservation_commit_keeps_release_refunds)
 	    sizeof(err)), 0);
 	ck_assert_int_eq(t->s->ops->release(t->s, 102, t->now, err,
 	    sizeof(err)), 0);
-	ck_assert_int_eq(t->s->ops->commit(t->s, 999, t->now, err,
+	ck_assert_int_eq(store_commit(t, 999, t->now, err,
 	    sizeof(err)), 0);
 	ck_assert_uint_eq(used(t, L_WIN, "alice"), 3);
 	/* the refund made room for 2 more under the calendar's 5 */
@@ -691,17 +730,61 @@ START_TEST(reservation_lapses_and_is_refunded)
 	    "%s: a lapsed reservation still holds its charge",
 	    backends[_i].name);
 	ck_assert_uint_eq(used(t, L_WIN, "alice"), 1);
-	/* committing it late changes nothing */
-	ck_assert_int_eq(t->s->ops->commit(t->s, 7, t->now, err,
-	    sizeof(err)), 0);
+	/* committing it late admits it again: 1 + 10 do not fit */
+	ck_assert_msg(commit_ops(t, 7, &op, 1, NULL) == 0, "%s: a lapsed "
+	    "reservation committed over the limit", backends[_i].name);
 	ck_assert_uint_eq(used(t, L_WIN, "alice"), 1);
-	/* a lapsed reservation is refunded by commit/release too */
+	/* a lapsed reservation is refunded by release too */
 	op_set(t, &op, L_CAL, "bob", 4);
 	ck_assert_int_eq(admit_ops(t, &op, 1, 8, t->now + 1000, NULL), 1);
 	t->now += 2000;
-	ck_assert_int_eq(t->s->ops->commit(t->s, 8, t->now, err,
+	ck_assert_int_eq(t->s->ops->release(t->s, 8, t->now, err,
 	    sizeof(err)), 0);
 	ck_assert_uint_eq(used(t, L_CAL, "bob"), 0);
+	tenv_free(t);
+}
+END_TEST
+
+/*
+ * lapsed_reservation_commit_charges_or_refuses - a reservation that
+ * lapsed before its commit (refunded by the store) is admitted again by
+ * the commit: charged when it fits, refused with nothing charged when
+ * the limit filled meanwhile; one that stands keeps its charge
+ */
+START_TEST(lapsed_reservation_commit_charges_or_refuses)
+{
+	struct tenv *t = tenv_new(_i, 1);
+	struct quota_op op;
+	struct quota_op_result res;
+
+	/* lapses, then committed: charged again */
+	op_set(t, &op, L_CAL, "carol", 3);
+	ck_assert_int_eq(admit_ops(t, &op, 1, 11, t->now + 2000, NULL), 1);
+	t->now += 3000;
+	ck_assert_int_eq(commit_ops(t, 11, &op, 1, &res), 1);
+	ck_assert_msg(used(t, L_CAL, "carol") == 3, "%s: lapsed commit: used "
+	    "got %llu, want 3", backends[_i].name,
+	    (unsigned long long)used(t, L_CAL, "carol"));
+	/* lapses, someone else fills the limit, then committed: refused */
+	op_set(t, &op, L_CAL, "carol", 2);
+	ck_assert_int_eq(admit_ops(t, &op, 1, 12, t->now + 2000, NULL), 1);
+	ck_assert_uint_eq(used(t, L_CAL, "carol"), 5);
+	t->now += 3000;
+	ck_assert_int_eq(admit1(t, L_CAL, "carol", 2, NULL), 1);
+	ck_assert_int_eq(commit_ops(t, 12, &op, 1, &res), 0);
+	ck_assert_int_eq(res.check.admit, 0);
+	ck_assert_uint_eq(res.check.used, 5);
+	ck_assert_uint_eq(used(t, L_CAL, "carol"), 5);
+	/* stands: committed as it is, even with the limit full */
+	op_set(t, &op, L_WIN, "dave", 10);
+	ck_assert_int_eq(admit_ops(t, &op, 1, 13, t->now + 2000, NULL), 1);
+	t->now += 1999;
+	ck_assert_int_eq(commit_ops(t, 13, &op, 1, &res), 1);
+	ck_assert_uint_eq(used(t, L_WIN, "dave"), 10);
+	/* unknown token: admitted from its ops */
+	op_set(t, &op, L_CAL, "erin", 1);
+	ck_assert_int_eq(commit_ops(t, 14, &op, 1, &res), 1);
+	ck_assert_uint_eq(used(t, L_CAL, "erin"), 1);
 	tenv_free(t);
 }
 END_TEST
@@ -1508,7 +1591,7 @@ START_TEST(batch_calls_see_each_other_and_apply_at_the_end)
 	    sizeof(err)), 0);
 	op_set(t, &op, L_WIN, "alice", 3);
 	ck_assert_int_eq(admit_ops(t, &op, 1, 42, t->now + 60000, NULL), 1);
-	ck_assert_int_eq(t->s->ops->commit(t->s, 42, t->now, err,
+	ck_assert_int_eq(store_commit(t, 42, t->now, err,
 	    sizeof(err)), 0);
 	ck_assert_int_eq(admit1(t, L_WIN, "alice", 2, NULL), 0);
 	ck_assert_uint_eq(used(t, L_WIN, "alice"), 9);
@@ -1665,8 +1748,9 @@ START_TEST(pipelined_batch_gives_the_one_by_one_results)
 		    backends[_i].name, i);
 	ck_assert_int_eq(quota_release(q, r.token[0], t->now, err,
 	    sizeof(err)), 0);
-	ck_assert_int_eq(quota_commit(q, r.token[1], t->now, err,
-	    sizeof(err)), 0);
+	ck_assert_int_eq(quota_commit(q, r.token[1], &carol, &one, t->now,
+	    &v), 0);
+	ck_assert_int_eq(v.result, QUOTA_ADMIT);
 	/* a synchronous call in the batch waits for what is queued */
 	ck_assert_int_eq(quota_reserve(q, &carol, &one, t->now, &r.token[3],
 	    &v), 0);
@@ -1691,14 +1775,20 @@ START_TEST(pipelined_batch_gives_the_one_by_one_results)
 		    got_done, &r), 0);
 	ck_assert_int_eq(quota_flush(q), 0);
 	ck_assert_int_eq(r.ncalls, 7);
+	memset(&g, 0, sizeof(g));
 	for (i = 0; i < 7; i++) {
 		ck_assert_uint_ne(r.token[i], 0);
-		ck_assert_int_eq((i < 4 ? quota_release : quota_commit)(q,
-		    r.token[i], t->now, err, sizeof(err)), 0);
+		if (i < 4)
+			ck_assert_int_eq(quota_release(q, r.token[i], t->now,
+			    err, sizeof(err)), 0);
+		else
+			ck_assert_int_eq(quota_defer_commit(q, r.token[i],
+			    &dave, &one, t->now, got_done, &g), 0);
 	}
-	ck_assert_int_eq(quota_commit(q, r.token[4], t->now, err,
-	    sizeof(err)), 0);	/* again: a no-op */
 	ck_assert_int_eq(quota_batch_end(q, err, sizeof(err)), 0);
+	ck_assert_int_eq(g.ncalls, 3);
+	for (i = 0; i < 3; i++)
+		ck_assert_int_eq(g.result[i], QUOTA_ADMIT);
 	/* 3 committed: 7 more fit, not an 8th */
 	for (i = 0; i < 7; i++) {
 		ck_assert_int_eq(quota_admit(q, &dave, &one, t->now, &v), 0);
@@ -1808,11 +1898,13 @@ run_calls(struct tenv *t, struct quota_store_call *c, size_t n)
 			    c[i].now_ms, c[i].token, c[i].expires_ms,
 			    c[i].res, &c[i].admitted, c[i].err,
 			    sizeof(c[i].err));
+		else if (c[i].kind == QUOTA_CALL_COMMIT)
+			c[i].rc = t->s->ops->commit(t->s, c[i].token,
+			    c[i].ops, c[i].n, c[i].now_ms, c[i].res,
+			    &c[i].admitted, c[i].err, sizeof(c[i].err));
 		else
-			c[i].rc = (c[i].kind == QUOTA_CALL_COMMIT ?
-			    t->s->ops->commit : t->s->ops->release)(t->s,
-			    c[i].token, c[i].now_ms, c[i].err,
-			    sizeof(c[i].err));
+			c[i].rc = t->s->ops->release(t->s, c[i].token,
+			    c[i].now_ms, c[i].err, sizeof(c[i].err));
 	}
 }
 
@@ -1954,7 +2046,7 @@ START_TEST(redis_scripts_and_connections_come_back)
 		ck_assert_uint_eq(used(t, L_HOUR, "alice"),
 		    1 + (uint64_t)(round + 1) * (n + 1));
 	}
-	ck_assert_int_eq(t->s->ops->commit(t->s, 1, t->now, err,
+	ck_assert_int_eq(store_commit(t, 1, t->now, err,
 	    sizeof(err)), 0);
 	tenv_free(t);
 }
@@ -2019,7 +2111,7 @@ START_TEST(redis_older_reservations_are_settled)
 	ck_assert_int_eq(t->s->ops->release(t->s, 401, t->now, err,
 	    sizeof(err)), 0);
 	ck_assert_uint_eq(used(t, L_WIN, "alice"), 6);
-	ck_assert_int_eq(t->s->ops->commit(t->s, 402, t->now, err,
+	ck_assert_int_eq(store_commit(t, 402, t->now, err,
 	    sizeof(err)), 0);
 	ck_assert_uint_eq(used(t, L_WIN, "alice"), 6);
 	ck_assert_int_eq(redis_cmd("EXISTS outpost:r:401 outpost:r:402", &n),
@@ -2133,6 +2225,8 @@ START_TEST(stores_agree_with_memory)
 	const size_t nk = sizeof(keys) / sizeof(keys[0]);
 	struct tenv *t = tenv_new(_i, 1), *m = tenv_new(B_MEMORY, 1);
 	uint64_t x = 0x9e3779b97f4a7c15ULL, tokens[AGREE_TOKENS], next = 1;
+	struct quota_op tops[AGREE_TOKENS][3], mops[AGREE_TOKENS][3];
+	size_t tn[AGREE_TOKENS];
 	size_t ntok = 0, step, i, j, k;
 	char err[512] = "";
 
@@ -2232,21 +2326,51 @@ START_TEST(stores_agree_with_memory)
 				    (unsigned long long)rm[i].check.used,
 				    (unsigned long long)rm[i].check.retry_ms);
 			}
-			if (tok != 0 && at == 1)
+			if (tok != 0 && at == 1) {
+				memcpy(tops[ntok], ot, n * sizeof(ot[0]));
+				memcpy(mops[ntok], om, n * sizeof(om[0]));
+				tn[ntok] = n;
 				tokens[ntok++] = tok;
-		} else {
-			int commit = r < 85;
+			}
+		} else if (r < 85) {
+			struct quota_op_result rt[3], rm[3];
+			int at, am;
 
+			/* a commit, of a reservation that may have lapsed:
+			 * then admitted again from what it reserved */
 			k = (size_t)rnd(&x, ntok);
-			ck_assert_int_eq(commit ? t->s->ops->commit(t->s,
-			    tokens[k], t->now, err, sizeof(err)) :
-			    t->s->ops->release(t->s, tokens[k], t->now, err,
-			    sizeof(err)), 0);
-			ck_assert_int_eq(commit ? m->s->ops->commit(m->s,
-			    tokens[k], m->now, err, sizeof(err)) :
-			    m->s->ops->release(m->s, tokens[k], m->now, err,
-			    sizeof(err)), 0);
+			at = commit_ops(t, tokens[k], tops[k], tn[k], rt);
+			am = commit_ops(m, tokens[k], mops[k], tn[k], rm);
+			ck_assert_msg(at == am, "step %zu: commit: %s "
+			    "admitted %d, memory %d", step, backends[_i].name,
+			    at, am);
+			for (i = 0; i < tn[k]; i++)
+				ck_assert_msg(rt[i].check.admit ==
+				    rm[i].check.admit && rt[i].check.used ==
+				    rm[i].check.used && rt[i].check.retry_ms ==
+				    rm[i].check.retry_ms, "step %zu, commit op "
+				    "%zu: %s admit %d used %llu retry %llu; "
+				    "memory %d %llu %llu", step, i,
+				    backends[_i].name, rt[i].check.admit,
+				    (unsigned long long)rt[i].check.used,
+				    (unsigned long long)rt[i].check.retry_ms,
+				    rm[i].check.admit,
+				    (unsigned long long)rm[i].check.used,
+				    (unsigned long long)rm[i].check.retry_ms);
 			tokens[k] = tokens[--ntok];
+			memmove(tops[k], tops[ntok], sizeof(tops[k]));
+			memmove(mops[k], mops[ntok], sizeof(mops[k]));
+			tn[k] = tn[ntok];
+		} else {
+			k = (size_t)rnd(&x, ntok);
+			ck_assert_int_eq(t->s->ops->release(t->s, tokens[k],
+			    t->now, err, sizeof(err)), 0);
+			ck_assert_int_eq(m->s->ops->release(m->s, tokens[k],
+			    m->now, err, sizeof(err)), 0);
+			tokens[k] = tokens[--ntok];
+			memmove(tops[k], tops[ntok], sizeof(tops[k]));
+			memmove(mops[k], mops[ntok], sizeof(mops[k]));
+			tn[k] = tn[ntok];
 		}
 	}
 	/* an admission elsewhere refunds what lapsed; then every counter */
@@ -2311,6 +2435,7 @@ backend_suite(int b)
 	ADD(s, b, batch_calls_see_each_other_and_apply_at_the_end, 0);
 	ADD(s, b, pipelined_batch_gives_the_one_by_one_results, 0);
 	ADD(s, b, store_pipeline_runs_mixed_calls_in_order, 0);
+	ADD(s, b, lapsed_reservation_commit_charges_or_refuses, 30);
 	if (b == B_LMDB || b == B_REDIS)
 		ADD(s, b, stores_agree_with_memory, 60);
 	if (b == B_REDIS) {
