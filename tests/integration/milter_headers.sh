@@ -6,7 +6,10 @@
 #     552 5.3.4 (dkim.on_oversized = "reject", the default); the next
 #     message is signed;
 #   - 20 fields of 60,000 bytes (over 1 MiB): refused the same way;
-#   - dkim.on_oversized = "accept": both pass unsigned.
+#   - dkim.on_oversized = "accept": both pass unsigned;
+#   - fields named "X-Odd;Name" and "List;Id" (RFC 5322 allows ';' in a
+#     name, h= cannot carry it): signed by both signing engines, left out
+#     of h=, and both verifiers accept the signatures.
 set -u
 . "$(dirname "$0")/lib.sh"
 it_init milter-headers
@@ -93,6 +96,22 @@ done
 it_check "on_oversized=accept: logged" \
     grep -q 'Qamany: dkim=skipped reason=header-section-too-large' \
     "$T/milter2.log"
+
+# ---- ';' in a field name: signed, not listed in h= ------------------------------
+
+for s in "$SOCK:native" "$SOCK2:libopendkim"; do
+	eng=${s##*:}
+	out=$T/semi-$eng.out
+	send "${s%:*}" "Qsemi$eng" "$IT_TOP/tests/data/semicolon-name.eml" \
+	    "$out"
+	it_check "';' in a name, $eng signer: passes" \
+	    grep -q '^result: continue' "$T/res"
+	it_check "';' in a name, $eng signer: two signatures, no h= entry" \
+	    eval '[ "$(it_sig_count "$out")" -eq 2 ] &&
+	    ! it_sig_headers "$out" | grep -qi "odd\\|list"'
+	it_verify_both "';' in a name, $eng signer" "$out" "$ZONE" \
+	    rsa-sha256 ed25519-sha256
+done
 
 it_check "milters survived" kill -0 "$MPID"
 if grep -q 'ERROR: AddressSanitizer\|runtime error:' "$T"/milter*.log; then
