@@ -430,12 +430,59 @@ load_rules(struct loader *ld, config_setting_t *list, struct conf *c)
 	return 0;
 }
 
+/*
+ * get_field_names - optional list of header field names, replacing the
+ * default: printable US-ASCII without ':' (RFC 5322 ftext) and without
+ * ';', which the h= tag cannot carry (the signer leaves fields named so
+ * out of every signature)
+ */
+static int
+get_field_names(struct loader *ld, const config_setting_t *g,
+    const char *name, char ***v, size_t *n)
+{
+	config_setting_t *s = config_setting_get_member(g, name);
+	const char *p;
+	size_t i;
+
+	if (s == NULL)
+		return 0;
+	free_strings(*v, *n);
+	*v = NULL;
+	*n = 0;
+	if (get_strings(ld, g, name, v, n) < 0)
+		return -1;
+	for (i = 0; i < *n; i++)
+		for (p = (*v)[i]; *p != '\0'; p++)
+			if (*p < 0x21 || *p > 0x7e || *p == ':' || *p == ';')
+				return fail(ld, s, "\"%s\": \"%s\" is not a "
+				    "header field name that can be signed",
+				    name, (*v)[i]);
+	return 0;
+}
+
+/* get_accept_reject - optional "accept" or "reject" (no tempfail) */
+static int
+get_accept_reject(struct loader *ld, const config_setting_t *g,
+    const char *name, enum conf_on_error *out)
+{
+	int e = (int)*out;
+
+	if (get_enum(ld, g, name, on_error_names, &e) < 0)
+		return -1;
+	if (e == CONF_ON_ERROR_TEMPFAIL)
+		return fail(ld, config_setting_get_member(g, name),
+		    "\"%s\" must be accept or reject", name);
+	*out = (enum conf_on_error)e;
+	return 0;
+}
+
 static int
 load_dkim(struct loader *ld, config_t *cf, struct conf *c)
 {
 	static const char *const known[] = { "keys", "signing", "key_table",
 		"signing_table", "canonicalization", "headers", "oversign",
-		"on_malformed", "engine", "multiple_signatures", NULL };
+		"on_malformed", "on_oversized", "engine", "multiple_signatures",
+		NULL };
 	static const char *const engines[] = { "native", "libopendkim",
 		NULL };
 	config_setting_t *g = config_lookup(cf, "dkim"), *s;
@@ -481,29 +528,14 @@ load_dkim(struct loader *ld, config_t *cf, struct conf *c)
 		c->dkim.canon_header = (enum conf_canon)h;
 		c->dkim.canon_body = (enum conf_canon)b;
 	}
-	if ((s = config_setting_get_member(g, "headers")) != NULL) {
-		free_strings(c->dkim.headers, c->dkim.nheaders);
-		c->dkim.headers = NULL;
-		c->dkim.nheaders = 0;
-		if (get_strings(ld, g, "headers", &c->dkim.headers,
-		    &c->dkim.nheaders) < 0)
-			return -1;
-	}
-	if ((s = config_setting_get_member(g, "oversign")) != NULL) {
-		free_strings(c->dkim.oversign, c->dkim.noversign);
-		c->dkim.oversign = NULL;
-		c->dkim.noversign = 0;
-		if (get_strings(ld, g, "oversign", &c->dkim.oversign,
-		    &c->dkim.noversign) < 0)
-			return -1;
-	}
-	e = (int)c->dkim.on_malformed;
-	if (get_enum(ld, g, "on_malformed", on_error_names, &e) < 0)
+	if (get_field_names(ld, g, "headers", &c->dkim.headers,
+	    &c->dkim.nheaders) < 0 || get_field_names(ld, g, "oversign",
+	    &c->dkim.oversign, &c->dkim.noversign) < 0)
 		return -1;
-	if (e == CONF_ON_ERROR_TEMPFAIL)
-		return fail(ld, config_setting_get_member(g, "on_malformed"),
-		    "\"on_malformed\" must be accept or reject");
-	c->dkim.on_malformed = (enum conf_on_error)e;
+	if (get_accept_reject(ld, g, "on_malformed", &c->dkim.on_malformed) <
+	    0 || get_accept_reject(ld, g, "on_oversized",
+	    &c->dkim.on_oversized) < 0)
+		return -1;
 	if (get_bool(ld, g, "multiple_signatures",
 	    &c->dkim.multiple_signatures) < 0)
 		return -1;
@@ -559,6 +591,7 @@ conf_defaults(const char *path)
 	c->dkim.oversign[0] = xstrdup("From");
 	c->dkim.noversign = 1;
 	c->dkim.on_malformed = CONF_ON_ERROR_ACCEPT;
+	c->dkim.on_oversized = CONF_ON_ERROR_REJECT;
 	c->dkim.engine = CONF_ENGINE_NATIVE;
 	c->log.facility = xstrdup("mail");
 	conf_quota_defaults(c);

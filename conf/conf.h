@@ -178,6 +178,7 @@ struct conf {
 		char **oversign;		/* also signed once more */
 		size_t noversign;
 		enum conf_on_error on_malformed;/* accept or reject */
+		enum conf_on_error on_oversized;/* accept or reject */
 		enum conf_engine engine;
 		int multiple_signatures;	/* all SigningTable matches */
 	} dkim;

@@ -78,18 +78,22 @@ sign_name_ok(const char *p)
 /*
  * sign_field_len - the length of a header field name, without the spaces
  * RFC 5322's obsolete syntax allows before the colon; 0 if it is not a
- * name.  libopendkim refuses ';' in a name, and a tab before the colon.
+ * name.  libopendkim refuses a tab before the colon.  *semi is set when
+ * the name holds a ';': RFC 5322 allows it, but the h= tag cannot carry
+ * it (libopendkim refuses it), so such a field is left out.
  */
 static size_t
-sign_field_len(const char *name)
+sign_field_len(const char *name, int *semi)
 {
 	const char *p;
 	size_t len;
 
+	*semi = 0;
 	if (name == NULL)
 		return 0;
-	for (p = name; *p > 0x20 && *p < 0x7f && *p != ':' && *p != ';'; p++)
-		;
+	for (p = name; *p > 0x20 && *p < 0x7f && *p != ':'; p++)
+		if (*p == ';')
+			*semi = 1;
 	len = (size_t)(p - name);
 	while (*p == ' ')
 		p++;
@@ -199,18 +203,24 @@ sign_value_crlf(struct buf *b, const char *v, size_t vlen)
 	}
 }
 
-/* dkim_signer_header - one header field, as the MTA gives it */
+/*
+ * dkim_signer_header - one header field, as the MTA gives it.  A field
+ * whose name holds a ';' is passed over: no name to sign has one (conf/
+ * refuses them), so h= would never list it, and a verifier hashes only
+ * what h= lists.
+ */
 int
 dkim_signer_header(struct dkim_signer *s, const char *name,
     const char *value, size_t vlen)
 {
 	size_t namelen;
+	int semi;
 
 	if (s->failed)
 		return -1;
 	if (s->eoh)
 		return sign_fail(s, "header field after end of header", NULL);
-	if ((namelen = sign_field_len(name)) == 0)
+	if ((namelen = sign_field_len(name, &semi)) == 0)
 		return sign_fail(s, "bad header field name \"%.64s\"",
 		    name != NULL ? name : "");
 	if (value == NULL)
@@ -219,6 +229,8 @@ dkim_signer_header(struct dkim_signer *s, const char *name,
 	    (s->header_bytes += vlen) > SIGN_MAX_BYTES)
 		return sign_fail(s, "too many or too large header fields",
 		    NULL);
+	if (semi)
+		return 0;
 	buf_truncate(&s->text, 0);
 	buf_appends(&s->text, name);
 	buf_appendc(&s->text, ':');

@@ -23,7 +23,9 @@
  *
  * Header values are passed as the MTA gives them (no name, no colon,
  * leading whitespace kept or not); bare LF in values and body is taken
- * as CRLF, as it will be on the wire.  Memory is bounded: the body is
+ * as CRLF, as it will be on the wire.  A field whose name holds a ';'
+ * (RFC 5322 allows it; h= cannot carry it) is left out of the signature;
+ * any other name that is not printable US-ASCII fails the signer.  Memory is bounded: the body is
  * hashed as it streams; only the headers are kept.
  * A signer is used by one thread; the keys it borrows are shared.
  */

@@ -52,8 +52,17 @@
 #include "util/log.h"
 #include "util/xmalloc.h"
 
-/* Bound on the header section we keep until the From field is known. */
+/*
+ * Bounds on the header section we keep until the From field is known:
+ * its fields, and its bytes with each field's own cost counted (its slot
+ * and two allocations), so that a million empty fields cost as much as
+ * their number says.  Past either, the fields are let go and the message
+ * refused or passed unsigned (dkim.on_oversized).  MILTER_FIELDS_MAX is
+ * also the signer's own bound (dkim/sign.c).
+ */
 #define MILTER_HEADERS_MAX (1024 * 1024)
+#define MILTER_FIELDS_MAX 10000
+#define MILTER_FIELD_COST 64
 /* Domains whose outbound preflight result is kept (spf_cache). */
 #define MILTER_SPF_CACHE_MAX 4096
 /* How much longer than spf.timeout a message waits for another thread's
@@ -88,8 +97,10 @@ struct msg {
 	int reject;			/* malformed and on_malformed=reject */
 	char qid[64];
 	struct hdr *hdrs;
-	size_t nhdrs;
-	size_t hbytes;
+	size_t nhdrs, caphdrs;
+	size_t hbytes;			/* kept: text and MILTER_FIELD_COST */
+	size_t hfields;			/* fields seen, kept or not */
+	int oversized;			/* header section past the bounds */
 	unsigned int nfrom;
 	size_t from;			/* index of the first From */
 	struct dkim_signer *signer;
@@ -343,20 +354,31 @@ msg_release(struct milter_conn *c)
 	m->ntokens = 0;
 }
 
+/* hdrs_free - let go of the header fields kept for the signer */
+static void
+hdrs_free(struct msg *m)
+{
+	size_t i;
+
+	for (i = 0; i < m->nhdrs; i++) {
+		free(m->hdrs[i].name);
+		free(m->hdrs[i].value);
+	}
+	free(m->hdrs);
+	m->hdrs = NULL;
+	m->nhdrs = m->caphdrs = 0;
+	m->hbytes = 0;
+}
+
 /* msg_reset - release everything of the current message; reservations
  * not committed by now are refunded */
 static void
 msg_reset(struct milter_conn *c)
 {
 	struct msg *m = &c->msg;
-	size_t i;
 
 	msg_release(c);
-	for (i = 0; i < m->nhdrs; i++) {
-		free(m->hdrs[i].name);
-		free(m->hdrs[i].value);
-	}
-	free(m->hdrs);
+	hdrs_free(m);
 	dkim_signer_free(m->signer);
 	free(m->sender);
 	free(m->tokens);
@@ -1246,23 +1268,33 @@ sfsistat
 milter_header(struct milter_conn *c, const char *name, const char *value)
 {
 	struct msg *m = &c->msg;
-	size_t nlen = strlen(name), vlen = strlen(value);
+	size_t nlen = strlen(name), vlen = strlen(value), cost;
 	struct hdr *h;
 
 	if (m->active)	/* "Name: value" CRLF, folds as CRLF */
 		m->size += nlen + 2 + vlen + 2 + count_lf(value);
-	if (!m->active || m->skip || m->failed || m->untrusted)
+	if (!m->active || m->failed || m->untrusted)
 		return noreply(c, SMFIP_NR_HDR);
-	if (m->hbytes + nlen + vlen > MILTER_HEADERS_MAX) {
+	m->hfields++;
+	if (m->skip)
+		return noreply(c, SMFIP_NR_HDR);
+	cost = nlen + vlen + MILTER_FIELD_COST;
+	if (m->hfields > MILTER_FIELDS_MAX ||
+	    cost > MILTER_HEADERS_MAX - m->hbytes) {
+		/* nothing of it will be signed: let it go now */
+		hdrs_free(m);
 		m->skip = 1;
-		log_warnx("%s: dkim=skipped reason=header-section-too-large",
-		    qid(c));
+		m->oversized = 1;
 		return noreply(c, SMFIP_NR_HDR);
 	}
-	m->hbytes += nlen + vlen;
+	m->hbytes += cost;
 	if (strcasecmp(name, "From") == 0 && m->nfrom++ == 0)
 		m->from = m->nhdrs;
-	m->hdrs = xreallocarray(m->hdrs, m->nhdrs + 1, sizeof(*m->hdrs));
+	if (m->nhdrs == m->caphdrs) {
+		m->caphdrs = m->caphdrs > 0 ? 2 * m->caphdrs : 32;
+		m->hdrs = xreallocarray(m->hdrs, m->caphdrs,
+		    sizeof(*m->hdrs));
+	}
 	h = &m->hdrs[m->nhdrs++];
 	h->name = xstrdup(name);
 	h->value = xstrdup(value);
@@ -1394,6 +1426,27 @@ msg_accepted(struct milter_conn *c)
 	return SMFIS_CONTINUE;
 }
 
+/*
+ * msg_oversized - the header section was past the bounds, its fields let
+ * go unsigned: refuse it (dkim.on_oversized = reject) or pass it
+ */
+static sfsistat
+msg_oversized(struct milter_conn *c)
+{
+	const struct msg *m = &c->msg;
+
+	if (c->gen->conf->dkim.on_oversized == CONF_ON_ERROR_ACCEPT) {
+		log_warnx("%s: dkim=skipped reason=header-section-too-large "
+		    "fields=%zu", qid(c), m->hfields);
+		return SMFIS_CONTINUE;
+	}
+	log_warnx("%s: dkim=rejected reason=header-section-too-large "
+	    "fields=%zu", qid(c), m->hfields);
+	c->io->setreply(c->ctx, "552", "5.3.4", "Message not signed: its "
+	    "header section is too large");
+	return SMFIS_REJECT;
+}
+
 sfsistat
 milter_eom(struct milter_conn *c)
 {
@@ -1433,6 +1486,8 @@ milter_eom(struct milter_conn *c)
 		rc = SMFIS_REJECT;
 		goto done;
 	}
+	if (m->oversized && (rc = msg_oversized(c)) != SMFIS_CONTINUE)
+		goto done;
 	if (m->skip)
 		goto done;
 	n = m->dec.nreq;

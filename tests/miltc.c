@@ -66,7 +66,7 @@ struct hdr {
 
 struct msg {
 	struct hdr *h;
-	size_t nh;
+	size_t nh, ah;		/* used, allocated */
 	struct buf body;	/* CRLF */
 };
 
@@ -162,6 +162,17 @@ next_line(const char **p, const char *end, const char **line, size_t *len)
 	return 1;
 }
 
+/* hdr_grow - room for one more header in m->h (doubling: a message of a
+ * million fields is read in linear time) */
+static void
+hdr_grow(struct msg *m)
+{
+	if (m->nh < m->ah)
+		return;
+	m->ah = m->ah > 0 ? 2 * m->ah : 16;
+	m->h = xreallocarray(m->h, m->ah, sizeof(*m->h));
+}
+
 /* parse_message - split a message file into headers and a CRLF body */
 static void
 parse_message(const struct buf *in, struct msg *m)
@@ -190,7 +201,7 @@ parse_message(const struct buf *in, struct msg *m)
 			continue;
 		}
 		if (!body && (n = header_name_len(line, len, &colon)) > 0) {
-			m->h = xreallocarray(m->h, m->nh + 1, sizeof(*m->h));
+			hdr_grow(m);
 			m->h[m->nh].name = xstrndup(line, n);
 			buf_append(&value, line + colon + 1, len - colon - 1);
 			buf_append(&raw, line, len);
@@ -249,7 +260,7 @@ insert_hdr(struct msg *m, size_t pos, const char *name, const char *value,
 {
 	if (pos > m->nh)
 		pos = m->nh;
-	m->h = xreallocarray(m->h, m->nh + 1, sizeof(*m->h));
+	hdr_grow(m);
 	memmove(&m->h[pos + 1], &m->h[pos], (m->nh - pos) * sizeof(*m->h));
 	m->h[pos].name = xstrdup(name);
 	m->h[pos].value = xstrdup(value);

@@ -96,6 +96,17 @@ static const struct {
 	  "canonicalization" },
 	{ "on_malformed tempfail not allowed",
 	  "dkim = { on_malformed = \"tempfail\"; };", 1, "accept or reject" },
+	{ "on_oversized accept",
+	  "dkim = { on_oversized = \"accept\"; };", 0, NULL },
+	{ "on_oversized tempfail not allowed",
+	  "dkim = { on_oversized = \"tempfail\"; };", 1,
+	  "\"on_oversized\" must be accept or reject" },
+	{ "header name with ';' refused",
+	  "dkim = { headers = [ \"From\", \"X;Y\" ]; };", 1,
+	  "\"X;Y\" is not a header field name" },
+	{ "oversigned name with a space refused",
+	  "dkim = { oversign = [ \"Fr om\" ]; };", 1,
+	  "\"oversign\": \"Fr om\"" },
 	{ "store sync always",
 	  "store = { sync = \"always\"; sync_interval = \"5s\"; };", 0, NULL },
 	{ "store sync junk",
@@ -277,6 +288,7 @@ START_TEST(defaults_are_documented_values)
 	ck_assert_uint_eq(c->dkim.noversign, 1);
 	ck_assert_str_eq(c->dkim.oversign[0], "From");
 	ck_assert_int_eq(c->dkim.on_malformed, CONF_ON_ERROR_ACCEPT);
+	ck_assert_int_eq(c->dkim.on_oversized, CONF_ON_ERROR_REJECT);
 	ck_assert_int_eq(c->dkim.engine, CONF_ENGINE_NATIVE);
 	conf_free(c);
 	unlink(path);
