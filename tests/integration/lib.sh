@@ -572,9 +572,9 @@ milter_wait_socket() {
 	case $spec in
 	unix:* | local:*)
 		path=${spec#*:}
+		# The configs set socket_group = "postfix" (mode 0660), as an
+		# operator does, so that smtpd and cleanup can connect.
 		it_wait 20 test -S "$path" || return 1
-		# smtpd runs as postfix: let it connect.
-		chmod 666 "$path"
 		;;
 	inet:*)
 		port=${spec#inet:}
@@ -589,7 +589,7 @@ milter_wait_socket() {
 # usage: outpost_conf FILE SOCKET KEYDIR DOMAIN RSA_SELECTOR ED_SELECTOR
 outpost_conf() {
 	cat >"$1" <<EOF
-milter = { socket = "$2"; on_error = "tempfail"; engine = "${OUTPOST_ENGINE:-native}"; };
+milter = { socket = "$2"; socket_group = "postfix"; on_error = "tempfail"; engine = "${OUTPOST_ENGINE:-native}"; };
 trusted = { networks = [ "127.0.0.1/32" ]; authenticated = true; };
 dkim = {
   keys = (

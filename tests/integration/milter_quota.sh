@@ -46,7 +46,7 @@ done
 # write_conf FILE SOCKET ENGINE QUOTAS STORE_LINE
 write_conf() {
 	cat >"$1" <<EOF
-milter = { socket = "$2"; engine = "$3"; quotas = "$4"; };
+milter = { socket = "$2"; socket_group = "postfix"; engine = "$3"; quotas = "$4"; };
 trusted = { networks = [ "127.0.0.1/32" ]; authenticated = true; };
 $5
 limits = (

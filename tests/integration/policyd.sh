@@ -56,7 +56,7 @@ limits = (
 );
 policyd = {
   listen = [ "unix:$SOCK", "inet:127.0.0.1:$POL_PORT" ];
-  socket_mode = "0666";
+  socket_group = "postfix";
   idle_timeout = "${2:-120s}";
   line_max = 1024;
   request_max = 8192;

@@ -105,7 +105,7 @@ limits = (
 );
 policyd = {
   listen = [ "unix:$2" ];
-  socket_mode = "0666";
+  socket_group = "postfix";
   idle_timeout = "120s";
 };
 EOC

@@ -71,6 +71,9 @@ opendkim)
 	SMTPD_MILTERS=$SOCK
 	outpost_start "$T/milter/outpost.conf" "$SOCK" "$MILTER_LOG" ||
 	    fatal_setup "start outpost-milter"
+	perm=$(stat -c '%a %G' "${SOCK#unix:}")
+	it_check "the socket is mode 660, group postfix, as configured (got $perm)" \
+	    [ "$perm" = "660 postfix" ]
 	;;
 esac
 sink_start "$T/sink" "$SINK_PORT" || fatal_setup "start smtp-sink"

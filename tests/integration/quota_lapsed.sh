@@ -118,7 +118,7 @@ D=$T/m
 mkdir -p "$D"
 chmod 755 "$D"
 write_conf "$D/outpost.conf" \
-    "milter = { socket = \"unix:$D/milter.sock\"; quotas = \"all\"; };"
+    "milter = { socket = \"unix:$D/milter.sock\"; socket_group = \"postfix\"; quotas = \"all\"; };"
 outpost_start "$D/outpost.conf" "unix:$D/milter.sock" "$D/milter.log" ||
     fatal_setup "start outpost-milter"
 MPID=$IT_LASTPID

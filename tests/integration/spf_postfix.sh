@@ -141,7 +141,7 @@ KEYS=("$T/keys/s1.private" "$T/keys/e1.private")
 spf_conf() {
 	local addrs=${2:-\"$SPF_OUR_IP\"}
 	cat <<EOF
-milter = { socket = "$SOCK"; on_error = "tempfail"; };
+milter = { socket = "$SOCK"; socket_group = "postfix"; on_error = "tempfail"; };
 trusted = { networks = [ "127.0.0.1/32" ]; authenticated = true; };
 dkim = {
   keys = (
