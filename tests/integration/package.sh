@@ -185,24 +185,33 @@ run_unit() {
 	reload=$(unit_value "$unit" ExecReload)
 	[ -n "$cmd" ] || { it_fail "$unit: no ExecStart"; return; }
 	# systemd's notify socket: a datagram socket each line of which we
-	# note, with whether the daemon's socket existed at READY=1
+	# note; for READY=1, whether the daemon's socket existed (and had its
+	# final mode: ctime) when the kernel queued the message
 	it_spawn "$T/$unit.listener.log" "$IT_PY" -c '
-import os, socket, stat, sys, time
+import os, socket, stat, struct, sys, time
+SO_TIMESTAMPNS = 35
 path, watched, out = sys.argv[1:4]
 s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
 s.bind(path)
 s.settimeout(1.0)
 end = time.monotonic() + 120
 with open(out, "a", buffering=1) as f:
     while time.monotonic() < end:
         try:
-            data = s.recv(4096).decode()
+            data, anc, _, _ = s.recvmsg(4096, 256)
         except socket.timeout:
             continue
-        for line in data.split("\n"):
+        sent = time.time_ns()
+        for level, kind, raw in anc:
+            if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS:
+                sec, nsec = struct.unpack("qq", raw[:16])
+                sent = sec * 10**9 + nsec
+        for line in data.decode().split("\n"):
             if line == "READY=1":
                 try:
-                    ok = stat.S_ISSOCK(os.stat(watched).st_mode)
+                    st = os.stat(watched)
+                    ok = stat.S_ISSOCK(st.st_mode) and st.st_ctime_ns <= sent
                 except OSError:
                     ok = False
                 line += " socket=" + ("yes" if ok else "no")
@@ -230,10 +239,11 @@ with open(out, "a", buffering=1) as f:
 	pid=$IT_LASTPID
 	if it_wait 15 ready_seen "$msgs" 1; then
 		it_check "$unit: READY=1 only once its socket exists" \
-		    grep -q '^READY=1 socket=yes' "$msgs"
+		    sh -c "head -n 1 '$msgs' | grep -q '^READY=1 socket=yes'"
 	else
 		it_fail "$unit: READY=1 arrives"
 		tail -n 20 "$T/$unit.log"
+		it_stop_pid "$pid"
 		return
 	fi
 	it_check "$unit: $sock is root:postfix 0660" \
