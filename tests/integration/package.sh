@@ -16,7 +16,9 @@
 #     at a datagram socket read by python3): READY=1 arrives, and only
 #     when the socket exists; the socket is root:postfix 0660; the daemon
 #     has dropped to outpost; ExecReload brings RELOADING=1 then READY=1;
-#     a reload of a broken file keeps the daemon and says so in its log.
+#     a reload of a broken file keeps the daemon and says so in its log;
+#     run again under strace, the daemon calls listen(2) on its socket
+#     before it sends READY=1.
 # Last, a key file is put in /etc/outpost/keys and dpkg --purge removes
 # the package, its state and socket directories but keeps the key.  The
 # machine is left as it was: the test purges the package and removes the
@@ -67,7 +69,8 @@ pkg_cleanup() {
 	it_cleanup
 }
 
-it_need dpkg-buildpackage dh lintian systemd-analyze setpriv deluser git "$IT_PY"
+it_need dpkg-buildpackage dh lintian systemd-analyze setpriv strace deluser \
+    git "$IT_PY"
 it_need_root "dpkg -i"
 if dpkg-query -W -f '${Status}' outpost 2>/dev/null | grep -q 'ok installed'
 then
@@ -174,6 +177,18 @@ ready_seen() {
 	[ "$(grep -c '^READY=1' "$1" 2>/dev/null)" -ge "$2" ]
 }
 
+# listen_before_ready TRACE PATH - in strace output TRACE, listen(2) on the
+# socket bound to PATH comes before the sendmsg(2) of READY=1
+listen_before_ready() {
+	awk -v p="$2" '
+	index($0, "bind(") && index($0, "sun_path=\"" p "\"") {
+		fd = substr($0, index($0, "bind(") + 5) + 0
+	}
+	fd != "" && index($0, "listen(" fd ",") { up = 1 }
+	index($0, "sendmsg(") && index($0, "READY=1") { ready = 1; ok = up; exit }
+	END { exit !(ready && ok) }' "$1"
+}
+
 # run_unit UNIT SOCKET - run UNIT's ExecStart as systemd would, under a
 # NOTIFY_SOCKET we read; check READY, the socket, the user, the reload
 run_unit() {
@@ -267,6 +282,22 @@ with open(out, "a", buffering=1) as f:
 	cp "$T/outpost.conf.good" /etc/outpost/outpost.conf
 	it_stop_pid "$pid"
 	it_log "$unit: notified $(tr '\n' ' ' <"$msgs")"
+
+	# the order from the daemon's own system calls, once more under
+	# strace: listen(2) on its socket, then READY=1
+	: >"$msgs"
+	rm -f "$sock"
+	# shellcheck disable=SC2086
+	it_spawn "$T/$unit.strace.log" strace -f -qq -s 64 \
+	    -e trace=bind,listen,sendmsg -o "$T/$unit.strace" "${as[@]}" \
+	    env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 $envs \
+	    NOTIFY_SOCKET="$nsock" $cmd
+	pid=$IT_LASTPID
+	it_wait 20 ready_seen "$msgs" 1
+	kill -TERM "$(pgrep -P "$pid")" 2>/dev/null
+	it_stop_pid "$pid"
+	it_check "$unit: listen(2) on its socket comes before READY=1 (strace)" \
+	    listen_before_ready "$T/$unit.strace" "$sock"
 }
 
 run_unit outpost-milter "$SOCKDIR/milter.sock"
