@@ -27,6 +27,7 @@
 #include "milter/milter.h"
 #include "util/daemon.h"
 #include "util/log.h"
+#include "util/notify.h"
 
 static const char *conf_path = CONF_DEFAULT_PATH;
 
@@ -61,11 +62,14 @@ signal_thread(void *arg)
 		case SIGUSR1:
 		case SIGHUP:
 			log_info("%s: reloading %s", strsignal(sig), conf_path);
+			notify_reloading();
 			milter_reload(conf_path);
+			notify_ready(NULL);
 			break;
 		case SIGTERM:
 		case SIGINT:
 			log_info("%s: stopping", strsignal(sig));
+			notify_stopping();
 			engine_stop();
 			break;
 		}
@@ -197,6 +201,7 @@ main(int argc, char **argv)
 	log_info("started on %s with %zu keys (engine %s)",
 	    conf->milter.socket, dkim_table_nkeys(gen->table),
 	    conf->milter.libmilter ? "libmilter" : "native");
+	notify_ready(NULL);	/* the socket listens, the keys are loaded */
 	ch = conf->milter.libmilter ? lm_main() : engine_main(conf);
 	if (ch < 0) {
 		/* Their threads still use the SPF pool and the generations:

@@ -25,6 +25,7 @@
 #include "policy/server.h"
 #include "util/daemon.h"
 #include "util/log.h"
+#include "util/notify.h"
 
 static void __attribute__((noreturn))
 usage(void)
@@ -121,6 +122,7 @@ main(int argc, char **argv)
 	/* the store opens as the unprivileged user: its files are theirs */
 	if (server_start(srv, err, sizeof(err)) < 0)
 		fatalx(EX_UNAVAILABLE, "%s", err);
+	notify_ready(NULL);	/* listening, the store open */
 	rc = server_run(srv);
 	server_free(srv);
 	return rc == 0 ? 0 : EX_SOFTWARE;

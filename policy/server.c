@@ -78,6 +78,7 @@
 #include "util/cidr.h"
 #include "util/clock.h"
 #include "util/log.h"
+#include "util/notify.h"
 #include "util/xmalloc.h"
 
 #define LINGER_SECS	2	/* wait for the client's EOF after the replies */
@@ -1072,15 +1073,18 @@ on_hup(evutil_socket_t sig, short what, void *arg)
 	char err[1024];
 
 	log_info("SIGHUP: reloading %s", s->conf_path);
+	notify_reloading();
 	if ((c = conf_load(s->conf_path, err, sizeof(err))) == NULL) {
 		log_warnx("reload failed, keeping the old configuration: %s",
 		    err);
+		notify_ready(NULL);
 		return;
 	}
 	if ((g = gen_new(s, c, err, sizeof(err))) == NULL) {
 		log_warnx("reload failed, keeping the old configuration: "
 		    "store: %s", err);
 		conf_free(c);
+		notify_ready(NULL);
 		return;
 	}
 	if (!same_listen(s->cur->conf, c))
@@ -1090,6 +1094,7 @@ on_hup(evutil_socket_t sig, short what, void *arg)
 	s->cur = g;
 	gen_unref(old);
 	log_info("reloaded: %zu limits", c->nlimits);
+	notify_ready(NULL);
 }
 
 static void
@@ -1114,6 +1119,7 @@ on_term(evutil_socket_t sig, short what, void *arg)
 		return;
 	log_info("%s: stopping after %zu connections finish their replies",
 	    strsignal((int)sig), s->nconns);
+	notify_stopping();
 	s->stopping = 1;
 	listeners_close(s);
 	for (c = s->conns; c != NULL; c = next) {

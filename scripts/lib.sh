@@ -17,7 +17,8 @@ OUTPOST_PACKAGES="build-essential autoconf automake libtool pkg-config
 libmilter-dev libopendkim-dev libssl-dev libconfig-dev check liblmdb-dev
 libhiredis-dev libevent-dev libspf2-dev postfix opendkim opendkim-tools
 miltertest python3-dkim libmail-dkim-perl libcryptx-perl swaks sasl2-bin openssl clang
-libclang-rt-14-dev redis-server lmdb-utils libyaml-dev dnsmasq-base iproute2"
+libclang-rt-14-dev redis-server lmdb-utils libyaml-dev dnsmasq-base iproute2
+libsystemd-dev debhelper dpkg-dev fakeroot lintian systemd man-db git strace"
 
 # outpost_missing_packages - print the packages of the list not installed
 outpost_missing_packages() {
