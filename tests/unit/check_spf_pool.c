@@ -1,6 +1,6 @@
 /*
  * check_spf_pool - the SPF worker pool (spf/pool.c) with real workers
- * (spf/outpost-spf-worker, WORKER_PATH) on a test zone, and the wire
+ * (tests/outpost-spf-worker-test, WORKER_PATH) on a test zone, and the wire
  * format (spf/wire.c).
  */
 #include "config.h"
@@ -36,7 +36,7 @@
 #endif
 
 #ifndef WORKER_PATH
-#error WORKER_PATH must name the built outpost-spf-worker
+#error WORKER_PATH must name the built tests/outpost-spf-worker-test
 #endif
 
 static char tmpdir[64];
