@@ -139,12 +139,63 @@ opt_uint(const char *name, const char *s, uint64_t min, uint64_t max)
 	return v;
 }
 
+enum { O_SUP = 256, O_USER, O_MEM, O_TMO, O_DNS, O_VOID, O_LOOP, O_FAC,
+	O_STDERR, O_VERB, O_QUERY, O_HELO };
+
+/* opt_set - one option ch (its argument: optarg) into o */
+static void
+opt_set(struct opts *o, int ch)
+{
+	switch (ch) {
+	case O_SUP:
+		o->sup_fd = (int)opt_uint("--supervisor", optarg, 0, INT_MAX);
+		break;
+	case O_USER:
+		o->user = optarg;
+		break;
+	case O_MEM:
+		o->memory = opt_uint("--memory", optarg, 1ULL << 20,
+		    1ULL << 40);
+		break;
+	case O_TMO:
+		o->timeout_ms = (unsigned int)opt_uint("--timeout-ms", optarg,
+		    1, 3600000);
+		break;
+	case O_DNS:
+		o->spf.max_dns_lookups = (unsigned int)opt_uint(
+		    "--max-dns-lookups", optarg, 1, 1000);
+		break;
+	case O_VOID:
+		o->spf.max_void_lookups = (unsigned int)opt_uint(
+		    "--max-void-lookups", optarg, 0, 1000);
+		break;
+	case O_LOOP:
+		o->spf.allow_loopback = 1;
+		break;
+	case O_FAC:
+		o->facility = optarg;
+		break;
+	case O_STDERR:
+		o->to_stderr = 1;
+		break;
+	case O_VERB:
+		o->verbose = 1;
+		break;
+	case O_QUERY:
+		o->query = 1;
+		break;
+	case O_HELO:
+		o->helo = 1;
+		break;
+	default:
+		usage();
+	}
+}
+
 /* parse_opts - argv into o; optind left at the first operand */
 static void
 parse_opts(int argc, char **argv, struct opts *o)
 {
-	enum { O_SUP = 256, O_USER, O_MEM, O_TMO, O_DNS, O_VOID, O_LOOP,
-		O_FAC, O_STDERR, O_VERB, O_QUERY, O_HELO };
 	static const struct option lo[] = {
 		{ "supervisor", required_argument, NULL, O_SUP },
 		{ "user", required_argument, NULL, O_USER },
@@ -168,53 +219,8 @@ parse_opts(int argc, char **argv, struct opts *o)
 	o->timeout_ms = 20000;
 	o->spf.max_dns_lookups = 10;
 	o->spf.max_void_lookups = 2;
-	while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
-		switch (ch) {
-		case O_SUP:
-			o->sup_fd = (int)opt_uint("--supervisor", optarg, 0,
-			    INT_MAX);
-			break;
-		case O_USER:
-			o->user = optarg;
-			break;
-		case O_MEM:
-			o->memory = opt_uint("--memory", optarg, 1ULL << 20,
-			    1ULL << 40);
-			break;
-		case O_TMO:
-			o->timeout_ms = (unsigned int)opt_uint("--timeout-ms",
-			    optarg, 1, 3600000);
-			break;
-		case O_DNS:
-			o->spf.max_dns_lookups = (unsigned int)opt_uint(
-			    "--max-dns-lookups", optarg, 1, 1000);
-			break;
-		case O_VOID:
-			o->spf.max_void_lookups = (unsigned int)opt_uint(
-			    "--max-void-lookups", optarg, 0, 1000);
-			break;
-		case O_LOOP:
-			o->spf.allow_loopback = 1;
-			break;
-		case O_FAC:
-			o->facility = optarg;
-			break;
-		case O_STDERR:
-			o->to_stderr = 1;
-			break;
-		case O_VERB:
-			o->verbose = 1;
-			break;
-		case O_QUERY:
-			o->query = 1;
-			break;
-		case O_HELO:
-			o->helo = 1;
-			break;
-		default:
-			usage();
-		}
-	}
+	while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1)
+		opt_set(o, ch);
 	if ((o->sup_fd < 0) == !o->query)
 		usage();
 	if (o->query ? argc - optind != 3 : optind != argc)
