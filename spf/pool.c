@@ -515,7 +515,6 @@ start_supervisor(struct spf_pool *p, const struct conf *c, char *err,
 {
 	char mem[32], tmo[32], dns[16], voids[16];
 	const char *argv[24];
-	const char *zone = getenv("OUTPOST_SPF_ZONE");
 	int sv[2], n = 0;
 	pid_t pid;
 
@@ -540,10 +539,6 @@ start_supervisor(struct spf_pool *p, const struct conf *c, char *err,
 	argv[n++] = voids;
 	if (c->spf.inbound.allow_loopback)
 		argv[n++] = "--allow-loopback";
-	if (zone != NULL && zone[0] != '\0') {
-		argv[n++] = "--zone";
-		argv[n++] = zone;
-	}
 	if (c->log.facility != NULL) {
 		argv[n++] = "--facility";
 		argv[n++] = c->log.facility;

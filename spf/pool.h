@@ -52,8 +52,9 @@
  * links libspf2; the milter does not.  spf.user must exist and must not
  * be root.
  *
- * Tests only: $OUTPOST_SPF_ZONE names a zone file (format in
- * spf/worker.c) the workers use instead of the system resolver;
+ * Tests point spf.worker at tests/outpost-spf-worker-test, which reads
+ * a zone file named by $OUTPOST_SPF_ZONE in the environment it inherits
+ * from the milter (spf/testhooks.h); the pool knows nothing of it.
  * $OUTPOST_SPF_STDERR makes the supervisor and workers log to stderr
  * instead of syslog (log.facility).
  */

@@ -10,7 +10,7 @@
  *
  *	options: --user U --memory BYTES --timeout-ms MS
  *		 --max-dns-lookups N --max-void-lookups N --allow-loopback
- *		 --zone FILE --facility NAME --stderr --verbose
+ *		 --facility NAME --stderr --verbose
  *
  * The supervisor is single-threaded and keeps root: a worker's uid may
  * differ from the milter's, so only the supervisor can kill it.  It
@@ -33,22 +33,10 @@
  * (flag in the answer, then exits) after 10000 checks or half its CPU
  * life, and the milter replaces it without losing a check.
  *
- * --zone FILE (tests only; the pool passes $OUTPOST_SPF_ZONE) loads DNS
- * data into the checker instead of using the system resolver.  One
- * record a line, "#" comments:
- *	NAME TYPE DATA...	a record (A, AAAA, TXT, MX, PTR, SPF)
- *	NAME TYPE @timeout	lookups of NAME/TYPE time out
- *	NAME TYPE @nxdomain	NAME does not exist
- *	NAME TEST sleep MS	checks of the domain NAME first sleep MS
- *	NAME TEST crash|exit|garbage|short	the worker abort()s, exits,
- *				sends garbage or half an answer instead
- *	NAME TEST open PATH	answer "none" with the result of open(PATH)
- *				(proves what the worker's user can read)
- *	NAME TEST alloc MIB	answer "none" saying whether MIB MiB could
- *				be allocated (proves RLIMIT_AS)
- *	NAME TEST retire	check as usual, then retire
- * The domain of a check is the sender's domain (HELO for the null
- * sender) or the HELO name.  Without --zone no TEST record exists.
+ * The tests run tests/outpost-spf-worker-test instead: this file built
+ * with the test hooks of spf/testhooks.h (a zone file of DNS data and
+ * pseudo-records that make a worker crash, sleep or misbehave).  This
+ * program has none of them.
  */
 #include "config.h"
 
@@ -77,6 +65,7 @@
 #include <unistd.h>
 
 #include "spf/spf.h"
+#include "spf/testhooks.h"
 #include "spf/wire.h"
 #include "util/daemon.h"
 #include "util/log.h"
@@ -99,29 +88,6 @@
 #define HELLO_TIMEOUT_MS	5000	/* a new worker must be ready by then */
 #define CPU_LIFE		300	/* s of CPU a worker may use */
 #define MAX_CHECKS		10000	/* then it retires */
-#define ZONE_MAX_LINES		100000
-#define ZONE_LINE_MAX		4096
-
-enum hook {
-	HOOK_NONE,
-	HOOK_SLEEP,
-	HOOK_CRASH,
-	HOOK_EXIT,
-	HOOK_GARBAGE,
-	HOOK_SHORT,
-	HOOK_OPEN,
-	HOOK_ALLOC,
-	HOOK_RETIRE,
-};
-
-struct zrec {
-	char *name;
-	char *type;
-	char *data;		/* NULL: timeout or nxdomain */
-	int timeout;
-	enum hook hook;
-	unsigned long ms;	/* HOOK_SLEEP; MiB for HOOK_ALLOC */
-};
 
 struct opts {
 	int sup_fd;
@@ -129,7 +95,6 @@ struct opts {
 	uint64_t memory;
 	unsigned int timeout_ms;
 	struct spf_options spf;
-	const char *zone;
 	const char *facility;
 	int to_stderr;
 	int verbose;
@@ -145,8 +110,7 @@ struct sup {
 	gid_t gid;
 	pid_t pids[SUP_MAX_WORKERS];
 	size_t npids;
-	struct zrec *zone;
-	size_t nzone;
+	struct spf_hooks *hooks;	/* test worker only */
 };
 
 /* usage - print the synopsis, exit */
@@ -158,8 +122,7 @@ usage(void)
 	    "[options]\n"
 	    "options: --user U --memory BYTES --timeout-ms MS "
 	    "--max-dns-lookups N\n"
-	    "         --max-void-lookups N --allow-loopback --zone FILE "
-	    "--facility NAME\n"
+	    "         --max-void-lookups N --allow-loopback --facility NAME\n"
 	    "         --stderr --verbose\n");
 	exit(EX_USAGE);
 }
@@ -176,12 +139,63 @@ opt_uint(const char *name, const char *s, uint64_t min, uint64_t max)
 	return v;
 }
 
+enum { O_SUP = 256, O_USER, O_MEM, O_TMO, O_DNS, O_VOID, O_LOOP, O_FAC,
+	O_STDERR, O_VERB, O_QUERY, O_HELO };
+
+/* opt_set - one option ch (its argument: optarg) into o */
+static void
+opt_set(struct opts *o, int ch)
+{
+	switch (ch) {
+	case O_SUP:
+		o->sup_fd = (int)opt_uint("--supervisor", optarg, 0, INT_MAX);
+		break;
+	case O_USER:
+		o->user = optarg;
+		break;
+	case O_MEM:
+		o->memory = opt_uint("--memory", optarg, 1ULL << 20,
+		    1ULL << 40);
+		break;
+	case O_TMO:
+		o->timeout_ms = (unsigned int)opt_uint("--timeout-ms", optarg,
+		    1, 3600000);
+		break;
+	case O_DNS:
+		o->spf.max_dns_lookups = (unsigned int)opt_uint(
+		    "--max-dns-lookups", optarg, 1, 1000);
+		break;
+	case O_VOID:
+		o->spf.max_void_lookups = (unsigned int)opt_uint(
+		    "--max-void-lookups", optarg, 0, 1000);
+		break;
+	case O_LOOP:
+		o->spf.allow_loopback = 1;
+		break;
+	case O_FAC:
+		o->facility = optarg;
+		break;
+	case O_STDERR:
+		o->to_stderr = 1;
+		break;
+	case O_VERB:
+		o->verbose = 1;
+		break;
+	case O_QUERY:
+		o->query = 1;
+		break;
+	case O_HELO:
+		o->helo = 1;
+		break;
+	default:
+		usage();
+	}
+}
+
 /* parse_opts - argv into o; optind left at the first operand */
 static void
 parse_opts(int argc, char **argv, struct opts *o)
 {
-	enum { O_SUP = 256, O_USER, O_MEM, O_TMO, O_DNS, O_VOID, O_LOOP,
-		O_ZONE, O_FAC, O_STDERR, O_VERB, O_QUERY, O_HELO };
 	static const struct option lo[] = {
 		{ "supervisor", required_argument, NULL, O_SUP },
 		{ "user", required_argument, NULL, O_USER },
@@ -190,7 +204,6 @@ parse_opts(int argc, char **argv, struct opts *o)
 		{ "max-dns-lookups", required_argument, NULL, O_DNS },
 		{ "max-void-lookups", required_argument, NULL, O_VOID },
 		{ "allow-loopback", no_argument, NULL, O_LOOP },
-		{ "zone", required_argument, NULL, O_ZONE },
 		{ "facility", required_argument, NULL, O_FAC },
 		{ "stderr", no_argument, NULL, O_STDERR },
 		{ "verbose", no_argument, NULL, O_VERB },
@@ -206,206 +219,31 @@ parse_opts(int argc, char **argv, struct opts *o)
 	o->timeout_ms = 20000;
 	o->spf.max_dns_lookups = 10;
 	o->spf.max_void_lookups = 2;
-	while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
-		switch (ch) {
-		case O_SUP:
-			o->sup_fd = (int)opt_uint("--supervisor", optarg, 0,
-			    INT_MAX);
-			break;
-		case O_USER:
-			o->user = optarg;
-			break;
-		case O_MEM:
-			o->memory = opt_uint("--memory", optarg, 1ULL << 20,
-			    1ULL << 40);
-			break;
-		case O_TMO:
-			o->timeout_ms = (unsigned int)opt_uint("--timeout-ms",
-			    optarg, 1, 3600000);
-			break;
-		case O_DNS:
-			o->spf.max_dns_lookups = (unsigned int)opt_uint(
-			    "--max-dns-lookups", optarg, 1, 1000);
-			break;
-		case O_VOID:
-			o->spf.max_void_lookups = (unsigned int)opt_uint(
-			    "--max-void-lookups", optarg, 0, 1000);
-			break;
-		case O_LOOP:
-			o->spf.allow_loopback = 1;
-			break;
-		case O_ZONE:
-			o->zone = optarg;
-			break;
-		case O_FAC:
-			o->facility = optarg;
-			break;
-		case O_STDERR:
-			o->to_stderr = 1;
-			break;
-		case O_VERB:
-			o->verbose = 1;
-			break;
-		case O_QUERY:
-			o->query = 1;
-			break;
-		case O_HELO:
-			o->helo = 1;
-			break;
-		default:
-			usage();
-		}
-	}
+	while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1)
+		opt_set(o, ch);
 	if ((o->sup_fd < 0) == !o->query)
 		usage();
 	if (o->query ? argc - optind != 3 : optind != argc)
 		usage();
-	o->spf.use_zone = o->zone != NULL;
 	/* the checker's own deadline comes first, so a slow check ends in
 	 * an answer (temperror) rather than in the pool's kill */
 	o->spf.timeout_ms = o->timeout_ms > 2000 ? o->timeout_ms - 1000 :
 	    o->timeout_ms / 2 + 1;
 }
 
-/* zone_hook - parse "sleep MS" etc. into r; -1 if unknown */
-static int
-zone_hook(char *data, struct zrec *r)
-{
-	char *arg;
-	uint64_t ms;
-
-	arg = data + strcspn(data, " \t");
-	if (*arg != '\0')
-		*arg++ = '\0';
-	arg += strspn(arg, " \t");
-	if (strcmp(data, "sleep") == 0) {
-		if (parse_u64(arg, 0, 3600000, &ms, NULL, 0) < 0)
-			return -1;
-		r->hook = HOOK_SLEEP;
-		r->ms = (unsigned long)ms;
-	} else if (strcmp(data, "crash") == 0)
-		r->hook = HOOK_CRASH;
-	else if (strcmp(data, "exit") == 0)
-		r->hook = HOOK_EXIT;
-	else if (strcmp(data, "garbage") == 0)
-		r->hook = HOOK_GARBAGE;
-	else if (strcmp(data, "short") == 0)
-		r->hook = HOOK_SHORT;
-	else if (strcmp(data, "retire") == 0)
-		r->hook = HOOK_RETIRE;
-	else if (strcmp(data, "alloc") == 0) {
-		if (parse_u64(arg, 1, 1 << 20, &ms, NULL, 0) < 0)
-			return -1;
-		r->hook = HOOK_ALLOC;
-		r->ms = (unsigned long)ms;
-	}
-	else if (strcmp(data, "open") == 0 && *arg != '\0') {
-		r->hook = HOOK_OPEN;
-		r->data = xstrdup(arg);
-	} else
-		return -1;
-	return 0;
-}
-
-/* zone_load - read the --zone file into s->zone; 0 or -1 */
-static int
-zone_load(struct sup *s, const char *path, char *err, size_t errlen)
-{
-	char line[ZONE_LINE_MAX], *p, *name, *type, *data;
-	struct zrec r;
-	size_t cap = 0, lineno = 0, len;
-	FILE *fp;
-
-	if ((fp = fopen(path, "re")) == NULL) {
-		snprintf(err, errlen, "zone %s: %s", path, strerror(errno));
-		return -1;
-	}
-	while (fgets(line, sizeof(line), fp) != NULL) {
-		if (++lineno > ZONE_MAX_LINES ||
-		    ((len = strlen(line)) == sizeof(line) - 1 &&
-		    line[len - 1] != '\n')) {
-			snprintf(err, errlen, "zone %s:%zu: too many lines or "
-			    "too long", path, lineno);
-			goto fail;
-		}
-		line[strcspn(line, "\r\n")] = '\0';
-		p = line + strspn(line, " \t");
-		if (*p == '\0' || *p == '#')
-			continue;
-		name = strsep(&p, " \t");
-		if (p != NULL)
-			p += strspn(p, " \t");
-		type = p != NULL ? strsep(&p, " \t") : NULL;
-		data = p != NULL ? p + strspn(p, " \t") : NULL;
-		if (type == NULL || *type == '\0' || data == NULL ||
-		    *data == '\0') {
-			snprintf(err, errlen, "zone %s:%zu: want NAME TYPE "
-			    "DATA", path, lineno);
-			goto fail;
-		}
-		memset(&r, 0, sizeof(r));
-		if (strcasecmp(type, "TEST") == 0) {
-			if (zone_hook(data, &r) < 0) {
-				snprintf(err, errlen, "zone %s:%zu: unknown "
-				    "TEST record", path, lineno);
-				goto fail;
-			}
-		} else if (strcmp(data, "@timeout") == 0)
-			r.timeout = 1;
-		else if (strcmp(data, "@nxdomain") != 0)
-			r.data = xstrdup(data);
-		r.name = xstrdup(name);
-		r.type = xstrdup(type);
-		if (s->nzone == cap) {
-			cap = cap == 0 ? 64 : cap * 2;
-			s->zone = xreallocarray(s->zone, cap, sizeof(*s->zone));
-		}
-		s->zone[s->nzone++] = r;
-	}
-	if (ferror(fp)) {
-		snprintf(err, errlen, "zone %s: read error", path);
-		goto fail;
-	}
-	fclose(fp);
-	return 0;
-fail:
-	fclose(fp);
-	return -1;
-}
-
-/* zone_free - release s->zone */
-static void
-zone_free(struct sup *s)
-{
-	size_t i;
-
-	for (i = 0; i < s->nzone; i++) {
-		free(s->zone[i].name);
-		free(s->zone[i].type);
-		free(s->zone[i].data);
-	}
-	free(s->zone);
-	s->zone = NULL;
-	s->nzone = 0;
-}
-
-/* checker_build - a checker per o, with the zone; NULL and err */
+/* checker_build - a checker per o (and the test zone); NULL and err */
 static struct spf_checker *
 checker_build(const struct opts *o, const struct sup *s, char *err,
     size_t errlen)
 {
+	struct spf_options so = o->spf;
 	struct spf_checker *c;
-	size_t i;
 
-	if ((c = spf_checker_new(&o->spf, err, errlen)) == NULL)
+	so.use_zone = s->hooks != NULL;
+	if ((c = spf_checker_new(&so, err, errlen)) == NULL)
 		return NULL;
-	for (i = 0; i < s->nzone; i++) {
-		if (s->zone[i].hook != HOOK_NONE)
-			continue;
-		if (spf_checker_zone_add(c, s->zone[i].name, s->zone[i].type,
-		    s->zone[i].data, s->zone[i].timeout, err, errlen) < 0)
-			return spf_checker_free(c);
-	}
+	if (spf_hooks_zone_add(s->hooks, c, err, errlen) < 0)
+		return spf_checker_free(c);
 	return c;
 }
 
@@ -418,31 +256,6 @@ check_domain(enum spf_kind kind, const struct spf_query *q)
 	if (kind == SPF_KIND_HELO || q->sender[0] == '\0')
 		return q->helo;
 	return (at = strrchr(q->sender, '@')) != NULL ? at + 1 : q->sender;
-}
-
-/* find_hook - the TEST record for domain, or NULL */
-static const struct zrec *
-find_hook(const struct sup *s, const char *domain)
-{
-	size_t i;
-
-	for (i = 0; i < s->nzone; i++)
-		if (s->zone[i].hook != HOOK_NONE &&
-		    strcasecmp(s->zone[i].name, domain) == 0)
-			return &s->zone[i];
-	return NULL;
-}
-
-/* sleep_ms - sleep ms milliseconds, through signals */
-static void
-sleep_ms(unsigned long ms)
-{
-	struct timespec ts;
-
-	ts.tv_sec = (time_t)(ms / 1000);
-	ts.tv_nsec = (long)(ms % 1000) * 1000000L;
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-		continue;
 }
 
 /* cpu_used - seconds of CPU this process used */
@@ -484,73 +297,6 @@ send_answer(uint32_t seq, uint32_t flags, struct spf_answer *a)
 		_exit(0);
 }
 
-static void *volatile alloc_sink;
-
-/* run_hook - a TEST record's effect; 1 when the check is answered */
-static int
-run_hook(const struct zrec *h, uint32_t seq, enum spf_kind kind,
-    const char *domain)
-{
-	struct spf_wire_ans w;
-	struct spf_answer a;
-	char *p;
-	int fd;
-
-	switch (h->hook) {
-	case HOOK_SLEEP:
-		sleep_ms(h->ms);
-		return 0;
-	case HOOK_CRASH:
-		abort();
-	case HOOK_EXIT:
-		_exit(0);
-	case HOOK_GARBAGE:
-		memset(&w, 0x5a, sizeof(w));
-		(void)send(WORKER_FD, &w, sizeof(w), MSG_NOSIGNAL);
-		return 1;
-	case HOOK_SHORT:
-		memset(&a, 0, sizeof(a));
-		a.result = SPF_RES_PASS;
-		(void)spf_wire_ans_encode(&w, seq, 0, &a, NULL, 0);
-		(void)send(WORKER_FD, &w, sizeof(w) / 2, MSG_NOSIGNAL);
-		return 1;
-	case HOOK_OPEN:
-		memset(&a, 0, sizeof(a));
-		a.result = SPF_RES_NONE;
-		a.identity = kind == SPF_KIND_HELO ? SPF_ID_HELO :
-		    SPF_ID_MAILFROM;
-		snprintf(a.domain, sizeof(a.domain), "%s", domain);
-		if ((fd = open(h->data, O_RDONLY | O_CLOEXEC)) >= 0) {
-			close(fd);
-			snprintf(a.text, sizeof(a.text), "open: ok");
-		} else
-			snprintf(a.text, sizeof(a.text), "open: %s",
-			    strerror(errno));
-		send_answer(seq, 0, &a);
-		return 1;
-	case HOOK_ALLOC:
-		memset(&a, 0, sizeof(a));
-		a.result = SPF_RES_NONE;
-		a.identity = kind == SPF_KIND_HELO ? SPF_ID_HELO :
-		    SPF_ID_MAILFROM;
-		snprintf(a.domain, sizeof(a.domain), "%s", domain);
-		/* malloc, not xmalloc: failing is the point */
-		if ((p = malloc((size_t)h->ms << 20)) != NULL) {
-			memset(p, 1, (size_t)h->ms << 20);
-			alloc_sink = p;	/* keeps the compiler from eliding */
-			free(alloc_sink);
-		}
-		snprintf(a.text, sizeof(a.text), "alloc: %s", p != NULL ?
-		    "ok" : "failed");
-		send_answer(seq, 0, &a);
-		return 1;
-	case HOOK_RETIRE:
-	case HOOK_NONE:
-		break;
-	}
-	return 0;
-}
-
 /* worker_loop - answer requests on WORKER_FD until EOF; never returns */
 static void __attribute__((noreturn))
 worker_loop(const struct opts *o, const struct sup *s, struct spf_checker *c)
@@ -561,7 +307,7 @@ worker_loop(const struct opts *o, const struct sup *s, struct spf_checker *c)
 	struct spf_query q;
 	struct rlimit rl;
 	enum spf_kind kind;
-	const struct zrec *h;
+	enum spf_hook_act act;
 	unsigned int secs = o->timeout_ms / 1000 + 1;
 	unsigned long checks = 0;
 	uint32_t flags;
@@ -586,9 +332,11 @@ worker_loop(const struct opts *o, const struct sup *s, struct spf_checker *c)
 			rl.rlim_cur = rl.rlim_max;
 		(void)setrlimit(RLIMIT_CPU, &rl);
 		alarm(secs);
-		h = find_hook(s, check_domain(kind, &q));
-		if (h != NULL && run_hook(h, req.seq, kind,
-		    check_domain(kind, &q))) {
+		act = spf_hooks_run(s->hooks, WORKER_FD, req.seq, kind,
+		    check_domain(kind, &q), &a);
+		if (act == SPF_HOOK_ANSWER)
+			send_answer(req.seq, 0, &a);
+		if (act == SPF_HOOK_ANSWER || act == SPF_HOOK_DONE) {
 			alarm(0);
 			continue;
 		}
@@ -600,7 +348,7 @@ worker_loop(const struct opts *o, const struct sup *s, struct spf_checker *c)
 		alarm(0);
 		flags = 0;
 		if (++checks >= MAX_CHECKS || cpu_used() > CPU_LIFE / 2 ||
-		    (h != NULL && h->hook == HOOK_RETIRE))
+		    act == SPF_HOOK_RETIRE)
 			flags |= SPF_WIRE_RETIRE;
 		send_answer(req.seq, flags, &a);
 		if (flags & SPF_WIRE_RETIRE)
@@ -969,17 +717,16 @@ supervise(const struct opts *o)
 	signal(SIGCHLD, SIG_DFL);
 	err[0] = '\0';
 	if (sup_user(&s, &not_root, err, sizeof(err)) < 0 ||
-	    (o->zone != NULL && zone_load(&s, o->zone, err, sizeof(err)) < 0)) {
+	    spf_hooks_load(&s.hooks, err, sizeof(err)) < 0) {
 		spf_wire_hello_encode(&h, 1, 0, (long)getpid(), 0, 0, err);
 		(void)sup_reply(s.ctl, &h, -1);
-		zone_free(&s);
 		return EX_CONFIG;
 	}
 	spf_wire_hello_encode(&h, 0, not_root ? SPF_WIRE_NOT_ROOT : 0,
 	    (long)getpid(),
 	    (unsigned long)s.uid, (unsigned long)s.gid, NULL);
 	if (sup_reply(s.ctl, &h, -1) < 0) {
-		zone_free(&s);
+		spf_hooks_free(s.hooks);
 		return 0;
 	}
 	sup_serve(&s);
@@ -990,7 +737,7 @@ supervise(const struct opts *o)
 			break;
 		sup_reap(&s);
 	}
-	zone_free(&s);
+	spf_hooks_free(s.hooks);
 	return 0;
 }
 
@@ -1006,7 +753,7 @@ query(const struct opts *o, char **argv)
 
 	memset(&s, 0, sizeof(s));
 	s.o = o;
-	if (o->zone != NULL && zone_load(&s, o->zone, err, sizeof(err)) < 0)
+	if (spf_hooks_load(&s.hooks, err, sizeof(err)) < 0)
 		fatalx(EX_CONFIG, "%s", err);
 	if ((c = checker_build(o, &s, err, sizeof(err))) == NULL)
 		fatalx(EX_SOFTWARE, "%s", err);
@@ -1020,7 +767,7 @@ query(const struct opts *o, char **argv)
 		(void)spf_check(c, &q, &a);
 	printf("%s %s %s\n", spf_result_name(a.result), a.domain, a.text);
 	spf_checker_free(c);
-	zone_free(&s);
+	spf_hooks_free(s.hooks);
 	return 0;
 }
 

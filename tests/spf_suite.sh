@@ -17,7 +17,8 @@ if [ ! -f "$suite" ]; then
 fi
 bin=./tests/spf_suite
 if [ ! -x "$bin" ]; then
-	echo "FAIL: $bin not built" >&2
+	echo "FAIL: $bin not built (without libyaml configure skips it:" \
+	    "apt-get install libyaml-dev, then run configure again)" >&2
 	exit 1
 fi
 out=$("$bin" "$suite")

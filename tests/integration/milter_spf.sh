@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # tests/integration/milter_spf.sh - SPF in outpost-milter through the milter
 # protocol (tests/miltc), with both engines, the real worker pool
-# (spf/outpost-spf-worker, run as nobody) and its test zone
-# (OUTPOST_SPF_ZONE: DNS data loaded into libspf2's zone layer, no network):
+# (tests/outpost-spf-worker-test: the worker with its test hooks, run as
+# nobody) and its test zone (OUTPOST_SPF_ZONE: DNS data loaded into
+# libspf2's zone layer, no network):
 #   - inbound, untrusted clients: pass, softfail, none, permerror accepted
 #     with Received-SPF (identity=, receiver=) and Authentication-Results;
 #     fail refused with 550 5.7.23 naming the domain; the null sender
@@ -26,7 +27,7 @@ T=$IT_T
 
 MILTER=$IT_BUILD/milter/outpost-milter
 MILTC=$IT_BUILD/tests/miltc
-WORKER=$IT_BUILD/spf/outpost-spf-worker
+WORKER=$IT_BUILD/tests/outpost-spf-worker-test
 for b in "$MILTER" "$MILTC" "$WORKER"; do
 	[ -x "$b" ] || {
 		it_fail "setup: no $b (set OUTPOST_BUILD)"
@@ -41,7 +42,7 @@ done
 }
 
 cat >"$T/zone" <<'EOF'
-# The test DNS of milter_spf.sh (outpost-spf-worker --zone).
+# The test DNS of milter_spf.sh (spf/testhooks.h).
 pass.example TXT v=spf1 ip4:192.0.2.10 -all
 fail.example TXT v=spf1 ip4:192.0.2.99 -all
 softfail.example TXT v=spf1 ip4:192.0.2.99 ~all
@@ -221,7 +222,7 @@ suite() {
 	it_stop_pid "$pid"
 	sleep 0.5
 	it_check "$eng: no worker left after stop" \
-	    eval '! pgrep -f "outpost-spf-worker --supervisor" | xargs -r ps -o ppid= -p | grep -qw '"$pid"
+	    eval '! pgrep -f "outpost-spf-worker-test --supervisor" | xargs -r ps -o ppid= -p | grep -qw '"$pid"
 	if grep -qE 'ERROR: AddressSanitizer|runtime error:' "$log"; then
 		it_fail "$eng: milter log has no ASan/UBSan errors"
 	else

@@ -50,7 +50,7 @@ sm_stop() {
 trap 'rc=$?; sm_stop; (exit $rc); it_cleanup' EXIT
 
 it_need "$IT_BUILD/milter/outpost-milter" "$CTL" \
-    "$IT_BUILD/spf/outpost-spf-worker" m4 smtp-sink swaks apt-get dpkg-deb
+    "$IT_BUILD/tests/outpost-spf-worker-test" m4 smtp-sink swaks apt-get dpkg-deb
 it_need_root "Sendmail daemon"
 
 # ---- Sendmail from its unpacked packages ------------------------------------
@@ -103,7 +103,7 @@ limits = (
 );
 EOF
 # Inbound SPF for untrusted clients, on libspf2's zone layer (the
-# workers load OUTPOST_SPF_ZONE instead of asking DNS).
+# test worker loads OUTPOST_SPF_ZONE instead of asking DNS).
 printf '%s\n' 'sm-pass.example TXT v=spf1 ip4:127.0.0.2 -all' \
     'sm-fail.example TXT v=spf1 ip4:192.0.2.99 -all' >"$T/zone"
 chmod 644 "$T/zone"
@@ -111,7 +111,7 @@ export OUTPOST_SPF_ZONE=$T/zone
 cat >>"$CONF" <<EOF
 spf = {
   workers = 2;
-  worker = "$IT_BUILD/spf/outpost-spf-worker";
+  worker = "$IT_BUILD/tests/outpost-spf-worker-test";
   timeout = 5;
   inbound = { enabled = true; receiver = "mta.outpost.test"; };
   outbound = { enabled = false; };
