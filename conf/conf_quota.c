@@ -16,7 +16,7 @@
 #include <strings.h>
 
 #include "conf/conf_impl.h"
-#include "quota/tz.h"
+#include "util/tz.h"
 #include "util/parse.h"
 #include "util/xmalloc.h"
 
