@@ -90,7 +90,7 @@
 
 #include "conf/conf.h"
 #include "quota/store.h"
-#include "quota/tz.h"
+#include "util/tz.h"
 #include "util/buf.h"
 #include "util/log.h"
 #include "util/xmalloc.h"

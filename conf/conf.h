@@ -276,6 +276,14 @@ const char *conf_qaction_name(enum conf_qaction);
 /* conf_spf_action_name - "accept", "warn", "reject" or "tempfail" */
 const char *conf_spf_action_name(enum conf_spf_action);
 
+/*
+ * conf_setting_names - call fn with the dotted name of every setting, in
+ * the order of the table (conf_table.c): "milter.socket", ..., and of
+ * the fields of list entries: "dkim.keys.name", "limits.period".  For
+ * the documentation test.
+ */
+void conf_setting_names(void (*fn)(const char *name, void *arg), void *arg);
+
 /* The RFC 6376 §5.4.1 recommended header set, NULL-terminated. */
 extern const char *const conf_default_headers[];
 

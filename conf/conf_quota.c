@@ -1,7 +1,7 @@
 /*
- * conf_quota - the quota sections of the config: store, limits,
- * overrides, exempt (see conf.h for the fields, outpost.conf(5) for the
- * settings).
+ * conf_quota - the hooks of the quota sections of the config: store,
+ * limits, overrides (the rows are in conf_table.c; see conf.h for the
+ * fields, outpost.conf(5) for the settings).
  *
  * Every limit is checked whole here (kind against period, timezone,
  * burst and buckets; the reply template's fields), and overrides must
@@ -16,7 +16,7 @@
 #include <strings.h>
 
 #include "conf/conf_impl.h"
-#include "quota/tz.h"
+#include "util/tz.h"
 #include "util/parse.h"
 #include "util/xmalloc.h"
 
@@ -24,21 +24,8 @@
 #define REPLY_MAX 256
 #define PERIOD_MAX (366ULL * 86400)
 
-void
-conf_quota_defaults(struct conf *c)
-{
-	c->store.backend = CONF_STORE_LMDB;
-	c->store.path = xstrdup("/var/lib/outpost/quota.lmdb");
-	c->store.map_size = 1024ULL * 1024 * 1024;
-	c->store.timeout_ms = 1000;
-	c->store.on_error = CONF_ON_ERROR_TEMPFAIL;
-	c->store.reserve_ttl = 600;
-	c->store.sync_always = 0;
-	c->store.sync_interval = 1;
-}
-
 /* parse_ms - "250ms" or a duration ("2s", "1m") into milliseconds */
-static int
+int
 parse_ms(const char *s, uint64_t *ms, char *err, size_t errlen)
 {
 	size_t n = strlen(s);
@@ -62,46 +49,31 @@ parse_ms(const char *s, uint64_t *ms, char *err, size_t errlen)
 	return 0;
 }
 
-static int
-load_store(struct loader *ld, config_t *cf, struct conf *c)
+/* store_url_check - redis://HOST[:PORT][/DB] or unix:PATH */
+int
+store_url_check(struct loader *ld, const config_setting_t *g,
+    const struct conf_param *p, void *base)
 {
-	static const char *const known[] = { "backend", "path", "map_size",
-		"url", "timeout", "on_error", "reserve_ttl", "sync",
-		"sync_interval", NULL };
-	static const char *const syncs[] = { "periodic", "always", NULL };
-	static const char *const backends[] = { "lmdb", "redis", "memory",
-		NULL };
-	static const char *const on_errors[] = { "tempfail", "accept",
-		NULL };
-	config_setting_t *g = config_lookup(cf, "store");
-	int backend = (int)c->store.backend, oe = (int)c->store.on_error;
-	uint64_t ms = c->store.timeout_ms;
+	struct conf *c = base;
 
-	if (g == NULL)
-		return 0;
-	if (!config_setting_is_group(g))
-		return fail(ld, g, "\"store\" must be a group { ... }");
-	if (check_names(ld, g, "store.", known) < 0 ||
-	    get_enum(ld, g, "backend", backends, &backend) < 0 ||
-	    get_string(ld, g, "path", &c->store.path) < 0 ||
-	    get_u64(ld, g, "map_size", 1024 * 1024, 1ULL << 40, parse_size,
-	    &c->store.map_size) < 0 ||
-	    get_string(ld, g, "url", &c->store.url) < 0 ||
-	    get_u64(ld, g, "timeout", 1, 600000, parse_ms, &ms) < 0 ||
-	    get_enum(ld, g, "on_error", on_errors, &oe) < 0 ||
-	    get_uint(ld, g, "reserve_ttl", 1, 7 * 86400, 1,
-	    &c->store.reserve_ttl) < 0 ||
-	    get_enum(ld, g, "sync", syncs, &c->store.sync_always) < 0 ||
-	    get_uint(ld, g, "sync_interval", 1, 3600, 1,
-	    &c->store.sync_interval) < 0)
-		return -1;
-	c->store.backend = (enum conf_store)backend;
-	c->store.on_error = (enum conf_on_error)oe;
-	c->store.timeout_ms = (unsigned int)ms;
-	if (c->store.url != NULL && strncmp(c->store.url, "redis://", 8) != 0 &&
+	(void)p;
+	if (strncmp(c->store.url, "redis://", 8) != 0 &&
 	    strncmp(c->store.url, "unix:", 5) != 0)
 		return fail(ld, config_setting_get_member(g, "url"),
 		    "\"url\" must be redis://HOST[:PORT][/DB] or unix:PATH");
+	return 0;
+}
+
+/* store_check - the redis backend without a url takes the local server */
+int
+store_check(struct loader *ld, const config_setting_t *g,
+    const struct conf_param *p, void *base)
+{
+	struct conf *c = base;
+
+	(void)ld;
+	(void)g;
+	(void)p;
 	if (c->store.backend == CONF_STORE_REDIS && c->store.url == NULL)
 		c->store.url = xstrdup("redis://127.0.0.1:6379/0");
 	return 0;
@@ -253,26 +225,17 @@ limit_buckets(struct loader *ld, config_setting_t *e, struct conf_limit *l)
 	return 0;
 }
 
-/* The names of enum conf_qaction, in its order. */
-static const char *const actions[] = { "defer", "reject", "hold", "warn",
-	NULL };
-
 const char *
 conf_qaction_name(enum conf_qaction a)
 {
-	return actions[a];
+	return conf_qaction_names[a];
 }
 
+/* limit_name - the limit's name: present, of allowed characters, unique */
 static int
-load_limit(struct loader *ld, config_setting_t *e, struct conf *c,
+limit_name(struct loader *ld, config_setting_t *e, const struct conf *c,
     struct conf_limit *l)
 {
-	static const char *const counts[] = { "messages", "recipients",
-		"bytes", NULL };
-	static const char *const kinds[] = { "window", "calendar", "rate",
-		NULL };
-	int count = -1, kind = CONF_QKIND_WINDOW, action = CONF_QACTION_DEFER;
-	char why[128];
 	size_t j;
 
 	if (get_string(ld, e, "name", &l->name) < 0)
@@ -287,36 +250,35 @@ load_limit(struct loader *ld, config_setting_t *e, struct conf *c,
 		if (strcmp(c->limits[j].name, l->name) == 0)
 			return fail(ld, e, "duplicate limit name \"%s\"",
 			    l->name);
-	l->prefix4 = 24;
-	l->prefix6 = 64;
-	if (limit_key(ld, e, l) < 0 ||
-	    get_enum(ld, e, "count", counts, &count) < 0 ||
-	    get_enum(ld, e, "kind", kinds, &kind) < 0 ||
-	    get_enum(ld, e, "action", actions, &action) < 0)
-		return -1;
-	if (count < 0)
-		return fail(ld, e, "limit \"%s\" needs count (messages, "
-		    "recipients or bytes)", l->name);
-	l->count = (enum conf_qcount)count;
-	l->kind = (enum conf_qkind)kind;
-	l->action = (enum conf_qaction)action;
-	if (config_setting_get_member(e, "limit") == NULL)
-		return fail(ld, e, "limit \"%s\" needs a limit", l->name);
-	if (get_u64(ld, e, "limit", 1, UINT64_MAX - 1, parse_size,
-	    &l->limit) < 0 || limit_period(ld, e, l) < 0)
-		return -1;
+	return 0;
+}
+
+/* limit_misplaced - a field given that l's kind has no use for */
+static int
+limit_misplaced(struct loader *ld, config_setting_t *e,
+    const struct conf_limit *l)
+{
+	config_setting_t *s;
+
 	if (l->kind != CONF_QKIND_CALENDAR &&
-	    config_setting_get_member(e, "timezone") != NULL)
-		return fail(ld, config_setting_get_member(e, "timezone"),
-		    "\"timezone\" is for calendar limits");
+	    (s = config_setting_get_member(e, "timezone")) != NULL)
+		return fail(ld, s, "\"timezone\" is for calendar limits");
 	if (l->kind != CONF_QKIND_RATE &&
-	    config_setting_get_member(e, "burst") != NULL)
-		return fail(ld, config_setting_get_member(e, "burst"),
-		    "\"burst\" is for rate limits");
+	    (s = config_setting_get_member(e, "burst")) != NULL)
+		return fail(ld, s, "\"burst\" is for rate limits");
 	if (l->kind != CONF_QKIND_WINDOW &&
-	    config_setting_get_member(e, "buckets") != NULL)
-		return fail(ld, config_setting_get_member(e, "buckets"),
-		    "\"buckets\" is for window limits");
+	    (s = config_setting_get_member(e, "buckets")) != NULL)
+		return fail(ld, s, "\"buckets\" is for window limits");
+	return 0;
+}
+
+/* limit_kind_fields - timezone, burst or buckets, as l's kind wants */
+static int
+limit_kind_fields(struct loader *ld, config_setting_t *e,
+    struct conf_limit *l)
+{
+	if (limit_misplaced(ld, e, l) < 0)
+		return -1;
 	if (l->kind == CONF_QKIND_CALENDAR) {
 		l->timezone = xstrdup("UTC");
 		if (get_string(ld, e, "timezone", &l->timezone) < 0)
@@ -331,7 +293,42 @@ load_limit(struct loader *ld, config_setting_t *e, struct conf *c,
 		return -1;
 	if (l->kind == CONF_QKIND_WINDOW && limit_buckets(ld, e, l) < 0)
 		return -1;
-	if (get_string(ld, e, "reply", &l->reply) < 0)
+	return 0;
+}
+
+/* load_limit - one limits entry (its names checked already) */
+static int
+load_limit(struct loader *ld, config_setting_t *e, struct conf *c,
+    struct conf_limit *l)
+{
+	static const char *const counts[] = { "messages", "recipients",
+		"bytes", NULL };
+	static const char *const kinds[] = { "window", "calendar", "rate",
+		NULL };
+	int count = -1, kind = CONF_QKIND_WINDOW, action = CONF_QACTION_DEFER;
+	char why[128];
+
+	if (limit_name(ld, e, c, l) < 0)
+		return -1;
+	l->prefix4 = 24;
+	l->prefix6 = 64;
+	if (limit_key(ld, e, l) < 0 ||
+	    get_enum(ld, e, "count", counts, &count) < 0 ||
+	    get_enum(ld, e, "kind", kinds, &kind) < 0 ||
+	    get_enum(ld, e, "action", conf_qaction_names, &action) < 0)
+		return -1;
+	if (count < 0)
+		return fail(ld, e, "limit \"%s\" needs count (messages, "
+		    "recipients or bytes)", l->name);
+	l->count = (enum conf_qcount)count;
+	l->kind = (enum conf_qkind)kind;
+	l->action = (enum conf_qaction)action;
+	if (config_setting_get_member(e, "limit") == NULL)
+		return fail(ld, e, "limit \"%s\" needs a limit", l->name);
+	if (get_u64(ld, e, "limit", 1, UINT64_MAX - 1, parse_size,
+	    &l->limit) < 0 || limit_period(ld, e, l) < 0 ||
+	    limit_kind_fields(ld, e, l) < 0 ||
+	    get_string(ld, e, "reply", &l->reply) < 0)
 		return -1;
 	if (l->reply != NULL && !reply_ok(l->reply, why, sizeof(why)))
 		return fail(ld, config_setting_get_member(e, "reply"),
@@ -339,20 +336,18 @@ load_limit(struct loader *ld, config_setting_t *e, struct conf *c,
 	return 0;
 }
 
-static int
-load_limits(struct loader *ld, config_t *cf, struct conf *c)
+/* limits_load - the limits list (names from conf_limit_params) */
+int
+limits_load(struct loader *ld, const config_setting_t *root,
+    const struct conf_param *p, void *base)
 {
-	static const char *const known[] = { "name", "key", "prefix",
-		"prefix6", "count", "kind", "limit", "period", "timezone",
-		"burst", "buckets", "action", "reply", NULL };
-	config_setting_t *list = config_lookup(cf, "limits");
+	struct conf *c = base;
+	config_setting_t *list;
 	int i, n;
 
-	if (list == NULL)
-		return 0;
-	if (!config_setting_is_list(list) && !config_setting_is_array(list))
-		return fail(ld, list, "\"limits\" must be a list ( {...} )");
-	n = config_setting_length(list);
+	(void)p;
+	if ((list = get_entries(ld, root, "limits", "limits", &n)) == NULL)
+		return -1;
 	c->limits = xcalloc((size_t)n + 1, sizeof(struct conf_limit));
 	for (i = 0; i < n; i++) {
 		config_setting_t *e = config_setting_get_elem(list, i);
@@ -362,132 +357,119 @@ load_limits(struct loader *ld, config_t *cf, struct conf *c)
 		l->line = (int)config_setting_source_line(e);
 		if (!config_setting_is_group(e))
 			return fail(ld, e, "limits entries are { ... }");
-		if (check_names(ld, e, "limits.", known) < 0 ||
+		if (params_load(ld, e, "limits.", conf_limit_params, l) < 0 ||
 		    load_limit(ld, e, c, l) < 0)
 			return -1;
 	}
 	return 0;
 }
 
+/* override_limit - the index of the limit override e names */
 static int
-load_overrides(struct loader *ld, config_t *cf, struct conf *c)
+override_limit(struct loader *ld, config_setting_t *e, const struct conf *c,
+    size_t *index)
 {
-	static const char *const known[] = { "limit", "key", "value", NULL };
-	config_setting_t *list = config_lookup(cf, "overrides");
+	char *name = NULL;
+	size_t j;
+
+	if (get_string(ld, e, "limit", &name) < 0)
+		return -1;
+	if (name == NULL)
+		return fail(ld, e, "an override needs limit, key and value");
+	for (j = 0; j < c->nlimits; j++)
+		if (strcmp(c->limits[j].name, name) == 0)
+			break;
+	if (j == c->nlimits) {
+		fail(ld, config_setting_get_member(e, "limit"),
+		    "override names unknown limit \"%s\"", name);
+		free(name);
+		return -1;
+	}
+	free(name);
+	*index = j;
+	return 0;
+}
+
+/* load_override - one overrides entry (its names checked already) */
+static int
+load_override(struct loader *ld, config_setting_t *e, const struct conf *c,
+    struct conf_override *o)
+{
+	config_setting_t *v;
+	size_t j;
+
+	if (override_limit(ld, e, c, &o->limit) < 0 ||
+	    get_string(ld, e, "key", &o->key) < 0)
+		return -1;
+	if ((v = config_setting_get_member(e, "value")) == NULL ||
+	    o->key == NULL)
+		return fail(ld, e, "an override needs limit, key and value");
+	if (config_setting_type(v) == CONFIG_TYPE_STRING &&
+	    strcmp(config_setting_get_string(v), "unlimited") == 0)
+		o->unlimited = 1;
+	else if (get_u64(ld, e, "value", 1, UINT64_MAX - 1, parse_size,
+	    &o->value) < 0)
+		return -1;
+	for (j = 0; &c->overrides[j] != o; j++)
+		if (c->overrides[j].limit == o->limit &&
+		    strcmp(c->overrides[j].key, o->key) == 0)
+			return fail(ld, e, "duplicate override of \"%s\" for "
+			    "\"%s\"", c->limits[o->limit].name, o->key);
+	return 0;
+}
+
+/* overrides_load - the overrides list (after limits: they name one) */
+int
+overrides_load(struct loader *ld, const config_setting_t *root,
+    const struct conf_param *p, void *base)
+{
+	struct conf *c = base;
+	config_setting_t *list;
 	int i, n;
 
-	if (list == NULL)
-		return 0;
-	if (!config_setting_is_list(list) && !config_setting_is_array(list))
-		return fail(ld, list, "\"overrides\" must be a list ( {...} )");
-	n = config_setting_length(list);
+	(void)p;
+	if ((list = get_entries(ld, root, "overrides", "overrides",
+	    &n)) == NULL)
+		return -1;
 	c->overrides = xcalloc((size_t)n + 1, sizeof(struct conf_override));
 	for (i = 0; i < n; i++) {
-		config_setting_t *e = config_setting_get_elem(list, i), *v;
+		config_setting_t *e = config_setting_get_elem(list, i);
 		struct conf_override *o = &c->overrides[i];
-		char *name = NULL;
-		size_t j;
 
 		c->noverrides = (size_t)i + 1;
 		o->line = (int)config_setting_source_line(e);
 		if (!config_setting_is_group(e))
 			return fail(ld, e, "overrides entries are { ... }");
-		if (check_names(ld, e, "overrides.", known) < 0 ||
-		    get_string(ld, e, "limit", &name) < 0)
+		if (params_load(ld, e, "overrides.", conf_override_params,
+		    o) < 0 || load_override(ld, e, c, o) < 0)
 			return -1;
-		if (name == NULL)
-			return fail(ld, e, "an override needs limit, key and "
-			    "value");
-		for (j = 0; j < c->nlimits; j++)
-			if (strcmp(c->limits[j].name, name) == 0)
-				break;
-		if (j == c->nlimits) {
-			fail(ld, config_setting_get_member(e, "limit"),
-			    "override names unknown limit \"%s\"", name);
-			free(name);
-			return -1;
-		}
-		free(name);
-		o->limit = j;
-		if (get_string(ld, e, "key", &o->key) < 0)
-			return -1;
-		if ((v = config_setting_get_member(e, "value")) == NULL ||
-		    o->key == NULL)
-			return fail(ld, e, "an override needs limit, key and "
-			    "value");
-		if (config_setting_type(v) == CONFIG_TYPE_STRING &&
-		    strcmp(config_setting_get_string(v), "unlimited") == 0)
-			o->unlimited = 1;
-		else if (get_u64(ld, e, "value", 1, UINT64_MAX - 1,
-		    parse_size, &o->value) < 0)
-			return -1;
-		for (j = 0; j + 1 < c->noverrides; j++)
-			if (c->overrides[j].limit == o->limit &&
-			    strcmp(c->overrides[j].key, o->key) == 0)
-				return fail(ld, e, "duplicate override of "
-				    "\"%s\" for \"%s\"", c->limits[o->limit].name,
-				    o->key);
 	}
 	return 0;
 }
 
-static int
-load_exempt(struct loader *ld, config_t *cf, struct conf *c)
-{
-	static const char *const known[] = { "networks", "logins", NULL };
-	config_setting_t *g = config_lookup(cf, "exempt");
-	char **nets = NULL, err[160];
-	size_t nnets = 0, i;
-
-	if (g == NULL)
-		return 0;
-	if (!config_setting_is_group(g))
-		return fail(ld, g, "\"exempt\" must be a group { ... }");
-	if (check_names(ld, g, "exempt.", known) < 0 ||
-	    get_strings(ld, g, "logins", &c->exempt.logins,
-	    &c->exempt.nlogins) < 0 ||
-	    get_strings(ld, g, "networks", &nets, &nnets) < 0)
-		return -1;
-	if (nets == NULL)
-		return 0;
-	c->exempt.networks = xcalloc(nnets + 1, sizeof(struct cidr));
-	c->exempt.nnetworks = nnets;
-	for (i = 0; i < nnets; i++)
-		if (cidr_parse(nets[i], &c->exempt.networks[i], err,
-		    sizeof(err)) < 0) {
-			free_strings(nets, nnets);
-			return fail(ld, config_setting_get_member(g, "networks"),
-			    "exempt.networks: %s", err);
-		}
-	free_strings(nets, nnets);
-	return 0;
-}
-
-int
-load_quota(struct loader *ld, config_t *cf, struct conf *c)
-{
-	if (load_store(ld, cf, c) < 0 || load_limits(ld, cf, c) < 0 ||
-	    load_overrides(ld, cf, c) < 0 || load_exempt(ld, cf, c) < 0)
-		return -1;
-	return 0;
-}
-
+/* limits_release - free the limits */
 void
-conf_quota_free(struct conf *c)
+limits_release(void *base)
 {
+	struct conf *c = base;
 	size_t i;
 
-	free(c->store.path);
-	free(c->store.url);
 	for (i = 0; i < c->nlimits; i++) {
 		free(c->limits[i].name);
 		free(c->limits[i].timezone);
 		free(c->limits[i].reply);
 	}
 	free(c->limits);
+}
+
+/* overrides_release - free the overrides */
+void
+overrides_release(void *base)
+{
+	struct conf *c = base;
+	size_t i;
+
 	for (i = 0; i < c->noverrides; i++)
 		free(c->overrides[i].key);
 	free(c->overrides);
-	free(c->exempt.networks);
-	free_strings(c->exempt.logins, c->exempt.nlogins);
 }

@@ -37,6 +37,7 @@
 #include <stdint.h>
 
 #include "conf/conf.h"
+#include "util/tz.h"
 
 #define QUOTA_UNLIMITED UINT64_MAX
 
@@ -51,11 +52,12 @@ struct quota_state {
 					 * TAT's fraction of a ms, /limit */
 };
 
-/* Calendar periods are found by the caller (quota/tz.h) and passed in. */
-struct quota_period {
-	int64_t start_ms;
-	int64_t end_ms;
-};
+/*
+ * Calendar periods are found by the caller (tz_period(), util/tz.h) and
+ * passed in: a quota period is a util/tz span.  (An alias rather than a
+ * rename, so that the quota code keeps its word for it.)
+ */
+#define quota_period tz_span
 
 struct quota_check {
 	int admit;			/* 1: amount fits */

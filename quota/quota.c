@@ -60,7 +60,7 @@
 
 #include "quota/quota.h"
 #include "quota/store.h"
-#include "quota/tz.h"
+#include "util/tz.h"
 #include "util/clock.h"
 #include "util/log.h"
 #include "util/xmalloc.h"

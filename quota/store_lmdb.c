@@ -153,7 +153,7 @@
 #include <unistd.h>
 
 #include "quota/store.h"
-#include "quota/tz.h"
+#include "util/tz.h"
 #include "util/buf.h"
 #include "util/log.h"
 #include "util/xmalloc.h"

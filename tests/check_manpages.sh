@@ -1,31 +1,32 @@
 #!/bin/sh
-# check_manpages - every setting the config loader knows is documented in
-# outpost.conf(5), and every option of outpost-milter in its man page.
+# check_manpages - every setting of the config table (conf/conf_table.c,
+# listed by tests/confnames) is documented by its full dotted name in
+# outpost.conf(5) and shown in conf/outpost.conf, and every option of
+# outpost-milter is in its man page.
 srcdir=${top_srcdir:-.}
+page=$srcdir/doc/outpost.conf.5
 fail=0
-# Setting names: the known[] arrays of each load_<section>() in conf.c.
-names=$(awk '
-	/^[a-z_]+\(/ { sec = "" }
-	/^load_[a-z]+\(/ { sec = $0; sub(/^load_/, "", sec); sub(/\(.*/, "", sec) }
-	/known\[\] = \{/ && sec != "" { grab = 1 }
-	grab { line = $0; while (match(line, /"[a-z_]+"/)) {
-		n = substr(line, RSTART + 1, RLENGTH - 2)
-		print (sec == "keys" || sec == "rules") ? n : sec "." n
-		line = substr(line, RSTART + RLENGTH) } }
-	grab && /NULL/ { grab = 0 }
-' "$srcdir"/conf/conf*.c | sort -u)
+names=$(./tests/confnames) || { echo "FAIL: tests/confnames"; exit 1; }
+# A setting is documented when a .B/.BR/.BI line of the page names it
+# whole: "milter.socket" is not found in "milter.socket_mode".
+terms=$(grep -E '^\.(B|BR|BI|IR) ' "$page")
 for n in $names; do
-	if ! grep -q -- "$n" "$srcdir/doc/outpost.conf.5"; then
+	re=$(printf '%s' "$n" | sed 's/\./\\./g')
+	if ! printf '%s\n' "$terms" |
+	    grep -Eq "(^|[^A-Za-z0-9_.])$re([^A-Za-z0-9_.]|\$)"; then
 		echo "FAIL: setting $n is not in doc/outpost.conf.5"
 		fail=1
 	fi
-	if ! grep -q -- "$(echo "$n" | sed 's/.*\.//') =" "$srcdir/conf/outpost.conf"; then
-		echo "FAIL: setting $n is not in conf/outpost.conf"
-		fail=1
-	fi
+done
+# The sample shows each setting at its place (commented out or not).
+missing=$(./tests/confnames -s "$srcdir/conf/outpost.conf")
+[ $? -le 1 ] || { echo "FAIL: conf/outpost.conf cannot be read"; fail=1; }
+for n in $missing; do
+	echo "FAIL: setting $n is not in conf/outpost.conf"
+	fail=1
 done
 count=$(echo "$names" | wc -l)
-[ "$count" -ge 20 ] || { echo "FAIL: found only $count settings"; fail=1; }
+[ "$count" -ge 90 ] || { echo "FAIL: found only $count settings"; fail=1; }
 for opt in c f n v V; do
 	grep -q "^.B.* \\\\-$opt\\b\|^.BI \\\\-$opt\|^.B \\\\-$opt" "$srcdir/doc/outpost-milter.8" ||
 		{ echo "FAIL: option -$opt not in outpost-milter.8"; fail=1; }

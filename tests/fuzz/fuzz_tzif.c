@@ -1,6 +1,6 @@
 /*
  * fuzz_tzif - libFuzzer target: TZif files and POSIX TZ strings
- * (quota/tzif), then lookups in what parsed.  Input: a TZif file; also
+ * (util/tzif), then lookups in what parsed.  Input: a TZif file; also
  * tried as a TZ string up to its first NUL.
  */
 #include "config.h"
@@ -9,7 +9,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "quota/tzif.h"
+#include "util/tzif.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 

@@ -17,7 +17,7 @@
 #include "conf/conf.h"
 #include "quota/quota.h"
 #include "quota/store.h"
-#include "quota/tz.h"
+#include "util/tz.h"
 #include "util/cidr.h"
 #include "util/clock.h"
 #include "util/log.h"

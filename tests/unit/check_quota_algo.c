@@ -1,5 +1,5 @@
 /*
- * check_quota_algo - quota/algo, quota/tz and the state encoding of
+ * check_quota_algo - quota/algo, util/tz and the state encoding of
  * quota/store.c, with the time passed in.
  *
  * The window test replays thousands of random admissions (fixed seeds)
@@ -19,7 +19,7 @@
 
 #include "quota/algo.h"
 #include "quota/store.h"
-#include "quota/tz.h"
+#include "util/tz.h"
 
 #define H (3600LL * 1000)
 #define MIN (60LL * 1000)

@@ -42,7 +42,7 @@
 #include "quota/algo.h"
 #include "quota/quota.h"
 #include "quota/store.h"
-#include "quota/tz.h"
+#include "util/tz.h"
 
 enum { B_MEMORY, B_LMDB, B_REDIS, B_LMDB_ALWAYS, NBACKENDS };
 

@@ -21,7 +21,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "quota/tzif.h"
+#include "util/tzif.h"
 #include "util/xmalloc.h"
 
 #define HDR		44		/* bytes of a TZif header */

@@ -1,6 +1,6 @@
 /*
- * check_quota_tz - calendar zones (quota/tz) built from TZif files
- * (quota/tzif) without the process environment: offsets, local midnights
+ * check_util_tz - calendar zones (util/tz) built from TZif files
+ * (util/tzif) without the process environment: offsets, local midnights
  * and months' starts agree with libc (setenv TZ, tzset, mktime) across
  * 1975-2045 in zones with DST, half-hour DST and none; building tables
  * leaves TZ and other threads' localtime_r alone; damaged TZif data is
@@ -15,9 +15,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "quota/algo.h"
-#include "quota/tz.h"
-#include "quota/tzif.h"
+#include "util/tz.h"
+#include "util/tzif.h"
 
 #define ZONEINFO "/usr/share/zoneinfo"
 
@@ -136,7 +135,7 @@ START_TEST(periods_match_libc)
 {
 	const char *zone = zones[_i];
 	struct tzif *z = zone_file(zone);
-	struct quota_period per;
+	struct tz_span per;
 	struct tm tm;
 	int64_t t, ws, we;
 	time_t tt;
@@ -198,7 +197,7 @@ reader(void *arg)
  */
 START_TEST(tables_leave_tz_alone)
 {
-	struct quota_period per;
+	struct tz_span per;
 	pthread_t tid;
 	size_t i;
 	int k;
@@ -332,7 +331,7 @@ END_TEST
 int
 main(void)
 {
-	Suite *s = suite_create("quota tz");
+	Suite *s = suite_create("util tz");
 	SRunner *sr;
 	TCase *tc;
 	int nf;

@@ -4,7 +4,7 @@
  * Each zone asked for gets a table of local midnights (SPAN_DAYS either
  * side of the time that caused it) and of first days of months; a time
  * outside the table rebuilds it around that time.  The zone itself is
- * read once from its TZif file (quota/tzif), so building a table touches
+ * read once from its TZif file (util/tzif), so building a table touches
  * neither the process environment (TZ) nor libc's time zone state:
  * localtime_r() and getenv() in other threads are never disturbed.
  * tz_lock guards the cache; lookups take it for a binary search.
@@ -17,8 +17,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "quota/tz.h"
-#include "quota/tzif.h"
+#include "util/tz.h"
+#include "util/tzif.h"
 #include "util/xmalloc.h"
 
 #define SPAN_DAYS 400
@@ -108,7 +108,7 @@ tz_build(struct tzent *e, int64_t now_ms)
 
 /* find - the period of a[0..n) holding t, or -1 outside the table */
 static int
-find(const int64_t *a, size_t n, int64_t t, struct quota_period *out)
+find(const int64_t *a, size_t n, int64_t t, struct tz_span *out)
 {
 	size_t lo = 0, hi = n - 1, mid;
 
@@ -129,7 +129,7 @@ find(const int64_t *a, size_t n, int64_t t, struct quota_period *out)
 
 int
 tz_period(const char *name, int month, int64_t now_ms,
-    struct quota_period *out)
+    struct tz_span *out)
 {
 	struct tzent *e;
 	int r = -1;

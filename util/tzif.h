@@ -1,5 +1,5 @@
 /*
- * quota/tzif - time zones read from TZif files (RFC 8536) and POSIX TZ
+ * util/tzif - time zones read from TZif files (RFC 8536) and POSIX TZ
  * strings, without libc's process-wide TZ: any number of zones at once,
  * from any thread, with no setenv() or tzset().
  *
@@ -10,8 +10,8 @@
  * second files ("right/" zones) are refused.  Times after the last
  * transition follow the file's footer (a POSIX TZ string), as libc does.
  */
-#ifndef OUTPOST_QUOTA_TZIF_H
-#define OUTPOST_QUOTA_TZIF_H
+#ifndef OUTPOST_UTIL_TZIF_H
+#define OUTPOST_UTIL_TZIF_H
 
 #include <stddef.h>
 #include <stdint.h>
