@@ -23,7 +23,7 @@
  * Besides DKIM signing the handlers count sending quotas (milter.quotas:
  * a generation opens the quota store, which borrows its conf) and check
  * SPF through the worker pool started by milter_spf_start(); see
- * milter.c and outpost-milter(8).
+ * milter_quota.c, milter_spf.c and outpost-milter(8).
  */
 #ifndef OUTPOST_MILTER_H
 #define OUTPOST_MILTER_H

@@ -63,6 +63,7 @@
 #include "util/tz.h"
 #include "util/clock.h"
 #include "util/log.h"
+#include "util/parse.h"
 #include "util/xmalloc.h"
 
 #define OPS_ON_STACK 16
@@ -1269,20 +1270,6 @@ out_puts(struct out *o, const char *s)
 	o->buf[o->pos] = '\0';
 }
 
-/* fmt_period - a configured duration exactly: 1d, 1h, 90m, 45s */
-static void
-fmt_period(uint64_t s, char *out, size_t outlen)
-{
-	if (s != 0 && s % 86400 == 0)
-		snprintf(out, outlen, "%llud", (unsigned long long)(s / 86400));
-	else if (s != 0 && s % 3600 == 0)
-		snprintf(out, outlen, "%lluh", (unsigned long long)(s / 3600));
-	else if (s != 0 && s % 60 == 0)
-		snprintf(out, outlen, "%llum", (unsigned long long)(s / 60));
-	else
-		snprintf(out, outlen, "%llus", (unsigned long long)s);
-}
-
 /* fmt_retry - a wait, rounded up: 30s, 12m, 2h, 1h30m, 1d, 1d6h */
 static void
 fmt_retry(uint64_t s, char *out, size_t outlen)
@@ -1375,7 +1362,7 @@ quota_reply(const struct quota_verdict *v, char *buf, size_t len)
 				snprintf(f, sizeof(f), "%s",
 				    l->month ? "month" : "day");
 			else
-				fmt_period(l->period, f, sizeof(f));
+				(void)fmt_duration(l->period, f, sizeof(f));
 		} else if (strncmp(p, "${retry}", 8) == 0)
 			fmt_retry(v->retry_after, f, sizeof(f));
 		else if (strncmp(p, "${name}", 7) == 0)

@@ -80,3 +80,25 @@ parse_size(const char *s, uint64_t *bytes, char *err, size_t errlen)
 
 	return parse_number_unit(s, "kmg", mult, bytes, err, errlen);
 }
+
+/* fmt_duration - seconds in the largest unit that is exact (parse.h) */
+int
+fmt_duration(uint64_t s, char *out, size_t outlen)
+{
+	static const struct {
+		uint64_t secs;
+		char unit;
+	} units[] = { { 86400, 'd' }, { 3600, 'h' }, { 60, 'm' } };
+	size_t i;
+	int n;
+
+	for (i = 0; i < sizeof(units) / sizeof(units[0]); i++)
+		if (s != 0 && s % units[i].secs == 0)
+			break;
+	if (i < sizeof(units) / sizeof(units[0]))
+		n = snprintf(out, outlen, "%llu%c",
+		    (unsigned long long)(s / units[i].secs), units[i].unit);
+	else
+		n = snprintf(out, outlen, "%llus", (unsigned long long)s);
+	return n < 0 || (size_t)n >= outlen ? -1 : 0;
+}

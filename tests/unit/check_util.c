@@ -1,5 +1,6 @@
 /*
- * check_util - util/: number parsing, CIDR matching, buffers.
+ * check_util - util/: number parsing and duration formatting, CIDR
+ * matching, buffers.
  */
 #include "config.h"
 
@@ -37,6 +38,43 @@ START_TEST(duration_parses_units_and_rejects_junk)
 		    "\"%s\": got %llu, want %llu", durations[_i].in,
 		    (unsigned long long)v,
 		    (unsigned long long)durations[_i].want);
+}
+END_TEST
+
+static const struct {
+	uint64_t in;
+	const char *want;
+} formatted[] = {
+	{ 0, "0s" }, { 1, "1s" }, { 45, "45s" }, { 60, "1m" }, { 90, "90s" },
+	{ 900, "15m" }, { 3600, "1h" }, { 5400, "90m" }, { 86400, "1d" },
+	{ 90000, "25h" }, { 86401, "86401s" }, { 604800, "7d" },
+	{ UINT64_MAX, "18446744073709551615s" },
+};
+
+START_TEST(duration_formats_in_exact_units_and_parses_back)
+{
+	uint64_t back = 0;
+	char out[32], err[128];
+
+	ck_assert_int_eq(fmt_duration(formatted[_i].in, out, sizeof(out)), 0);
+	ck_assert_msg(strcmp(out, formatted[_i].want) == 0,
+	    "%llu: got \"%s\", want \"%s\"",
+	    (unsigned long long)formatted[_i].in, out, formatted[_i].want);
+	ck_assert_int_eq(parse_duration(out, &back, err, sizeof(err)), 0);
+	ck_assert_msg(back == formatted[_i].in, "\"%s\": got %llu, want %llu",
+	    out, (unsigned long long)back,
+	    (unsigned long long)formatted[_i].in);
+}
+END_TEST
+
+START_TEST(duration_format_reports_truncation)
+{
+	char out[3];
+
+	ck_assert_int_eq(fmt_duration(10 * 86400, out, sizeof(out)), -1);
+	ck_assert_msg(strcmp(out, "10") == 0, "got \"%s\", want \"10\"", out);
+	ck_assert_int_eq(fmt_duration(9 * 86400, out, sizeof(out)), 0);
+	ck_assert_msg(strcmp(out, "9d") == 0, "got \"%s\", want \"9d\"", out);
 }
 END_TEST
 
@@ -141,6 +179,14 @@ main(void)
 	tc = tcase_create("duration_parses_units_and_rejects_junk");
 	tcase_add_loop_test(tc, duration_parses_units_and_rejects_junk, 0,
 	    sizeof(durations) / sizeof(durations[0]));
+	suite_add_tcase(s, tc);
+	tc = tcase_create("duration_formats_in_exact_units_and_parses_back");
+	tcase_add_loop_test(tc,
+	    duration_formats_in_exact_units_and_parses_back, 0,
+	    sizeof(formatted) / sizeof(formatted[0]));
+	suite_add_tcase(s, tc);
+	tc = tcase_create("duration_format_reports_truncation");
+	tcase_add_test(tc, duration_format_reports_truncation);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("u64_enforces_range");
 	tcase_add_test(tc, u64_enforces_range);
