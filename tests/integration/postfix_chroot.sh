@@ -9,12 +9,13 @@
 # listen in QUEUE/outpost, root:postfix mode 2750 (setgid) as the Debian
 # package makes it, with socket_mode "0660" and no socket_group: the
 # sockets take the group postfix from the directory.  Shows:
+#   - outpost-milter(8) and outpost-policyd(8) give the same lines;
 #   - the running smtpd and cleanup really are chrooted (/proc/PID/root is
 #     the queue directory), so an absolute socket path could not work;
 #   - a SASL user's message on the submission service is signed (rsa-sha256
 #     and ed25519-sha256, verified by python3-dkim), trust=authenticated;
-#   - a 30-recipient message of that user, limit 20 per login and hour:
-#     20 accepted, 10 x 450 4.7.1 from outpost-policyd;
+#   - a 30-recipient message of another SASL user, limit 20 per login
+#     and hour: 20 accepted, 10 x 450 4.7.1 from outpost-policyd;
 #   - sendmail(1) mail (pickup -> chrooted cleanup -> non_smtpd_milters)
 #     is signed.
 # Needs root, postfix, swaks, smtp-sink, saslpasswd2 (sasl2-bin), openssl.
@@ -62,6 +63,24 @@ grep -q '^smtpd_milters = ' "$T/readme-main.cf" ||
     fatal_setup "README.md has no main.cf block with smtpd_milters"
 grep -q '^submission ' "$T/readme-master.cf" ||
     fatal_setup "README.md has no master.cf block with a submission service"
+
+# in_man BLOCK PAGE - every line of BLOCK is a line of the man page PAGE
+in_man() {
+	local l
+	sed 's/\\-/-/g' "$IT_TOP/doc/$2" >"$T/man.txt"
+	while IFS= read -r l; do
+		grep -qxF -- "$l" "$T/man.txt" || {
+			it_log "not in doc/$2: $l"
+			return 1
+		}
+	done <"$1"
+}
+it_check "outpost-milter(8) gives the README's main.cf lines" \
+    in_man "$T/readme-main.cf" outpost-milter.8
+for page in outpost-milter.8 outpost-policyd.8; do
+	it_check "${page%.8}(8) gives the README's submission service" \
+	    in_man "$T/readme-master.cf" "$page"
+done
 
 # ---- keys, sockets, daemons ----------------------------------------------------
 
