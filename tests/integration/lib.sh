@@ -24,6 +24,7 @@ IT_PASSED=0
 IT_FAILED=0
 IT_PIDS=()
 IT_PF_DIR=
+IT_PF_CHROOT=0
 IT_T=
 IT_NAME=
 
@@ -385,19 +386,25 @@ EOF
 # usage: pf_enable_sasl USER PASSWORD   (after pf_setup, before pf_start)
 # Cyrus SASL with a private sasldb (sasl2-bin's saslpasswd2); the user logs
 # in as USER@outpost.test or USER.  Returns 1 if saslpasswd2 is missing.
+# After pf_chroot the database goes into the chroot (queue/etc/sasldb2),
+# where a chrooted smtpd opens it: sasldb_path is /etc/sasldb2.
 pf_enable_sasl() {
-	local dir=$IT_PF_DIR
+	local dir=$IT_PF_DIR db=$IT_PF_DIR/sasldb2 path=$IT_PF_DIR/sasldb2
 	command -v saslpasswd2 >/dev/null || return 1
+	if [ "${IT_PF_CHROOT:-0}" = 1 ]; then
+		db=$dir/queue/etc/sasldb2
+		path=/etc/sasldb2
+	fi
 	mkdir -p "$dir/etc/sasl"
-	printf '%s' "$2" | saslpasswd2 -p -c -f "$dir/sasldb2" \
+	printf '%s' "$2" | saslpasswd2 -p -c -f "$db" \
 	    -u outpost.test "$1" || return 1
-	chown postfix "$dir/sasldb2"
-	chmod 600 "$dir/sasldb2"
+	chown postfix "$db"
+	chmod 600 "$db"
 	cat >"$dir/etc/sasl/smtpd.conf" <<EOF
 pwcheck_method: auxprop
 auxprop_plugin: sasldb
 mech_list: PLAIN LOGIN
-sasldb_path: $dir/sasldb2
+sasldb_path: $path
 EOF
 	postconf -c "$dir/etc" -e \
 	    "smtpd_sasl_auth_enable = yes" \
@@ -408,6 +415,39 @@ EOF
 	    "smtpd_sasl_security_options = noanonymous" \
 	    "smtpd_relay_restrictions = permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination"
 }
+
+# pf_chroot - run smtpd and cleanup chrooted in the queue directory
+# usage: pf_chroot   (after pf_setup, before pf_enable_sasl and pf_start)
+# Sets their chroot column to y, as Debian's master.cf does, and copies the
+# etc/ files that Debian's configure-instance.sh copies into the chroot.
+pf_chroot() {
+	local q=$IT_PF_DIR/queue f
+	IT_PF_CHROOT=1
+	sed -i -E 's/^([^ #]+ +inet +n +- +)n( .* smtpd)$/\1y\2/;
+	    s/^(cleanup +unix +n +- +)n /\1y /' "$IT_PF_DIR/etc/master.cf"
+	mkdir -p "$q/etc"
+	for f in localtime services resolv.conf hosts host.conf nsswitch.conf; do
+		[ -f "/etc/$f" ] && cp -L "/etc/$f" "$q/etc/$f"
+	done
+	chmod -R a+rX "$q/etc"
+}
+
+# pf_enable_tls - STARTTLS on the private smtpd, with a self-signed cert
+# usage: pf_enable_tls   (after pf_setup; it_send uses it with IT_SEND_TLS=1)
+pf_enable_tls() {
+	local dir=$IT_PF_DIR
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 \
+	    -nodes -days 2 -subj /CN=mta.outpost.test \
+	    -keyout "$dir/etc/tls.key" -out "$dir/etc/tls.crt" \
+	    >/dev/null 2>&1 || return 1
+	chmod 600 "$dir/etc/tls.key"
+	echo 'tlsmgr    unix  -       -       n       1000?   1       tlsmgr' \
+	    >>"$dir/etc/master.cf"
+	postconf -c "$dir/etc" -e \
+	    "smtpd_tls_cert_file = $dir/etc/tls.crt" \
+	    "smtpd_tls_key_file = $dir/etc/tls.key"
+}
+
 # pf_postfix - run the postfix command on the private instance
 pf_postfix() {
 	postfix -c "$IT_PF_DIR/etc" "$@"
@@ -554,11 +594,13 @@ it_sig_headers() {
 
 # it_send - submit a message file with swaks
 # usage: it_send LOG FROM TO FILE PORT [SOURCE_ADDRESS [USER PASSWORD]]
-# With USER, authenticates (AUTH PLAIN) first.
+# With USER, authenticates (AUTH PLAIN) first; with IT_SEND_TLS=1, after
+# STARTTLS.
 it_send() {
 	local logf=$1 from=$2 to=$3 file=$4 port=$5 src=${6:-127.0.0.1}
 	local auth=()
-	[ $# -ge 8 ] && auth=(--auth PLAIN --auth-user "$7" --auth-password "$8")
+	[ "${IT_SEND_TLS:-0}" = 1 ] && auth=(--tls)
+	[ $# -ge 8 ] && auth+=(--auth PLAIN --auth-user "$7" --auth-password "$8")
 	swaks --server 127.0.0.1 --port "$port" --local-interface "$src" \
 	    --helo client.outpost.test --from "$from" --to "$to" \
 	    "${auth[@]}" --data "@$file" --timeout 30 >"$logf" 2>&1
