@@ -16,6 +16,7 @@
 
 #include "conf/conf.h"
 #include "conf/conf_impl.h"
+#include "util/daemon.h"
 #include "util/log.h"
 #include "util/xmalloc.h"
 
@@ -27,6 +28,21 @@ const char *const conf_default_headers[] = {
 	"MIME-Version", "Content-Type", "Content-Transfer-Encoding",
 	"Content-ID", "Content-Description", NULL
 };
+
+/* log_facility_check - a syslog facility the daemons know */
+int
+log_facility_check(struct loader *ld, const config_setting_t *g,
+    const struct conf_param *p, void *base)
+{
+	struct conf *c = base;
+
+	(void)p;
+	if (daemon_facility(c->log.facility) < 0)
+		return fail(ld, config_setting_get_member(g, "facility"),
+		    "\"facility\" \"%s\" is unknown (mail, daemon or "
+		    "local0 to local7)", c->log.facility);
+	return 0;
+}
 
 /*
  * milter_socket_check - unix:PATH, inet:PORT@HOST or inet6:PORT@HOST.

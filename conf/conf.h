@@ -269,6 +269,17 @@ struct conf *conf_load_string(const char *name, const char *text, char *err,
     size_t errlen);
 struct conf *conf_free(struct conf *);
 
+/*
+ * conf_check_host - what the configuration needs of this host (see
+ * conf_host.c): the users it names exist (milter.user, spf.user when SPF
+ * is on, policyd.user) and milter.user can read every dkim.keys file.
+ * what: CONF_HOST_MILTER and/or CONF_HOST_POLICYD.  0, or -1 with err.
+ */
+#define CONF_HOST_MILTER	0x1u
+#define CONF_HOST_POLICYD	0x2u
+int conf_check_host(const struct conf *, unsigned int what, char *err,
+    size_t errlen);
+
 const char *conf_alg_name(enum conf_alg);
 const char *conf_on_error_name(enum conf_on_error);
 /* conf_qaction_name - "defer", "reject", "hold" or "warn" */

@@ -114,7 +114,7 @@ config_setting_t *get_entries(struct loader *, const config_setting_t *,
 void free_strings(char **, size_t);
 
 /* Hooks of the rows, beside their sections. */
-conf_hook milter_socket_check, dkim_keys_load, dkim_rules_load,
+conf_hook log_facility_check, milter_socket_check, dkim_keys_load, dkim_rules_load,
     dkim_tables_check, dkim_canon_load, dkim_field_names_check;
 void dkim_canon_init(void *);
 void dkim_keys_release(void *), dkim_rules_release(void *);

@@ -161,7 +161,8 @@ const struct conf_param conf_params[] = {
 	  .def = CONF_ENGINE_NATIVE },
 
 	{ BOOL("log.verbose", F(log.verbose)) },
-	{ STRING("log.facility", F(log.facility)), .def_str = "mail" },
+	{ STRING("log.facility", F(log.facility)), .def_str = "mail",
+	  .load = log_facility_check },
 
 	{ ENUM("store.backend", F(store.backend), store_backends),
 	  .def = CONF_STORE_LMDB },

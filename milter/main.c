@@ -143,7 +143,8 @@ main(int argc, char **argv)
 	if (check) {
 		/* -n checks the keys too, as the daemon will load them */
 		if ((gen = milter_gen_check(conf_path, err, sizeof(err))) ==
-		    NULL)
+		    NULL ||
+		    conf_check_host(conf, CONF_HOST_MILTER, err, sizeof(err)) < 0)
 			fatalx(EX_CONFIG, "%s", err);
 		printf("%s: OK\n", conf_path);
 		milter_install(gen);

@@ -96,6 +96,9 @@ main(int argc, char **argv)
 		fatalx(EX_CONFIG, "%s: log.facility \"%s\" is unknown",
 		    conf_path, conf->log.facility);
 	if (check) {
+		if (conf_check_host(conf, CONF_HOST_POLICYD, err,
+		    sizeof(err)) < 0)
+			fatalx(EX_CONFIG, "%s", err);
 		printf("%s: OK\n", conf_path);
 		conf_free(conf);
 		return 0;

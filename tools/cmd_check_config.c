@@ -1,7 +1,8 @@
 /*
  * cmd_check_config - outpostctl check-config: load the configuration
- * and its DKIM table (keys parsed) as the daemons would, and say how
- * many keys and rules it has.  Exit: 0, EX_CONFIG with the error on
+ * and its DKIM table (keys parsed) as the daemons would, check what it
+ * needs of this host (conf_check_host: its users exist, milter.user can
+ * read the keys), and say how many keys and rules it has.  Exit: 0, EX_CONFIG with the error on
  * stderr, EX_USAGE.
  */
 #include "config.h"
@@ -73,6 +74,13 @@ cmd_check_config(int argc, char **argv)
 	}
 	if ((t = dkim_table_new(c, err, sizeof(err))) == NULL) {
 		fprintf(stderr, "%s\n", err);
+		conf_free(c);
+		return EX_CONFIG;
+	}
+	if (conf_check_host(c, CONF_HOST_MILTER | CONF_HOST_POLICYD, err,
+	    sizeof(err)) < 0) {
+		fprintf(stderr, "%s\n", err);
+		dkim_table_free(t);
 		conf_free(c);
 		return EX_CONFIG;
 	}

@@ -86,5 +86,10 @@ cmd_keygen(int argc, char **argv)
 	(void)snprintf(path, sizeof(path), "%s/%s", o.dir, o.selector);
 	printf("%s.private: private key (mode 0600)\n%s.txt: DNS record "
 	    "for %s._domainkey.%s\n", path, path, o.selector, o.domain);
+	/* The daemons read keys as milter.user (the package's: outpost). */
+	if (getuid() == 0)
+		printf("owned by root: if outpost-milter runs as a user "
+		    "(milter.user, e.g. outpost),\ngive it the key: "
+		    "chown outpost %s.private\n", path);
 	return 0;
 }

@@ -217,6 +217,40 @@ it_check "-n on socket inet:PORT without an address: exit 78" test $? -eq 78
 it_check "  the error names the file, the line and inet:8891@127.0.0.1" \
     grep -q "anyaddr.conf:1: .*\"inet:8891\" names no address: write \"inet:8891@127.0.0.1\"" \
     "$IT_T/n.out"
+# What would stop the daemon at start is said by -n and check-config:
+# an unknown log.facility, a milter.user that does not exist, a key that
+# milter.user cannot read.
+CTL=$IT_BUILD/tools/outpostctl
+{ cat "$CONF2"; echo 'log = { facility = "mial"; };'; } >"$IT_T/fac.conf"
+"$MILTER" -n -c "$IT_T/fac.conf" >"$IT_T/n.out" 2>&1
+it_check "-n on log.facility \"mial\": exit 78" test $? -eq 78
+it_check "  the error names the file and the line" \
+    grep -q 'fac.conf:[0-9]*: .*"facility" "mial" is unknown' "$IT_T/n.out"
+"$CTL" check-config -c "$IT_T/fac.conf" >"$IT_T/n.out" 2>&1
+it_check "check-config on log.facility \"mial\": exit 78" test $? -eq 78
+sed 's/^milter = { /milter = { user = "no-such-outpost-user"; /' "$CONF2" \
+    >"$IT_T/nouser.conf"
+"$MILTER" -n -c "$IT_T/nouser.conf" >"$IT_T/n.out" 2>&1
+it_check "-n on a milter.user that does not exist: exit 78" test $? -eq 78
+it_check "  the error names milter.user" \
+    grep -q 'milter.user: no user "no-such-outpost-user"' "$IT_T/n.out"
+"$CTL" check-config -c "$IT_T/nouser.conf" >"$IT_T/n.out" 2>&1
+it_check "check-config on a milter.user that does not exist: exit 78" \
+    test $? -eq 78
+sed 's/^milter = { /milter = { user = "nobody"; /' "$CONF2" \
+    >"$IT_T/nobody.conf"
+"$MILTER" -n -c "$IT_T/nobody.conf" >"$IT_T/n.out" 2>&1
+it_check "-n when milter.user cannot read the keys (root's, 0600): exit 78" \
+    test $? -eq 78
+it_check "  the error says which key and how to give it to the user" \
+    grep -q 'milter.user "nobody" cannot read .*: chown nobody ' "$IT_T/n.out"
+"$CTL" check-config -c "$IT_T/nobody.conf" >"$IT_T/n.out" 2>&1
+it_check "check-config when milter.user cannot read the keys: exit 78" \
+    test $? -eq 78
+"$CTL" keygen -d example.com -s hint -a ed25519 -o "$IT_T/hint" \
+    >"$IT_T/n.out" 2>&1
+it_check "keygen as root says how to give the key to the milter's user" \
+    grep -q "chown outpost $IT_T/hint/hint.private" "$IT_T/n.out"
 
 it_check "milter survived everything" kill -0 "$MPID"
 if grep -q 'ERROR: AddressSanitizer\|runtime error:' "$IT_T"/milter*.log; then

@@ -5,9 +5,11 @@
 #include "config.h"
 
 #include <check.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "conf/conf.h"
@@ -47,6 +49,11 @@ static const struct {
 	  "unknown setting \"milter.sokcet\"" },
 	{ "bad socket",
 	  "milter = {\n socket = \"/run/x.sock\";\n};\n", 2, "socket" },
+	{ "unknown log facility names its line",
+	  "log = {\n verbose = true;\n facility = \"mial\";\n};\n", 3,
+	  "\"facility\" \"mial\" is unknown" },
+	{ "log facility local3", "log = { facility = \"local3\"; };", 0,
+	  NULL },
 	{ "inet socket without an address is refused",
 	  "milter = {\n socket = \"inet:8891\";\n};\n", 2,
 	  "\"inet:8891\" names no address: write \"inet:8891@127.0.0.1\"" },
@@ -347,6 +354,75 @@ START_TEST(opendkim_tables_and_options)
 }
 END_TEST
 
+/*
+ * host_check_users_and_keys - conf_check_host names a missing user and a
+ * key file that milter.user cannot read, and passes one it can
+ */
+START_TEST(host_check_users_and_keys)
+{
+	char err[512], text[1024], key[] = "/tmp/check_conf_key.XXXXXX";
+	struct passwd *me = getpwuid(getuid());
+	struct conf *c;
+	char *path;
+	int fd;
+
+	ck_assert_ptr_nonnull(me);
+	ck_assert_int_ge(fd = mkstemp(key), 0);
+	close(fd);
+	ck_assert_int_eq(chmod(key, 0600), 0);
+
+	path = write_tmp("milter = { user = \"no-such-outpost-user\"; };");
+	ck_assert_ptr_nonnull(c = conf_load(path, err, sizeof(err)));
+	ck_assert_int_eq(conf_check_host(c, CONF_HOST_MILTER, err,
+	    sizeof(err)), -1);
+	ck_assert_msg(strstr(err, "milter.user: no user "
+	    "\"no-such-outpost-user\"") != NULL, "got \"%s\"", err);
+	ck_assert_int_eq(conf_check_host(c, CONF_HOST_POLICYD, err,
+	    sizeof(err)), 0);
+	conf_free(c);
+	unlink(path);
+	free(path);
+
+	path = write_tmp("policyd = { user = \"no-such-outpost-user\"; };");
+	ck_assert_ptr_nonnull(c = conf_load(path, err, sizeof(err)));
+	ck_assert_int_eq(conf_check_host(c, CONF_HOST_POLICYD, err,
+	    sizeof(err)), -1);
+	ck_assert_msg(strstr(err, "policyd.user") != NULL, "got \"%s\"",
+	    err);
+	conf_free(c);
+	unlink(path);
+	free(path);
+
+	/* A key of ours, mode 0600: nobody cannot read it, we can. */
+	snprintf(text, sizeof(text), "milter = { user = \"%s\"; };\n"
+	    "dkim = { keys = ( { name = \"k\"; domain = \"example.com\"; "
+	    "selector = \"s\"; file = \"%s\"; } ); };", getuid() == 0 ?
+	    "nobody" : "root", key);
+	path = write_tmp(text);
+	ck_assert_ptr_nonnull(c = conf_load(path, err, sizeof(err)));
+	ck_assert_int_eq(conf_check_host(c, CONF_HOST_MILTER, err,
+	    sizeof(err)), getuid() == 0 ? -1 : 0);
+	if (getuid() == 0)
+		ck_assert_msg(strstr(err, "cannot read") != NULL &&
+		    strstr(err, key) != NULL, "got \"%s\"", err);
+	conf_free(c);
+	unlink(path);
+	free(path);
+
+	snprintf(text, sizeof(text), "milter = { user = \"%s\"; };\n"
+	    "dkim = { keys = ( { name = \"k\"; domain = \"example.com\"; "
+	    "selector = \"s\"; file = \"%s\"; } ); };", me->pw_name, key);
+	path = write_tmp(text);
+	ck_assert_ptr_nonnull(c = conf_load(path, err, sizeof(err)));
+	ck_assert_msg(conf_check_host(c, CONF_HOST_MILTER, err,
+	    sizeof(err)) == 0, "got \"%s\"", err);
+	conf_free(c);
+	unlink(path);
+	free(path);
+	unlink(key);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -367,6 +443,9 @@ main(void)
 	suite_add_tcase(s, tc);
 	tc = tcase_create("example_file_loads_with_every_section");
 	tcase_add_test(tc, example_file_loads_with_every_section);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("host_check_users_and_keys");
+	tcase_add_test(tc, host_check_users_and_keys);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("opendkim_tables_and_options");
 	tcase_add_test(tc, opendkim_tables_and_options);
