@@ -60,7 +60,7 @@ struct conf_rule {
 	int line;
 };
 
-/* Quotas (issue 3): what a limit keys on, counts, and how. */
+/* Quotas: what a limit keys on, counts, and how. */
 enum conf_qkey {
 	CONF_QKEY_SASL_USERNAME,
 	CONF_QKEY_SENDER,
@@ -212,7 +212,7 @@ struct conf {
 		size_t nlogins;
 	} exempt;
 
-	/* SPF (issue 5; conf_spf.c).  Checks run in worker processes. */
+	/* SPF (conf_spf.c).  Checks run in worker processes. */
 	struct {
 		unsigned int workers;		/* pool size, default 2 */
 		unsigned int max_workers;	/* grown to when busy; 16 */
@@ -243,7 +243,7 @@ struct conf {
 		} outbound;
 	} spf;
 
-	/* outpost-policyd (issue 4; conf_policyd.c) */
+	/* outpost-policyd (conf_policyd.c) */
 	struct {
 		char **listen;			/* "unix:PATH", "inet:HOST:PORT" */
 		size_t nlisten;

@@ -1,6 +1,6 @@
 /*
  * outpost-policyd - Postfix policy delegation server enforcing the
- * recipient, message and byte quotas of outpost.conf (issue 4).
+ * recipient, message and byte quotas of outpost.conf.
  *
  * main() only wires things: options, configuration, logging, listeners,
  * privileges, the store, then the event loop (policy/server.c).

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # tests/integration/quota_lapsed.sh - a sender slower than store.reserve_ttl
-# is still charged, and never goes over the limit (issue 11, item 1).
+# is still charged, and never goes over the limit.
 #
 # store.reserve_ttl = "2s", a limit of 5 recipients per hour per sender, an
 # LMDB store.  A private Postfix counts with the milter (milter.quotas =
