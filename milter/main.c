@@ -7,17 +7,13 @@
 #include "config.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <grp.h>
 #include <netinet/in.h>
 #include <pthread.h>
-#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/types.h>
 #include <syslog.h>
 #include <sysexits.h>
@@ -26,6 +22,7 @@
 #include "milter/engine.h"
 #include "milter/milter.h"
 #include "util/daemon.h"
+#include "util/listen.h"
 #include "util/log.h"
 
 static const char *conf_path = CONF_DEFAULT_PATH;
@@ -80,24 +77,13 @@ signal_thread(void *arg)
 static void
 unix_socket_access(const struct conf *c)
 {
-	const char *path = c->milter.socket;
-	struct group *gr;
+	const char *path = listen_unix_path(c->milter.socket);
+	char err[1024];
 
-	if (strncmp(path, "unix:", 5) == 0)
-		path += 5;
-	else if (strncmp(path, "local:", 6) == 0)
-		path += 6;
-	else
-		return;
-	if (c->milter.socket_group != NULL) {
-		if ((gr = getgrnam(c->milter.socket_group)) == NULL)
-			fatalx(EX_CONFIG, "milter.socket_group: no group "
-			    "\"%s\"", c->milter.socket_group);
-		if (chown(path, (uid_t)-1, gr->gr_gid) < 0)
-			fatal(EX_OSERR, "chown %s", path);
-	}
-	if (chmod(path, (mode_t)c->milter.socket_mode) < 0)
-		fatal(EX_OSERR, "chmod %s", path);
+	if (path != NULL && listen_unix_access(path, NULL,
+	    c->milter.socket_group, c->milter.socket_mode, "milter", err,
+	    sizeof(err)) < 0)
+		fatalx(EX_CONFIG, "%s", err);
 }
 
 int
