@@ -301,9 +301,11 @@ load_milter(struct loader *ld, config_t *cf, struct conf *c)
 		return fail(ld, config_setting_get_member(g, "on_error"),
 		    "\"on_error\" must be tempfail or accept");
 	c->milter.on_error = (enum conf_on_error)e;
-	if (get_enum(ld, g, "engine", engines, &c->milter.libmilter) < 0 ||
+	e = (int)c->milter.engine;
+	if (get_enum(ld, g, "engine", engines, &e) < 0 ||
 	    get_enum(ld, g, "quotas", quotas, &q) < 0)
 		return -1;
+	c->milter.engine = (enum conf_milter_engine)e;
 	c->milter.quotas = (enum conf_mquota)q;
 	if (strncmp(c->milter.socket, "unix:", 5) != 0 &&
 	    strncmp(c->milter.socket, "local:", 6) != 0 &&

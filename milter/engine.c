@@ -619,7 +619,7 @@ conns_unlink(struct econn *e)
 
 /*
  * conn_thread - one connection; it counts in nconns until everything it
- * used is released, so that engine_main() returning with none left means
+ * used is released, so that engine_run() returning with none left means
  * no thread touches the handlers' state any more.  Off the list before
  * the socket closes: conns_stop() never meets a reused descriptor.
  */
@@ -707,7 +707,8 @@ listen_milter_inet(const char *spec, int family, const struct conf *c,
 	    (int)c->milter.backlog, err, errlen);
 }
 
-int
+/* engine_listen - open the socket and the stop pipe */
+static int
 engine_listen(const struct conf *c, char *err, size_t errlen)
 {
 	const char *s = c->milter.socket, *path;
@@ -730,7 +731,8 @@ engine_listen(const struct conf *c, char *err, size_t errlen)
 	return 0;
 }
 
-void
+/* engine_stop - make engine_run() return */
+static void
 engine_stop(void)
 {
 	char c = 'x';
@@ -778,8 +780,9 @@ conns_stop(void)
 	return n > 0 ? -1 : 0;
 }
 
-int
-engine_main(const struct conf *c)
+/* engine_run - accept until engine_stop(); then end the connections */
+static int
+engine_run(const struct conf *c)
 {
 	struct pollfd pfd[2];
 	struct sockaddr_storage ss;
@@ -818,3 +821,10 @@ engine_main(const struct conf *c)
 	listen_fd = -1;
 	return conns_stop();
 }
+
+const struct milter_engine engine_native = {
+	.name = "native",
+	.listen = engine_listen,
+	.run = engine_run,
+	.stop = engine_stop,
+};

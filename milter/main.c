@@ -2,7 +2,7 @@
  * outpost-milter - DKIM signing milter for Postfix and Sendmail.
  *
  * main() only wires things: options, configuration, logging, the milter
- * socket, privileges, the reload thread, then libmilter's loop.
+ * socket, privileges, the signal thread, then the engine's loop.
  */
 #include "config.h"
 
@@ -39,20 +39,22 @@ usage(void)
 	exit(EX_USAGE);
 }
 
+/* The engine that serves; its stop() is called from signal_thread. */
+static const struct milter_engine *engine;
+
 /*
- * signal_thread - the only thread that takes signals: SIGUSR1 reloads
- * (and SIGHUP with our engine); SIGTERM and SIGINT stop our engine.
- * With libmilter, libmilter's own thread takes SIGHUP/TERM/INT (all
- * three stop it).
+ * signal_thread - the only thread that takes signals, under both
+ * engines (engine.h): SIGHUP and SIGUSR1 reload, SIGTERM and SIGINT stop.
+ * sigwaitinfo(), not sigwait(): lm.c redefines sigwait() for libmilter.
  */
 static void *
 signal_thread(void *arg)
 {
-	sigset_t *set = arg;
+	const sigset_t *set = arg;
 	int sig;
 
 	for (;;) {
-		if (sigwait(set, &sig) != 0)
+		if ((sig = sigwaitinfo(set, NULL)) < 0)
 			continue;
 		switch (sig) {
 		case SIGUSR1:
@@ -63,11 +65,40 @@ signal_thread(void *arg)
 		case SIGTERM:
 		case SIGINT:
 			log_info("%s: stopping", strsignal(sig));
-			engine_stop();
+			engine->stop();
 			break;
 		}
 	}
 	return NULL;
+}
+
+/* The signals signal_thread takes (MILTER_SIGNALS). */
+static sigset_t signal_set;
+
+/* signals_block - block MILTER_SIGNALS here and in every thread to come
+ * (the quota store's, the engine's): none of them may take one */
+static void
+signals_block(void)
+{
+	static const int sigs[] = { MILTER_SIGNALS };
+	size_t i;
+
+	sigemptyset(&signal_set);
+	for (i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+		sigaddset(&signal_set, sigs[i]);
+	pthread_sigmask(SIG_BLOCK, &signal_set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+}
+
+/* signals_start - start signal_thread */
+static void
+signals_start(void)
+{
+	pthread_t tid;
+
+	if (pthread_create(&tid, NULL, signal_thread, &signal_set) != 0)
+		fatalx(EX_OSERR, "cannot start the signal thread");
+	pthread_detach(tid);
 }
 
 /*
@@ -92,8 +123,6 @@ main(int argc, char **argv)
 	int ch, foreground = 0, check = 0, verbose = 0, facility;
 	struct milter_gen *gen;
 	struct conf *conf;
-	static sigset_t set;
-	pthread_t tid;
 	char err[1024];
 
 	while ((ch = getopt(argc, argv, "c:fhnvV")) != -1) {
@@ -143,10 +172,14 @@ main(int argc, char **argv)
 	if (milter_spf_start(conf, err, sizeof(err)) < 0)
 		fatalx(EX_UNAVAILABLE, "spf: %s", err);
 
-	if ((conf->milter.libmilter ? lm_listen(conf, err, sizeof(err)) :
-	    engine_listen(conf, err, sizeof(err))) < 0)
+	engine = conf->milter.engine == CONF_MILTER_LIBMILTER ?
+	    &engine_libmilter : &engine_native;
+	if (engine->listen(conf, err, sizeof(err)) < 0)
 		fatalx(EX_UNAVAILABLE, "%s", err);
 	unix_socket_access(conf);
+	/* Before the first thread; after the SPF workers' exec, which would
+	 * keep the mask. */
+	signals_block();
 	daemon_drop_privileges(conf->milter.user, "milter.user");
 	/* Configuration and keys now, while errors reach the terminal ... */
 	if ((gen = milter_gen_check(conf_path, err, sizeof(err))) == NULL)
@@ -166,24 +199,10 @@ main(int argc, char **argv)
 	milter_install(gen);
 	daemon_write_pid(conf->milter.pid_file);
 
-	/* Every thread inherits this mask; only signal_thread takes them. */
-	sigemptyset(&set);
-	sigaddset(&set, SIGUSR1);
-	if (!conf->milter.libmilter) {
-		sigaddset(&set, SIGHUP);
-		sigaddset(&set, SIGTERM);
-		sigaddset(&set, SIGINT);
-	}
-	pthread_sigmask(SIG_BLOCK, &set, NULL);
-	signal(SIGPIPE, SIG_IGN);
-	if (pthread_create(&tid, NULL, signal_thread, &set) != 0)
-		fatalx(EX_OSERR, "cannot start the signal thread");
-	pthread_detach(tid);
-
+	signals_start();
 	log_info("started on %s with %zu keys (engine %s)",
-	    conf->milter.socket, dkim_table_nkeys(gen->table),
-	    conf->milter.libmilter ? "libmilter" : "native");
-	ch = conf->milter.libmilter ? lm_main() : engine_main(conf);
+	    conf->milter.socket, dkim_table_nkeys(gen->table), engine->name);
+	ch = engine->run(conf);
 	if (ch < 0) {
 		/* Their threads still use the SPF pool and the generations:
 		 * leave the memory to the exit, and no atexit handler. */

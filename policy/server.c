@@ -130,7 +130,7 @@ struct server {
 	size_t nconns;
 	uint64_t refused_full, refused_net, malformed;
 	struct decide_stats stats;
-	struct event *sighup, *sigterm, *sigint, *stoptimer, *resume;
+	struct event *sighup, *sigusr1, *sigterm, *sigint, *stoptimer, *resume;
 	int stopping;
 	/* the current turn (see the top) */
 	struct event *turn;
@@ -967,16 +967,17 @@ same_listen(const struct conf *a, const struct conf *b)
 	return 1;
 }
 
-/* on_hup - reload: build, validate, swap; keep the old one on error */
+/* on_reload - SIGHUP, SIGUSR1: build, validate, swap; keep the old
+ * one on error */
 static void
-on_hup(evutil_socket_t sig, short what, void *arg)
+on_reload(evutil_socket_t sig, short what, void *arg)
 {
 	struct server *s = arg;
 	struct conf *c;
 	struct gen *g, *old;
 	char err[1024];
 
-	log_info("SIGHUP: reloading %s", s->conf_path);
+	log_info("%s: reloading %s", strsignal((int)sig), s->conf_path);
 	if ((c = conf_load(s->conf_path, err, sizeof(err))) == NULL) {
 		log_warnx("reload failed, keeping the old configuration: %s",
 		    err);
@@ -1063,15 +1064,18 @@ server_start(struct server *s, char *err, size_t errlen)
 	if ((s->cur = gen_new(s, s->boot, err, errlen)) == NULL)
 		return -1;
 	s->boot = NULL;
-	s->sighup = evsignal_new(s->base, SIGHUP, on_hup, s);
+	s->sighup = evsignal_new(s->base, SIGHUP, on_reload, s);
+	s->sigusr1 = evsignal_new(s->base, SIGUSR1, on_reload, s);
 	s->sigterm = evsignal_new(s->base, SIGTERM, on_term, s);
 	s->sigint = evsignal_new(s->base, SIGINT, on_term, s);
 	s->stoptimer = evtimer_new(s->base, stop_timeout, s);
 	s->resume = evtimer_new(s->base, resume_listeners, s);
 	s->turn = event_new(s->base, -1, 0, turn_end, s);
-	if (s->sighup == NULL || s->turn == NULL || s->sigterm == NULL ||
-	    s->sigint == NULL || s->stoptimer == NULL || s->resume == NULL ||
+	if (s->sighup == NULL || s->sigusr1 == NULL || s->sigterm == NULL ||
+	    s->sigint == NULL || s->turn == NULL || s->stoptimer == NULL ||
+	    s->resume == NULL ||
 	    evsignal_add(s->sighup, NULL) < 0 ||
+	    evsignal_add(s->sigusr1, NULL) < 0 ||
 	    evsignal_add(s->sigterm, NULL) < 0 ||
 	    evsignal_add(s->sigint, NULL) < 0) {
 		snprintf(err, errlen, "cannot install signal events");
@@ -1119,6 +1123,8 @@ server_free(struct server *s)
 	free(s->ls);
 	if (s->sighup != NULL)
 		event_free(s->sighup);
+	if (s->sigusr1 != NULL)
+		event_free(s->sigusr1);
 	if (s->sigterm != NULL)
 		event_free(s->sigterm);
 	if (s->sigint != NULL)
