@@ -34,6 +34,11 @@ unix_queue() {
 	ss -Hxl | awk -v p="$1" '$5 == p { print $4; exit }'
 }
 
+# listed CMD ARG - true once CMD ARG prints something
+listed() {
+	[ -n "$("$1" "$2")" ]
+}
+
 # expect_queue WHAT GOT - PASS when GOT is 1000
 expect_queue() {
 	if [ "$2" = 1000 ]; then
@@ -81,17 +86,18 @@ dkim = {
   signing = ( { match = "*@example.com"; keys = [ "e" ]; } );
 };
 EOC
+		rm -f "$T/milter.sock"	# the last run's: not this one's
 		it_spawn "$T/milter.log" "$MILTER" -f -c "$T/milter.conf"
 		case $sock in
 		unix:*)
-			it_wait 10 test -S "${sock#unix:}" ||
+			it_wait 10 listed unix_queue "${sock#unix:}" ||
 			    fatal_setup "outpost-milter ($engine) on $sock"
 			got=$(unix_queue "${sock#unix:}")
 			;;
 		*)
 			port=${sock#inet:}
 			port=${port%@*}
-			it_wait 10 it_port_open "$port" ||
+			it_wait 10 listed tcp_queue "$port" ||
 			    fatal_setup "outpost-milter ($engine) on $sock"
 			got=$(tcp_queue "$port")
 			;;
