@@ -114,7 +114,7 @@ unix_socket_access(const struct conf *c)
 	if (path != NULL && listen_unix_access(path, NULL,
 	    c->milter.socket_group, c->milter.socket_mode, "milter", err,
 	    sizeof(err)) < 0)
-		fatalx(EX_CONFIG, "%s", err);
+		fatalx(errno == 0 ? EX_CONFIG : EX_OSERR, "%s", err);
 }
 
 int

@@ -99,6 +99,7 @@ listen_unix_access(const char *path, const char *owner, const char *group,
 
 	if (owner != NULL) {
 		if ((pw = getpwnam(owner)) == NULL) {
+			errno = 0;
 			snprintf(err, errlen, "%s.socket_owner: no user "
 			    "\"%s\"", setting, owner);
 			return -1;
@@ -107,6 +108,7 @@ listen_unix_access(const char *path, const char *owner, const char *group,
 	}
 	if (group != NULL) {
 		if ((gr = getgrnam(group)) == NULL) {
+			errno = 0;
 			snprintf(err, errlen, "%s.socket_group: no group "
 			    "\"%s\"", setting, group);
 			return -1;

@@ -33,7 +33,8 @@ int listen_inet(const char *host, const char *port, int family,
 
 /* listen_unix_access - give the socket at path its mode, and its owner
  * and group when named (NULL: leave); errors name setting (e.g.
- * "policyd": "policyd.socket_owner: no user ...") */
+ * "policyd": "policyd.socket_owner: no user ...").  On -1, errno is 0
+ * for an unknown name (a configuration error), else chown's or chmod's. */
 int listen_unix_access(const char *path, const char *owner,
     const char *group, unsigned int mode, const char *setting, char *err,
     size_t errlen);

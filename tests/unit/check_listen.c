@@ -13,6 +13,7 @@
 #include <arpa/inet.h>
 
 #include <check.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -151,6 +152,7 @@ START_TEST(unix_access_sets_mode_and_names_the_setting)
 	    0660, "milter", err, sizeof(err)), -1);
 	ck_assert_str_eq(err,
 	    "milter.socket_group: no group \"no-such-group-op\"");
+	ck_assert_int_eq(errno, 0);
 	ck_assert_int_eq(listen_unix_access(path, "no-such-user-op", NULL,
 	    0660, "policyd", err, sizeof(err)), -1);
 	ck_assert_str_eq(err,
