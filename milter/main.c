@@ -117,6 +117,32 @@ unix_socket_access(const struct conf *c)
 		fatalx(errno == 0 ? EX_CONFIG : EX_OSERR, "%s", err);
 }
 
+/* check_only - -n: check the configuration and the keys, as the daemon
+ * will load them; the exit status */
+static int
+check_only(struct conf *conf)
+{
+	struct milter_gen *gen;
+	char err[1024];
+
+	if ((gen = milter_gen_check(conf_path, err, sizeof(err))) == NULL)
+		fatalx(EX_CONFIG, "%s", err);
+	printf("%s: OK\n", conf_path);
+	milter_install(gen);
+	milter_shutdown();
+	conf_free(conf);
+	return 0;
+}
+
+/* background - become a daemon, logging to syslog's facility */
+static void
+background(int facility)
+{
+	if (daemon(0, 0) < 0)
+		fatal(EX_OSERR, "daemon");
+	log_init("outpost-milter", 0, facility);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -151,17 +177,8 @@ main(int argc, char **argv)
 	log_init("outpost-milter", 1, LOG_MAIL);
 	if ((conf = conf_load(conf_path, err, sizeof(err))) == NULL)
 		fatalx(EX_CONFIG, "%s", err);
-	if (check) {
-		/* -n checks the keys too, as the daemon will load them */
-		if ((gen = milter_gen_check(conf_path, err, sizeof(err))) ==
-		    NULL)
-			fatalx(EX_CONFIG, "%s", err);
-		printf("%s: OK\n", conf_path);
-		milter_install(gen);
-		milter_shutdown();
-		conf_free(conf);
-		return 0;
-	}
+	if (check)
+		return check_only(conf);
 	if ((facility = daemon_facility(conf->log.facility)) < 0)
 		fatalx(EX_CONFIG, "%s: log.facility \"%s\" is unknown",
 		    conf_path, conf->log.facility);
@@ -185,11 +202,8 @@ main(int argc, char **argv)
 	if ((gen = milter_gen_check(conf_path, err, sizeof(err))) == NULL)
 		fatalx(EX_CONFIG, "%s", err);
 
-	if (!foreground) {
-		if (daemon(0, 0) < 0)
-			fatal(EX_OSERR, "daemon");
-		log_init("outpost-milter", 0, facility);
-	}
+	if (!foreground)
+		background(facility);
 	/* ... the quota store only in the process that uses it: an LMDB
 	 * environment must not cross daemon()'s fork (its lock file's
 	 * fcntl lock stays with the parent that exits, and the next process
