@@ -42,6 +42,12 @@ enum conf_engine {
 	CONF_ENGINE_OPENDKIM,	/* libopendkim dkim_sign() per message */
 };
 
+/* milter.engine: who speaks the milter protocol (milter/engine.h) */
+enum conf_milter_engine {
+	CONF_MILTER_NATIVE,	/* our own engine */
+	CONF_MILTER_LIBMILTER,	/* libmilter, the reference */
+};
+
 /* A dkim.keys entry. */
 struct conf_key {
 	char *name;
@@ -152,7 +158,7 @@ struct conf {
 		unsigned int backlog;
 		char *user;			/* drop to, or NULL */
 		char *pid_file;			/* or NULL */
-		int libmilter;			/* engine = "libmilter" */
+		enum conf_milter_engine engine;
 		enum conf_mquota quotas;	/* default all */
 	} milter;
 

@@ -124,7 +124,7 @@ const struct conf_param conf_params[] = {
 	{ STRING("milter.pid_file", F(milter.pid_file)) },
 	{ STRING("milter.socket_group", F(milter.socket_group)) },
 	{ MODE("milter.socket_mode", F(milter.socket_mode)), .def = 0660 },
-	{ ENUM("milter.engine", F(milter.libmilter), milter_engines) },
+	{ ENUM("milter.engine", F(milter.engine), milter_engines) },
 	{ ENUM("milter.quotas", F(milter.quotas), milter_quotas),
 	  .def = CONF_MQUOTA_ALL },
 

@@ -27,6 +27,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
+#include "dkim/b64.h"
 #include "dkim/key.h"
 #include "util/xmalloc.h"
 
@@ -136,31 +137,13 @@ key_no_passphrase(char *buf, int size, int rwflag, void *u)
 static EVP_PKEY *
 key_parse_seed(const unsigned char *data, size_t len)
 {
-	unsigned char b64[128], raw[96], pub[ED25519_LEN];
+	unsigned char raw[96], pub[ED25519_LEN];
 	EVP_PKEY *pkey;
-	size_t i, n = 0, publen = sizeof(pub);
-	int dec;
+	size_t dec, publen = sizeof(pub);
 
-	for (i = 0; i < len; i++) {
-		if (data[i] == ' ' || data[i] == '\t' || data[i] == '\r' ||
-		    data[i] == '\n')
-			continue;
-		if (n + 1 >= sizeof(b64))
-			return NULL;
-		b64[n++] = data[i];
-	}
-	if (n == 0 || n % 4 != 0)
-		return NULL;
-	dec = EVP_DecodeBlock(raw, b64, (int)n);
-	if (dec < 0)
-		return NULL;
-	/* EVP_DecodeBlock counts the padding bytes as data */
-	if (b64[n - 1] == '=')
-		dec--;
-	if (b64[n - 2] == '=')
-		dec--;
 	/* 32: the seed; 64: seed and public key (libsodium's form) */
-	if (dec != ED25519_LEN && dec != 2 * ED25519_LEN) {
+	if (b64_decode((const char *)data, len, raw, sizeof(raw), &dec) < 0 ||
+	    (dec != ED25519_LEN && dec != 2 * ED25519_LEN)) {
 		OPENSSL_cleanse(raw, sizeof(raw));
 		return NULL;
 	}
@@ -174,7 +157,6 @@ key_parse_seed(const unsigned char *data, size_t len)
 		pkey = NULL;
 	}
 	OPENSSL_cleanse(raw, sizeof(raw));
-	OPENSSL_cleanse(b64, sizeof(b64));
 	return pkey;
 }
 
@@ -352,11 +334,10 @@ dkim_key_free(struct dkim_key *k)
 static char *
 key_b64(const unsigned char *p, size_t len)
 {
-	char *out;
+	struct buf b = BUF_INIT;
 
-	out = xmalloc(4 * ((len + 2) / 3) + 1);
-	(void)EVP_EncodeBlock((unsigned char *)out, p, (int)len);
-	return out;
+	b64_encode(&b, p, len);
+	return buf_steal(&b);
 }
 
 /* dkim_key_public_b64 - the p= of the key's record */

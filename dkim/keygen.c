@@ -25,6 +25,7 @@
 #include <openssl/rsa.h>
 #include <openssl/x509.h>
 
+#include "dkim/b64.h"
 #include "dkim/keygen.h"
 #include "util/xmalloc.h"
 
@@ -431,38 +432,20 @@ fail:
 	return -1;
 }
 
-/* keygen_b64_decode - base64 with whitespace removed; -1 if not base64 */
+/* keygen_b64_decode - base64 with whitespace removed into a new buffer
+ * (*out, the caller's); -1 if not base64 */
 static int
 keygen_b64_decode(const char *in, size_t len, unsigned char **out,
     size_t *outlen)
 {
-	char *clean;
-	size_t i, n = 0;
-	int dec;
+	size_t cap = len / 4 * 3 + 3;
 
-	clean = xmalloc(len + 1);
-	for (i = 0; i < len; i++)
-		if (in[i] != ' ' && in[i] != '\t' && in[i] != '\r' &&
-		    in[i] != '\n')
-			clean[n++] = in[i];
-	clean[n] = '\0';
-	if (n == 0 || n % 4 != 0) {
-		free(clean);
-		return -1;
-	}
-	*out = xmalloc(n / 4 * 3 + 1);
-	dec = EVP_DecodeBlock(*out, (unsigned char *)clean, (int)n);
-	if (dec >= 0 && clean[n - 1] == '=')
-		dec--;
-	if (dec >= 0 && clean[n - 2] == '=')
-		dec--;
-	free(clean);
-	if (dec < 0) {
+	*out = xmalloc(cap);
+	if (b64_decode(in, len, *out, cap, outlen) < 0) {
 		free(*out);
 		*out = NULL;
 		return -1;
 	}
-	*outlen = (size_t)dec;
 	return 0;
 }
 

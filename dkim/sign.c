@@ -423,19 +423,6 @@ dkim_signer_free(struct dkim_signer *s)
 	return NULL;
 }
 
-/* sign_b64 - base64 of len bytes, appended to out */
-void
-sign_b64(struct buf *out, const unsigned char *p, size_t len)
-{
-	size_t need = 4 * ((len + 2) / 3);
-
-	buf_reserve(out, need + 1);
-	(void)EVP_EncodeBlock((unsigned char *)out->data + out->len, p,
-	    (int)len);
-	out->len += need;
-	out->data[out->len] = '\0';
-}
-
 /* sign_fix_bplacement - put b= where it was hashed (sign_impl.h) */
 void
 sign_fix_bplacement(struct buf *v)

@@ -77,7 +77,4 @@ extern const struct sign_engine sign_engine_opendkim;
  */
 void sign_fix_bplacement(struct buf *value);
 
-/* sign_b64 - base64 (no line breaks) of len bytes, appended to out */
-void sign_b64(struct buf *out, const unsigned char *, size_t len);
-
 #endif

@@ -34,6 +34,7 @@
 #include <openssl/evp.h>
 #include <openssl/rsa.h>
 
+#include "dkim/b64.h"
 #include "dkim/sign_impl.h"
 #include "util/xmalloc.h"
 
@@ -579,7 +580,7 @@ native_sign(const struct dkim_key *key, const unsigned char *digest,
 		ERR_clear_error();
 		return -1;
 	}
-	sign_b64(out, sig, siglen);
+	b64_encode(out, sig, siglen);
 	return 0;
 }
 
@@ -602,7 +603,7 @@ native_finish(void *v, struct buf *values, char *err, size_t errlen)
 		(void)snprintf(err, errlen, "body hash failed");
 		return -1;
 	}
-	sign_b64(&bh, digest, sizeof(digest));
+	b64_encode(&bh, digest, sizeof(digest));
 	memset(t, 0, sizeof(t));
 	if ((md = EVP_MD_CTX_new()) == NULL) {
 		(void)snprintf(err, errlen, "out of memory");

@@ -14,7 +14,6 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -25,8 +24,6 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <libmilter/mfdef.h>
@@ -34,6 +31,7 @@
 #include "milter/engine.h"
 #include "milter/milter.h"
 #include "util/buf.h"
+#include "util/listen.h"
 #include "util/log.h"
 #include "util/xmalloc.h"
 
@@ -621,7 +619,7 @@ conns_unlink(struct econn *e)
 
 /*
  * conn_thread - one connection; it counts in nconns until everything it
- * used is released, so that engine_main() returning with none left means
+ * used is released, so that engine_run() returning with none left means
  * no thread touches the handlers' state any more.  Off the list before
  * the socket closes: conns_stop() never meets a reused descriptor.
  */
@@ -690,90 +688,38 @@ start_conn(int fd, const struct conf *c, const struct sockaddr *sa)
 
 /* ---- listening ---------------------------------------------------------- */
 
+/* listen_milter_inet - "PORT@HOST" or "PORT" (every address) */
 static int
-listen_unix(const char *path, const struct conf *c, char *err, size_t errlen)
+listen_milter_inet(const char *spec, int family, const struct conf *c,
+    char *err, size_t errlen)
 {
-	struct sockaddr_un sun;
-	struct stat st;
-	int fd;
-
-	memset(&sun, 0, sizeof(sun));
-	sun.sun_family = AF_UNIX;
-	if (strlen(path) >= sizeof(sun.sun_path)) {
-		snprintf(err, errlen, "socket path too long: %s", path);
-		return -1;
-	}
-	memcpy(sun.sun_path, path, strlen(path) + 1);
-	/* A stale socket from an earlier run; never remove anything else. */
-	if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode))
-		unlink(path);
-	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0 ||
-	    bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 ||
-	    listen(fd, (int)c->milter.backlog) < 0) {
-		snprintf(err, errlen, "cannot listen on unix:%s: %s", path,
-		    strerror(errno));
-		if (fd >= 0)
-			close(fd);
-		return -1;
-	}
-	return fd;
-}
-
-static int
-listen_inet(const char *spec, int family, const struct conf *c, char *err,
-    size_t errlen)
-{
-	struct addrinfo hints, *res = NULL;
-	char port[16], host[256];
+	char port[16];
 	const char *at = strchr(spec, '@');
-	int fd = -1, on = 1, gai;
 	size_t plen = at ? (size_t)(at - spec) : strlen(spec);
 
-	if (plen == 0 || plen >= sizeof(port) ||
-	    (at && strlen(at + 1) >= sizeof(host))) {
+	if (plen == 0 || plen >= sizeof(port) || (at && strlen(at + 1) >= 256)) {
 		snprintf(err, errlen, "bad socket \"%s\"", spec);
 		return -1;
 	}
 	memcpy(port, spec, plen);
 	port[plen] = '\0';
-	snprintf(host, sizeof(host), "%s", at ? at + 1 : "");
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_family = family;
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-	if ((gai = getaddrinfo(host[0] ? host : NULL, port, &hints, &res)) !=
-	    0) {
-		snprintf(err, errlen, "socket \"%s\": %s", spec,
-		    gai_strerror(gai));
-		return -1;
-	}
-	if ((fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0 ||
-	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) < 0 ||
-	    bind(fd, res->ai_addr, res->ai_addrlen) < 0 ||
-	    listen(fd, (int)c->milter.backlog) < 0) {
-		snprintf(err, errlen, "cannot listen on %s: %s", spec,
-		    strerror(errno));
-		if (fd >= 0)
-			close(fd);
-		fd = -1;
-	}
-	freeaddrinfo(res);
-	return fd;
+	return listen_inet(at ? at + 1 : NULL, port, family,
+	    (int)c->milter.backlog, err, errlen);
 }
 
-int
+/* engine_listen - open the socket and the stop pipe */
+static int
 engine_listen(const struct conf *c, char *err, size_t errlen)
 {
-	const char *s = c->milter.socket;
+	const char *s = c->milter.socket, *path;
 
-	if (strncmp(s, "unix:", 5) == 0)
-		listen_fd = listen_unix(s + 5, c, err, errlen);
-	else if (strncmp(s, "local:", 6) == 0)
-		listen_fd = listen_unix(s + 6, c, err, errlen);
+	if ((path = listen_unix_path(s)) != NULL)
+		listen_fd = listen_unix(path, (int)c->milter.backlog, err,
+		    errlen);
 	else if (strncmp(s, "inet6:", 6) == 0)
-		listen_fd = listen_inet(s + 6, AF_INET6, c, err, errlen);
+		listen_fd = listen_milter_inet(s + 6, AF_INET6, c, err, errlen);
 	else if (strncmp(s, "inet:", 5) == 0)
-		listen_fd = listen_inet(s + 5, AF_INET, c, err, errlen);
+		listen_fd = listen_milter_inet(s + 5, AF_INET, c, err, errlen);
 	else
 		snprintf(err, errlen, "bad socket \"%s\"", s);
 	if (listen_fd < 0)
@@ -785,7 +731,8 @@ engine_listen(const struct conf *c, char *err, size_t errlen)
 	return 0;
 }
 
-void
+/* engine_stop - make engine_run() return */
+static void
 engine_stop(void)
 {
 	char c = 'x';
@@ -833,8 +780,9 @@ conns_stop(void)
 	return n > 0 ? -1 : 0;
 }
 
-int
-engine_main(const struct conf *c)
+/* engine_run - accept until engine_stop(); then end the connections */
+static int
+engine_run(const struct conf *c)
 {
 	struct pollfd pfd[2];
 	struct sockaddr_storage ss;
@@ -873,3 +821,10 @@ engine_main(const struct conf *c)
 	listen_fd = -1;
 	return conns_stop();
 }
+
+const struct milter_engine engine_native = {
+	.name = "native",
+	.listen = engine_listen,
+	.run = engine_run,
+	.stop = engine_stop,
+};

@@ -9,14 +9,17 @@
  */
 #include "config.h"
 
+#include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sysexits.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "milter/engine.h"
 #include "milter/milter.h"
@@ -49,11 +52,11 @@ lm_quarantine(void *ctx, const char *reason)
 	return smfi_quarantine(ctx, (char *)reason) == MI_SUCCESS ? 0 : -1;
 }
 
-/* How long lm_main() waits for libmilter's connection threads to end. */
+/* How long lm_run() waits for libmilter's connection threads to end. */
 #define LM_STOP_WAIT	10
 
 /* Connections with handler state: libmilter does not wait for their
- * threads when smfi_main() returns, lm_main() does. */
+ * threads when smfi_main() returns, lm_run() does. */
 static pthread_mutex_t lm_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t lm_done = PTHREAD_COND_INITIALIZER;
 static unsigned int lm_nconns;
@@ -210,7 +213,8 @@ tcp_nodelay_listener(void)
 	}
 }
 
-int
+/* lm_listen - hand libmilter the settings and let it open the socket */
+static int
 lm_listen(const struct conf *c, char *err, size_t errlen)
 {
 	if (smfi_setconn(c->milter.socket) != MI_SUCCESS ||
@@ -230,15 +234,17 @@ lm_listen(const struct conf *c, char *err, size_t errlen)
 }
 
 /*
- * lm_main - libmilter's loop; then wait (LM_STOP_WAIT) for the
+ * lm_run - libmilter's loop; then wait (LM_STOP_WAIT) for the
  * connections libmilter leaves running: -1 if some still are.
  */
-int
-lm_main(void)
+static int
+lm_run(const struct conf *c)
 {
 	struct timespec deadline;
-	int rc = smfi_main() == MI_SUCCESS ? 0 : -1;
+	int rc;
 
+	(void)c;
+	rc = smfi_main() == MI_SUCCESS ? 0 : -1;
 	clock_gettime(CLOCK_REALTIME, &deadline);
 	deadline.tv_sec += LM_STOP_WAIT;
 	pthread_mutex_lock(&lm_lock);
@@ -249,4 +255,51 @@ lm_main(void)
 		rc = -1;
 	pthread_mutex_unlock(&lm_lock);
 	return rc;
+}
+
+/* lm_stop - close libmilter's socket: smfi_main() returns */
+static void
+lm_stop(void)
+{
+	(void)smfi_stop();
+}
+
+const struct milter_engine engine_libmilter = {
+	.name = "libmilter",
+	.listen = lm_listen,
+	.run = lm_run,
+	.stop = lm_stop,
+};
+
+/*
+ * sigwait - keep libmilter's signal thread from our signals.
+ *
+ * smfi_main() starts a thread that waits in sigwait() for SIGHUP,
+ * SIGTERM and SIGINT and stops the milter on any of them, so under
+ * libmilter SIGHUP could not reload, and which thread took a signal,
+ * ours or libmilter's, was the kernel's choice.  main.c's signal thread
+ * takes those signals under both engines, with sigwaitinfo().  This
+ * definition in the program is the one the dynamic linker binds
+ * libmilter's call to: the signals main.c owns (MILTER_SIGNALS) leave the
+ * set, and a caller left waiting for nothing (libmilter's thread) sleeps
+ * for good; its signals stay blocked, so pause() never returns.
+ */
+int
+sigwait(const sigset_t *set, int *sig)
+{
+	static const int ours[] = { MILTER_SIGNALS };
+	sigset_t rest = *set;
+	size_t i;
+	int s;
+
+	for (i = 0; i < sizeof(ours) / sizeof(ours[0]); i++)
+		(void)sigdelset(&rest, ours[i]);
+	if (sigisemptyset(&rest))
+		for (;;)
+			(void)pause();
+	while ((s = sigwaitinfo(&rest, NULL)) < 0)
+		if (errno != EINTR)
+			return errno;
+	*sig = s;
+	return 0;
 }

@@ -2,22 +2,18 @@
  * outpost-milter - DKIM signing milter for Postfix and Sendmail.
  *
  * main() only wires things: options, configuration, logging, the milter
- * socket, privileges, the reload thread, then libmilter's loop.
+ * socket, privileges, the signal thread, then the engine's loop.
  */
 #include "config.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <grp.h>
 #include <netinet/in.h>
 #include <pthread.h>
-#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/types.h>
 #include <syslog.h>
 #include <sysexits.h>
@@ -26,6 +22,7 @@
 #include "milter/engine.h"
 #include "milter/milter.h"
 #include "util/daemon.h"
+#include "util/listen.h"
 #include "util/log.h"
 #include "util/notify.h"
 
@@ -43,20 +40,22 @@ usage(void)
 	exit(EX_USAGE);
 }
 
+/* The engine that serves; its stop() is called from signal_thread. */
+static const struct milter_engine *engine;
+
 /*
- * signal_thread - the only thread that takes signals: SIGUSR1 reloads
- * (and SIGHUP with our engine); SIGTERM and SIGINT stop our engine.
- * With libmilter, libmilter's own thread takes SIGHUP/TERM/INT (all
- * three stop it).
+ * signal_thread - the only thread that takes signals, under both
+ * engines (engine.h): SIGHUP and SIGUSR1 reload, SIGTERM and SIGINT stop.
+ * sigwaitinfo(), not sigwait(): lm.c redefines sigwait() for libmilter.
  */
 static void *
 signal_thread(void *arg)
 {
-	sigset_t *set = arg;
+	const sigset_t *set = arg;
 	int sig;
 
 	for (;;) {
-		if (sigwait(set, &sig) != 0)
+		if ((sig = sigwaitinfo(set, NULL)) < 0)
 			continue;
 		switch (sig) {
 		case SIGUSR1:
@@ -70,11 +69,40 @@ signal_thread(void *arg)
 		case SIGINT:
 			log_info("%s: stopping", strsignal(sig));
 			notify_stopping();
-			engine_stop();
+			engine->stop();
 			break;
 		}
 	}
 	return NULL;
+}
+
+/* The signals signal_thread takes (MILTER_SIGNALS). */
+static sigset_t signal_set;
+
+/* signals_block - block MILTER_SIGNALS here and in every thread to come
+ * (the quota store's, the engine's): none of them may take one */
+static void
+signals_block(void)
+{
+	static const int sigs[] = { MILTER_SIGNALS };
+	size_t i;
+
+	sigemptyset(&signal_set);
+	for (i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+		sigaddset(&signal_set, sigs[i]);
+	pthread_sigmask(SIG_BLOCK, &signal_set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+}
+
+/* signals_start - start signal_thread */
+static void
+signals_start(void)
+{
+	pthread_t tid;
+
+	if (pthread_create(&tid, NULL, signal_thread, &signal_set) != 0)
+		fatalx(EX_OSERR, "cannot start the signal thread");
+	pthread_detach(tid);
 }
 
 /*
@@ -84,24 +112,42 @@ signal_thread(void *arg)
 static void
 unix_socket_access(const struct conf *c)
 {
-	const char *path = c->milter.socket;
-	struct group *gr;
+	const char *path = listen_unix_path(c->milter.socket);
+	char err[1024];
 
-	if (strncmp(path, "unix:", 5) == 0)
-		path += 5;
-	else if (strncmp(path, "local:", 6) == 0)
-		path += 6;
-	else
-		return;
-	if (c->milter.socket_group != NULL) {
-		if ((gr = getgrnam(c->milter.socket_group)) == NULL)
-			fatalx(EX_CONFIG, "milter.socket_group: no group "
-			    "\"%s\"", c->milter.socket_group);
-		if (chown(path, (uid_t)-1, gr->gr_gid) < 0)
-			fatal(EX_OSERR, "chown %s", path);
-	}
-	if (chmod(path, (mode_t)c->milter.socket_mode) < 0)
-		fatal(EX_OSERR, "chmod %s", path);
+	if (path != NULL && listen_unix_access(path, NULL,
+	    c->milter.socket_group, c->milter.socket_mode, "milter", err,
+	    sizeof(err)) < 0)
+		fatalx(errno == 0 ? EX_CONFIG : EX_OSERR, "%s", err);
+}
+
+/* check_only - -n: check the configuration and the keys, as the daemon
+ * will load them; the exit status */
+static int
+check_only(struct conf *conf)
+{
+	struct milter_gen *gen;
+	char err[1024];
+
+	/* -n checks the keys too, as the daemon will load them, and what
+	 * the configuration needs of this host */
+	if ((gen = milter_gen_check(conf_path, err, sizeof(err))) == NULL ||
+	    conf_check_host(conf, CONF_HOST_MILTER, err, sizeof(err)) < 0)
+		fatalx(EX_CONFIG, "%s", err);
+	printf("%s: OK\n", conf_path);
+	milter_install(gen);
+	milter_shutdown();
+	conf_free(conf);
+	return 0;
+}
+
+/* background - become a daemon, logging to syslog's facility */
+static void
+background(int facility)
+{
+	if (daemon(0, 0) < 0)
+		fatal(EX_OSERR, "daemon");
+	log_init("outpost-milter", 0, facility);
 }
 
 int
@@ -110,8 +156,6 @@ main(int argc, char **argv)
 	int ch, foreground = 0, check = 0, verbose = 0, facility;
 	struct milter_gen *gen;
 	struct conf *conf;
-	static sigset_t set;
-	pthread_t tid;
 	char err[1024];
 
 	while ((ch = getopt(argc, argv, "c:fhnvV")) != -1) {
@@ -140,18 +184,8 @@ main(int argc, char **argv)
 	log_init("outpost-milter", 1, LOG_MAIL);
 	if ((conf = conf_load(conf_path, err, sizeof(err))) == NULL)
 		fatalx(EX_CONFIG, "%s", err);
-	if (check) {
-		/* -n checks the keys too, as the daemon will load them */
-		if ((gen = milter_gen_check(conf_path, err, sizeof(err))) ==
-		    NULL ||
-		    conf_check_host(conf, CONF_HOST_MILTER, err, sizeof(err)) < 0)
-			fatalx(EX_CONFIG, "%s", err);
-		printf("%s: OK\n", conf_path);
-		milter_install(gen);
-		milter_shutdown();
-		conf_free(conf);
-		return 0;
-	}
+	if (check)
+		return check_only(conf);
 	if ((facility = daemon_facility(conf->log.facility)) < 0)
 		fatalx(EX_CONFIG, "%s: log.facility \"%s\" is unknown",
 		    conf_path, conf->log.facility);
@@ -162,20 +196,21 @@ main(int argc, char **argv)
 	if (milter_spf_start(conf, err, sizeof(err)) < 0)
 		fatalx(EX_UNAVAILABLE, "spf: %s", err);
 
-	if ((conf->milter.libmilter ? lm_listen(conf, err, sizeof(err)) :
-	    engine_listen(conf, err, sizeof(err))) < 0)
+	engine = conf->milter.engine == CONF_MILTER_LIBMILTER ?
+	    &engine_libmilter : &engine_native;
+	if (engine->listen(conf, err, sizeof(err)) < 0)
 		fatalx(EX_UNAVAILABLE, "%s", err);
 	unix_socket_access(conf);
+	/* Before the first thread; after the SPF workers' exec, which would
+	 * keep the mask. */
+	signals_block();
 	daemon_drop_privileges(conf->milter.user, "milter.user");
 	/* Configuration and keys now, while errors reach the terminal ... */
 	if ((gen = milter_gen_check(conf_path, err, sizeof(err))) == NULL)
 		fatalx(EX_CONFIG, "%s", err);
 
-	if (!foreground) {
-		if (daemon(0, 0) < 0)
-			fatal(EX_OSERR, "daemon");
-		log_init("outpost-milter", 0, facility);
-	}
+	if (!foreground)
+		background(facility);
 	/* ... the quota store only in the process that uses it: an LMDB
 	 * environment must not cross daemon()'s fork (its lock file's
 	 * fcntl lock stays with the parent that exits, and the next process
@@ -185,25 +220,11 @@ main(int argc, char **argv)
 	milter_install(gen);
 	daemon_write_pid(conf->milter.pid_file);
 
-	/* Every thread inherits this mask; only signal_thread takes them. */
-	sigemptyset(&set);
-	sigaddset(&set, SIGUSR1);
-	if (!conf->milter.libmilter) {
-		sigaddset(&set, SIGHUP);
-		sigaddset(&set, SIGTERM);
-		sigaddset(&set, SIGINT);
-	}
-	pthread_sigmask(SIG_BLOCK, &set, NULL);
-	signal(SIGPIPE, SIG_IGN);
-	if (pthread_create(&tid, NULL, signal_thread, &set) != 0)
-		fatalx(EX_OSERR, "cannot start the signal thread");
-	pthread_detach(tid);
-
+	signals_start();
 	log_info("started on %s with %zu keys (engine %s)",
-	    conf->milter.socket, dkim_table_nkeys(gen->table),
-	    conf->milter.libmilter ? "libmilter" : "native");
+	    conf->milter.socket, dkim_table_nkeys(gen->table), engine->name);
 	notify_ready(NULL);	/* the socket listens, the keys are loaded */
-	ch = conf->milter.libmilter ? lm_main() : engine_main(conf);
+	ch = engine->run(conf);
 	if (ch < 0) {
 		/* Their threads still use the SPF pool and the generations:
 		 * leave the memory to the exit, and no atexit handler. */

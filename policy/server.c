@@ -50,15 +50,10 @@
 
 #include <sys/types.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
 
 #include <errno.h>
-#include <grp.h>
-#include <netdb.h>
-#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -77,6 +72,7 @@
 #include "util/buf.h"
 #include "util/cidr.h"
 #include "util/clock.h"
+#include "util/listen.h"
 #include "util/log.h"
 #include "util/notify.h"
 #include "util/xmalloc.h"
@@ -135,7 +131,7 @@ struct server {
 	size_t nconns;
 	uint64_t refused_full, refused_net, malformed;
 	struct decide_stats stats;
-	struct event *sighup, *sigterm, *sigint, *stoptimer, *resume;
+	struct event *sighup, *sigusr1, *sigterm, *sigint, *stoptimer, *resume;
 	int stopping;
 	/* the current turn (see the top) */
 	struct event *turn;
@@ -866,88 +862,16 @@ listener_error(struct evconnlistener *ev, void *arg)
 
 /* ---- listeners -------------------------------------------------------- */
 
-/* unix_access - give a unix socket its configured mode, owner, group */
-static int
-unix_access(const struct conf *cf, const char *path, char *err, size_t len)
-{
-	uid_t uid = (uid_t)-1;
-	gid_t gid = (gid_t)-1;
-	struct passwd *pw;
-	struct group *gr;
-
-	if (cf->policyd.socket_owner != NULL) {
-		if ((pw = getpwnam(cf->policyd.socket_owner)) == NULL) {
-			snprintf(err, len, "policyd.socket_owner: no user "
-			    "\"%s\"", cf->policyd.socket_owner);
-			return -1;
-		}
-		uid = pw->pw_uid;
-	}
-	if (cf->policyd.socket_group != NULL) {
-		if ((gr = getgrnam(cf->policyd.socket_group)) == NULL) {
-			snprintf(err, len, "policyd.socket_group: no group "
-			    "\"%s\"", cf->policyd.socket_group);
-			return -1;
-		}
-		gid = gr->gr_gid;
-	}
-	if ((uid != (uid_t)-1 || gid != (gid_t)-1) &&
-	    chown(path, uid, gid) < 0) {
-		snprintf(err, len, "chown %s: %s", path, strerror(errno));
-		return -1;
-	}
-	if (chmod(path, (mode_t)cf->policyd.socket_mode) < 0) {
-		snprintf(err, len, "chmod %s: %s", path, strerror(errno));
-		return -1;
-	}
-	return 0;
-}
-
-/* open_unix - a listening unix socket at path (a stale one is removed) */
-static int
-open_unix(const char *path, int backlog, char *err, size_t len)
-{
-	struct sockaddr_un sun;
-	struct stat st;
-	int fd;
-
-	memset(&sun, 0, sizeof(sun));
-	sun.sun_family = AF_UNIX;
-	if (snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", path) >=
-	    (int)sizeof(sun.sun_path)) {
-		snprintf(err, len, "%s: path too long", path);
-		return -1;
-	}
-	if (lstat(path, &st) == 0) {
-		if (!S_ISSOCK(st.st_mode)) {
-			snprintf(err, len, "%s exists and is not a socket",
-			    path);
-			return -1;
-		}
-		unlink(path);
-	}
-	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0) {
-		snprintf(err, len, "socket: %s", strerror(errno));
-		return -1;
-	}
-	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 ||
-	    listen(fd, backlog) < 0) {
-		snprintf(err, len, "%s: %s", path, strerror(errno));
-		close(fd);
-		return -1;
-	}
-	return fd;
-}
-
 /* open_inet - a listening TCP socket at "HOST:PORT" or "[V6]:PORT" */
 static int
 open_inet(const char *spec, int backlog, char *err, size_t len)
 {
 	char host[256], *port;
-	struct addrinfo hints, *ai = NULL;
-	int fd, one = 1, e;
 
-	snprintf(host, sizeof(host), "%s", spec);
+	if (snprintf(host, sizeof(host), "%s", spec) >= (int)sizeof(host)) {
+		snprintf(err, len, "inet:%s: address too long", spec);
+		return -1;
+	}
 	if (host[0] == '[') {
 		memmove(host, host + 1, strlen(host));
 		if ((port = strchr(host, ']')) == NULL || port[1] != ':') {
@@ -963,29 +887,7 @@ open_inet(const char *spec, int backlog, char *err, size_t len)
 		}
 		*port++ = '\0';
 	}
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_family = AF_UNSPEC;
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-	if ((e = getaddrinfo(host, port, &hints, &ai)) != 0) {
-		snprintf(err, len, "inet:%s: %s", spec, gai_strerror(e));
-		return -1;
-	}
-	if ((fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0) {
-		snprintf(err, len, "socket: %s", strerror(errno));
-		freeaddrinfo(ai);
-		return -1;
-	}
-	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 ||
-	    listen(fd, backlog) < 0) {
-		snprintf(err, len, "inet:%s: %s", spec, strerror(errno));
-		close(fd);
-		freeaddrinfo(ai);
-		return -1;
-	}
-	freeaddrinfo(ai);
-	return fd;
+	return listen_inet(host, port, AF_UNSPEC, backlog, err, len);
 }
 
 static int
@@ -1005,11 +907,13 @@ listeners_open(struct server *s, const struct conf *cf, char *err,
 		s->nls = i + 1;		/* listeners_close() frees a part */
 		if (strncmp(spec, "unix:", 5) == 0) {
 			l->is_unix = 1;
-			if ((fd = open_unix(spec + 5, (int)cf->policyd.backlog,
-			    err, len)) < 0)
+			if ((fd = listen_unix(spec + 5,
+			    (int)cf->policyd.backlog, err, len)) < 0)
 				return -1;
 			l->path = xstrdup(spec + 5);
-			if (unix_access(cf, l->path, err, len) < 0) {
+			if (listen_unix_access(l->path,
+			    cf->policyd.socket_owner, cf->policyd.socket_group,
+			    cf->policyd.socket_mode, "policyd", err, len) < 0) {
 				close(fd);
 				return -1;
 			}
@@ -1017,8 +921,9 @@ listeners_open(struct server *s, const struct conf *cf, char *err,
 		    err, len)) < 0)
 			return -1;
 		evutil_make_socket_nonblocking(fd);
+		/* backlog 0: fd listens already, with policyd.backlog */
 		l->ev = evconnlistener_new(s->base, listener_accept, l,
-		    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, fd);
+		    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, fd);
 		if (l->ev == NULL) {
 			snprintf(err, len, "%s: cannot listen", spec);
 			close(fd);
@@ -1063,16 +968,17 @@ same_listen(const struct conf *a, const struct conf *b)
 	return 1;
 }
 
-/* on_hup - reload: build, validate, swap; keep the old one on error */
+/* on_reload - SIGHUP, SIGUSR1: build, validate, swap; keep the old
+ * one on error */
 static void
-on_hup(evutil_socket_t sig, short what, void *arg)
+on_reload(evutil_socket_t sig, short what, void *arg)
 {
 	struct server *s = arg;
 	struct conf *c;
 	struct gen *g, *old;
 	char err[1024];
 
-	log_info("SIGHUP: reloading %s", s->conf_path);
+	log_info("%s: reloading %s", strsignal((int)sig), s->conf_path);
 	notify_reloading();
 	if ((c = conf_load(s->conf_path, err, sizeof(err))) == NULL) {
 		log_warnx("reload failed, keeping the old configuration: %s",
@@ -1164,15 +1070,18 @@ server_start(struct server *s, char *err, size_t errlen)
 	if ((s->cur = gen_new(s, s->boot, err, errlen)) == NULL)
 		return -1;
 	s->boot = NULL;
-	s->sighup = evsignal_new(s->base, SIGHUP, on_hup, s);
+	s->sighup = evsignal_new(s->base, SIGHUP, on_reload, s);
+	s->sigusr1 = evsignal_new(s->base, SIGUSR1, on_reload, s);
 	s->sigterm = evsignal_new(s->base, SIGTERM, on_term, s);
 	s->sigint = evsignal_new(s->base, SIGINT, on_term, s);
 	s->stoptimer = evtimer_new(s->base, stop_timeout, s);
 	s->resume = evtimer_new(s->base, resume_listeners, s);
 	s->turn = event_new(s->base, -1, 0, turn_end, s);
-	if (s->sighup == NULL || s->turn == NULL || s->sigterm == NULL ||
-	    s->sigint == NULL || s->stoptimer == NULL || s->resume == NULL ||
+	if (s->sighup == NULL || s->sigusr1 == NULL || s->sigterm == NULL ||
+	    s->sigint == NULL || s->turn == NULL || s->stoptimer == NULL ||
+	    s->resume == NULL ||
 	    evsignal_add(s->sighup, NULL) < 0 ||
+	    evsignal_add(s->sigusr1, NULL) < 0 ||
 	    evsignal_add(s->sigterm, NULL) < 0 ||
 	    evsignal_add(s->sigint, NULL) < 0) {
 		snprintf(err, errlen, "cannot install signal events");
@@ -1220,6 +1129,8 @@ server_free(struct server *s)
 	free(s->ls);
 	if (s->sighup != NULL)
 		event_free(s->sighup);
+	if (s->sigusr1 != NULL)
+		event_free(s->sigusr1);
 	if (s->sigterm != NULL)
 		event_free(s->sigterm);
 	if (s->sigint != NULL)

@@ -1,7 +1,7 @@
 /*
  * server - outpost-policyd's single-threaded libevent loop: listeners
  * (unix and TCP sockets), connections, requests through proto and decide,
- * SIGHUP reload and SIGTERM shutdown.
+ * SIGHUP and SIGUSR1 reload, SIGTERM and SIGINT shutdown.
  *
  * A generation is one loaded configuration with its open quota store.
  * The server owns the current one; each connection holds the generation
@@ -25,7 +25,7 @@ struct server;
 
 /*
  * server_new - bind every policyd.listen socket of conf (unix sockets get
- * policyd.socket_mode/owner/group); conf_path is what SIGHUP reloads.
+ * policyd.socket_mode/owner/group); conf_path is what SIGHUP and SIGUSR1 reload.
  * The server takes conf; NULL with err on failure.
  */
 struct server *server_new(const char *conf_path, struct conf *conf,
