@@ -21,11 +21,9 @@
  * 19 us (bench/RESULTS.md).  The limit's name never holds the separator
  * (quota_rkey() refuses it), so a dbkey splits at its last separator.
  * The interface (store.h) still speaks quota_rkey()'s form; only this
- * file sees dbkeys.  Format 1 (before this layout, no "meta" database)
- * kept the counters name first; opening such a file migrates it in one
- * write transaction (every counter copied turned around into a scratch
- * database, "counters" emptied and refilled from it), and logs so.  A
- * file of a format newer than this code knows is refused.
+ * file sees dbkeys.  A new file is stamped with FORMAT; a file of any
+ * other format (written by a newer version) is refused with a message
+ * that says so.
  *
  * Concurrency: every admission is one write transaction (check all ops,
  * charge all or none, record the reservation), and LMDB serializes write
@@ -1583,64 +1581,16 @@ env_free(struct lmdb_env *e)
 }
 
 /*
- * migrate_v1 - format 1 to 2: every counter turned around into the
- * scratch database "migrating", then "counters" emptied and refilled
- * from it (in order: appended), and the scratch database dropped.
- */
-static int
-migrate_v1(struct lmdb_env *e, MDB_txn *txn, size_t *n)
-{
-	unsigned char dk[QUOTA_RKEY_MAX];
-	MDB_cursor *c;
-	MDB_dbi tmp;
-	MDB_val k, v, nk;
-	int rc;
-
-	*n = 0;
-	if ((rc = mdb_dbi_open(txn, "migrating", MDB_CREATE, &tmp)) != 0 ||
-	    (rc = mdb_drop(txn, tmp, 0)) != 0 ||
-	    (rc = mdb_cursor_open(txn, e->counters, &c)) != 0)
-		return rc;
-	for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
-	    rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
-		if (k.mv_size == 0 || k.mv_size > sizeof(dk))
-			continue;	/* not a record of ours */
-		dbkey(k.mv_data, k.mv_size, dk);
-		nk.mv_data = dk;
-		nk.mv_size = k.mv_size;
-		if ((rc = mdb_put(txn, tmp, &nk, &v, 0)) != 0)
-			break;
-		(*n)++;
-	}
-	mdb_cursor_close(c);
-	if (rc != MDB_NOTFOUND)
-		return rc;
-	if ((rc = mdb_drop(txn, e->counters, 0)) != 0 ||
-	    (rc = mdb_cursor_open(txn, tmp, &c)) != 0)
-		return rc;
-	for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
-	    rc = mdb_cursor_get(c, &k, &v, MDB_NEXT))
-		if ((rc = mdb_put(txn, e->counters, &k, &v, MDB_APPEND)) != 0)
-			break;
-	mdb_cursor_close(c);
-	if (rc != MDB_NOTFOUND)
-		return rc;
-	return mdb_drop(txn, tmp, 1);
-}
-
-/*
  * format_check - make sure the file holds format FORMAT: a new file
- * gets it, a format 1 file is migrated, a newer one refused.  0, an LMDB
- * error, or -1 with err.
+ * gets it, any other format is refused.  0, an LMDB error, or -1 with
+ * err.
  */
 static int
 format_check(struct lmdb_env *e, MDB_txn *txn, char *err, size_t errlen)
 {
 	MDB_dbi meta;
-	MDB_stat st;
 	MDB_val k, v;
 	char fmt[16];
-	size_t n;
 	long have;
 	int rc;
 
@@ -1669,26 +1619,7 @@ format_check(struct lmdb_env *e, MDB_txn *txn, char *err, size_t errlen)
 	}
 	if (rc != MDB_NOTFOUND)
 		return rc;
-	/* No format: a new file, or format 1 if it holds counters. */
-	if ((rc = mdb_stat(txn, e->counters, &st)) != 0)
-		return rc;
-	if (st.ms_entries > 0) {
-		/* room for a second copy of every counter */
-		if ((rc = room_check(e, (st.ms_branch_pages +
-		    st.ms_leaf_pages + st.ms_overflow_pages) * 2ULL *
-		    e->psize)) == 0)
-			rc = migrate_v1(e, txn, &n);
-		if (rc != 0) {
-			(void)snprintf(err, errlen, "quota store %s: migrating "
-			    "record format 1 to %d: %s%s", e->path, FORMAT,
-			    mdb_strerror(rc), rc == MDB_MAP_FULL ?
-			    " (raise store.map_size, or remove the file to "
-			    "start counting afresh)" : "");
-			return -1;
-		}
-		log_info("quota store %s: migrated %zu counters from record "
-		    "format 1 to %d", e->path, n, FORMAT);
-	}
+	/* No format: a new file. */
 	(void)snprintf(fmt, sizeof(fmt), "%d", FORMAT);
 	v.mv_data = fmt;
 	v.mv_size = strlen(fmt);

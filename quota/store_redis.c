@@ -18,10 +18,6 @@
  *                    OPS carry it).
  *   outpost:rexp     the sorted set of reservation tokens by the time
  *                    they lapse (ms), and SENTINEL, which never lapses.
- *   outpost:r:TOKEN  a reservation as older versions kept it (a hash
- *                    from counter key to "KIND PERIOD_MS BUCKETS LIMIT
- *                    BURST PSTART PEND MONTH AMOUNT CHARGED_MS"): still
- *                    committed, released and swept, never written.
  *
  * Every call (admit, commit, release) runs inside ONE EVALSHA of the run
  * script, so it is atomic on the server whatever number of MTAs,
@@ -127,9 +123,8 @@
  * A counter's value (binary, little-endian): BIN_TAG, the double T0, the
  * index F of its first bucket and the number K of buckets kept (a byte
  * each), then K doubles N_F .. N_F+K-1 (the buckets before F and after
- * the last, all 0, left out).  A value that starts otherwise is the text
- * "T0 F N_F ... N_L" of earlier builds: read, and written back binary.
- * Binary because the scripts parse and print a counter at every
+ * the last, all 0, left out).  A value that starts otherwise is not a
+ * counter (read as none).  Binary because the scripts parse and print a counter at every
  * admission: with one window limit whose 61 buckets are all busy (a
  * sender active all hour), an admission cost redis-server 660,000
  * instructions with the text (string.gmatch, tonumber, string.format)
@@ -170,27 +165,11 @@
 "  if not f then f = '<' .. string.rep('d', k); DF[k] = f end\n" \
 "  return f\n" \
 "end\n" \
-"local function decode_text(v)\n" \
-"  local st = {t0 = 0, n = {}}\n" \
-"  local i, first = -1, 0\n" \
-"  for w in string.gmatch(v, '%S+') do\n" \
-"    local x = tonumber(w)\n" \
-"    if not x or first + i > 61 then return {t0 = 0, n = {}} end\n" \
-"    if i == -1 then st.t0 = x\n" \
-"    elseif i == 0 then\n" \
-"      if x < 0 or x > 60 or x ~= math.floor(x) then\n" \
-"        return {t0 = 0, n = {}}\n" \
-"      end\n" \
-"      first = x\n" \
-"    elseif x ~= 0 then st.n[first + i] = x end\n" \
-"    i = i + 1\n" \
-"  end\n" \
-"  return st\n" \
-"end\n" \
 "local function decode(v)\n" \
 "  if not v then return {t0 = 0, n = {}} end\n" \
-"  if string.byte(v) ~= " XSTR(BIN_TAG) " then return decode_text(v) end\n" \
-"  if #v < " XSTR(BIN_HDR) " then return {t0 = 0, n = {}} end\n" \
+"  if #v < " XSTR(BIN_HDR) " or string.byte(v) ~= " XSTR(BIN_TAG) " then\n" \
+"    return {t0 = 0, n = {}}\n" \
+"  end\n" \
 "  local t0, first, k = struct.unpack('" BIN_HFMT "', v, 2)\n" \
 "  if first + k > 61 or #v ~= " XSTR(BIN_HDR) " + 8 * k then\n" \
 "    return {t0 = 0, n = {}}\n" \
@@ -245,11 +224,6 @@ LUA_ALGO \
 "  redis.call('SET', key, encode(st), 'PX', fmt(ttl))\n" \
 "  return ttl\n" \
 "end\n" \
-"local function words(s)\n" \
-"  local a = {}\n" \
-"  for w in string.gmatch(s, '%S+') do a[#a + 1] = tonumber(w) end\n" \
-"  return a\n" \
-"end\n" \
 "local function refund_rec(v, now)\n" \
 "  local charged, at = struct.unpack('<d', v)\n" \
 "  while at + 2 + " XSTR(OP_BYTES) " <= #v + 1 do\n" \
@@ -269,29 +243,14 @@ LUA_ALGO \
 "  end\n" \
 "end\n" \
 "local function settle(tok, now, refund_it)\n" \
-"  local v = false\n" \
 "  if refund_it then\n" \
-"    v = redis.call('HGET', P .. 'res', tok)\n" \
-"    if v then refund_rec(v, now) end\n" \
-"  end\n" \
-"  if v or redis.call('HDEL', P .. 'res', tok) == 0 then\n" \
-"    if v then redis.call('HDEL', P .. 'res', tok) end\n" \
-"    local rk = P .. 'r:' .. tok\n" \
-"    if not v and refund_it then\n" \
-"      local f = redis.call('HGETALL', rk)\n" \
-"      for i = 1, #f, 2 do\n" \
-"        local a = words(f[i + 1])\n" \
-"        local cur = redis.call('GET', f[i])\n" \
-"        if cur and #a == 10 then\n" \
-"          local lim = mklim(a[1], a[2], a[3], a[4], a[5], a[6], a[7],\n" \
-"            a[8])\n" \
-"          local st = decode(cur)\n" \
-"          refund(lim, st, a[9], a[10], now)\n" \
-"          save(f[i], lim, st, now)\n" \
-"        end\n" \
-"      end\n" \
+"    local v = redis.call('HGET', P .. 'res', tok)\n" \
+"    if v then\n" \
+"      refund_rec(v, now)\n" \
+"      redis.call('HDEL', P .. 'res', tok)\n" \
 "    end\n" \
-"    if not v then redis.call('DEL', rk) end\n" \
+"  else\n" \
+"    redis.call('HDEL', P .. 'res', tok)\n" \
 "  end\n" \
 "  redis.call('ZREM', P .. 'rexp', tok)\n" \
 "end\n" \
@@ -1828,54 +1787,7 @@ time_of(double d, int64_t *t)
 	return 0;
 }
 
-/*
- * state_decode_text - "T0 FIRST N_FIRST ... N_LAST" (the buckets from
- * index FIRST on, the others 0), as earlier builds wrote, into st; -1 if
- * malformed
- */
-static int
-state_decode_text(const char *s, size_t len, struct quota_state *st)
-{
-	const size_t nmax = sizeof(st->n) / sizeof(st->n[0]);
-	char buf[32];
-	size_t i = 0, k = 0, first = 0;
-
-	while (i < len) {
-		size_t j = i;
-		char *end;
-		unsigned long long x = 0;
-
-		while (j < len && s[j] != ' ')
-			j++;
-		if (j == i || j - i >= sizeof(buf))
-			return -1;
-		memcpy(buf, s + i, j - i);
-		buf[j - i] = '\0';
-		errno = 0;
-		if (k == 0)
-			st->t0 = strtoll(buf, &end, 10);
-		else if (buf[0] != '-')
-			x = strtoull(buf, &end, 10);
-		else
-			return -1;
-		if (*end != '\0' || errno != 0)
-			return -1;
-		if (k == 1) {
-			if (x >= nmax)
-				return -1;
-			first = (size_t)x;
-		} else if (k >= 2) {
-			if (first + k - 2 >= nmax)
-				return -1;
-			st->n[first + k - 2] = x;
-		}
-		k++;
-		i = j + 1;
-	}
-	return k < 2 ? -1 : 0;
-}
-
-/* state_decode - a counter's value (BIN_TAG, or text) into st; -1 if bad */
+/* state_decode - a counter's value (BIN_TAG) into st; -1 if bad */
 static int
 state_decode(const char *s, size_t len, struct quota_state *st)
 {
@@ -1884,9 +1796,7 @@ state_decode(const char *s, size_t len, struct quota_state *st)
 	size_t first, k, i;
 
 	memset(st, 0, sizeof(*st));
-	if (len == 0 || u[0] != BIN_TAG)
-		return state_decode_text(s, len, st);
-	if (len < BIN_HDR)
+	if (len < BIN_HDR || u[0] != BIN_TAG)
 		return -1;
 	first = u[9];
 	k = u[10];
