@@ -83,9 +83,7 @@
  * the next scripts.  With the client clock (tests), put() sets no TTL:
  * the record's expiry is in the test's time, not the server's.
  *
- * URLs: redis://[[USER]:PASSWORD@]HOST[:PORT][/DB] (HOST may be [IPv6];
- * PASSWORD may be %-encoded) and unix:/PATH or unix:///PATH, each with
- * [?db=N][&password=P].
+ * URLs: see redis_url.h.
  */
 #include "config.h"
 
@@ -105,6 +103,7 @@
 #include <openssl/evp.h>
 
 #include "quota/redis_run.h"
+#include "quota/redis_url.h"
 #include "quota/store.h"
 #include "util/buf.h"
 #include "util/clock.h"
@@ -180,14 +179,7 @@ struct rconn {
 
 struct redis_store {
 	struct quota_store base;
-	char label[300];	/* "host:port" or socket path, for errors */
-	int unix_sock;
-	char host[256];
-	int port;
-	char path[256];
-	char *user;
-	char *password;
-	unsigned int db;
+	struct redis_url url;	/* where, who, which database */
 	long timeout_ms;
 	int client_clock;
 	int guard_pipe;		/* SIGPIPE not ignored: block it in I/O */
@@ -233,7 +225,7 @@ rerr(struct redis_store *rs, char *err, size_t errlen, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	snprintf(err, errlen, "redis %s: %s", rs->label, msg);
+	snprintf(err, errlen, "redis %s: %s", rs->url.label, msg);
 	return -1;
 }
 
@@ -302,200 +294,6 @@ rargs_free(struct rargs *a)
 	free(a->len);
 	free(a->num);
 	memset(a, 0, sizeof(*a));
-}
-
-/* pct_decode - %XX decoding of s[0..len) into a new string, or NULL */
-static char *
-pct_decode(const char *s, size_t len)
-{
-	char *out = xmalloc(len + 1), *o = out;
-	size_t i;
-
-	for (i = 0; i < len; i++) {
-		if (s[i] == '%') {
-			unsigned int x;
-			char hex[3];
-
-			if (i + 2 >= len || !isxdigit((unsigned char)s[i + 1]) ||
-			    !isxdigit((unsigned char)s[i + 2])) {
-				free(out);
-				return NULL;
-			}
-			hex[0] = s[i + 1];
-			hex[1] = s[i + 2];
-			hex[2] = '\0';
-			x = (unsigned int)strtoul(hex, NULL, 16);
-			*o++ = (char)x;
-			i += 2;
-		} else
-			*o++ = s[i];
-	}
-	*o = '\0';
-	return out;
-}
-
-/* parse_num - a decimal number in [0, max] from s[0..len) */
-static int
-parse_num(const char *s, size_t len, unsigned long max, unsigned long *out)
-{
-	unsigned long x = 0;
-	size_t i;
-
-	if (len == 0 || len > 10)
-		return -1;
-	for (i = 0; i < len; i++) {
-		if (!isdigit((unsigned char)s[i]))
-			return -1;
-		x = x * 10 + (unsigned long)(s[i] - '0');
-	}
-	if (x > max)
-		return -1;
-	*out = x;
-	return 0;
-}
-
-/* parse_unix_url - unix:///PATH[?db=N][&password=P] */
-static int
-parse_unix_url(struct redis_store *rs, const char *u, char *err,
-    size_t errlen)
-{
-	const char *q = strchr(u, '?');
-	size_t plen = q != NULL ? (size_t)(q - u) : strlen(u);
-
-	if (plen == 0 || u[0] != '/' || plen >= sizeof(rs->path)) {
-		snprintf(err, errlen, "redis url: unix socket path must be "
-		    "absolute and shorter than %zu", sizeof(rs->path));
-		return -1;
-	}
-	memcpy(rs->path, u, plen);
-	rs->path[plen] = '\0';
-	rs->unix_sock = 1;
-	while (q != NULL) {
-		const char *p = q + 1, *eq, *end;
-		unsigned long x;
-
-		end = strchr(p, '&');
-		q = end;
-		if (end == NULL)
-			end = p + strlen(p);
-		eq = memchr(p, '=', (size_t)(end - p));
-		if (eq == NULL)
-			goto bad;
-		if ((size_t)(eq - p) == 2 && strncmp(p, "db", 2) == 0) {
-			if (parse_num(eq + 1, (size_t)(end - eq - 1),
-			    1000000, &x) == -1)
-				goto bad;
-			rs->db = (unsigned int)x;
-		} else if ((size_t)(eq - p) == 8 &&
-		    strncmp(p, "password", 8) == 0) {
-			free(rs->password);
-			rs->password = pct_decode(eq + 1,
-			    (size_t)(end - eq - 1));
-			if (rs->password == NULL)
-				goto bad;
-		} else
-			goto bad;
-	}
-	snprintf(rs->label, sizeof(rs->label), "%s", rs->path);
-	return 0;
-bad:
-	snprintf(err, errlen, "redis url: unix:// takes ?db=N and "
-	    "&password=P only");
-	return -1;
-}
-
-/* parse_url - fill host/port/path/user/password/db from a URL */
-static int
-parse_url(struct redis_store *rs, const char *url, char *err, size_t errlen)
-{
-	const char *p, *at, *slash, *hp, *hend, *colon;
-	unsigned long x;
-	size_t hlen;
-
-	rs->port = 6379;
-	rs->db = 0;
-	if (strncmp(url, "unix:", 5) == 0)
-		return parse_unix_url(rs, url + (strncmp(url, "unix://", 7) ==
-		    0 ? 7 : 5), err, errlen);
-	if (strncmp(url, "rediss://", 9) == 0) {
-		snprintf(err, errlen, "redis url %s: TLS is not supported",
-		    url);
-		return -1;
-	}
-	if (strncmp(url, "redis://", 8) != 0) {
-		snprintf(err, errlen, "redis url %s: want redis://HOST:PORT/DB "
-		    "or unix:/PATH?db=N", url);
-		return -1;
-	}
-	p = url + 8;
-	slash = strchr(p, '/');
-	if (slash == NULL)
-		slash = p + strlen(p);
-	at = memrchr(p, '@', (size_t)(slash - p));
-	if (at != NULL) {
-		const char *c = memchr(p, ':', (size_t)(at - p));
-
-		if (c != NULL) {
-			if (c > p)
-				rs->user = pct_decode(p, (size_t)(c - p));
-			rs->password = pct_decode(c + 1,
-			    (size_t)(at - c - 1));
-		} else
-			rs->password = pct_decode(p, (size_t)(at - p));
-		if (rs->password == NULL || (c != NULL && c > p &&
-		    rs->user == NULL)) {
-			snprintf(err, errlen, "redis url: bad %%-escape in "
-			    "credentials");
-			return -1;
-		}
-		hp = at + 1;
-	} else
-		hp = p;
-	/* host, [v6] or name, then :port */
-	if (*hp == '[') {
-		const char *rb = memchr(hp, ']', (size_t)(slash - hp));
-
-		if (rb == NULL)
-			goto bad;
-		hlen = (size_t)(rb - hp - 1);
-		memcpy(rs->host, hp + 1, hlen < sizeof(rs->host) ?
-		    hlen : 0);
-		hend = rb + 1;
-		colon = hend < slash && *hend == ':' ? hend : NULL;
-		if (hend < slash && colon == NULL)
-			goto bad;
-		hp++;
-	} else {
-		colon = memchr(hp, ':', (size_t)(slash - hp));
-		hend = colon != NULL ? colon : slash;
-		hlen = (size_t)(hend - hp);
-	}
-	if (hlen == 0 || hlen >= sizeof(rs->host))
-		goto bad;
-	memcpy(rs->host, hp, hlen);
-	rs->host[hlen] = '\0';
-	if (colon != NULL) {
-		if (parse_num(colon + 1, (size_t)(slash - colon - 1), 65535,
-		    &x) == -1 || x == 0)
-			goto bad;
-		rs->port = (int)x;
-	}
-	if (*slash == '/' && slash[1] != '\0') {
-		if (parse_num(slash + 1, strlen(slash + 1), 1000000, &x) == -1)
-			goto bad;
-		rs->db = (unsigned int)x;
-	}
-	if (strchr(rs->host, ':') != NULL)
-		snprintf(rs->label, sizeof(rs->label), "[%s]:%d", rs->host,
-		    rs->port);
-	else
-		snprintf(rs->label, sizeof(rs->label), "%s:%d", rs->host,
-		    rs->port);
-	return 0;
-bad:
-	snprintf(err, errlen, "redis url %s: want "
-	    "redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]", url);
-	return -1;
 }
 
 /* tv_of - ms as a struct timeval (at least 1 ms) */
@@ -708,10 +506,10 @@ conn_open(struct rop *op)
 	if (left <= 0)
 		return rerr(rs, op->err, op->errlen, "timed out (%ld ms)",
 		    rs->timeout_ms);
-	if (rs->unix_sock)
-		rc->c = redisConnectUnixWithTimeout(rs->path, tv_of(left));
+	if (rs->url.unix_sock)
+		rc->c = redisConnectUnixWithTimeout(rs->url.path, tv_of(left));
 	else
-		rc->c = redisConnectWithTimeout(rs->host, rs->port,
+		rc->c = redisConnectWithTimeout(rs->url.host, rs->url.port,
 		    tv_of(left));
 	if (rc->c == NULL) {
 		rerr(rs, op->err, op->errlen, "out of memory");
@@ -728,14 +526,14 @@ conn_open(struct rop *op)
 	}
 	rc->tmo_ms = 0;
 	op->fresh = 1;
-	if (rs->password != NULL && command_simple(op, "AUTH",
-	    rs->user != NULL ? rs->user : rs->password,
-	    rs->user != NULL ? rs->password : NULL) == -1)
+	if (rs->url.password != NULL && command_simple(op, "AUTH",
+	    rs->url.user != NULL ? rs->url.user : rs->url.password,
+	    rs->url.user != NULL ? rs->url.password : NULL) == -1)
 		goto fail_close;
-	if (rs->db != 0) {
+	if (rs->url.db != 0) {
 		char db[16];
 
-		snprintf(db, sizeof(db), "%u", rs->db);
+		snprintf(db, sizeof(db), "%u", rs->url.db);
 		if (command_simple(op, "SELECT", db, NULL) == -1)
 			goto fail_close;
 	}
@@ -1630,8 +1428,7 @@ redis_close(struct quota_store *s)
 	}
 	pthread_cond_destroy(&rs->cv);
 	pthread_mutex_destroy(&rs->mu);
-	free(rs->user);
-	free(rs->password);
+	redis_url_clear(&rs->url);
 	free(rs);
 }
 
@@ -1692,7 +1489,7 @@ store_redis_open(const struct conf *conf, char *err, size_t errlen)
 	pthread_condattr_destroy(&ca);
 	rs->guard_pipe = sigaction(SIGPIPE, NULL, &sa) == -1 ||
 	    sa.sa_handler != SIG_IGN;
-	if (parse_url(rs, conf->store.url != NULL ? conf->store.url :
+	if (redis_url_parse(&rs->url, conf->store.url != NULL ? conf->store.url :
 	    DEFAULT_URL, err, errlen) == -1)
 		goto fail;
 	for (i = 0; i < NSCRIPT; i++)
