@@ -62,20 +62,13 @@
  * to 2^53 (9e15: 285,000 years of milliseconds, 9 PB of bytes); an
  * unlimited limit travels as -1.
  *
- * Connections: a pool of at most POOL_MAX connections, each used by one
- * thread at a time (mutex and condition variable), so the store is
- * thread-safe and threads do not wait on each other's round trips.
- * Every operation has a deadline of store.timeout_ms from its start:
- * waiting for a pooled connection, connecting, and each command's
- * socket timeout all count against it.  A connection that fails is
- * closed; the next operation connects again (at most once per
- * HOLDDOWN_MS after a failed connect, so a dead server costs each
- * caller at most one timeout, not one per pooled connection).  An idle
- * pooled connection found broken (server restarted) is replaced and
- * the command retried once, unless it timed out.  An admission that
- * timed out may still have run on the server (it counts then: the error
- * errs on the side of the limit).  SIGPIPE, when the program has not
- * ignored it, is blocked around each command.
+ * Connections: redis_conn.c, a pool of connections, each used by one
+ * thread at a time, so the store is thread-safe and threads do not wait
+ * on each other's round trips; every operation has a deadline of
+ * store.timeout_ms.  An idle pooled connection found broken (server
+ * restarted) is replaced and the command retried once, unless it timed
+ * out.  An admission that timed out may still have run on the server
+ * (it counts then: the error errs on the side of the limit).
  *
  * Lapsed reservations are refunded SWEEP_MAX at a time, oldest first, by
  * every run script, so one script never runs long however
@@ -87,31 +80,22 @@
  */
 #include "config.h"
 
-#include <sys/time.h>
-#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
-#include <pthread.h>
-#include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <hiredis/hiredis.h>
-#include <openssl/evp.h>
 
+#include "quota/redis_conn.h"
 #include "quota/redis_run.h"
-#include "quota/redis_url.h"
 #include "quota/store.h"
 #include "util/buf.h"
 #include "util/clock.h"
 #include "util/log.h"
 #include "util/xmalloc.h"
 
-#define POOL_MAX	16
-#define HOLDDOWN_MS	100
 #define SWEEP_MAX	100
 #define SCAN_COUNT	"512"
 #define KEY_PREFIX	"outpost:"
@@ -125,8 +109,8 @@
  * each), then K doubles N_F .. N_F+K-1 (the buckets before F and after
  * the last, all 0, left out).  A value that starts otherwise is not a
  * counter (read as none).  Binary because the scripts parse and print a
- * counter at every admission: with one window limit whose 61 buckets are all busy (a
- * sender active all hour), an admission cost redis-server 660,000
+ * counter at every admission: with one window limit whose 61 buckets
+ * are all busy (a sender active all hour), an admission cost redis-server 660,000
  * instructions with the text (string.gmatch, tonumber, string.format)
  * and 405,000 binary; 146,000 either way for a counter of one bucket
  * (callgrind).  The loops over a state's buckets then go by index when
@@ -171,487 +155,11 @@ enum {
 
 static const char *const scripts[NSCRIPT] = { lua_run };
 
-struct rconn {
-	redisContext *c;
-	long tmo_ms;		/* socket timeout set on c */
-	struct rconn *next;
-};
-
 struct redis_store {
 	struct quota_store base;
-	struct redis_url url;	/* where, who, which database */
-	long timeout_ms;
+	struct redis_pool pool;	/* connections, deadlines, the script */
 	int client_clock;
-	int guard_pipe;		/* SIGPIPE not ignored: block it in I/O */
-	char sha[NSCRIPT][41];
-
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	struct rconn *idle;	/* free connections (c may be NULL) */
-	unsigned int nconn;
-	int64_t down_until;	/* monotonic ms: no connect before */
-	char down_err[256];
 };
-
-/* An operation in progress: its deadline and its connection. */
-struct rop {
-	struct redis_store *rs;
-	int64_t deadline;	/* monotonic ms */
-	struct rconn *rc;
-	int fresh;		/* rc connected during this operation */
-	char *err;
-	size_t errlen;
-};
-
-/* rargs - an argument vector for redisCommandArgv */
-struct rargs {
-	size_t n, cap;
-	const char **v;
-	size_t *len;
-	char (*num)[24];
-};
-
-/* rerr - "redis LABEL: reason" into err */
-static int
-rerr(struct redis_store *rs, char *err, size_t errlen, const char *fmt, ...)
-    LOG_PRINTF(4, 5);
-
-static int
-rerr(struct redis_store *rs, char *err, size_t errlen, const char *fmt, ...)
-{
-	char msg[256];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	snprintf(err, errlen, "redis %s: %s", rs->url.label, msg);
-	return -1;
-}
-
-/* rargs_init - room for cap arguments */
-static void
-rargs_init(struct rargs *a, size_t cap)
-{
-	a->n = 0;
-	a->cap = cap;
-	a->v = xcalloc(cap, sizeof(*a->v));
-	a->len = xcalloc(cap, sizeof(*a->len));
-	a->num = xcalloc(cap, sizeof(*a->num));
-}
-
-/* rargs_add - one argument, borrowed */
-static void
-rargs_add(struct rargs *a, const char *s, size_t len)
-{
-	ASSERT(a->n < a->cap);
-	a->v[a->n] = s;
-	a->len[a->n] = len;
-	a->n++;
-}
-
-/* rargs_adds - one NUL-terminated argument, borrowed */
-static void
-rargs_adds(struct rargs *a, const char *s)
-{
-	rargs_add(a, s, strlen(s));
-}
-
-/* rargs_addi - a signed number, formatted in place */
-static void
-rargs_addi(struct rargs *a, int64_t x)
-{
-	int len;
-
-	ASSERT(a->n < a->cap);
-	len = snprintf(a->num[a->n], sizeof(a->num[0]), "%" PRId64, x);
-	rargs_add(a, a->num[a->n], (size_t)len);
-}
-
-/* rargs_addu - an unsigned number, formatted in place (no printf) */
-static void
-rargs_addu(struct rargs *a, uint64_t x)
-{
-	char tmp[24];
-	size_t len = 0, i;
-
-	ASSERT(a->n < a->cap);
-	do {
-		tmp[len++] = (char)('0' + x % 10);
-		x /= 10;
-	} while (x != 0);
-	for (i = 0; i < len; i++)
-		a->num[a->n][i] = tmp[len - 1 - i];
-	a->num[a->n][len] = '\0';
-	rargs_add(a, a->num[a->n], len);
-}
-
-/* rargs_free - release the vector (not the borrowed strings) */
-static void
-rargs_free(struct rargs *a)
-{
-	free(a->v);
-	free(a->len);
-	free(a->num);
-	memset(a, 0, sizeof(*a));
-}
-
-/* tv_of - ms as a struct timeval (at least 1 ms) */
-static struct timeval
-tv_of(int64_t ms)
-{
-	struct timeval tv;
-
-	if (ms < 1)
-		ms = 1;
-	tv.tv_sec = (time_t)(ms / 1000);
-	tv.tv_usec = (suseconds_t)(ms % 1000) * 1000;
-	return tv;
-}
-
-/* conn_close - drop the connection of rc (it is reconnected when next used) */
-static void
-conn_close(struct rconn *rc)
-{
-	if (rc->c != NULL)
-		redisFree(rc->c);
-	rc->c = NULL;
-	rc->tmo_ms = 0;
-}
-
-/* conn_error - the hiredis error of rc's context as text, then close it */
-static int
-conn_error(struct rop *op)
-{
-	struct redisContext *c = op->rc->c;
-
-	if (c->err == REDIS_ERR_IO && (errno == EAGAIN ||
-	    errno == EWOULDBLOCK || errno == EINPROGRESS ||
-	    strstr(c->errstr, "temporarily unavailable") != NULL))
-		rerr(op->rs, op->err, op->errlen, "timed out (%ld ms)",
-		    op->rs->timeout_ms);
-	else if (c->err == REDIS_ERR_EOF)
-		rerr(op->rs, op->err, op->errlen, "connection closed by "
-		    "server");
-	else
-		rerr(op->rs, op->err, op->errlen, "%s", c->errstr[0] != '\0' ?
-		    c->errstr : "I/O error");
-	conn_close(op->rc);
-	return -1;
-}
-
-/*
- * op_timeout - set the socket timeout of the connection to what is left
- * of the operation's time; -1 if none is left
- */
-static int
-op_timeout(struct rop *op)
-{
-	int64_t left = op->deadline - clock_mono_ms();
-
-	if (left <= 0) {
-		rerr(op->rs, op->err, op->errlen, "timed out (%ld ms)",
-		    op->rs->timeout_ms);
-		return -1;
-	}
-	/* a syscall pair per change: only when it drifts by 2 ms */
-	if (left < op->rc->tmo_ms - 2 || left > op->rc->tmo_ms + 2) {
-		if (redisSetTimeout(op->rc->c, tv_of(left)) != REDIS_OK)
-			return conn_error(op);
-		op->rc->tmo_ms = (long)left;
-	}
-	return 0;
-}
-
-/*
- * pipe_block/pipe_unblock - keep a write to a socket the server closed
- * from killing the process with SIGPIPE when the program has not ignored
- * it (the daemons do; a tool may not): block it in this thread around
- * the I/O, then drop one that the I/O raised.
- */
-struct pipe_guard {
-	int on;
-	int was_pending;
-	sigset_t old;
-};
-
-static void
-pipe_block(const struct redis_store *rs, struct pipe_guard *g)
-{
-	sigset_t set, pend;
-
-	g->on = rs->guard_pipe;
-	if (!g->on)
-		return;
-	sigemptyset(&set);
-	sigaddset(&set, SIGPIPE);
-	sigpending(&pend);
-	g->was_pending = sigismember(&pend, SIGPIPE);
-	pthread_sigmask(SIG_BLOCK, &set, &g->old);
-}
-
-static void
-pipe_unblock(struct pipe_guard *g)
-{
-	struct timespec zero = { 0, 0 };
-	sigset_t set;
-	int saved = errno;
-
-	if (!g->on)
-		return;
-	sigemptyset(&set);
-	sigaddset(&set, SIGPIPE);
-	if (!g->was_pending)
-		while (sigtimedwait(&set, NULL, &zero) == -1 && errno == EINTR)
-			;
-	pthread_sigmask(SIG_SETMASK, &g->old, NULL);
-	errno = saved;
-}
-
-/*
- * command - send one command, return its reply; NULL with err on an I/O
- * error (connection closed) or an error reply (connection kept), and
- * *ioerr says which
- */
-static redisReply *
-command(struct rop *op, struct rargs *a, int *ioerr)
-{
-	struct pipe_guard g;
-	redisReply *r;
-
-	*ioerr = 1;
-	if (op_timeout(op) == -1)
-		return NULL;
-	pipe_block(op->rs, &g);
-	r = redisCommandArgv(op->rc->c, (int)a->n, a->v, a->len);
-	pipe_unblock(&g);
-	if (r == NULL) {
-		conn_error(op);
-		return NULL;
-	}
-	*ioerr = 0;
-	if (r->type == REDIS_REPLY_ERROR) {
-		rerr(op->rs, op->err, op->errlen, "%.*s", (int)r->len, r->str);
-		freeReplyObject(r);
-		return NULL;
-	}
-	return r;
-}
-
-/* command_simple - a command of up to 3 words, reply freed; 0 or -1 */
-static int
-command_simple(struct rop *op, const char *w0, const char *w1,
-    const char *w2)
-{
-	struct rargs a;
-	redisReply *r;
-	int ioerr;
-
-	rargs_init(&a, 3);
-	rargs_adds(&a, w0);
-	if (w1 != NULL)
-		rargs_adds(&a, w1);
-	if (w2 != NULL)
-		rargs_adds(&a, w2);
-	r = command(op, &a, &ioerr);
-	rargs_free(&a);
-	if (r == NULL)
-		return -1;
-	freeReplyObject(r);
-	return 0;
-}
-
-/* load_script - SCRIPT LOAD script i; its digest must be ours */
-static int
-load_script(struct rop *op, int i)
-{
-	struct rargs a;
-	redisReply *r;
-	int ioerr;
-
-	rargs_init(&a, 3);
-	rargs_adds(&a, "SCRIPT");
-	rargs_adds(&a, "LOAD");
-	rargs_adds(&a, scripts[i]);
-	r = command(op, &a, &ioerr);
-	rargs_free(&a);
-	if (r == NULL)
-		return -1;
-	if (r->type != REDIS_REPLY_STRING || r->len != 40 ||
-	    memcmp(r->str, op->rs->sha[i], 40) != 0) {
-		freeReplyObject(r);
-		return rerr(op->rs, op->err, op->errlen, "SCRIPT LOAD: "
-		    "unexpected reply");
-	}
-	freeReplyObject(r);
-	return 0;
-}
-
-/* conn_open - connect op->rc, log in, select the db, load the scripts */
-static int
-conn_open(struct rop *op)
-{
-	struct redis_store *rs = op->rs;
-	struct rconn *rc = op->rc;
-	int64_t now = clock_mono_ms(), left = op->deadline - now;
-	int i;
-
-	pthread_mutex_lock(&rs->mu);
-	if (now < rs->down_until) {
-		snprintf(op->err, op->errlen, "%s", rs->down_err);
-		pthread_mutex_unlock(&rs->mu);
-		return -1;
-	}
-	pthread_mutex_unlock(&rs->mu);
-	if (left <= 0)
-		return rerr(rs, op->err, op->errlen, "timed out (%ld ms)",
-		    rs->timeout_ms);
-	if (rs->url.unix_sock)
-		rc->c = redisConnectUnixWithTimeout(rs->url.path, tv_of(left));
-	else
-		rc->c = redisConnectWithTimeout(rs->url.host, rs->url.port,
-		    tv_of(left));
-	if (rc->c == NULL) {
-		rerr(rs, op->err, op->errlen, "out of memory");
-		goto fail;
-	}
-	if (rc->c->err) {
-		if (rc->c->err == REDIS_ERR_IO && errno == EINPROGRESS)
-			rerr(rs, op->err, op->errlen, "connect timed out "
-			    "(%ld ms)", rs->timeout_ms);
-		else
-			rerr(rs, op->err, op->errlen, "%s", rc->c->errstr);
-		conn_close(rc);
-		goto fail;
-	}
-	rc->tmo_ms = 0;
-	op->fresh = 1;
-	if (rs->url.password != NULL && command_simple(op, "AUTH",
-	    rs->url.user != NULL ? rs->url.user : rs->url.password,
-	    rs->url.user != NULL ? rs->url.password : NULL) == -1)
-		goto fail_close;
-	if (rs->url.db != 0) {
-		char db[16];
-
-		snprintf(db, sizeof(db), "%u", rs->url.db);
-		if (command_simple(op, "SELECT", db, NULL) == -1)
-			goto fail_close;
-	}
-	for (i = 0; i < NSCRIPT; i++)
-		if (load_script(op, i) == -1)
-			goto fail_close;
-	return 0;
-fail_close:
-	conn_close(rc);
-fail:
-	pthread_mutex_lock(&rs->mu);
-	rs->down_until = clock_mono_ms() + HOLDDOWN_MS;
-	snprintf(rs->down_err, sizeof(rs->down_err), "%s", op->err);
-	pthread_mutex_unlock(&rs->mu);
-	return -1;
-}
-
-static void op_end(struct rop *);
-static void redis_pipeline(struct quota_store *, struct quota_store_call *,
-    size_t);
-
-/* op_begin - take a pooled connection within the deadline */
-static int
-op_begin(struct rop *op, struct redis_store *rs, char *err, size_t errlen)
-{
-	struct timespec ts;
-
-	memset(op, 0, sizeof(*op));
-	op->rs = rs;
-	op->err = err;
-	op->errlen = errlen;
-	op->deadline = clock_mono_ms() + rs->timeout_ms;
-	ts.tv_sec = (time_t)(op->deadline / 1000);
-	ts.tv_nsec = (long)(op->deadline % 1000) * 1000000;
-	pthread_mutex_lock(&rs->mu);
-	while (rs->idle == NULL && rs->nconn >= POOL_MAX) {
-		if (pthread_cond_timedwait(&rs->cv, &rs->mu, &ts) ==
-		    ETIMEDOUT && rs->idle == NULL) {
-			pthread_mutex_unlock(&rs->mu);
-			return rerr(rs, err, errlen, "no free connection "
-			    "within %ld ms", rs->timeout_ms);
-		}
-	}
-	if (rs->idle != NULL) {
-		op->rc = rs->idle;
-		rs->idle = op->rc->next;
-	} else {
-		op->rc = xcalloc(1, sizeof(*op->rc));
-		rs->nconn++;
-	}
-	pthread_mutex_unlock(&rs->mu);
-	op->rc->next = NULL;
-	if (op->rc->c != NULL && op->rc->c->err)
-		conn_close(op->rc);
-	if (op->rc->c == NULL && conn_open(op) == -1) {
-		op_end(op);
-		return -1;
-	}
-	return 0;
-}
-
-/* op_end - give the connection back to the pool */
-static void
-op_end(struct rop *op)
-{
-	struct redis_store *rs = op->rs;
-
-	if (op->rc == NULL)
-		return;
-	pthread_mutex_lock(&rs->mu);
-	op->rc->next = rs->idle;
-	rs->idle = op->rc;
-	pthread_cond_signal(&rs->cv);
-	pthread_mutex_unlock(&rs->mu);
-	op->rc = NULL;
-}
-
-/*
- * run - one command (script < 0) or EVALSHA of scripts[script] (a->v[1]
- * is filled here) in its own operation; the reply, or NULL with err.
- * A reused connection that turns out broken is replaced and the command
- * sent once more; a timeout is never retried.
- */
-static redisReply *
-run(struct redis_store *rs, int script, struct rargs *a, char *err,
-    size_t errlen)
-{
-	struct rop op;
-	redisReply *r = NULL;
-	int ioerr, tries;
-
-	if (script >= 0) {
-		a->v[1] = rs->sha[script];
-		a->len[1] = 40;
-	}
-	if (op_begin(&op, rs, err, errlen) == -1)
-		return NULL;
-	for (tries = 0; tries < 2; tries++) {
-		r = command(&op, a, &ioerr);
-		if (r != NULL)
-			break;
-		if (!ioerr) {
-			if (script < 0 || strstr(err, "NOSCRIPT") == NULL)
-				break;
-			/* the server forgot our scripts: load them again */
-			if (load_script(&op, script) == -1)
-				break;
-			continue;
-		}
-		if (op.fresh || strstr(err, "timed out") != NULL)
-			break;
-		/* a pooled connection the server closed: replace it */
-		if (conn_open(&op) == -1)
-			break;
-	}
-	op_end(&op);
-	return r;
-}
 
 /* int_at - element i of an array reply as a number, or -1 */
 static int
@@ -681,12 +189,12 @@ qkey(const char *rkey, char *out, size_t outlen)
 
 /* clock_arg - the now argument of the scripts: "" for the server's */
 static void
-clock_arg(struct redis_store *rs, struct rargs *a, int64_t now_ms)
+clock_arg(struct redis_store *rs, struct redis_args *a, int64_t now_ms)
 {
 	if (rs->client_clock)
-		rargs_addi(a, now_ms);
+		redis_args_addi(a, now_ms);
 	else
-		rargs_add(a, "", 0);
+		redis_args_add(a, "", 0);
 }
 
 /* put_double - x as 8 little-endian bytes of an IEEE double at p */
@@ -714,7 +222,7 @@ put_limit(unsigned char *p, uint64_t x)
 
 /* The arguments of one run script and the memory they borrow. */
 struct runargs {
-	struct rargs a;
+	struct redis_args a;
 	char *keys;		/* the counter keys, one after the other */
 	unsigned char *ops;
 };
@@ -742,28 +250,28 @@ run_args(struct redis_store *rs, const struct quota_store_call *c,
 		}
 	ra->keys = k = xmalloc(kbytes == 0 ? 1 : kbytes);
 	ra->ops = xmalloc(nops == 0 ? 1 : nops);
-	rargs_init(&ra->a, 3 + nkeys + 2 + 3 * n);
-	rargs_adds(&ra->a, "EVALSHA");
-	rargs_add(&ra->a, rs->sha[SCRIPT_RUN], 40);
-	rargs_addu(&ra->a, nkeys);
+	redis_args_init(&ra->a, 3 + nkeys + 2 + 3 * n);
+	redis_args_adds(&ra->a, "EVALSHA");
+	redis_args_add(&ra->a, rs->pool.sha[SCRIPT_RUN], 40);
+	redis_args_addu(&ra->a, nkeys);
 	for (i = 0; i < n; i++)
 		for (j = 0; c[i].kind != QUOTA_CALL_RELEASE && j < c[i].n;
 		    j++) {
 			len = strlen(c[i].ops[j].rkey);
 			memcpy(k, QKEY_PREFIX, plen);
 			memcpy(k + plen, c[i].ops[j].rkey, len);
-			rargs_add(&ra->a, k, plen + len);
+			redis_args_add(&ra->a, k, plen + len);
 			k += plen + len;
 		}
-	rargs_adds(&ra->a, KEY_PREFIX);
+	redis_args_adds(&ra->a, KEY_PREFIX);
 	clock_arg(rs, &ra->a, c[0].now_ms);
 	p = ra->ops;
 	for (i = 0; i < n; i++) {
 		const unsigned char *start = p;
 
-		rargs_adds(&ra->a, c[i].kind == QUOTA_CALL_ADMIT ? "A" :
+		redis_args_adds(&ra->a, c[i].kind == QUOTA_CALL_ADMIT ? "A" :
 		    c[i].kind == QUOTA_CALL_COMMIT ? "C" : "R");
-		rargs_addu(&ra->a, c[i].token);
+		redis_args_addu(&ra->a, c[i].token);
 		if (c[i].kind == QUOTA_CALL_RELEASE)
 			continue;
 		p = put_double(p, c[i].expires_ms - c[i].now_ms > 0 ?
@@ -784,7 +292,7 @@ run_args(struct redis_store *rs, const struct quota_store_call *c,
 			p = put_double(p, (double)o->amount);
 			p = put_double(p, o->warn_only ? 1.0 : 0.0);
 		}
-		rargs_add(&ra->a, (const char *)start, (size_t)(p - start));
+		redis_args_add(&ra->a, (const char *)start, (size_t)(p - start));
 	}
 }
 
@@ -792,7 +300,7 @@ run_args(struct redis_store *rs, const struct quota_store_call *c,
 static void
 run_args_free(struct runargs *ra)
 {
-	rargs_free(&ra->a);
+	redis_args_free(&ra->a);
 	free(ra->keys);
 	free(ra->ops);
 	ra->keys = NULL;
@@ -827,7 +335,7 @@ run_parse(struct redis_store *rs, const redisReply *r,
 			    (m = r->element[at + 1])->type !=
 			    REDIS_REPLY_STRING)
 				goto bad;
-			rerr(rs, c[i].err, sizeof(c[i].err), "%.*s",
+			redis_err(&rs->pool, c[i].err, sizeof(c[i].err), "%.*s",
 			    (int)m->len, m->str);
 			at += 2;
 			continue;
@@ -856,10 +364,13 @@ bad:
 	for (; i < n; i++) {
 		c[i].rc = -1;
 		c[i].admitted = 0;
-		rerr(rs, c[i].err, sizeof(c[i].err), "run script: "
+		redis_err(&rs->pool, c[i].err, sizeof(c[i].err), "run script: "
 		    "unexpected reply");
 	}
 }
+
+static void redis_pipeline(struct quota_store *, struct quota_store_call *,
+    size_t);
 
 /* one_call - a pipeline of one call, its outcome into err */
 static int
@@ -979,12 +490,13 @@ pipe_span(const struct redis_store *rs, const struct quota_store_call *calls,
  * connection is closed; *got says how many answers came before it).
  */
 static int
-pipe_round(struct rop *op, struct quota_store_call *calls,
+pipe_round(struct redis_store *rs, struct redis_op *op,
+    struct quota_store_call *calls,
     unsigned char *todo, size_t n, size_t *got, int *noscript)
 {
 	size_t *span = xcalloc(n == 0 ? 1 : n, sizeof(*span));
 	struct runargs ra;
-	struct pipe_guard g;
+	struct redis_pipe_guard g;
 	redisReply *r;
 	size_t i, k;
 	int rv, rc = 0;
@@ -994,8 +506,8 @@ pipe_round(struct rop *op, struct quota_store_call *calls,
 	for (i = 0; i < n; i += span[i] ? span[i] : 1) {
 		if (!todo[i])
 			continue;
-		span[i] = pipe_span(op->rs, calls, todo, i, n);
-		run_args(op->rs, &calls[i], span[i], &ra);
+		span[i] = pipe_span(rs, calls, todo, i, n);
+		run_args(rs, &calls[i], span[i], &ra);
 		rv = redisAppendCommandArgv(op->rc->c, (int)ra.a.n, ra.a.v,
 		    ra.a.len);
 		run_args_free(&ra);
@@ -1003,7 +515,7 @@ pipe_round(struct rop *op, struct quota_store_call *calls,
 			for (k = i; k < i + span[i]; k++) {
 				todo[k] = 0;
 				calls[k].rc = -1;
-				rerr(op->rs, calls[k].err,
+				redis_err(op->pool, calls[k].err,
 				    sizeof(calls[k].err), "out of memory");
 			}
 			span[i] = 0;
@@ -1012,16 +524,16 @@ pipe_round(struct rop *op, struct quota_store_call *calls,
 	for (i = 0; i < n; i++) {
 		if (span[i] == 0)
 			continue;	/* not sent, or inside a run */
-		if (op_timeout(op) == -1) {
-			conn_close(op->rc);
+		if (redis_op_timeout(op) == -1) {
+			redis_conn_close(op->rc);
 			rc = -1;
 			break;
 		}
-		pipe_block(op->rs, &g);
+		redis_pipe_block(op->pool, &g);
 		rv = redisGetReply(op->rc->c, (void **)&r);
-		pipe_unblock(&g);
+		redis_pipe_unblock(&g);
 		if (rv != REDIS_OK || r == NULL) {
-			conn_error(op);
+			redis_conn_error(op);
 			rc = -1;
 			break;
 		}
@@ -1036,13 +548,13 @@ pipe_round(struct rop *op, struct quota_store_call *calls,
 			todo[k] = 0;
 			if (r->type == REDIS_REPLY_ERROR) {
 				calls[k].rc = -1;
-				rerr(op->rs, calls[k].err,
+				redis_err(op->pool, calls[k].err,
 				    sizeof(calls[k].err), "%.*s",
 				    (int)r->len, r->str);
 			}
 		}
 		if (r->type != REDIS_REPLY_ERROR)
-			run_parse(op->rs, r, &calls[i], span[i]);
+			run_parse(rs, r, &calls[i], span[i]);
 		freeReplyObject(r);
 	}
 	free(span);
@@ -1067,7 +579,7 @@ redis_pipeline(struct quota_store *s, struct quota_store_call *calls,
 	struct redis_store *rs = (struct redis_store *)s;
 	unsigned char *todo = xcalloc(n == 0 ? 1 : n, 1);
 	char err[256];
-	struct rop op;
+	struct redis_op op;
 	size_t i, j;
 	size_t got;
 	int noscript, tries, retried = 0;
@@ -1101,30 +613,31 @@ redis_pipeline(struct quota_store *s, struct quota_store_call *calls,
 			continue;	/* nothing to settle */
 		todo[i] = 1;
 	}
-	if (op_begin(&op, rs, err, sizeof(err)) == -1) {
+	if (redis_op_begin(&op, &rs->pool, err, sizeof(err)) == -1) {
 		pipe_fail(calls, todo, n, err);
 		goto out;
 	}
 	for (tries = 0; tries < 4; tries++) {
-		if (pipe_round(&op, calls, todo, n, &got, &noscript) == -1) {
+		if (pipe_round(rs, &op, calls, todo, n, &got,
+		    &noscript) == -1) {
 			if (got > 0 || op.fresh || retried ||
 			    strstr(err, "timed out") != NULL)
 				break;
 			/* a pooled connection the server closed */
 			retried = 1;
-			if (conn_open(&op) == -1)
+			if (redis_conn_open(&op) == -1)
 				break;
 			continue;
 		}
 		if (!noscript)
 			break;
 		/* the server forgot our script: load it again */
-		if (load_script(&op, SCRIPT_RUN) == -1)
+		if (redis_load_script(&op, SCRIPT_RUN) == -1)
 			break;
 	}
 	pipe_fail(calls, todo, n, err[0] != '\0' ? err :
 	    "redis: NOSCRIPT after loading the scripts");
-	op_end(&op);
+	redis_op_end(&op);
 out:
 	free(todo);
 }
@@ -1235,7 +748,7 @@ redis_get(struct quota_store *s, const char *rkey, struct quota_state *st,
 {
 	struct redis_store *rs = (struct redis_store *)s;
 	char key[QKEY_MAX];
-	struct rargs a;
+	struct redis_args a;
 	redisReply *r;
 	int len;
 
@@ -1245,11 +758,11 @@ redis_get(struct quota_store *s, const char *rkey, struct quota_state *st,
 		snprintf(err, errlen, "redis: key too long");
 		return -1;
 	}
-	rargs_init(&a, 2);
-	rargs_adds(&a, "GET");
-	rargs_add(&a, key, (size_t)len);
-	r = run(rs, -1, &a, err, errlen);
-	rargs_free(&a);
+	redis_args_init(&a, 2);
+	redis_args_adds(&a, "GET");
+	redis_args_add(&a, key, (size_t)len);
+	r = redis_run(&rs->pool, -1, &a, err, errlen);
+	redis_args_free(&a);
 	if (r == NULL)
 		return -1;
 	if (r->type == REDIS_REPLY_STRING &&
@@ -1274,7 +787,7 @@ redis_put(struct quota_store *s, const char *rkey,
 	struct redis_store *rs = (struct redis_store *)s;
 	char key[QKEY_MAX];
 	unsigned char val[STATE_MAX];
-	struct rargs a;
+	struct redis_args a;
 	redisReply *r;
 	int len;
 
@@ -1282,16 +795,16 @@ redis_put(struct quota_store *s, const char *rkey,
 		snprintf(err, errlen, "redis: key too long");
 		return -1;
 	}
-	rargs_init(&a, 5);
-	rargs_adds(&a, "SET");
-	rargs_add(&a, key, (size_t)len);
-	rargs_add(&a, (const char *)val, state_encode(st, val));
+	redis_args_init(&a, 5);
+	redis_args_adds(&a, "SET");
+	redis_args_add(&a, key, (size_t)len);
+	redis_args_add(&a, (const char *)val, state_encode(st, val));
 	if (!rs->client_clock && expires_ms > 0) {
-		rargs_adds(&a, "PXAT");
-		rargs_addi(&a, expires_ms);
+		redis_args_adds(&a, "PXAT");
+		redis_args_addi(&a, expires_ms);
 	}
-	r = run(rs, -1, &a, err, errlen);
-	rargs_free(&a);
+	r = redis_run(&rs->pool, -1, &a, err, errlen);
+	redis_args_free(&a);
 	if (r == NULL)
 		return -1;
 	freeReplyObject(r);
@@ -1304,7 +817,7 @@ redis_del(struct quota_store *s, const char *rkey, char *err, size_t errlen)
 {
 	struct redis_store *rs = (struct redis_store *)s;
 	char key[QKEY_MAX];
-	struct rargs a;
+	struct redis_args a;
 	redisReply *r;
 	int len;
 
@@ -1312,11 +825,11 @@ redis_del(struct quota_store *s, const char *rkey, char *err, size_t errlen)
 		snprintf(err, errlen, "redis: key too long");
 		return -1;
 	}
-	rargs_init(&a, 2);
-	rargs_adds(&a, "DEL");
-	rargs_add(&a, key, (size_t)len);
-	r = run(rs, -1, &a, err, errlen);
-	rargs_free(&a);
+	redis_args_init(&a, 2);
+	redis_args_adds(&a, "DEL");
+	redis_args_add(&a, key, (size_t)len);
+	r = redis_run(&rs->pool, -1, &a, err, errlen);
+	redis_args_free(&a);
 	if (r == NULL)
 		return -1;
 	freeReplyObject(r);
@@ -1337,21 +850,21 @@ redis_iterate(struct quota_store *s, int (*fn)(const char *rkey,
 	char cursor[32] = "0", rkey[QUOTA_RKEY_MAX];
 	const size_t plen = sizeof(QKEY_PREFIX) - 1;
 	struct quota_state st;
-	struct rargs a;
+	struct redis_args a;
 	redisReply *r, *v, *keys;
 	size_t i;
 	int stop = 0;
 
 	do {
-		rargs_init(&a, 6);
-		rargs_adds(&a, "SCAN");
-		rargs_adds(&a, cursor);
-		rargs_adds(&a, "MATCH");
-		rargs_adds(&a, QKEY_PREFIX "*");
-		rargs_adds(&a, "COUNT");
-		rargs_adds(&a, SCAN_COUNT);
-		r = run(rs, -1, &a, err, errlen);
-		rargs_free(&a);
+		redis_args_init(&a, 6);
+		redis_args_adds(&a, "SCAN");
+		redis_args_adds(&a, cursor);
+		redis_args_adds(&a, "MATCH");
+		redis_args_adds(&a, QKEY_PREFIX "*");
+		redis_args_adds(&a, "COUNT");
+		redis_args_adds(&a, SCAN_COUNT);
+		r = redis_run(&rs->pool, -1, &a, err, errlen);
+		redis_args_free(&a);
 		if (r == NULL)
 			return -1;
 		if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
@@ -1359,7 +872,7 @@ redis_iterate(struct quota_store *s, int (*fn)(const char *rkey,
 		    r->element[0]->len >= sizeof(cursor) ||
 		    r->element[1]->type != REDIS_REPLY_ARRAY) {
 			freeReplyObject(r);
-			return rerr(rs, err, errlen, "SCAN: unexpected reply");
+			return redis_err(&rs->pool, err, errlen, "SCAN: unexpected reply");
 		}
 		memcpy(cursor, r->element[0]->str, r->element[0]->len);
 		cursor[r->element[0]->len] = '\0';
@@ -1368,20 +881,20 @@ redis_iterate(struct quota_store *s, int (*fn)(const char *rkey,
 			freeReplyObject(r);
 			continue;
 		}
-		rargs_init(&a, 1 + keys->elements);
-		rargs_adds(&a, "MGET");
+		redis_args_init(&a, 1 + keys->elements);
+		redis_args_adds(&a, "MGET");
 		for (i = 0; i < keys->elements; i++) {
 			if (keys->element[i]->type != REDIS_REPLY_STRING) {
-				rargs_free(&a);
+				redis_args_free(&a);
 				freeReplyObject(r);
-				return rerr(rs, err, errlen, "SCAN: "
+				return redis_err(&rs->pool, err, errlen, "SCAN: "
 				    "unexpected reply");
 			}
-			rargs_add(&a, keys->element[i]->str,
+			redis_args_add(&a, keys->element[i]->str,
 			    keys->element[i]->len);
 		}
-		v = run(rs, -1, &a, err, errlen);
-		rargs_free(&a);
+		v = redis_run(&rs->pool, -1, &a, err, errlen);
+		redis_args_free(&a);
 		if (v == NULL) {
 			freeReplyObject(r);
 			return -1;
@@ -1390,7 +903,7 @@ redis_iterate(struct quota_store *s, int (*fn)(const char *rkey,
 		    v->elements != keys->elements) {
 			freeReplyObject(v);
 			freeReplyObject(r);
-			return rerr(rs, err, errlen, "MGET: unexpected reply");
+			return redis_err(&rs->pool, err, errlen, "MGET: unexpected reply");
 		}
 		for (i = 0; i < v->elements && !stop; i++) {
 			const redisReply *k = keys->element[i];
@@ -1417,18 +930,10 @@ static void
 redis_close(struct quota_store *s)
 {
 	struct redis_store *rs = (struct redis_store *)s;
-	struct rconn *rc, *next;
 
 	if (rs == NULL)
 		return;
-	for (rc = rs->idle; rc != NULL; rc = next) {
-		next = rc->next;
-		conn_close(rc);
-		free(rc);
-	}
-	pthread_cond_destroy(&rs->cv);
-	pthread_mutex_destroy(&rs->mu);
-	redis_url_clear(&rs->url);
+	redis_pool_free(&rs->pool);
 	free(rs);
 }
 
@@ -1447,21 +952,6 @@ static const struct quota_store_ops redis_ops = {
 	redis_pipeline,
 };
 
-/* sha1_hex - the SHA-1 of s in hex, as Redis names scripts */
-static int
-sha1_hex(const char *s, char out[41])
-{
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned int mdlen = 0, i;
-
-	if (EVP_Digest(s, strlen(s), md, &mdlen, EVP_sha1(), NULL) != 1 ||
-	    mdlen != 20)
-		return -1;
-	for (i = 0; i < mdlen; i++)
-		snprintf(out + 2 * i, 3, "%02x", md[i]);
-	return 0;
-}
-
 /*
  * store_redis_open - parse the URL and try one connection, so that a
  * wrong URL or password shows at start-up; a server that is down is not
@@ -1471,36 +961,21 @@ struct quota_store *
 store_redis_open(const struct conf *conf, char *err, size_t errlen)
 {
 	struct redis_store *rs;
-	struct sigaction sa;
-	pthread_condattr_t ca;
 	char cerr[256];
-	struct rop op;
-	int i;
+	struct redis_op op;
 
 	rs = xcalloc(1, sizeof(*rs));
 	rs->base.ops = &redis_ops;
 	rs->base.conf = conf;
-	rs->timeout_ms = conf->store.timeout_ms > 0 ?
-	    (long)conf->store.timeout_ms : 1000;
-	pthread_mutex_init(&rs->mu, NULL);
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&rs->cv, &ca);
-	pthread_condattr_destroy(&ca);
-	rs->guard_pipe = sigaction(SIGPIPE, NULL, &sa) == -1 ||
-	    sa.sa_handler != SIG_IGN;
-	if (redis_url_parse(&rs->url, conf->store.url != NULL ? conf->store.url :
-	    DEFAULT_URL, err, errlen) == -1)
+	if (redis_pool_init(&rs->pool, conf->store.url != NULL ?
+	    conf->store.url : DEFAULT_URL, conf->store.timeout_ms > 0 ?
+	    (long)conf->store.timeout_ms : 1000, scripts, NSCRIPT, err,
+	    errlen) == -1)
 		goto fail;
-	for (i = 0; i < NSCRIPT; i++)
-		if (sha1_hex(scripts[i], rs->sha[i]) == -1) {
-			snprintf(err, errlen, "redis: SHA-1 unavailable");
-			goto fail;
-		}
-	if (op_begin(&op, rs, cerr, sizeof(cerr)) == -1)
+	if (redis_op_begin(&op, &rs->pool, cerr, sizeof(cerr)) == -1)
 		log_warnx("quota store: %s (will retry)", cerr);
 	else
-		op_end(&op);
+		redis_op_end(&op);
 	return &rs->base;
 fail:
 	redis_close(&rs->base);
