@@ -263,7 +263,8 @@ quota_open_with(const struct conf *c, struct quota_store *s)
 		if (o->limit >= c->nlimits)
 			continue;
 		v->limit = o->limit;
-		quota_norm_key(&c->limits[o->limit], o->key, v->key, sizeof(v->key));
+		quota_norm_key(&c->limits[o->limit], o->key, v->key,
+		    sizeof(v->key));
 		v->unlimited = o->unlimited;
 		v->order = i;
 		v->copy = c->limits[o->limit];

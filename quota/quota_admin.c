@@ -117,7 +117,8 @@ quota_reset(struct quota *q, const char *key, const char *limit_name,
 	for (i = 0; i < quota_conf_of(q)->nlimits; i++) {
 		if (limit_name != NULL && i != only)
 			continue;
-		quota_norm_key(&quota_conf_of(q)->limits[i], key, nk, sizeof(nk));
+		quota_norm_key(&quota_conf_of(q)->limits[i], key, nk,
+		    sizeof(nk));
 		if (quota_rkey(quota_conf_of(q)->limits[i].name, nk, rkey,
 		    sizeof(rkey)) < 0) {
 			snprintf(err, errlen, "key too long");

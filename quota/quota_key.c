@@ -84,7 +84,8 @@ quota_key(const struct conf_limit *l, const struct quota_who *who, char *key,
 	case CONF_QKEY_SENDER:
 		if (who->sender == NULL)
 			return -1;
-		quota_copy_trunc(*who->sender ? who->sender : "<>", key, keylen, 1);
+		quota_copy_trunc(*who->sender ? who->sender : "<>", key,
+		    keylen, 1);
 		return 0;
 	case CONF_QKEY_SENDER_DOMAIN:
 		if (who->sender == NULL ||

@@ -165,7 +165,8 @@ redis_conn_error(struct redis_op *op)
 		redis_err(op->pool, op->err, op->errlen, "connection closed by "
 		    "server");
 	else
-		redis_err(op->pool, op->err, op->errlen, "%s", c->errstr[0] != '\0' ?
+		redis_err(op->pool, op->err, op->errlen, "%s",
+		    c->errstr[0] != '\0' ?
 		    c->errstr : "I/O error");
 	redis_conn_close(op->rc);
 	return -1;
@@ -257,7 +258,8 @@ redis_command(struct redis_op *op, struct redis_args *a, int *ioerr)
 	}
 	*ioerr = 0;
 	if (r->type == REDIS_REPLY_ERROR) {
-		redis_err(op->pool, op->err, op->errlen, "%.*s", (int)r->len, r->str);
+		redis_err(op->pool, op->err, op->errlen, "%.*s", (int)r->len,
+		    r->str);
 		freeReplyObject(r);
 		return NULL;
 	}
@@ -330,10 +332,11 @@ redis_conn_open(struct redis_op *op)
 	}
 	pthread_mutex_unlock(&pool->mu);
 	if (left <= 0)
-		return redis_err(pool, op->err, op->errlen, "timed out (%ld ms)",
-		    pool->timeout_ms);
+		return redis_err(pool, op->err, op->errlen,
+		    "timed out (%ld ms)", pool->timeout_ms);
 	if (pool->url.unix_sock)
-		rc->c = redisConnectUnixWithTimeout(pool->url.path, tv_of(left));
+		rc->c = redisConnectUnixWithTimeout(pool->url.path,
+		    tv_of(left));
 	else
 		rc->c = redisConnectWithTimeout(pool->url.host, pool->url.port,
 		    tv_of(left));
@@ -343,10 +346,11 @@ redis_conn_open(struct redis_op *op)
 	}
 	if (rc->c->err) {
 		if (rc->c->err == REDIS_ERR_IO && errno == EINPROGRESS)
-			redis_err(pool, op->err, op->errlen, "connect timed out "
-			    "(%ld ms)", pool->timeout_ms);
+			redis_err(pool, op->err, op->errlen,
+			    "connect timed out (%ld ms)", pool->timeout_ms);
 		else
-			redis_err(pool, op->err, op->errlen, "%s", rc->c->errstr);
+			redis_err(pool, op->err, op->errlen, "%s",
+			    rc->c->errstr);
 		redis_conn_close(rc);
 		goto fail;
 	}
@@ -396,7 +400,8 @@ redis_op_begin(struct redis_op *op, struct redis_pool *pool, char *err,
 		if (pthread_cond_timedwait(&pool->cv, &pool->mu, &ts) ==
 		    ETIMEDOUT && pool->idle == NULL) {
 			pthread_mutex_unlock(&pool->mu);
-			return redis_err(pool, err, errlen, "no free connection "
+			return redis_err(pool, err, errlen,
+			    "no free connection "
 			    "within %ld ms", pool->timeout_ms);
 		}
 	}

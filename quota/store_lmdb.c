@@ -457,8 +457,8 @@ admit_body(struct lmdb_store *s, MDB_txn *txn, void *varg, int *changed,
 			    "record key", s->e->path);
 			return -1;
 		}
-		rc = lmdb_counter_read(s->e, txn, op->rkey, len, a->now, &a->st[i],
-		    &found);
+		rc = lmdb_counter_read(s->e, txn, op->rkey, len, a->now,
+		    &a->st[i], &found);
 		if (rc != 0)
 			return rc;
 		per = op->limit->kind == CONF_QKIND_CALENDAR ? &op->period :
@@ -544,7 +544,8 @@ token_body(struct lmdb_store *s, MDB_txn *txn, void *varg, int *changed,
 	size_t i;
 	int rc, stood;
 
-	rc = lmdb_resv_drop(s, txn, a->token, a->refund, a->now, changed, &stood);
+	rc = lmdb_resv_drop(s, txn, a->token, a->refund, a->now, changed,
+	    &stood);
 	if (rc != 0 || a->readmit == NULL)
 		return rc;
 	if (!stood)

@@ -401,21 +401,13 @@ env_dbs(struct lmdb_env *e, char *err, size_t errlen)
 	return mdb_txn_commit(txn);
 }
 
-/*
- * env_open - open (creating) the file, clear stale readers, open the
- * dbs.  NULL with err and *rcp: the LMDB error (is_damage() tells a
- * damaged file), or -1.
- */
+/* env_new - an environment for c's file, its locks made, not open */
 static struct lmdb_env *
-env_open(const struct conf *c, int *rcp, char *err, size_t errlen)
+env_new(const struct conf *c)
 {
 	pthread_rwlockattr_t ra;
 	pthread_condattr_t ca;
 	struct lmdb_env *e;
-	MDB_envinfo in;
-	struct stat sb;
-	off_t size;
-	int rc, dead = 0;
 
 	e = xcalloc(1, sizeof(*e));
 	e->path = xstrdup(c->store.path);
@@ -431,6 +423,24 @@ env_open(const struct conf *c, int *rcp, char *err, size_t errlen)
 	(void)pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	(void)pthread_cond_init(&e->flush_cond, &ca);
 	(void)pthread_condattr_destroy(&ca);
+	return e;
+}
+
+/*
+ * env_open - open (creating) the file, clear stale readers, open the
+ * dbs.  NULL with err and *rcp: the LMDB error (is_damage() tells a
+ * damaged file), or -1.
+ */
+static struct lmdb_env *
+env_open(const struct conf *c, int *rcp, char *err, size_t errlen)
+{
+	struct lmdb_env *e;
+	MDB_envinfo in;
+	struct stat sb;
+	off_t size;
+	int rc, dead = 0;
+
+	e = env_new(c);
 	if ((rc = mdb_env_create(&e->env)) != 0) {
 		e->env = NULL;
 		goto fail;

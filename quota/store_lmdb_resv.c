@@ -149,13 +149,14 @@ refund_one(struct lmdb_store *s, MDB_txn *txn, const struct resv_op *op,
 		return 0;
 	l = *cl;
 	l.limit = op->limit;
-	rc = lmdb_counter_read(s->e, txn, op->rkey, op->rkeylen, now, &st, &found);
+	rc = lmdb_counter_read(s->e, txn, op->rkey, op->rkeylen, now, &st,
+	    &found);
 	if (rc != 0 || !found)
 		return rc;
 	per = l.kind == CONF_QKIND_CALENDAR ? &op->per : NULL;
 	algo_refund(&l, &st, op->amount, charged, now, per);
-	return lmdb_counter_write(s->e, txn, &l, op->rkey, op->rkeylen, &st, NULL,
-	    now);
+	return lmdb_counter_write(s->e, txn, &l, op->rkey, op->rkeylen, &st,
+	    NULL, now);
 }
 
 /*

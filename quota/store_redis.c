@@ -110,9 +110,9 @@
  * the last, all 0, left out).  A value that starts otherwise is not a
  * counter (read as none).  Binary because the scripts parse and print a
  * counter at every admission: with one window limit whose 61 buckets
- * are all busy (a sender active all hour), an admission cost redis-server 660,000
- * instructions with the text (string.gmatch, tonumber, string.format)
- * and 405,000 binary; 146,000 either way for a counter of one bucket
+ * are all busy (a sender active all hour), an admission cost
+ * redis-server 660,000 instructions with the text (string.gmatch,
+ * tonumber, string.format) and 405,000 binary; 146,000 either way for a counter of one bucket
  * (callgrind).  The loops over a state's buckets then go by index when
  * its table is dense (dense(): #n >= 8, a busy window, whose binary
  * value becomes the table as it is) and by pairs() when it holds a few
@@ -292,7 +292,8 @@ run_args(struct redis_store *rs, const struct quota_store_call *c,
 			p = put_double(p, (double)o->amount);
 			p = put_double(p, o->warn_only ? 1.0 : 0.0);
 		}
-		redis_args_add(&ra->a, (const char *)start, (size_t)(p - start));
+		redis_args_add(&ra->a, (const char *)start,
+		    (size_t)(p - start));
 	}
 }
 
@@ -837,9 +838,64 @@ redis_del(struct quota_store *s, const char *rkey, char *err, size_t errlen)
 }
 
 /*
+ * iterate_page - the values of one SCAN page's keys (one MGET), each
+ * counter passed to fn; a record gone in between is skipped.  *stop is
+ * set when fn asks to stop.  0, or -1 with err.
+ */
+static int
+iterate_page(struct redis_store *rs, const redisReply *keys,
+    int (*fn)(const char *rkey, const struct quota_state *st, void *arg),
+    void *arg, int *stop, char *err, size_t errlen)
+{
+	const size_t plen = sizeof(QKEY_PREFIX) - 1;
+	char rkey[QUOTA_RKEY_MAX];
+	struct quota_state st;
+	struct redis_args a;
+	redisReply *v;
+	size_t i;
+
+	redis_args_init(&a, 1 + keys->elements);
+	redis_args_adds(&a, "MGET");
+	for (i = 0; i < keys->elements; i++) {
+		if (keys->element[i]->type != REDIS_REPLY_STRING) {
+			redis_args_free(&a);
+			return redis_err(&rs->pool, err, errlen, "SCAN: "
+			    "unexpected reply");
+		}
+		redis_args_add(&a, keys->element[i]->str,
+		    keys->element[i]->len);
+	}
+	v = redis_run(&rs->pool, -1, &a, err, errlen);
+	redis_args_free(&a);
+	if (v == NULL)
+		return -1;
+	if (v->type != REDIS_REPLY_ARRAY || v->elements != keys->elements) {
+		freeReplyObject(v);
+		return redis_err(&rs->pool, err, errlen, "MGET: unexpected "
+		    "reply");
+	}
+	for (i = 0; i < v->elements && !*stop; i++) {
+		const redisReply *k = keys->element[i];
+		size_t klen = k->len - plen;
+
+		if (v->element[i]->type != REDIS_REPLY_STRING ||
+		    k->len <= plen || klen >= sizeof(rkey) ||
+		    memchr(k->str, '\0', k->len) != NULL ||
+		    state_decode(v->element[i]->str,
+		    v->element[i]->len, &st) == -1)
+			continue;
+		memcpy(rkey, k->str + plen, klen);
+		rkey[klen] = '\0';
+		*stop = fn(rkey, &st, arg) != 0;
+	}
+	freeReplyObject(v);
+	return 0;
+}
+
+/*
  * redis_iterate - SCAN over outpost:q:*, a page at a time, each page's
- * values read with one MGET; a record gone in between is skipped.  Each
- * command is its own operation, with its own timeout.
+ * values read with one MGET (iterate_page).  Each command is its own
+ * operation, with its own timeout.
  */
 static int
 redis_iterate(struct quota_store *s, int (*fn)(const char *rkey,
@@ -847,13 +903,10 @@ redis_iterate(struct quota_store *s, int (*fn)(const char *rkey,
     size_t errlen)
 {
 	struct redis_store *rs = (struct redis_store *)s;
-	char cursor[32] = "0", rkey[QUOTA_RKEY_MAX];
-	const size_t plen = sizeof(QKEY_PREFIX) - 1;
-	struct quota_state st;
+	char cursor[32] = "0";
 	struct redis_args a;
-	redisReply *r, *v, *keys;
-	size_t i;
-	int stop = 0;
+	redisReply *r;
+	int stop = 0, rc;
 
 	do {
 		redis_args_init(&a, 6);
@@ -872,55 +925,16 @@ redis_iterate(struct quota_store *s, int (*fn)(const char *rkey,
 		    r->element[0]->len >= sizeof(cursor) ||
 		    r->element[1]->type != REDIS_REPLY_ARRAY) {
 			freeReplyObject(r);
-			return redis_err(&rs->pool, err, errlen, "SCAN: unexpected reply");
+			return redis_err(&rs->pool, err, errlen, "SCAN: "
+			    "unexpected reply");
 		}
 		memcpy(cursor, r->element[0]->str, r->element[0]->len);
 		cursor[r->element[0]->len] = '\0';
-		keys = r->element[1];
-		if (keys->elements == 0) {
-			freeReplyObject(r);
-			continue;
-		}
-		redis_args_init(&a, 1 + keys->elements);
-		redis_args_adds(&a, "MGET");
-		for (i = 0; i < keys->elements; i++) {
-			if (keys->element[i]->type != REDIS_REPLY_STRING) {
-				redis_args_free(&a);
-				freeReplyObject(r);
-				return redis_err(&rs->pool, err, errlen, "SCAN: "
-				    "unexpected reply");
-			}
-			redis_args_add(&a, keys->element[i]->str,
-			    keys->element[i]->len);
-		}
-		v = redis_run(&rs->pool, -1, &a, err, errlen);
-		redis_args_free(&a);
-		if (v == NULL) {
-			freeReplyObject(r);
-			return -1;
-		}
-		if (v->type != REDIS_REPLY_ARRAY ||
-		    v->elements != keys->elements) {
-			freeReplyObject(v);
-			freeReplyObject(r);
-			return redis_err(&rs->pool, err, errlen, "MGET: unexpected reply");
-		}
-		for (i = 0; i < v->elements && !stop; i++) {
-			const redisReply *k = keys->element[i];
-			size_t klen = k->len - plen;
-
-			if (v->element[i]->type != REDIS_REPLY_STRING ||
-			    k->len <= plen || klen >= sizeof(rkey) ||
-			    memchr(k->str, '\0', k->len) != NULL ||
-			    state_decode(v->element[i]->str,
-			    v->element[i]->len, &st) == -1)
-				continue;
-			memcpy(rkey, k->str + plen, klen);
-			rkey[klen] = '\0';
-			stop = fn(rkey, &st, arg) != 0;
-		}
-		freeReplyObject(v);
+		rc = r->element[1]->elements == 0 ? 0 : iterate_page(rs,
+		    r->element[1], fn, arg, &stop, err, errlen);
 		freeReplyObject(r);
+		if (rc == -1)
+			return -1;
 	} while (!stop && strcmp(cursor, "0") != 0);
 	return 0;
 }
