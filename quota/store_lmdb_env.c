@@ -250,13 +250,14 @@ env_free(struct lmdb_env *e)
 
 /*
  * format_check - make sure the file holds format FORMAT: a new file
- * gets it, any other format is refused.  0, an LMDB error, or -1 with
- * err.
+ * gets it, any other format is refused, counters without a format are
+ * damage.  0, an LMDB error, or -1 with err.
  */
 static int
 format_check(struct lmdb_env *e, MDB_txn *txn, char *err, size_t errlen)
 {
 	MDB_dbi meta;
+	MDB_stat st;
 	MDB_val k, v;
 	char fmt[16];
 	long have;
@@ -287,7 +288,14 @@ format_check(struct lmdb_env *e, MDB_txn *txn, char *err, size_t errlen)
 	}
 	if (rc != MDB_NOTFOUND)
 		return rc;
-	/* No format: a new file. */
+	/*
+	 * No format: a new file, stamped.  A file with counters but no
+	 * format was not written by any release: damage (see recovery).
+	 */
+	if ((rc = mdb_stat(txn, e->counters, &st)) != 0)
+		return rc;
+	if (st.ms_entries > 0)
+		return MDB_CORRUPTED;
 	(void)snprintf(fmt, sizeof(fmt), "%d", FORMAT);
 	v.mv_data = fmt;
 	v.mv_size = strlen(fmt);

@@ -1230,6 +1230,35 @@ START_TEST(lmdb_newer_format_is_refused)
 }
 END_TEST
 
+/* no_format - drop the file's record format, keep its counters */
+static void
+no_format(MDB_txn *txn)
+{
+	MDB_dbi meta;
+
+	ck_assert_int_eq(mdb_dbi_open(txn, "meta", 0, &meta), 0);
+	ck_assert_int_eq(mdb_drop(txn, meta, 1), 0);
+}
+
+/*
+ * lmdb_counters_without_format_are_damage - a file with counters but no
+ * record format was written by no release: it is moved aside as damage
+ * and counting starts afresh, never read with a guessed layout
+ */
+START_TEST(lmdb_counters_without_format_are_damage)
+{
+	struct tenv *t = tenv_new(B_LMDB, 1);
+
+	ck_assert_int_eq(admit1(t, L_WIN, "alice", 6, NULL), 1);
+	lmdb_raw(t, no_format);
+	t->s = topen(t, 1);
+	ck_assert_int_eq(ncorrupt(t), 1);
+	ck_assert_uint_eq(used(t, L_WIN, "alice"), 0);
+	ck_assert_int_eq(admit1(t, L_WIN, "alice", 1, NULL), 1);
+	tenv_free(t);
+}
+END_TEST
+
 /* ncorrupt - files (not lock files) moved aside in t's directory */
 static int
 ncorrupt(struct tenv *t)
@@ -2311,6 +2340,7 @@ backend_suite(int b)
 		ADD(s, b, lmdb_missing_directory_is_an_error, 0);
 		ADD(s, b, lmdb_small_map_reclaims_then_fails_cleanly_when_full, 60);
 		ADD(s, b, lmdb_newer_format_is_refused, 0);
+		ADD(s, b, lmdb_counters_without_format_are_damage, 0);
 		ADD(s, b, lmdb_damaged_file_is_moved_aside, 30);
 		ADD(s, b, lmdb_damage_met_in_a_transaction_recovers_at_next_open, 0);
 		ADD(s, b, lmdb_processes_recover_once, 30);
