@@ -1,5 +1,7 @@
 /*
- * quota - see quota.h.
+ * quota - see quota.h.  Admissions, commits, releases, batches and
+ * pipelines live here; key derivation in quota_key.c, the reply text in
+ * quota_reply.c and what only outpostctl calls in quota_admin.c.
  *
  * quota_open() prepares what every admission needs: the overrides sorted
  * by (limit, key) with their keys in the form quota_key() makes, and for
@@ -59,6 +61,7 @@
 #include <unistd.h>
 
 #include "quota/quota.h"
+#include "quota/quota_impl.h"
 #include "quota/store.h"
 #include "util/tz.h"
 #include "util/clock.h"
@@ -120,9 +123,6 @@ struct quota {
 	pthread_t athread;
 };
 
-static const char *const count_names[] = { "messages", "recipients",
-	"bytes" };
-
 static int runs_pending(struct quota *);
 static void runs_promised_done(struct quota *);
 static void drain(struct quota *);
@@ -174,134 +174,6 @@ new_token(int64_t now)
 	return z;
 }
 
-/* copy_trunc - s into out, cut to outlen-1 bytes, lower-cased if lower */
-static void
-copy_trunc(const char *s, char *out, size_t outlen, int lower)
-{
-	size_t i;
-
-	for (i = 0; s[i] != '\0' && i + 1 < outlen; i++)
-		out[i] = lower ? (char)tolower((unsigned char)s[i]) : s[i];
-	out[i] = '\0';
-}
-
-/* fmt_addr - addr (IPv4 mapped or IPv6) as text, optionally "/prefix" */
-static void
-fmt_addr(const uint8_t addr[16], int prefix, char *out, size_t outlen)
-{
-	static const uint8_t mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-		0xff, 0xff };
-	char a[INET6_ADDRSTRLEN];
-	int v4 = memcmp(addr, mapped, 12) == 0;
-
-	if (inet_ntop(v4 ? AF_INET : AF_INET6, v4 ? addr + 12 : addr, a,
-	    sizeof(a)) == NULL)
-		a[0] = '\0';
-	if (prefix < 0)
-		snprintf(out, outlen, "%s", a);
-	else
-		snprintf(out, outlen, "%s/%d", a, prefix);
-}
-
-/* net_key - the client_network key of addr under limit l */
-static void
-net_key(const struct conf_limit *l, const uint8_t addr[16], char *out,
-    size_t outlen)
-{
-	static const uint8_t mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-		0xff, 0xff };
-	int v4 = memcmp(addr, mapped, 12) == 0;
-	unsigned int bits = v4 ? 96 + l->prefix4 : l->prefix6, i;
-	uint8_t m[16];
-
-	memcpy(m, addr, 16);
-	for (i = 0; i < 128; i++)
-		if (i >= bits)
-			m[i / 8] &= (uint8_t)~(0x80 >> (i % 8));
-	fmt_addr(m, (int)(v4 ? l->prefix4 : l->prefix6), out, outlen);
-}
-
-int
-quota_key(const struct conf_limit *l, const struct quota_who *who, char *key,
-    size_t keylen)
-{
-	const char *at;
-
-	if (keylen == 0)
-		return -1;
-	switch (l->key) {
-	case CONF_QKEY_SASL_USERNAME:
-		if (who->sasl_username == NULL || *who->sasl_username == '\0')
-			return -1;
-		copy_trunc(who->sasl_username, key, keylen, 0);
-		return 0;
-	case CONF_QKEY_SENDER:
-		if (who->sender == NULL)
-			return -1;
-		copy_trunc(*who->sender ? who->sender : "<>", key, keylen, 1);
-		return 0;
-	case CONF_QKEY_SENDER_DOMAIN:
-		if (who->sender == NULL ||
-		    (at = strrchr(who->sender, '@')) == NULL || at[1] == '\0')
-			return -1;
-		copy_trunc(at + 1, key, keylen, 1);
-		return 0;
-	case CONF_QKEY_CLIENT_ADDRESS:
-		if (who->client_addr == NULL)
-			return -1;
-		fmt_addr(who->client_addr, -1, key, keylen);
-		return 0;
-	case CONF_QKEY_CLIENT_NETWORK:
-		if (who->client_addr == NULL)
-			return -1;
-		net_key(l, who->client_addr, key, keylen);
-		return 0;
-	case CONF_QKEY_GLOBAL:
-		copy_trunc("*", key, keylen, 0);
-		return 0;
-	}
-	return -1;
-}
-
-/*
- * norm_key - a key value written by a person (config, outpostctl) in the
- * form quota_key() gives it: senders lower-cased, addresses and networks
- * in their canonical text.
- */
-static void
-norm_key(const struct conf_limit *l, const char *in, char *out,
-    size_t outlen)
-{
-	struct cidr net;
-	uint8_t addr[16];
-
-	switch (l->key) {
-	case CONF_QKEY_SENDER:
-	case CONF_QKEY_SENDER_DOMAIN:
-		copy_trunc(in, out, outlen, 1);
-		return;
-	case CONF_QKEY_CLIENT_ADDRESS:
-		if (cidr_addr_parse(in, addr) == 0) {
-			fmt_addr(addr, -1, out, outlen);
-			return;
-		}
-		break;
-	case CONF_QKEY_CLIENT_NETWORK:
-		if (cidr_addr_parse(in, addr) == 0) {
-			net_key(l, addr, out, outlen);
-			return;
-		}
-		if (cidr_parse(in, &net, NULL, 0) == 0) {
-			net_key(l, net.addr, out, outlen);
-			return;
-		}
-		break;
-	default:
-		break;
-	}
-	copy_trunc(in, out, outlen, 0);
-}
-
 static int
 ov_cmp(const void *a, const void *b)
 {
@@ -333,13 +205,13 @@ ov_find(const struct quota *q, size_t i, const char *key)
 	if (q->nov == 0)
 		return NULL;
 	k.limit = i;
-	copy_trunc(key, k.key, sizeof(k.key), 0);
+	quota_copy_trunc(key, k.key, sizeof(k.key), 0);
 	return bsearch(&k, q->ov, q->nov, sizeof(*q->ov), ov_cmp);
 }
 
-/* effective - the limit to run for (i, key): *eff, or -1 if unlimited */
-static int
-effective(const struct quota *q, size_t i, const char *key,
+/* quota_effective - the limit to run for (i, key): *eff, or -1 if unlimited */
+int
+quota_effective(const struct quota *q, size_t i, const char *key,
     const struct conf_limit **lim, uint64_t *eff)
 {
 	const struct qov *o = ov_find(q, i, key);
@@ -351,8 +223,9 @@ effective(const struct quota *q, size_t i, const char *key,
 	return 0;
 }
 
-static int
-limit_index(const struct quota *q, const char *name, size_t *out)
+/* quota_limit_index - see quota_impl.h */
+int
+quota_limit_index(const struct quota *q, const char *name, size_t *out)
 {
 	size_t i;
 
@@ -391,7 +264,8 @@ quota_open_with(const struct conf *c, struct quota_store *s)
 		if (o->limit >= c->nlimits)
 			continue;
 		v->limit = o->limit;
-		norm_key(&c->limits[o->limit], o->key, v->key, sizeof(v->key));
+		quota_norm_key(&c->limits[o->limit], o->key, v->key,
+		    sizeof(v->key));
 		v->unlimited = o->unlimited;
 		v->order = i;
 		v->copy = c->limits[o->limit];
@@ -486,9 +360,9 @@ quota_errors(const struct quota *q)
 	return __atomic_load_n(&q->errors, __ATOMIC_RELAXED);
 }
 
-/* store_failed - count and log a store error; -1 */
-static int
-store_failed(struct quota *q, const char *what, const char *err)
+/* quota_store_failed - count and log a store error; -1 */
+int
+quota_store_failed(struct quota *q, const char *what, const char *err)
 {
 	__atomic_add_fetch(&q->errors, 1, __ATOMIC_RELAXED);
 	log_warnx("quota: %s store: %s: %s", q->store->ops->name, what, err);
@@ -543,7 +417,7 @@ build_ops(const struct quota *q, const struct quota_who *who,
 		uint64_t amount = amount_of(l, amt), eff;
 
 		if (amount == 0 || quota_key(l, who, key, sizeof(key)) < 0 ||
-		    effective(q, i, key, &run, &eff) < 0)
+		    quota_effective(q, i, key, &run, &eff) < 0)
 			continue;
 		memset(op, 0, sizeof(*op));
 		op->limit = run;
@@ -567,8 +441,9 @@ build_ops(const struct quota *q, const struct quota_who *who,
 	return 0;
 }
 
-static uint64_t
-ms_to_s(uint64_t ms)
+/* quota_ms_to_s - see quota_impl.h */
+uint64_t
+quota_ms_to_s(uint64_t ms)
 {
 	return ms / 1000 + (ms % 1000 != 0);
 }
@@ -582,10 +457,10 @@ fill_from(const struct quota *q, struct quota_verdict *v,
 
 	v->limit = &q->conf->limits[li];
 	v->action = v->limit->action;
-	copy_trunc(sep ? sep + 1 : "", v->key, sizeof(v->key), 0);
+	quota_copy_trunc(sep ? sep + 1 : "", v->key, sizeof(v->key), 0);
 	v->used = ck->used;
 	v->limit_value = op->eff_limit;
-	v->retry_after = ms_to_s(ck->retry_ms);
+	v->retry_after = quota_ms_to_s(ck->retry_ms);
 }
 
 /*
@@ -703,7 +578,7 @@ admit(struct quota *q, const struct quota_who *who,
 	if (build_ops(q, who, amt, now, ops, idx, &n, v->error,
 	    sizeof(v->error)) < 0) {
 		v->result = QUOTA_ERROR;
-		ret = store_failed(q, "admission", v->error);
+		ret = quota_store_failed(q, "admission", v->error);
 		goto out;
 	}
 	if (n == 0)
@@ -715,7 +590,7 @@ admit(struct quota *q, const struct quota_who *who,
 	    now + (int64_t)q->conf->store.reserve_ttl * 1000, res, &admitted,
 	    v->error, sizeof(v->error)) < 0) {
 		v->result = QUOTA_ERROR;
-		ret = store_failed(q, "admission", v->error);
+		ret = quota_store_failed(q, "admission", v->error);
 		goto out;
 	}
 	verdict_of(q, ops, idx, res, n, admitted, v);
@@ -795,7 +670,7 @@ quota_defer(struct quota *q, const struct quota_who *who,
 		rc = 0;
 		if (v.error[0] != '\0') {
 			v.result = QUOTA_ERROR;
-			rc = store_failed(q, "admission", v.error);
+			rc = quota_store_failed(q, "admission", v.error);
 		}
 		done(arg, rc, &v, 0);
 		return 0;
@@ -825,7 +700,7 @@ deliver(struct quota *q, const struct quota_store_call *c,
 
 	if (c->kind == QUOTA_CALL_RELEASE) {
 		if (c->rc < 0)
-			(void)store_failed(q, "release", c->err);
+			(void)quota_store_failed(q, "release", c->err);
 		return;
 	}
 	memset(&v, 0, sizeof(v));
@@ -833,7 +708,7 @@ deliver(struct quota *q, const struct quota_store_call *c,
 	if (c->rc < 0) {
 		v.result = QUOTA_ERROR;
 		snprintf(v.error, sizeof(v.error), "%s", c->err);
-		p->done(p->arg, store_failed(q, what, v.error), &v, 0);
+		p->done(p->arg, quota_store_failed(q, what, v.error), &v, 0);
 	} else {
 		verdict_of(q, p->ops, p->idx, p->res, c->n, c->admitted, &v);
 		p->done(p->arg, 0, &v, c->admitted && p->reserve ? c->token :
@@ -1117,13 +992,13 @@ commit(struct quota *q, uint64_t token, const struct quota_who *who,
 	    build_ops(q, who, amt,
 	    now, ops, idx, &n, v->error, sizeof(v->error)) < 0) {
 		v->result = QUOTA_ERROR;
-		ret = store_failed(q, "commit", v->error);
+		ret = quota_store_failed(q, "commit", v->error);
 		goto out;
 	}
 	if (q->store->ops->commit(q->store, token, ops, n, now, res,
 	    &admitted, v->error, sizeof(v->error)) < 0) {
 		v->result = QUOTA_ERROR;
-		ret = store_failed(q, "commit", v->error);
+		ret = quota_store_failed(q, "commit", v->error);
 		goto out;
 	}
 	verdict_of(q, ops, idx, res, n, admitted, v);
@@ -1190,7 +1065,7 @@ quota_defer_commit(struct quota *q, uint64_t token,
 		free(p->idx);
 		q->nqueue--;
 		v.result = QUOTA_ERROR;
-		done(arg, store_failed(q, "commit", v.error), &v, 0);
+		done(arg, quota_store_failed(q, "commit", v.error), &v, 0);
 		return 0;
 	}
 	p->res = xcalloc(n == 0 ? 1 : n, sizeof(*p->res));
@@ -1216,7 +1091,7 @@ quota_release(struct quota *q, uint64_t token, int64_t now_ms, char *err,
 	if (runs_pending(q))
 		drain(q);
 	if (q->store->ops->release(q->store, token, now_ms, err, errlen) < 0)
-		return store_failed(q, "release", err);
+		return quota_store_failed(q, "release", err);
 	return 0;
 }
 
@@ -1231,7 +1106,7 @@ quota_batch_begin(struct quota *q, char *err, size_t errlen)
 	if (q->store->ops->batch_begin == NULL)
 		return 0;
 	if (q->store->ops->batch_begin(q->store, err, errlen) < 0)
-		return store_failed(q, "batch", err);
+		return quota_store_failed(q, "batch", err);
 	return 0;
 }
 
@@ -1249,286 +1124,30 @@ quota_batch_end(struct quota *q, char *err, size_t errlen)
 	if (q->store->ops->batch_end == NULL)
 		return 0;
 	if (q->store->ops->batch_end(q->store, err, errlen) < 0)
-		return store_failed(q, "batch", err);
+		return quota_store_failed(q, "batch", err);
 	return 0;
 }
 
-/* Reply text. */
-
-struct out {
-	char *buf;
-	size_t len, pos;
-};
-
-/* out_puts - append s, printable ASCII only, cut at the end of buf */
-static void
-out_puts(struct out *o, const char *s)
+/* quota_conf_of - see quota_impl.h */
+const struct conf *
+quota_conf_of(const struct quota *q)
 {
-	for (; *s && o->pos + 1 < o->len; s++)
-		o->buf[o->pos++] = (unsigned char)*s >= 0x20 &&
-		    (unsigned char)*s < 0x7f ? *s : '?';
-	o->buf[o->pos] = '\0';
+	return q->conf;
 }
 
-/* fmt_retry - a wait, rounded up: 30s, 12m, 2h, 1h30m, 1d, 1d6h */
-static void
-fmt_retry(uint64_t s, char *out, size_t outlen)
+/* quota_store_of - see quota_impl.h */
+struct quota_store *
+quota_store_of(struct quota *q)
 {
-	unsigned long long big, small;
-
-	if (s < 60) {
-		snprintf(out, outlen, "%llus", (unsigned long long)s);
-		return;
-	}
-	if (s < 3600) {
-		big = (s + 59) / 60;
-		if (big < 60) {
-			snprintf(out, outlen, "%llum", big);
-			return;
-		}
-		s = 3600;
-	}
-	if (s < 86400) {
-		big = s / 3600;
-		small = (s % 3600 + 59) / 60;
-		if (small == 60) {
-			big++;
-			small = 0;
-		}
-		if (big < 24) {
-			if (small == 0)
-				snprintf(out, outlen, "%lluh", big);
-			else
-				snprintf(out, outlen, "%lluh%llum", big, small);
-			return;
-		}
-		s = 86400;
-	}
-	big = s / 86400;
-	small = (s % 86400 + 3599) / 3600;
-	if (small == 24) {
-		big++;
-		small = 0;
-	}
-	if (small == 0)
-		snprintf(out, outlen, "%llud", big);
-	else
-		snprintf(out, outlen, "%llud%lluh", big, small);
+	return q->store;
 }
 
+/* quota_quiesce - see quota_impl.h */
 void
-quota_reply(const struct quota_verdict *v, char *buf, size_t len)
+quota_quiesce(struct quota *q)
 {
-	static const char *const def = "Quota exceeded for ${key}: "
-	    "${used}/${limit} ${count} per ${period}, retry in ${retry}";
-	static const char *const def_noretry = "Quota exceeded for ${key}: "
-	    "${used}/${limit} ${count} per ${period}";
-	const struct conf_limit *l = v->limit;
-	struct out o = { buf, len, 0 };
-	const char *t, *p, *end;
-	char f[64];
-
-	if (len == 0)
-		return;
-	buf[0] = '\0';
-	if (v->result == QUOTA_ERROR || l == NULL) {
-		out_puts(&o, v->result == QUOTA_ERROR ?
-		    "Quota service temporarily unavailable" :
-		    "Quota exceeded");
-		return;
-	}
-	t = l->reply != NULL ? l->reply : v->retry_after ? def : def_noretry;
-	for (p = t; *p; p = end) {
-		if (p[0] != '$' || p[1] != '{' ||
-		    (end = strchr(p, '}')) == NULL) {
-			snprintf(f, sizeof(f), "%c", *p);
-			out_puts(&o, f);
-			end = p + 1;
-			continue;
-		}
-		f[0] = '\0';
-		if (strncmp(p, "${key}", 6) == 0)
-			out_puts(&o, v->key);
-		else if (strncmp(p, "${used}", 7) == 0)
-			snprintf(f, sizeof(f), "%llu",
-			    (unsigned long long)v->used);
-		else if (strncmp(p, "${limit}", 8) == 0)
-			snprintf(f, sizeof(f), "%llu",
-			    (unsigned long long)v->limit_value);
-		else if (strncmp(p, "${count}", 8) == 0)
-			snprintf(f, sizeof(f), "%s", count_names[l->count]);
-		else if (strncmp(p, "${period}", 9) == 0) {
-			if (l->kind == CONF_QKIND_CALENDAR)
-				snprintf(f, sizeof(f), "%s",
-				    l->month ? "month" : "day");
-			else
-				(void)fmt_duration(l->period, f, sizeof(f));
-		} else if (strncmp(p, "${retry}", 8) == 0)
-			fmt_retry(v->retry_after, f, sizeof(f));
-		else if (strncmp(p, "${name}", 7) == 0)
-			snprintf(f, sizeof(f), "%s", l->name);
-		else
-			snprintf(f, sizeof(f), "%.*s", (int)(end - p + 1), p);
-		out_puts(&o, f);
-		end++;
-	}
-}
-
-/* Inspection and administration. */
-
-struct list_ctx {
-	struct quota *q;
-	const char *limit_name;
-	int64_t now;
-	int (*fn)(const struct quota_entry *, void *);
-	void *arg;
-	int bad_period;
-};
-
-static int
-list_one(const char *rkey, const struct quota_state *st, void *arg)
-{
-	struct list_ctx *x = arg;
-	const struct conf_limit *l, *run;
-	const char *sep = strchr(rkey, QUOTA_RKEY_SEP);
-	struct quota_period per, *pp = NULL;
-	struct quota_entry e;
-	struct quota_check ck;
-	char name[QUOTA_RKEY_MAX];
-	size_t i;
-	uint64_t eff;
-
-	if (sep == NULL || (size_t)(sep - rkey) >= sizeof(name))
-		return 0;
-	memcpy(name, rkey, (size_t)(sep - rkey));
-	name[sep - rkey] = '\0';
-	if ((x->limit_name != NULL && strcmp(name, x->limit_name) != 0) ||
-	    limit_index(x->q, name, &i) < 0)
-		return 0;	/* another limit, or one no longer configured */
-	l = &x->q->conf->limits[i];
-	memset(&e, 0, sizeof(e));
-	e.limit = l;
-	copy_trunc(sep + 1, e.key, sizeof(e.key), 0);
-	if (effective(x->q, i, e.key, &run, &eff) < 0) {
-		run = l;
-		eff = QUOTA_UNLIMITED;
-	}
-	if (l->kind == CONF_QKIND_CALENDAR) {
-		if (tz_period(l->timezone, l->month, x->now, &per) < 0) {
-			x->bad_period = 1;
-			return 1;
-		}
-		pp = &per;
-	}
-	if ((e.used = algo_used(run, st, x->now, pp)) == 0)
-		return 0;
-	e.limit_value = eff;
-	algo_check(run, st, 1, eff, x->now, pp, &ck);
-	e.retry_after = ck.admit ? 0 : ms_to_s(ck.retry_ms);
-	return x->fn(&e, x->arg);
-}
-
-int
-quota_list(struct quota *q, const char *limit_name, int64_t now_ms,
-    int (*fn)(const struct quota_entry *, void *), void *arg, char *err,
-    size_t errlen)
-{
-	struct list_ctx x = { q, limit_name, now_ms, fn, arg, 0 };
-	size_t i;
-
 	if (in_pipe(q))
 		(void)quota_flush(q);
 	else if (runs_pending(q))
 		drain(q);
-
-	if (limit_name != NULL && limit_index(q, limit_name, &i) < 0) {
-		snprintf(err, errlen, "no limit named \"%s\"", limit_name);
-		return -1;
-	}
-	if (q->store->ops->iterate(q->store, list_one, &x, err, errlen) < 0)
-		return store_failed(q, "list", err);
-	if (x.bad_period) {
-		snprintf(err, errlen, "a calendar limit's time zone failed");
-		return -1;
-	}
-	return 0;
-}
-
-int
-quota_reset(struct quota *q, const char *key, const char *limit_name,
-    int64_t now_ms, char *err, size_t errlen)
-{
-	char nk[QUOTA_KEY_MAX], rkey[QUOTA_RKEY_MAX];
-	size_t i, only = 0;
-
-	(void)now_ms;
-	if (in_pipe(q))
-		(void)quota_flush(q);
-	else if (runs_pending(q))
-		drain(q);
-	if (limit_name != NULL && limit_index(q, limit_name, &only) < 0) {
-		snprintf(err, errlen, "no limit named \"%s\"", limit_name);
-		return -1;
-	}
-	for (i = 0; i < q->conf->nlimits; i++) {
-		if (limit_name != NULL && i != only)
-			continue;
-		norm_key(&q->conf->limits[i], key, nk, sizeof(nk));
-		if (quota_rkey(q->conf->limits[i].name, nk, rkey,
-		    sizeof(rkey)) < 0) {
-			snprintf(err, errlen, "key too long");
-			return -1;
-		}
-		if (q->store->ops->del(q->store, rkey, err, errlen) < 0)
-			return store_failed(q, "reset", err);
-	}
-	return 0;
-}
-
-int
-quota_set(struct quota *q, const char *key, const char *limit_name,
-    uint64_t value, int64_t now_ms, char *err, size_t errlen)
-{
-	char nk[QUOTA_KEY_MAX], rkey[QUOTA_RKEY_MAX];
-	const struct conf_limit *l, *run;
-	struct quota_period per, *pp = NULL;
-	struct quota_state st;
-	uint64_t eff;
-	size_t i;
-	int found;
-
-	if (in_pipe(q))
-		(void)quota_flush(q);
-	else if (runs_pending(q))
-		drain(q);
-	if (limit_name == NULL || limit_index(q, limit_name, &i) < 0) {
-		snprintf(err, errlen, "no limit named \"%s\"",
-		    limit_name ? limit_name : "");
-		return -1;
-	}
-	l = &q->conf->limits[i];
-	norm_key(l, key, nk, sizeof(nk));
-	if (quota_rkey(l->name, nk, rkey, sizeof(rkey)) < 0) {
-		snprintf(err, errlen, "key too long");
-		return -1;
-	}
-	if (effective(q, i, nk, &run, &eff) < 0)
-		run = l;
-	if (l->kind == CONF_QKIND_CALENDAR) {
-		if (tz_period(l->timezone, l->month, now_ms, &per) < 0) {
-			snprintf(err, errlen, "no calendar period in time "
-			    "zone %s", l->timezone);
-			return -1;
-		}
-		pp = &per;
-	}
-	if (q->store->ops->get(q->store, rkey, &st, &found, err, errlen) < 0)
-		return store_failed(q, "get", err);
-	if (!found)
-		memset(&st, 0, sizeof(st));
-	algo_set(run, &st, value, now_ms, pp);
-	if (q->store->ops->put(q->store, rkey, &st, algo_expires(run, &st, pp),
-	    err, errlen) < 0)
-		return store_failed(q, "set", err);
-	return 0;
 }

@@ -2,6 +2,12 @@
  * store_lmdb - the quota store in one LMDB file shared by every process
  * on the host (both daemons and outpostctl).  See store.h.
  *
+ * Files: this one holds the store interface, the counters and the write
+ * transactions that run each call; store_lmdb_env.c the environments,
+ * transactions, record format and recovery; store_lmdb_resv.c the
+ * reservations and the sweep; store_lmdb_impl.h what they share.  This
+ * comment describes the design of all three.
+ *
  * File: conf->store.path, a single file (MDB_NOSUBDIR) created mode 0600
  * beside its lock file PATH-lock; the directory must exist.  The map is
  * conf->store.map_size bytes.  Named databases:
@@ -21,11 +27,9 @@
  * 19 us (bench/RESULTS.md).  The limit's name never holds the separator
  * (quota_rkey() refuses it), so a dbkey splits at its last separator.
  * The interface (store.h) still speaks quota_rkey()'s form; only this
- * file sees dbkeys.  Format 1 (before this layout, no "meta" database)
- * kept the counters name first; opening such a file migrates it in one
- * write transaction (every counter copied turned around into a scratch
- * database, "counters" emptied and refilled from it), and logs so.  A
- * file of a format newer than this code knows is refused.
+ * file sees dbkeys.  A new file is stamped with FORMAT; a file of any
+ * other format (written by a newer version) is refused with a message
+ * that says so.
  *
  * Concurrency: every admission is one write transaction (check all ops,
  * charge all or none, record the reservation), and LMDB serializes write
@@ -107,8 +111,9 @@
  * go without one: each sweep starts with a search from the root to a
  * leaf that is cold when there are many keys (with a million keys, a
  * sweep in every transaction was 15% of an admission's time), while one
- * that finds expired records keeps sweeping every transaction.  When the map is full (MDB_MAP_FULL), the write
- * is retried once after a full sweep; if it is still full, it fails with
+ * that finds expired records keeps sweeping every transaction.  When the
+ * map is full (MDB_MAP_FULL), the write is retried once after a full
+ * sweep; if it is still full, it fails with
  * an error that names store.map_size.  Nothing here exits or aborts.
  *
  * Recovery: a damaged file (a host crash under store.sync = "periodic",
@@ -152,178 +157,20 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "quota/store.h"
-#include "util/tz.h"
+#include "quota/store_lmdb_impl.h"
 #include "util/buf.h"
 #include "util/log.h"
+#include "util/tz.h"
 #include "util/xmalloc.h"
 
-#define SWEEP_RESV	16	/* lapsed reservations refunded per txn */
-#define SWEEP_SCAN	64	/* counters examined per sweep */
-#define SWEEP_IDLE	7	/* txns without one after a sweep that
-				 * found nothing to delete */
-#define SWEEP_FULL_SCAN	4096	/* examined per txn of the sweep on a */
-#define SWEEP_FULL_DEL	64	/* full map, and deleted: few pages each */
-#define LMDB_MAXREADERS	1022	/* concurrent read transactions */
-#define ITER_CHUNK	256	/* records copied per read transaction */
-#define VAL_MAX		(8 + QUOTA_STATE_ENC_MAX)
-#define RESV_VERSION	1
-#define RESV_HDR	24	/* version, nops, charged_ms, expires_ms */
-#define RESV_OP_HDR	34	/* amount, limit, period, rkey length */
-#define OPS_ON_STACK	16
-#define DEFAULT_MAP	(1024ULL * 1024 * 1024)
-#define NO_TIME		INT64_MIN	/* put, del: no time, no sweep */
-#define FORMAT		2		/* record format (see the top) */
-#define ROOM_MARGIN	(16ULL * 1024 * 1024)	/* disk reserved ahead */
-#define ROOM_MIN	(1024ULL * 1024)	/* at least, on a full disk */
-#define FORMAT_KEY	"format"
-
-/* One environment per file per process, shared by its stores. */
-struct lmdb_env {
-	struct lmdb_env *next;
-	char *path;
-	dev_t dev;
-	ino_t ino;
-	unsigned int refs;
-	uint64_t map_size;
-	MDB_env *env;
-	MDB_dbi counters;
-	MDB_dbi resv;
-	MDB_dbi rexp;
-	/*
-	 * Every transaction holds this shared; adopting a map grown by
-	 * another process (MDB_MAP_RESIZED) holds it exclusive, since
-	 * mdb_env_set_mapsize() wants no transaction active.
-	 */
-	pthread_rwlock_t resize;
-	/* Bytes of the file known to have their blocks allocated, and the
-	 * page size; only touched with LMDB's writer lock held. */
-	uint64_t room;
-	unsigned int psize;
-	/* Where the next counter sweep starts; only touched inside a write
-	 * transaction, which LMDB makes exclusive. */
-	unsigned char scan[QUOTA_RKEY_MAX];
-	size_t scanlen;
-	unsigned int sweep_idle;	/* write txns left without a sweep of
-					 * the counters (writer lock held) */
-	/*
-	 * store.sync = "periodic": the flush thread (started by the first
-	 * commit of process flush_pid), woken every sync_interval_ms or by
-	 * flush_stop; commits counts the commits since the last flush.
-	 * flush_lock guards the fields below it.
-	 */
-	int periodic;
-	int64_t sync_interval_ms;
-	uint64_t commits;		/* __atomic */
-	pthread_mutex_t flush_lock;
-	pthread_cond_t flush_cond;
-	pthread_t flush_tid;
-	pid_t flush_pid;		/* 0: no thread */
-	int flush_stop;
-	/*
-	 * The open batch: batch_active and batch_owner are set (__atomic)
-	 * by the owner, so other threads see that it is not theirs; the
-	 * rest is only touched by the owner.
-	 */
-	int batch_active;
-	pthread_t batch_owner;
-	MDB_txn *batch_txn;
-	unsigned int batch_depth;
-	int batch_changed;
-	int batch_swept;
-	int batch_rc;			/* first error: LMDB's, or -1 */
-	char batch_err[256];		/* batch_rc == -1: its text */
-	int64_t batch_now;		/* latest time seen (full sweep) */
-	int damaged;			/* __atomic: a transaction met a
-					 * damaged page (see recovery) */
-};
-
-struct lmdb_store {
-	struct quota_store base;	/* first: the ops cast back */
-	struct lmdb_env *e;
-};
-
-/* One charge of a reservation, as recorded. */
-struct resv_op {
-	uint64_t amount;
-	uint64_t limit;			/* the limit's number (overrides) */
-	struct quota_period per;
-	const unsigned char *rkey;
-	size_t rkeylen;
-};
-
-static pthread_mutex_t envs_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct lmdb_env *envs;
-static unsigned long lmdb_nrecovered;	/* __atomic: files moved aside */
-
-static void mark_damaged(struct lmdb_env *, int);
-
-/* put64 - v into 8 bytes, little-endian */
-static void
-put64(unsigned char *p, uint64_t v)
-{
-	int i;
-
-	for (i = 0; i < 8; i++)
-		p[i] = (unsigned char)(v >> (8 * i));
-}
-
-/* get64 - 8 bytes, little-endian */
-static uint64_t
-get64(const unsigned char *p)
-{
-	uint64_t v = 0;
-	int i;
-
-	for (i = 7; i >= 0; i--)
-		v = (v << 8) | p[i];
-	return v;
-}
-
-/* put64be - v into 8 bytes, big-endian (keys that sort as numbers) */
-static void
-put64be(unsigned char *p, uint64_t v)
-{
-	int i;
-
-	for (i = 0; i < 8; i++)
-		p[i] = (unsigned char)(v >> (56 - 8 * i));
-}
-
-/* get64be - 8 bytes, big-endian */
-static uint64_t
-get64be(const unsigned char *p)
-{
-	uint64_t v = 0;
-	int i;
-
-	for (i = 0; i < 8; i++)
-		v = (v << 8) | p[i];
-	return v;
-}
-
-/* time_key - a signed time as 8 bytes that sort in time order */
-static void
-time_key(unsigned char *p, int64_t t)
-{
-	put64be(p, (uint64_t)t ^ (1ULL << 63));
-}
-
-/* time_unkey - the inverse of time_key */
-static int64_t
-time_unkey(const unsigned char *p)
-{
-	return (int64_t)(get64be(p) ^ (1ULL << 63));
-}
-
 /* lmdb_err - fill err for LMDB error rc (-1: err already filled) */
-static int
+int
 lmdb_err(struct lmdb_env *e, int rc, const char *what, char *err,
     size_t errlen)
 {
 	if (rc == -1)
 		return -1;
-	mark_damaged(e, rc);
+	lmdb_mark_damaged(e, rc);
 	if (rc == MDB_MAP_FULL)
 		(void)snprintf(err, errlen, "quota store %s: full even after "
 		    "sweeping expired records (store.map_size = %llu bytes); "
@@ -335,9 +182,9 @@ lmdb_err(struct lmdb_env *e, int rc, const char *what, char *err,
 	return -1;
 }
 
-/* limit_of - the configured limit whose name starts rkey, or NULL */
-static const struct conf_limit *
-limit_of(const struct conf *c, const unsigned char *rkey, size_t len)
+/* lmdb_limit_of - the configured limit whose name starts rkey, or NULL */
+const struct conf_limit *
+lmdb_limit_of(const struct conf *c, const unsigned char *rkey, size_t len)
 {
 	const unsigned char *sep;
 	size_t i, nlen;
@@ -352,9 +199,9 @@ limit_of(const struct conf *c, const unsigned char *rkey, size_t len)
 	return NULL;
 }
 
-/* rkey_len - length of a NUL-terminated rkey; 0 if empty or too long */
-static size_t
-rkey_len(const char *rkey)
+/* lmdb_rkey_len - length of a NUL-terminated rkey; 0 if empty or too long */
+size_t
+lmdb_rkey_len(const char *rkey)
 {
 	size_t n = strnlen(rkey, QUOTA_RKEY_MAX);
 
@@ -404,196 +251,15 @@ rkey_of(const unsigned char *k, size_t len, char *out)
 	memcpy(out + len - klen, k, klen);
 }
 
-/* ---- transactions ------------------------------------------------------ */
-
-/*
- * room_check - with the writer lock held: allocate the file's blocks up
- * to ROOM_MARGIN (and extra bytes) beyond the pages in use (see the
- * top); 0 or an errno
- */
-static int
-room_check(struct lmdb_env *e, uint64_t extra)
-{
-	MDB_envinfo in;
-	uint64_t used, want;
-	int fd, rc;
-
-	if (e->room == UINT64_MAX || mdb_env_info(e->env, &in) != 0)
-		return 0;
-	used = ((uint64_t)in.me_last_pgno + 1) * e->psize + extra;
-	if (used + ROOM_MARGIN / 2 <= e->room)
-		return 0;
-	want = used + ROOM_MARGIN;
-	if (want > in.me_mapsize)
-		want = in.me_mapsize;
-	if (want <= e->room || mdb_env_get_fd(e->env, &fd) != 0)
-		return 0;
-	rc = posix_fallocate(fd, (off_t)e->room, (off_t)(want - e->room));
-	if (rc == ENOSPC && want > used + ROOM_MIN &&
-	    used + ROOM_MIN > e->room) {
-		want = used + ROOM_MIN;		/* the disk is nearly full */
-		rc = posix_fallocate(fd, (off_t)e->room,
-		    (off_t)(want - e->room));
-	}
-	if (rc == EOPNOTSUPP || rc == EINVAL) {
-		e->room = UINT64_MAX;	/* cannot tell: stop asking */
-		return 0;
-	}
-	if (rc != 0)
-		return rc;
-	e->room = want;
-	return 0;
-}
-
-/*
- * txn_begin - begin a transaction, holding e->resize shared until
- * txn_end.  Adopts a map grown by another process, and clears stale
- * reader slots when they run out, once each.
- */
-static int
-txn_begin(struct lmdb_env *e, int write, MDB_txn **txn)
-{
-	int rc, tries, dead;
-
-	for (tries = 0;; tries++) {
-		(void)pthread_rwlock_rdlock(&e->resize);
-		rc = mdb_txn_begin(e->env, NULL, write ? 0 : MDB_RDONLY, txn);
-		if (rc == 0 && write && (rc = room_check(e, 0)) != 0) {
-			mdb_txn_abort(*txn);
-			(void)pthread_rwlock_unlock(&e->resize);
-			return rc;
-		}
-		if (rc == 0)
-			return 0;
-		(void)pthread_rwlock_unlock(&e->resize);
-		if (tries > 0)
-			return rc;
-		if (rc == MDB_MAP_RESIZED) {
-			(void)pthread_rwlock_wrlock(&e->resize);
-			rc = mdb_env_set_mapsize(e->env, 0);
-			(void)pthread_rwlock_unlock(&e->resize);
-			if (rc != 0)
-				return rc;
-		} else if (rc == MDB_READERS_FULL) {
-			(void)mdb_reader_check(e->env, &dead);
-		} else {
-			return rc;
-		}
-	}
-}
-
-/* txn_abort - abort a transaction begun by txn_begin */
-static void
-txn_abort(struct lmdb_env *e, MDB_txn *txn)
-{
-	mdb_txn_abort(txn);
-	(void)pthread_rwlock_unlock(&e->resize);
-}
-
-/*
- * flush_main - the flush thread of a periodic environment: every
- * sync_interval_ms, flush the file if anything was committed since the
- * last flush; until flush_stop.
- */
-static void *
-flush_main(void *arg)
-{
-	struct lmdb_env *e = arg;
-	struct timespec ts;
-	uint64_t seen = 0, now;
-	int rc, stop;
-
-	for (;;) {
-		(void)pthread_mutex_lock(&e->flush_lock);
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		ts.tv_sec += e->sync_interval_ms / 1000;
-		ts.tv_nsec += (e->sync_interval_ms % 1000) * 1000000;
-		if (ts.tv_nsec >= 1000000000) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000;
-		}
-		while (!e->flush_stop && pthread_cond_timedwait(&e->flush_cond,
-		    &e->flush_lock, &ts) != ETIMEDOUT)
-			;
-		stop = e->flush_stop;
-		(void)pthread_mutex_unlock(&e->flush_lock);
-		if (stop)
-			return NULL;
-		now = __atomic_load_n(&e->commits, __ATOMIC_RELAXED);
-		if (now == seen)
-			continue;
-		seen = now;
-		/* mdb_env_sync reads the map size: no resize meanwhile */
-		(void)pthread_rwlock_rdlock(&e->resize);
-		rc = mdb_env_sync(e->env, 1);
-		(void)pthread_rwlock_unlock(&e->resize);
-		if (rc != 0)
-			log_warnx("quota store %s: flush: %s", e->path,
-			    mdb_strerror(rc));
-	}
-}
-
-/* flush_start - start this process's flush thread if it has none */
-static void
-flush_start(struct lmdb_env *e)
-{
-	pid_t pid = getpid();
-
-	(void)pthread_mutex_lock(&e->flush_lock);
-	if (e->flush_pid != pid && !e->flush_stop) {
-		if (pthread_create(&e->flush_tid, NULL, flush_main, e) == 0)
-			__atomic_store_n(&e->flush_pid, pid, __ATOMIC_RELAXED);
-		else
-			log_warnx("quota store %s: cannot start the flush "
-			    "thread; flushing at close only", e->path);
-	}
-	(void)pthread_mutex_unlock(&e->flush_lock);
-}
-
-/* flush_stop - stop this process's flush thread, if it runs */
-static void
-flush_stop(struct lmdb_env *e)
-{
-	int join;
-
-	(void)pthread_mutex_lock(&e->flush_lock);
-	e->flush_stop = 1;
-	join = e->flush_pid == getpid();
-	(void)pthread_cond_signal(&e->flush_cond);
-	(void)pthread_mutex_unlock(&e->flush_lock);
-	if (join)
-		(void)pthread_join(e->flush_tid, NULL);
-}
-
-/*
- * txn_commit - commit a transaction begun by txn_begin; with
- * store.sync = "periodic", count it for the flush thread.
- */
-static int
-txn_commit(struct lmdb_env *e, MDB_txn *txn)
-{
-	int rc;
-
-	rc = mdb_txn_commit(txn);
-	(void)pthread_rwlock_unlock(&e->resize);
-	if (rc == 0 && e->periodic) {
-		if (__atomic_fetch_add(&e->commits, 1, __ATOMIC_RELAXED) == 0 ||
-		    __atomic_load_n(&e->flush_pid, __ATOMIC_RELAXED) !=
-		    getpid())
-			flush_start(e);
-	}
-	return rc;
-}
-
 /* ---- counters ------------------------------------------------------------ */
 
 /*
- * counter_read - the state of rkey at now into st; *found = 0 and st
+ * lmdb_counter_read - the state of rkey at now into st; *found = 0 and st
  * zeroed when there is none, it has expired, or it cannot be decoded.
  */
-static int
-counter_read(struct lmdb_env *e, MDB_txn *txn, const void *rkey, size_t len,
-    int64_t now, struct quota_state *st, int *found)
+int
+lmdb_counter_read(struct lmdb_env *e, MDB_txn *txn, const void *rkey,
+    size_t len, int64_t now, struct quota_state *st, int *found)
 {
 	unsigned char dk[QUOTA_RKEY_MAX];
 	MDB_val k, v;
@@ -622,12 +288,12 @@ counter_read(struct lmdb_env *e, MDB_txn *txn, const void *rkey, size_t len,
 }
 
 /*
- * counter_write - store st for rkey with its expiry, or delete the record
+ * lmdb_counter_write - store st for rkey with its expiry, or delete the record
  * when st holds nothing at now.  per: the calendar period st.t0 lies in
  * (NULL: found here from the limit's zone).
  */
-static int
-counter_write(struct lmdb_env *e, MDB_txn *txn, const struct conf_limit *l,
+int
+lmdb_counter_write(struct lmdb_env *e, MDB_txn *txn, const struct conf_limit *l,
     const void *rkey, size_t len, const struct quota_state *st,
     const struct quota_period *per, int64_t now)
 {
@@ -668,360 +334,6 @@ counter_write(struct lmdb_env *e, MDB_txn *txn, const struct conf_limit *l,
 	return mdb_put(txn, e->counters, &k, &v, 0);
 }
 
-/* ---- reservations -------------------------------------------------------- */
-
-/* resv_key - the reservations key of token */
-static void
-resv_key(unsigned char *p, uint64_t token)
-{
-	put64be(p, token);
-}
-
-/* rexp_key - the resv_expiry key of (expires, token) */
-static void
-rexp_key(unsigned char *p, int64_t expires, uint64_t token)
-{
-	time_key(p, expires);
-	put64be(p + 8, token);
-}
-
-/*
- * resv_parse - the ops of a reservation record (pointing into rec);
- * -1 if malformed.  *ops is allocated; the caller frees it.
- */
-static int
-resv_parse(const unsigned char *rec, size_t len, int64_t *charged,
-    int64_t *expires, struct resv_op **ops, size_t *nops)
-{
-	size_t i, n, off;
-
-	*ops = NULL;
-	*nops = 0;
-	if (len < RESV_HDR || rec[0] != RESV_VERSION)
-		return -1;
-	n = (size_t)(get64(rec) >> 32);
-	*charged = (int64_t)get64(rec + 8);
-	*expires = (int64_t)get64(rec + 16);
-	if (n > len / RESV_OP_HDR)
-		return -1;
-	*ops = xcalloc(n == 0 ? 1 : n, sizeof(**ops));
-	off = RESV_HDR;
-	for (i = 0; i < n; i++) {
-		if (len - off < RESV_OP_HDR)
-			goto bad;
-		(*ops)[i].amount = get64(rec + off);
-		(*ops)[i].limit = get64(rec + off + 8);
-		(*ops)[i].per.start_ms = (int64_t)get64(rec + off + 16);
-		(*ops)[i].per.end_ms = (int64_t)get64(rec + off + 24);
-		(*ops)[i].rkeylen = (size_t)rec[off + 32] |
-		    (size_t)rec[off + 33] << 8;
-		off += RESV_OP_HDR;
-		if (len - off < (*ops)[i].rkeylen)
-			goto bad;
-		(*ops)[i].rkey = rec + off;
-		off += (*ops)[i].rkeylen;
-	}
-	*nops = n;
-	return 0;
-bad:
-	free(*ops);
-	*ops = NULL;
-	return -1;
-}
-
-/* resv_write - record what an admission charged under token */
-static int
-resv_write(struct lmdb_env *e, MDB_txn *txn, const struct quota_op *ops,
-    size_t n, int64_t now, uint64_t token, int64_t expires)
-{
-	struct buf b = BUF_INIT;
-	unsigned char hdr[RESV_OP_HDR], kb[16];
-	MDB_val k, v;
-	size_t i, len;
-	int rc;
-
-	memset(hdr, 0, sizeof(hdr));
-	put64(hdr, (uint64_t)n << 32 | RESV_VERSION);
-	put64(hdr + 8, (uint64_t)now);
-	put64(hdr + 16, (uint64_t)expires);
-	buf_append(&b, hdr, RESV_HDR);
-	for (i = 0; i < n; i++) {
-		len = rkey_len(ops[i].rkey);
-		put64(hdr, ops[i].amount);
-		put64(hdr + 8, ops[i].limit->limit);
-		put64(hdr + 16, (uint64_t)ops[i].period.start_ms);
-		put64(hdr + 24, (uint64_t)ops[i].period.end_ms);
-		hdr[32] = (unsigned char)(len & 0xff);
-		hdr[33] = (unsigned char)(len >> 8);
-		buf_append(&b, hdr, RESV_OP_HDR);
-		buf_append(&b, ops[i].rkey, len);
-	}
-	resv_key(kb, token);
-	k.mv_data = kb;
-	k.mv_size = 8;
-	v.mv_data = b.data;
-	v.mv_size = b.len;
-	rc = mdb_put(txn, e->resv, &k, &v, MDB_NOOVERWRITE);
-	buf_free(&b);
-	if (rc != 0)
-		return rc;
-	rexp_key(kb, expires, token);
-	k.mv_data = kb;
-	k.mv_size = 16;
-	v.mv_data = kb;	/* any pointer: the value is empty */
-	v.mv_size = 0;
-	return mdb_put(txn, e->rexp, &k, &v, 0);
-}
-
-/*
- * refund_one - take back one charge of a reservation, with the limit's
- * number it was charged under (an override's: rate limits need it)
- */
-static int
-refund_one(struct lmdb_store *s, MDB_txn *txn, const struct resv_op *op,
-    int64_t charged, int64_t now)
-{
-	const struct conf_limit *cl;
-	const struct quota_period *per;
-	struct conf_limit l;
-	struct quota_state st;
-	int rc, found;
-
-	/* A limit gone from this process's configuration: nothing to do. */
-	if ((cl = limit_of(s->base.conf, op->rkey, op->rkeylen)) == NULL)
-		return 0;
-	l = *cl;
-	l.limit = op->limit;
-	rc = counter_read(s->e, txn, op->rkey, op->rkeylen, now, &st, &found);
-	if (rc != 0 || !found)
-		return rc;
-	per = l.kind == CONF_QKIND_CALENDAR ? &op->per : NULL;
-	algo_refund(&l, &st, op->amount, charged, now, per);
-	return counter_write(s->e, txn, &l, op->rkey, op->rkeylen, &st, NULL,
-	    now);
-}
-
-/*
- * resv_drop - end reservation token: refund it when refund is set or it
- * has lapsed at now, then delete it.  An unknown token is no error.
- * *stood says whether it was found and not lapsed (may be NULL).
- */
-static int
-resv_drop(struct lmdb_store *s, MDB_txn *txn, uint64_t token, int refund,
-    int64_t now, int *changed, int *stood)
-{
-	struct lmdb_env *e = s->e;
-	unsigned char kb[16], *rec = NULL;
-	struct resv_op *ops = NULL;
-	int64_t charged, expires;
-	MDB_val k, v;
-	size_t i, nops;
-	int rc;
-
-	if (stood != NULL)
-		*stood = 0;
-	resv_key(kb, token);
-	k.mv_data = kb;
-	k.mv_size = 8;
-	if ((rc = mdb_get(txn, e->resv, &k, &v)) == MDB_NOTFOUND)
-		return 0;
-	if (rc != 0)
-		return rc;
-	/* Copy: writes below may move the page v points into. */
-	rec = xmalloc(v.mv_size == 0 ? 1 : v.mv_size);
-	memcpy(rec, v.mv_data, v.mv_size);
-	if (resv_parse(rec, v.mv_size, &charged, &expires, &ops,
-	    &nops) == 0) {
-		if (expires <= now)
-			refund = 1;
-		else if (stood != NULL)
-			*stood = 1;
-		for (i = 0; refund && i < nops; i++)
-			if ((rc = refund_one(s, txn, &ops[i], charged,
-			    now)) != 0)
-				goto done;
-		rexp_key(kb + 0, expires, token);
-		k.mv_data = kb;
-		k.mv_size = 16;
-		rc = mdb_del(txn, e->rexp, &k, NULL);
-		if (rc != 0 && rc != MDB_NOTFOUND)
-			goto done;
-	}
-	/* (A record we cannot parse is dropped without a refund.) */
-	resv_key(kb, token);
-	k.mv_data = kb;
-	k.mv_size = 8;
-	rc = mdb_del(txn, e->resv, &k, NULL);
-	if (rc == MDB_NOTFOUND)
-		rc = 0;
-	if (rc == 0)
-		*changed = 1;
-done:
-	free(ops);
-	free(rec);
-	return rc;
-}
-
-/* ---- sweep --------------------------------------------------------------- */
-
-/* sweep_resv - refund at most max reservations lapsed at now */
-static int
-sweep_resv(struct lmdb_store *s, MDB_txn *txn, int64_t now, size_t max,
-    int *changed)
-{
-	struct lmdb_env *e = s->e;
-	unsigned char kb[16];
-	MDB_cursor *c;
-	MDB_val k, v;
-	uint64_t token;
-	size_t i;
-	int rc;
-
-	for (i = 0; i < max; i++) {
-		if ((rc = mdb_cursor_open(txn, e->rexp, &c)) != 0)
-			return rc;
-		rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
-		if (rc == 0 && k.mv_size == 16)
-			memcpy(kb, k.mv_data, 16);
-		mdb_cursor_close(c);
-		if (rc == MDB_NOTFOUND)
-			return 0;
-		if (rc != 0)
-			return rc;
-		if (k.mv_size != 16) {	/* not ours: drop it */
-			if ((rc = mdb_del(txn, e->rexp, &k, NULL)) != 0)
-				return rc;
-			*changed = 1;
-			continue;
-		}
-		if (time_unkey(kb) > now)
-			return 0;
-		token = get64be(kb + 8);
-		if ((rc = resv_drop(s, txn, token, 1, now, changed,
-		    NULL)) != 0)
-			return rc;
-		/* An index entry without its reservation goes too. */
-		k.mv_data = kb;
-		k.mv_size = 16;
-		rc = mdb_del(txn, e->rexp, &k, NULL);
-		if (rc == 0)
-			*changed = 1;
-		else if (rc != MDB_NOTFOUND)
-			return rc;
-	}
-	return 0;
-}
-
-/*
- * sweep_counters - examine at most max counters from where the last sweep
- * stopped and delete those expired at now, at most maxdel of them;
- * *wrapped = 1 when it reached the end (the next sweep starts from the
- * first record).
- */
-static int
-sweep_counters(struct lmdb_env *e, MDB_txn *txn, int64_t now, size_t max,
-    size_t maxdel, int *changed, int *wrapped)
-{
-	MDB_cursor *c;
-	MDB_val k, v;
-	size_t n = 0, ndel = 0;
-	int rc;
-
-	*wrapped = 0;
-	if ((rc = mdb_cursor_open(txn, e->counters, &c)) != 0)
-		return rc;
-	if (e->scanlen > 0) {
-		k.mv_data = e->scan;
-		k.mv_size = e->scanlen;
-		rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
-	} else {
-		rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
-	}
-	while (rc == 0) {
-		if (n == max || ndel == maxdel) {
-			if (k.mv_size <= sizeof(e->scan)) {
-				memcpy(e->scan, k.mv_data, k.mv_size);
-				e->scanlen = k.mv_size;
-			} else {
-				e->scanlen = 0;
-			}
-			break;
-		}
-		n++;
-		if (v.mv_size < 8 || (int64_t)get64(v.mv_data) <= now) {
-			if ((rc = mdb_cursor_del(c, 0)) != 0)
-				break;
-			ndel++;
-			*changed = 1;
-		}
-		rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
-	}
-	mdb_cursor_close(c);
-	if (rc == MDB_NOTFOUND) {
-		e->scanlen = 0;
-		*wrapped = 1;
-		rc = 0;
-	}
-	return rc;
-}
-
-/* sweep - the bounded reclaiming every write transaction does first */
-static int
-sweep(struct lmdb_store *s, MDB_txn *txn, int64_t now, int *changed)
-{
-	struct lmdb_env *e = s->e;
-	int rc, wrapped, deleted = 0;
-
-	if ((rc = sweep_resv(s, txn, now, SWEEP_RESV, changed)) != 0)
-		return rc;
-	if (e->sweep_idle > 0) {
-		e->sweep_idle--;
-		return 0;
-	}
-	rc = sweep_counters(e, txn, now, SWEEP_SCAN, SWEEP_SCAN, &deleted,
-	    &wrapped);
-	*changed |= deleted;
-	e->sweep_idle = deleted || wrapped ? 0 : SWEEP_IDLE;
-	return rc;
-}
-
-/*
- * sweep_full - on a full map: reclaim everything expired at now, in
- * small transactions (a deleting transaction needs free pages for its
- * copies; each commit frees more for the next).  Returns 0 if anything
- * could be freed.
- */
-static int
-sweep_full(struct lmdb_store *s, int64_t now)
-{
-	struct lmdb_env *e = s->e;
-	MDB_txn *txn;
-	int rc, changed, wrapped = 0, any = 0;
-	size_t rounds;
-
-	for (rounds = 0; !wrapped && rounds < 1000000; rounds++) {
-		changed = 0;
-		if ((rc = txn_begin(e, 1, &txn)) != 0)
-			return rc;
-		if (rounds == 0)	/* from the first record */
-			e->scanlen = 0;
-		rc = sweep_resv(s, txn, now, SWEEP_RESV, &changed);
-		if (rc == 0)
-			rc = sweep_counters(e, txn, now, SWEEP_FULL_SCAN,
-			    SWEEP_FULL_DEL, &changed, &wrapped);
-		if (rc == 0 && changed)
-			rc = txn_commit(e, txn);
-		else
-			txn_abort(e, txn);
-		if (rc == MDB_MAP_FULL && any)
-			return 0;	/* freed some: try with that */
-		if (rc != 0)
-			return rc;
-		any |= changed;
-	}
-	return any ? 0 : MDB_MAP_FULL;
-}
-
 /* batch_mine - the calling thread has a batch open on e */
 static int
 batch_mine(struct lmdb_env *e)
@@ -1053,7 +365,7 @@ batch_run(struct lmdb_store *s, int64_t now, int (*body)(struct lmdb_store *,
 		e->batch_now = now;
 		if (!e->batch_swept) {
 			e->batch_swept = 1;
-			rc = sweep(s, e->batch_txn, now, &changed);
+			rc = lmdb_sweep(s, e->batch_txn, now, &changed);
 		}
 	}
 	if (rc == 0)
@@ -1089,20 +401,20 @@ write_txn(struct lmdb_store *s, int64_t now, int (*body)(struct lmdb_store *,
 		return batch_run(s, now, body, arg, what, err, errlen);
 	for (attempt = 0;; attempt++) {
 		changed = 0;
-		if ((rc = txn_begin(e, 1, &txn)) != 0)
+		if ((rc = lmdb_txn_begin(e, 1, &txn)) != 0)
 			return lmdb_err(e, rc, "begin transaction", err,
 			    errlen);
-		rc = now != NO_TIME ? sweep(s, txn, now, &changed) : 0;
+		rc = now != NO_TIME ? lmdb_sweep(s, txn, now, &changed) : 0;
 		if (rc == 0)
 			rc = body(s, txn, arg, &changed, err, errlen);
 		if (rc == 0 && changed)
-			rc = txn_commit(e, txn);
+			rc = lmdb_txn_commit(e, txn);
 		else
-			txn_abort(e, txn);
+			lmdb_txn_abort(e, txn);
 		if (rc == MDB_MAP_FULL && attempt == 0 && now != NO_TIME) {
 			log_warnx("quota store %s: map full, sweeping expired "
 			    "records", e->path);
-			if ((rc = sweep_full(s, now)) == 0)
+			if ((rc = lmdb_sweep_full(s, now)) == 0)
 				continue;
 			if (rc != MDB_MAP_FULL)
 				return lmdb_err(e, rc, "sweep", err, errlen);
@@ -1140,13 +452,13 @@ admit_body(struct lmdb_store *s, MDB_txn *txn, void *varg, int *changed,
 	*a->admitted = 0;
 	for (i = 0; i < a->n; i++) {
 		op = &a->ops[i];
-		if ((len = rkey_len(op->rkey)) == 0 || op->limit == NULL) {
+		if ((len = lmdb_rkey_len(op->rkey)) == 0 || op->limit == NULL) {
 			(void)snprintf(err, errlen, "quota store %s: bad "
 			    "record key", s->e->path);
 			return -1;
 		}
-		rc = counter_read(s->e, txn, op->rkey, len, a->now, &a->st[i],
-		    &found);
+		rc = lmdb_counter_read(s->e, txn, op->rkey, len, a->now,
+		    &a->st[i], &found);
 		if (rc != 0)
 			return rc;
 		per = op->limit->kind == CONF_QKIND_CALENDAR ? &op->period :
@@ -1165,13 +477,13 @@ admit_body(struct lmdb_store *s, MDB_txn *txn, void *varg, int *changed,
 		per = op->limit->kind == CONF_QKIND_CALENDAR ? &op->period :
 		    NULL;
 		algo_charge(op->limit, &a->st[i], op->amount, a->now, per);
-		rc = counter_write(s->e, txn, op->limit, op->rkey,
-		    rkey_len(op->rkey), &a->st[i], per, a->now);
+		rc = lmdb_counter_write(s->e, txn, op->limit, op->rkey,
+		    lmdb_rkey_len(op->rkey), &a->st[i], per, a->now);
 		if (rc != 0)
 			return rc;
 	}
 	if (a->token != 0) {
-		rc = resv_write(s->e, txn, a->ops, a->n, a->now, a->token,
+		rc = lmdb_resv_write(s->e, txn, a->ops, a->n, a->now, a->token,
 		    a->expires);
 		if (rc == MDB_KEYEXIST) {
 			(void)snprintf(err, errlen, "quota store %s: "
@@ -1232,7 +544,8 @@ token_body(struct lmdb_store *s, MDB_txn *txn, void *varg, int *changed,
 	size_t i;
 	int rc, stood;
 
-	rc = resv_drop(s, txn, a->token, a->refund, a->now, changed, &stood);
+	rc = lmdb_resv_drop(s, txn, a->token, a->refund, a->now, changed,
+	    &stood);
 	if (rc != 0 || a->readmit == NULL)
 		return rc;
 	if (!stood)
@@ -1297,7 +610,7 @@ lmdb_get(struct quota_store *qs, const char *rkey, struct quota_state *st,
 
 	*found = 0;
 	memset(st, 0, sizeof(*st));
-	if ((k.mv_size = rkey_len(rkey)) == 0) {
+	if ((k.mv_size = lmdb_rkey_len(rkey)) == 0) {
 		(void)snprintf(err, errlen, "quota store %s: bad record key",
 		    e->path);
 		return -1;
@@ -1306,7 +619,7 @@ lmdb_get(struct quota_store *qs, const char *rkey, struct quota_state *st,
 	k.mv_data = dk;
 	if ((inbatch = batch_mine(e)) != 0)	/* what the batch wrote */
 		txn = e->batch_txn;
-	else if ((rc = txn_begin(e, 0, &txn)) != 0)
+	else if ((rc = lmdb_txn_begin(e, 0, &txn)) != 0)
 		return lmdb_err(e, rc, "begin transaction", err, errlen);
 	rc = mdb_get(txn, e->counters, &k, &v);
 	if (rc == 0 && v.mv_size >= 8 &&
@@ -1316,7 +629,7 @@ lmdb_get(struct quota_store *qs, const char *rkey, struct quota_state *st,
 	else if (rc == 0)
 		memset(st, 0, sizeof(*st));
 	if (!inbatch)
-		txn_abort(e, txn);
+		lmdb_txn_abort(e, txn);
 	if (rc != 0 && rc != MDB_NOTFOUND)
 		return lmdb_err(e, rc, "get", err, errlen);
 	return 0;
@@ -1341,7 +654,7 @@ put_body(struct lmdb_store *s, MDB_txn *txn, void *varg, int *changed,
 	size_t n;
 	int rc;
 
-	k.mv_size = rkey_len(a->rkey);
+	k.mv_size = lmdb_rkey_len(a->rkey);
 	dbkey(a->rkey, k.mv_size, dk);
 	k.mv_data = dk;
 	if (a->del) {
@@ -1352,7 +665,7 @@ put_body(struct lmdb_store *s, MDB_txn *txn, void *varg, int *changed,
 			*changed = 1;
 		return rc;
 	}
-	if ((l = limit_of(s->base.conf, (const unsigned char *)a->rkey,
+	if ((l = lmdb_limit_of(s->base.conf, (const unsigned char *)a->rkey,
 	    k.mv_size)) == NULL) {
 		(void)snprintf(err, errlen, "quota store %s: no limit for "
 		    "record key", s->e->path);
@@ -1381,7 +694,7 @@ lmdb_put(struct quota_store *qs, const char *rkey,
 	struct lmdb_store *s = (struct lmdb_store *)qs;
 	struct put_arg a = { rkey, st, expires_ms, 0 };
 
-	if (rkey_len(rkey) == 0) {
+	if (lmdb_rkey_len(rkey) == 0) {
 		(void)snprintf(err, errlen, "quota store %s: bad record key",
 		    s->e->path);
 		return -1;
@@ -1396,7 +709,7 @@ lmdb_del(struct quota_store *qs, const char *rkey, char *err, size_t errlen)
 	struct lmdb_store *s = (struct lmdb_store *)qs;
 	struct put_arg a = { rkey, NULL, 0, 1 };
 
-	if (rkey_len(rkey) == 0) {
+	if (lmdb_rkey_len(rkey) == 0) {
 		(void)snprintf(err, errlen, "quota store %s: bad record key",
 		    s->e->path);
 		return -1;
@@ -1435,10 +748,10 @@ lmdb_iterate(struct quota_store *qs, int (*fn)(const char *,
 	}
 	recs = xcalloc(ITER_CHUNK, sizeof(*recs));
 	do {
-		if ((rc = txn_begin(e, 0, &txn)) != 0)
+		if ((rc = lmdb_txn_begin(e, 0, &txn)) != 0)
 			break;
 		if ((rc = mdb_cursor_open(txn, e->counters, &c)) != 0) {
-			txn_abort(e, txn);
+			lmdb_txn_abort(e, txn);
 			break;
 		}
 		if (!started) {
@@ -1467,7 +780,7 @@ lmdb_iterate(struct quota_store *qs, int (*fn)(const char *,
 			n++;
 		}
 		mdb_cursor_close(c);
-		txn_abort(e, txn);
+		lmdb_txn_abort(e, txn);
 		if (rc == MDB_NOTFOUND)
 			rc = 0;
 		else if (rc == 0)
@@ -1497,7 +810,7 @@ lmdb_batch_begin(struct quota_store *qs, char *err, size_t errlen)
 		e->batch_depth++;
 		return 0;
 	}
-	if ((rc = txn_begin(e, 1, &txn)) != 0)
+	if ((rc = lmdb_txn_begin(e, 1, &txn)) != 0)
 		return lmdb_err(e, rc, "begin batch", err, errlen);
 	e->batch_txn = txn;
 	e->batch_depth = 1;
@@ -1532,11 +845,11 @@ lmdb_batch_end(struct quota_store *qs, char *err, size_t errlen)
 	e->batch_txn = NULL;
 	__atomic_store_n(&e->batch_active, 0, __ATOMIC_RELEASE);
 	if (rc != 0) {
-		txn_abort(e, txn);
+		lmdb_txn_abort(e, txn);
 		if (rc == MDB_MAP_FULL && e->batch_now != NO_TIME) {
 			log_warnx("quota store %s: map full, sweeping expired "
 			    "records", e->path);
-			(void)sweep_full(s, e->batch_now);
+			(void)lmdb_sweep_full(s, e->batch_now);
 		}
 		if (rc == -1)
 			(void)snprintf(err, errlen, "quota store %s: batch "
@@ -1546,464 +859,12 @@ lmdb_batch_end(struct quota_store *qs, char *err, size_t errlen)
 		return -1;
 	}
 	if (!e->batch_changed) {
-		txn_abort(e, txn);
+		lmdb_txn_abort(e, txn);
 		return 0;
 	}
-	if ((rc = txn_commit(e, txn)) != 0)
+	if ((rc = lmdb_txn_commit(e, txn)) != 0)
 		return lmdb_err(e, rc, "commit batch", err, errlen);
 	return 0;
-}
-
-/* ---- open and close ------------------------------------------------------ */
-
-/* env_free - close and free one environment */
-static void
-env_free(struct lmdb_env *e)
-{
-	if (e == NULL)
-		return;
-	if (e->env != NULL) {
-		if (e->batch_txn != NULL) {	/* closed inside a batch */
-			log_warnx("quota store %s: closed with a batch open; "
-			    "its calls are abandoned", e->path);
-			txn_abort(e, e->batch_txn);
-			e->batch_txn = NULL;
-		}
-		if (e->periodic) {
-			flush_stop(e);
-			(void)mdb_env_sync(e->env, 1);
-		}
-		mdb_env_close(e->env);
-	}
-	(void)pthread_cond_destroy(&e->flush_cond);
-	(void)pthread_mutex_destroy(&e->flush_lock);
-	(void)pthread_rwlock_destroy(&e->resize);
-	free(e->path);
-	free(e);
-}
-
-/*
- * migrate_v1 - format 1 to 2: every counter turned around into the
- * scratch database "migrating", then "counters" emptied and refilled
- * from it (in order: appended), and the scratch database dropped.
- */
-static int
-migrate_v1(struct lmdb_env *e, MDB_txn *txn, size_t *n)
-{
-	unsigned char dk[QUOTA_RKEY_MAX];
-	MDB_cursor *c;
-	MDB_dbi tmp;
-	MDB_val k, v, nk;
-	int rc;
-
-	*n = 0;
-	if ((rc = mdb_dbi_open(txn, "migrating", MDB_CREATE, &tmp)) != 0 ||
-	    (rc = mdb_drop(txn, tmp, 0)) != 0 ||
-	    (rc = mdb_cursor_open(txn, e->counters, &c)) != 0)
-		return rc;
-	for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
-	    rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
-		if (k.mv_size == 0 || k.mv_size > sizeof(dk))
-			continue;	/* not a record of ours */
-		dbkey(k.mv_data, k.mv_size, dk);
-		nk.mv_data = dk;
-		nk.mv_size = k.mv_size;
-		if ((rc = mdb_put(txn, tmp, &nk, &v, 0)) != 0)
-			break;
-		(*n)++;
-	}
-	mdb_cursor_close(c);
-	if (rc != MDB_NOTFOUND)
-		return rc;
-	if ((rc = mdb_drop(txn, e->counters, 0)) != 0 ||
-	    (rc = mdb_cursor_open(txn, tmp, &c)) != 0)
-		return rc;
-	for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
-	    rc = mdb_cursor_get(c, &k, &v, MDB_NEXT))
-		if ((rc = mdb_put(txn, e->counters, &k, &v, MDB_APPEND)) != 0)
-			break;
-	mdb_cursor_close(c);
-	if (rc != MDB_NOTFOUND)
-		return rc;
-	return mdb_drop(txn, tmp, 1);
-}
-
-/*
- * format_check - make sure the file holds format FORMAT: a new file
- * gets it, a format 1 file is migrated, a newer one refused.  0, an LMDB
- * error, or -1 with err.
- */
-static int
-format_check(struct lmdb_env *e, MDB_txn *txn, char *err, size_t errlen)
-{
-	MDB_dbi meta;
-	MDB_stat st;
-	MDB_val k, v;
-	char fmt[16];
-	size_t n;
-	long have;
-	int rc;
-
-	if ((rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &meta)) != 0)
-		return rc;
-	k.mv_data = (void *)(uintptr_t)FORMAT_KEY;
-	k.mv_size = strlen(FORMAT_KEY);
-	rc = mdb_get(txn, meta, &k, &v);
-	if (rc == 0) {
-		if (v.mv_size == 0 || v.mv_size >= sizeof(fmt)) {
-			have = -1;
-		} else {
-			memcpy(fmt, v.mv_data, v.mv_size);
-			fmt[v.mv_size] = '\0';
-			have = strtol(fmt, NULL, 10);
-		}
-		if (have == FORMAT)
-			return 0;
-		if (have < 0)
-			return MDB_CORRUPTED;	/* damage: see recovery */
-		(void)snprintf(err, errlen, "quota store %s: record format "
-		    "%s, this outpost reads format %d (written by a newer "
-		    "version? remove the file to start counting afresh)",
-		    e->path, fmt, FORMAT);
-		return -1;
-	}
-	if (rc != MDB_NOTFOUND)
-		return rc;
-	/* No format: a new file, or format 1 if it holds counters. */
-	if ((rc = mdb_stat(txn, e->counters, &st)) != 0)
-		return rc;
-	if (st.ms_entries > 0) {
-		/* room for a second copy of every counter */
-		if ((rc = room_check(e, (st.ms_branch_pages +
-		    st.ms_leaf_pages + st.ms_overflow_pages) * 2ULL *
-		    e->psize)) == 0)
-			rc = migrate_v1(e, txn, &n);
-		if (rc != 0) {
-			(void)snprintf(err, errlen, "quota store %s: migrating "
-			    "record format 1 to %d: %s%s", e->path, FORMAT,
-			    mdb_strerror(rc), rc == MDB_MAP_FULL ?
-			    " (raise store.map_size, or remove the file to "
-			    "start counting afresh)" : "");
-			return -1;
-		}
-		log_info("quota store %s: migrated %zu counters from record "
-		    "format 1 to %d", e->path, n, FORMAT);
-	}
-	(void)snprintf(fmt, sizeof(fmt), "%d", FORMAT);
-	v.mv_data = fmt;
-	v.mv_size = strlen(fmt);
-	return mdb_put(txn, meta, &k, &v, 0);
-}
-
-/*
- * is_damage - 1 if LMDB error rc says the file itself is unusable (see
- * recovery at the top), not the host or the configuration
- */
-static int
-is_damage(int rc)
-{
-	return rc == MDB_INVALID || rc == MDB_CORRUPTED ||
-	    rc == MDB_PAGE_NOTFOUND || rc == MDB_VERSION_MISMATCH;
-}
-
-/*
- * mark_damaged - note (once, loudly) an error in a transaction that a
- * damaged page gives: a damage error, or MDB_BAD_TXN (LMDB's answer
- * once a lookup in the transaction met such a page); env_verify() at the
- * next open tells whether the file is damaged indeed
- */
-static void
-mark_damaged(struct lmdb_env *e, int rc)
-{
-	if ((!is_damage(rc) && rc != MDB_BAD_TXN) ||
-	    __atomic_exchange_n(&e->damaged, 1, __ATOMIC_SEQ_CST) != 0)
-		return;
-	log_warnx("quota store %s: the file looks damaged (%s); it is "
-	    "checked, and if so moved aside and started afresh, at the next "
-	    "open (reload or restart)", e->path, mdb_strerror(rc));
-}
-
-/*
- * env_verify - read every record of e's databases in one read
- * transaction: 0 when all of them read, else the LMDB error
- */
-static int
-env_verify(struct lmdb_env *e)
-{
-	MDB_dbi dbi[3] = { e->counters, e->resv, e->rexp };
-	MDB_cursor *c;
-	MDB_txn *txn;
-	MDB_val k, v;
-	size_t i;
-	int rc;
-
-	if ((rc = txn_begin(e, 0, &txn)) != 0)
-		return rc;
-	for (i = 0; i < 3 && (rc == 0 || rc == MDB_NOTFOUND); i++) {
-		if ((rc = mdb_cursor_open(txn, dbi[i], &c)) != 0)
-			break;
-		for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
-		    rc = mdb_cursor_get(c, &k, &v, MDB_NEXT))
-			;
-		mdb_cursor_close(c);
-	}
-	txn_abort(e, txn);
-	return rc == MDB_NOTFOUND ? 0 : rc;
-}
-
-/*
- * edges_check - read the first and the last record of dbi: a cheap walk
- * of both edges of its B-tree from the root, where a file cut short or
- * overwritten with garbage shows first.  0 or an LMDB error.
- */
-static int
-edges_check(MDB_txn *txn, MDB_dbi dbi)
-{
-	MDB_cursor *c;
-	MDB_val k, v;
-	int rc;
-
-	if ((rc = mdb_cursor_open(txn, dbi, &c)) != 0)
-		return rc;
-	if ((rc = mdb_cursor_get(c, &k, &v, MDB_FIRST)) == 0)
-		rc = mdb_cursor_get(c, &k, &v, MDB_LAST);
-	mdb_cursor_close(c);
-	return rc == MDB_NOTFOUND ? 0 : rc;
-}
-
-/*
- * env_dbs - in one write transaction: open the databases, check their
- * edges and the record format.  0, an LMDB error, or -1 with err.
- */
-static int
-env_dbs(struct lmdb_env *e, char *err, size_t errlen)
-{
-	MDB_txn *txn;
-	int rc;
-
-	if ((rc = mdb_txn_begin(e->env, NULL, 0, &txn)) != 0)
-		return rc;
-	if ((rc = room_check(e, 0)) != 0)	/* writes will say so */
-		log_warnx("quota store %s: cannot reserve disk space: %s",
-		    e->path, strerror(rc));
-	if ((rc = mdb_dbi_open(txn, "counters", MDB_CREATE,
-	    &e->counters)) != 0 ||
-	    (rc = mdb_dbi_open(txn, "reservations", MDB_CREATE,
-	    &e->resv)) != 0 ||
-	    (rc = mdb_dbi_open(txn, "resv_expiry", MDB_CREATE,
-	    &e->rexp)) != 0 ||
-	    (rc = edges_check(txn, e->counters)) != 0 ||
-	    (rc = edges_check(txn, e->resv)) != 0 ||
-	    (rc = edges_check(txn, e->rexp)) != 0 ||
-	    (rc = format_check(e, txn, err, errlen)) != 0) {
-		mdb_txn_abort(txn);
-		return rc;
-	}
-	return mdb_txn_commit(txn);
-}
-
-/*
- * env_open - open (creating) the file, clear stale readers, open the
- * dbs.  NULL with err and *rcp: the LMDB error (is_damage() tells a
- * damaged file), or -1.
- */
-static struct lmdb_env *
-env_open(const struct conf *c, int *rcp, char *err, size_t errlen)
-{
-	pthread_rwlockattr_t ra;
-	pthread_condattr_t ca;
-	struct lmdb_env *e;
-	MDB_envinfo in;
-	struct stat sb;
-	off_t size;
-	int rc, dead = 0;
-
-	e = xcalloc(1, sizeof(*e));
-	e->path = xstrdup(c->store.path);
-	e->map_size = c->store.map_size != 0 ? c->store.map_size : DEFAULT_MAP;
-	(void)pthread_rwlockattr_init(&ra);
-	/* A resize waits for the running transactions, not for new ones. */
-	(void)pthread_rwlockattr_setkind_np(&ra,
-	    PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
-	(void)pthread_rwlock_init(&e->resize, &ra);
-	(void)pthread_rwlockattr_destroy(&ra);
-	(void)pthread_mutex_init(&e->flush_lock, NULL);
-	(void)pthread_condattr_init(&ca);
-	(void)pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	(void)pthread_cond_init(&e->flush_cond, &ca);
-	(void)pthread_condattr_destroy(&ca);
-	if ((rc = mdb_env_create(&e->env)) != 0) {
-		e->env = NULL;
-		goto fail;
-	}
-	if ((rc = mdb_env_set_maxdbs(e->env, 8)) != 0 ||
-	    (rc = mdb_env_set_maxreaders(e->env, LMDB_MAXREADERS)) != 0 ||
-	    (rc = mdb_env_set_mapsize(e->env, (size_t)e->map_size)) != 0)
-		goto fail;
-	/* Durability: see the top. */
-	e->periodic = !c->store.sync_always;
-	e->sync_interval_ms = (int64_t)(c->store.sync_interval ?
-	    c->store.sync_interval : 1) * 1000;
-	/* The size before LMDB extends the file to the map (WRITEMAP). */
-	size = stat(e->path, &sb) == 0 ? sb.st_size : 0;
-	if ((rc = mdb_env_open(e->env, e->path, MDB_NOSUBDIR | MDB_NOTLS |
-	    MDB_WRITEMAP | (e->periodic ? MDB_NOSYNC : 0), 0600)) != 0) {
-		*rcp = rc;
-		(void)snprintf(err, errlen, "quota store %s: open: %s%s",
-		    e->path, mdb_strerror(rc), rc == ENOENT ?
-		    " (does its directory exist?)" : "");
-		goto fail_filled;
-	}
-	if ((rc = mdb_reader_check(e->env, &dead)) != 0)
-		goto fail;
-	if (dead > 0)
-		log_info("quota store %s: cleared %d reader slots of dead "
-		    "processes", e->path, dead);
-	{
-		MDB_stat est;
-
-		e->psize = mdb_env_stat(e->env, &est) == 0 ? est.ms_psize :
-		    4096;
-	}
-	/* A file cut short of its last page: zeros would read as pages. */
-	if (size > 0 && mdb_env_info(e->env, &in) == 0 &&
-	    ((uint64_t)in.me_last_pgno + 1) * e->psize > (uint64_t)size) {
-		rc = MDB_CORRUPTED;
-		goto fail;
-	}
-	if ((rc = env_dbs(e, err, errlen)) == -1) {
-		*rcp = -1;
-		goto fail_filled;
-	} else if (rc != 0)
-		goto fail;
-	if (stat(e->path, &sb) == 0) {
-		e->dev = sb.st_dev;
-		e->ino = sb.st_ino;
-	}
-	return e;
-fail:
-	*rcp = rc;
-	(void)snprintf(err, errlen, "quota store %s: open: %s", e->path,
-	    mdb_strerror(rc));
-fail_filled:
-	env_free(e);
-	return NULL;
-}
-
-/*
- * dir_lock - an flock(2) on the directory of path (how: LOCK_EX to
- * recover, LOCK_SH to open), so that no process opens the file while
- * another moves it and its lock file aside (they are what is replaced,
- * so neither can hold the lock).  The descriptor, to close, or -1 with
- * err.
- */
-static int
-dir_lock(const char *path, int how, char *err, size_t errlen)
-{
-	char dir[PATH_MAX];
-	const char *slash = strrchr(path, '/');
-	int fd, r;
-
-	if (slash == NULL)
-		r = snprintf(dir, sizeof(dir), ".");
-	else
-		r = snprintf(dir, sizeof(dir), "%.*s",
-		    slash == path ? 1 : (int)(slash - path), path);
-	if (r < 0 || (size_t)r >= sizeof(dir)) {
-		(void)snprintf(err, errlen, "quota store %s: path too long",
-		    path);
-		return -1;
-	}
-	if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1 ||
-	    flock(fd, how) == -1) {
-		(void)snprintf(err, errlen, "quota store %s: lock %s for "
-		    "recovery: %s", path, dir, strerror(errno));
-		if (fd != -1)
-			(void)close(fd);
-		return -1;
-	}
-	return fd;
-}
-
-/*
- * move_aside - rename path to PATH.corrupt-YYYYmmddTHHMMSS (UTC; a
- * suffix -N when taken) and its lock file PATH-lock along, so that
- * LMDB's tools open the pair; called under dir_lock
- */
-static int
-move_aside(const char *path, char *to, size_t tolen, char *err,
-    size_t errlen)
-{
-	char stamp[32], from_lock[PATH_MAX + 8], to_lock[PATH_MAX + 80];
-	struct stat sb;
-	struct tm tm;
-	time_t now = time(NULL);
-	int i, r = -1;
-
-	if (gmtime_r(&now, &tm) == NULL ||
-	    strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%S", &tm) == 0)
-		stamp[0] = '\0';
-	for (i = 0; i < 100; i++) {
-		r = i == 0 ? snprintf(to, tolen, "%s.corrupt-%s", path,
-		    stamp) : snprintf(to, tolen, "%s.corrupt-%s-%d", path,
-		    stamp, i);
-		if (r < 0 || (size_t)r >= tolen || lstat(to, &sb) == -1)
-			break;
-	}
-	if (r < 0 || (size_t)r >= tolen || i == 100) {
-		(void)snprintf(err, errlen, "quota store %s: no name to move "
-		    "the damaged file to", path);
-		return -1;
-	}
-	if (rename(path, to) == -1) {
-		(void)snprintf(err, errlen, "quota store %s: damaged, and "
-		    "cannot be moved aside to %s: %s", path, to,
-		    strerror(errno));
-		return -1;
-	}
-	(void)snprintf(from_lock, sizeof(from_lock), "%s-lock", path);
-	(void)snprintf(to_lock, sizeof(to_lock), "%s-lock", to);
-	if (rename(from_lock, to_lock) == -1 && errno != ENOENT &&
-	    unlink(from_lock) == -1)
-		log_warn("quota store %s: cannot move its lock file %s",
-		    path, from_lock);
-	return 0;
-}
-
-/*
- * env_recover - under dir_lock: when the file at c's path is still
- * unusable (it opens with a damage error, or it is the file of the
- * damaged environment old), move it aside and open a fresh one.  A file
- * that opens now (another process recovered it first) is used as it
- * is.  The new environment, or NULL with err.
- */
-static struct lmdb_env *
-env_recover(const struct conf *c, const struct lmdb_env *old, char *err,
-    size_t errlen)
-{
-	char to[PATH_MAX + 64];
-	struct lmdb_env *e = NULL;
-	struct stat sb;
-	int fd, rc = 0, same;
-
-	if ((fd = dir_lock(c->store.path, LOCK_EX, err, errlen)) == -1)
-		return NULL;
-	same = old != NULL && stat(c->store.path, &sb) == 0 &&
-	    sb.st_dev == old->dev && sb.st_ino == old->ino;
-	/* Never a second environment on old's file (see Concurrency). */
-	if (!same && ((e = env_open(c, &rc, err, errlen)) != NULL ||
-	    !is_damage(rc)))
-		goto out;
-	if (move_aside(c->store.path, to, sizeof(to), err, errlen) == -1)
-		goto out;
-	__atomic_add_fetch(&lmdb_nrecovered, 1, __ATOMIC_SEQ_CST);
-	log_warnx("quota store %s: DAMAGED (%s), moved aside to %s; "
-	    "counting starts afresh", c->store.path, old != NULL ?
-	    "met in a transaction" : err, to);
-	e = env_open(c, &rc, err, errlen);
-out:
-	(void)close(fd);	/* drops the flock */
-	return e;
 }
 
 /* lmdb_close - store.h close: drop this store's hold on its environment */
@@ -2011,20 +872,10 @@ static void
 lmdb_close(struct quota_store *qs)
 {
 	struct lmdb_store *s = (struct lmdb_store *)qs;
-	struct lmdb_env **pp;
 
 	if (s == NULL)
 		return;
-	(void)pthread_mutex_lock(&envs_lock);
-	if (--s->e->refs == 0) {
-		for (pp = &envs; *pp != NULL; pp = &(*pp)->next)
-			if (*pp == s->e) {
-				*pp = s->e->next;
-				break;
-			}
-		env_free(s->e);
-	}
-	(void)pthread_mutex_unlock(&envs_lock);
+	lmdb_env_release(s->e);
 	free(s);
 }
 
@@ -2044,36 +895,6 @@ static const struct quota_store_ops lmdb_ops = {
 };
 
 /*
- * env_replace - with envs_lock held, for *pp marked damaged: check it,
- * and when the damage is real recover the file and put the new
- * environment in *pp's place (the old one lives on, unlisted, until its
- * stores close).  The environment to use, or NULL with err.
- */
-static struct lmdb_env *
-env_replace(const struct conf *c, struct lmdb_env **pp, char *err,
-    size_t errlen)
-{
-	struct lmdb_env *old = *pp, *e;
-	int rc;
-
-	if ((rc = env_verify(old)) == 0) {
-		log_warnx("quota store %s: checked every record: the file is "
-		    "sound", old->path);
-		__atomic_store_n(&old->damaged, 0, __ATOMIC_SEQ_CST);
-		return old;
-	}
-	if (!is_damage(rc) && rc != MDB_BAD_TXN)
-		return old;		/* cannot tell now: the next open */
-	if ((e = env_recover(c, old, err, errlen)) == NULL)
-		return NULL;
-	*pp = old->next;
-	old->next = NULL;
-	e->next = envs;
-	envs = e;
-	return e;
-}
-
-/*
  * store_lmdb_open - store.h: the LMDB store on conf->store.path; a
  * damaged file is recovered (see the top)
  */
@@ -2081,53 +902,17 @@ struct quota_store *
 store_lmdb_open(const struct conf *c, char *err, size_t errlen)
 {
 	struct lmdb_store *s;
-	struct lmdb_env *e, **pp;
-	struct stat sb;
-	int have, rc = 0, fd;
+	struct lmdb_env *e;
 
 	if (c->store.path == NULL || c->store.path[0] == '\0') {
 		(void)snprintf(err, errlen, "quota store: store.path is empty");
 		return NULL;
 	}
-	have = stat(c->store.path, &sb) == 0;
-	(void)pthread_mutex_lock(&envs_lock);
-	for (pp = &envs; (e = *pp) != NULL; pp = &e->next)
-		if (have ? e->dev == sb.st_dev && e->ino == sb.st_ino :
-		    strcmp(e->path, c->store.path) == 0)
-			break;
-	if (e != NULL && __atomic_load_n(&e->damaged, __ATOMIC_SEQ_CST)) {
-		/* Its stores keep the old one until they close. */
-		if ((e = env_replace(c, pp, err, errlen)) == NULL) {
-			(void)pthread_mutex_unlock(&envs_lock);
-			return NULL;
-		}
-	} else if (e == NULL) {
-		/* Not while another process recovers (best effort: a
-		 * directory that cannot be locked fails in env_open). */
-		fd = dir_lock(c->store.path, LOCK_SH, err, errlen);
-		e = env_open(c, &rc, err, errlen);
-		if (fd != -1)
-			(void)close(fd);
-		if (e == NULL && (!is_damage(rc) ||
-		    (e = env_recover(c, NULL, err, errlen)) == NULL)) {
-			(void)pthread_mutex_unlock(&envs_lock);
-			return NULL;
-		}
-		e->next = envs;
-		envs = e;
-	}
-	e->refs++;
-	(void)pthread_mutex_unlock(&envs_lock);
+	if ((e = lmdb_env_acquire(c, err, errlen)) == NULL)
+		return NULL;
 	s = xcalloc(1, sizeof(*s));
 	s->base.ops = &lmdb_ops;
 	s->base.conf = c;
 	s->e = e;
 	return &s->base;
-}
-
-/* store_lmdb_recoveries - store.h: damaged files moved aside so far */
-unsigned long
-store_lmdb_recoveries(void)
-{
-	return __atomic_load_n(&lmdb_nrecovered, __ATOMIC_SEQ_CST);
 }

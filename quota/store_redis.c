@@ -18,10 +18,6 @@
  *                    OPS carry it).
  *   outpost:rexp     the sorted set of reservation tokens by the time
  *                    they lapse (ms), and SENTINEL, which never lapses.
- *   outpost:r:TOKEN  a reservation as older versions kept it (a hash
- *                    from counter key to "KIND PERIOD_MS BUCKETS LIMIT
- *                    BURST PSTART PEND MONTH AMOUNT CHARGED_MS"): still
- *                    committed, released and swept, never written.
  *
  * Every call (admit, commit, release) runs inside ONE EVALSHA of the run
  * script, so it is atomic on the server whatever number of MTAs,
@@ -66,20 +62,13 @@
  * to 2^53 (9e15: 285,000 years of milliseconds, 9 PB of bytes); an
  * unlimited limit travels as -1.
  *
- * Connections: a pool of at most POOL_MAX connections, each used by one
- * thread at a time (mutex and condition variable), so the store is
- * thread-safe and threads do not wait on each other's round trips.
- * Every operation has a deadline of store.timeout_ms from its start:
- * waiting for a pooled connection, connecting, and each command's
- * socket timeout all count against it.  A connection that fails is
- * closed; the next operation connects again (at most once per
- * HOLDDOWN_MS after a failed connect, so a dead server costs each
- * caller at most one timeout, not one per pooled connection).  An idle
- * pooled connection found broken (server restarted) is replaced and
- * the command retried once, unless it timed out.  An admission that
- * timed out may still have run on the server (it counts then: the error
- * errs on the side of the limit).  SIGPIPE, when the program has not
- * ignored it, is blocked around each command.
+ * Connections: redis_conn.c, a pool of connections, each used by one
+ * thread at a time, so the store is thread-safe and threads do not wait
+ * on each other's round trips; every operation has a deadline of
+ * store.timeout_ms.  An idle pooled connection found broken (server
+ * restarted) is replaced and the command retried once, unless it timed
+ * out.  An admission that timed out may still have run on the server
+ * (it counts then: the error errs on the side of the limit).
  *
  * Lapsed reservations are refunded SWEEP_MAX at a time, oldest first, by
  * every run script, so one script never runs long however
@@ -87,35 +76,26 @@
  * the next scripts.  With the client clock (tests), put() sets no TTL:
  * the record's expiry is in the test's time, not the server's.
  *
- * URLs: redis://[[USER]:PASSWORD@]HOST[:PORT][/DB] (HOST may be [IPv6];
- * PASSWORD may be %-encoded) and unix:/PATH or unix:///PATH, each with
- * [?db=N][&password=P].
+ * URLs: see redis_url.h.
  */
 #include "config.h"
 
-#include <sys/time.h>
-#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
-#include <pthread.h>
-#include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <hiredis/hiredis.h>
-#include <openssl/evp.h>
 
+#include "quota/redis_conn.h"
+#include "quota/redis_run.h"
 #include "quota/store.h"
 #include "util/buf.h"
 #include "util/clock.h"
 #include "util/log.h"
 #include "util/xmalloc.h"
 
-#define POOL_MAX	16
-#define HOLDDOWN_MS	100
 #define SWEEP_MAX	100
 #define SCAN_COUNT	"512"
 #define KEY_PREFIX	"outpost:"
@@ -127,13 +107,12 @@
  * A counter's value (binary, little-endian): BIN_TAG, the double T0, the
  * index F of its first bucket and the number K of buckets kept (a byte
  * each), then K doubles N_F .. N_F+K-1 (the buckets before F and after
- * the last, all 0, left out).  A value that starts otherwise is the text
- * "T0 F N_F ... N_L" of earlier builds: read, and written back binary.
- * Binary because the scripts parse and print a counter at every
- * admission: with one window limit whose 61 buckets are all busy (a
- * sender active all hour), an admission cost redis-server 660,000
- * instructions with the text (string.gmatch, tonumber, string.format)
- * and 405,000 binary; 146,000 either way for a counter of one bucket
+ * the last, all 0, left out).  A value that starts otherwise is not a
+ * counter (read as none).  Binary because the scripts parse and print a
+ * counter at every admission: with one window limit whose 61 buckets
+ * are all busy (a sender active all hour), an admission cost
+ * redis-server 660,000 instructions with the text (string.gmatch,
+ * tonumber, string.format) and 405,000 binary; 146,000 either way for a counter of one bucket
  * (callgrind).  The loops over a state's buckets then go by index when
  * its table is dense (dense(): #n >= 8, a busy window, whose binary
  * value becomes the table as it is) and by pairs() when it holds a few
@@ -144,357 +123,10 @@
 #define BIN_HDR		11
 
 /*
- * The Lua shared by both scripts: the clock, exact integer division, the
- * counter encoding, the algorithms (LUA_ALGO), saving a counter with its
- * TTL, refunding a reservation (settle) and the sweep of lapsed ones.  A
- * state is {t0 = ..., n = {...}} with n[0] of C at n[1], and no zero
- * entries (a missing bucket is 0).
- */
-#define LUA_PRELUDE \
-"local P = ARGV[1]\n" \
-"local OPF = '<ddddddddddd'\n" \
-"local function clock(a)\n" \
-"  if a ~= '' then return tonumber(a) end\n" \
-"  local t = redis.call('TIME')\n" \
-"  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n" \
-"end\n" \
-"local function idiv(a, b)\n" \
-"  local q = math.floor(a / b)\n" \
-"  if q * b > a then q = q - 1 elseif (q + 1) * b <= a then q = q + 1 end\n" \
-"  return q\n" \
-"end\n" \
-"local function fmt(x) return string.format('%d', x) end\n" \
-"local DF = {}\n" \
-"local function dfmt(k)\n" \
-"  local f = DF[k]\n" \
-"  if not f then f = '<' .. string.rep('d', k); DF[k] = f end\n" \
-"  return f\n" \
-"end\n" \
-"local function decode_text(v)\n" \
-"  local st = {t0 = 0, n = {}}\n" \
-"  local i, first = -1, 0\n" \
-"  for w in string.gmatch(v, '%S+') do\n" \
-"    local x = tonumber(w)\n" \
-"    if not x or first + i > 61 then return {t0 = 0, n = {}} end\n" \
-"    if i == -1 then st.t0 = x\n" \
-"    elseif i == 0 then\n" \
-"      if x < 0 or x > 60 or x ~= math.floor(x) then\n" \
-"        return {t0 = 0, n = {}}\n" \
-"      end\n" \
-"      first = x\n" \
-"    elseif x ~= 0 then st.n[first + i] = x end\n" \
-"    i = i + 1\n" \
-"  end\n" \
-"  return st\n" \
-"end\n" \
-"local function decode(v)\n" \
-"  if not v then return {t0 = 0, n = {}} end\n" \
-"  if string.byte(v) ~= " XSTR(BIN_TAG) " then return decode_text(v) end\n" \
-"  if #v < " XSTR(BIN_HDR) " then return {t0 = 0, n = {}} end\n" \
-"  local t0, first, k = struct.unpack('" BIN_HFMT "', v, 2)\n" \
-"  if first + k > 61 or #v ~= " XSTR(BIN_HDR) " + 8 * k then\n" \
-"    return {t0 = 0, n = {}}\n" \
-"  end\n" \
-"  if k == 0 then return {t0 = t0, n = {}} end\n" \
-"  local a = {struct.unpack(dfmt(k), v, " XSTR(BIN_HDR) " + 1)}\n" \
-"  a[k + 1] = nil\n" \
-"  if first == 0 then\n" \
-"    for j = 1, k do if a[j] == 0 then a[j] = nil end end\n" \
-"    return {t0 = t0, n = a}\n" \
-"  end\n" \
-"  local n = {}\n" \
-"  for j = 1, k do\n" \
-"    local x = a[j]\n" \
-"    if x ~= 0 then n[first + j] = x end\n" \
-"  end\n" \
-"  return {t0 = t0, n = n}\n" \
-"end\n" \
-"local TAG = string.char(" XSTR(BIN_TAG) ")\n" \
-"local function dense(n) return #n >= 8 end\n" \
-"local function encode(st)\n" \
-"  local n, lo, hi, c = st.n, 62, 0, 0\n" \
-"  if dense(n) then\n" \
-"    for i = 1, 61 do\n" \
-"      if n[i] then\n" \
-"        if lo == 62 then lo = i end\n" \
-"        hi, c = i, c + 1\n" \
-"      end\n" \
-"    end\n" \
-"  else\n" \
-"    for i in pairs(n) do\n" \
-"      if i < lo then lo = i end\n" \
-"      if i > hi then hi = i end\n" \
-"      c = c + 1\n" \
-"    end\n" \
-"  end\n" \
-"  if hi == 0 then return TAG .. struct.pack('" BIN_HFMT "', st.t0, 0, 0) end\n" \
-"  local k = hi - lo + 1\n" \
-"  local h = TAG .. struct.pack('" BIN_HFMT "', st.t0, lo - 1, k)\n" \
-"  if c == k then return h .. struct.pack(dfmt(k), unpack(n, lo, hi)) end\n" \
-"  local a = {}\n" \
-"  for j = 1, k do a[j] = n[lo + j - 1] or 0 end\n" \
-"  return h .. struct.pack(dfmt(k), unpack(a))\n" \
-"end\n" \
-LUA_ALGO \
-"local function save(key, lim, st, now)\n" \
-"  local ttl = expires(lim, st) - now\n" \
-"  if ttl <= 0 then\n" \
-"    redis.call('DEL', key)\n" \
-"    return 0\n" \
-"  end\n" \
-"  redis.call('SET', key, encode(st), 'PX', fmt(ttl))\n" \
-"  return ttl\n" \
-"end\n" \
-"local function words(s)\n" \
-"  local a = {}\n" \
-"  for w in string.gmatch(s, '%S+') do a[#a + 1] = tonumber(w) end\n" \
-"  return a\n" \
-"end\n" \
-"local function refund_rec(v, now)\n" \
-"  local charged, at = struct.unpack('<d', v)\n" \
-"  while at + 2 + " XSTR(OP_BYTES) " <= #v + 1 do\n" \
-"    local kl = struct.unpack('<H', v, at)\n" \
-"    if at + 2 + kl + " XSTR(OP_BYTES) " > #v + 1 then break end\n" \
-"    local key = string.sub(v, at + 2, at + 1 + kl)\n" \
-"    local k, p, b, l, burst, ps, pe, month, _, amount =\n" \
-"      struct.unpack(OPF, v, at + 2 + kl)\n" \
-"    at = at + 2 + kl + " XSTR(OP_BYTES) "\n" \
-"    local cur = redis.call('GET', key)\n" \
-"    if cur then\n" \
-"      local lim = mklim(k, p, b, l, burst, ps, pe, month)\n" \
-"      local st = decode(cur)\n" \
-"      refund(lim, st, amount, charged, now)\n" \
-"      save(key, lim, st, now)\n" \
-"    end\n" \
-"  end\n" \
-"end\n" \
-"local function settle(tok, now, refund_it)\n" \
-"  local v = false\n" \
-"  if refund_it then\n" \
-"    v = redis.call('HGET', P .. 'res', tok)\n" \
-"    if v then refund_rec(v, now) end\n" \
-"  end\n" \
-"  if v or redis.call('HDEL', P .. 'res', tok) == 0 then\n" \
-"    if v then redis.call('HDEL', P .. 'res', tok) end\n" \
-"    local rk = P .. 'r:' .. tok\n" \
-"    if not v and refund_it then\n" \
-"      local f = redis.call('HGETALL', rk)\n" \
-"      for i = 1, #f, 2 do\n" \
-"        local a = words(f[i + 1])\n" \
-"        local cur = redis.call('GET', f[i])\n" \
-"        if cur and #a == 10 then\n" \
-"          local lim = mklim(a[1], a[2], a[3], a[4], a[5], a[6], a[7],\n" \
-"            a[8])\n" \
-"          local st = decode(cur)\n" \
-"          refund(lim, st, a[9], a[10], now)\n" \
-"          save(f[i], lim, st, now)\n" \
-"        end\n" \
-"      end\n" \
-"    end\n" \
-"    if not v then redis.call('DEL', rk) end\n" \
-"  end\n" \
-"  redis.call('ZREM', P .. 'rexp', tok)\n" \
-"end\n" \
-"local function sweep(now)\n" \
-"  local due = redis.call('ZRANGEBYSCORE', P .. 'rexp', '-inf', fmt(now),\n" \
-"    'LIMIT', 0, " XSTR(SWEEP_MAX) ")\n" \
-"  for _, tok in ipairs(due) do settle(tok, now, true) end\n" \
-"  return #due\n" \
-"end\n"
-
-#define XSTR(x) STR(x)
-#define STR(x) #x
-
-/*
- * The algorithms: a transcription of quota/algo.c, function by function
- * (n[j] there is st.n[j + 1] here).  algo.c computes a rate limit's TAT
- * in 128-bit units of 1/L ms; doubles cannot hold now * L, so here the
- * same quantities are taken relative to now ("ahead" = TAT - now in
- * 1/L ms, bounded by (burst + 1) * period), which gives the same
- * integers.  State tables are sparse (no zero buckets); window_check
- * advances the state in place (algo.c advances a copy), which changes
- * nothing since charge() advances it the same way and a refused state is
- * not written back.  A limit: {k = kind (0 window, 1 calendar, 2 rate),
- * p = period ms, B = buckets (1..60), w = bucket ms, l = the limit (-1:
- * unlimited), burst, ps, pe = calendar period start and end, month}.
- */
-#define LUA_ALGO \
-"local function mklim(k, p, b, l, burst, ps, pe, month)\n" \
-"  if b < 1 then b = 1 elseif b > 60 then b = 60 end\n" \
-"  local w = idiv(p, b)\n" \
-"  if w < 1 then w = 1 end\n" \
-"  return {k = k, p = p, B = b, w = w, l = l, burst = burst, ps = ps,\n" \
-"    pe = pe, month = month}\n" \
-"end\n" \
-"local function trunc_div(a, b)\n" \
-"  if a >= 0 then return idiv(a, b) end\n" \
-"  return -idiv(-a, b)\n" \
-"end\n" \
-"local function window_advance(lim, st, now)\n" \
-"  local B, w = lim.B, lim.w\n" \
-"  local cb = idiv(now, w) * w\n" \
-"  local empty = true\n" \
-"  for i in pairs(st.n) do\n" \
-"    if i <= B + 1 then empty = false; break end\n" \
-"  end\n" \
-"  if empty then st.t0 = cb - B * w; return end\n" \
-"  local cur = st.t0 + B * w\n" \
-"  if cb <= cur then return end\n" \
-"  local shift = idiv(cb - cur, w)\n" \
-"  local n = {}\n" \
-"  if shift <= B then\n" \
-"    for i, x in pairs(st.n) do\n" \
-"      if i > B + 1 then n[i] = x\n" \
-"      elseif i > shift then n[i - shift] = x end\n" \
-"    end\n" \
-"  end\n" \
-"  st.n = n\n" \
-"  st.t0 = cb - B * w\n" \
-"end\n" \
-"local function window_check(lim, st, amount, eff, now)\n" \
-"  window_advance(lim, st, now)\n" \
-"  local n, used = st.n, 0\n" \
-"  if dense(n) then\n" \
-"    for i = 1, lim.B + 1 do used = used + (n[i] or 0) end\n" \
-"  else\n" \
-"    for i, x in pairs(n) do\n" \
-"      if i <= lim.B + 1 then used = used + x end\n" \
-"    end\n" \
-"  end\n" \
-"  if eff < 0 or (amount <= eff and used <= eff - amount) then\n" \
-"    return 1, used, 0\n" \
-"  end\n" \
-"  if amount > eff then return 0, used, 0 end\n" \
-"  local left = used\n" \
-"  for k = 0, lim.B do\n" \
-"    left = left - (st.n[k + 1] or 0)\n" \
-"    if left <= eff - amount then\n" \
-"      local at = st.t0 + (k + lim.B + 1) * lim.w\n" \
-"      if at > now then return 0, used, at - now end\n" \
-"      return 0, used, 0\n" \
-"    end\n" \
-"  end\n" \
-"  return 0, used, 0\n" \
-"end\n" \
-"local function calendar_check(lim, st, amount, eff, now)\n" \
-"  local used = 0\n" \
-"  if st.t0 == lim.ps then used = st.n[1] or 0 end\n" \
-"  if eff < 0 or (amount <= eff and used <= eff - amount) then\n" \
-"    return 1, used, 0\n" \
-"  end\n" \
-"  if amount <= eff and lim.pe > now then return 0, used, lim.pe - now end\n" \
-"  return 0, used, 0\n" \
-"end\n" \
-"local function rate_ahead(st, L, now)\n" \
-"  if st.t0 < now then return 0 end\n" \
-"  local r = st.n[1] or 0\n" \
-"  return (st.t0 - now) * L + r - idiv(r, L) * L\n" \
-"end\n" \
-"local function rate_check(lim, st, amount, eff, now)\n" \
-"  local p = lim.p\n" \
-"  if eff < 0 or eff == 0 or p == 0 then\n" \
-"    if eff == 0 then return 0, 0, 0 end\n" \
-"    return 1, 0, 0\n" \
-"  end\n" \
-"  local ahead = rate_ahead(st, eff, now)\n" \
-"  local used = 0\n" \
-"  if ahead > 0 then used = idiv(ahead + p - 1, p) end\n" \
-"  local need = ahead + amount * p\n" \
-"  local room = (lim.burst + 1) * p\n" \
-"  if need <= room then return 1, used, 0 end\n" \
-"  if amount * p > room then return 0, used, 0 end\n" \
-"  return 0, used, idiv(need - room + eff - 1, eff)\n" \
-"end\n" \
-"local function check(lim, st, amount, eff, now)\n" \
-"  if lim.k == 0 then return window_check(lim, st, amount, eff, now) end\n" \
-"  if lim.k == 1 then return calendar_check(lim, st, amount, eff, now) end\n" \
-"  return rate_check(lim, st, amount, eff, now)\n" \
-"end\n" \
-"local function rate_store(st, base, x, L)\n" \
-"  local d = idiv(x, L)\n" \
-"  st.t0 = base + d\n" \
-"  st.n = {}\n" \
-"  if x ~= d * L then st.n[1] = x - d * L end\n" \
-"end\n" \
-"local function add(st, i, x)\n" \
-"  x = (st.n[i] or 0) + x\n" \
-"  if x ~= 0 then st.n[i] = x else st.n[i] = nil end\n" \
-"end\n" \
-"local function take(st, i, amount)\n" \
-"  local x = st.n[i] or 0\n" \
-"  if amount < x then x = amount end\n" \
-"  add(st, i, -x)\n" \
-"end\n" \
-"local function charge(lim, st, amount, now)\n" \
-"  if lim.k == 0 then\n" \
-"    window_advance(lim, st, now)\n" \
-"    add(st, lim.B + 1, amount)\n" \
-"  elseif lim.k == 1 then\n" \
-"    if st.t0 ~= lim.ps then st.n = {}; st.t0 = lim.ps end\n" \
-"    add(st, 1, amount)\n" \
-"  elseif lim.l > 0 then\n" \
-"    rate_store(st, now, rate_ahead(st, lim.l, now) + amount * lim.p,\n" \
-"      lim.l)\n" \
-"  end\n" \
-"end\n" \
-"local function refund(lim, st, amount, charged, now)\n" \
-"  if lim.k == 0 then\n" \
-"    window_advance(lim, st, now)\n" \
-"    local idx = trunc_div(idiv(charged, lim.w) * lim.w - st.t0, lim.w)\n" \
-"    if idx < 0 then return end\n" \
-"    if idx > lim.B then idx = lim.B end\n" \
-"    take(st, idx + 1, amount)\n" \
-"  elseif lim.k == 1 then\n" \
-"    if st.t0 ~= lim.ps or charged < lim.ps or charged >= lim.pe then\n" \
-"      return\n" \
-"    end\n" \
-"    take(st, 1, amount)\n" \
-"  elseif lim.l > 0 then\n" \
-"    local ahead = rate_ahead(st, lim.l, now)\n" \
-"    local a2 = ahead - amount * lim.p\n" \
-"    if a2 < 0 then a2 = 0 end\n" \
-"    if st.t0 >= now and a2 < ahead then rate_store(st, now, a2, lim.l) end\n" \
-"  end\n" \
-"end\n" \
-"local function expires(lim, st)\n" \
-"  if lim.k == 0 then\n" \
-"    local n, hi = st.n, 0\n" \
-"    for i = lim.B + 1, 1, -1 do\n" \
-"      if n[i] then hi = i; break end\n" \
-"    end\n" \
-"    if hi == 0 then return 0 end\n" \
-"    return st.t0 + (hi + lim.B) * lim.w\n" \
-"  elseif lim.k == 1 then\n" \
-"    if (st.n[1] or 0) == 0 then return 0 end\n" \
-"    if st.t0 == lim.ps then return lim.pe end\n" \
-"    if st.t0 < lim.ps then return lim.ps end\n" \
-"    if lim.month == 1 then return st.t0 + 32 * 86400000 end\n" \
-"    return st.t0 + 2 * 86400000\n" \
-"  end\n" \
-"  if (st.n[1] or 0) ~= 0 then return st.t0 + 1 end\n" \
-"  return st.t0\n" \
-"end\n"
-
-/*
- * run: a run of calls, each made as if alone, in order, all in one
- * atomic script.  KEYS = the counters of the admissions, in order;
- * ARGV = prefix, now ('' = server clock), then for each call:
- *   admit:   'A', token ('0' = none), OPS
- *   commit:  'C', token, OPS (what was reserved: admitted again, as
- *            'A' with token '0', when the reservation does not stand)
- *   release: 'R', token
- * OPS is binary, little-endian doubles (struct.unpack): the reservation
- * lifetime in ms, then NARG_OP for each op: kind, period ms, buckets,
- * limit (-1 unlimited), burst, calendar period start, end, month (0/1),
- * effective limit (-1 unlimited), amount, warn only (0/1); the number of
- * ops is (#OPS - 8) / OP_BYTES, each taking the next key of KEYS.
- * Returns {now, then for each call: admit, commit: admitted (0/1) and
- * admit, used, retry ms for each op (a commit whose reservation stood:
- * 1, then 1, 0, 0 for each op), or -1 and a message (token in use);
- * release: 1 if the token was known, else 0}.
- * A reservation is a field TOKEN of outpost:res: the time of the charge
- * (a double), then for each op the length of its counter key (2 bytes),
- * the key and the op's NARG_OP numbers as OPS carries them.
+ * The run script is quota/redis_run.lua (its arguments, answer and
+ * reservation record are described there), embedded at build time as
+ * REDIS_RUN_LUA, after the constants it shares with this file.  An op
+ * travels as NARG_OP little-endian doubles.
  */
 #define NARG_OP 11
 #define OP_BYTES (8 * NARG_OP)
@@ -507,112 +139,14 @@ LUA_ALGO \
  */
 #define SENTINEL "outpost: a member of more than 64 bytes keeps this set " \
 	"a skiplist, not a listpack"
-static const char lua_run[] = LUA_PRELUDE
-"local now = clock(ARGV[2])\n"
-"local swept = sweep(now) < " XSTR(SWEEP_MAX) "\n"
-"local rexp = P .. 'rexp'\n"
-"local out = {now}\n"
-"local ki, i, nargv = 0, 3, #ARGV\n"
-"local lims, sts, amts, limc = {}, {}, {}, {}\n"
-"local skiplist, lastttl, lapse = false\n"
-"local function admit(tok, ops, n)\n"
-"  local rttl = struct.unpack('<d', ops)\n"
-"  local inuse = false\n"
-"  if tok ~= '0' then\n"
-"    if n == 0 then inuse = redis.call('ZSCORE', rexp, tok) ~= false\n"
-"    else\n"
-"      if not skiplist then\n"
-"        redis.call('ZADD', rexp, 'NX', '+inf', '" SENTINEL "')\n"
-"        skiplist = true\n"
-"      end\n"
-"      if rttl ~= lastttl then lastttl, lapse = rttl, fmt(now + rttl) end\n"
-"      inuse = redis.call('ZADD', rexp, 'NX', lapse, tok) == 0\n"
-"    end\n"
-"  end\n"
-"  if inuse then\n"
-"    out[#out + 1] = -1\n"
-"    out[#out + 1] = 'reservation token ' .. tok .. ' in use'\n"
-"    return\n"
-"  end\n"
-"  local head, ok = #out + 1, true\n"
-"  out[head] = 0\n"
-"  for j = 1, n do\n"
-"    local k, p, b, l, burst, ps, pe, month, eff, amount, warn =\n"
-"      struct.unpack(OPF, ops, j * " XSTR(OP_BYTES) " - "
-	XSTR(OP_BYTES) " + 9)\n"
-"    local lk = string.sub(ops, j * " XSTR(OP_BYTES) " - "
-	XSTR(OP_BYTES) " + 9, j * " XSTR(OP_BYTES) " - 16)\n"
-"    local lim = limc[lk]\n"
-"    if not lim then\n"
-"      lim = mklim(k, p, b, l, burst, ps, pe, month)\n"
-"      limc[lk] = lim\n"
-"    end\n"
-"    local st = decode(redis.call('GET', KEYS[ki + j]))\n"
-"    local a, used, retry = check(lim, st, amount, eff, now)\n"
-"    if a == 0 and warn ~= 1 then ok = false end\n"
-"    out[#out + 1] = a\n"
-"    out[#out + 1] = used\n"
-"    out[#out + 1] = retry\n"
-"    lims[j], sts[j], amts[j] = lim, st, amount\n"
-"  end\n"
-"  if ok then\n"
-"    out[head] = 1\n"
-"    for j = 1, n do\n"
-"      charge(lims[j], sts[j], amts[j], now)\n"
-"      save(KEYS[ki + j], lims[j], sts[j], now)\n"
-"    end\n"
-"    if tok ~= '0' and n > 0 then\n"
-"      local r = {struct.pack('<d', now)}\n"
-"      for j = 1, n do\n"
-"        local key = KEYS[ki + j]\n"
-"        r[j + 1] = struct.pack('<H', #key) .. key ..\n"
-"          string.sub(ops, j * " XSTR(OP_BYTES) " - " XSTR(OP_BYTES)
-	" + 9, j * " XSTR(OP_BYTES) " + 8)\n"
-"      end\n"
-"      redis.call('HSET', P .. 'res', tok, table.concat(r))\n"
-"    end\n"
-"  elseif tok ~= '0' and n > 0 then\n"
-"    redis.call('ZREM', rexp, tok)\n"
-"  end\n"
-"end\n"
-"local function stands(tok)\n"
-"  if swept and redis.call('HDEL', P .. 'res', tok) == 1 then\n"
-"    redis.call('ZREM', rexp, tok)\n"
-"    return true\n"
-"  end\n"
-"  local sc = redis.call('ZSCORE', rexp, tok)\n"
-"  if not sc then return false end\n"
-"  local lapsed = tonumber(sc) <= now\n"
-"  settle(tok, now, lapsed)\n"
-"  return not lapsed\n"
-"end\n"
-"while i <= nargv do\n"
-"  local kind, tok = ARGV[i], ARGV[i + 1]\n"
-"  if kind == 'R' then\n"
-"    i = i + 2\n"
-"    if redis.call('ZSCORE', rexp, tok) then\n"
-"      settle(tok, now, true)\n"
-"      out[#out + 1] = 1\n"
-"    else\n"
-"      out[#out + 1] = 0\n"
-"    end\n"
-"  else\n"
-"    local ops = ARGV[i + 2]\n"
-"    i = i + 3\n"
-"    local n = (#ops - 8) / " XSTR(OP_BYTES) "\n"
-"    if kind == 'C' and stands(tok) then\n"
-"      out[#out + 1] = 1\n"
-"      for j = 1, n do\n"
-"        out[#out + 1] = 1\n"
-"        out[#out + 1] = 0\n"
-"        out[#out + 1] = 0\n"
-"      end\n"
-"    elseif kind == 'C' then admit('0', ops, n)\n"
-"    else admit(tok, ops, n) end\n"
-"    ki = ki + n\n"
-"  end\n"
-"end\n"
-"return out\n";
+#define XSTR(x) STR(x)
+#define STR(x) #x
+static const char lua_run[] =
+"local BIN_TAG, BIN_HDR, BIN_HFMT = " XSTR(BIN_TAG) ", " XSTR(BIN_HDR)
+	", '" BIN_HFMT "'\n"
+"local OP_BYTES, SWEEP_MAX = " XSTR(OP_BYTES) ", " XSTR(SWEEP_MAX) "\n"
+"local SENTINEL = '" SENTINEL "'\n"
+REDIS_RUN_LUA;
 
 enum {
 	SCRIPT_RUN,
@@ -621,688 +155,11 @@ enum {
 
 static const char *const scripts[NSCRIPT] = { lua_run };
 
-struct rconn {
-	redisContext *c;
-	long tmo_ms;		/* socket timeout set on c */
-	struct rconn *next;
-};
-
 struct redis_store {
 	struct quota_store base;
-	char label[300];	/* "host:port" or socket path, for errors */
-	int unix_sock;
-	char host[256];
-	int port;
-	char path[256];
-	char *user;
-	char *password;
-	unsigned int db;
-	long timeout_ms;
+	struct redis_pool pool;	/* connections, deadlines, the script */
 	int client_clock;
-	int guard_pipe;		/* SIGPIPE not ignored: block it in I/O */
-	char sha[NSCRIPT][41];
-
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	struct rconn *idle;	/* free connections (c may be NULL) */
-	unsigned int nconn;
-	int64_t down_until;	/* monotonic ms: no connect before */
-	char down_err[256];
 };
-
-/* An operation in progress: its deadline and its connection. */
-struct rop {
-	struct redis_store *rs;
-	int64_t deadline;	/* monotonic ms */
-	struct rconn *rc;
-	int fresh;		/* rc connected during this operation */
-	char *err;
-	size_t errlen;
-};
-
-/* rargs - an argument vector for redisCommandArgv */
-struct rargs {
-	size_t n, cap;
-	const char **v;
-	size_t *len;
-	char (*num)[24];
-};
-
-/* rerr - "redis LABEL: reason" into err */
-static int
-rerr(struct redis_store *rs, char *err, size_t errlen, const char *fmt, ...)
-    LOG_PRINTF(4, 5);
-
-static int
-rerr(struct redis_store *rs, char *err, size_t errlen, const char *fmt, ...)
-{
-	char msg[256];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	snprintf(err, errlen, "redis %s: %s", rs->label, msg);
-	return -1;
-}
-
-/* rargs_init - room for cap arguments */
-static void
-rargs_init(struct rargs *a, size_t cap)
-{
-	a->n = 0;
-	a->cap = cap;
-	a->v = xcalloc(cap, sizeof(*a->v));
-	a->len = xcalloc(cap, sizeof(*a->len));
-	a->num = xcalloc(cap, sizeof(*a->num));
-}
-
-/* rargs_add - one argument, borrowed */
-static void
-rargs_add(struct rargs *a, const char *s, size_t len)
-{
-	ASSERT(a->n < a->cap);
-	a->v[a->n] = s;
-	a->len[a->n] = len;
-	a->n++;
-}
-
-/* rargs_adds - one NUL-terminated argument, borrowed */
-static void
-rargs_adds(struct rargs *a, const char *s)
-{
-	rargs_add(a, s, strlen(s));
-}
-
-/* rargs_addi - a signed number, formatted in place */
-static void
-rargs_addi(struct rargs *a, int64_t x)
-{
-	int len;
-
-	ASSERT(a->n < a->cap);
-	len = snprintf(a->num[a->n], sizeof(a->num[0]), "%" PRId64, x);
-	rargs_add(a, a->num[a->n], (size_t)len);
-}
-
-/* rargs_addu - an unsigned number, formatted in place (no printf) */
-static void
-rargs_addu(struct rargs *a, uint64_t x)
-{
-	char tmp[24];
-	size_t len = 0, i;
-
-	ASSERT(a->n < a->cap);
-	do {
-		tmp[len++] = (char)('0' + x % 10);
-		x /= 10;
-	} while (x != 0);
-	for (i = 0; i < len; i++)
-		a->num[a->n][i] = tmp[len - 1 - i];
-	a->num[a->n][len] = '\0';
-	rargs_add(a, a->num[a->n], len);
-}
-
-/* rargs_free - release the vector (not the borrowed strings) */
-static void
-rargs_free(struct rargs *a)
-{
-	free(a->v);
-	free(a->len);
-	free(a->num);
-	memset(a, 0, sizeof(*a));
-}
-
-/* pct_decode - %XX decoding of s[0..len) into a new string, or NULL */
-static char *
-pct_decode(const char *s, size_t len)
-{
-	char *out = xmalloc(len + 1), *o = out;
-	size_t i;
-
-	for (i = 0; i < len; i++) {
-		if (s[i] == '%') {
-			unsigned int x;
-			char hex[3];
-
-			if (i + 2 >= len || !isxdigit((unsigned char)s[i + 1]) ||
-			    !isxdigit((unsigned char)s[i + 2])) {
-				free(out);
-				return NULL;
-			}
-			hex[0] = s[i + 1];
-			hex[1] = s[i + 2];
-			hex[2] = '\0';
-			x = (unsigned int)strtoul(hex, NULL, 16);
-			*o++ = (char)x;
-			i += 2;
-		} else
-			*o++ = s[i];
-	}
-	*o = '\0';
-	return out;
-}
-
-/* parse_num - a decimal number in [0, max] from s[0..len) */
-static int
-parse_num(const char *s, size_t len, unsigned long max, unsigned long *out)
-{
-	unsigned long x = 0;
-	size_t i;
-
-	if (len == 0 || len > 10)
-		return -1;
-	for (i = 0; i < len; i++) {
-		if (!isdigit((unsigned char)s[i]))
-			return -1;
-		x = x * 10 + (unsigned long)(s[i] - '0');
-	}
-	if (x > max)
-		return -1;
-	*out = x;
-	return 0;
-}
-
-/* parse_unix_url - unix:///PATH[?db=N][&password=P] */
-static int
-parse_unix_url(struct redis_store *rs, const char *u, char *err,
-    size_t errlen)
-{
-	const char *q = strchr(u, '?');
-	size_t plen = q != NULL ? (size_t)(q - u) : strlen(u);
-
-	if (plen == 0 || u[0] != '/' || plen >= sizeof(rs->path)) {
-		snprintf(err, errlen, "redis url: unix socket path must be "
-		    "absolute and shorter than %zu", sizeof(rs->path));
-		return -1;
-	}
-	memcpy(rs->path, u, plen);
-	rs->path[plen] = '\0';
-	rs->unix_sock = 1;
-	while (q != NULL) {
-		const char *p = q + 1, *eq, *end;
-		unsigned long x;
-
-		end = strchr(p, '&');
-		q = end;
-		if (end == NULL)
-			end = p + strlen(p);
-		eq = memchr(p, '=', (size_t)(end - p));
-		if (eq == NULL)
-			goto bad;
-		if ((size_t)(eq - p) == 2 && strncmp(p, "db", 2) == 0) {
-			if (parse_num(eq + 1, (size_t)(end - eq - 1),
-			    1000000, &x) == -1)
-				goto bad;
-			rs->db = (unsigned int)x;
-		} else if ((size_t)(eq - p) == 8 &&
-		    strncmp(p, "password", 8) == 0) {
-			free(rs->password);
-			rs->password = pct_decode(eq + 1,
-			    (size_t)(end - eq - 1));
-			if (rs->password == NULL)
-				goto bad;
-		} else
-			goto bad;
-	}
-	snprintf(rs->label, sizeof(rs->label), "%s", rs->path);
-	return 0;
-bad:
-	snprintf(err, errlen, "redis url: unix:// takes ?db=N and "
-	    "&password=P only");
-	return -1;
-}
-
-/* parse_url - fill host/port/path/user/password/db from a URL */
-static int
-parse_url(struct redis_store *rs, const char *url, char *err, size_t errlen)
-{
-	const char *p, *at, *slash, *hp, *hend, *colon;
-	unsigned long x;
-	size_t hlen;
-
-	rs->port = 6379;
-	rs->db = 0;
-	if (strncmp(url, "unix:", 5) == 0)
-		return parse_unix_url(rs, url + (strncmp(url, "unix://", 7) ==
-		    0 ? 7 : 5), err, errlen);
-	if (strncmp(url, "rediss://", 9) == 0) {
-		snprintf(err, errlen, "redis url %s: TLS is not supported",
-		    url);
-		return -1;
-	}
-	if (strncmp(url, "redis://", 8) != 0) {
-		snprintf(err, errlen, "redis url %s: want redis://HOST:PORT/DB "
-		    "or unix:/PATH?db=N", url);
-		return -1;
-	}
-	p = url + 8;
-	slash = strchr(p, '/');
-	if (slash == NULL)
-		slash = p + strlen(p);
-	at = memrchr(p, '@', (size_t)(slash - p));
-	if (at != NULL) {
-		const char *c = memchr(p, ':', (size_t)(at - p));
-
-		if (c != NULL) {
-			if (c > p)
-				rs->user = pct_decode(p, (size_t)(c - p));
-			rs->password = pct_decode(c + 1,
-			    (size_t)(at - c - 1));
-		} else
-			rs->password = pct_decode(p, (size_t)(at - p));
-		if (rs->password == NULL || (c != NULL && c > p &&
-		    rs->user == NULL)) {
-			snprintf(err, errlen, "redis url: bad %%-escape in "
-			    "credentials");
-			return -1;
-		}
-		hp = at + 1;
-	} else
-		hp = p;
-	/* host, [v6] or name, then :port */
-	if (*hp == '[') {
-		const char *rb = memchr(hp, ']', (size_t)(slash - hp));
-
-		if (rb == NULL)
-			goto bad;
-		hlen = (size_t)(rb - hp - 1);
-		memcpy(rs->host, hp + 1, hlen < sizeof(rs->host) ?
-		    hlen : 0);
-		hend = rb + 1;
-		colon = hend < slash && *hend == ':' ? hend : NULL;
-		if (hend < slash && colon == NULL)
-			goto bad;
-		hp++;
-	} else {
-		colon = memchr(hp, ':', (size_t)(slash - hp));
-		hend = colon != NULL ? colon : slash;
-		hlen = (size_t)(hend - hp);
-	}
-	if (hlen == 0 || hlen >= sizeof(rs->host))
-		goto bad;
-	memcpy(rs->host, hp, hlen);
-	rs->host[hlen] = '\0';
-	if (colon != NULL) {
-		if (parse_num(colon + 1, (size_t)(slash - colon - 1), 65535,
-		    &x) == -1 || x == 0)
-			goto bad;
-		rs->port = (int)x;
-	}
-	if (*slash == '/' && slash[1] != '\0') {
-		if (parse_num(slash + 1, strlen(slash + 1), 1000000, &x) == -1)
-			goto bad;
-		rs->db = (unsigned int)x;
-	}
-	if (strchr(rs->host, ':') != NULL)
-		snprintf(rs->label, sizeof(rs->label), "[%s]:%d", rs->host,
-		    rs->port);
-	else
-		snprintf(rs->label, sizeof(rs->label), "%s:%d", rs->host,
-		    rs->port);
-	return 0;
-bad:
-	snprintf(err, errlen, "redis url %s: want "
-	    "redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]", url);
-	return -1;
-}
-
-/* tv_of - ms as a struct timeval (at least 1 ms) */
-static struct timeval
-tv_of(int64_t ms)
-{
-	struct timeval tv;
-
-	if (ms < 1)
-		ms = 1;
-	tv.tv_sec = (time_t)(ms / 1000);
-	tv.tv_usec = (suseconds_t)(ms % 1000) * 1000;
-	return tv;
-}
-
-/* conn_close - drop the connection of rc (it is reconnected when next used) */
-static void
-conn_close(struct rconn *rc)
-{
-	if (rc->c != NULL)
-		redisFree(rc->c);
-	rc->c = NULL;
-	rc->tmo_ms = 0;
-}
-
-/* conn_error - the hiredis error of rc's context as text, then close it */
-static int
-conn_error(struct rop *op)
-{
-	struct redisContext *c = op->rc->c;
-
-	if (c->err == REDIS_ERR_IO && (errno == EAGAIN ||
-	    errno == EWOULDBLOCK || errno == EINPROGRESS ||
-	    strstr(c->errstr, "temporarily unavailable") != NULL))
-		rerr(op->rs, op->err, op->errlen, "timed out (%ld ms)",
-		    op->rs->timeout_ms);
-	else if (c->err == REDIS_ERR_EOF)
-		rerr(op->rs, op->err, op->errlen, "connection closed by "
-		    "server");
-	else
-		rerr(op->rs, op->err, op->errlen, "%s", c->errstr[0] != '\0' ?
-		    c->errstr : "I/O error");
-	conn_close(op->rc);
-	return -1;
-}
-
-/*
- * op_timeout - set the socket timeout of the connection to what is left
- * of the operation's time; -1 if none is left
- */
-static int
-op_timeout(struct rop *op)
-{
-	int64_t left = op->deadline - clock_mono_ms();
-
-	if (left <= 0) {
-		rerr(op->rs, op->err, op->errlen, "timed out (%ld ms)",
-		    op->rs->timeout_ms);
-		return -1;
-	}
-	/* a syscall pair per change: only when it drifts by 2 ms */
-	if (left < op->rc->tmo_ms - 2 || left > op->rc->tmo_ms + 2) {
-		if (redisSetTimeout(op->rc->c, tv_of(left)) != REDIS_OK)
-			return conn_error(op);
-		op->rc->tmo_ms = (long)left;
-	}
-	return 0;
-}
-
-/*
- * pipe_block/pipe_unblock - keep a write to a socket the server closed
- * from killing the process with SIGPIPE when the program has not ignored
- * it (the daemons do; a tool may not): block it in this thread around
- * the I/O, then drop one that the I/O raised.
- */
-struct pipe_guard {
-	int on;
-	int was_pending;
-	sigset_t old;
-};
-
-static void
-pipe_block(const struct redis_store *rs, struct pipe_guard *g)
-{
-	sigset_t set, pend;
-
-	g->on = rs->guard_pipe;
-	if (!g->on)
-		return;
-	sigemptyset(&set);
-	sigaddset(&set, SIGPIPE);
-	sigpending(&pend);
-	g->was_pending = sigismember(&pend, SIGPIPE);
-	pthread_sigmask(SIG_BLOCK, &set, &g->old);
-}
-
-static void
-pipe_unblock(struct pipe_guard *g)
-{
-	struct timespec zero = { 0, 0 };
-	sigset_t set;
-	int saved = errno;
-
-	if (!g->on)
-		return;
-	sigemptyset(&set);
-	sigaddset(&set, SIGPIPE);
-	if (!g->was_pending)
-		while (sigtimedwait(&set, NULL, &zero) == -1 && errno == EINTR)
-			;
-	pthread_sigmask(SIG_SETMASK, &g->old, NULL);
-	errno = saved;
-}
-
-/*
- * command - send one command, return its reply; NULL with err on an I/O
- * error (connection closed) or an error reply (connection kept), and
- * *ioerr says which
- */
-static redisReply *
-command(struct rop *op, struct rargs *a, int *ioerr)
-{
-	struct pipe_guard g;
-	redisReply *r;
-
-	*ioerr = 1;
-	if (op_timeout(op) == -1)
-		return NULL;
-	pipe_block(op->rs, &g);
-	r = redisCommandArgv(op->rc->c, (int)a->n, a->v, a->len);
-	pipe_unblock(&g);
-	if (r == NULL) {
-		conn_error(op);
-		return NULL;
-	}
-	*ioerr = 0;
-	if (r->type == REDIS_REPLY_ERROR) {
-		rerr(op->rs, op->err, op->errlen, "%.*s", (int)r->len, r->str);
-		freeReplyObject(r);
-		return NULL;
-	}
-	return r;
-}
-
-/* command_simple - a command of up to 3 words, reply freed; 0 or -1 */
-static int
-command_simple(struct rop *op, const char *w0, const char *w1,
-    const char *w2)
-{
-	struct rargs a;
-	redisReply *r;
-	int ioerr;
-
-	rargs_init(&a, 3);
-	rargs_adds(&a, w0);
-	if (w1 != NULL)
-		rargs_adds(&a, w1);
-	if (w2 != NULL)
-		rargs_adds(&a, w2);
-	r = command(op, &a, &ioerr);
-	rargs_free(&a);
-	if (r == NULL)
-		return -1;
-	freeReplyObject(r);
-	return 0;
-}
-
-/* load_script - SCRIPT LOAD script i; its digest must be ours */
-static int
-load_script(struct rop *op, int i)
-{
-	struct rargs a;
-	redisReply *r;
-	int ioerr;
-
-	rargs_init(&a, 3);
-	rargs_adds(&a, "SCRIPT");
-	rargs_adds(&a, "LOAD");
-	rargs_adds(&a, scripts[i]);
-	r = command(op, &a, &ioerr);
-	rargs_free(&a);
-	if (r == NULL)
-		return -1;
-	if (r->type != REDIS_REPLY_STRING || r->len != 40 ||
-	    memcmp(r->str, op->rs->sha[i], 40) != 0) {
-		freeReplyObject(r);
-		return rerr(op->rs, op->err, op->errlen, "SCRIPT LOAD: "
-		    "unexpected reply");
-	}
-	freeReplyObject(r);
-	return 0;
-}
-
-/* conn_open - connect op->rc, log in, select the db, load the scripts */
-static int
-conn_open(struct rop *op)
-{
-	struct redis_store *rs = op->rs;
-	struct rconn *rc = op->rc;
-	int64_t now = clock_mono_ms(), left = op->deadline - now;
-	int i;
-
-	pthread_mutex_lock(&rs->mu);
-	if (now < rs->down_until) {
-		snprintf(op->err, op->errlen, "%s", rs->down_err);
-		pthread_mutex_unlock(&rs->mu);
-		return -1;
-	}
-	pthread_mutex_unlock(&rs->mu);
-	if (left <= 0)
-		return rerr(rs, op->err, op->errlen, "timed out (%ld ms)",
-		    rs->timeout_ms);
-	if (rs->unix_sock)
-		rc->c = redisConnectUnixWithTimeout(rs->path, tv_of(left));
-	else
-		rc->c = redisConnectWithTimeout(rs->host, rs->port,
-		    tv_of(left));
-	if (rc->c == NULL) {
-		rerr(rs, op->err, op->errlen, "out of memory");
-		goto fail;
-	}
-	if (rc->c->err) {
-		if (rc->c->err == REDIS_ERR_IO && errno == EINPROGRESS)
-			rerr(rs, op->err, op->errlen, "connect timed out "
-			    "(%ld ms)", rs->timeout_ms);
-		else
-			rerr(rs, op->err, op->errlen, "%s", rc->c->errstr);
-		conn_close(rc);
-		goto fail;
-	}
-	rc->tmo_ms = 0;
-	op->fresh = 1;
-	if (rs->password != NULL && command_simple(op, "AUTH",
-	    rs->user != NULL ? rs->user : rs->password,
-	    rs->user != NULL ? rs->password : NULL) == -1)
-		goto fail_close;
-	if (rs->db != 0) {
-		char db[16];
-
-		snprintf(db, sizeof(db), "%u", rs->db);
-		if (command_simple(op, "SELECT", db, NULL) == -1)
-			goto fail_close;
-	}
-	for (i = 0; i < NSCRIPT; i++)
-		if (load_script(op, i) == -1)
-			goto fail_close;
-	return 0;
-fail_close:
-	conn_close(rc);
-fail:
-	pthread_mutex_lock(&rs->mu);
-	rs->down_until = clock_mono_ms() + HOLDDOWN_MS;
-	snprintf(rs->down_err, sizeof(rs->down_err), "%s", op->err);
-	pthread_mutex_unlock(&rs->mu);
-	return -1;
-}
-
-static void op_end(struct rop *);
-static void redis_pipeline(struct quota_store *, struct quota_store_call *,
-    size_t);
-
-/* op_begin - take a pooled connection within the deadline */
-static int
-op_begin(struct rop *op, struct redis_store *rs, char *err, size_t errlen)
-{
-	struct timespec ts;
-
-	memset(op, 0, sizeof(*op));
-	op->rs = rs;
-	op->err = err;
-	op->errlen = errlen;
-	op->deadline = clock_mono_ms() + rs->timeout_ms;
-	ts.tv_sec = (time_t)(op->deadline / 1000);
-	ts.tv_nsec = (long)(op->deadline % 1000) * 1000000;
-	pthread_mutex_lock(&rs->mu);
-	while (rs->idle == NULL && rs->nconn >= POOL_MAX) {
-		if (pthread_cond_timedwait(&rs->cv, &rs->mu, &ts) ==
-		    ETIMEDOUT && rs->idle == NULL) {
-			pthread_mutex_unlock(&rs->mu);
-			return rerr(rs, err, errlen, "no free connection "
-			    "within %ld ms", rs->timeout_ms);
-		}
-	}
-	if (rs->idle != NULL) {
-		op->rc = rs->idle;
-		rs->idle = op->rc->next;
-	} else {
-		op->rc = xcalloc(1, sizeof(*op->rc));
-		rs->nconn++;
-	}
-	pthread_mutex_unlock(&rs->mu);
-	op->rc->next = NULL;
-	if (op->rc->c != NULL && op->rc->c->err)
-		conn_close(op->rc);
-	if (op->rc->c == NULL && conn_open(op) == -1) {
-		op_end(op);
-		return -1;
-	}
-	return 0;
-}
-
-/* op_end - give the connection back to the pool */
-static void
-op_end(struct rop *op)
-{
-	struct redis_store *rs = op->rs;
-
-	if (op->rc == NULL)
-		return;
-	pthread_mutex_lock(&rs->mu);
-	op->rc->next = rs->idle;
-	rs->idle = op->rc;
-	pthread_cond_signal(&rs->cv);
-	pthread_mutex_unlock(&rs->mu);
-	op->rc = NULL;
-}
-
-/*
- * run - one command (script < 0) or EVALSHA of scripts[script] (a->v[1]
- * is filled here) in its own operation; the reply, or NULL with err.
- * A reused connection that turns out broken is replaced and the command
- * sent once more; a timeout is never retried.
- */
-static redisReply *
-run(struct redis_store *rs, int script, struct rargs *a, char *err,
-    size_t errlen)
-{
-	struct rop op;
-	redisReply *r = NULL;
-	int ioerr, tries;
-
-	if (script >= 0) {
-		a->v[1] = rs->sha[script];
-		a->len[1] = 40;
-	}
-	if (op_begin(&op, rs, err, errlen) == -1)
-		return NULL;
-	for (tries = 0; tries < 2; tries++) {
-		r = command(&op, a, &ioerr);
-		if (r != NULL)
-			break;
-		if (!ioerr) {
-			if (script < 0 || strstr(err, "NOSCRIPT") == NULL)
-				break;
-			/* the server forgot our scripts: load them again */
-			if (load_script(&op, script) == -1)
-				break;
-			continue;
-		}
-		if (op.fresh || strstr(err, "timed out") != NULL)
-			break;
-		/* a pooled connection the server closed: replace it */
-		if (conn_open(&op) == -1)
-			break;
-	}
-	op_end(&op);
-	return r;
-}
 
 /* int_at - element i of an array reply as a number, or -1 */
 static int
@@ -1332,12 +189,12 @@ qkey(const char *rkey, char *out, size_t outlen)
 
 /* clock_arg - the now argument of the scripts: "" for the server's */
 static void
-clock_arg(struct redis_store *rs, struct rargs *a, int64_t now_ms)
+clock_arg(struct redis_store *rs, struct redis_args *a, int64_t now_ms)
 {
 	if (rs->client_clock)
-		rargs_addi(a, now_ms);
+		redis_args_addi(a, now_ms);
 	else
-		rargs_add(a, "", 0);
+		redis_args_add(a, "", 0);
 }
 
 /* put_double - x as 8 little-endian bytes of an IEEE double at p */
@@ -1365,7 +222,7 @@ put_limit(unsigned char *p, uint64_t x)
 
 /* The arguments of one run script and the memory they borrow. */
 struct runargs {
-	struct rargs a;
+	struct redis_args a;
 	char *keys;		/* the counter keys, one after the other */
 	unsigned char *ops;
 };
@@ -1393,28 +250,28 @@ run_args(struct redis_store *rs, const struct quota_store_call *c,
 		}
 	ra->keys = k = xmalloc(kbytes == 0 ? 1 : kbytes);
 	ra->ops = xmalloc(nops == 0 ? 1 : nops);
-	rargs_init(&ra->a, 3 + nkeys + 2 + 3 * n);
-	rargs_adds(&ra->a, "EVALSHA");
-	rargs_add(&ra->a, rs->sha[SCRIPT_RUN], 40);
-	rargs_addu(&ra->a, nkeys);
+	redis_args_init(&ra->a, 3 + nkeys + 2 + 3 * n);
+	redis_args_adds(&ra->a, "EVALSHA");
+	redis_args_add(&ra->a, rs->pool.sha[SCRIPT_RUN], 40);
+	redis_args_addu(&ra->a, nkeys);
 	for (i = 0; i < n; i++)
 		for (j = 0; c[i].kind != QUOTA_CALL_RELEASE && j < c[i].n;
 		    j++) {
 			len = strlen(c[i].ops[j].rkey);
 			memcpy(k, QKEY_PREFIX, plen);
 			memcpy(k + plen, c[i].ops[j].rkey, len);
-			rargs_add(&ra->a, k, plen + len);
+			redis_args_add(&ra->a, k, plen + len);
 			k += plen + len;
 		}
-	rargs_adds(&ra->a, KEY_PREFIX);
+	redis_args_adds(&ra->a, KEY_PREFIX);
 	clock_arg(rs, &ra->a, c[0].now_ms);
 	p = ra->ops;
 	for (i = 0; i < n; i++) {
 		const unsigned char *start = p;
 
-		rargs_adds(&ra->a, c[i].kind == QUOTA_CALL_ADMIT ? "A" :
+		redis_args_adds(&ra->a, c[i].kind == QUOTA_CALL_ADMIT ? "A" :
 		    c[i].kind == QUOTA_CALL_COMMIT ? "C" : "R");
-		rargs_addu(&ra->a, c[i].token);
+		redis_args_addu(&ra->a, c[i].token);
 		if (c[i].kind == QUOTA_CALL_RELEASE)
 			continue;
 		p = put_double(p, c[i].expires_ms - c[i].now_ms > 0 ?
@@ -1435,7 +292,8 @@ run_args(struct redis_store *rs, const struct quota_store_call *c,
 			p = put_double(p, (double)o->amount);
 			p = put_double(p, o->warn_only ? 1.0 : 0.0);
 		}
-		rargs_add(&ra->a, (const char *)start, (size_t)(p - start));
+		redis_args_add(&ra->a, (const char *)start,
+		    (size_t)(p - start));
 	}
 }
 
@@ -1443,7 +301,7 @@ run_args(struct redis_store *rs, const struct quota_store_call *c,
 static void
 run_args_free(struct runargs *ra)
 {
-	rargs_free(&ra->a);
+	redis_args_free(&ra->a);
 	free(ra->keys);
 	free(ra->ops);
 	ra->keys = NULL;
@@ -1478,7 +336,7 @@ run_parse(struct redis_store *rs, const redisReply *r,
 			    (m = r->element[at + 1])->type !=
 			    REDIS_REPLY_STRING)
 				goto bad;
-			rerr(rs, c[i].err, sizeof(c[i].err), "%.*s",
+			redis_err(&rs->pool, c[i].err, sizeof(c[i].err), "%.*s",
 			    (int)m->len, m->str);
 			at += 2;
 			continue;
@@ -1507,10 +365,13 @@ bad:
 	for (; i < n; i++) {
 		c[i].rc = -1;
 		c[i].admitted = 0;
-		rerr(rs, c[i].err, sizeof(c[i].err), "run script: "
+		redis_err(&rs->pool, c[i].err, sizeof(c[i].err), "run script: "
 		    "unexpected reply");
 	}
 }
+
+static void redis_pipeline(struct quota_store *, struct quota_store_call *,
+    size_t);
 
 /* one_call - a pipeline of one call, its outcome into err */
 static int
@@ -1630,12 +491,13 @@ pipe_span(const struct redis_store *rs, const struct quota_store_call *calls,
  * connection is closed; *got says how many answers came before it).
  */
 static int
-pipe_round(struct rop *op, struct quota_store_call *calls,
+pipe_round(struct redis_store *rs, struct redis_op *op,
+    struct quota_store_call *calls,
     unsigned char *todo, size_t n, size_t *got, int *noscript)
 {
 	size_t *span = xcalloc(n == 0 ? 1 : n, sizeof(*span));
 	struct runargs ra;
-	struct pipe_guard g;
+	struct redis_pipe_guard g;
 	redisReply *r;
 	size_t i, k;
 	int rv, rc = 0;
@@ -1645,8 +507,8 @@ pipe_round(struct rop *op, struct quota_store_call *calls,
 	for (i = 0; i < n; i += span[i] ? span[i] : 1) {
 		if (!todo[i])
 			continue;
-		span[i] = pipe_span(op->rs, calls, todo, i, n);
-		run_args(op->rs, &calls[i], span[i], &ra);
+		span[i] = pipe_span(rs, calls, todo, i, n);
+		run_args(rs, &calls[i], span[i], &ra);
 		rv = redisAppendCommandArgv(op->rc->c, (int)ra.a.n, ra.a.v,
 		    ra.a.len);
 		run_args_free(&ra);
@@ -1654,7 +516,7 @@ pipe_round(struct rop *op, struct quota_store_call *calls,
 			for (k = i; k < i + span[i]; k++) {
 				todo[k] = 0;
 				calls[k].rc = -1;
-				rerr(op->rs, calls[k].err,
+				redis_err(op->pool, calls[k].err,
 				    sizeof(calls[k].err), "out of memory");
 			}
 			span[i] = 0;
@@ -1663,16 +525,16 @@ pipe_round(struct rop *op, struct quota_store_call *calls,
 	for (i = 0; i < n; i++) {
 		if (span[i] == 0)
 			continue;	/* not sent, or inside a run */
-		if (op_timeout(op) == -1) {
-			conn_close(op->rc);
+		if (redis_op_timeout(op) == -1) {
+			redis_conn_close(op->rc);
 			rc = -1;
 			break;
 		}
-		pipe_block(op->rs, &g);
+		redis_pipe_block(op->pool, &g);
 		rv = redisGetReply(op->rc->c, (void **)&r);
-		pipe_unblock(&g);
+		redis_pipe_unblock(&g);
 		if (rv != REDIS_OK || r == NULL) {
-			conn_error(op);
+			redis_conn_error(op);
 			rc = -1;
 			break;
 		}
@@ -1687,13 +549,13 @@ pipe_round(struct rop *op, struct quota_store_call *calls,
 			todo[k] = 0;
 			if (r->type == REDIS_REPLY_ERROR) {
 				calls[k].rc = -1;
-				rerr(op->rs, calls[k].err,
+				redis_err(op->pool, calls[k].err,
 				    sizeof(calls[k].err), "%.*s",
 				    (int)r->len, r->str);
 			}
 		}
 		if (r->type != REDIS_REPLY_ERROR)
-			run_parse(op->rs, r, &calls[i], span[i]);
+			run_parse(rs, r, &calls[i], span[i]);
 		freeReplyObject(r);
 	}
 	free(span);
@@ -1718,7 +580,7 @@ redis_pipeline(struct quota_store *s, struct quota_store_call *calls,
 	struct redis_store *rs = (struct redis_store *)s;
 	unsigned char *todo = xcalloc(n == 0 ? 1 : n, 1);
 	char err[256];
-	struct rop op;
+	struct redis_op op;
 	size_t i, j;
 	size_t got;
 	int noscript, tries, retried = 0;
@@ -1752,30 +614,31 @@ redis_pipeline(struct quota_store *s, struct quota_store_call *calls,
 			continue;	/* nothing to settle */
 		todo[i] = 1;
 	}
-	if (op_begin(&op, rs, err, sizeof(err)) == -1) {
+	if (redis_op_begin(&op, &rs->pool, err, sizeof(err)) == -1) {
 		pipe_fail(calls, todo, n, err);
 		goto out;
 	}
 	for (tries = 0; tries < 4; tries++) {
-		if (pipe_round(&op, calls, todo, n, &got, &noscript) == -1) {
+		if (pipe_round(rs, &op, calls, todo, n, &got,
+		    &noscript) == -1) {
 			if (got > 0 || op.fresh || retried ||
 			    strstr(err, "timed out") != NULL)
 				break;
 			/* a pooled connection the server closed */
 			retried = 1;
-			if (conn_open(&op) == -1)
+			if (redis_conn_open(&op) == -1)
 				break;
 			continue;
 		}
 		if (!noscript)
 			break;
 		/* the server forgot our script: load it again */
-		if (load_script(&op, SCRIPT_RUN) == -1)
+		if (redis_load_script(&op, SCRIPT_RUN) == -1)
 			break;
 	}
 	pipe_fail(calls, todo, n, err[0] != '\0' ? err :
 	    "redis: NOSCRIPT after loading the scripts");
-	op_end(&op);
+	redis_op_end(&op);
 out:
 	free(todo);
 }
@@ -1828,54 +691,7 @@ time_of(double d, int64_t *t)
 	return 0;
 }
 
-/*
- * state_decode_text - "T0 FIRST N_FIRST ... N_LAST" (the buckets from
- * index FIRST on, the others 0), as earlier builds wrote, into st; -1 if
- * malformed
- */
-static int
-state_decode_text(const char *s, size_t len, struct quota_state *st)
-{
-	const size_t nmax = sizeof(st->n) / sizeof(st->n[0]);
-	char buf[32];
-	size_t i = 0, k = 0, first = 0;
-
-	while (i < len) {
-		size_t j = i;
-		char *end;
-		unsigned long long x = 0;
-
-		while (j < len && s[j] != ' ')
-			j++;
-		if (j == i || j - i >= sizeof(buf))
-			return -1;
-		memcpy(buf, s + i, j - i);
-		buf[j - i] = '\0';
-		errno = 0;
-		if (k == 0)
-			st->t0 = strtoll(buf, &end, 10);
-		else if (buf[0] != '-')
-			x = strtoull(buf, &end, 10);
-		else
-			return -1;
-		if (*end != '\0' || errno != 0)
-			return -1;
-		if (k == 1) {
-			if (x >= nmax)
-				return -1;
-			first = (size_t)x;
-		} else if (k >= 2) {
-			if (first + k - 2 >= nmax)
-				return -1;
-			st->n[first + k - 2] = x;
-		}
-		k++;
-		i = j + 1;
-	}
-	return k < 2 ? -1 : 0;
-}
-
-/* state_decode - a counter's value (BIN_TAG, or text) into st; -1 if bad */
+/* state_decode - a counter's value (BIN_TAG) into st; -1 if bad */
 static int
 state_decode(const char *s, size_t len, struct quota_state *st)
 {
@@ -1884,9 +700,7 @@ state_decode(const char *s, size_t len, struct quota_state *st)
 	size_t first, k, i;
 
 	memset(st, 0, sizeof(*st));
-	if (len == 0 || u[0] != BIN_TAG)
-		return state_decode_text(s, len, st);
-	if (len < BIN_HDR)
+	if (len < BIN_HDR || u[0] != BIN_TAG)
 		return -1;
 	first = u[9];
 	k = u[10];
@@ -1935,7 +749,7 @@ redis_get(struct quota_store *s, const char *rkey, struct quota_state *st,
 {
 	struct redis_store *rs = (struct redis_store *)s;
 	char key[QKEY_MAX];
-	struct rargs a;
+	struct redis_args a;
 	redisReply *r;
 	int len;
 
@@ -1945,11 +759,11 @@ redis_get(struct quota_store *s, const char *rkey, struct quota_state *st,
 		snprintf(err, errlen, "redis: key too long");
 		return -1;
 	}
-	rargs_init(&a, 2);
-	rargs_adds(&a, "GET");
-	rargs_add(&a, key, (size_t)len);
-	r = run(rs, -1, &a, err, errlen);
-	rargs_free(&a);
+	redis_args_init(&a, 2);
+	redis_args_adds(&a, "GET");
+	redis_args_add(&a, key, (size_t)len);
+	r = redis_run(&rs->pool, -1, &a, err, errlen);
+	redis_args_free(&a);
 	if (r == NULL)
 		return -1;
 	if (r->type == REDIS_REPLY_STRING &&
@@ -1974,7 +788,7 @@ redis_put(struct quota_store *s, const char *rkey,
 	struct redis_store *rs = (struct redis_store *)s;
 	char key[QKEY_MAX];
 	unsigned char val[STATE_MAX];
-	struct rargs a;
+	struct redis_args a;
 	redisReply *r;
 	int len;
 
@@ -1982,16 +796,16 @@ redis_put(struct quota_store *s, const char *rkey,
 		snprintf(err, errlen, "redis: key too long");
 		return -1;
 	}
-	rargs_init(&a, 5);
-	rargs_adds(&a, "SET");
-	rargs_add(&a, key, (size_t)len);
-	rargs_add(&a, (const char *)val, state_encode(st, val));
+	redis_args_init(&a, 5);
+	redis_args_adds(&a, "SET");
+	redis_args_add(&a, key, (size_t)len);
+	redis_args_add(&a, (const char *)val, state_encode(st, val));
 	if (!rs->client_clock && expires_ms > 0) {
-		rargs_adds(&a, "PXAT");
-		rargs_addi(&a, expires_ms);
+		redis_args_adds(&a, "PXAT");
+		redis_args_addi(&a, expires_ms);
 	}
-	r = run(rs, -1, &a, err, errlen);
-	rargs_free(&a);
+	r = redis_run(&rs->pool, -1, &a, err, errlen);
+	redis_args_free(&a);
 	if (r == NULL)
 		return -1;
 	freeReplyObject(r);
@@ -2004,7 +818,7 @@ redis_del(struct quota_store *s, const char *rkey, char *err, size_t errlen)
 {
 	struct redis_store *rs = (struct redis_store *)s;
 	char key[QKEY_MAX];
-	struct rargs a;
+	struct redis_args a;
 	redisReply *r;
 	int len;
 
@@ -2012,11 +826,11 @@ redis_del(struct quota_store *s, const char *rkey, char *err, size_t errlen)
 		snprintf(err, errlen, "redis: key too long");
 		return -1;
 	}
-	rargs_init(&a, 2);
-	rargs_adds(&a, "DEL");
-	rargs_add(&a, key, (size_t)len);
-	r = run(rs, -1, &a, err, errlen);
-	rargs_free(&a);
+	redis_args_init(&a, 2);
+	redis_args_adds(&a, "DEL");
+	redis_args_add(&a, key, (size_t)len);
+	r = redis_run(&rs->pool, -1, &a, err, errlen);
+	redis_args_free(&a);
 	if (r == NULL)
 		return -1;
 	freeReplyObject(r);
@@ -2024,9 +838,64 @@ redis_del(struct quota_store *s, const char *rkey, char *err, size_t errlen)
 }
 
 /*
+ * iterate_page - the values of one SCAN page's keys (one MGET), each
+ * counter passed to fn; a record gone in between is skipped.  *stop is
+ * set when fn asks to stop.  0, or -1 with err.
+ */
+static int
+iterate_page(struct redis_store *rs, const redisReply *keys,
+    int (*fn)(const char *rkey, const struct quota_state *st, void *arg),
+    void *arg, int *stop, char *err, size_t errlen)
+{
+	const size_t plen = sizeof(QKEY_PREFIX) - 1;
+	char rkey[QUOTA_RKEY_MAX];
+	struct quota_state st;
+	struct redis_args a;
+	redisReply *v;
+	size_t i;
+
+	redis_args_init(&a, 1 + keys->elements);
+	redis_args_adds(&a, "MGET");
+	for (i = 0; i < keys->elements; i++) {
+		if (keys->element[i]->type != REDIS_REPLY_STRING) {
+			redis_args_free(&a);
+			return redis_err(&rs->pool, err, errlen, "SCAN: "
+			    "unexpected reply");
+		}
+		redis_args_add(&a, keys->element[i]->str,
+		    keys->element[i]->len);
+	}
+	v = redis_run(&rs->pool, -1, &a, err, errlen);
+	redis_args_free(&a);
+	if (v == NULL)
+		return -1;
+	if (v->type != REDIS_REPLY_ARRAY || v->elements != keys->elements) {
+		freeReplyObject(v);
+		return redis_err(&rs->pool, err, errlen, "MGET: unexpected "
+		    "reply");
+	}
+	for (i = 0; i < v->elements && !*stop; i++) {
+		const redisReply *k = keys->element[i];
+		size_t klen = k->len - plen;
+
+		if (v->element[i]->type != REDIS_REPLY_STRING ||
+		    k->len <= plen || klen >= sizeof(rkey) ||
+		    memchr(k->str, '\0', k->len) != NULL ||
+		    state_decode(v->element[i]->str,
+		    v->element[i]->len, &st) == -1)
+			continue;
+		memcpy(rkey, k->str + plen, klen);
+		rkey[klen] = '\0';
+		*stop = fn(rkey, &st, arg) != 0;
+	}
+	freeReplyObject(v);
+	return 0;
+}
+
+/*
  * redis_iterate - SCAN over outpost:q:*, a page at a time, each page's
- * values read with one MGET; a record gone in between is skipped.  Each
- * command is its own operation, with its own timeout.
+ * values read with one MGET (iterate_page).  Each command is its own
+ * operation, with its own timeout.
  */
 static int
 redis_iterate(struct quota_store *s, int (*fn)(const char *rkey,
@@ -2034,24 +903,21 @@ redis_iterate(struct quota_store *s, int (*fn)(const char *rkey,
     size_t errlen)
 {
 	struct redis_store *rs = (struct redis_store *)s;
-	char cursor[32] = "0", rkey[QUOTA_RKEY_MAX];
-	const size_t plen = sizeof(QKEY_PREFIX) - 1;
-	struct quota_state st;
-	struct rargs a;
-	redisReply *r, *v, *keys;
-	size_t i;
-	int stop = 0;
+	char cursor[32] = "0";
+	struct redis_args a;
+	redisReply *r;
+	int stop = 0, rc;
 
 	do {
-		rargs_init(&a, 6);
-		rargs_adds(&a, "SCAN");
-		rargs_adds(&a, cursor);
-		rargs_adds(&a, "MATCH");
-		rargs_adds(&a, QKEY_PREFIX "*");
-		rargs_adds(&a, "COUNT");
-		rargs_adds(&a, SCAN_COUNT);
-		r = run(rs, -1, &a, err, errlen);
-		rargs_free(&a);
+		redis_args_init(&a, 6);
+		redis_args_adds(&a, "SCAN");
+		redis_args_adds(&a, cursor);
+		redis_args_adds(&a, "MATCH");
+		redis_args_adds(&a, QKEY_PREFIX "*");
+		redis_args_adds(&a, "COUNT");
+		redis_args_adds(&a, SCAN_COUNT);
+		r = redis_run(&rs->pool, -1, &a, err, errlen);
+		redis_args_free(&a);
 		if (r == NULL)
 			return -1;
 		if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
@@ -2059,55 +925,16 @@ redis_iterate(struct quota_store *s, int (*fn)(const char *rkey,
 		    r->element[0]->len >= sizeof(cursor) ||
 		    r->element[1]->type != REDIS_REPLY_ARRAY) {
 			freeReplyObject(r);
-			return rerr(rs, err, errlen, "SCAN: unexpected reply");
+			return redis_err(&rs->pool, err, errlen, "SCAN: "
+			    "unexpected reply");
 		}
 		memcpy(cursor, r->element[0]->str, r->element[0]->len);
 		cursor[r->element[0]->len] = '\0';
-		keys = r->element[1];
-		if (keys->elements == 0) {
-			freeReplyObject(r);
-			continue;
-		}
-		rargs_init(&a, 1 + keys->elements);
-		rargs_adds(&a, "MGET");
-		for (i = 0; i < keys->elements; i++) {
-			if (keys->element[i]->type != REDIS_REPLY_STRING) {
-				rargs_free(&a);
-				freeReplyObject(r);
-				return rerr(rs, err, errlen, "SCAN: "
-				    "unexpected reply");
-			}
-			rargs_add(&a, keys->element[i]->str,
-			    keys->element[i]->len);
-		}
-		v = run(rs, -1, &a, err, errlen);
-		rargs_free(&a);
-		if (v == NULL) {
-			freeReplyObject(r);
-			return -1;
-		}
-		if (v->type != REDIS_REPLY_ARRAY ||
-		    v->elements != keys->elements) {
-			freeReplyObject(v);
-			freeReplyObject(r);
-			return rerr(rs, err, errlen, "MGET: unexpected reply");
-		}
-		for (i = 0; i < v->elements && !stop; i++) {
-			const redisReply *k = keys->element[i];
-			size_t klen = k->len - plen;
-
-			if (v->element[i]->type != REDIS_REPLY_STRING ||
-			    k->len <= plen || klen >= sizeof(rkey) ||
-			    memchr(k->str, '\0', k->len) != NULL ||
-			    state_decode(v->element[i]->str,
-			    v->element[i]->len, &st) == -1)
-				continue;
-			memcpy(rkey, k->str + plen, klen);
-			rkey[klen] = '\0';
-			stop = fn(rkey, &st, arg) != 0;
-		}
-		freeReplyObject(v);
+		rc = r->element[1]->elements == 0 ? 0 : iterate_page(rs,
+		    r->element[1], fn, arg, &stop, err, errlen);
 		freeReplyObject(r);
+		if (rc == -1)
+			return -1;
 	} while (!stop && strcmp(cursor, "0") != 0);
 	return 0;
 }
@@ -2117,19 +944,10 @@ static void
 redis_close(struct quota_store *s)
 {
 	struct redis_store *rs = (struct redis_store *)s;
-	struct rconn *rc, *next;
 
 	if (rs == NULL)
 		return;
-	for (rc = rs->idle; rc != NULL; rc = next) {
-		next = rc->next;
-		conn_close(rc);
-		free(rc);
-	}
-	pthread_cond_destroy(&rs->cv);
-	pthread_mutex_destroy(&rs->mu);
-	free(rs->user);
-	free(rs->password);
+	redis_pool_free(&rs->pool);
 	free(rs);
 }
 
@@ -2148,21 +966,6 @@ static const struct quota_store_ops redis_ops = {
 	redis_pipeline,
 };
 
-/* sha1_hex - the SHA-1 of s in hex, as Redis names scripts */
-static int
-sha1_hex(const char *s, char out[41])
-{
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned int mdlen = 0, i;
-
-	if (EVP_Digest(s, strlen(s), md, &mdlen, EVP_sha1(), NULL) != 1 ||
-	    mdlen != 20)
-		return -1;
-	for (i = 0; i < mdlen; i++)
-		snprintf(out + 2 * i, 3, "%02x", md[i]);
-	return 0;
-}
-
 /*
  * store_redis_open - parse the URL and try one connection, so that a
  * wrong URL or password shows at start-up; a server that is down is not
@@ -2172,36 +975,21 @@ struct quota_store *
 store_redis_open(const struct conf *conf, char *err, size_t errlen)
 {
 	struct redis_store *rs;
-	struct sigaction sa;
-	pthread_condattr_t ca;
 	char cerr[256];
-	struct rop op;
-	int i;
+	struct redis_op op;
 
 	rs = xcalloc(1, sizeof(*rs));
 	rs->base.ops = &redis_ops;
 	rs->base.conf = conf;
-	rs->timeout_ms = conf->store.timeout_ms > 0 ?
-	    (long)conf->store.timeout_ms : 1000;
-	pthread_mutex_init(&rs->mu, NULL);
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&rs->cv, &ca);
-	pthread_condattr_destroy(&ca);
-	rs->guard_pipe = sigaction(SIGPIPE, NULL, &sa) == -1 ||
-	    sa.sa_handler != SIG_IGN;
-	if (parse_url(rs, conf->store.url != NULL ? conf->store.url :
-	    DEFAULT_URL, err, errlen) == -1)
+	if (redis_pool_init(&rs->pool, conf->store.url != NULL ?
+	    conf->store.url : DEFAULT_URL, conf->store.timeout_ms > 0 ?
+	    (long)conf->store.timeout_ms : 1000, scripts, NSCRIPT, err,
+	    errlen) == -1)
 		goto fail;
-	for (i = 0; i < NSCRIPT; i++)
-		if (sha1_hex(scripts[i], rs->sha[i]) == -1) {
-			snprintf(err, errlen, "redis: SHA-1 unavailable");
-			goto fail;
-		}
-	if (op_begin(&op, rs, cerr, sizeof(cerr)) == -1)
+	if (redis_op_begin(&op, &rs->pool, cerr, sizeof(cerr)) == -1)
 		log_warnx("quota store: %s (will retry)", cerr);
 	else
-		op_end(&op);
+		redis_op_end(&op);
 	return &rs->base;
 fail:
 	redis_close(&rs->base);

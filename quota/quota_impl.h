@@ -1,0 +1,39 @@
+/*
+ * quota_impl - what quota.c offers the other files of the quota library
+ * (quota_key.c, quota_admin.c) and they offer it; not for callers
+ * outside quota/.
+ */
+#ifndef OUTPOST_QUOTA_QUOTA_IMPL_H
+#define OUTPOST_QUOTA_QUOTA_IMPL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "conf/conf.h"
+#include "quota/quota.h"
+#include "quota/store.h"
+
+/* quota.c */
+const struct conf *quota_conf_of(const struct quota *q);
+struct quota_store *quota_store_of(struct quota *q);
+/* quota_quiesce - send or deliver what the calling thread has queued */
+void quota_quiesce(struct quota *q);
+/* quota_limit_index - the index of the limit called name; 0, or -1 */
+int quota_limit_index(const struct quota *q, const char *name,
+    size_t *out);
+/* quota_effective - the limit to run for (i, key): *eff, or -1 if unlimited */
+int quota_effective(const struct quota *q, size_t i, const char *key,
+    const struct conf_limit **lim, uint64_t *eff);
+/* quota_store_failed - count and log a store error; -1 */
+int quota_store_failed(struct quota *q, const char *what, const char *err);
+/* quota_ms_to_s - ms in whole seconds, rounded up */
+uint64_t quota_ms_to_s(uint64_t ms);
+
+/* quota_key.c */
+/* quota_copy_trunc - s into out, cut to outlen-1 bytes, lower-cased if lower */
+void quota_copy_trunc(const char *s, char *out, size_t outlen, int lower);
+/* quota_norm_key - a key a person wrote, in the form quota_key() gives */
+void quota_norm_key(const struct conf_limit *l, const char *in, char *out,
+    size_t outlen);
+
+#endif
