@@ -30,6 +30,7 @@
 #include "util/xmalloc.h"
 
 #define KEYGEN_DNS_MAX	65535
+#define KEYGEN_PATH_MAX	4096
 
 /* keygen_name_ok - a DNS name: labels of letters, digits, - and _ */
 int
@@ -173,18 +174,17 @@ keygen_pem(EVP_PKEY *pkey, size_t *lenp)
 	return out;
 }
 
-/* keygen_write - generate a key, write SELECTOR.private and .txt */
-int
-keygen_write(const struct keygen_opts *o, char *err, size_t errlen)
+/*
+ * keygen_prepare - check the options, choose the RSA bits and make the
+ * two paths (KEYGEN_PATH_MAX bytes each) in a directory that exists
+ */
+static int
+keygen_prepare(const struct keygen_opts *o, unsigned int *bits, char *priv,
+    char *txt, char *err, size_t errlen)
 {
-	char priv[4096], txt[4096], *pem = NULL, *rec = NULL, *zone = NULL;
-	struct dkim_key *key = NULL;
-	unsigned int bits = o->bits;
-	EVP_PKEY *pkey = NULL;
 	struct stat st;
-	size_t pemlen = 0;
-	int fd, rc = -1, wrote_priv = 0;
 
+	*bits = o->bits;
 	if (!keygen_name_ok(o->selector) || !keygen_name_ok(o->domain)) {
 		(void)snprintf(err, errlen, "bad selector or domain \"%s\" / "
 		    "\"%s\"", o->selector ? o->selector : "",
@@ -192,9 +192,10 @@ keygen_write(const struct keygen_opts *o, char *err, size_t errlen)
 		return -1;
 	}
 	if (o->alg == CONF_ALG_RSA_SHA256) {
-		if (bits == 0)
-			bits = KEYGEN_RSA_BITS;
-		if (bits < KEYGEN_RSA_MIN_BITS || bits > KEYGEN_RSA_MAX_BITS) {
+		if (*bits == 0)
+			*bits = KEYGEN_RSA_BITS;
+		if (*bits < KEYGEN_RSA_MIN_BITS ||
+		    *bits > KEYGEN_RSA_MAX_BITS) {
 			(void)snprintf(err, errlen, "RSA bits must be %d to %d",
 			    KEYGEN_RSA_MIN_BITS, KEYGEN_RSA_MAX_BITS);
 			return -1;
@@ -203,8 +204,8 @@ keygen_write(const struct keygen_opts *o, char *err, size_t errlen)
 		(void)snprintf(err, errlen, "algorithm must be rsa or ed25519");
 		return -1;
 	}
-	if (keygen_path(priv, sizeof(priv), o, "private") == -1 ||
-	    keygen_path(txt, sizeof(txt), o, "txt") == -1) {
+	if (keygen_path(priv, KEYGEN_PATH_MAX, o, "private") == -1 ||
+	    keygen_path(txt, KEYGEN_PATH_MAX, o, "txt") == -1) {
 		(void)snprintf(err, errlen, "%s: path too long", o->dir);
 		return -1;
 	}
@@ -224,6 +225,23 @@ keygen_write(const struct keygen_opts *o, char *err, size_t errlen)
 		    "it)", lstat(priv, &st) == 0 ? priv : txt);
 		return -1;
 	}
+	return 0;
+}
+
+/* keygen_write - generate a key, write SELECTOR.private and .txt */
+int
+keygen_write(const struct keygen_opts *o, char *err, size_t errlen)
+{
+	char priv[KEYGEN_PATH_MAX], txt[KEYGEN_PATH_MAX];
+	char *pem = NULL, *rec = NULL, *zone = NULL;
+	struct dkim_key *key = NULL;
+	unsigned int bits;
+	EVP_PKEY *pkey = NULL;
+	size_t pemlen = 0;
+	int fd, rc = -1, wrote_priv = 0;
+
+	if (keygen_prepare(o, &bits, priv, txt, err, errlen) == -1)
+		return -1;
 
 	if ((pkey = keygen_generate(o->alg, bits)) == NULL ||
 	    (pem = keygen_pem(pkey, &pemlen)) == NULL) {
@@ -319,6 +337,78 @@ keygen_owner_eq(const char *a, size_t alen, const char *b)
 }
 
 /*
+ * keygen_bare_text - a record without quotes: from its first tag=, maybe
+ * after "NAME [TTL] [IN] [TXT]", trimmed
+ */
+static int
+keygen_bare_text(const char *text, struct buf *rec, char *err,
+    size_t errlen)
+{
+	const char *p, *start, *end;
+
+	for (start = text; ; ) {
+		while (*start == ' ' || *start == '\t' ||
+		    *start == '\r' || *start == '\n')
+			start++;
+		for (p = start; *p != '\0' && *p != '=' && *p != ' ' &&
+		    *p != '\t' && *p != '\n'; p++)
+			;
+		if (*p == '=' || *p == '\0')
+			break;
+		start = p;
+	}
+	for (end = start + strlen(start); end > start &&
+	    (end[-1] == ' ' || end[-1] == '\t' || end[-1] == '\r' ||
+	    end[-1] == '\n'); end--)
+		;
+	if (end == start) {
+		(void)snprintf(err, errlen, "empty record");
+		return -1;
+	}
+	buf_append(rec, start, (size_t)(end - start));
+	return 0;
+}
+
+/*
+ * keygen_quoted - append the quoted string at *pp (its opening quote)
+ * to cur, \ escapes undone; *pp left on the closing quote; -1 if none
+ */
+static int
+keygen_quoted(const char **pp, struct buf *cur)
+{
+	const char *p = *pp;
+
+	for (p++; *p != '\0' && *p != '"'; p++) {
+		if (*p == '\\' && p[1] != '\0')
+			p++;
+		buf_appendc(cur, *p);
+	}
+	*pp = p;
+	return *p == '\0' ? -1 : 0;
+}
+
+/*
+ * keygen_fallback - no record named owner: the only record if it has no
+ * name or no name was asked; else -1 and why
+ */
+static int
+keygen_fallback(struct buf *rec, const struct buf *only, size_t nrec,
+    const char *owner, int only_named, char *err, size_t errlen)
+{
+	if (nrec == 1 && (owner == NULL || !only_named)) {
+		buf_append(rec, only->data, only->len);
+		return 0;
+	}
+	if (nrec == 0)
+		(void)snprintf(err, errlen, "no record found");
+	else
+		(void)snprintf(err, errlen, "no record for %s",
+		    owner != NULL ? owner : "one name: "
+		    "several in the file");
+	return -1;
+}
+
+/*
  * keygen_record_text - the TXT text of a zone file (quoted strings of a
  * record joined; ';' comments, parentheses and line breaks inside them
  * skipped), or of a bare text, maybe after "NAME [TTL] [IN] [TXT]".
@@ -328,33 +418,12 @@ keygen_record_text(const char *text, const char *owner, struct buf *rec,
     char *err, size_t errlen)
 {
 	struct buf cur = BUF_INIT, only = BUF_INIT;
-	const char *p, *start, *end, *name = NULL;
+	const char *p, *name = NULL;
 	size_t namelen = 0, nrec = 0;
 	int depth = 0, found = 0, only_named = 0, has;
 
-	if (strchr(text, '"') == NULL) {
-		for (start = text; ; ) {
-			while (*start == ' ' || *start == '\t' ||
-			    *start == '\r' || *start == '\n')
-				start++;
-			for (p = start; *p != '\0' && *p != '=' && *p != ' ' &&
-			    *p != '\t' && *p != '\n'; p++)
-				;
-			if (*p == '=' || *p == '\0')
-				break;
-			start = p;
-		}
-		for (end = start + strlen(start); end > start &&
-		    (end[-1] == ' ' || end[-1] == '\t' || end[-1] == '\r' ||
-		    end[-1] == '\n'); end--)
-			;
-		if (end == start) {
-			(void)snprintf(err, errlen, "empty record");
-			return -1;
-		}
-		buf_append(rec, start, (size_t)(end - start));
-		return 0;
-	}
+	if (strchr(text, '"') == NULL)
+		return keygen_bare_text(text, rec, err, errlen);
 
 	for (p = text, has = 0; ; p++) {
 		if (*p == '\0' || (*p == '\n' && depth == 0)) {
@@ -388,12 +457,7 @@ keygen_record_text(const char *text, const char *owner, struct buf *rec,
 			if (depth > 0)
 				depth--;
 		} else if (*p == '"') {
-			for (p++; *p != '\0' && *p != '"'; p++) {
-				if (*p == '\\' && p[1] != '\0')
-					p++;
-				buf_appendc(&cur, *p);
-			}
-			if (*p == '\0') {
+			if (keygen_quoted(&p, &cur) == -1) {
 				(void)snprintf(err, errlen, "unbalanced quotes "
 				    "in record");
 				goto fail;
@@ -409,20 +473,10 @@ keygen_record_text(const char *text, const char *owner, struct buf *rec,
 			namelen = (size_t)(p + 1 - name);
 		}
 	}
-	if (!found) {
-		/* a single record without a name, or any name if none asked */
-		if (nrec == 1 && (owner == NULL || !only_named)) {
-			buf_append(rec, only.data, only.len);
-		} else {
-			if (nrec == 0)
-				(void)snprintf(err, errlen, "no record found");
-			else
-				(void)snprintf(err, errlen, "no record for %s",
-				    owner != NULL ? owner : "one name: "
-				    "several in the file");
-			goto fail;
-		}
-	}
+	/* a single record without a name, or any name if none asked */
+	if (!found && keygen_fallback(rec, &only, nrec, owner, only_named,
+	    err, errlen) == -1)
+		goto fail;
 	buf_free(&cur);
 	buf_free(&only);
 	return 0;
