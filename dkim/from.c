@@ -99,36 +99,73 @@ elem_addr(const struct elem *e, char *spec, size_t speclen)
 	return trim(e->text, e->len, spec, speclen) == (size_t)-1 ? -1 : 0;
 }
 
+/* elem_reset - an empty element, no angle brackets seen */
+static void
+elem_reset(struct elem *e)
+{
+	memset(e, 0, sizeof(*e));
+	e->angle_start = e->angle_end = -1;
+}
+
+/*
+ * elem_end - at the end of an element, count its address and keep the
+ * first in first (FROM_ELEM_MAX bytes); -1 if too long
+ */
+static int
+elem_end(const struct elem *e, char *first, unsigned int *naddr)
+{
+	char spec[FROM_ELEM_MAX];
+
+	if (e->overflow)
+		return -1;
+	if (elem_addr(e, spec, sizeof(spec)) < 0)
+		return -1;
+	if (spec[0] != '\0') {
+		if ((*naddr)++ == 0)
+			memcpy(first, spec, sizeof(spec));
+	}
+	return 0;
+}
+
+/*
+ * comment_step - byte c at *i inside a comment *depth deep; 0 at the end
+ * of the value (an unterminated comment ends there), else 1
+ */
+static int
+comment_step(char c, size_t *i, size_t len, int *depth)
+{
+	if (c == '\\' && *i + 1 < len)
+		(*i)++;
+	else if (c == '(')
+		(*depth)++;
+	else if (c == ')')
+		(*depth)--;
+	if (*i == len) {
+		*depth = 0;	/* unterminated: end it */
+		return 0;
+	}
+	return 1;
+}
+
 enum from_result
 from_parse(const char *v, size_t len, char *local, size_t locallen,
     char *domain, size_t domainlen)
 {
 	struct elem e;
-	char spec[FROM_ELEM_MAX], first[FROM_ELEM_MAX];
+	char first[FROM_ELEM_MAX];
 	unsigned int naddr = 0;
 	int depth = 0, quoted = 0, angle = 0, ingroup = 0;
 	size_t i;
 
-	memset(&e, 0, sizeof(e));
-	e.angle_start = e.angle_end = -1;
+	elem_reset(&e);
 	first[0] = '\0';
 	for (i = 0; i <= len; i++) {
 		char c = i < len ? v[i] : ',';	/* a final separator */
 
 		if (i < len && c == '\0')
 			c = ' ';
-		if (depth > 0) {		/* inside a comment */
-			if (c == '\\' && i + 1 < len)
-				i++;
-			else if (c == '(')
-				depth++;
-			else if (c == ')')
-				depth--;
-			if (i == len)
-				depth = 0;	/* unterminated: end it */
-			else
-				continue;
-		}
+		if (depth > 0 && comment_step(c, &i, len, &depth))
+			continue;		/* inside a comment */
 		if (quoted) {
 			if (i == len)
 				return FROM_EMPTY;	/* unterminated quote */
@@ -161,23 +198,15 @@ from_parse(const char *v, size_t len, char *local, size_t locallen,
 		if (c == ':' && !angle && !ingroup) {
 			/* group: what came before is the group's name */
 			ingroup = 1;
-			memset(&e, 0, sizeof(e));
-			e.angle_start = e.angle_end = -1;
+			elem_reset(&e);
 			continue;
 		}
 		if ((c == ',' || (c == ';' && ingroup)) && !angle) {
-			if (e.overflow)
+			if (elem_end(&e, first, &naddr) < 0)
 				return FROM_TOO_LONG;
-			if (elem_addr(&e, spec, sizeof(spec)) < 0)
-				return FROM_TOO_LONG;
-			if (spec[0] != '\0') {
-				if (naddr++ == 0)
-					memcpy(first, spec, sizeof(first));
-			}
 			if (c == ';')
 				ingroup = 0;
-			memset(&e, 0, sizeof(e));
-			e.angle_start = e.angle_end = -1;
+			elem_reset(&e);
 			continue;
 		}
 		if (c == '\r' || c == '\n')
