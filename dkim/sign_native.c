@@ -454,6 +454,81 @@ struct tag {
 };
 
 /*
+ * native_fold_h - h= on a new line, names wrapping at the margin; the
+ * length of the last line
+ */
+static size_t
+native_fold_h(struct buf *out, const char *pv)
+{
+	const char *x, *t;
+	size_t len, tl;
+
+	buf_append(out, "\r\n\t", 3);
+	len = 8;
+	/* first piece as is, then each name may wrap */
+	for (t = pv, x = pv; ; t = x) {
+		while (*t == ':')
+			t++;
+		if (*t == '\0')
+			break;
+		for (x = t; *x != '\0' && *x != ':'; x++)
+			;
+		tl = (size_t)(x - t);
+		if (t == pv) {
+			buf_append(out, t, tl);
+			len += tl;
+		} else if (len + tl + 1 > SIGN_MARGIN) {
+			buf_append(out, ":\r\n\t ", 5);
+			buf_append(out, t, tl);
+			len = 9 + tl;
+		} else {
+			buf_appendc(out, ':');
+			buf_append(out, t, tl);
+			len += 1 + tl;
+		}
+	}
+	return len;
+}
+
+/*
+ * native_fold_b - b= or bh= (tag name of wl bytes) on a new line, the
+ * base64 cut at the margin; the length of the last line
+ */
+static size_t
+native_fold_b(struct buf *out, const char *pv, size_t pvlen, size_t wl)
+{
+	const char *x, *y;
+	size_t len;
+
+	buf_append(out, "\r\n\t", 3);
+	len = 8;
+	buf_append(out, pv, wl + 1);
+	len += wl + 1;
+	x = pv + wl + 1;
+	y = pv + pvlen;
+	if (x < y) {
+		buf_appendc(out, *x++);
+	}
+	len++;
+	while (x < y) {
+		size_t take;
+
+		if (len == SIGN_MARGIN) {
+			buf_append(out, "\r\n\t ", 4);
+			len = 9;
+		}
+		take = len < SIGN_MARGIN ? SIGN_MARGIN - len :
+		    (size_t)(y - x);
+		if (take > (size_t)(y - x))
+			take = (size_t)(y - x);
+		buf_append(out, x, take);
+		x += take;
+		len += take;
+	}
+	return len;
+}
+
+/*
  * native_layout - fold the tags the way dkim_getsighdr_d() does: a tag
  * that would pass the margin starts a new line ("\r\n\t", counted as 8
  * columns); h= breaks at colons and b=/bh= anywhere, continuing after
@@ -463,8 +538,8 @@ static void
 native_layout(struct buf *out, const struct tag *tags, size_t ntag,
     const struct dkim_key *key)
 {
-	size_t i, len = SIGN_INITIAL, pvlen, wl, siglen, tl;
-	const char *pv, *x, *y, *t;
+	size_t i, len = SIGN_INITIAL, pvlen, wl, siglen;
+	const char *pv;
 	int force;
 
 	for (i = 0; i < ntag; i++) {
@@ -485,57 +560,10 @@ native_layout(struct buf *out, const struct tag *tags, size_t ntag,
 			buf_append(out, pv, pvlen);
 			len += 1 + pvlen;
 		} else if (strcmp(tags[i].which, "h") == 0) {
-			buf_append(out, "\r\n\t", 3);
-			len = 8;
-			/* first piece as is, then each name may wrap */
-			for (t = pv, x = pv; ; t = x) {
-				while (*t == ':')
-					t++;
-				if (*t == '\0')
-					break;
-				for (x = t; *x != '\0' && *x != ':'; x++)
-					;
-				tl = (size_t)(x - t);
-				if (t == pv) {
-					buf_append(out, t, tl);
-					len += tl;
-				} else if (len + tl + 1 > SIGN_MARGIN) {
-					buf_append(out, ":\r\n\t ", 5);
-					buf_append(out, t, tl);
-					len = 9 + tl;
-				} else {
-					buf_appendc(out, ':');
-					buf_append(out, t, tl);
-					len += 1 + tl;
-				}
-			}
+			len = native_fold_h(out, pv);
 		} else if (strcmp(tags[i].which, "b") == 0 ||
 		    strcmp(tags[i].which, "bh") == 0) {
-			buf_append(out, "\r\n\t", 3);
-			len = 8;
-			buf_append(out, pv, wl + 1);
-			len += wl + 1;
-			x = pv + wl + 1;
-			y = pv + pvlen;
-			if (x < y) {
-				buf_appendc(out, *x++);
-			}
-			len++;
-			while (x < y) {
-				size_t take;
-
-				if (len == SIGN_MARGIN) {
-					buf_append(out, "\r\n\t ", 4);
-					len = 9;
-				}
-				take = len < SIGN_MARGIN ? SIGN_MARGIN - len :
-				    (size_t)(y - x);
-				if (take > (size_t)(y - x))
-					take = (size_t)(y - x);
-				buf_append(out, x, take);
-				x += take;
-				len += take;
-			}
+			len = native_fold_b(out, pv, pvlen, wl);
 		} else {
 			buf_append(out, "\r\n\t", 3);
 			buf_append(out, pv, pvlen);
@@ -584,6 +612,44 @@ native_sign(const struct dkim_key *key, const unsigned char *digest,
 	return 0;
 }
 
+/*
+ * native_tags - the nine tags of request r into t (emptied first) and
+ * tags, b= still empty
+ */
+static void
+native_tags(const struct native *n, const struct dkim_sign_req *r,
+    const char *bh, struct buf *t, struct tag *tags)
+{
+	const struct sign_msg *msg = n->msg;
+	size_t k;
+
+	for (k = 0; k < 9; k++)
+		buf_truncate(&t[k], 0);
+	buf_appends(&t[0], "v=1;");
+	buf_appendf(&t[1], "a=%s;", conf_alg_name(r->key->alg));
+	buf_appendf(&t[2], "c=%s/%s;",
+	    msg->canon_header == CONF_CANON_RELAXED ? "relaxed" :
+	    "simple", msg->canon_body == CONF_CANON_RELAXED ?
+	    "relaxed" : "simple");
+	buf_appendf(&t[3], "d=%s;", r->domain);
+	buf_appendf(&t[4], "s=%s;", r->selector);
+	buf_appendf(&t[5], "t=%llu;", (unsigned long long)msg->now);
+	buf_appendf(&t[6], "bh=%s;", bh);
+	buf_appendf(&t[7], "h=%s;", n->hlist.data);
+	buf_appends(&t[8], "b=");
+	for (k = 0; k < 9; k++)
+		tags[k].pv = t[k].data;
+	tags[0].which = "v";
+	tags[1].which = "a";
+	tags[2].which = "c";
+	tags[3].which = "d";
+	tags[4].which = "s";
+	tags[5].which = "t";
+	tags[6].which = "bh";
+	tags[7].which = "h";
+	tags[8].which = "b";
+}
+
 /* native_finish - bh=, then per request: hash, sign, fold */
 static int
 native_finish(void *v, struct buf *values, char *err, size_t errlen)
@@ -612,31 +678,7 @@ native_finish(void *v, struct buf *values, char *err, size_t errlen)
 
 	for (i = 0; i < msg->nreq; i++) {
 		r = &msg->reqs[i];
-		for (k = 0; k < 9; k++)
-			buf_truncate(&t[k], 0);
-		buf_appends(&t[0], "v=1;");
-		buf_appendf(&t[1], "a=%s;", conf_alg_name(r->key->alg));
-		buf_appendf(&t[2], "c=%s/%s;",
-		    msg->canon_header == CONF_CANON_RELAXED ? "relaxed" :
-		    "simple", msg->canon_body == CONF_CANON_RELAXED ?
-		    "relaxed" : "simple");
-		buf_appendf(&t[3], "d=%s;", r->domain);
-		buf_appendf(&t[4], "s=%s;", r->selector);
-		buf_appendf(&t[5], "t=%llu;", (unsigned long long)msg->now);
-		buf_appendf(&t[6], "bh=%s;", bh.data);
-		buf_appendf(&t[7], "h=%s;", n->hlist.data);
-		buf_appends(&t[8], "b=");
-		for (k = 0; k < 9; k++)
-			tags[k].pv = t[k].data;
-		tags[0].which = "v";
-		tags[1].which = "a";
-		tags[2].which = "c";
-		tags[3].which = "d";
-		tags[4].which = "s";
-		tags[5].which = "t";
-		tags[6].which = "bh";
-		tags[7].which = "h";
-		tags[8].which = "b";
+		native_tags(n, r, bh.data, t, tags);
 
 		/* the field as hashed: b= empty, folded the same way */
 		buf_truncate(&hashed, 0);
