@@ -150,6 +150,42 @@ background(int facility)
 	log_init("outpost-milter", 0, facility);
 }
 
+/*
+ * parse_args - the command line into the flags; 1 when -V printed the
+ * version and the program is done
+ */
+static int
+parse_args(int argc, char **argv, int *foreground, int *check,
+    int *verbose)
+{
+	int ch;
+
+	while ((ch = getopt(argc, argv, "c:fhnvV")) != -1) {
+		switch (ch) {
+		case 'c':
+			conf_path = optarg;
+			break;
+		case 'f':
+			*foreground = 1;
+			break;
+		case 'n':
+			*check = 1;
+			break;
+		case 'v':
+			*verbose = 1;
+			break;
+		case 'V':
+			printf("outpost-milter %s\n", PACKAGE_VERSION);
+			return 1;
+		default:
+			usage();
+		}
+	}
+	if (optind != argc)
+		usage();
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -158,29 +194,8 @@ main(int argc, char **argv)
 	struct conf *conf;
 	char err[1024];
 
-	while ((ch = getopt(argc, argv, "c:fhnvV")) != -1) {
-		switch (ch) {
-		case 'c':
-			conf_path = optarg;
-			break;
-		case 'f':
-			foreground = 1;
-			break;
-		case 'n':
-			check = 1;
-			break;
-		case 'v':
-			verbose = 1;
-			break;
-		case 'V':
-			printf("outpost-milter %s\n", PACKAGE_VERSION);
-			return 0;
-		default:
-			usage();
-		}
-	}
-	if (optind != argc)
-		usage();
+	if (parse_args(argc, argv, &foreground, &check, &verbose))
+		return 0;
 	log_init("outpost-milter", 1, LOG_MAIL);
 	if ((conf = conf_load(conf_path, err, sizeof(err))) == NULL)
 		fatalx(EX_CONFIG, "%s", err);
