@@ -477,6 +477,73 @@ continue_unless(struct econn *e, unsigned long nr)
 		reply(e, SMFIS_CONTINUE);
 }
 
+/*
+ * dispatch - one packet after option negotiation: 1 or what its
+ * handler returned (-1 malformed), -2 for an unknown command (logged)
+ */
+static int
+dispatch(struct econn *e, char cmd, unsigned char *data, size_t len)
+{
+	switch (cmd) {
+	case SMFIC_MACRO:
+		return do_macro(e, data, len);
+	case SMFIC_CONNECT:
+		return do_connect(e, data, len);
+	case SMFIC_HELO:
+		reply(e, milter_helo(e->mc,
+		    len > 0 && data[len - 1] == '\0' ?
+		    (const char *)data : ""));
+		break;
+	case SMFIC_MAIL:
+		reply(e, milter_envfrom(e->mc,
+		    len > 0 && data[len - 1] == '\0' ?
+		    (const char *)data : NULL));
+		break;
+	case SMFIC_RCPT:
+		/* data: the address, then ESMTP arguments */
+		reply(e, milter_envrcpt(e->mc,
+		    len > 0 && data[len - 1] == '\0' ?
+		    (const char *)data : ""));
+		break;
+	case SMFIC_DATA:
+		continue_unless(e, SMFIP_NR_DATA);
+		break;
+	case SMFIC_UNKNOWN:
+		continue_unless(e, SMFIP_NR_UNKN);
+		break;
+	case SMFIC_HEADER:
+		return do_header(e, data, len);
+	case SMFIC_EOH:
+		continue_unless(e, SMFIP_NR_EOH);
+		break;
+	case SMFIC_BODY:
+		reply(e, milter_body(e->mc, data, len));
+		break;
+	case SMFIC_BODYEOB:
+		if (len > 0)
+			(void)milter_body(e->mc, data, len);
+		reply(e, milter_eom(e->mc));
+		clear_macros(e, SMFIM_ENVRCPT);
+		break;
+	case SMFIC_ABORT:
+		milter_abort(e->mc);
+		clear_macros(e, SMFIM_ENVRCPT);
+		break;
+	case SMFIC_QUIT_NC:
+		/* The MTA reuses the socket for a new SMTP session:
+		 * the next CONNECT starts over, with what was
+		 * negotiated and the generation kept. */
+		milter_abort(e->mc);
+		clear_macros(e, SMFIM_CONNECT);
+		break;
+	default:
+		log_warnx("%s: unknown milter command 0x%02x, closing",
+		    e->peer, (unsigned char)cmd);
+		return -2;
+	}
+	return 1;
+}
+
 /* serve - the protocol loop of one connection; returns when it ends */
 static void
 serve(struct econn *e)
@@ -487,72 +554,15 @@ serve(struct econn *e)
 	int rc;
 
 	while ((rc = next_packet(e, &cmd, &data, &len)) == 1) {
-		switch (cmd) {
-		case SMFIC_OPTNEG:
+		if (cmd == SMFIC_OPTNEG) {
 			if (do_optneg(e, data, len) < 0)
 				return;
 			continue;
-		case SMFIC_MACRO:
-			rc = do_macro(e, data, len);
-			break;
-		case SMFIC_CONNECT:
-			rc = do_connect(e, data, len);
-			break;
-		case SMFIC_HELO:
-			reply(e, milter_helo(e->mc,
-			    len > 0 && data[len - 1] == '\0' ?
-			    (const char *)data : ""));
-			break;
-		case SMFIC_MAIL:
-			reply(e, milter_envfrom(e->mc,
-			    len > 0 && data[len - 1] == '\0' ?
-			    (const char *)data : NULL));
-			break;
-		case SMFIC_RCPT:
-			/* data: the address, then ESMTP arguments */
-			reply(e, milter_envrcpt(e->mc,
-			    len > 0 && data[len - 1] == '\0' ?
-			    (const char *)data : ""));
-			break;
-		case SMFIC_DATA:
-			continue_unless(e, SMFIP_NR_DATA);
-			break;
-		case SMFIC_UNKNOWN:
-			continue_unless(e, SMFIP_NR_UNKN);
-			break;
-		case SMFIC_HEADER:
-			rc = do_header(e, data, len);
-			break;
-		case SMFIC_EOH:
-			continue_unless(e, SMFIP_NR_EOH);
-			break;
-		case SMFIC_BODY:
-			reply(e, milter_body(e->mc, data, len));
-			break;
-		case SMFIC_BODYEOB:
-			if (len > 0)
-				(void)milter_body(e->mc, data, len);
-			reply(e, milter_eom(e->mc));
-			clear_macros(e, SMFIM_ENVRCPT);
-			break;
-		case SMFIC_ABORT:
-			milter_abort(e->mc);
-			clear_macros(e, SMFIM_ENVRCPT);
-			break;
-		case SMFIC_QUIT:
-			return;
-		case SMFIC_QUIT_NC:
-			/* The MTA reuses the socket for a new SMTP session:
-			 * the next CONNECT starts over, with what was
-			 * negotiated and the generation kept. */
-			milter_abort(e->mc);
-			clear_macros(e, SMFIM_CONNECT);
-			break;
-		default:
-			log_warnx("%s: unknown milter command 0x%02x, closing",
-			    e->peer, (unsigned char)cmd);
-			return;
 		}
+		if (cmd == SMFIC_QUIT)
+			return;
+		if ((rc = dispatch(e, cmd, data, len)) == -2)
+			return;
 		if (rc < 0) {
 			log_warnx("%s: malformed '%c' packet, closing", e->peer,
 			    cmd);
