@@ -362,6 +362,18 @@ op_set(struct tenv *t, struct quota_op *op, int l, const char *key,
 		    op->limit->month, t->now, &op->period), 0);
 }
 
+/* ops_periods - the calendar ops' periods at t->now, as quota.c sets them */
+static void
+ops_periods(const struct tenv *t, struct quota_op *ops, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (ops[i].limit->kind == CONF_QKIND_CALENDAR)
+			ck_assert_int_eq(tz_period(ops[i].limit->timezone,
+			    ops[i].limit->month, t->now, &ops[i].period), 0);
+}
+
 /* admit_ops - admit n ops at t->now (token 0: none); returns admitted */
 static int
 admit_ops(struct tenv *t, struct quota_op *ops, size_t n, uint64_t token,
@@ -370,14 +382,10 @@ admit_ops(struct tenv *t, struct quota_op *ops, size_t n, uint64_t token,
 	struct quota_op_result local[8];
 	char err[512] = "";
 	int admitted = -1, rc;
-	size_t i;
 
 	if (res == NULL)
 		res = local;
-	for (i = 0; i < n; i++)
-		if (ops[i].limit->kind == CONF_QKIND_CALENDAR)
-			ck_assert_int_eq(tz_period(ops[i].limit->timezone,
-			    ops[i].limit->month, t->now, &ops[i].period), 0);
+	ops_periods(t, ops, n);
 	rc = t->s->ops->admit(t->s, ops, n, t->now, token, expires, res,
 	    &admitted, err, sizeof(err));
 	ck_assert_msg(rc == 0, "%s: admit: got -1 (%s), want 0",
@@ -414,14 +422,10 @@ commit_ops(struct tenv *t, uint64_t token, struct quota_op *ops, size_t n,
 	struct quota_op_result local[8];
 	char err[512] = "";
 	int admitted = -1, rc;
-	size_t i;
 
 	if (res == NULL)
 		res = local;
-	for (i = 0; i < n; i++)
-		if (ops[i].limit->kind == CONF_QKIND_CALENDAR)
-			ck_assert_int_eq(tz_period(ops[i].limit->timezone,
-			    ops[i].limit->month, t->now, &ops[i].period), 0);
+	ops_periods(t, ops, n);
 	rc = t->s->ops->commit(t->s, token, ops, n, t->now, res, &admitted,
 	    err, sizeof(err));
 	ck_assert_msg(rc == 0, "%s: commit: got -1 (%s), want 0",
