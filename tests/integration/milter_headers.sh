@@ -108,7 +108,8 @@ for s in "$SOCK:native" "$SOCK2:libopendkim"; do
 	    grep -q '^result: continue' "$T/res"
 	it_check "';' in a name, $eng signer: two signatures, no h= entry" \
 	    eval '[ "$(it_sig_count "$out")" -eq 2 ] &&
-	    ! it_sig_headers "$out" | grep -qi "odd\\|list"'
+	    ! it_sig_headers "$out" | tr -d " \t\r\n" |
+	    grep -o ";h=[^;]*" | grep -qi "odd\\|list"'
 	it_verify_both "';' in a name, $eng signer" "$out" "$ZONE" \
 	    rsa-sha256 ed25519-sha256
 done
