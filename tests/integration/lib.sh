@@ -145,12 +145,27 @@ it_wait() {
 	return 1
 }
 
-# it_free_port - print a TCP port that is free on 127.0.0.1 right now
+# it_free_port - print a TCP port that is free on 127.0.0.1 right now and
+# that no other it_free_port call handed out in the last hour: test scripts
+# run side by side and pick their ports before they bind them, so each port
+# is claimed by mkdir under IT_CACHE/ports (atomic), and old claims expire
 it_free_port() {
-	"$IT_PY" -c 'import socket
+	local dir=$IT_CACHE/ports p n=50
+	mkdir -p "$dir" || return 1
+	find "$dir" -mindepth 1 -maxdepth 1 -mmin +60 -exec rmdir {} + \
+	    2>/dev/null
+	while [ "$n" -gt 0 ]; do
+		p=$("$IT_PY" -c 'import socket
 s = socket.socket()
 s.bind(("127.0.0.1", 0))
-print(s.getsockname()[1])'
+print(s.getsockname()[1])') || return 1
+		if mkdir "$dir/$p" 2>/dev/null; then
+			echo "$p"
+			return 0
+		fi
+		n=$((n - 1))
+	done
+	return 1
 }
 
 # it_port_open - true if something listens on 127.0.0.1:PORT

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # tests/integration/listen_backlog.sh - the configured listen backlog holds
+# test: serial (a burst of connects while the daemon is busy)
 #
 # outpost-policyd (policyd.backlog) and outpost-milter under both engines
 # (milter.backlog), each with backlog = 1000 on a TCP socket on 127.0.0.1

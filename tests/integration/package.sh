@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # tests/integration/package.sh - the Debian package and its systemd units
+# test: serial (installs the package system-wide)
 #
 # From a clean copy of the source tree (the files git knows, as a checkout
 # has them), dpkg-buildpackage -us -uc -b builds outpost_VERSION_amd64.deb;

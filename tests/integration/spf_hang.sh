@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # tests/integration/spf_hang.sh - one domain whose DNS never answers must
 # not hold every SPF worker
+# test: serial (measures how long probes wait)
 #
 # In a private network namespace (tests/integration/netns.bash: dnsmasq
 # on 127.0.0.1:53 with tests/data/spf-zone/dnsmasq.conf, lookups under
