@@ -202,21 +202,24 @@ ends_with(const char *s, size_t n, const char *suffix)
 }
 
 struct table {
-	int shown, zero;
+	int zero;			/* series at 0, not shown */
+	int width;			/* of the widest name shown */
+	int print;			/* 0: measure only */
 };
 
-/* table_row - a table line for s: not buckets, not 0 */
+/* table_row - a table line for s, unless a bucket or 0: measured, or
+ * printed with the names padded to the widest */
 static void
 table_row(const struct sample *s, void *arg)
 {
 	struct table *t = arg;
-	char name[256];
+	char name[STATS_LINE_MAX];
 	int n;
 
 	if (ends_with(s->name, s->namelen, "_bucket"))
 		return;
 	if (strtod(s->value, NULL) == 0) {
-		t->zero++;
+		t->zero += t->print;
 		return;
 	}
 	n = snprintf(name, sizeof(name), "%.*s%s%.*s%s", (int)s->namelen,
@@ -224,8 +227,11 @@ table_row(const struct sample *s, void *arg)
 	    s->labelslen ? "}" : "");
 	if (n < 0)
 		return;
-	printf("  %-64s %.*s\n", name, (int)s->valuelen, s->value);
-	t->shown++;
+	if (!t->print) {
+		t->width = n > t->width ? n : t->width;
+		return;
+	}
+	printf("  %-*s  %.*s\n", t->width, name, (int)s->valuelen, s->value);
 }
 
 /* json_labels - the labels text {a="x",b="y"} as a JSON object */
@@ -335,7 +341,7 @@ static int
 show(const struct conf *c, const struct daemon *d, struct buf *json)
 {
 	struct buf b = BUF_INIT;
-	struct table t = { 0, 0 };
+	struct table t = { 0, 0, 0 };
 	const char *body;
 	int rc;
 
@@ -354,6 +360,8 @@ show(const struct conf *c, const struct daemon *d, struct buf *json)
 	} else {
 		printf("%s at %s\n", d->prog, *(char *const *)(const void *)
 		    ((const char *)c + d->off));
+		each_sample(body, table_row, &t);
+		t.print = 1;
 		each_sample(body, table_row, &t);
 		if (t.zero > 0)
 			printf("  (%d more series at 0)\n", t.zero);
