@@ -18,6 +18,7 @@
 #include "conf/conf_impl.h"
 #include "util/daemon.h"
 #include "util/log.h"
+#include "util/metrics.h"
 #include "util/xmalloc.h"
 
 const char *const conf_default_headers[] = {
@@ -74,6 +75,25 @@ milter_socket_check(struct loader *ld, const config_setting_t *g,
 	    "\"%.*s@%s\" for this host only, or \"%.*s@%s\" for every "
 	    "interface (anyone who can reach that port gets mail signed)",
 	    s, n, s, v6 ? "::1" : "127.0.0.1", n, s, v6 ? "::" : "0.0.0.0");
+}
+
+/*
+ * metrics_listen_check - milter.metrics, policyd.metrics: a loopback
+ * "inet:HOST:PORT" (metrics_spec_parse says why only loopback)
+ */
+int
+metrics_listen_check(struct loader *ld, const config_setting_t *g,
+    const struct conf_param *p, void *base)
+{
+	const char *spec = *(char **)(void *)((char *)base + p->off);
+	const char *dot = strchr(p->name, '.');
+	char host[64], port[8], why[256];
+
+	if (metrics_spec_parse(spec, host, sizeof(host), port, sizeof(port),
+	    why, sizeof(why)) < 0)
+		return fail(ld, config_setting_get_member(g, dot ? dot + 1 :
+		    p->name), "%s: %s", p->name, why);
+	return 0;
 }
 
 /* dkim_keys_load - dkim.keys: each entry by conf_key_params */

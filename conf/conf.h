@@ -160,6 +160,7 @@ struct conf {
 		char *pid_file;			/* or NULL */
 		enum conf_milter_engine engine;
 		enum conf_mquota quotas;	/* default all */
+		char *metrics;			/* "inet:HOST:PORT", or NULL */
 	} milter;
 
 	struct {
@@ -266,6 +267,7 @@ struct conf {
 		unsigned int request_max;
 		char *user;			/* drop to, or NULL */
 		char *pid_file;			/* or NULL */
+		char *metrics;			/* "inet:HOST:PORT", or NULL */
 	} policyd;
 };
 

@@ -124,6 +124,7 @@ void limits_release(void *), overrides_release(void *);
 int parse_ms(const char *, uint64_t *, char *, size_t);
 
 conf_hook policyd_listen_check, policyd_check;
+conf_hook metrics_listen_check;
 
 conf_hook spf_worker_check, spf_addresses_check, spf_outbound_check,
     spf_check;

@@ -127,6 +127,8 @@ const struct conf_param conf_params[] = {
 	{ ENUM("milter.engine", F(milter.engine), milter_engines) },
 	{ ENUM("milter.quotas", F(milter.quotas), milter_quotas),
 	  .def = CONF_MQUOTA_ALL },
+	{ STRING("milter.metrics", F(milter.metrics)),
+	  .load = metrics_listen_check },
 
 	{ BOOL("trusted.authenticated", F(trusted.authenticated)),
 	  .def = 1 },
@@ -212,6 +214,8 @@ const struct conf_param conf_params[] = {
 	  .def_list = policyd_listen, .load = policyd_listen_check },
 	{ CIDRS("policyd.networks", F(policyd.networks),
 	  F(policyd.nnetworks)), .def_list = loopback },
+	{ STRING("policyd.metrics", F(policyd.metrics)),
+	  .load = metrics_listen_check },
 	{ CHECK("policyd", policyd_check) },
 
 	{ UINT("spf.workers", F(spf.workers), 1, 64), .def = 2 },

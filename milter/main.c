@@ -24,6 +24,7 @@
 #include "util/daemon.h"
 #include "util/listen.h"
 #include "util/log.h"
+#include "util/metrics_http.h"
 #include "util/notify.h"
 
 static const char *conf_path = CONF_DEFAULT_PATH;
@@ -190,6 +191,7 @@ int
 main(int argc, char **argv)
 {
 	int ch, foreground = 0, check = 0, verbose = 0, facility;
+	struct metrics_http *mh = NULL;
 	struct milter_gen *gen;
 	struct conf *conf;
 	char err[1024];
@@ -216,6 +218,10 @@ main(int argc, char **argv)
 	if (engine->listen(conf, err, sizeof(err)) < 0)
 		fatalx(EX_UNAVAILABLE, "%s", err);
 	unix_socket_access(conf);
+	milter_metrics_register();
+	if (conf->milter.metrics != NULL && (mh = metrics_http_listen(
+	    conf->milter.metrics, err, sizeof(err))) == NULL)
+		fatalx(EX_UNAVAILABLE, "%s", err);
 	/* Before the first thread; after the SPF workers' exec, which would
 	 * keep the mask. */
 	signals_block();
@@ -236,6 +242,8 @@ main(int argc, char **argv)
 	daemon_write_pid(conf->milter.pid_file);
 
 	signals_start();
+	if (mh != NULL && metrics_http_start(mh, err, sizeof(err)) < 0)
+		fatalx(EX_UNAVAILABLE, "%s", err);
 	log_info("started on %s with %zu keys (engine %s)",
 	    conf->milter.socket, dkim_table_nkeys(gen->table), engine->name);
 	notify_ready(NULL);	/* the socket listens, the keys are loaded */

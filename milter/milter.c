@@ -88,6 +88,7 @@ milter_conn_new(const struct milter_io *io, void *ctx)
 
 	c->io = io;
 	c->ctx = ctx;
+	metric_add(&milter_metric_conns, NULL, NULL, 1);
 	return c;
 }
 
@@ -97,6 +98,7 @@ milter_conn_free(struct milter_conn *c)
 {
 	if (c == NULL)
 		return;
+	metric_add(&milter_metric_conns, NULL, NULL, -1);
 	msg_reset(c);
 	milter_gen_release(c->gen);
 	free(c->daemon_name);
@@ -332,6 +334,7 @@ milter_envfrom(struct milter_conn *c, const char *sender)
 			log_info("%s: dkim=skipped reason=not-trusted "
 			    "client=%s from=%s", milter_qid(c), c->client,
 			    sender ? sender : "?");
+			metric_inc(&milter_metric_skipped, "not-trusted", NULL);
 			msg_reset(c);
 			return SMFIS_ACCEPT;
 		}
@@ -432,6 +435,7 @@ msg_start_body(struct milter_conn *c)
 		m->skip = 1;
 		log_info("%s: dkim=skipped reason=not-trusted client=%s",
 		    milter_qid(c), c->client);
+		metric_inc(&milter_metric_skipped, "not-trusted", NULL);
 		return;
 	}
 	if (m->skip || m->failed)
@@ -454,6 +458,8 @@ msg_start_body(struct milter_conn *c)
 		log_info("%s: dkim=skipped reason=%s%s%s", milter_qid(c),
 		    m->dec.reason, m->dec.domain[0] ? " from_domain=" : "",
 		    m->dec.domain);
+		if (!m->reject)
+			metric_inc(&milter_metric_skipped, m->dec.reason, NULL);
 		return;
 	}
 	memset(&opts, 0, sizeof(opts));
@@ -527,6 +533,8 @@ msg_oversized(struct milter_conn *c)
 	if (c->gen->conf->dkim.on_oversized == CONF_ON_ERROR_ACCEPT) {
 		log_warnx("%s: dkim=skipped reason=header-section-too-large "
 		    "fields=%zu", milter_qid(c), m->hfields);
+		metric_inc(&milter_metric_skipped, "header-section-too-large",
+		    NULL);
 		return SMFIS_CONTINUE;
 	}
 	log_warnx("%s: dkim=rejected reason=header-section-too-large "
@@ -615,10 +623,14 @@ msg_sign(struct milter_conn *c)
 			rc = milter_on_error(c, "cannot insert header");
 			goto free;
 		}
-	for (i = 0; i < n; i++)
+	metric_inc(&milter_metric_signed, NULL, NULL);
+	for (i = 0; i < n; i++) {
 		buf_appendf(&line, " d=%s s=%s a=%s", m->dec.req[i].domain,
 		    m->dec.req[i].selector,
 		    conf_alg_name(m->dec.req[i].key->alg));
+		metric_inc(&milter_metric_signatures,
+		    conf_alg_name(m->dec.req[i].key->alg), NULL);
+	}
 	log_info("%s: dkim=signed%s trust=%s", milter_qid(c), buf_cstr(&line),
 	    m->dec.trust);
 free:
@@ -638,6 +650,7 @@ milter_eom(struct milter_conn *c)
 {
 	struct msg *m = &c->msg;
 	sfsistat rc, qrc;
+	uint64_t t0 = metrics_now_us();
 
 	if (!m->active)
 		return SMFIS_CONTINUE;
@@ -652,6 +665,7 @@ milter_eom(struct milter_conn *c)
 			rc = qrc;	/* a lapsed reservation, refused */
 	}
 	msg_reset(c);		/* refunds what was not committed */
+	metric_since(&milter_metric_eom, NULL, NULL, t0);
 	return rc;
 }
 

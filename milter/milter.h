@@ -144,4 +144,8 @@ sfsistat milter_body(struct milter_conn *, const unsigned char *, size_t);
 sfsistat milter_eom(struct milter_conn *);
 void milter_abort(struct milter_conn *);
 
+/* milter_metrics_register - register what the milter counts, the
+ * quota's and the SPF pool's metrics (milter_metrics.c) */
+void milter_metrics_register(void);
+
 #endif

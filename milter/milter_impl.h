@@ -7,6 +7,7 @@
  *	gen.c		configuration generations and their references
  *	milter_spf.c	the SPF checks through the worker pool
  *	milter_quota.c	the quota reservations of a message
+ *	milter_metrics.c what it counts
  *
  * State has two lifetimes: struct milter_conn (connect..close) and
  * struct msg (MAIL..EOM or abort), each released by one function
@@ -28,6 +29,7 @@
 #include "milter/milter.h"
 #include "quota/quota.h"
 #include "spf/spf.h"
+#include "util/metrics.h"
 
 /* One header field kept for the signer until the From field is known. */
 struct hdr {
@@ -148,5 +150,11 @@ sfsistat milter_quota_eom(struct milter_conn *c);
 sfsistat milter_quota_accepted(struct milter_conn *c);
 /* milter_quota_release - release and forget every reservation */
 void milter_quota_release(struct milter_conn *c);
+
+/* ---- milter_metrics.c: what the milter counts (util/metrics.h) ---- */
+
+extern struct metric milter_metric_signed, milter_metric_skipped,
+    milter_metric_signatures, milter_metric_spf, milter_metric_conns,
+    milter_metric_eom;
 
 #endif

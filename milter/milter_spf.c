@@ -153,6 +153,8 @@ milter_spf_inbound(struct milter_conn *c)
 		    SPF_ID_MAILFROM;
 	}
 	a = spf_inbound_action(c->gen->conf, m->spf_ans.result);
+	metric_inc(&milter_metric_spf, m->spf_ans.identity == SPF_ID_HELO ?
+	    "helo" : "mailfrom", spf_result_name(m->spf_ans.result));
 	if (m->spf_ans.identity == SPF_ID_HELO)
 		kind = SPF_KIND_HELO;
 	log_info("%s: spf=%s identity=%s domain=%s client=%s action=%s%s%s%s",
@@ -355,6 +357,8 @@ milter_spf_preflight(struct milter_conn *c)
 			    asked, n);
 		break;
 	}
+	metric_inc(&milter_metric_spf, "outbound", pf.authorized ? "pass" :
+	    spf_result_name(pf.worst));
 	if (pf.authorized) {
 		log_debug("%s: spf-preflight=pass domain=%s%s", milter_qid(c),
 		    domain, how);

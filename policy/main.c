@@ -25,6 +25,7 @@
 #include "policy/server.h"
 #include "util/daemon.h"
 #include "util/log.h"
+#include "util/metrics_http.h"
 #include "util/notify.h"
 
 static void __attribute__((noreturn))
@@ -61,6 +62,7 @@ main(int argc, char **argv)
 {
 	const char *conf_path = CONF_DEFAULT_PATH;
 	int ch, foreground = 0, check = 0, verbose = 0, facility, rc;
+	struct metrics_http *mh = NULL;
 	struct server *srv;
 	struct conf *conf;
 	char err[1024];
@@ -109,6 +111,10 @@ main(int argc, char **argv)
 
 	if ((srv = server_new(conf_path, conf, err, sizeof(err))) == NULL)
 		fatalx(EX_UNAVAILABLE, "%s", err);
+	server_metrics_register();
+	if (conf->policyd.metrics != NULL && (mh = metrics_http_listen(
+	    conf->policyd.metrics, err, sizeof(err))) == NULL)
+		fatalx(EX_UNAVAILABLE, "%s", err);
 	daemon_drop_privileges(conf->policyd.user, "policyd.user");
 	if (!foreground) {
 		if (daemon(0, 0) < 0)
@@ -124,6 +130,8 @@ main(int argc, char **argv)
 	    conf->store.path);
 	/* the store opens as the unprivileged user: its files are theirs */
 	if (server_start(srv, err, sizeof(err)) < 0)
+		fatalx(EX_UNAVAILABLE, "%s", err);
+	if (mh != NULL && metrics_http_start(mh, err, sizeof(err)) < 0)
 		fatalx(EX_UNAVAILABLE, "%s", err);
 	notify_ready(NULL);	/* listening, the store open */
 	rc = server_run(srv);

@@ -74,6 +74,7 @@
 #include "util/clock.h"
 #include "util/listen.h"
 #include "util/log.h"
+#include "util/metrics.h"
 #include "util/notify.h"
 #include "util/xmalloc.h"
 
@@ -146,9 +147,18 @@ struct server {
 	struct conn *dirty;	/* connections with pending replies */
 };
 
+/* What outpost-policyd counts (util/metrics.h), besides the quota's. */
+static struct metric m_conns = METRIC_DEF("outpost_policyd_connections",
+	"Policy connections open.", METRIC_GAUGE, NULL, NULL, NULL, NULL);
+static struct metric m_request = METRIC_DEF(
+	"outpost_policyd_request_seconds", "Time from a policy request to "
+	"its reply (quota calls included).", METRIC_HISTOGRAM, NULL, NULL,
+	NULL, NULL);
+
 /* The reply to one request of a batch, written when it is known. */
 struct slot {
 	struct conn *c;		/* NULL: the connection is gone */
+	uint64_t t0;		/* metrics_now_us() at the request */
 	char reply[DECIDE_REPLY_MAX];
 };
 
@@ -266,6 +276,7 @@ conn_free(struct conn *c)
 	if (c->next != NULL)
 		c->next->prev = c->prev;
 	s->nconns--;
+	metric_add(&m_conns, NULL, NULL, -1);
 	free(c);
 	if (s->stopping && s->nconns == 0)
 		event_base_loopexit(s->base, NULL);
@@ -478,6 +489,7 @@ batches_release(struct server *s)
 				s->stats.errors++;
 			buf_appends(&c->pending, out);
 			conn_mark(s, c);
+			metric_since(&m_request, NULL, NULL, sl->t0);
 		}
 		sbatch_done(s, b);
 	}
@@ -606,6 +618,7 @@ conn_request(struct conn *c)
 	sl = &s->open->slots[s->open->nslots];
 	sl->c = c;
 	sl->reply[0] = '\0';
+	sl->t0 = metrics_now_us();
 	decide_txn_mark(&c->txn);	/* undone if the batch fails */
 	if (decide_request(&c->gen->env, &c->txn, c->p, now, &s->stats,
 	    sl->reply, sizeof(sl->reply), err, sizeof(err)) < 0) {
@@ -816,6 +829,7 @@ listener_accept(struct evconnlistener *ev, evutil_socket_t fd,
 		s->conns->prev = c;
 	s->conns = c;
 	s->nconns++;
+	metric_add(&m_conns, NULL, NULL, 1);
 	tv.tv_sec = cf->policyd.idle_timeout;
 	tv.tv_usec = 0;
 	c->idle = tv;
@@ -1039,6 +1053,15 @@ on_term(evutil_socket_t sig, short what, void *arg)
 }
 
 /* ---- server ----------------------------------------------------------- */
+
+void
+server_metrics_register(void)
+{
+	static struct metric *const own[] = { &m_conns, &m_request, NULL };
+
+	metrics_register_list(own);
+	metrics_register_list(quota_metrics);
+}
 
 struct server *
 server_new(const char *conf_path, struct conf *conf, char *err,

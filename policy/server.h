@@ -32,6 +32,9 @@ struct server *server_new(const char *conf_path, struct conf *conf,
     char *err, size_t errlen);
 /* server_start - open the store (after privileges are dropped) */
 int server_start(struct server *, char *err, size_t errlen);
+/* server_metrics_register - register what outpost-policyd counts and
+ * the quota's metrics, before server_start */
+void server_metrics_register(void);
 /* server_run - the loop; returns 0 after SIGTERM/SIGINT and shutdown */
 int server_run(struct server *);
 struct server *server_free(struct server *);

@@ -66,10 +66,32 @@
 #include "util/tz.h"
 #include "util/clock.h"
 #include "util/log.h"
+#include "util/metrics.h"
 #include "util/parse.h"
 #include "util/xmalloc.h"
 
 #define OPS_ON_STACK 16
+
+/* The quota's metrics (quota.h), counted by every process that links
+ * this and registers them. */
+static const char *const m_actions[] = { "defer", "reject", "hold", "warn",
+	NULL };
+static const char *const m_calls[] = { "admit", "commit", "release",
+	"pipeline", NULL };
+static const char *const m_whats[] = { "admission", "commit", "release",
+	"batch", NULL };
+static const char *const m_kinds[] = { "error", "timeout", NULL };
+static struct metric m_verdicts = METRIC_DEF("outpost_quota_verdicts_total",
+	"Quota limits that refused or warned, by limit and action.",
+	METRIC_COUNTER, "limit", NULL, "action", m_actions);
+static struct metric m_errors = METRIC_DEF("outpost_store_errors_total",
+	"Quota store calls that failed, by operation and kind.",
+	METRIC_COUNTER, "op", m_whats, "kind", m_kinds);
+static struct metric m_store = METRIC_DEF("outpost_store_call_seconds",
+	"Time of quota store calls, by operation.", METRIC_HISTOGRAM,
+	"op", m_calls, NULL, NULL);
+struct metric *const quota_metrics[] = { &m_verdicts, &m_errors, &m_store,
+	NULL };
 
 struct qov {
 	size_t limit;			/* index into conf->limits */
@@ -365,6 +387,8 @@ int
 quota_store_failed(struct quota *q, const char *what, const char *err)
 {
 	__atomic_add_fetch(&q->errors, 1, __ATOMIC_RELAXED);
+	metric_inc(&m_errors, what, strstr(err, "timed out") != NULL ||
+	    strstr(err, "within") != NULL ? "timeout" : "error");
 	log_warnx("quota: %s store: %s: %s", q->store->ops->name, what, err);
 	return -1;
 }
@@ -461,6 +485,8 @@ fill_from(const struct quota *q, struct quota_verdict *v,
 	v->used = ck->used;
 	v->limit_value = op->eff_limit;
 	v->retry_after = quota_ms_to_s(ck->retry_ms);
+	metric_inc(&m_verdicts, v->limit->name,
+	    conf_qaction_name(v->action));
 }
 
 /*
@@ -488,9 +514,14 @@ verdict_of(const struct quota *q, const struct quota_op *ops,
 		return;
 	}
 	for (k = 0; k < n; k++)
-		if (ops[k].warn_only && !res[k].check.admit &&
-		    v->nwarned++ == 0)
-			fill_from(q, v, &ops[k], idx[k], &res[k].check);
+		if (ops[k].warn_only && !res[k].check.admit) {
+			if (v->nwarned++ == 0)
+				fill_from(q, v, &ops[k], idx[k],
+				    &res[k].check);
+			else
+				metric_inc(&m_verdicts,
+				    q->conf->limits[idx[k]].name, "warn");
+		}
 }
 
 /* in_pipe - the calling thread has a pipelined batch open on q */
@@ -551,8 +582,8 @@ admit(struct quota *q, const struct quota_who *who,
 	struct quota_op_result res_stack[OPS_ON_STACK], *res = res_stack;
 	size_t idx_stack[OPS_ON_STACK], *idx = idx_stack, n = 0;
 	size_t nl = q->conf->nlimits;
-	uint64_t tok = 0;
-	int admitted = 0, ret = 0;
+	uint64_t tok = 0, t0;
+	int admitted = 0, ret = 0, rc;
 
 	memset(v, 0, sizeof(*v));
 	v->result = QUOTA_ADMIT;
@@ -586,9 +617,12 @@ admit(struct quota *q, const struct quota_who *who,
 	if (token != NULL)
 		tok = new_token(now);
 	memset(res, 0, n * sizeof(*res));
-	if (q->store->ops->admit(q->store, ops, n, now, tok,
+	t0 = metrics_now_us();
+	rc = q->store->ops->admit(q->store, ops, n, now, tok,
 	    now + (int64_t)q->conf->store.reserve_ttl * 1000, res, &admitted,
-	    v->error, sizeof(v->error)) < 0) {
+	    v->error, sizeof(v->error));
+	metric_since(&m_store, "admit", NULL, t0);
+	if (rc < 0) {
 		v->result = QUOTA_ERROR;
 		ret = quota_store_failed(q, "admission", v->error);
 		goto out;
@@ -725,6 +759,7 @@ quota_flush(struct quota *q)
 	struct quota_store_call *calls;
 	struct qpend *pend;
 	size_t i, n;
+	uint64_t t0;
 
 	if (runs_pending(q))
 		drain(q);	/* the runs started before go first */
@@ -735,7 +770,9 @@ quota_flush(struct quota *q)
 		q->calls = NULL;
 		q->pend = NULL;
 		q->nqueue = q->capqueue = 0;
+		t0 = metrics_now_us();
 		q->store->ops->pipeline(q->store, calls, n);
+		metric_since(&m_store, "pipeline", NULL, t0);
 		for (i = 0; i < n; i++)
 			deliver(q, &calls[i], &pend[i]);
 		free(calls);
@@ -785,6 +822,7 @@ run_thread(void *arg)
 	struct quota *q = arg;
 	struct qrun *r;
 	ssize_t w;
+	uint64_t t0;
 
 	pthread_mutex_lock(&q->amu);
 	for (;;) {
@@ -797,7 +835,9 @@ run_thread(void *arg)
 			continue;
 		}
 		pthread_mutex_unlock(&q->amu);
+		t0 = metrics_now_us();
 		q->store->ops->pipeline(q->store, r->calls, r->n);
+		metric_since(&m_store, "pipeline", NULL, t0);
 		pthread_mutex_lock(&q->amu);
 		r->sent = 1;
 		pthread_cond_broadcast(&q->acond);
@@ -979,7 +1019,8 @@ commit(struct quota *q, uint64_t token, const struct quota_who *who,
 	struct quota_op_result res_stack[OPS_ON_STACK], *res = res_stack;
 	size_t idx_stack[OPS_ON_STACK], *idx = idx_stack, n = 0;
 	size_t nl = q->conf->nlimits;
-	int admitted = 0, ret = 0;
+	int admitted = 0, ret = 0, rc;
+	uint64_t t0;
 
 	if (runs_pending(q))
 		drain(q);
@@ -995,8 +1036,11 @@ commit(struct quota *q, uint64_t token, const struct quota_who *who,
 		ret = quota_store_failed(q, "commit", v->error);
 		goto out;
 	}
-	if (q->store->ops->commit(q->store, token, ops, n, now, res,
-	    &admitted, v->error, sizeof(v->error)) < 0) {
+	t0 = metrics_now_us();
+	rc = q->store->ops->commit(q->store, token, ops, n, now, res,
+	    &admitted, v->error, sizeof(v->error));
+	metric_since(&m_store, "commit", NULL, t0);
+	if (rc < 0) {
 		v->result = QUOTA_ERROR;
 		ret = quota_store_failed(q, "commit", v->error);
 		goto out;
@@ -1084,15 +1128,19 @@ int
 quota_release(struct quota *q, uint64_t token, int64_t now_ms, char *err,
     size_t errlen)
 {
+	uint64_t t0;
+	int rc;
+
 	if (token == 0)
 		return 0;
 	if (in_pipe(q))
 		return queue_settle(q, QUOTA_CALL_RELEASE, token, now_ms);
 	if (runs_pending(q))
 		drain(q);
-	if (q->store->ops->release(q->store, token, now_ms, err, errlen) < 0)
-		return quota_store_failed(q, "release", err);
-	return 0;
+	t0 = metrics_now_us();
+	rc = q->store->ops->release(q->store, token, now_ms, err, errlen);
+	metric_since(&m_store, "release", NULL, t0);
+	return rc < 0 ? quota_store_failed(q, "release", err) : 0;
 }
 
 int

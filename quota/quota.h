@@ -71,6 +71,12 @@ struct quota_verdict {
 	char error[256];		/* QUOTA_ERROR: what failed */
 };
 
+/* quota_metrics - the quota's metrics (util/metrics.h), NULL-ended:
+ * verdicts that refused or warned by limit and action, store errors,
+ * store call times; a daemon registers them to serve them */
+struct metric;
+extern struct metric *const quota_metrics[];
+
 struct quota *quota_open(const struct conf *, char *err, size_t errlen);
 struct quota *quota_close(struct quota *);
 

@@ -35,6 +35,7 @@
 #include "spf/wire.h"
 #include "util/clock.h"
 #include "util/log.h"
+#include "util/metrics.h"
 #include "util/xmalloc.h"
 
 #define CTL_TIMEOUT_MS	10000	/* a spawn round trip, at most */
@@ -208,6 +209,12 @@ out:
 	return fd;
 }
 
+static struct metric m_restarts = METRIC_DEF(
+	"outpost_spf_worker_restarts_total",
+	"SPF workers replaced: died, timed out or retired.", METRIC_COUNTER,
+	NULL, NULL, NULL, NULL);
+struct metric *const spf_pool_metrics[] = { &m_restarts, NULL };
+
 /* slot_replace - kill the slot's worker (if any), spawn another; 0/-1 */
 static int
 slot_replace(struct spf_pool *p, struct spf_slot *s, char *err,
@@ -219,8 +226,10 @@ slot_replace(struct spf_pool *p, struct spf_slot *s, char *err,
 		close(s->fd);
 	s->fd = -1;
 	s->pid = 0;
-	if (old > 0)
+	if (old > 0) {
 		__atomic_add_fetch(&p->replaced, 1, __ATOMIC_RELAXED);
+		metric_inc(&m_restarts, NULL, NULL);
+	}
 	if ((s->fd = ctl_spawn(p, old, &s->pid, err, errlen)) < 0) {
 		s->pid = 0;
 		return -1;

@@ -74,6 +74,11 @@ enum spf_kind {
 struct spf_pool;
 
 /* spf_pool_new - supervisor and workers per conf (spf_pool_free) */
+/* spf_pool_metrics - the pool's metrics (util/metrics.h), NULL-ended:
+ * workers replaced */
+struct metric;
+extern struct metric *const spf_pool_metrics[];
+
 struct spf_pool *spf_pool_new(const struct conf *, char *err, size_t errlen);
 /* spf_pool_free - stop the supervisor and every worker */
 struct spf_pool *spf_pool_free(struct spf_pool *);

@@ -1,6 +1,7 @@
 /*
  * outpostctl - administration: check the configuration, make DKIM keys,
- * check keys against their DNS records, show and change quota counters.
+ * check keys against their DNS records, show and change quota counters,
+ * show a running daemon's metrics.
  * See outpostctl(8).
  *
  * main() only dispatches: the table below names each command, the
@@ -36,6 +37,7 @@ static const struct command {
 	    "list [--top n] [--limit name] [-c config] [--json]\n"
 	    "reset key [--limit name] [-c config] [--json]\n"
 	    "set key --limit name value [-c config] [--json]" },
+	{ "stats", cmd_stats, "[--json] [-c config] [milter|policyd]" },
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))

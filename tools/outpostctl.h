@@ -35,6 +35,7 @@ int cmd_keygen(int argc, char **argv);
 int cmd_keytest(int argc, char **argv);
 int cmd_check_config(int argc, char **argv);
 int cmd_quota(int argc, char **argv);
+int cmd_stats(int argc, char **argv);
 
 /* ---- tools/quota_rows.c: the counters that quota show/list print ---- */
 
