@@ -52,12 +52,12 @@
 #include <event2/listener.h>
 
 #include "policy/decide.h"
+#include "policy/listeners.h"
 #include "policy/proto.h"
 #include "policy/server.h"
 #include "util/buf.h"
 #include "util/cidr.h"
 #include "util/clock.h"
-#include "util/listen.h"
 #include "util/log.h"
 #include "util/notify.h"
 #include "util/xmalloc.h"
@@ -75,14 +75,6 @@ struct gen {
 	unsigned int refs;
 	struct server *srv;
 	struct event *async;	/* decide_fd readable; NULL: none */
-};
-
-struct listener {
-	struct server *srv;
-	struct evconnlistener *ev;
-	int is_unix;		/* unix socket (no allow-list) */
-	char *path;		/* unix: to unlink at exit */
-	char *name;
 };
 
 struct conn {
@@ -730,32 +722,6 @@ conn_event(struct bufferevent *bev, short what, void *arg)
 	conn_free(c);
 }
 
-/* peer_name - "ADDR:PORT" or "unix" for logs; addr16 filled for TCP */
-static int
-peer_name(const struct sockaddr *sa, char *buf, size_t len,
-    uint8_t addr16[16])
-{
-	char host[INET6_ADDRSTRLEN];
-	int port = 0;
-
-	if (sa->sa_family == AF_INET) {
-		const struct sockaddr_in *in = (const void *)sa;
-
-		inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
-		port = ntohs(in->sin_port);
-	} else if (sa->sa_family == AF_INET6) {
-		const struct sockaddr_in6 *in6 = (const void *)sa;
-
-		inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
-		port = ntohs(in6->sin6_port);
-	} else {
-		snprintf(buf, len, "unix");
-		return 0;
-	}
-	snprintf(buf, len, "%s:%d", host, port);
-	return cidr_addr_from_sockaddr(sa, addr16) < 0 ? -1 : 1;
-}
-
 static void
 listener_accept(struct evconnlistener *ev, evutil_socket_t fd,
     struct sockaddr *sa, int salen, void *arg)
@@ -769,7 +735,7 @@ listener_accept(struct evconnlistener *ev, evutil_socket_t fd,
 	char peer[80];
 	int tcp;
 
-	tcp = peer_name(sa, peer, sizeof(peer), addr);
+	tcp = listener_peer(sa, peer, sizeof(peer), addr);
 	if (s->stopping) {
 		evutil_closesocket(fd);
 		return;
@@ -859,113 +825,7 @@ listener_error(struct evconnlistener *ev, void *arg)
 	evtimer_add(l->srv->resume, &tv);
 }
 
-/* ---- listeners -------------------------------------------------------- */
-
-/* open_inet - a listening TCP socket at "HOST:PORT" or "[V6]:PORT" */
-static int
-open_inet(const char *spec, int backlog, char *err, size_t len)
-{
-	char host[256], *port;
-
-	if (snprintf(host, sizeof(host), "%s", spec) >= (int)sizeof(host)) {
-		snprintf(err, len, "inet:%s: address too long", spec);
-		return -1;
-	}
-	if (host[0] == '[') {
-		memmove(host, host + 1, strlen(host));
-		if ((port = strchr(host, ']')) == NULL || port[1] != ':') {
-			snprintf(err, len, "inet:%s: bad address", spec);
-			return -1;
-		}
-		*port = '\0';
-		port += 2;
-	} else {
-		if ((port = strrchr(host, ':')) == NULL) {
-			snprintf(err, len, "inet:%s: no port", spec);
-			return -1;
-		}
-		*port++ = '\0';
-	}
-	return listen_inet(host, port, AF_UNSPEC, backlog, err, len);
-}
-
-static int
-listeners_open(struct server *s, const struct conf *cf, char *err,
-    size_t len)
-{
-	size_t i;
-	int fd;
-
-	s->ls = xcalloc(cf->policyd.nlisten, sizeof(*s->ls));
-	for (i = 0; i < cf->policyd.nlisten; i++) {
-		const char *spec = cf->policyd.listen[i];
-		struct listener *l = &s->ls[i];
-
-		l->srv = s;
-		l->name = xstrdup(spec);
-		s->nls = i + 1;		/* listeners_close() frees a part */
-		if (strncmp(spec, "unix:", 5) == 0) {
-			l->is_unix = 1;
-			if ((fd = listen_unix(spec + 5,
-			    (int)cf->policyd.backlog, err, len)) < 0)
-				return -1;
-			l->path = xstrdup(spec + 5);
-			if (listen_unix_access(l->path,
-			    cf->policyd.socket_owner, cf->policyd.socket_group,
-			    cf->policyd.socket_mode, "policyd", err, len) < 0) {
-				close(fd);
-				return -1;
-			}
-		} else if ((fd = open_inet(spec + 5, (int)cf->policyd.backlog,
-		    err, len)) < 0)
-			return -1;
-		evutil_make_socket_nonblocking(fd);
-		/* backlog 0: fd listens already, with policyd.backlog */
-		l->ev = evconnlistener_new(s->base, listener_accept, l,
-		    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, fd);
-		if (l->ev == NULL) {
-			snprintf(err, len, "%s: cannot listen", spec);
-			close(fd);
-			return -1;
-		}
-		evconnlistener_set_error_cb(l->ev, listener_error);
-	}
-	return 0;
-}
-
-static void
-listeners_close(struct server *s)
-{
-	size_t i;
-
-	for (i = 0; i < s->nls; i++) {
-		if (s->ls[i].ev != NULL)
-			evconnlistener_free(s->ls[i].ev);
-		s->ls[i].ev = NULL;
-		if (s->ls[i].path != NULL)
-			unlink(s->ls[i].path);
-		free(s->ls[i].path);
-		free(s->ls[i].name);
-		s->ls[i].path = s->ls[i].name = NULL;
-	}
-	s->nls = 0;
-}
-
 /* ---- signals ---------------------------------------------------------- */
-
-/* same_listen - the listeners of a and b are the same */
-static int
-same_listen(const struct conf *a, const struct conf *b)
-{
-	size_t i;
-
-	if (a->policyd.nlisten != b->policyd.nlisten)
-		return 0;
-	for (i = 0; i < a->policyd.nlisten; i++)
-		if (strcmp(a->policyd.listen[i], b->policyd.listen[i]) != 0)
-			return 0;
-	return 1;
-}
 
 /* on_reload - SIGHUP, SIGUSR1: build, validate, swap; keep the old
  * one on error */
@@ -992,7 +852,7 @@ on_reload(evutil_socket_t sig, short what, void *arg)
 		notify_ready(NULL);
 		return;
 	}
-	if (!same_listen(s->cur->conf, c))
+	if (!listeners_same(s->cur->conf, c))
 		log_warnx("policyd.listen changed: restart to apply it");
 	log_set_verbose(c->log.verbose || log_verbose());
 	old = s->cur;
@@ -1026,7 +886,7 @@ on_term(evutil_socket_t sig, short what, void *arg)
 	    strsignal((int)sig), s->nconns);
 	notify_stopping();
 	s->stopping = 1;
-	listeners_close(s);
+	listeners_close(s->ls, &s->nls);
 	for (c = s->conns; c != NULL; c = next) {
 		next = c->next;
 		conn_close(c);
@@ -1051,7 +911,8 @@ server_new(const char *conf_path, struct conf *conf, char *err,
 		snprintf(err, errlen, "cannot make an event base");
 		goto fail;
 	}
-	if (listeners_open(s, conf, err, errlen) < 0)
+	if (listeners_open(s->base, conf, listener_accept, listener_error, s,
+	    &s->ls, &s->nls, err, errlen) < 0)
 		goto fail;
 	return s;
 fail:
@@ -1125,7 +986,7 @@ server_free(struct server *s)
 		free(b->slots);
 		free(b);
 	}
-	listeners_close(s);
+	listeners_close(s->ls, &s->nls);
 	free(s->ls);
 	if (s->sighup != NULL)
 		event_free(s->sighup);
