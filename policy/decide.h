@@ -42,11 +42,13 @@
  * or at once when no store call is needed.  So the requests of every
  * connection in one turn of an event loop go to the store in one
  * exchange (one LMDB transaction, one Redis pipeline), commits at DATA and
- * END-OF-MESSAGE included.  A connection's requests still reach the store
- * in its order: one that needs the outcome of the ones before it (DATA,
- * END-OF-MESSAGE, a new instance, the end) waits in the connection's
- * queue until their answers are in, and its calls go with the next
- * exchange.
+ * END-OF-MESSAGE included; the steps that depend on an answer (the
+ * commits after the message's own reservation, then its commit) go with
+ * the next exchange of the same flush, shared by every connection.  A
+ * connection's requests still reach the store in its order: one that
+ * needs the outcome of the ones before it (DATA, END-OF-MESSAGE, a new
+ * instance, the end) waits in the connection's queue until their
+ * answers are in.
  *
  * Ownership: struct decide borrows conf and quota (they must outlive
  * it) and owns the batch, the counters and every struct decide_txn: a

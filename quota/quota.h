@@ -110,7 +110,9 @@ struct quota *quota_open_store(const struct conf *, struct quota_store *,
  * and quota_poll() (which reads the descriptor) delivers them and sends
  * what the completions submitted meanwhile; it returns QUOTA_DONE once
  * nothing is queued or in flight.  One exchange is in flight at a time:
- * calls flushed meanwhile go out together in the next one.
+ * calls flushed meanwhile go out together in the next one.  A lone call
+ * with nothing in flight is sent from the calling thread (a hand-over
+ * would cost more than it saves).
  * quota_wait() flushes and blocks until QUOTA_DONE (threads that may
  * block: the milter).  Completions may submit more calls on the same
  * batch (they go out in the next exchange, or the next transaction);
