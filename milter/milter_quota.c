@@ -14,6 +14,14 @@
  * RCPT refusal: its recipients are counted at the end of message, and
  * a message over quota is held.
  *
+ * Every store call is submitted to a batch of the call's own and waited
+ * for (quota.h, quota_wait): a milter thread may block.  The releases
+ * of a message, and the releases and admission that replace lapsed
+ * reservations, go together in one exchange (one LMDB transaction, one
+ * Redis pipeline); the commits go one after the other, each submitted
+ * by the completion of the one before, since the first refusal stops
+ * them.
+ *
  * The reservations live in the message (struct msg, milter_impl.h).
  * A refusal or a store error sets its reply through the engine and
  * returns the SMFIS_* code; store.on_error = accept lets mail through
@@ -32,36 +40,54 @@
 #include "util/xmalloc.h"
 
 /* Reservations one message keeps; beyond, recipients are charged at once
- * (quota_admit) and cannot be refunded. */
+ * (an admission) and cannot be refunded. */
 #define MILTER_TOKENS_MAX 10000
 /* A reservation this close to store.reserve_ttl counts as lapsed. */
 #define LAPSE_MARGIN_MS 1000
 
 /*
  * milter_quota_release - release every reservation of the message, and
- * forget them.  Errors are logged: a reservation the store could not
- * release lapses after store.reserve_ttl on its own.
+ * forget them.
  */
 void
 milter_quota_release(struct milter_conn *c)
 {
 	struct msg *m = &c->msg;
-	char err[256];
+	struct quota_batch *b;
 	int64_t now = clock_wall_ms();
 	size_t i;
 
-	for (i = 0; i < m->ntokens; i++) {
-		if (c->gen == NULL || c->gen->quota == NULL)
-			break;
-		if (quota_release(c->gen->quota, m->tokens[i].token, now, err,
-		    sizeof(err)) < 0)
-			log_warnx("%s: quota=error release: %s", m->qid[0] ?
-			    m->qid : "NOQUEUE", err);
+	if (m->ntokens > 0 && c->gen != NULL && c->gen->quota != NULL) {
+		/* errors are logged by the quota; a reservation the store
+		 * could not release lapses on its own */
+		b = quota_batch_new(c->gen->quota);
+		for (i = 0; i < m->ntokens; i++)
+			quota_submit_release(b, m->tokens[i].token, now);
+		quota_batch_free(b);	/* waits */
 	}
 	if (m->ntokens > 0)
 		log_debug("%s: quota=released reservations=%zu", m->qid[0] ?
 		    m->qid : "NOQUEUE", m->ntokens);
 	m->ntokens = 0;
+}
+
+/* The answer to one call: what its completion was given. */
+struct answer {
+	int rc;
+	struct quota_verdict v;
+	uint64_t token;
+};
+
+/* answer_done - a completion that keeps the answer */
+static void
+answer_done(void *arg, int rc, const struct quota_verdict *v,
+    uint64_t token)
+{
+	struct answer *a = arg;
+
+	a->rc = rc;
+	a->v = *v;
+	a->token = token;
 }
 
 /* quota_who_of - who sends, for the quota */
@@ -72,6 +98,24 @@ quota_who_of(const struct milter_conn *c, struct quota_who *who)
 	who->sasl_username = c->auth;
 	who->sender = c->msg.sender != NULL ? c->msg.sender : "";
 	who->client_addr = c->have_addr ? c->addr : NULL;
+}
+
+/*
+ * quota_ask - one admission (reserve 0) or reservation (reserve 1),
+ * submitted and waited for; the answer in *a
+ */
+static void
+quota_ask(struct milter_conn *c, const struct quota_amount *amt,
+    int reserve, struct answer *a)
+{
+	struct quota_batch *b = quota_batch_new(c->gen->quota);
+	struct quota_who who;
+
+	memset(a, 0, sizeof(*a));
+	quota_who_of(c, &who);
+	quota_submit_admit(b, &who, amt, clock_wall_ms(), reserve,
+	    answer_done, a);
+	quota_batch_free(b);	/* waits */
 }
 
 /* log_verdict - one line per refusal or warning */
@@ -223,33 +267,68 @@ static sfsistat
 msg_readmit(struct milter_conn *c)
 {
 	struct msg *m = &c->msg;
-	struct quota *q = c->gen->quota;
+	struct quota_batch *b = quota_batch_new(c->gen->quota);
 	struct quota_amount all = { 0, 0, 0 };
-	struct quota_verdict v;
 	struct quota_who who;
-	char err[256];
+	struct answer a;
 	int64_t now = clock_wall_ms();
-	int batch, rc;
 	size_t i;
 
+	memset(&a, 0, sizeof(a));
 	quota_who_of(c, &who);
-	batch = quota_batch_begin(q, err, sizeof(err)) == 0;
 	for (i = 0; i < m->ntokens; i++) {
 		all.messages += m->tokens[i].amt.messages;
 		all.recipients += m->tokens[i].amt.recipients;
 		all.bytes += m->tokens[i].amt.bytes;
-		(void)quota_release(q, m->tokens[i].token, now, err,
-		    sizeof(err));
+		quota_submit_release(b, m->tokens[i].token, now);
 	}
 	m->ntokens = 0;
-	rc = quota_admit(q, &who, &all, now, &v);
-	if (batch && quota_batch_end(q, err, sizeof(err)) < 0) {
-		rc = -1;
-		v.result = QUOTA_ERROR;
-		snprintf(v.error, sizeof(v.error), "%s", err);
-	}
+	quota_submit_admit(b, &who, &all, now, 0, answer_done, &a);
+	quota_batch_free(b);	/* waits */
 	log_debug("%s: quota=readmitted lapsed reservations", milter_qid(c));
-	return msg_verdict(c, rc, &v);
+	return msg_verdict(c, a.rc, &a.v);
+}
+
+/* The commits of a message, one after the other (see the top). */
+struct commits {
+	struct milter_conn *c;
+	struct quota_batch *b;
+	struct quota_who who;
+	size_t next;			/* the token being committed */
+	sfsistat rc;			/* what the answers so far say */
+	enum quota_result last;		/* the last answer's */
+};
+
+static quota_done_fn commit_done;
+
+/* commit_next - submit the commit of token x->next */
+static void
+commit_next(struct commits *x)
+{
+	struct msg *m = &x->c->msg;
+
+	quota_submit_commit(x->b, m->tokens[x->next].token, &x->who,
+	    &m->tokens[x->next].amt, clock_wall_ms(), commit_done, x);
+}
+
+/*
+ * commit_done - act on one commit's verdict (a refusal or a store error
+ * sets the reply, or holds); the next one while the message goes on
+ */
+static void
+commit_done(void *arg, int rc, const struct quota_verdict *v,
+    uint64_t token)
+{
+	struct commits *x = arg;
+
+	(void)token;
+	x->last = rc < 0 ? QUOTA_ERROR : v->result;
+	if (x->last == QUOTA_ERROR)
+		x->rc = quota_store_failed(x->c, "EOM", v);
+	else if (x->last == QUOTA_REFUSE)
+		x->rc = quota_refused(x->c, "EOM", v, NULL);
+	if (++x->next < x->c->msg.ntokens && x->rc == SMFIS_CONTINUE)
+		commit_next(x);
 }
 
 /*
@@ -265,9 +344,7 @@ static sfsistat
 msg_commit(struct milter_conn *c)
 {
 	struct msg *m = &c->msg;
-	struct quota_verdict v;
-	struct quota_who who;
-	sfsistat rc = SMFIS_CONTINUE;
+	struct commits x;
 	int64_t oldest = clock_wall_ms() + LAPSE_MARGIN_MS -
 	    (int64_t)c->gen->conf->store.reserve_ttl * 1000;
 	size_t i;
@@ -277,22 +354,21 @@ msg_commit(struct milter_conn *c)
 	for (i = 0; i < m->ntokens; i++)
 		if (m->tokens[i].at <= oldest)
 			return msg_readmit(c);
-	quota_who_of(c, &who);
-	for (i = 0; i < m->ntokens && rc == SMFIS_CONTINUE; i++) {
-		if (quota_commit(c->gen->quota, m->tokens[i].token, &who,
-		    &m->tokens[i].amt, clock_wall_ms(), &v) < 0 ||
-		    v.result == QUOTA_ERROR)
-			rc = quota_store_failed(c, "EOM", &v);
-		else if (v.result == QUOTA_REFUSE)
-			rc = quota_refused(c, "EOM", &v, NULL);
-	}
-	if (rc != SMFIS_CONTINUE && v.result != QUOTA_ERROR)
+	memset(&x, 0, sizeof(x));
+	x.c = c;
+	x.b = quota_batch_new(c->gen->quota);
+	x.rc = SMFIS_CONTINUE;
+	quota_who_of(c, &x.who);
+	commit_next(&x);
+	quota_batch_free(x.b);	/* waits for the chain */
+	i = x.next;		/* answered */
+	if (x.rc != SMFIS_CONTINUE && x.last != QUOTA_ERROR)
 		i--;		/* refused: not charged, released */
 	log_debug("%s: quota=committed reservations=%zu", milter_qid(c), i);
 	memmove(m->tokens, m->tokens + i, (m->ntokens - i) *
 	    sizeof(*m->tokens));
 	m->ntokens -= i;
-	return rc;
+	return x.rc;
 }
 
 /*
@@ -304,20 +380,10 @@ sfsistat
 milter_quota_rcpt(struct milter_conn *c, const char *rcpt)
 {
 	struct quota_amount amt = { 0, 1, 0 };
-	struct quota_verdict v;
-	struct quota_who who;
-	uint64_t token = 0;
-	int rc;
+	struct answer a;
 
-	quota_who_of(c, &who);
-	memset(&v, 0, sizeof(v));
-	if (c->msg.ntokens < MILTER_TOKENS_MAX)
-		rc = quota_reserve(c->gen->quota, &who, &amt, clock_wall_ms(),
-		    &token, &v);
-	else
-		rc = quota_admit(c->gen->quota, &who, &amt, clock_wall_ms(),
-		    &v);
-	return msg_quota_take(c, "RCPT", rc, &v, token, &amt, rcpt);
+	quota_ask(c, &amt, c->msg.ntokens < MILTER_TOKENS_MAX, &a);
+	return msg_quota_take(c, "RCPT", a.rc, &a.v, a.token, &amt, rcpt);
 }
 
 /*
@@ -330,19 +396,13 @@ milter_quota_eom(struct milter_conn *c)
 {
 	struct msg *m = &c->msg;
 	struct quota_amount amt;
-	struct quota_verdict v;
-	struct quota_who who;
-	uint64_t token = 0;
-	int rc;
+	struct answer a;
 
 	amt.messages = 1;
 	amt.recipients = m->rcpts_eom;
 	amt.bytes = m->size;
-	quota_who_of(c, &who);
-	memset(&v, 0, sizeof(v));
-	rc = quota_reserve(c->gen->quota, &who, &amt, clock_wall_ms(), &token,
-	    &v);
-	return msg_quota_take(c, "EOM", rc, &v, token, &amt, NULL);
+	quota_ask(c, &amt, 1, &a);
+	return msg_quota_take(c, "EOM", a.rc, &a.v, a.token, &amt, NULL);
 }
 
 /*

@@ -1,14 +1,19 @@
 /*
  * decide - see decide.h.
  *
- * Admissions go through quota_defer(): inside a pipelined batch (Redis)
- * they are queued, and at_rcpt_done() or at_finish_done() writes the
- * reply when the batch is flushed; txn->inflight counts the
- * connection's queued ones.  Whatever needs their outcome first flushes
- * the queue (quota_flush): DATA and END-OF-MESSAGE (which settle the
- * reservations), a new instance and the end of the connection (which
- * release them).  The commits and releases that a message's verdict
- * makes join the queue too (quota.h), behind the calls made before.
+ * A request becomes a plan, struct dreq: what it asks, copied from the
+ * request (who, the counts, the instance), and where its reply goes.
+ * A RCPT's plan runs at once: its reservation is submitted to the batch
+ * and at_rcpt_done() replies.  The other plans (DATA, END-OF-MESSAGE,
+ * the end of the connection) and a RCPT of a new instance need the
+ * answers to the connection's calls before them (the tokens to settle):
+ * while some are out (txn->busy) they wait in txn->wait, in order, and
+ * run from the completion that makes busy 0 (txn_run).  A DATA or
+ * END-OF-MESSAGE is a chain of completions: the message's reservation
+ * (at_mreserve_done), then the commits of the RCPT reservations
+ * (at_commit_done), then the reply and the message's own commit
+ * (finish_done), each step submitted to the same batch, so that it goes
+ * with the next exchange of every connection's calls.
  */
 #include "config.h"
 
@@ -34,6 +39,30 @@ enum stage {
 #define LOGGED_REQUEST (1u << 8)
 
 #define TEMPFAIL_TEXT "DEFER_IF_PERMIT Service temporarily unavailable"
+
+struct decide {
+	const struct conf *conf;	/* borrowed */
+	struct quota *quota;		/* borrowed */
+	struct quota_batch *batch;
+	struct decide_stats st;
+};
+
+/* A request's plan (see the top); strings owned. */
+struct dreq {
+	enum stage stage;		/* ST_OTHER: the end of the txn */
+	struct decide_txn *t;
+	char instance[DECIDE_INSTANCE_MAX];
+	char id[DECIDE_INSTANCE_MAX];	/* log_id() */
+	char *sasl, *sender;
+	uint8_t addr[16];
+	int have_addr;
+	uint64_t want;			/* recipient_count */
+	uint64_t size;
+	int64_t now;
+	decide_reply_fn *reply;
+	void *arg;
+	struct dreq *next;
+};
 
 /* A reservation this close to store.reserve_ttl counts as lapsed. */
 #define LAPSE_MARGIN_MS 1000
@@ -130,23 +159,6 @@ reply_refused(const struct quota_verdict *v, char *reply, size_t len)
 	return 0;
 }
 
-/* store_failed_id - a store error: log it, answer per store.on_error */
-static int
-store_failed_id(const struct decide_env *env, const char *id,
-    const char *state, const char *what, struct decide_stats *st,
-    char *reply, size_t len)
-{
-	int accept = env->conf->store.on_error == CONF_ON_ERROR_ACCEPT;
-
-	if (st != NULL)
-		st->errors++;
-	log_warnx("%s: policy=error stage=%s error=\"%s\" action=%s", id,
-	    state != NULL ? state : "(null)", what, accept ? "DUNNO" :
-	    "DEFER_IF_PERMIT");
-	reply_set(reply, len, accept ? "DUNNO" : TEMPFAIL_TEXT);
-	return 0;
-}
-
 /* log_verdict_id - log a refusal or a warning of the request id */
 static void
 log_verdict_id(const char *id, const char *stage,
@@ -166,36 +178,112 @@ log_verdict_id(const char *id, const char *stage,
 		    (unsigned long long)v->limit_value);
 }
 
-/* release_from - release the tokens from the first'th on; forget them */
-static int
-release_from(const struct decide_env *env, struct decide_txn *t,
-    size_t first, int64_t now, char *err, size_t errlen)
-{
-	size_t i;
-	int rc = 0;
 
-	for (i = first; i < t->ntokens; i++)
-		if (quota_release(env->quota, t->tokens[i], now, err,
-		    errlen) < 0)
-			rc = -1;
-	t->ntokens = first < t->ntokens ? first : t->ntokens;
-	return rc;
+/* respond - r's reply: action */
+static void
+respond(struct dreq *r, const char *action)
+{
+	char reply[DECIDE_REPLY_MAX];
+
+	reply_set(reply, sizeof(reply), action);
+	r->reply(r->arg, reply);
 }
 
-void
-decide_txn_end(const struct decide_env *env, struct decide_txn *t,
-    int64_t now)
+/* respond_refused - r's reply: the action of a refusing limit */
+static void
+respond_refused(struct dreq *r, const struct quota_verdict *v)
 {
-	char err[256];
+	char reply[DECIDE_REPLY_MAX];
 
-	/* the reservations still queued are needed to release them */
-	if (t->inflight > 0 && env != NULL && env->quota != NULL)
-		(void)quota_flush(env->quota);
-	if (t->ntokens > 0 && env != NULL && env->quota != NULL &&
-	    release_from(env, t, 0, now, err, sizeof(err)) < 0)
-		log_warnx("%s: policy=error releasing reservations: %s",
-		    t->instance, err);
-	t->ntokens = 0;
+	reply_refused(v, reply, sizeof(reply));
+	r->reply(r->arg, reply);
+}
+
+/*
+ * store_failed_log - a store error at stage: count and log it; the
+ * answer per store.on_error
+ */
+static const char *
+store_failed_log(struct dreq *r, const char *stage, const char *what)
+{
+	struct decide *d = r->t->d;
+	int accept = d->conf->store.on_error == CONF_ON_ERROR_ACCEPT;
+
+	d->st.errors++;
+	log_warnx("%s: policy=error stage=%s error=\"%s\" action=%s", r->id,
+	    stage, what, accept ? "DUNNO" : "DEFER_IF_PERMIT");
+	return accept ? "DUNNO" : TEMPFAIL_TEXT;
+}
+
+/* store_failed - a store error at stage: log it, answer per on_error */
+static void
+store_failed(struct dreq *r, const char *stage, const char *what)
+{
+	respond(r, store_failed_log(r, stage, what));
+}
+
+/* dreq_who - who sends, as the plan keeps it */
+static void
+dreq_who(const struct dreq *r, struct quota_who *who)
+{
+	memset(who, 0, sizeof(*who));
+	who->sasl_username = r->sasl;
+	who->sender = r->sender;
+	who->client_addr = r->have_addr ? r->addr : NULL;
+}
+
+/* dreq_free - r and what it owns */
+static void
+dreq_free(struct dreq *r)
+{
+	free(r->sasl);
+	free(r->sender);
+	free(r);
+}
+
+/* dreq_new - the plan of request p at stage */
+static struct dreq *
+dreq_new(struct decide_txn *t, const struct proto *p, enum stage stage,
+    int64_t now, decide_reply_fn *reply, void *arg)
+{
+	struct dreq *r = xcalloc(1, sizeof(*r));
+	struct quota_who who;
+	const char *inst = proto_get(p, PA_INSTANCE);
+
+	r->stage = stage;
+	r->t = t;
+	snprintf(r->instance, sizeof(r->instance), "%s", inst != NULL ?
+	    inst : "");
+	snprintf(r->id, sizeof(r->id), "%s", log_id(p));
+	who_of(p, &who, r->addr);
+	r->sasl = who.sasl_username != NULL ? xstrdup(who.sasl_username) :
+	    NULL;
+	r->sender = who.sender != NULL ? xstrdup(who.sender) : NULL;
+	r->have_addr = who.client_addr != NULL;
+	r->want = num_attr(p, PA_RECIPIENT_COUNT);
+	r->size = num_attr(p, PA_SIZE);
+	r->now = now;
+	r->reply = reply;
+	r->arg = arg;
+	return r;
+}
+
+/* release_from - release the tokens from the first'th on; forget them */
+static void
+release_from(struct decide_txn *t, size_t first, int64_t now)
+{
+	size_t i;
+
+	for (i = first; i < t->ntokens; i++)
+		quota_submit_release(t->d->batch, t->tokens[i], now);
+	t->ntokens = first < t->ntokens ? first : t->ntokens;
+}
+
+/* txn_end - release the instance's uncommitted reservations; forget it */
+static void
+txn_end(struct decide_txn *t, int64_t now)
+{
+	release_from(t, 0, now);
 	t->active = 0;
 	t->instance[0] = '\0';
 	t->rcpt_charged = 0;
@@ -204,77 +292,17 @@ decide_txn_end(const struct decide_env *env, struct decide_txn *t,
 	t->finished = 0;
 }
 
-void
-decide_txn_free(struct decide_txn *t)
+/* begin_instance - make t the instance of r, ending another one */
+static void
+begin_instance(struct decide_txn *t, const struct dreq *r)
 {
-	ASSERT(t->inflight == 0);
-	free(t->tokens);
-	t->tokens = NULL;
-	t->ntokens = t->captokens = 0;
-	free(t->mark_tokens);
-	t->mark_tokens = NULL;
-	t->mark_ntokens = t->mark_cap = 0;
-	t->marked = 0;
-}
-
-void
-decide_txn_mark(struct decide_txn *t)
-{
-	if (t->marked)
+	if (t->active && strncmp(t->instance, r->instance,
+	    sizeof(t->instance)) == 0)
 		return;
-	t->marked = 1;
-	memcpy(t->mark_instance, t->instance, sizeof(t->mark_instance));
-	t->mark_ntokens = t->ntokens;
-	if (t->ntokens > t->mark_cap) {
-		t->mark_cap = t->captokens;
-		t->mark_tokens = xreallocarray(t->mark_tokens, t->mark_cap,
-		    sizeof(*t->mark_tokens));
-	}
-	if (t->ntokens > 0)
-		memcpy(t->mark_tokens, t->tokens, t->ntokens *
-		    sizeof(*t->tokens));
-	t->mark_first_ms = t->first_ms;
-	t->mark_rcpt = t->rcpt_charged;
-	t->mark_bytes = t->bytes_charged;
-	t->mark_msg = t->msg_charged;
-	t->mark_finished = t->finished;
-}
-
-void
-decide_txn_keep(struct decide_txn *t)
-{
-	t->marked = 0;
-}
-
-void
-decide_txn_undo(struct decide_txn *t)
-{
-	if (!t->marked)
-		return;
-	if (strncmp(t->instance, t->mark_instance, sizeof(t->instance)) !=
-	    0) {
-		/* the batch began this instance: nothing of it happened */
-		t->ntokens = 0;
-		t->rcpt_charged = t->bytes_charged = 0;
-		t->msg_charged = t->finished = 0;
-		decide_txn_keep(t);
-		return;
-	}
-	if (t->mark_ntokens > t->captokens) {
-		t->captokens = t->mark_ntokens;
-		t->tokens = xreallocarray(t->tokens, t->captokens,
-		    sizeof(*t->tokens));
-	}
-	if (t->mark_ntokens > 0)
-		memcpy(t->tokens, t->mark_tokens, t->mark_ntokens *
-		    sizeof(*t->tokens));
-	t->ntokens = t->mark_ntokens;
-	t->first_ms = t->mark_first_ms;
-	t->rcpt_charged = t->mark_rcpt;
-	t->bytes_charged = t->mark_bytes;
-	t->msg_charged = t->mark_msg;
-	t->finished = t->mark_finished;
-	decide_txn_keep(t);
+	if (t->active)
+		txn_end(t, r->now);
+	snprintf(t->instance, sizeof(t->instance), "%s", r->instance);
+	t->active = 1;
 }
 
 int
@@ -286,23 +314,6 @@ decide_new_instance(const struct decide_txn *t, const struct proto *p)
 		inst = "";
 	return t->active && strncmp(t->instance, inst, sizeof(t->instance))
 	    != 0;
-}
-
-/* begin_instance - make txn the instance of p, ending another one */
-static void
-begin_instance(const struct decide_env *env, struct decide_txn *t,
-    const struct proto *p, int64_t now)
-{
-	const char *inst = proto_get(p, PA_INSTANCE);
-
-	if (inst == NULL)
-		inst = "";
-	if (t->active && strncmp(t->instance, inst, sizeof(t->instance)) == 0)
-		return;
-	if (t->active)
-		decide_txn_end(env, t, now);
-	snprintf(t->instance, sizeof(t->instance), "%s", inst);
-	t->active = 1;
 }
 
 static int
@@ -319,70 +330,52 @@ has_count(const struct conf *c, enum conf_qcount what)
 /* unusable - DUNNO, logged once per connection and stage */
 static int
 unusable(struct decide_txn *t, const struct proto *p, unsigned int bit,
-    const char *why, char *reply, size_t len)
+    const char *why, decide_reply_fn *reply, void *arg)
 {
+	char text[32];
+
 	if ((t->logged & bit) == 0) {
 		t->logged |= bit;
 		log_info("%s: policy=unused stage=%s: %s (logged once per "
 		    "connection)", log_id(p), proto_get(p, PA_PROTOCOL_STATE) ?
 		    proto_get(p, PA_PROTOCOL_STATE) : "?", why);
 	}
-	reply_set(reply, len, "DUNNO");
+	reply_set(text, sizeof(text), "DUNNO");
+	reply(arg, text);
 	return 0;
 }
 
-/*
- * Where a queued admission's verdict goes: the request's transaction,
- * reply and counters (a RCPT admission needs nothing more).
- */
-struct answer {
-	const struct decide_env *env;
-	struct decide_txn *t;
-	struct decide_stats *st;
-	char *reply;
-	size_t len;
-	int64_t now;			/* of the request */
-	char id[DECIDE_INSTANCE_MAX];	/* log_id() of the request */
-};
+static void txn_run(struct decide_txn *);
 
-/* answer_init - a for request p of t, whose reply goes to reply */
+/* txn_done - one of t's requests is answered: run what waited for it */
 static void
-answer_init(struct answer *a, const struct decide_env *env,
-    struct decide_txn *t, const struct proto *p, struct decide_stats *st,
-    char *reply, size_t len)
+txn_done(struct decide_txn *t)
 {
-	a->env = env;
-	a->t = t;
-	a->st = st;
-	a->reply = reply;
-	a->len = len;
-	snprintf(a->id, sizeof(a->id), "%s", log_id(p));
+	ASSERT(t->busy > 0);
+	t->busy--;
+	txn_run(t);	/* may free t */
 }
 
-/* at_rcpt_done - the verdict of a RCPT admission: the reply */
+/* at_rcpt_done - the verdict of a RCPT reservation: the reply */
 static void
 at_rcpt_done(void *arg, int rc, const struct quota_verdict *v,
     uint64_t token)
 {
-	struct answer *x = arg;
-	struct decide_txn *t = x->t;
+	struct dreq *r = arg;
+	struct decide_txn *t = r->t;
+	struct decide_stats *st = &t->d->st;
 
-	ASSERT(t->inflight > 0);
-	t->inflight--;
 	if (rc < 0 || v->result == QUOTA_ERROR) {
-		store_failed_id(x->env, x->id, "RCPT", v->error, x->st,
-		    x->reply, x->len);
+		store_failed(r, "RCPT", v->error);
 		goto out;
 	}
-	log_verdict_id(x->id, "RCPT", v);
+	log_verdict_id(r->id, "RCPT", v);
 	if (v->result == QUOTA_REFUSE) {
-		if (x->st != NULL)
-			x->st->refused++;
-		reply_refused(v, x->reply, x->len);
+		st->refused++;
+		respond_refused(r, v);
 		goto out;
 	}
-	if (x->st != NULL)
-		x->st->admitted++;
+	st->admitted++;
 	if (token != 0) {
 		if (t->ntokens == t->captokens) {
 			t->captokens = t->captokens ? t->captokens * 2 : 8;
@@ -390,79 +383,61 @@ at_rcpt_done(void *arg, int rc, const struct quota_verdict *v,
 			    sizeof(*t->tokens));
 		}
 		if (t->ntokens == 0)
-			t->first_ms = x->now;
+			t->first_ms = r->now;
 		t->tokens[t->ntokens++] = token;
 	} else
 		t->rcpt_charged++;
-	reply_set(x->reply, x->len, "DUNNO");
+	respond(r, "DUNNO");
 out:
-	free(x);
+	dreq_free(r);
+	txn_done(t);
 }
 
-/*
- * at_rcpt - reserve one recipient; the reply is written by
- * at_rcpt_done(), now or when the batch is flushed
- */
-static int
-at_rcpt(const struct decide_env *env, struct decide_txn *t,
-    const struct proto *p, int64_t now, struct decide_stats *st,
-    char *reply, size_t len)
+/* at_rcpt - reserve one recipient; at_rcpt_done() replies */
+static void
+at_rcpt(struct decide_txn *t, struct dreq *r)
 {
 	struct quota_amount amt = { 0, 1, 0 };
 	struct quota_who who;
-	struct answer *x;
-	uint8_t addr[16];
 
-	who_of(p, &who, addr);
-	x = xcalloc(1, sizeof(*x));
-	answer_init(x, env, t, p, st, reply, len);
-	x->now = now;
-	t->inflight++;
-	return quota_defer(env->quota, &who, &amt, now,
-	    t->ntokens + t->inflight <= DECIDE_TOKENS_MAX, at_rcpt_done, x);
+	begin_instance(t, r);
+	dreq_who(r, &who);
+	t->busy++;
+	quota_submit_admit(t->d->batch, &who, &amt, r->now,
+	    t->ntokens + t->busy <= DECIDE_TOKENS_MAX, at_rcpt_done, r);
 }
 
 /*
  * A DATA or END-OF-MESSAGE request: the message's own reservation (one
  * message, its bytes, the recipients not reserved at RCPT), then the
- * commits of the RCPT reservations, whose verdicts complete it.  The
- * sender is copied: the message's reservation is committed last, when
- * the request may be gone.
+ * commits of the RCPT reservations, whose verdicts complete it.
  */
 struct finish_ctx {
-	struct answer a;
-	int64_t now;
+	struct dreq *r;
 	const char *stage;		/* static */
 	struct quota_amount amt;	/* reserved under mtok */
 	uint64_t mtok;
+	uint64_t ncommit;		/* RCPT reservations to commit */
+	uint64_t *ctokens;		/* their tokens, owned */
 	struct quota_verdict hold;	/* a hold verdict, to reply */
 	struct quota_verdict refused;	/* a commit refused (lapsed, full) */
 	unsigned int pending;		/* commits unanswered, + 1 */
 	uint64_t committed;
 	int error;
 	char err[256];
-	char *sasl, *sender;		/* who, owned */
-	uint8_t addr[16];
-	int have_addr;
 };
 
-/* finish_who - who sends, as the context keeps it */
+/* finish_end - the request is answered: free x, run what waits */
 static void
-finish_who(const struct finish_ctx *x, struct quota_who *who)
+finish_end(struct finish_ctx *x)
 {
-	memset(who, 0, sizeof(*who));
-	who->sasl_username = x->sasl;
-	who->sender = x->sender;
-	who->client_addr = x->have_addr ? x->addr : NULL;
-}
+	struct decide_txn *t = x->r->t;
 
-/* finish_free - x and what it owns */
-static void
-finish_free(struct finish_ctx *x)
-{
-	free(x->sasl);
-	free(x->sender);
+	t->finishing = 0;
+	dreq_free(x->r);
+	free(x->ctokens);
 	free(x);
+	txn_done(t);
 }
 
 /* at_mcommit_done - the message's own reservation made final (logged) */
@@ -480,6 +455,18 @@ at_mcommit_done(void *arg, int rc, const struct quota_verdict *v,
 	free(id);
 }
 
+/* finish_refused - the message is refused (v): reply; nothing charged */
+static void
+finish_refused(struct finish_ctx *x, const struct quota_verdict *v)
+{
+	struct decide_txn *t = x->r->t;
+
+	log_verdict_id(x->r->id, x->stage, v);
+	t->d->st.refused++;
+	t->finished = 1;
+	respond_refused(x->r, v);
+}
+
 /*
  * finish_done - every commit answered: the reply; the message's own
  * reservation is committed, or released when the message is refused
@@ -487,53 +474,48 @@ at_mcommit_done(void *arg, int rc, const struct quota_verdict *v,
 static void
 finish_done(struct finish_ctx *x)
 {
-	struct answer *a = &x->a;
-	struct decide_txn *t = a->t;
+	struct dreq *r = x->r;
+	struct decide_txn *t = r->t;
+	struct decide *d = t->d;
 	struct quota_who who;
-	char err[256];
-	int accept = a->env->conf->store.on_error == CONF_ON_ERROR_ACCEPT;
+	int accept = d->conf->store.on_error == CONF_ON_ERROR_ACCEPT;
+	uint64_t i;
 
 	t->rcpt_charged += x->committed;
-	if (x->error)
-		store_failed_id(a->env, a->id, x->stage, x->err, a->st,
-		    a->reply, a->len);
+	if (x->error) {
+		store_failed(r, x->stage, x->err);
+		/* what a failed commit left reserved (a commit that took
+		 * effect left nothing: its release does nothing) */
+		for (i = 0; i < x->ncommit; i++)
+			quota_submit_release(d->batch, x->ctokens[i], r->now);
+	}
 	if ((x->error && !accept) || (x->refused.result == QUOTA_REFUSE &&
 	    x->refused.action != CONF_QACTION_HOLD)) {
-		if (quota_release(a->env->quota, x->mtok, x->now, err,
-		    sizeof(err)) < 0)
-			log_warnx("%s: policy=error releasing reservations: "
-			    "%s", a->id, err);
-		if (!x->error) {
-			log_verdict_id(a->id, x->stage, &x->refused);
-			if (a->st != NULL)
-				a->st->refused++;
-			t->finished = 1;
-			reply_refused(&x->refused, a->reply, a->len);
-		}
-		finish_free(x);
+		quota_submit_release(d->batch, x->mtok, r->now);
+		if (!x->error)
+			finish_refused(x, &x->refused);
+		finish_end(x);
 		return;
 	}
-	finish_who(x, &who);
-	(void)quota_defer_commit(a->env->quota, x->mtok, &who, &x->amt,
-	    x->now, at_mcommit_done, xstrdup(a->id));
+	dreq_who(r, &who);
+	quota_submit_commit(d->batch, x->mtok, &who, &x->amt, r->now,
+	    at_mcommit_done, xstrdup(r->id));
 	t->rcpt_charged += x->amt.recipients;
 	t->msg_charged = 1;
 	t->bytes_charged += x->amt.bytes;
 	if (x->refused.result == QUOTA_REFUSE)	/* hold, for a commit */
 		x->hold = x->refused;
 	if (x->error) {
-		/* fail open: accepted, answered by store_failed_id */
+		/* fail open: accepted, answered by store_failed */
 	} else if (x->hold.result == QUOTA_REFUSE) {	/* accepted, held */
-		log_verdict_id(a->id, x->stage, &x->hold);
-		if (a->st != NULL)
-			a->st->refused++;
-		reply_refused(&x->hold, a->reply, a->len);
+		log_verdict_id(r->id, x->stage, &x->hold);
+		d->st.refused++;
+		respond_refused(r, &x->hold);
 	} else {
-		if (a->st != NULL)
-			a->st->admitted++;
-		reply_set(a->reply, a->len, "DUNNO");
+		d->st.admitted++;
+		respond(r, "DUNNO");
 	}
-	finish_free(x);
+	finish_end(x);
 }
 
 /* at_commit_done - the verdict of one RCPT reservation's commit */
@@ -544,8 +526,6 @@ at_commit_done(void *arg, int rc, const struct quota_verdict *v,
 	struct finish_ctx *x = arg;
 
 	(void)token;
-	ASSERT(x->a.t->inflight > 0);
-	x->a.t->inflight--;
 	if (rc < 0 || v->result == QUOTA_ERROR) {
 		x->error = 1;
 		snprintf(x->err, sizeof(x->err), "%s", v->error);
@@ -559,151 +539,231 @@ at_commit_done(void *arg, int rc, const struct quota_verdict *v,
 }
 
 /*
- * finish_reserve - reserve the message's own part (x->amt) now; 0 to go
- * on to the commits, -1 when the request is answered (refused, or a
- * store error that defers)
+ * finish_commits - commit the first ncommit RCPT reservations, release
+ * the rest; finish_done() once every commit is answered
  */
-static int
-finish_reserve(struct finish_ctx *x, const struct quota_who *who)
+static void
+finish_commits(struct finish_ctx *x)
 {
-	struct answer *a = &x->a;
-	struct decide_txn *t = a->t;
-	struct quota_verdict v;
-	char err[256];
+	struct quota_amount one = { 0, 1, 0 };
+	struct decide_txn *t = x->r->t;
+	struct quota_who who;
+	uint64_t i;
 
-	if (x->amt.messages == 0 && x->amt.recipients == 0 &&
-	    x->amt.bytes == 0)
-		return 0;
-	if (quota_reserve(a->env->quota, who, &x->amt, x->now, &x->mtok,
-	    &v) < 0 || v.result == QUOTA_ERROR) {
-		store_failed_id(a->env, a->id, x->stage, v.error, a->st,
-		    a->reply, a->len);
-		if (a->env->conf->store.on_error != CONF_ON_ERROR_ACCEPT)
-			return -1;
-		/* fail open (answered): what was reserved stays charged */
+	dreq_who(x->r, &who);
+	if (x->ncommit > t->ntokens)
+		x->ncommit = t->ntokens;
+	x->ctokens = xcalloc(x->ncommit + 1, sizeof(*x->ctokens));
+	x->pending = 1;
+	for (i = 0; i < x->ncommit; i++) {
+		x->ctokens[i] = t->tokens[i];
+		x->pending++;
+		quota_submit_commit(t->d->batch, t->tokens[i], &who, &one,
+		    x->r->now, at_commit_done, x);
+	}
+	release_from(t, (size_t)i, x->r->now);
+	t->ntokens = 0;
+	if (--x->pending == 0)
+		finish_done(x);
+}
+
+/*
+ * at_mreserve_done - the verdict of the message's own reservation:
+ * refused (not hold), the request is answered and every reservation
+ * released; a store error answers per store.on_error (accept: go on
+ * without it); else on to the commits
+ */
+static void
+at_mreserve_done(void *arg, int rc, const struct quota_verdict *v,
+    uint64_t token)
+{
+	struct finish_ctx *x = arg;
+	struct decide_txn *t = x->r->t;
+
+	if (rc < 0 || v->result == QUOTA_ERROR) {
+		if (t->d->conf->store.on_error != CONF_ON_ERROR_ACCEPT) {
+			store_failed(x->r, x->stage, v->error);
+			finish_end(x);
+			return;
+		}
+		/* fail open (finish_done answers): what was reserved stays
+		 * charged */
+		(void)store_failed_log(x->r, x->stage, v->error);
 		memset(&x->amt, 0, sizeof(x->amt));
-		return 0;
-	}
-	if (v.result == QUOTA_REFUSE && v.action != CONF_QACTION_HOLD) {
-		log_verdict_id(a->id, x->stage, &v);
-		if (a->st != NULL)
-			a->st->refused++;
-		if (release_from(a->env, t, 0, x->now, err, sizeof(err)) < 0)
-			log_warnx("%s: policy=error releasing reservations: "
-			    "%s", a->id, err);
-		t->finished = 1;
-		reply_refused(&v, a->reply, a->len);
-		return -1;
-	}
-	if (v.result == QUOTA_REFUSE)
-		x->hold = v;
+	} else if (v->result == QUOTA_REFUSE &&
+	    v->action != CONF_QACTION_HOLD) {
+		release_from(t, 0, x->r->now);
+		finish_refused(x, v);
+		finish_end(x);
+		return;
+	} else if (v->result == QUOTA_REFUSE)
+		x->hold = *v;
 	else
-		log_verdict_id(a->id, x->stage, &v);	/* warnings */
-	return 0;
+		log_verdict_id(x->r->id, x->stage, v);	/* warnings */
+	x->mtok = token;
+	finish_commits(x);
 }
 
 /*
  * at_finish - DATA or END-OF-MESSAGE: reserve the message, commit the
  * RCPT reservations (ncommit of them, the rest released); the reply is
- * written by finish_done(), now or when the batch is flushed.  A
- * reservation that lapsed is admitted again by its commit; refused by
- * then, the message is refused with that limit's action.
+ * written by finish_done().  A reservation that lapsed is admitted
+ * again by its commit; refused by then, the message is refused with
+ * that limit's action.
  */
-static int
-at_finish(const struct decide_env *env, struct decide_txn *t,
-    const struct proto *p, const char *stage, int64_t now,
-    struct decide_stats *st, char *reply, size_t len)
+static void
+at_finish(struct decide_txn *t, struct dreq *r)
 {
-	struct quota_amount one = { 0, 1, 0 };
-	struct quota_who who;
 	struct finish_ctx *x;
-	uint8_t addr[16];
-	uint64_t want, size, extra, ncommit, i;
-	char err[256];
+	struct quota_who who;
+	uint64_t want = r->want, extra, ncommit;
 
-	/* the instance's queued answers decide what there is to settle */
-	if (t->inflight > 0)
-		(void)quota_flush(env->quota);
+	begin_instance(t, r);
 	if (t->finished) {
-		reply_set(reply, len, "DUNNO");
-		return 0;
+		respond(r, "DUNNO");
+		dreq_free(r);
+		return;
 	}
 	x = xcalloc(1, sizeof(*x));
-	answer_init(&x->a, env, t, p, st, reply, len);
-	x->now = now;
-	x->stage = stage;
-	want = num_attr(p, PA_RECIPIENT_COUNT);
+	x->r = r;
+	x->stage = r->stage == ST_DATA ? "DATA" : "END-OF-MESSAGE";
 	if (want == 0)		/* before Postfix 2.3: what RCPT saw */
 		want = t->rcpt_charged + t->ntokens;
-	size = num_attr(p, PA_SIZE);
 	ncommit = want > t->rcpt_charged ? want - t->rcpt_charged : 0;
 	if (ncommit > t->ntokens)
 		ncommit = t->ntokens;
 	extra = want > t->rcpt_charged + ncommit ?
 	    want - t->rcpt_charged - ncommit : 0;
-	if (ncommit > 0 && now - t->first_ms + LAPSE_MARGIN_MS >=
-	    (int64_t)env->conf->store.reserve_ttl * 1000) {
+	if (ncommit > 0 && r->now - t->first_ms + LAPSE_MARGIN_MS >=
+	    (int64_t)t->d->conf->store.reserve_ttl * 1000) {
 		/*
 		 * Some reservations lapsed (or are about to): give them all
-		 * back and reserve the message whole below, in this batch,
-		 * so that it is charged all or nothing.  (A commit would
-		 * admit each lapsed one again, alone: see finish_done.)
+		 * back and reserve the message whole below, so that it is
+		 * charged all or nothing.  (A commit would admit each
+		 * lapsed one again, alone: see finish_done.)
 		 */
 		extra += ncommit;
 		ncommit = 0;
-		if (release_from(env, t, 0, now, err, sizeof(err)) < 0)
-			log_warnx("%s: policy=error releasing reservations: "
-			    "%s", x->a.id, err);
+		release_from(t, 0, r->now);
 	}
+	x->ncommit = ncommit;
 	x->amt.messages = t->msg_charged ? 0 : 1;
 	x->amt.recipients = extra;
-	x->amt.bytes = size > t->bytes_charged ? size - t->bytes_charged : 0;
-	who_of(p, &who, addr);
-	x->sasl = who.sasl_username != NULL ? xstrdup(who.sasl_username) :
-	    NULL;
-	x->sender = who.sender != NULL ? xstrdup(who.sender) : NULL;
-	memcpy(x->addr, addr, sizeof(x->addr));
-	x->have_addr = who.client_addr != NULL;
-	if (finish_reserve(x, &who) < 0) {
-		finish_free(x);
+	x->amt.bytes = r->size > t->bytes_charged ? r->size -
+	    t->bytes_charged : 0;
+	t->busy++;
+	t->finishing = 1;
+	if (x->amt.messages == 0 && x->amt.recipients == 0 &&
+	    x->amt.bytes == 0) {
+		finish_commits(x);
+		return;
+	}
+	dreq_who(r, &who);
+	quota_submit_admit(t->d->batch, &who, &x->amt, r->now, 1,
+	    at_mreserve_done, x);
+}
+
+/* txn_free - t's memory */
+static void
+txn_free(struct decide_txn *t)
+{
+	free(t->tokens);
+	free(t);
+}
+
+/* txn_blocks - r must wait for the answers of t's calls out now */
+static int
+txn_blocks(const struct decide_txn *t, const struct dreq *r)
+{
+	if (t->busy == 0)
 		return 0;
+	return r->stage != ST_RCPT || t->finishing || !t->active ||
+	    strncmp(t->instance, r->instance, sizeof(t->instance)) != 0;
+}
+
+/*
+ * txn_run - run the plans that wait, in order, until one must wait for
+ * answers; the end of the txn frees it
+ */
+static void
+txn_run(struct decide_txn *t)
+{
+	struct dreq *r;
+
+	while ((r = t->wait) != NULL && !txn_blocks(t, r)) {
+		t->wait = r->next;
+		if (t->wait == NULL)
+			t->wait_tail = NULL;
+		r->next = NULL;
+		if (r->stage == ST_RCPT)
+			at_rcpt(t, r);
+		else if (r->stage != ST_OTHER)
+			at_finish(t, r);
+		else {
+			txn_end(t, r->now);
+			dreq_free(r);
+			if (t->wait == NULL) {
+				txn_free(t);
+				return;
+			}
+		}
 	}
-	x->pending = 1;
-	for (i = 0; i < ncommit; i++) {
-		x->pending++;
-		t->inflight++;
-		(void)quota_defer_commit(env->quota, t->tokens[i], &who, &one,
-		    now, at_commit_done, x);
-	}
-	if (release_from(env, t, (size_t)ncommit, now, err, sizeof(err)) < 0)
-		log_warnx("%s: policy=error releasing reservations: %s",
-		    x->a.id, err);
-	t->ntokens = 0;
-	if (--x->pending == 0)
-		finish_done(x);
-	return 0;
+}
+
+/* txn_push - r joins t's plans, and runs when its turn comes */
+static void
+txn_push(struct decide_txn *t, struct dreq *r)
+{
+	if (t->wait_tail != NULL)
+		t->wait_tail->next = r;
+	else
+		t->wait = r;
+	t->wait_tail = r;
+	txn_run(t);
+}
+
+struct decide_txn *
+decide_txn_new(struct decide *d)
+{
+	struct decide_txn *t = xcalloc(1, sizeof(*t));
+
+	t->d = d;
+	return t;
+}
+
+void
+decide_txn_close(struct decide_txn *t, int64_t now)
+{
+	struct dreq *r;
+
+	if (t == NULL)
+		return;
+	t->closed = 1;
+	r = xcalloc(1, sizeof(*r));
+	r->stage = ST_OTHER;
+	r->t = t;
+	r->now = now;
+	txn_push(t, r);		/* may free t */
 }
 
 int
-decide_request(const struct decide_env *env, struct decide_txn *t,
-    const struct proto *p, int64_t now, struct decide_stats *st,
-    char *reply, size_t len, char *err, size_t errlen)
+decide_request(struct decide_txn *t, const struct proto *p, int64_t now,
+    decide_reply_fn *reply, void *arg, char *err, size_t errlen)
 {
+	const struct conf *c = t->d->conf;
 	const char *req = proto_get(p, PA_REQUEST);
 	const char *state = proto_get(p, PA_PROTOCOL_STATE);
 	enum stage s;
 
-	ASSERT(len >= 16);
-	reply[0] = '\0';
+	ASSERT(!t->closed);
 	if (req == NULL) {
 		snprintf(err, errlen, "no \"request\" attribute");
 		return -1;
 	}
-	if (st != NULL)
-		st->requests++;
+	t->d->st.requests++;
 	if (strcmp(req, "smtpd_access_policy") != 0)
 		return unusable(t, p, LOGGED_REQUEST, "not an "
-		    "smtpd_access_policy request", reply, len);
+		    "smtpd_access_policy request", reply, arg);
 	if (state == NULL)
 		s = ST_OTHER;
 	else if (strcasecmp(state, "RCPT") == 0)
@@ -716,16 +776,64 @@ decide_request(const struct decide_env *env, struct decide_txn *t,
 		s = ST_OTHER;
 	if (s == ST_OTHER)
 		return unusable(t, p, LOGGED_BIT(s), "only RCPT, DATA and "
-		    "END-OF-MESSAGE are used", reply, len);
-	if (env->conf->nlimits == 0)
+		    "END-OF-MESSAGE are used", reply, arg);
+	if (c->nlimits == 0)
 		return unusable(t, p, LOGGED_BIT(s), "no limits are "
-		    "configured", reply, len);
-	if (s == ST_RCPT && !has_count(env->conf, CONF_QCOUNT_RECIPIENTS))
+		    "configured", reply, arg);
+	if (s == ST_RCPT && !has_count(c, CONF_QCOUNT_RECIPIENTS))
 		return unusable(t, p, LOGGED_BIT(s), "no limit counts "
-		    "recipients", reply, len);
-	begin_instance(env, t, p, now);
-	if (s == ST_RCPT)
-		return at_rcpt(env, t, p, now, st, reply, len);
-	return at_finish(env, t, p, s == ST_DATA ? "DATA" : "END-OF-MESSAGE",
-	    now, st, reply, len);
+		    "recipients", reply, arg);
+	txn_push(t, dreq_new(t, p, s, now, reply, arg));
+	return 0;
+}
+
+struct decide *
+decide_new(const struct conf *c, struct quota *q)
+{
+	struct decide *d = xcalloc(1, sizeof(*d));
+
+	d->conf = c;
+	d->quota = q;
+	d->batch = quota_batch_new(q);
+	return d;
+}
+
+struct decide *
+decide_free(struct decide *d)
+{
+	if (d == NULL)
+		return NULL;
+	quota_batch_free(d->batch);
+	free(d);
+	return NULL;
+}
+
+const struct decide_stats *
+decide_stats(const struct decide *d)
+{
+	return &d->st;
+}
+
+enum quota_flush
+decide_flush(struct decide *d)
+{
+	return quota_flush(d->batch);
+}
+
+enum quota_flush
+decide_poll(struct decide *d)
+{
+	return quota_poll(d->batch);
+}
+
+int
+decide_fd(const struct decide *d)
+{
+	return quota_batch_fd(d->batch);
+}
+
+void
+decide_wait(struct decide *d)
+{
+	quota_wait(d->batch);
 }

@@ -2,37 +2,22 @@
  * server - see server.h.
  *
  * Turns: the requests that one turn of the event loop reads (from every
- * connection that has input) are decided inside one quota batch
- * (quota_batch_begin, quota.h): with LMDB, one write transaction and one
- * commit for all of them instead of one or two per request.  The first
- * request of a turn opens the batch and activates the "turn" event,
- * which libevent runs after the callbacks already active in this turn;
- * it ends the batch and only then sends the replies, which wait in each
- * connection's pending buffer meanwhile: no reply leaves before what it
- * says is committed.  If the batch fails, none of its charges took
- * effect, so every reply it covers becomes the store-error answer
- * (store.on_error).  With Redis the batch is a pipeline instead: the
- * RCPT admissions of the turn are queued (decide.h) and go to the server
- * in one round trip when the batch ends; each gets its own answer.  So
- * the replies of a batch are written into its slots (s->slots, in the
- * order of the requests) and join their connections' pending output
- * only when the batch has ended.  A turn with more than BATCH_MAX
- * requests (clients that pipeline) is cut into several batches, so that
- * no batch holds the store's writer lock long.
- *
- * Redis runs are asynchronous (quota_batch_end_async): a batch that
- * ends goes, with its slots, to the end of the list of batches in
- * flight (s->fly), its queue to the quota's run thread, and the loop
- * goes on with other connections' requests while Redis works.  When a
- * run's answers are back, the generation's async event delivers them
- * (quota_collect: the done functions write the slots) and the batches
- * whose answers are all in leave the list, in order, for their
- * connections' pending output (batches_release).  A batch without a
- * run (LMDB, memory, or no store call) leaves as soon as the ones
- * before it have, so a connection's replies keep their order whatever
- * store each came from.  A connection stays open while its replies are
- * in flight (nqueued); one that is freed first waits for its own calls
- * (decide_txn_end) and leaves its slots empty.  A reply is
+ * connection that has input) are decided (decide.h), and their quota
+ * calls go to the store together when the turn ends (decide_flush): one
+ * exchange for all of them, whatever the store.  The first request of a
+ * turn activates the "turn" event, which libevent runs after the
+ * callbacks already active in this turn.  The replies are written into
+ * the slots of the turn's batch (struct sbatch, in the order of the
+ * requests) as the answers come; a batch whose slots are all written
+ * leaves the list of batches in flight (s->fly), oldest first, for its
+ * connections' pending output (batches_release), so a connection's
+ * replies keep their order, and no reply leaves before what it says is
+ * final.  When the flush leaves answers pending, the generation's async
+ * event (decide_fd readable) delivers them (decide_poll), and the loop
+ * goes on with other connections meanwhile.  A turn with more than
+ * BATCH_MAX requests (clients that pipeline) is cut into several
+ * batches.  A connection stays open while its replies are in flight
+ * (nqueued); one that is freed first leaves its slots empty.  A reply is
  * written to the socket directly when nothing else is queued on it (no
  * write event to add and remove); what the socket does not take goes to
  * the bufferevent.
@@ -67,12 +52,12 @@
 #include <event2/listener.h>
 
 #include "policy/decide.h"
+#include "policy/listeners.h"
 #include "policy/proto.h"
 #include "policy/server.h"
 #include "util/buf.h"
 #include "util/cidr.h"
 #include "util/clock.h"
-#include "util/listen.h"
 #include "util/log.h"
 #include "util/metrics.h"
 #include "util/notify.h"
@@ -87,18 +72,10 @@
 struct gen {
 	struct conf *conf;
 	struct quota *quota;
-	struct decide_env env;
+	struct decide *d;
 	unsigned int refs;
 	struct server *srv;
-	struct event *async;	/* quota_async_fd readable; NULL: none */
-};
-
-struct listener {
-	struct server *srv;
-	struct evconnlistener *ev;
-	int is_unix;		/* unix socket (no allow-list) */
-	char *path;		/* unix: to unlink at exit */
-	char *name;
+	struct event *async;	/* decide_fd readable; NULL: none */
 };
 
 struct conn {
@@ -108,7 +85,7 @@ struct conn {
 	struct timeval idle;
 	struct buf held;	/* input not parsed yet (throttled) */
 	struct proto *p;
-	struct decide_txn txn;
+	struct decide_txn *txn;
 	struct gen *gen;
 	int closing;		/* close once the output is sent */
 	int lingering;		/* output sent, our side shut: awaiting EOF */
@@ -137,9 +114,8 @@ struct server {
 	/* the current turn (see the top) */
 	struct event *turn;
 	int in_turn;
-	struct gen *batch_gen;	/* whose quota the batch was opened on;
+	struct gen *batch_gen;	/* the generation when the batch was opened;
 				 * NULL: no batch open */
-	int batch_open;		/* quota_batch_begin succeeded */
 	unsigned int batch_requests;
 	struct sbatch *open;	/* the open batch's replies */
 	struct sbatch *fly, *fly_tail;	/* ended, replies not out yet */
@@ -159,6 +135,7 @@ static struct metric m_request = METRIC_DEF(
 struct slot {
 	struct conn *c;		/* NULL: the connection is gone */
 	uint64_t t0;		/* metrics_now_us() at the request */
+	struct sbatch *b;
 	char reply[DECIDE_REPLY_MAX];
 };
 
@@ -167,12 +144,12 @@ struct sbatch {
 	struct slot *slots;	/* BATCH_MAX */
 	unsigned int nslots;
 	struct gen *g;		/* a reference, once ended */
-	uint64_t run;		/* its answers are in once delivered */
-	int failed;		/* quota_batch_end failed: on_error */
+	unsigned int waiting;	/* slots not written yet */
 	struct sbatch *next;
 };
 
 static void conn_input(struct conn *, const char *, size_t);
+static void gen_flush(struct gen *);
 static void conn_linger(struct conn *);
 
 static struct gen *
@@ -185,10 +162,22 @@ gen_ref(struct gen *g)
 static void
 gen_unref(struct gen *g)
 {
+	const struct decide_stats *st;
+
 	if (g == NULL || --g->refs > 0)
 		return;
 	if (g->async != NULL)
 		event_free(g->async);
+	if (g->d != NULL) {
+		/* its last answers first: they write into slots */
+		decide_wait(g->d);
+		st = decide_stats(g->d);
+		g->srv->stats.requests += st->requests;
+		g->srv->stats.admitted += st->admitted;
+		g->srv->stats.refused += st->refused;
+		g->srv->stats.errors += st->errors;
+	}
+	decide_free(g->d);
 	quota_close(g->quota);
 	conf_free(g->conf);
 	free(g);
@@ -209,11 +198,10 @@ gen_new(struct server *s, struct conf *conf, char *err, size_t errlen)
 	g = xcalloc(1, sizeof(*g));
 	g->conf = conf;
 	g->quota = q;
-	g->env.conf = conf;
-	g->env.quota = q;
+	g->d = decide_new(conf, q);
 	g->refs = 1;
 	g->srv = s;
-	if ((fd = quota_async_fd(q)) >= 0 && ((g->async = event_new(s->base,
+	if ((fd = decide_fd(g->d)) >= 0 && ((g->async = event_new(s->base,
 	    fd, EV_READ | EV_PERSIST, gen_async, g)) == NULL ||
 	    event_add(g->async, NULL) < 0)) {
 		snprintf(err, errlen, "cannot watch the store's answers");
@@ -247,10 +235,11 @@ conn_free(struct conn *c)
 	struct conn **pp;
 	struct sbatch *b;
 
-	/* waits for the connection's calls in flight (their answers
-	 * write into its txn and the slots) */
-	decide_txn_end(&c->gen->env, &c->txn, clock_wall_ms());
-	decide_txn_free(&c->txn);
+	/* its calls in flight still answer (into slots it forgets); its
+	 * releases go now, or with the turn's flush */
+	decide_txn_close(c->txn, clock_wall_ms());
+	if (!s->in_turn || c->gen != s->batch_gen)
+		gen_flush(c->gen);
 	if (s->open != NULL)
 		slots_forget(s->open, c);
 	for (b = s->fly; b != NULL; b = b->next)
@@ -420,8 +409,7 @@ sbatch_new(struct server *s)
 	}
 	b->nslots = 0;
 	b->g = NULL;
-	b->run = 0;
-	b->failed = 0;
+	b->waiting = 0;
 	b->next = NULL;
 	return b;
 }
@@ -448,10 +436,9 @@ conn_mark(struct server *s, struct conn *c)
 }
 
 /*
- * batches_release - the batches in flight whose answers are all in,
+ * batches_release - the batches in flight whose slots are all written,
  * from the oldest on, give their replies to their connections' pending
- * output; if a batch failed (LMDB), none of its charges took effect and
- * every reply becomes the store-error answer
+ * output
  */
 static void
 batches_release(struct server *s)
@@ -459,34 +446,28 @@ batches_release(struct server *s)
 	struct sbatch *b;
 	struct conn *c;
 	unsigned int i;
-	const char *text, *out;
+	const char *out;
 
-	while ((b = s->fly) != NULL && (b->run == 0 ||
-	    quota_delivered(b->g->quota) >= b->run)) {
+	while ((b = s->fly) != NULL && b->waiting == 0) {
 		s->fly = b->next;
 		if (s->fly == NULL)
 			s->fly_tail = NULL;
-		text = b->g->conf->store.on_error == CONF_ON_ERROR_ACCEPT ?
-		    "action=DUNNO\n\n" : "action=DEFER_IF_PERMIT Service "
-		    "temporarily unavailable\n\n";
 		for (i = 0; i < b->nslots; i++) {
 			struct slot *sl = &b->slots[i];
 
 			if ((c = sl->c) == NULL)
 				continue;
 			c->nqueued--;
-			if (b->failed)
-				decide_txn_undo(&c->txn);
-			else
-				decide_txn_keep(&c->txn);
-			out = b->failed ? text : sl->reply;
-			if (!b->failed && sl->reply[0] == '\0') {
+			out = sl->reply;
+			if (sl->reply[0] == '\0') {
 				log_warnx("%s: no answer from the batch (bug); "
 				    "answering per store.on_error", c->peer);
-				out = text;
-			}
-			if (out == text)
+				out = b->g->conf->store.on_error ==
+				    CONF_ON_ERROR_ACCEPT ? "action=DUNNO\n\n" :
+				    "action=DEFER_IF_PERMIT Service "
+				    "temporarily unavailable\n\n";
 				s->stats.errors++;
+			}
 			buf_appends(&c->pending, out);
 			conn_mark(s, c);
 			metric_since(&m_request, NULL, NULL, sl->t0);
@@ -512,49 +493,47 @@ send_pending(struct server *s)
 	}
 }
 
+/* gen_flush - send what g's requests submitted */
+static void
+gen_flush(struct gen *g)
+{
+	(void)decide_flush(g->d);
+}
+
 /*
- * batch_close - end the open batch: it joins the batches in flight
- * (its run, if any, goes to the store) and leaves them when its answers
- * are in
+ * batch_close - end the open batch: it joins the batches in flight,
+ * its calls go to the store, and it leaves the list when its slots are
+ * all written
  */
 static void
 batch_close(struct server *s)
 {
 	struct sbatch *b = s->open;
-	char err[512];
 
 	b->g = s->batch_gen;	/* the batch's reference from here on */
 	s->open = NULL;
 	s->batch_gen = NULL;
 	s->batch_requests = 0;
-	if (s->batch_open && quota_batch_end_async(b->g->quota, &b->run, err,
-	    sizeof(err)) < 0) {
-		log_warnx("quota store: %s; answering the requests of the "
-		    "batch per store.on_error", err);
-		b->failed = 1;
-	}
-	s->batch_open = 0;
 	if (s->fly_tail != NULL)
 		s->fly_tail->next = b;
 	else
 		s->fly = b;
 	s->fly_tail = b;
+	gen_flush(b->g);
 	batches_release(s);
 }
 
-/* gen_async - a run's answers are back: deliver, release, send */
+/* gen_async - answers are back: deliver, release, send */
 static void
 gen_async(evutil_socket_t fd, short what, void *arg)
 {
 	struct gen *g = arg;
 	struct server *s = g->srv;
-	char buf[256];
 
+	(void)fd;
 	(void)what;
-	while (read(fd, buf, sizeof(buf)) > 0)
-		;
 	gen_ref(g);
-	(void)quota_collect(g->quota);
+	(void)decide_poll(g->d);
 	batches_release(s);
 	gen_unref(g);
 	if (!s->in_turn)	/* else the turn's end sends them */
@@ -573,7 +552,7 @@ turn_end(evutil_socket_t fd, short what, void *arg)
 	if (s->batch_gen != NULL)
 		batch_close(s);
 	else
-		batches_release(s);	/* answers a drain delivered */
+		batches_release(s);	/* answers delivered meanwhile */
 	send_pending(s);
 }
 
@@ -581,8 +560,6 @@ turn_end(evutil_socket_t fd, short what, void *arg)
 static void
 turn_join(struct server *s)
 {
-	char err[512];
-
 	if (!s->in_turn) {
 		s->in_turn = 1;
 		event_active(s->turn, EV_TIMEOUT, 0);
@@ -591,10 +568,17 @@ turn_join(struct server *s)
 		return;
 	s->open = sbatch_new(s);
 	s->batch_gen = gen_ref(s->cur);
-	s->batch_open = quota_batch_begin(s->batch_gen->quota, err,
-	    sizeof(err)) == 0;
-	if (!s->batch_open)	/* each call then stands alone */
-		log_warnx("quota store: %s", err);
+}
+
+/* slot_reply - the reply of a request: into its slot */
+static void
+slot_reply(void *arg, const char *reply)
+{
+	struct slot *sl = arg;
+
+	snprintf(sl->reply, sizeof(sl->reply), "%s", reply);
+	ASSERT(sl->b->waiting > 0);
+	sl->b->waiting--;
 }
 
 /* conn_request - answer the complete request in c->p; -1: close */
@@ -607,26 +591,32 @@ conn_request(struct conn *c)
 	int64_t now = clock_wall_ms();
 
 	/* a new instance moves the connection to the current config */
-	if (c->gen != s->cur && (decide_new_instance(&c->txn, c->p) ||
-	    !c->txn.active)) {
-		decide_txn_end(&c->gen->env, &c->txn, now);
+	if (c->gen != s->cur && (decide_new_instance(c->txn, c->p) ||
+	    !c->txn->active)) {
+		decide_txn_close(c->txn, now);
+		gen_flush(c->gen);
 		gen_unref(c->gen);
 		c->gen = gen_ref(s->cur);
+		c->txn = decide_txn_new(c->gen->d);
 	}
 	turn_join(s);
 	ASSERT(s->open->nslots < BATCH_MAX);
 	sl = &s->open->slots[s->open->nslots];
 	sl->c = c;
+	sl->b = s->open;
 	sl->reply[0] = '\0';
 	sl->t0 = metrics_now_us();
-	decide_txn_mark(&c->txn);	/* undone if the batch fails */
-	if (decide_request(&c->gen->env, &c->txn, c->p, now, &s->stats,
-	    sl->reply, sizeof(sl->reply), err, sizeof(err)) < 0) {
+	s->open->waiting++;
+	if (decide_request(c->txn, c->p, now, slot_reply, sl, err,
+	    sizeof(err)) < 0) {
+		s->open->waiting--;
 		log_warnx("%s: malformed request: %s; closing without a reply",
 		    c->peer, err);
 		s->malformed++;
 		return -1;
 	}
+	if (c->gen != s->batch_gen)	/* an old configuration's */
+		gen_flush(c->gen);
 	s->open->nslots++;
 	c->nqueued++;
 	if (++s->batch_requests >= BATCH_MAX)
@@ -745,32 +735,6 @@ conn_event(struct bufferevent *bev, short what, void *arg)
 	conn_free(c);
 }
 
-/* peer_name - "ADDR:PORT" or "unix" for logs; addr16 filled for TCP */
-static int
-peer_name(const struct sockaddr *sa, char *buf, size_t len,
-    uint8_t addr16[16])
-{
-	char host[INET6_ADDRSTRLEN];
-	int port = 0;
-
-	if (sa->sa_family == AF_INET) {
-		const struct sockaddr_in *in = (const void *)sa;
-
-		inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
-		port = ntohs(in->sin_port);
-	} else if (sa->sa_family == AF_INET6) {
-		const struct sockaddr_in6 *in6 = (const void *)sa;
-
-		inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
-		port = ntohs(in6->sin6_port);
-	} else {
-		snprintf(buf, len, "unix");
-		return 0;
-	}
-	snprintf(buf, len, "%s:%d", host, port);
-	return cidr_addr_from_sockaddr(sa, addr16) < 0 ? -1 : 1;
-}
-
 static void
 listener_accept(struct evconnlistener *ev, evutil_socket_t fd,
     struct sockaddr *sa, int salen, void *arg)
@@ -784,7 +748,7 @@ listener_accept(struct evconnlistener *ev, evutil_socket_t fd,
 	char peer[80];
 	int tcp;
 
-	tcp = peer_name(sa, peer, sizeof(peer), addr);
+	tcp = listener_peer(sa, peer, sizeof(peer), addr);
 	if (s->stopping) {
 		evutil_closesocket(fd);
 		return;
@@ -824,6 +788,7 @@ listener_accept(struct evconnlistener *ev, evutil_socket_t fd,
 		c->p = proto_new(&lim);
 	}
 	c->gen = gen_ref(s->cur);
+	c->txn = decide_txn_new(c->gen->d);
 	c->next = s->conns;
 	if (s->conns != NULL)
 		s->conns->prev = c;
@@ -874,113 +839,7 @@ listener_error(struct evconnlistener *ev, void *arg)
 	evtimer_add(l->srv->resume, &tv);
 }
 
-/* ---- listeners -------------------------------------------------------- */
-
-/* open_inet - a listening TCP socket at "HOST:PORT" or "[V6]:PORT" */
-static int
-open_inet(const char *spec, int backlog, char *err, size_t len)
-{
-	char host[256], *port;
-
-	if (snprintf(host, sizeof(host), "%s", spec) >= (int)sizeof(host)) {
-		snprintf(err, len, "inet:%s: address too long", spec);
-		return -1;
-	}
-	if (host[0] == '[') {
-		memmove(host, host + 1, strlen(host));
-		if ((port = strchr(host, ']')) == NULL || port[1] != ':') {
-			snprintf(err, len, "inet:%s: bad address", spec);
-			return -1;
-		}
-		*port = '\0';
-		port += 2;
-	} else {
-		if ((port = strrchr(host, ':')) == NULL) {
-			snprintf(err, len, "inet:%s: no port", spec);
-			return -1;
-		}
-		*port++ = '\0';
-	}
-	return listen_inet(host, port, AF_UNSPEC, backlog, err, len);
-}
-
-static int
-listeners_open(struct server *s, const struct conf *cf, char *err,
-    size_t len)
-{
-	size_t i;
-	int fd;
-
-	s->ls = xcalloc(cf->policyd.nlisten, sizeof(*s->ls));
-	for (i = 0; i < cf->policyd.nlisten; i++) {
-		const char *spec = cf->policyd.listen[i];
-		struct listener *l = &s->ls[i];
-
-		l->srv = s;
-		l->name = xstrdup(spec);
-		s->nls = i + 1;		/* listeners_close() frees a part */
-		if (strncmp(spec, "unix:", 5) == 0) {
-			l->is_unix = 1;
-			if ((fd = listen_unix(spec + 5,
-			    (int)cf->policyd.backlog, err, len)) < 0)
-				return -1;
-			l->path = xstrdup(spec + 5);
-			if (listen_unix_access(l->path,
-			    cf->policyd.socket_owner, cf->policyd.socket_group,
-			    cf->policyd.socket_mode, "policyd", err, len) < 0) {
-				close(fd);
-				return -1;
-			}
-		} else if ((fd = open_inet(spec + 5, (int)cf->policyd.backlog,
-		    err, len)) < 0)
-			return -1;
-		evutil_make_socket_nonblocking(fd);
-		/* backlog 0: fd listens already, with policyd.backlog */
-		l->ev = evconnlistener_new(s->base, listener_accept, l,
-		    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, fd);
-		if (l->ev == NULL) {
-			snprintf(err, len, "%s: cannot listen", spec);
-			close(fd);
-			return -1;
-		}
-		evconnlistener_set_error_cb(l->ev, listener_error);
-	}
-	return 0;
-}
-
-static void
-listeners_close(struct server *s)
-{
-	size_t i;
-
-	for (i = 0; i < s->nls; i++) {
-		if (s->ls[i].ev != NULL)
-			evconnlistener_free(s->ls[i].ev);
-		s->ls[i].ev = NULL;
-		if (s->ls[i].path != NULL)
-			unlink(s->ls[i].path);
-		free(s->ls[i].path);
-		free(s->ls[i].name);
-		s->ls[i].path = s->ls[i].name = NULL;
-	}
-	s->nls = 0;
-}
-
 /* ---- signals ---------------------------------------------------------- */
-
-/* same_listen - the listeners of a and b are the same */
-static int
-same_listen(const struct conf *a, const struct conf *b)
-{
-	size_t i;
-
-	if (a->policyd.nlisten != b->policyd.nlisten)
-		return 0;
-	for (i = 0; i < a->policyd.nlisten; i++)
-		if (strcmp(a->policyd.listen[i], b->policyd.listen[i]) != 0)
-			return 0;
-	return 1;
-}
 
 /* on_reload - SIGHUP, SIGUSR1: build, validate, swap; keep the old
  * one on error */
@@ -1007,7 +866,7 @@ on_reload(evutil_socket_t sig, short what, void *arg)
 		notify_ready(NULL);
 		return;
 	}
-	if (!same_listen(s->cur->conf, c))
+	if (!listeners_same(s->cur->conf, c))
 		log_warnx("policyd.listen changed: restart to apply it");
 	log_set_verbose(c->log.verbose || log_verbose());
 	old = s->cur;
@@ -1041,7 +900,7 @@ on_term(evutil_socket_t sig, short what, void *arg)
 	    strsignal((int)sig), s->nconns);
 	notify_stopping();
 	s->stopping = 1;
-	listeners_close(s);
+	listeners_close(s->ls, &s->nls);
 	for (c = s->conns; c != NULL; c = next) {
 		next = c->next;
 		conn_close(c);
@@ -1075,7 +934,8 @@ server_new(const char *conf_path, struct conf *conf, char *err,
 		snprintf(err, errlen, "cannot make an event base");
 		goto fail;
 	}
-	if (listeners_open(s, conf, err, errlen) < 0)
+	if (listeners_open(s->base, conf, listener_accept, listener_error, s,
+	    &s->ls, &s->nls, err, errlen) < 0)
 		goto fail;
 	return s;
 fail:
@@ -1117,13 +977,14 @@ int
 server_run(struct server *s)
 {
 	int rc = event_base_dispatch(s->base);
+	const struct decide_stats *st = decide_stats(s->cur->d);
 
 	log_info("stopped: %llu requests, %llu admitted, %llu refused, "
 	    "%llu store errors, %llu malformed",
-	    (unsigned long long)s->stats.requests,
-	    (unsigned long long)s->stats.admitted,
-	    (unsigned long long)s->stats.refused,
-	    (unsigned long long)s->stats.errors,
+	    (unsigned long long)(s->stats.requests + st->requests),
+	    (unsigned long long)(s->stats.admitted + st->admitted),
+	    (unsigned long long)(s->stats.refused + st->refused),
+	    (unsigned long long)(s->stats.errors + st->errors),
 	    (unsigned long long)s->malformed);
 	return rc < 0 ? -1 : 0;
 }
@@ -1148,7 +1009,7 @@ server_free(struct server *s)
 		free(b->slots);
 		free(b);
 	}
-	listeners_close(s);
+	listeners_close(s->ls, &s->nls);
 	free(s->ls);
 	if (s->sighup != NULL)
 		event_free(s->sighup);

@@ -1,7 +1,8 @@
 /*
- * quota - see quota.h.  Admissions, commits, releases, batches and
- * pipelines live here; key derivation in quota_key.c, the reply text in
- * quota_reply.c and what only outpostctl calls in quota_admin.c.
+ * quota - see quota.h.  Admissions, commits and releases made one at a
+ * time live here; the batches (submit, then flush) in quota_batch.c, key
+ * derivation in quota_key.c, the reply text in quota_reply.c and what
+ * only outpostctl calls in quota_admin.c.
  *
  * quota_open() prepares what every admission needs: the overrides sorted
  * by (limit, key) with their keys in the form quota_key() makes, and for
@@ -18,33 +19,6 @@
  * child takes a new seed (pthread_atfork).  A reservation thus costs no
  * system call (getrandom for each one was a tenth of outpost-policyd's
  * system calls).
- *
- * Pipelines: inside a batch on a store that has them (Redis), the calls
- * of the thread that opened the batch queue up in q->calls (the store's
- * arguments) and q->pend (what to do with the answer), in call order,
- * and quota_flush() hands the whole queue to the store's pipeline op,
- * then delivers each answer: the verdict to the done function of a
- * deferred admission, a store error counted and logged for a commit or a
- * release.  The synchronous calls of that thread join the queue and
- * flush it (one round trip for all that waited), so their order with
- * the deferred ones is the order of the calls.
- *
- * Asynchronous runs (quota_batch_end_async): the queue becomes a run
- * (struct qrun) at the end of the list q->ahead .. q->atail, and a
- * thread of the quota's own (run_thread, started with the first run)
- * hands each run to the store's pipeline op in list order, one after
- * the other, marks it sent and writes a byte to q->apipe.  Answers are
- * delivered only by quota_collect(), in the thread that made the calls,
- * in list order; q->delivered is the number of the last run delivered.
- * One run is in flight at a time: a batch that ends meanwhile leaves its
- * calls queued, promised to the next run (q->promised, number started +
- * 1), which quota_collect() starts once the run in flight is delivered;
- * so the calls of every turn that passed meanwhile go out together.  A
- * synchronous call of that thread first waits for the run in flight and
- * delivers it (drain), then sends the queue itself (quota_flush), so
- * calls reach the store in the order they were made; calls promised to
- * a run are then delivered as that run, and the pipe says so.  The list
- * and the sent marks are under amu.
  */
 #include "config.h"
 
@@ -93,6 +67,13 @@ static struct metric m_store = METRIC_DEF("outpost_store_call_seconds",
 struct metric *const quota_metrics[] = { &m_verdicts, &m_errors, &m_store,
 	NULL };
 
+/* quota_metric_store - see quota_impl.h */
+void
+quota_metric_store(const char *op, uint64_t t0)
+{
+	metric_since(&m_store, op, NULL, t0);
+}
+
 struct qov {
 	size_t limit;			/* index into conf->limits */
 	char key[QUOTA_KEY_MAX];	/* as quota_key() forms it */
@@ -101,53 +82,13 @@ struct qov {
 	struct conf_limit copy;		/* ->limit = the override's value */
 };
 
-/* A queued call's own part (its store arguments are in q->calls). */
-struct qpend {
-	struct quota_op *ops;		/* admit: the ops, owned */
-	size_t *idx;			/* their limit indices */
-	struct quota_op_result *res;
-	int reserve;
-	void (*done)(void *, int, const struct quota_verdict *, uint64_t);
-	void *arg;
-};
-
-/* A queue handed to the run thread (see the top); the arrays owned. */
-struct qrun {
-	struct quota_store_call *calls;
-	struct qpend *pend;
-	size_t n;
-	uint64_t seq;			/* run number, from 1 */
-	int sent;			/* answers in calls[] (under amu) */
-	struct qrun *next;
-};
-
 struct quota {
 	const struct conf *conf;
 	struct quota_store *store;
 	struct qov *ov;			/* sorted by (limit, key) */
 	size_t nov;
 	uint64_t errors;		/* atomic */
-	/* pipelined batch (see the top); depth and owner under pmu */
-	pthread_mutex_t pmu;
-	unsigned int pdepth;
-	pthread_t powner;
-	struct quota_store_call *calls;	/* the queue */
-	struct qpend *pend;
-	size_t nqueue, capqueue;
-	/* asynchronous runs (see the top) */
-	pthread_mutex_t amu;
-	pthread_cond_t acond;		/* a run sent, a run added, stop */
-	struct qrun *ahead, *atail;	/* not delivered yet, in order */
-	uint64_t started, delivered;	/* run numbers */
-	int apipe[2];			/* -1: no runs (store without pipelines) */
-	int promised;			/* queued calls of ended batches */
-	int athread_on, astop;
-	pthread_t athread;
 };
-
-static int runs_pending(struct quota *);
-static void runs_promised_done(struct quota *);
-static void drain(struct quota *);
 
 /* The token generator (see the top); __atomic throughout. */
 static uint64_t tok_seed, tok_count;
@@ -167,9 +108,9 @@ tok_init(void)
 	(void)pthread_atfork(NULL, NULL, tok_forked);
 }
 
-/* new_token - a reservation token, never 0 */
-static uint64_t
-new_token(int64_t now)
+/* quota_new_token - see quota_impl.h */
+uint64_t
+quota_new_token(int64_t now)
 {
 	uint64_t seed, z;
 
@@ -269,15 +210,6 @@ quota_open_with(const struct conf *c, struct quota_store *s)
 
 	q->conf = c;
 	q->store = s;
-	pthread_mutex_init(&q->pmu, NULL);
-	pthread_mutex_init(&q->amu, NULL);
-	pthread_cond_init(&q->acond, NULL);
-	q->apipe[0] = q->apipe[1] = -1;
-	if (s->ops->pipeline != NULL && pipe2(q->apipe, O_CLOEXEC |
-	    O_NONBLOCK) < 0) {
-		log_warn("quota: pipe for asynchronous runs");
-		q->apipe[0] = q->apipe[1] = -1;
-	}
 	q->ov = xcalloc(c->noverrides + 1, sizeof(*q->ov));
 	for (i = 0; i < c->noverrides; i++) {
 		const struct conf_override *o = &c->overrides[i];
@@ -351,26 +283,8 @@ quota_close(struct quota *q)
 {
 	if (q == NULL)
 		return NULL;
-	if (q->nqueue > 0 || runs_pending(q))
-		(void)quota_flush(q);
-	if (q->athread_on) {
-		pthread_mutex_lock(&q->amu);
-		q->astop = 1;
-		pthread_cond_broadcast(&q->acond);
-		pthread_mutex_unlock(&q->amu);
-		pthread_join(q->athread, NULL);
-	}
-	if (q->apipe[0] >= 0) {
-		close(q->apipe[0]);
-		close(q->apipe[1]);
-	}
 	if (q->store != NULL)
 		q->store->ops->close(q->store);
-	pthread_cond_destroy(&q->acond);
-	pthread_mutex_destroy(&q->amu);
-	pthread_mutex_destroy(&q->pmu);
-	free(q->calls);
-	free(q->pend);
 	free(q->ov);
 	free(q);
 	return NULL;
@@ -393,8 +307,9 @@ quota_store_failed(struct quota *q, const char *what, const char *err)
 	return -1;
 }
 
-static int
-is_exempt(const struct conf *c, const struct quota_who *who)
+/* quota_exempt - see quota_impl.h */
+int
+quota_exempt(const struct conf *c, const struct quota_who *who)
 {
 	size_t i;
 
@@ -421,13 +336,9 @@ amount_of(const struct conf_limit *l, const struct quota_amount *a)
 	return 0;
 }
 
-/*
- * build_ops - one op per limit that applies to who (quota.h, 2 and 3);
- * idx[k] is op k's limit index.  0, or -1 when a calendar period cannot
- * be found.
- */
-static int
-build_ops(const struct quota *q, const struct quota_who *who,
+/* quota_build_ops - see quota_impl.h */
+int
+quota_build_ops(const struct quota *q, const struct quota_who *who,
     const struct quota_amount *amt, int64_t now, struct quota_op *ops,
     size_t *idx, size_t *nops, char *err, size_t errlen)
 {
@@ -489,12 +400,9 @@ fill_from(const struct quota *q, struct quota_verdict *v,
 	    conf_qaction_name(v->action));
 }
 
-/*
- * verdict_of - the verdict of the store's answer (res, admitted) to ops;
- * v was cleared to QUOTA_ADMIT
- */
-static void
-verdict_of(const struct quota *q, const struct quota_op *ops,
+/* quota_verdict_of - see quota_impl.h */
+void
+quota_verdict_of(const struct quota *q, const struct quota_op *ops,
     const size_t *idx, const struct quota_op_result *res, size_t n,
     int admitted, struct quota_verdict *v)
 {
@@ -524,54 +432,6 @@ verdict_of(const struct quota *q, const struct quota_op *ops,
 		}
 }
 
-/* in_pipe - the calling thread has a pipelined batch open on q */
-static int
-in_pipe(struct quota *q)
-{
-	int r;
-
-	if (q->store->ops->pipeline == NULL)
-		return 0;
-	pthread_mutex_lock(&q->pmu);
-	r = q->pdepth > 0 && pthread_equal(q->powner, pthread_self());
-	pthread_mutex_unlock(&q->pmu);
-	return r;
-}
-
-/* queue_add - a new call at the end of the queue, cleared */
-static size_t
-queue_add(struct quota *q)
-{
-	if (q->nqueue == q->capqueue) {
-		q->capqueue = q->capqueue ? q->capqueue * 2 : 64;
-		q->calls = xreallocarray(q->calls, q->capqueue,
-		    sizeof(*q->calls));
-		q->pend = xreallocarray(q->pend, q->capqueue,
-		    sizeof(*q->pend));
-	}
-	memset(&q->calls[q->nqueue], 0, sizeof(*q->calls));
-	memset(&q->pend[q->nqueue], 0, sizeof(*q->pend));
-	return q->nqueue++;
-}
-
-struct sync_res {
-	int rc;
-	struct quota_verdict *v;
-	uint64_t *token;
-};
-
-/* sync_done - the answer of a synchronous call made through the queue */
-static void
-sync_done(void *arg, int rc, const struct quota_verdict *v, uint64_t token)
-{
-	struct sync_res *r = arg;
-
-	r->rc = rc;
-	*r->v = *v;
-	if (r->token != NULL)
-		*r->token = token;
-}
-
 /* admit - quota_admit and quota_reserve (token != NULL) */
 static int
 admit(struct quota *q, const struct quota_who *who,
@@ -589,24 +449,14 @@ admit(struct quota *q, const struct quota_who *who,
 	v->result = QUOTA_ADMIT;
 	if (token != NULL)
 		*token = 0;
-	if (is_exempt(q->conf, who))
+	if (quota_exempt(q->conf, who))
 		return 0;
-	if (in_pipe(q)) {
-		struct sync_res r = { 0, v, token };
-
-		(void)quota_defer(q, who, amt, now, token != NULL, sync_done,
-		    &r);
-		(void)quota_flush(q);
-		return r.rc;
-	}
-	if (runs_pending(q))
-		drain(q);	/* the runs started before go first */
 	if (nl > OPS_ON_STACK) {
 		ops = xcalloc(nl, sizeof(*ops));
 		res = xcalloc(nl, sizeof(*res));
 		idx = xcalloc(nl, sizeof(*idx));
 	}
-	if (build_ops(q, who, amt, now, ops, idx, &n, v->error,
+	if (quota_build_ops(q, who, amt, now, ops, idx, &n, v->error,
 	    sizeof(v->error)) < 0) {
 		v->result = QUOTA_ERROR;
 		ret = quota_store_failed(q, "admission", v->error);
@@ -615,7 +465,7 @@ admit(struct quota *q, const struct quota_who *who,
 	if (n == 0)
 		goto out;
 	if (token != NULL)
-		tok = new_token(now);
+		tok = quota_new_token(now);
 	memset(res, 0, n * sizeof(*res));
 	t0 = metrics_now_us();
 	rc = q->store->ops->admit(q->store, ops, n, now, tok,
@@ -627,7 +477,7 @@ admit(struct quota *q, const struct quota_who *who,
 		ret = quota_store_failed(q, "admission", v->error);
 		goto out;
 	}
-	verdict_of(q, ops, idx, res, n, admitted, v);
+	quota_verdict_of(q, ops, idx, res, n, admitted, v);
 	if (admitted && token != NULL)
 		*token = tok;
 out:
@@ -654,362 +504,9 @@ quota_reserve(struct quota *q, const struct quota_who *who,
 	return admit(q, who, amt, now_ms, token, v);
 }
 
-/* queue_settle - a release joins the queue; 0 */
-static int
-queue_settle(struct quota *q, enum quota_call_kind kind, uint64_t token,
-    int64_t now)
-{
-	size_t i = queue_add(q);
-
-	q->calls[i].kind = kind;
-	q->calls[i].token = token;
-	q->calls[i].now_ms = now;
-	return 0;
-}
-
-int
-quota_defer(struct quota *q, const struct quota_who *who,
-    const struct quota_amount *amt, int64_t now_ms, int reserve,
-    void (*done)(void *, int, const struct quota_verdict *, uint64_t),
-    void *arg)
-{
-	struct quota_verdict v;
-	struct quota_store_call *c;
-	struct qpend *p;
-	uint64_t token = 0;
-	size_t nl = q->conf->nlimits, i, n = 0;
-	int rc;
-
-	if (!in_pipe(q)) {
-		rc = admit(q, who, amt, now_ms, reserve ? &token : NULL, &v);
-		done(arg, rc, &v, token);
-		return 0;
-	}
-	memset(&v, 0, sizeof(v));
-	v.result = QUOTA_ADMIT;
-	if (is_exempt(q->conf, who)) {
-		done(arg, 0, &v, 0);
-		return 0;
-	}
-	i = queue_add(q);
-	c = &q->calls[i];
-	p = &q->pend[i];
-	p->ops = xcalloc(nl == 0 ? 1 : nl, sizeof(*p->ops));
-	p->idx = xcalloc(nl == 0 ? 1 : nl, sizeof(*p->idx));
-	if (build_ops(q, who, amt, now_ms, p->ops, p->idx, &n, v.error,
-	    sizeof(v.error)) < 0 || n == 0) {
-		free(p->ops);
-		free(p->idx);
-		q->nqueue--;
-		rc = 0;
-		if (v.error[0] != '\0') {
-			v.result = QUOTA_ERROR;
-			rc = quota_store_failed(q, "admission", v.error);
-		}
-		done(arg, rc, &v, 0);
-		return 0;
-	}
-	p->res = xcalloc(n, sizeof(*p->res));
-	p->reserve = reserve;
-	p->done = done;
-	p->arg = arg;
-	c->kind = QUOTA_CALL_ADMIT;
-	c->ops = p->ops;
-	c->n = n;
-	c->now_ms = now_ms;
-	c->token = reserve ? new_token(now_ms) : 0;
-	c->expires_ms = now_ms + (int64_t)q->conf->store.reserve_ttl * 1000;
-	c->res = p->res;
-	return 0;
-}
-
-/* deliver - the answer to one queued call */
-static void
-deliver(struct quota *q, const struct quota_store_call *c,
-    struct qpend *p)
-{
-	struct quota_verdict v;
-	const char *what = c->kind == QUOTA_CALL_COMMIT ? "commit" :
-	    "admission";
-
-	if (c->kind == QUOTA_CALL_RELEASE) {
-		if (c->rc < 0)
-			(void)quota_store_failed(q, "release", c->err);
-		return;
-	}
-	memset(&v, 0, sizeof(v));
-	v.result = QUOTA_ADMIT;
-	if (c->rc < 0) {
-		v.result = QUOTA_ERROR;
-		snprintf(v.error, sizeof(v.error), "%s", c->err);
-		p->done(p->arg, quota_store_failed(q, what, v.error), &v, 0);
-	} else {
-		verdict_of(q, p->ops, p->idx, p->res, c->n, c->admitted, &v);
-		p->done(p->arg, 0, &v, c->admitted && p->reserve ? c->token :
-		    0);
-	}
-	free(p->ops);
-	free(p->idx);
-	free(p->res);
-}
-
-int
-quota_flush(struct quota *q)
-{
-	struct quota_store_call *calls;
-	struct qpend *pend;
-	size_t i, n;
-	uint64_t t0;
-
-	if (runs_pending(q))
-		drain(q);	/* the runs started before go first */
-	/* what the done functions queue goes out in the next round */
-	while ((n = q->nqueue) > 0) {
-		calls = q->calls;
-		pend = q->pend;
-		q->calls = NULL;
-		q->pend = NULL;
-		q->nqueue = q->capqueue = 0;
-		t0 = metrics_now_us();
-		q->store->ops->pipeline(q->store, calls, n);
-		metric_since(&m_store, "pipeline", NULL, t0);
-		for (i = 0; i < n; i++)
-			deliver(q, &calls[i], &pend[i]);
-		free(calls);
-		free(pend);
-	}
-	if (q->promised)
-		runs_promised_done(q);
-	return 0;
-}
-
-/* runs_promised_done - the calls promised to the next run went out
- * alone: count them as that run, and wake the collector */
-static void
-runs_promised_done(struct quota *q)
-{
-	ssize_t w;
-
-	pthread_mutex_lock(&q->amu);
-	q->started++;
-	pthread_mutex_unlock(&q->amu);
-	q->delivered = q->started;
-	q->promised = 0;
-	do
-		w = write(q->apipe[1], "p", 1);
-	while (w < 0 && errno == EINTR);
-}
-
-/* runs_pending - runs started and not delivered yet */
-static int
-runs_pending(struct quota *q)
-{
-	int r;
-
-	pthread_mutex_lock(&q->amu);
-	r = q->ahead != NULL;
-	pthread_mutex_unlock(&q->amu);
-	return r;
-}
-
 /*
- * run_thread - send each run in list order, one after the other; mark
- * it sent and say so through the pipe
- */
-static void *
-run_thread(void *arg)
-{
-	struct quota *q = arg;
-	struct qrun *r;
-	ssize_t w;
-	uint64_t t0;
-
-	pthread_mutex_lock(&q->amu);
-	for (;;) {
-		for (r = q->ahead; r != NULL && r->sent; r = r->next)
-			;
-		if (r == NULL) {
-			if (q->astop)
-				break;
-			pthread_cond_wait(&q->acond, &q->amu);
-			continue;
-		}
-		pthread_mutex_unlock(&q->amu);
-		t0 = metrics_now_us();
-		q->store->ops->pipeline(q->store, r->calls, r->n);
-		metric_since(&m_store, "pipeline", NULL, t0);
-		pthread_mutex_lock(&q->amu);
-		r->sent = 1;
-		pthread_cond_broadcast(&q->acond);
-		/* a full pipe already holds a wake-up for the reader */
-		do
-			w = write(q->apipe[1], "r", 1);
-		while (w < 0 && errno == EINTR);
-	}
-	pthread_mutex_unlock(&q->amu);
-	return NULL;
-}
-
-/* start_run - the queue becomes the next run; 0, or -1 (no thread) */
-static int
-start_run(struct quota *q)
-{
-	struct qrun *r;
-	int rc;
-
-	if (!q->athread_on) {
-		if ((rc = pthread_create(&q->athread, NULL, run_thread,
-		    q)) != 0) {
-			log_warnx("quota: cannot start the run thread: %s",
-			    strerror(rc));
-			return -1;
-		}
-		q->athread_on = 1;
-	}
-	r = xcalloc(1, sizeof(*r));
-	r->calls = q->calls;
-	r->pend = q->pend;
-	r->n = q->nqueue;
-	q->calls = NULL;
-	q->pend = NULL;
-	q->nqueue = q->capqueue = 0;
-	q->promised = 0;		/* this is the run they were promised */
-	pthread_mutex_lock(&q->amu);
-	r->seq = ++q->started;
-	if (q->atail != NULL)
-		q->atail->next = r;
-	else
-		q->ahead = r;
-	q->atail = r;
-	pthread_cond_broadcast(&q->acond);
-	pthread_mutex_unlock(&q->amu);
-	return 0;
-}
-
-/* pipe_enter, pipe_leave - quota_batch_begin and _end's depth, alone */
-static void
-pipe_enter(struct quota *q)
-{
-	pthread_mutex_lock(&q->pmu);
-	if (q->pdepth == 0) {
-		q->powner = pthread_self();
-		q->pdepth = 1;
-	} else if (pthread_equal(q->powner, pthread_self()))
-		q->pdepth++;
-	pthread_mutex_unlock(&q->pmu);
-}
-
-static void
-pipe_leave(struct quota *q)
-{
-	pthread_mutex_lock(&q->pmu);
-	q->pdepth--;
-	pthread_mutex_unlock(&q->pmu);
-}
-
-/*
- * collect_runs - deliver the runs whose answers are back, in order;
- * what their done functions queue stays queued; how many
- */
-static size_t
-collect_runs(struct quota *q)
-{
-	struct qrun *r;
-	size_t i, nruns = 0;
-
-	pipe_enter(q);
-	for (;;) {
-		pthread_mutex_lock(&q->amu);
-		r = q->ahead;
-		if (r == NULL || !r->sent) {
-			pthread_mutex_unlock(&q->amu);
-			break;
-		}
-		q->ahead = r->next;
-		if (q->ahead == NULL)
-			q->atail = NULL;
-		pthread_mutex_unlock(&q->amu);
-		for (i = 0; i < r->n; i++)
-			deliver(q, &r->calls[i], &r->pend[i]);
-		q->delivered = r->seq;
-		free(r->calls);
-		free(r->pend);
-		free(r);
-		nruns++;
-	}
-	pipe_leave(q);
-	return nruns;
-}
-
-size_t
-quota_collect(struct quota *q)
-{
-	size_t nruns;
-	int outer;
-
-	if (q->apipe[0] < 0)
-		return 0;
-	outer = in_pipe(q);
-	nruns = collect_runs(q);
-	/* what waited for the run in flight, and what the done functions
-	 * queued, is the next run; inside a batch, the batch's end sends
-	 * it */
-	if (!outer && q->nqueue > 0 && !runs_pending(q) && start_run(q) < 0)
-		(void)quota_flush(q);
-	return nruns;
-}
-
-/* drain - wait for the runs started and deliver them (the queue stays) */
-static void
-drain(struct quota *q)
-{
-	do {
-		pthread_mutex_lock(&q->amu);
-		while (q->atail != NULL && !q->atail->sent)
-			pthread_cond_wait(&q->acond, &q->amu);
-		pthread_mutex_unlock(&q->amu);
-		(void)collect_runs(q);
-	} while (runs_pending(q));
-}
-
-int
-quota_async_fd(const struct quota *q)
-{
-	return q->apipe[0];
-}
-
-uint64_t
-quota_delivered(const struct quota *q)
-{
-	return q->delivered;
-}
-
-int
-quota_batch_end_async(struct quota *q, uint64_t *run, char *err,
-    size_t errlen)
-{
-	*run = 0;
-	if (q->apipe[0] < 0)
-		return quota_batch_end(q, err, errlen);
-	if (!in_pipe(q))
-		return 0;
-	if (q->pdepth == 1 && q->nqueue > 0) {
-		if (runs_pending(q))
-			q->promised = 1;	/* the next run takes them */
-		else if (q->nqueue == 1 || start_run(q) < 0)
-			(void)quota_flush(q);	/* as quota_batch_end */
-	}
-	pthread_mutex_lock(&q->amu);
-	*run = q->promised ? q->started + 1 : q->ahead != NULL ?
-	    q->started : 0;
-	pthread_mutex_unlock(&q->amu);
-	pipe_leave(q);
-	return 0;
-}
-
-/*
- * commit - quota_commit outside a pipelined batch: the store commits
- * token, or admits again what who reserved (amt) when it lapsed
+ * commit - quota_commit: the store commits token, or admits again what
+ * who reserved (amt) when it lapsed
  */
 static int
 commit(struct quota *q, uint64_t token, const struct quota_who *who,
@@ -1022,15 +519,13 @@ commit(struct quota *q, uint64_t token, const struct quota_who *who,
 	int admitted = 0, ret = 0, rc;
 	uint64_t t0;
 
-	if (runs_pending(q))
-		drain(q);
 	if (nl > OPS_ON_STACK) {
 		ops = xcalloc(nl, sizeof(*ops));
 		res = xcalloc(nl, sizeof(*res));
 		idx = xcalloc(nl, sizeof(*idx));
 	}
-	if (amt != NULL && who != NULL && !is_exempt(q->conf, who) &&
-	    build_ops(q, who, amt,
+	if (amt != NULL && who != NULL && !quota_exempt(q->conf, who) &&
+	    quota_build_ops(q, who, amt,
 	    now, ops, idx, &n, v->error, sizeof(v->error)) < 0) {
 		v->result = QUOTA_ERROR;
 		ret = quota_store_failed(q, "commit", v->error);
@@ -1045,7 +540,7 @@ commit(struct quota *q, uint64_t token, const struct quota_who *who,
 		ret = quota_store_failed(q, "commit", v->error);
 		goto out;
 	}
-	verdict_of(q, ops, idx, res, n, admitted, v);
+	quota_verdict_of(q, ops, idx, res, n, admitted, v);
 out:
 	if (ops != ops_stack) {
 		free(ops);
@@ -1063,65 +558,7 @@ quota_commit(struct quota *q, uint64_t token, const struct quota_who *who,
 	v->result = QUOTA_ADMIT;
 	if (token == 0)
 		return 0;
-	if (in_pipe(q)) {
-		struct sync_res r = { 0, v, NULL };
-
-		(void)quota_defer_commit(q, token, who, amt, now_ms,
-		    sync_done, &r);
-		(void)quota_flush(q);
-		return r.rc;
-	}
 	return commit(q, token, who, amt, now_ms, v);
-}
-
-int
-quota_defer_commit(struct quota *q, uint64_t token,
-    const struct quota_who *who, const struct quota_amount *amt,
-    int64_t now_ms, void (*done)(void *, int, const struct quota_verdict *,
-    uint64_t), void *arg)
-{
-	struct quota_verdict v;
-	struct quota_store_call *c;
-	struct qpend *p;
-	size_t nl = q->conf->nlimits, i, n = 0;
-	int rc;
-
-	memset(&v, 0, sizeof(v));
-	v.result = QUOTA_ADMIT;
-	if (token == 0) {
-		done(arg, 0, &v, 0);
-		return 0;
-	}
-	if (!in_pipe(q)) {
-		rc = commit(q, token, who, amt, now_ms, &v);
-		done(arg, rc, &v, 0);
-		return 0;
-	}
-	i = queue_add(q);
-	c = &q->calls[i];
-	p = &q->pend[i];
-	p->ops = xcalloc(nl == 0 ? 1 : nl, sizeof(*p->ops));
-	p->idx = xcalloc(nl == 0 ? 1 : nl, sizeof(*p->idx));
-	if (amt != NULL && who != NULL && !is_exempt(q->conf, who) &&
-	    build_ops(q, who, amt,
-	    now_ms, p->ops, p->idx, &n, v.error, sizeof(v.error)) < 0) {
-		free(p->ops);
-		free(p->idx);
-		q->nqueue--;
-		v.result = QUOTA_ERROR;
-		done(arg, quota_store_failed(q, "commit", v.error), &v, 0);
-		return 0;
-	}
-	p->res = xcalloc(n == 0 ? 1 : n, sizeof(*p->res));
-	p->done = done;
-	p->arg = arg;
-	c->kind = QUOTA_CALL_COMMIT;
-	c->ops = p->ops;
-	c->n = n;
-	c->now_ms = now_ms;
-	c->token = token;
-	c->res = p->res;
-	return 0;
 }
 
 int
@@ -1133,47 +570,10 @@ quota_release(struct quota *q, uint64_t token, int64_t now_ms, char *err,
 
 	if (token == 0)
 		return 0;
-	if (in_pipe(q))
-		return queue_settle(q, QUOTA_CALL_RELEASE, token, now_ms);
-	if (runs_pending(q))
-		drain(q);
 	t0 = metrics_now_us();
 	rc = q->store->ops->release(q->store, token, now_ms, err, errlen);
 	metric_since(&m_store, "release", NULL, t0);
 	return rc < 0 ? quota_store_failed(q, "release", err) : 0;
-}
-
-int
-quota_batch_begin(struct quota *q, char *err, size_t errlen)
-{
-	if (q->store->ops->pipeline != NULL) {
-		/* another thread's batch: this one's calls run alone */
-		pipe_enter(q);
-		return 0;
-	}
-	if (q->store->ops->batch_begin == NULL)
-		return 0;
-	if (q->store->ops->batch_begin(q->store, err, errlen) < 0)
-		return quota_store_failed(q, "batch", err);
-	return 0;
-}
-
-int
-quota_batch_end(struct quota *q, char *err, size_t errlen)
-{
-	if (q->store->ops->pipeline != NULL) {
-		if (!in_pipe(q))
-			return 0;
-		if (q->pdepth == 1)
-			(void)quota_flush(q);
-		pipe_leave(q);
-		return 0;
-	}
-	if (q->store->ops->batch_end == NULL)
-		return 0;
-	if (q->store->ops->batch_end(q->store, err, errlen) < 0)
-		return quota_store_failed(q, "batch", err);
-	return 0;
 }
 
 /* quota_conf_of - see quota_impl.h */
@@ -1188,14 +588,4 @@ struct quota_store *
 quota_store_of(struct quota *q)
 {
 	return q->store;
-}
-
-/* quota_quiesce - see quota_impl.h */
-void
-quota_quiesce(struct quota *q)
-{
-	if (in_pipe(q))
-		(void)quota_flush(q);
-	else if (runs_pending(q))
-		drain(q);
 }

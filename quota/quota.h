@@ -89,6 +89,88 @@ struct quota_store;
 struct quota *quota_open_store(const struct conf *, struct quota_store *,
     char *err, size_t errlen);
 
+/*
+ * One calling mode: submit, then flush.
+ *
+ * A struct quota_batch is one caller's queue of calls on a quota (an
+ * admission, a reservation, a commit or a release), each submitted with
+ * a completion: done(arg, rc, verdict, token), with rc and the verdict
+ * as described at the top, and the token of a reservation (0 for the
+ * rest, and when nothing was charged).  quota_flush() hands what is
+ * queued to the store, which decides how it runs: LMDB runs it in one
+ * write transaction (one commit), Redis in one pipelined exchange (the
+ * calls of a run as one script), memory call by call.  Every call still
+ * decides on its own, all or nothing across its limits, in the order it
+ * was submitted, and sees the calls before it.  A completion runs only
+ * once its call's effect is final (LMDB: the transaction committed; when
+ * the commit fails none of the calls took effect and each gets rc -1,
+ * QUOTA_ERROR); a store error makes QUOTA_ERROR only of the calls whose
+ * answers did not come (Redis: a run cut short).  Every error is counted
+ * (quota_errors) and logged; a release has no completion, its error is
+ * only counted and logged.  Nothing needs the store (exempt, no limit
+ * applies, token 0): the completion may run at once, inside the submit.
+ *
+ * quota_flush() returns QUOTA_DONE when every completion has run, or
+ * QUOTA_PENDING when answers are still to come (a store that waits for a
+ * server): quota_batch_fd() then becomes readable when some are back,
+ * and quota_poll() (which reads the descriptor) delivers them and sends
+ * what the completions submitted meanwhile; it returns QUOTA_DONE once
+ * nothing is queued or in flight.  One exchange is in flight at a time:
+ * calls flushed meanwhile go out together in the next one.  A lone call
+ * with nothing in flight is sent from the calling thread (a hand-over
+ * would cost more than it saves).
+ * quota_wait() flushes and blocks until QUOTA_DONE (threads that may
+ * block: the milter).  Completions may submit more calls on the same
+ * batch (they go out in the next exchange, or the next transaction);
+ * they must not flush, poll, wait or free it.  The verdict passed to a
+ * completion lives only during the call.
+ *
+ * A batch belongs to one thread at a time; a quota may have many
+ * (outpost-policyd one per configuration, the milter one per call).
+ * quota_batch_free() waits for what is in flight and runs its
+ * completions first (NULL is fine); free every batch before
+ * quota_close().  quota_batch_fd() is -1 when the store never leaves
+ * answers pending; a batch whose descriptor was never asked for never
+ * leaves answers pending either (quota_flush sends from the calling
+ * thread and returns QUOTA_DONE).
+ */
+struct quota_batch;
+
+typedef void quota_done_fn(void *arg, int rc, const struct quota_verdict *,
+    uint64_t token);
+
+enum quota_flush {
+	QUOTA_DONE,
+	QUOTA_PENDING,
+};
+
+struct quota_batch *quota_batch_new(struct quota *);
+struct quota_batch *quota_batch_free(struct quota_batch *);
+/*
+ * quota_submit_admit - an admission (reserve 0) or a reservation
+ * (reserve 1, its token passed to done when admitted); see
+ * quota_reserve for what a reservation is
+ */
+void quota_submit_admit(struct quota_batch *, const struct quota_who *,
+    const struct quota_amount *, int64_t now_ms, int reserve,
+    quota_done_fn *done, void *arg);
+/* quota_submit_commit - quota_commit(), its verdict passed to done */
+void quota_submit_commit(struct quota_batch *, uint64_t token,
+    const struct quota_who *, const struct quota_amount *, int64_t now_ms,
+    quota_done_fn *done, void *arg);
+/* quota_submit_release - quota_release(); errors counted and logged */
+void quota_submit_release(struct quota_batch *, uint64_t token,
+    int64_t now_ms);
+enum quota_flush quota_flush(struct quota_batch *);
+enum quota_flush quota_poll(struct quota_batch *);
+void quota_wait(struct quota_batch *);
+int quota_batch_fd(struct quota_batch *);
+
+/*
+ * One call alone, for callers that make one at a time (outpostctl,
+ * tests): the same as submitting it to a batch of its own and waiting,
+ * with the verdict returned.
+ */
 int quota_admit(struct quota *, const struct quota_who *,
     const struct quota_amount *, int64_t now_ms, struct quota_verdict *);
 
@@ -112,19 +194,13 @@ int quota_admit(struct quota *, const struct quota_who *,
  * action: what was accepted is always charged, and the limit never
  * exceeded).  who or amt NULL: nothing to admit again (a lapsed
  * reservation then stays refunded: tests only).  Returns as
- * quota_admit() does.  quota_defer_commit() is quota_commit() with the
- * verdict delivered to done(arg, rc, verdict, 0) as quota_defer()
- * delivers it (queued inside a pipelined batch).
+ * quota_admit() does.
  */
 int quota_reserve(struct quota *, const struct quota_who *,
     const struct quota_amount *, int64_t now_ms, uint64_t *token,
     struct quota_verdict *);
 int quota_commit(struct quota *, uint64_t token, const struct quota_who *,
     const struct quota_amount *, int64_t now_ms, struct quota_verdict *);
-int quota_defer_commit(struct quota *, uint64_t token,
-    const struct quota_who *, const struct quota_amount *, int64_t now_ms,
-    void (*done)(void *arg, int rc, const struct quota_verdict *,
-    uint64_t token), void *arg);
 int quota_release(struct quota *, uint64_t token, int64_t now_ms, char *err,
     size_t errlen);
 
@@ -163,99 +239,6 @@ int quota_reset(struct quota *, const char *key, const char *limit_name,
 /* quota_set - make key's counter of one limit read used = value */
 int quota_set(struct quota *, const char *key, const char *limit_name,
     uint64_t value, int64_t now_ms, char *err, size_t errlen);
-
-/*
- * Batches: quota_batch_begin() makes the admissions, reservations,
- * commits and releases the calling thread makes next, until
- * quota_batch_end(), share one step of the store: with LMDB, one write
- * transaction and one commit instead of one each (outpost-policyd runs
- * the requests of one turn of its event loop as a batch).  Every call
- * still decides on its own, all or nothing across its limits, and sees
- * the charges of the calls before it in the batch.  But nothing of the
- * batch is visible to other processes and threads, nor survives a crash,
- * until quota_batch_end() returns 0; when it returns -1 (a store error,
- * counted and logged like any other), NONE of the batch's calls took
- * effect, whatever verdicts they returned: the caller must treat them
- * all as QUOTA_ERROR (apply store.on_error) and must not act on them
- * before quota_batch_end() has said which.  Other threads and processes
- * wait for the store while a batch is open, so keep batches short and
- * never wait for a peer inside one.  Batches nest within one thread (the
- * outermost quota_batch_end() decides).  A store without batches
- * (memory) runs each call on its own; both functions then return 0 and
- * do nothing.  quota_list() fails inside a batch.
- *
- * Redis has no transactions but pipelines: inside a batch, the
- * admissions made with quota_defer() and the commits and releases of
- * the thread that opened it are queued, and go to the server together,
- * in the order they were made, when the batch is flushed: by
- * quota_flush(), by the outermost quota_batch_end(), or by a synchronous
- * call of that thread (quota_admit, quota_reserve, quota_list, ...)
- * which joins the queue and waits for it.  One round trip then serves
- * the whole queue, instead of one each.  Each admission is still one
- * atomic script, decided as if alone; its verdict goes to its own done
- * function, and a store error (server down, timeout, a pipeline cut
- * short) makes QUOTA_ERROR only of the calls whose answers did not come.
- * quota_batch_end() then always returns 0.  A queued release returns 0
- * at once; its store error is counted and logged when the queue is
- * flushed (a commit, which has a verdict, is queued only by
- * quota_defer_commit).  The calls of other threads run on their own.
- */
-int quota_batch_begin(struct quota *, char *err, size_t errlen);
-int quota_batch_end(struct quota *, char *err, size_t errlen);
-
-/*
- * quota_defer - quota_admit (reserve 0) or quota_reserve (reserve 1)
- * with the result delivered to done(arg, rc, verdict, token) instead of
- * returned: rc and the verdict as quota_admit returns them, the token as
- * quota_reserve sets it (0 for an admission).  Inside a batch on a store
- * with pipelines (Redis, see above) the call is queued and done runs
- * when the queue is flushed, from quota_flush() or whatever call flushes
- * it, in the order the calls were made; otherwise, and when nothing
- * needs the store (exempt, no limit applies), done runs before
- * quota_defer returns.  The verdict passed to done lives only during the
- * call.  done must not call quota_flush() or make synchronous calls on
- * this quota.  Returns 0.
- */
-int quota_defer(struct quota *, const struct quota_who *,
-    const struct quota_amount *, int64_t now_ms, int reserve,
-    void (*done)(void *arg, int rc, const struct quota_verdict *,
-    uint64_t token), void *arg);
-
-/*
- * quota_flush - send what the calling thread's batch queued (nothing
- * when none is queued) and deliver every answer; returns 0 (errors go
- * to each call, see above).
- */
-int quota_flush(struct quota *);
-
-/*
- * Asynchronous runs (stores with pipelines; outpost-policyd's event
- * loop): quota_batch_end_async() ends the calling thread's batch like
- * quota_batch_end(), but what the batch queued is not sent there: it
- * becomes a run, which a thread of the quota's own sends while the
- * caller goes on; runs are sent one after another in the order they
- * were made.  *run is the number of the last run started so far (0:
- * none is waiting), so the batch's answers are all in once
- * quota_delivered() >= *run.  They are delivered only by
- * quota_collect(), in the calling thread: it runs the done functions of
- * every run whose answers are back, in order, and returns how many runs
- * it delivered; the commits and releases those make become the next
- * run (or join the caller's batch, when one is open).  quota_async_fd()
- * becomes readable when a run's answers are back (read and discard
- * what it holds, then call quota_collect); -1 when the store has no
- * pipelines, and then quota_batch_end_async() is quota_batch_end() with
- * *run 0.  Every synchronous call of that thread (quota_flush, and
- * quota_admit, quota_reserve, quota_commit, quota_release, quota_list,
- * quota_reset, quota_set outside a batch) first waits for the runs
- * started and delivers them, so the store sees the calls in the order
- * they were made.  quota_close() does too.  Use all of it from one
- * thread only.
- */
-int quota_batch_end_async(struct quota *, uint64_t *run, char *err,
-    size_t errlen);
-size_t quota_collect(struct quota *);
-int quota_async_fd(const struct quota *);
-uint64_t quota_delivered(const struct quota *);
 
 /* Store errors seen since quota_open (for logs and outpostctl stats). */
 uint64_t quota_errors(const struct quota *);

@@ -1,9 +1,8 @@
 /*
  * quota_admin - what only outpostctl calls: list the live counters
  * (quota_list), reset a key's counters (quota_reset) and set one
- * (quota_set).  Each first sends or delivers what the calling thread
- * has queued (quota_quiesce), then works through the store's
- * get/put/del/iterate operations, outside any admission.
+ * (quota_set).  Each works through the store's get/put/del/iterate
+ * operations, outside any admission (and any batch).
  *
  * Ownership: entries passed to the list callback live for the call
  * only.  Failures: -1 with err (an unknown limit, a key too long, a
@@ -84,7 +83,6 @@ quota_list(struct quota *q, const char *limit_name, int64_t now_ms,
 	struct list_ctx x = { q, limit_name, now_ms, fn, arg, 0 };
 	size_t i;
 
-	quota_quiesce(q);
 
 	if (limit_name != NULL && quota_limit_index(q, limit_name, &i) < 0) {
 		snprintf(err, errlen, "no limit named \"%s\"", limit_name);
@@ -109,7 +107,6 @@ quota_reset(struct quota *q, const char *key, const char *limit_name,
 	size_t i, only = 0;
 
 	(void)now_ms;
-	quota_quiesce(q);
 	if (limit_name != NULL && quota_limit_index(q, limit_name, &only) < 0) {
 		snprintf(err, errlen, "no limit named \"%s\"", limit_name);
 		return -1;
@@ -144,7 +141,6 @@ quota_set(struct quota *q, const char *key, const char *limit_name,
 	size_t i;
 	int found;
 
-	quota_quiesce(q);
 	if (limit_name == NULL || quota_limit_index(q, limit_name, &i) < 0) {
 		snprintf(err, errlen, "no limit named \"%s\"",
 		    limit_name ? limit_name : "");

@@ -32,28 +32,29 @@
  * the same atomic step, as an admission without a token does, so what
  * is committed is always charged and never over the limit.
  *
- * Batches (quota_batch_begin() in quota.h): a store that has them
- * (LMDB) runs the calls one thread makes between batch_begin and
- * batch_end in one atomic step (one write transaction); each call still
- * checks and charges as if alone, and sees what the calls before it in
- * the batch did, but nothing is visible to other threads and processes,
- * or durable, until batch_end succeeds.  When a call in the batch fails,
- * the later ones fail at once and batch_end returns -1 with nothing of
- * the batch applied.  get reads inside the batch (it sees the batch's
- * writes); iterate refuses to run inside one.  A store without batches
- * leaves both functions NULL.
+ * Batches (how quota_flush() in quota.h runs a flush on a store
+ * without pipelines): a store that has them (LMDB) runs the calls one
+ * thread makes between batch_begin and batch_end in one atomic step (one
+ * write transaction); each call still checks and charges as if alone,
+ * and sees what the calls before it in the batch did, but nothing is
+ * visible to other threads and processes, or durable, until batch_end
+ * succeeds.  When a call in the batch fails, the later ones fail at once
+ * and batch_end returns -1 with nothing of the batch applied.  get reads
+ * inside the batch (it sees the batch's writes); iterate refuses to run
+ * inside one.  A store without batches leaves both functions NULL.
  *
- * Pipelines (quota_defer() in quota.h): a store that has them (Redis)
- * runs a list of admissions, commits and releases, struct
- * quota_store_call, in one exchange with the server instead of one round
- * trip each.  Each call is still atomic and runs as if made alone, in
- * list order, seeing the calls before it; each gets its own result (rc,
- * err).  Redis runs consecutive calls (up to a bound) as one script, a
- * run that is atomic as a whole, and answers each run as one: a failure
- * in the middle (connection lost, timeout) fails every call of the runs
- * whose answers did not arrive (they may still have been applied, as a
- * single admission that timed out may) and leaves the runs before it as
- * they were.  A store without pipelines leaves pipeline NULL.
+ * Pipelines (how quota_flush() runs a flush on a store that has them):
+ * a store that has them (Redis) runs a list of admissions, commits and
+ * releases, struct quota_store_call, in one exchange with the server
+ * instead of one round trip each.  Each call is still atomic and runs as
+ * if made alone, in list order, seeing the calls before it; each gets
+ * its own result (rc, err).  Redis runs consecutive calls (up to a
+ * bound) as one script, a run that is atomic as a whole, and answers
+ * each run as one: a failure in the middle (connection lost, timeout)
+ * fails every call of the runs whose answers did not arrive (they may
+ * still have been applied, as a single admission that timed out may)
+ * and leaves the runs before it as they were.  A store without
+ * pipelines leaves pipeline NULL.
  *
  * Every function returns 0 or -1 with err filled; a store never exits or
  * aborts on I/O or server trouble.  Stores are thread-safe.

@@ -10,6 +10,7 @@
 
 #include <check.h>
 #include <dirent.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +25,7 @@
 
 #define NOW 1764331200000LL	/* 2025-11-28 12:00 UTC */
 #define DATADIR TOP_SRCDIR "/tests/data/policy"
+#define TEMPFAIL "DEFER_IF_PERMIT Service temporarily unavailable"
 
 #define LIMITS_RCPT3 \
 	"limits = ( { name = \"rcpt\"; key = \"sasl_username\"; " \
@@ -33,10 +35,20 @@
 struct fixture {
 	struct conf *conf;
 	struct quota *quota;
-	struct decide_env env;
-	struct decide_txn txn;
-	struct decide_stats st;
+	struct decide *d;
+	struct decide_txn *txn;
 };
+
+/* ST - the counters of f's decide */
+#define ST(f) (*decide_stats((f)->d))
+
+/* fx_decide - f's decide and txn over f->quota */
+static void
+fx_decide(struct fixture *f)
+{
+	f->d = decide_new(f->conf, f->quota);
+	f->txn = decide_txn_new(f->d);
+}
 
 static void
 fx_open(struct fixture *f, const char *text)
@@ -50,17 +62,43 @@ fx_open(struct fixture *f, const char *text)
 	ck_assert_msg(f->conf != NULL, "conf: %s", err);
 	f->quota = quota_open(f->conf, err, sizeof(err));
 	ck_assert_msg(f->quota != NULL, "quota_open: %s", err);
-	f->env.conf = f->conf;
-	f->env.quota = f->quota;
+	fx_decide(f);
+}
+
+/* fx_end - the connection ends (its reservations released); a new one */
+static void
+fx_end(struct fixture *f)
+{
+	decide_txn_close(f->txn, NOW);
+	decide_wait(f->d);
+	f->txn = decide_txn_new(f->d);
+}
+
+/* fx_undecide - close f's txn and decide (before reopening the quota) */
+static void
+fx_undecide(struct fixture *f)
+{
+	decide_txn_close(f->txn, NOW);
+	f->txn = NULL;
+	f->d = decide_free(f->d);
 }
 
 static void
 fx_close(struct fixture *f)
 {
-	decide_txn_end(&f->env, &f->txn, NOW);
-	decide_txn_free(&f->txn);
+	fx_undecide(f);
 	quota_close(f->quota);
 	conf_free(f->conf);
+}
+
+/* reply_into - a reply function: the reply into the buffer arg */
+static void
+reply_into(void *arg, const char *reply)
+{
+	char *out = arg;
+
+	ck_assert_msg(out[0] == '\0', "a second reply: %s", reply);
+	snprintf(out, DECIDE_REPLY_MAX, "%s", reply);
 }
 
 /*
@@ -94,8 +132,10 @@ ask_at(struct fixture *f, int64_t now, const char *spec)
 	buf_appends(&b, "\n");
 	st = proto_feed(p, b.data, b.len, &used, err, sizeof(err));
 	ck_assert_int_eq(st, PROTO_REQUEST);
-	ck_assert_int_eq(decide_request(&f->env, &f->txn, p, now, &f->st,
-	    reply, sizeof(reply), err, sizeof(err)), 0);
+	reply[0] = '\0';
+	ck_assert_int_eq(decide_request(f->txn, p, now, reply_into, reply,
+	    err, sizeof(err)), 0);
+	decide_wait(f->d);
 	ck_assert_msg(strncmp(reply, "action=", 7) == 0, "got %s", reply);
 	ck_assert_uint_ge(strlen(reply), 9);
 	ck_assert_str_eq(reply + strlen(reply) - 2, "\n\n");
@@ -158,8 +198,8 @@ START_TEST(rcpt_over_limit_is_deferred_with_text)
 	r = ask(&f, "RCPT i1 recipient=d@x");
 	ck_assert_msg(starts(r, "450 4.7.1 Quota exceeded for alice: 3/3"),
 	    "got %s", r);
-	ck_assert_uint_eq(f.st.refused, 1);
-	ck_assert_uint_eq(f.st.admitted, 3);
+	ck_assert_uint_eq(ST(&f).refused, 1);
+	ck_assert_uint_eq(ST(&f).admitted, 3);
 	fx_close(&f);
 }
 END_TEST
@@ -173,11 +213,11 @@ START_TEST(eom_commits_reservations)
 	ck_assert_str_eq(ask(&f, "RCPT i1"), "DUNNO");
 	ck_assert_str_eq(ask(&f, "END-OF-MESSAGE i1 recipient_count=2 "
 	    "size=10"), "DUNNO");
-	ck_assert_uint_eq(f.txn.ntokens, 0);
+	ck_assert_uint_eq(f.txn->ntokens, 0);
 	/* committed: a new instance does not get them back */
 	ck_assert_str_eq(ask(&f, "RCPT i2"), "DUNNO");
 	ck_assert(starts(ask(&f, "RCPT i2"), "450 4.7.1"));
-	decide_txn_end(&f.env, &f.txn, NOW);
+	fx_end(&f);
 	ck_assert_uint_eq(used(&f, "rcpt", "alice"), 2);
 	fx_close(&f);
 }
@@ -206,9 +246,9 @@ START_TEST(connection_end_releases_uncommitted)
 	fx_open(&f, LIMITS_RCPT3);
 	ck_assert_str_eq(ask(&f, "RCPT i1"), "DUNNO");
 	ck_assert_str_eq(ask(&f, "RCPT i1"), "DUNNO");
-	decide_txn_end(&f.env, &f.txn, NOW);
+	fx_end(&f);
 	ck_assert_uint_eq(used(&f, "rcpt", "alice"), 0);
-	ck_assert_uint_eq(f.txn.ntokens, 0);
+	ck_assert_uint_eq(f.txn->ntokens, 0);
 	fx_close(&f);
 }
 END_TEST
@@ -324,7 +364,7 @@ START_TEST(unusable_stages_answer_dunno_and_log_once)
 
 	fx_open(&f, LIMITS_RCPT3);
 	ck_assert_str_eq(ask(&f, "MAIL i1"), "DUNNO");
-	ck_assert_uint_ne(f.txn.logged, 0);
+	ck_assert_uint_ne(f.txn->logged, 0);
 	ck_assert_str_eq(ask(&f, "CONNECT i1"), "DUNNO");
 	ck_assert_str_eq(ask(&f, "VRFY i1"), "DUNNO");
 	ck_assert_uint_eq(used(&f, "rcpt", "alice"), 0);
@@ -334,8 +374,8 @@ START_TEST(unusable_stages_answer_dunno_and_log_once)
 	    "count = \"messages\"; kind = \"window\"; limit = 1; "
 	    "period = \"1h\"; } );\n");
 	ck_assert_str_eq(ask(&f, "RCPT i1"), "DUNNO");
-	ck_assert_uint_ne(f.txn.logged, 0);
-	ck_assert_uint_eq(f.txn.ntokens, 0);
+	ck_assert_uint_ne(f.txn->logged, 0);
+	ck_assert_uint_eq(f.txn->ntokens, 0);
 	fx_close(&f);
 	/* no limits at all */
 	fx_open(&f, "");
@@ -357,8 +397,8 @@ START_TEST(missing_request_attribute_is_malformed)
 	fx_open(&f, LIMITS_RCPT3);
 	ck_assert_int_eq(proto_feed(p, t, strlen(t), &used_, err,
 	    sizeof(err)), PROTO_REQUEST);
-	ck_assert_int_eq(decide_request(&f.env, &f.txn, p, NOW, &f.st, reply,
-	    sizeof(reply), err, sizeof(err)), -1);
+	ck_assert_int_eq(decide_request(f.txn, p, NOW, reply_into, reply,
+	    err, sizeof(err)), -1);
 	proto_free(p);
 	fx_close(&f);
 }
@@ -398,15 +438,14 @@ START_TEST(store_error_follows_on_error)
 	f.quota = quota_open(f.conf, err, sizeof(err));
 	ck_assert_msg(f.quota != NULL, "quota_open must not fail on a "
 	    "store that is down: %s", err);
-	f.env.conf = f.conf;
-	f.env.quota = f.quota;
+	fx_decide(&f);
 	r = ask(&f, "RCPT i1");
 	ck_assert_msg(strcmp(r, want[_i]) == 0, "%s: got %s, want %s",
 	    modes[_i], r, want[_i]);
 	r = ask(&f, "END-OF-MESSAGE i1 recipient_count=1 size=5");
 	ck_assert_msg(strcmp(r, want[_i]) == 0, "%s: got %s, want %s",
 	    modes[_i], r, want[_i]);
-	ck_assert_uint_eq(f.st.errors, 2);
+	ck_assert_uint_eq(ST(&f).errors, 2);
 	fx_close(&f);
 }
 END_TEST
@@ -449,6 +488,7 @@ fx_open_pipe(struct fixture *f, const char *text)
 	char err[512];
 
 	fx_open(f, text);
+	fx_undecide(f);
 	quota_close(f->quota);
 	st = store_mem_open(f->conf, err, sizeof(err));
 	ck_assert_msg(st != NULL, "store_mem_open: %s", err);
@@ -458,14 +498,14 @@ fx_open_pipe(struct fixture *f, const char *text)
 	st->ops = &pipe_ops;
 	f->quota = quota_open_store(f->conf, st, err, sizeof(err));
 	ck_assert_ptr_nonnull(f->quota);
-	f->env.quota = f->quota;
+	fx_decide(f);
 	pipe_rounds = pipe_calls = 0;
 }
 
 /* submit - decide_request for spec into reply, which may stay empty */
 static void
 submit(struct fixture *f, struct decide_txn *t, const char *spec,
-    char *reply, size_t len)
+    char *reply)
 {
 	char err[256], copy[512], *tok, *save;
 	struct buf b = BUF_INIT;
@@ -482,66 +522,94 @@ submit(struct fixture *f, struct decide_txn *t, const char *spec,
 	buf_appends(&b, "\n");
 	ck_assert_int_eq(proto_feed(p, b.data, b.len, &used, err,
 	    sizeof(err)), PROTO_REQUEST);
-	ck_assert_int_eq(decide_request(&f->env, t, p, NOW, &f->st, reply,
-	    len, err, sizeof(err)), 0);
+	reply[0] = '\0';
+	ck_assert_int_eq(decide_request(t, p, NOW, reply_into, reply, err,
+	    sizeof(err)), 0);
 	proto_free(p);
 	buf_free(&b);
 }
 
 /*
- * pipelined_rcpts_answer_when_the_batch_flushes - in a batch on a store
- * that pipelines, RCPT replies are written only when the queue goes out
+ * pipelined_rcpts_answer_when_the_batch_flushes - on a store that
+ * pipelines, RCPT replies are written only when the batch is flushed
  * (one round for all), with the verdicts of one-by-one calls; an
- * END-OF-MESSAGE flushes its instance's RCPTs first and settles them;
- * a new instance and the end of a connection flush before releasing
+ * END-OF-MESSAGE waits, without a round of its own, for its instance's
+ * RCPTs and settles them in the next round of the same flush; the end
+ * of a connection waits for its RCPT before releasing
  */
 START_TEST(pipelined_rcpts_answer_when_the_batch_flushes)
 {
 	struct fixture f;
-	struct decide_txn t2;
-	char r[6][DECIDE_REPLY_MAX], e[DECIDE_REPLY_MAX], err[256];
+	struct decide_txn *t2;
+	char r[6][DECIDE_REPLY_MAX], e[DECIDE_REPLY_MAX];
 	int i;
 
 	fx_open_pipe(&f, LIMITS_RCPT3);
-	memset(&t2, 0, sizeof(t2));
-	ck_assert_int_eq(quota_batch_begin(f.quota, err, sizeof(err)), 0);
+	t2 = decide_txn_new(f.d);
 	for (i = 0; i < 5; i++) {
-		r[i][0] = '\0';
-		submit(&f, &f.txn, "RCPT i1", r[i], sizeof(r[i]));
+		submit(&f, f.txn, "RCPT i1", r[i]);
 		ck_assert_msg(r[i][0] == '\0', "RCPT %d answered before the "
 		    "flush: %s", i, r[i]);
 	}
-	ck_assert_uint_eq(f.txn.inflight, 5);
+	ck_assert_uint_eq(f.txn->busy, 5);
+	submit(&f, f.txn, "END-OF-MESSAGE i1 recipient_count=3", e);
 	ck_assert_uint_eq(pipe_rounds, 0);
-	e[0] = '\0';
-	submit(&f, &f.txn, "END-OF-MESSAGE i1 recipient_count=3", e,
-	    sizeof(e));
-	ck_assert_uint_eq(pipe_rounds, 1);
-	ck_assert_uint_eq(pipe_calls, 5);
-	/* its commits, queued: their verdicts make its reply */
-	ck_assert_uint_eq(f.txn.inflight, 3);
 	ck_assert_msg(e[0] == '\0', "END-OF-MESSAGE answered before its "
 	    "commits: %s", e);
-	ck_assert_int_eq(quota_flush(f.quota), 0);
-	ck_assert_uint_eq(pipe_rounds, 2);
+	ck_assert_int_eq(decide_flush(f.d), QUOTA_DONE);
+	ck_assert_uint_eq(pipe_rounds, 2);	/* the RCPTs, the commits */
 	ck_assert_uint_eq(pipe_calls, 8);
-	ck_assert_uint_eq(f.txn.inflight, 0);
+	ck_assert_uint_eq(f.txn->busy, 0);
 	for (i = 0; i < 5; i++)
 		ck_assert_msg(starts(r[i], i < 3 ? "action=DUNNO" :
 		    "action=450 4.7.1 Quota exceeded for alice: 3/3"),
 		    "RCPT %d: got %s", i, r[i]);
 	ck_assert_str_eq(e, "action=DUNNO\n\n");
-	/* another connection's RCPT in the same batch, then its end */
-	r[5][0] = '\0';
-	submit(&f, &t2, "RCPT j1", r[5], sizeof(r[5]));
+	/* another connection's RCPT, then its end */
+	submit(&f, t2, "RCPT j1", r[5]);
 	ck_assert(r[5][0] == '\0');
-	decide_txn_end(&f.env, &t2, NOW);	/* flushes, then releases */
+	decide_txn_close(t2, NOW);	/* waits for the RCPT */
+	ck_assert(r[5][0] == '\0');
+	ck_assert_int_eq(decide_flush(f.d), QUOTA_DONE);
 	ck_assert(starts(r[5], "action=450 4.7.1"));
-	ck_assert_int_eq(quota_batch_end(f.quota, err, sizeof(err)), 0);
-	decide_txn_free(&t2);
 	ck_assert_uint_eq(used(&f, "rcpt", "alice"), 3);
-	ck_assert_uint_eq(f.st.admitted, 4);
-	ck_assert_uint_eq(f.st.refused, 3);
+	ck_assert_uint_eq(ST(&f).admitted, 4);
+	ck_assert_uint_eq(ST(&f).refused, 3);
+	fx_close(&f);
+}
+END_TEST
+
+/*
+ * eom_commits_share_the_turn - the commits of an END-OF-MESSAGE go to
+ * the store in the same round as the other connections' calls of the
+ * turn, not in one of their own (the message's own reservation, when
+ * no limit counts messages or bytes, needs no call)
+ */
+START_TEST(eom_commits_share_the_turn)
+{
+	struct fixture f;
+	struct decide_txn *t2;
+	char r[3][DECIDE_REPLY_MAX], e[DECIDE_REPLY_MAX];
+
+	fx_open_pipe(&f, LIMITS_RCPT3);
+	t2 = decide_txn_new(f.d);
+	submit(&f, f.txn, "RCPT i1", r[0]);
+	submit(&f, f.txn, "RCPT i1", r[1]);
+	ck_assert_int_eq(decide_flush(f.d), QUOTA_DONE);
+	ck_assert_uint_eq(pipe_rounds, 1);
+	/* one turn: another connection's RCPT, this one's END-OF-MESSAGE */
+	submit(&f, t2, "RCPT j1", r[2]);
+	submit(&f, f.txn, "END-OF-MESSAGE i1 recipient_count=2", e);
+	ck_assert_uint_eq(pipe_rounds, 1);
+	ck_assert_int_eq(decide_flush(f.d), QUOTA_DONE);
+	ck_assert_msg(pipe_rounds == 2, "the turn took %u rounds, want 1",
+	    pipe_rounds - 1);
+	ck_assert_uint_eq(pipe_calls, 5);
+	ck_assert_str_eq(e, "action=DUNNO\n\n");
+	ck_assert_str_eq(r[2], "action=DUNNO\n\n");
+	decide_txn_close(t2, NOW);
+	decide_wait(f.d);
+	ck_assert_uint_eq(used(&f, "rcpt", "alice"), 2);
 	fx_close(&f);
 }
 END_TEST
@@ -567,8 +635,7 @@ START_TEST(lapsed_reservations_are_charged_at_the_end)
 	ck_assert_msg(f.conf != NULL, "conf: %s", err);
 	f.quota = quota_open(f.conf, err, sizeof(err));
 	ck_assert_ptr_nonnull(f.quota);
-	f.env.conf = f.conf;
-	f.env.quota = f.quota;
+	fx_decide(&f);
 	ck_assert_str_eq(ask_at(&f, NOW, "RCPT i1"), "DUNNO");
 	ck_assert_str_eq(ask_at(&f, NOW, "RCPT i1"), "DUNNO");
 	ck_assert_str_eq(ask_at(&f, NOW + 3000,
@@ -611,6 +678,21 @@ fb_admit(struct quota_store *s, const struct quota_op *ops, size_t n,
 	return rc;
 }
 
+/* fb_commit - in a batch that is to fail, a commit fails (not applied) */
+static int
+fb_commit(struct quota_store *s, uint64_t token, const struct quota_op *ops,
+    size_t n, int64_t now, struct quota_op_result *res, int *admitted,
+    char *err, size_t errlen)
+{
+	if (fb_on && fb_fail_next) {
+		snprintf(err, errlen, "MDB_MAP_FULL: Environment mapsize "
+		    "limit reached");
+		return -1;
+	}
+	return mem_ops->commit(s, token, ops, n, now, res, admitted, err,
+	    errlen);
+}
+
 static int
 fb_begin(struct quota_store *s, char *err, size_t errlen)
 {
@@ -638,83 +720,64 @@ fb_end(struct quota_store *s, char *err, size_t errlen)
 	return -1;
 }
 
-/* batch - quota_batch_begin, then mark txn, as outpost-policyd does */
-static void
-batch(struct fixture *f)
-{
-	char err[256];
-
-	ck_assert_int_eq(quota_batch_begin(f->quota, err, sizeof(err)), 0);
-	decide_txn_mark(&f->txn);
-}
-
-/* batch_done - quota_batch_end (rc wanted), then keep or undo */
-static void
-batch_done(struct fixture *f, int want)
-{
-	char err[256];
-
-	ck_assert_int_eq(quota_batch_end(f->quota, err, sizeof(err)), want);
-	if (want == 0)
-		decide_txn_keep(&f->txn);
-	else
-		decide_txn_undo(&f->txn);
-}
-
 /*
- * failed_batch_leaves_no_state - a batch that fails applied nothing: the
- * reservation its RCPT made is forgotten (a later END-OF-MESSAGE commits
- * the recipients that were charged), and what its END-OF-MESSAGE settled
- * and counted is the instance's again
+ * failed_flush_answers_per_on_error - a flush whose store batch fails
+ * applied nothing: each request of it gets the store-error answer, the
+ * reservation never stored is not kept (a later END-OF-MESSAGE commits
+ * only the recipients that were charged), and the reservations an
+ * END-OF-MESSAGE failed to commit are released
  */
-START_TEST(failed_batch_leaves_no_state)
+START_TEST(failed_flush_answers_per_on_error)
 {
 	struct fixture f;
 	struct quota_store *st;
-	char err[512];
+	char err[512], r[2][DECIDE_REPLY_MAX], e[DECIDE_REPLY_MAX];
 
 	fx_open(&f, LIMITS_RCPT3);
+	fx_undecide(&f);
 	quota_close(f.quota);
 	st = store_mem_open(f.conf, err, sizeof(err));
 	ck_assert_msg(st != NULL, "store_mem_open: %s", err);
 	mem_ops = st->ops;
 	fb_ops = *st->ops;
 	fb_ops.admit = fb_admit;
+	fb_ops.commit = fb_commit;
 	fb_ops.batch_begin = fb_begin;
 	fb_ops.batch_end = fb_end;
 	st->ops = &fb_ops;
 	f.quota = quota_open_store(f.conf, st, err, sizeof(err));
 	ck_assert_ptr_nonnull(f.quota);
-	f.env.quota = f.quota;
+	fx_decide(&f);
 
-	batch(&f);
-	ck_assert_str_eq(ask(&f, "RCPT i1"), "DUNNO");
+	submit(&f, f.txn, "RCPT i1", r[0]);
+	submit(&f, f.txn, "RCPT i1", r[1]);
 	fb_fail_next = 1;
-	batch_done(&f, -1);
-	ck_assert_msg(f.txn.ntokens == 0, "a reservation never stored is "
-	    "kept: ntokens %zu, want 0", f.txn.ntokens);
+	ck_assert_int_eq(decide_flush(f.d), QUOTA_DONE);
+	ck_assert_str_eq(r[0], "action=" TEMPFAIL "\n\n");
+	ck_assert_str_eq(r[1], "action=" TEMPFAIL "\n\n");
+	ck_assert_msg(f.txn->ntokens == 0, "a reservation never stored is "
+	    "kept: ntokens %zu, want 0", f.txn->ntokens);
+	ck_assert_uint_eq(ST(&f).errors, 2);
 	ck_assert_uint_eq(used(&f, "rcpt", "alice"), 0);
-	batch(&f);
 	ck_assert_str_eq(ask(&f, "RCPT i1"), "DUNNO");
 	ck_assert_str_eq(ask(&f, "END-OF-MESSAGE i1 recipient_count=1"),
 	    "DUNNO");
-	batch_done(&f, 0);
 	ck_assert_msg(used(&f, "rcpt", "alice") == 1, "the accepted "
 	    "recipient: used %llu, want 1",
 	    (unsigned long long)used(&f, "rcpt", "alice"));
 
-	batch(&f);
+	/* the commits of an END-OF-MESSAGE fail: released */
 	ck_assert_str_eq(ask(&f, "RCPT i2"), "DUNNO");
-	batch_done(&f, 0);
-	batch(&f);
-	ck_assert_str_eq(ask(&f, "END-OF-MESSAGE i2 recipient_count=1"),
-	    "DUNNO");
-	ck_assert_uint_eq(f.txn.msg_charged, 1);
+	ck_assert_str_eq(ask(&f, "RCPT i2"), "DUNNO");
+	ck_assert_uint_eq(used(&f, "rcpt", "alice"), 3);
+	submit(&f, f.txn, "END-OF-MESSAGE i2 recipient_count=2", e);
 	fb_fail_next = 1;
-	batch_done(&f, -1);
-	ck_assert_uint_eq(f.txn.ntokens, 1);
-	ck_assert_uint_eq(f.txn.rcpt_charged, 0);
-	ck_assert_uint_eq(f.txn.msg_charged, 0);
+	ck_assert_int_eq(decide_flush(f.d), QUOTA_DONE);
+	ck_assert_str_eq(e, "action=" TEMPFAIL "\n\n");
+	ck_assert_uint_eq(f.txn->ntokens, 0);
+	ck_assert_uint_eq(f.txn->rcpt_charged, 0);
+	ck_assert_uint_eq(f.txn->msg_charged, 0);
+	ck_assert_uint_eq(used(&f, "rcpt", "alice"), 1);
 	fx_close(&f);
 }
 END_TEST
@@ -728,7 +791,7 @@ START_TEST(pipelined_batch_store_down_answers_each_per_on_error)
 {
 	struct fixture f;
 	char text[1024], err[512], r[3][DECIDE_REPLY_MAX];
-	int i;
+	int i, fd;
 
 	snprintf(text, sizeof(text), "store = { backend = \"redis\"; "
 	    "url = \"redis://127.0.0.1:9/0\"; timeout = \"200ms\"; };\n"
@@ -738,19 +801,22 @@ START_TEST(pipelined_batch_store_down_answers_each_per_on_error)
 	ck_assert_msg(f.conf != NULL, "conf: %s", err);
 	f.quota = quota_open(f.conf, err, sizeof(err));
 	ck_assert_ptr_nonnull(f.quota);
-	f.env.conf = f.conf;
-	f.env.quota = f.quota;
-	ck_assert_int_eq(quota_batch_begin(f.quota, err, sizeof(err)), 0);
-	for (i = 0; i < 3; i++) {
-		r[i][0] = '\0';
-		submit(&f, &f.txn, "RCPT i1", r[i], sizeof(r[i]));
+	fx_decide(&f);
+	fd = decide_fd(f.d);
+	ck_assert_int_ge(fd, 0);	/* Redis answers through it */
+	for (i = 0; i < 3; i++)
+		submit(&f, f.txn, "RCPT i1", r[i]);
+	ck_assert_uint_eq(ST(&f).errors, 0);
+	if (decide_flush(f.d) == QUOTA_PENDING) {
+		struct pollfd pfd = { fd, POLLIN, 0 };
+
+		for (i = 0; i < 50 && decide_poll(f.d) == QUOTA_PENDING; i++)
+			(void)poll(&pfd, 1, 100);
 	}
-	ck_assert_uint_eq(f.st.errors, 0);
-	ck_assert_int_eq(quota_batch_end(f.quota, err, sizeof(err)), 0);
 	for (i = 0; i < 3; i++)
 		ck_assert_str_eq(r[i], "action=DEFER_IF_PERMIT Service "
 		    "temporarily unavailable\n\n");
-	ck_assert_uint_eq(f.st.errors, 3);
+	ck_assert_uint_eq(ST(&f).errors, 3);
 	ck_assert_uint_eq(quota_errors(f.quota), 3);
 	fx_close(&f);
 }
@@ -844,8 +910,8 @@ golden_one(const char *name)
 {
 	char path[1024], err[512], reply[DECIDE_REPLY_MAX];
 	struct buf got = BUF_INIT;
-	struct decide_txn txn;
-	struct decide_env env;
+	struct decide_txn *txn;
+	struct decide *d;
 	struct conf *conf;
 	struct quota *q;
 	struct proto *p = proto_new(NULL);
@@ -857,9 +923,8 @@ golden_one(const char *name)
 	ck_assert_msg(conf != NULL, "%s", err);
 	q = quota_open(conf, err, sizeof(err));
 	ck_assert_msg(q != NULL, "%s", err);
-	env.conf = conf;
-	env.quota = q;
-	memset(&txn, 0, sizeof(txn));
+	d = decide_new(conf, q);
+	txn = decide_txn_new(d);
 	snprintf(path, sizeof(path), "%s/%s.request", DATADIR, name);
 	in = slurp(path, &len);
 	ck_assert_msg(in != NULL, "cannot read %s", path);
@@ -871,11 +936,14 @@ golden_one(const char *name)
 		ck_assert_msg(st != PROTO_ERROR, "%s: %s", name, err);
 		if (st != PROTO_REQUEST)
 			continue;
-		if (decide_request(&env, &txn, p, NOW, NULL, reply,
-		    sizeof(reply), err, sizeof(err)) < 0)
+		reply[0] = '\0';
+		if (decide_request(txn, p, NOW, reply_into, reply, err,
+		    sizeof(err)) < 0)
 			buf_appends(&got, "(closed without a reply)\n");
-		else
+		else {
+			decide_wait(d);
 			buf_appends(&got, reply);
+		}
 	}
 	ck_assert_int_eq(proto_eof(p, err, sizeof(err)), 0);
 	snprintf(path, sizeof(path), "%s/%s.reply", DATADIR, name);
@@ -894,8 +962,8 @@ golden_one(const char *name)
 	free(in);
 	buf_free(&got);
 	proto_free(p);
-	decide_txn_end(&env, &txn, NOW);
-	decide_txn_free(&txn);
+	decide_txn_close(txn, NOW);
+	decide_free(d);
 	quota_close(q);
 	conf_free(conf);
 }
@@ -948,7 +1016,8 @@ main(void)
 	tcase_add_test(tc, pipelined_rcpts_answer_when_the_batch_flushes);
 	tcase_add_test(tc,
 	    pipelined_batch_store_down_answers_each_per_on_error);
-	tcase_add_test(tc, failed_batch_leaves_no_state);
+	tcase_add_test(tc, failed_flush_answers_per_on_error);
+	tcase_add_test(tc, eom_commits_share_the_turn);
 	tcase_add_test(tc, lapsed_reservations_are_charged_at_the_end);
 	tcase_add_test(tc, policyd_conf_defaults);
 	tcase_add_loop_test(tc, policyd_conf_errors, 0,

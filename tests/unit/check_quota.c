@@ -762,6 +762,7 @@ struct flaky {
 	struct quota_store base;
 	struct quota_store *mem;
 	int fail;
+	int fail_end;		/* batch_end fails (as a full LMDB map) */
 };
 
 #define FLAKY(s) ((struct flaky *)(s))
@@ -854,17 +855,28 @@ flaky_batch(struct quota_store *s, char *err, size_t errlen)
 	return 0;
 }
 
+static int
+flaky_batch_end(struct quota_store *s, char *err, size_t errlen)
+{
+	FAILS(s, err, errlen);
+	if (FLAKY(s)->fail_end) {
+		snprintf(err, errlen, "MDB_MAP_FULL");
+		return -1;
+	}
+	return 0;
+}
+
 /* the same store with batch operations that fail with it */
 static const struct quota_store_ops flaky_batch_ops = {
 	"flaky", flaky_admit, flaky_commit, flaky_release, flaky_get,
 	flaky_put, flaky_del, flaky_iterate, flaky_close, flaky_batch,
-	flaky_batch, NULL,
+	flaky_batch_end, NULL,
 };
 
 /*
  * A memory store that pipelines (as Redis does) and holds each run at a
  * gate until the test opens it, so that runs stay in flight as long as
- * the test wants (quota_batch_end_async).
+ * the test wants (a batch whose descriptor was asked for).
  */
 static const struct quota_store_ops *gate_mem;
 static struct quota_store_ops gate_ops;
@@ -951,14 +963,15 @@ committed(void *arg, int rc, const struct quota_verdict *v, uint64_t tok)
 	ck_assert_int_eq(v->result, QUOTA_ADMIT);
 }
 
+static struct quota_batch *gb;	/* the gated tests' batch */
+
 /* settle_done - as a policy daemon does: commit once admitted */
 static void
 settle_done(void *arg, int rc, const struct quota_verdict *v, uint64_t tok)
 {
 	note_done(arg, rc, v, tok);
 	if (tok != 0)
-		ck_assert_int_eq(quota_defer_commit(q, tok, NULL, NULL, T0,
-		    committed, NULL), 0);
+		quota_submit_commit(gb, tok, NULL, NULL, T0, committed, NULL);
 }
 
 /* gate_open_quota - the quota over the gated store, limit 3 per hour */
@@ -983,140 +996,132 @@ gate_open_quota(void)
 	ck_assert_ptr_nonnull(q);
 	gate_open = gate_runs = 0;
 	nseen = 0;
-	return quota_async_fd(q);
+	gb = quota_batch_new(q);
+	return quota_batch_fd(gb);
 }
 
 /*
- * async_runs_go_in_order_and_coalesce - a batch that ends while a run is
- * in flight waits, with every batch after it, for the next run; the
- * answers come only from quota_collect, in call order, each call seeing
- * the ones before it; the done functions' commits become a run of their
- * own; a synchronous call waits for what is in flight
+ * async_runs_go_in_order_and_coalesce - what is flushed while a run is
+ * in flight waits, with every flush after it, for the next run; the
+ * answers come only from quota_poll, in call order, each call seeing
+ * the ones before it; the completions' commits go with the next run;
+ * quota_wait waits for what is in flight
  */
 START_TEST(async_runs_go_in_order_and_coalesce)
 {
 	struct quota_who alice = { "alice", NULL, NULL };
 	struct quota_amount one = units(0, 1, 0);
-	struct quota_verdict v;
-	char err[256];
-	uint64_t r1, r2, r3;
 	int fd = gate_open_quota();
 
 	ck_assert_int_ge(fd, 0);
-	/* batch 1: two reservations; its run leaves, held at the gate */
-	ck_assert_int_eq(quota_batch_begin(q, err, sizeof(err)), 0);
-	quota_defer(q, &alice, &one, T0, 1, settle_done, (void *)1);
-	quota_defer(q, &alice, &one, T0, 1, settle_done, (void *)2);
-	ck_assert_int_eq(quota_batch_end_async(q, &r1, err, sizeof(err)), 0);
-	ck_assert_uint_eq(r1, 1);
+	/* two reservations: their run leaves, held at the gate */
+	quota_submit_admit(gb, &alice, &one, T0, 1, settle_done, (void *)1);
+	quota_submit_admit(gb, &alice, &one, T0, 1, settle_done, (void *)2);
+	ck_assert_int_eq(quota_flush(gb), QUOTA_PENDING);
 	ck_assert_int_eq(nseen, 0);	/* nothing delivered yet */
-	/* batches 2 and 3 end meanwhile: both promised to run 2 */
-	ck_assert_int_eq(quota_batch_begin(q, err, sizeof(err)), 0);
-	quota_defer(q, &alice, &one, T0, 1, note_done, (void *)3);
-	ck_assert_int_eq(quota_batch_end_async(q, &r2, err, sizeof(err)), 0);
-	ck_assert_int_eq(quota_batch_begin(q, err, sizeof(err)), 0);
-	quota_defer(q, &alice, &one, T0, 1, note_done, (void *)4);
-	ck_assert_int_eq(quota_batch_end_async(q, &r3, err, sizeof(err)), 0);
-	ck_assert_uint_eq(r2, 2);
-	ck_assert_uint_eq(r3, 2);
-	ck_assert_uint_eq(quota_delivered(q), 0);
-	ck_assert_uint_eq(quota_collect(q), 0);	/* still in flight */
+	/* two more flushes meanwhile: both wait for run 2 */
+	quota_submit_admit(gb, &alice, &one, T0, 1, note_done, (void *)3);
+	ck_assert_int_eq(quota_flush(gb), QUOTA_PENDING);
+	quota_submit_admit(gb, &alice, &one, T0, 1, note_done, (void *)4);
+	ck_assert_int_eq(quota_flush(gb), QUOTA_PENDING);
+	ck_assert_int_eq(quota_poll(gb), QUOTA_PENDING); /* still in flight */
+	ck_assert_int_eq(nseen, 0);
 
 	/* run 1 answers: its two admissions, in order */
 	gate_let(1);
 	ck_assert(wait_answer(fd));
-	ck_assert_uint_eq(quota_collect(q), 1);
-	ck_assert_uint_eq(quota_delivered(q), 1);
+	ck_assert_int_eq(quota_poll(gb), QUOTA_PENDING);
 	ck_assert_int_eq(nseen, 2);
 	ck_assert_int_eq(seen[0], 11);
 	ck_assert_int_eq(seen[1], 21);
-	/* collect started run 2: batches 2 and 3, and the two commits */
+	/* the poll started run 2: 3 and 4, and the two commits */
 	gate_let(1);
 	ck_assert(wait_answer(fd));
-	ck_assert_uint_eq(quota_collect(q), 1);
-	ck_assert_uint_eq(quota_delivered(q), 2);
+	ck_assert_int_eq(quota_poll(gb), QUOTA_DONE);
 	ck_assert_int_eq(nseen, 4);
 	ck_assert_int_eq(seen[2], 31);	/* the third of 3: admitted */
 	ck_assert_int_eq(seen[3], 40);	/* the fourth: refused */
 	pthread_mutex_lock(&gate_mu);
 	ck_assert_uint_eq(gate_runs, 2);
 	ck_assert_uint_eq(gate_sizes[0], 2);
-	ck_assert_uint_eq(gate_sizes[1], 4);	/* 2 commits, 3 and 4 */
+	ck_assert_uint_eq(gate_sizes[1], 4);	/* 3 and 4, 2 commits */
 	pthread_mutex_unlock(&gate_mu);
 
-	/* a run in flight, then a synchronous admission: it waits, the
-	 * run's answers are delivered first */
-	ck_assert_int_eq(quota_batch_begin(q, err, sizeof(err)), 0);
-	quota_defer(q, &alice, &one, T0, 0, note_done, (void *)5);
-	quota_defer(q, &alice, &one, T0, 0, note_done, (void *)6);
-	ck_assert_int_eq(quota_batch_end_async(q, &r1, err, sizeof(err)), 0);
-	ck_assert_uint_eq(r1, 3);
+	/* a run in flight, then quota_wait: it delivers the answers */
+	quota_submit_admit(gb, &alice, &one, T0, 0, note_done, (void *)5);
+	quota_submit_admit(gb, &alice, &one, T0, 0, note_done, (void *)6);
+	ck_assert_int_eq(quota_flush(gb), QUOTA_PENDING);
 	gate_let(1);
-	ck_assert_int_eq(quota_admit(q, &alice, &one, T0, &v), 0);
-	ck_assert_int_eq(v.result, QUOTA_REFUSE);
+	quota_wait(gb);
 	ck_assert_int_eq(nseen, 6);
 	ck_assert_int_eq(seen[4], 50);
 	ck_assert_int_eq(seen[5], 60);
-	ck_assert_uint_eq(quota_delivered(q), 3);
+	gb = quota_batch_free(gb);
 	teardown();
 }
 END_TEST
 
 /*
- * async_sync_flush_keeps_promises - calls promised to the next run that
- * a synchronous flush sends instead count as that run (and the
- * descriptor says so); quota_close delivers a run still in flight
+ * one_call_and_batch_free - a flush of one call with nothing in flight
+ * is answered at once (QUOTA_DONE, no run); quota_batch_free delivers a
+ * run still in flight
  */
-START_TEST(async_sync_flush_keeps_promises)
+START_TEST(one_call_and_batch_free)
 {
 	struct quota_who alice = { "alice", NULL, NULL };
 	struct quota_amount one = units(0, 1, 0);
-	char err[256];
-	uint64_t r1, r2;
-	int fd = gate_open_quota();
 
-	ck_assert_int_eq(quota_batch_begin(q, err, sizeof(err)), 0);
-	quota_defer(q, &alice, &one, T0, 1, note_done, (void *)1);
-	quota_defer(q, &alice, &one, T0, 1, note_done, (void *)2);
-	ck_assert_int_eq(quota_batch_end_async(q, &r1, err, sizeof(err)), 0);
-	ck_assert_int_eq(quota_batch_begin(q, err, sizeof(err)), 0);
-	quota_defer(q, &alice, &one, T0, 1, note_done, (void *)3);
-	ck_assert_int_eq(quota_batch_end_async(q, &r2, err, sizeof(err)), 0);
-	ck_assert_uint_eq(r2, r1 + 1);
-	gate_let(2);		/* the flush below sends the promised call */
-	ck_assert_int_eq(quota_flush(q), 0);
+	(void)gate_open_quota();
+	gate_let(1);
+	quota_submit_admit(gb, &alice, &one, T0, 1, note_done, (void *)1);
+	ck_assert_int_eq(quota_flush(gb), QUOTA_DONE);
+	ck_assert_int_eq(nseen, 1);
+	ck_assert_int_eq(seen[0], 11);
+	/* two in flight at the batch's end: delivered there */
+	quota_submit_admit(gb, &alice, &one, T0, 1, note_done, (void *)2);
+	quota_submit_admit(gb, &alice, &one, T0, 1, note_done, (void *)3);
+	ck_assert_int_eq(quota_flush(gb), QUOTA_PENDING);
+	gate_let(1);
+	gb = quota_batch_free(gb);
 	ck_assert_int_eq(nseen, 3);
 	ck_assert_int_eq(seen[2], 31);
-	ck_assert_uint_ge(quota_delivered(q), r2);
-	ck_assert(wait_answer(fd));
-	/* one more in flight at close: delivered there */
-	ck_assert_int_eq(quota_batch_begin(q, err, sizeof(err)), 0);
-	quota_defer(q, &alice, &one, T0, 1, note_done, (void *)4);
-	quota_defer(q, &alice, &one, T0, 1, note_done, (void *)5);
-	ck_assert_int_eq(quota_batch_end_async(q, &r1, err, sizeof(err)), 0);
-	gate_let(1);
 	q = quota_close(q);
-	ck_assert_int_eq(nseen, 5);
-	ck_assert_int_eq(seen[3], 40);
 	conf = conf_free(conf);
 }
 END_TEST
 
+/* Answers noted by noted_done. */
+static int nnoted, noted_rc[8];
+static enum quota_result noted_res[8];
+
+static void
+noted_done(void *arg, int rc, const struct quota_verdict *v, uint64_t tok)
+{
+	(void)arg;
+	(void)tok;
+	if (nnoted < 8) {
+		noted_rc[nnoted] = rc;
+		noted_res[nnoted] = v->result;
+	}
+	nnoted++;
+}
+
 /*
- * batch_calls_reach_the_store_and_count_errors - quota_batch_begin/end
- * are no-ops on a store without batches, reach one that has them, and a
- * failing batch is a counted store error
+ * batch_calls_reach_the_store_and_count_errors - a flush runs its calls
+ * in one batch of a store that has them; when the batch cannot begin or
+ * end, every call of it answers QUOTA_ERROR, each a counted store error
  */
 START_TEST(batch_calls_reach_the_store_and_count_errors)
 {
 	struct quota_who alice = { "alice", NULL, NULL };
 	struct quota_amount one = units(1, 1, 1);
-	struct quota_verdict v;
 	struct flaky *fl = calloc(1, sizeof(*fl));
+	struct quota_batch *b;
 	char err[256];
+	int i;
 
 	conf = conf_load_string("test.conf", "limits = ( { name = \"h\"; "
-	    "key = \"sasl_username\"; count = \"messages\"; limit = 2; "
+	    "key = \"sasl_username\"; count = \"messages\"; limit = 5; "
 	    "period = \"1h\"; } );", err, sizeof(err));
 	ck_assert_ptr_nonnull(conf);
 	fl->base.ops = &flaky_ops;
@@ -1124,28 +1129,42 @@ START_TEST(batch_calls_reach_the_store_and_count_errors)
 	fl->mem = store_mem_open(conf, err, sizeof(err));
 	q = quota_open_store(conf, &fl->base, err, sizeof(err));
 	ck_assert_ptr_nonnull(q);
+	b = quota_batch_new(q);
 	log_discard(1);
-	/* no batch operations: nothing to do, calls apply at once */
-	fl->fail = 1;
-	ck_assert_int_eq(quota_batch_begin(q, err, sizeof(err)), 0);
-	fl->fail = 0;
-	ck_assert_int_eq(quota_admit(q, &alice, &one, T0, &v), 0);
-	ck_assert_int_eq(v.result, QUOTA_ADMIT);
-	fl->fail = 1;
-	ck_assert_int_eq(quota_batch_end(q, err, sizeof(err)), 0);
+	/* no batch operations: the calls one by one */
+	quota_submit_admit(b, &alice, &one, T0, 0, noted_done, NULL);
+	quota_submit_admit(b, &alice, &one, T0, 0, noted_done, NULL);
+	ck_assert_int_eq(quota_flush(b), QUOTA_DONE);
+	ck_assert_int_eq(nnoted, 2);
+	ck_assert_int_eq(noted_res[1], QUOTA_ADMIT);
 	ck_assert_uint_eq(quota_errors(q), 0);
-	/* with them: reached, and their failures counted */
+	/* with them: the batch fails at its end, so does every call */
 	fl->base.ops = &flaky_batch_ops;
-	fl->fail = 0;
-	ck_assert_int_eq(quota_batch_begin(q, err, sizeof(err)), 0);
-	ck_assert_int_eq(quota_batch_end(q, err, sizeof(err)), 0);
+	nnoted = 0;
+	fl->fail_end = 1;
+	quota_submit_admit(b, &alice, &one, T0, 0, noted_done, NULL);
+	quota_submit_admit(b, &alice, &one, T0, 1, noted_done, NULL);
+	quota_submit_release(b, 42, T0);
+	ck_assert_int_eq(nnoted, 0);
+	ck_assert_int_eq(quota_flush(b), QUOTA_DONE);
+	ck_assert_int_eq(nnoted, 2);
+	for (i = 0; i < 2; i++) {
+		ck_assert_int_eq(noted_rc[i], -1);
+		ck_assert_int_eq(noted_res[i], QUOTA_ERROR);
+	}
+	ck_assert_uint_eq(quota_errors(q), 3);
+	/* it cannot begin: the same */
+	fl->fail_end = 0;
 	fl->fail = 1;
-	err[0] = '\0';
-	ck_assert_int_eq(quota_batch_begin(q, err, sizeof(err)), -1);
-	ck_assert_msg(strstr(err, "connection refused") != NULL, "got \"%s\"",
-	    err);
-	ck_assert_int_eq(quota_batch_end(q, err, sizeof(err)), -1);
-	ck_assert_uint_eq(quota_errors(q), 2);
+	nnoted = 0;
+	quota_submit_admit(b, &alice, &one, T0, 0, noted_done, NULL);
+	quota_submit_admit(b, &alice, &one, T0, 0, noted_done, NULL);
+	ck_assert_int_eq(quota_flush(b), QUOTA_DONE);
+	ck_assert_int_eq(nnoted, 2);
+	ck_assert_int_eq(noted_res[0], QUOTA_ERROR);
+	ck_assert_uint_eq(quota_errors(q), 5);
+	fl->fail = 0;
+	b = quota_batch_free(b);
 	log_discard(0);
 	teardown();
 }
@@ -1344,7 +1363,7 @@ main(void)
 	suite_add_tcase(s, tc);
 	tc = tcase_create("async_runs");
 	tcase_add_test(tc, async_runs_go_in_order_and_coalesce);
-	tcase_add_test(tc, async_sync_flush_keeps_promises);
+	tcase_add_test(tc, one_call_and_batch_free);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("threads_admit_exactly_the_limit");
 	tcase_add_test(tc, threads_admit_exactly_the_limit);

@@ -1,0 +1,540 @@
+/*
+ * quota_batch - see quota.h: submit, then flush.
+ *
+ * A batch keeps the calls submitted and not flushed yet in a queue:
+ * b->calls (the store's arguments, struct quota_store_call) and b->pend
+ * (what to do with each answer), in submission order.  A flush hands the
+ * queue to the store as one exchange:
+ *
+ *  - a store with pipelines (Redis) gets it through its pipeline op.  A
+ *    queue of one call, with nothing in flight, is sent at once from the
+ *    calling thread (a hand-over costs more than it saves); a longer one
+ *    becomes a run (struct qrun), once quota_batch_fd() has been asked
+ *    for (else it is sent from the calling thread too), at the end of
+ *    b->ahead .. b->atail,
+ *    which a thread of the batch's own (run_thread, started with the
+ *    first run) sends, marks sent and announces with a byte on b->apipe;
+ *    the flush returns QUOTA_PENDING.  One run is in flight at a time:
+ *    what is flushed meanwhile waits in the queue, and goes out as the
+ *    next run once quota_poll() has delivered the one in flight, so the
+ *    calls of every turn that passed meanwhile go out together.
+ *  - any other store runs the queue in the calling thread, inside one
+ *    batch of the store when it has them (LMDB: one write transaction);
+ *    when that batch fails none of its calls took effect, and each gets
+ *    the store's error.
+ *
+ * Answers are delivered (deliver) in the thread that flushes, polls or
+ * waits, in submission order; completions that submit more calls fill
+ * the queue again, which the same flush, poll or wait sends in turn.
+ * The run list and the sent marks are under amu.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "quota/quota.h"
+#include "quota/quota_impl.h"
+#include "quota/store.h"
+#include "util/log.h"
+#include "util/metrics.h"
+#include "util/xmalloc.h"
+
+/* A queued call's own part (its store arguments are in b->calls). */
+struct qpend {
+	struct quota_op *ops;		/* admit, commit: the ops, owned */
+	size_t *idx;			/* their limit indices */
+	struct quota_op_result *res;
+	int reserve;
+	quota_done_fn *done;		/* NULL: a release */
+	void *arg;
+};
+
+/* A queue handed to the run thread (see the top); the arrays owned. */
+struct qrun {
+	struct quota_store_call *calls;
+	struct qpend *pend;
+	size_t n;
+	int sent;			/* answers in calls[] (under amu) */
+	struct qrun *next;
+};
+
+struct quota_batch {
+	struct quota *q;
+	struct quota_store_call *calls;	/* the queue */
+	struct qpend *pend;
+	size_t nqueue, capqueue;
+	/* runs (stores with pipelines; see the top) */
+	pthread_mutex_t amu;
+	pthread_cond_t acond;		/* a run sent, a run added, stop */
+	struct qrun *ahead, *atail;	/* not delivered yet, in order */
+	int apipe[2];			/* -1: no runs */
+	int athread_on, astop;
+	pthread_t athread;
+};
+
+/* has_pipeline - the batch's store has pipelines */
+static int
+has_pipeline(const struct quota_batch *b)
+{
+	return quota_store_of(b->q)->ops->pipeline != NULL;
+}
+
+struct quota_batch *
+quota_batch_new(struct quota *q)
+{
+	struct quota_batch *b = xcalloc(1, sizeof(*b));
+
+	b->q = q;
+	pthread_mutex_init(&b->amu, NULL);
+	pthread_cond_init(&b->acond, NULL);
+	b->apipe[0] = b->apipe[1] = -1;
+	return b;
+}
+
+struct quota_batch *
+quota_batch_free(struct quota_batch *b)
+{
+	if (b == NULL)
+		return NULL;
+	quota_wait(b);
+	if (b->athread_on) {
+		pthread_mutex_lock(&b->amu);
+		b->astop = 1;
+		pthread_cond_broadcast(&b->acond);
+		pthread_mutex_unlock(&b->amu);
+		pthread_join(b->athread, NULL);
+	}
+	if (b->apipe[0] >= 0) {
+		close(b->apipe[0]);
+		close(b->apipe[1]);
+	}
+	pthread_cond_destroy(&b->acond);
+	pthread_mutex_destroy(&b->amu);
+	free(b->calls);
+	free(b->pend);
+	free(b);
+	return NULL;
+}
+
+/*
+ * quota_batch_fd - the pipe is made at the first call: a batch that is
+ * only waited for (the milter's) sends its calls from its own thread
+ */
+int
+quota_batch_fd(struct quota_batch *b)
+{
+	if (b->apipe[0] < 0 && has_pipeline(b) && pipe2(b->apipe,
+	    O_CLOEXEC | O_NONBLOCK) < 0) {
+		log_warn("quota: pipe for pipelined runs");
+		b->apipe[0] = b->apipe[1] = -1;
+	}
+	return b->apipe[0];
+}
+
+/* queue_add - a new call at the end of the queue, cleared */
+static size_t
+queue_add(struct quota_batch *b)
+{
+	if (b->nqueue == b->capqueue) {
+		b->capqueue = b->capqueue ? b->capqueue * 2 : 64;
+		b->calls = xreallocarray(b->calls, b->capqueue,
+		    sizeof(*b->calls));
+		b->pend = xreallocarray(b->pend, b->capqueue,
+		    sizeof(*b->pend));
+	}
+	memset(&b->calls[b->nqueue], 0, sizeof(*b->calls));
+	memset(&b->pend[b->nqueue], 0, sizeof(*b->pend));
+	return b->nqueue++;
+}
+
+/*
+ * queue_ops - a new admit or commit call for who and amt (either NULL:
+ * no ops), its ops built; the index, or -1 when there is nothing to
+ * queue: then done has run (an error, or nothing to ask the store when
+ * empty_ok is 0)
+ */
+static ssize_t
+queue_ops(struct quota_batch *b, const struct quota_who *who,
+    const struct quota_amount *amt, int64_t now, int empty_ok,
+    const char *what, quota_done_fn *done, void *arg)
+{
+	struct quota *q = b->q;
+	struct quota_verdict v;
+	size_t nl = quota_conf_of(q)->nlimits, i, n = 0;
+	struct qpend *p;
+
+	memset(&v, 0, sizeof(v));
+	v.result = QUOTA_ADMIT;
+	i = queue_add(b);
+	p = &b->pend[i];
+	p->ops = xcalloc(nl == 0 ? 1 : nl, sizeof(*p->ops));
+	p->idx = xcalloc(nl == 0 ? 1 : nl, sizeof(*p->idx));
+	if ((who != NULL && amt != NULL && !quota_exempt(quota_conf_of(q),
+	    who) && quota_build_ops(q, who, amt, now, p->ops, p->idx, &n,
+	    v.error, sizeof(v.error)) < 0) || (n == 0 && !empty_ok)) {
+		free(p->ops);
+		free(p->idx);
+		b->nqueue--;
+		if (v.error[0] != '\0') {
+			v.result = QUOTA_ERROR;
+			done(arg, quota_store_failed(q, what, v.error), &v, 0);
+		} else
+			done(arg, 0, &v, 0);
+		return -1;
+	}
+	p->res = xcalloc(n == 0 ? 1 : n, sizeof(*p->res));
+	p->done = done;
+	p->arg = arg;
+	b->calls[i].ops = p->ops;
+	b->calls[i].n = n;
+	b->calls[i].now_ms = now;
+	b->calls[i].res = p->res;
+	return (ssize_t)i;
+}
+
+void
+quota_submit_admit(struct quota_batch *b, const struct quota_who *who,
+    const struct quota_amount *amt, int64_t now, int reserve,
+    quota_done_fn *done, void *arg)
+{
+	struct quota_store_call *c;
+	ssize_t i;
+
+	if ((i = queue_ops(b, who, amt, now, 0, "admission", done,
+	    arg)) < 0)
+		return;
+	c = &b->calls[i];
+	b->pend[i].reserve = reserve;
+	c->kind = QUOTA_CALL_ADMIT;
+	c->token = reserve ? quota_new_token(now) : 0;
+	c->expires_ms = now +
+	    (int64_t)quota_conf_of(b->q)->store.reserve_ttl * 1000;
+}
+
+void
+quota_submit_commit(struct quota_batch *b, uint64_t token,
+    const struct quota_who *who, const struct quota_amount *amt,
+    int64_t now, quota_done_fn *done, void *arg)
+{
+	struct quota_verdict v;
+	ssize_t i;
+
+	if (token == 0) {
+		memset(&v, 0, sizeof(v));
+		v.result = QUOTA_ADMIT;
+		done(arg, 0, &v, 0);
+		return;
+	}
+	if ((i = queue_ops(b, who, amt, now, 1, "commit", done, arg)) < 0)
+		return;
+	b->calls[i].kind = QUOTA_CALL_COMMIT;
+	b->calls[i].token = token;
+}
+
+void
+quota_submit_release(struct quota_batch *b, uint64_t token, int64_t now)
+{
+	size_t i;
+
+	if (token == 0)
+		return;
+	i = queue_add(b);
+	b->calls[i].kind = QUOTA_CALL_RELEASE;
+	b->calls[i].token = token;
+	b->calls[i].now_ms = now;
+}
+
+/* deliver - the answer to one call; frees what its pend owns */
+static void
+deliver(struct quota *q, const struct quota_store_call *c,
+    struct qpend *p)
+{
+	struct quota_verdict v;
+	const char *what = c->kind == QUOTA_CALL_COMMIT ? "commit" :
+	    "admission";
+
+	if (c->kind == QUOTA_CALL_RELEASE) {
+		if (c->rc < 0)
+			(void)quota_store_failed(q, "release", c->err);
+		return;
+	}
+	memset(&v, 0, sizeof(v));
+	v.result = QUOTA_ADMIT;
+	if (c->rc < 0) {
+		v.result = QUOTA_ERROR;
+		snprintf(v.error, sizeof(v.error), "%s", c->err);
+		p->done(p->arg, quota_store_failed(q, what, v.error), &v, 0);
+	} else {
+		quota_verdict_of(q, p->ops, p->idx, p->res, c->n, c->admitted,
+		    &v);
+		p->done(p->arg, 0, &v, c->admitted && p->reserve ? c->token :
+		    0);
+	}
+	free(p->ops);
+	free(p->idx);
+	free(p->res);
+}
+
+/* run_one - one call on a store without pipelines */
+static void
+run_one(struct quota_store *s, struct quota_store_call *c)
+{
+	c->err[0] = '\0';
+	switch (c->kind) {
+	case QUOTA_CALL_ADMIT:
+		c->rc = s->ops->admit(s, c->ops, c->n, c->now_ms, c->token,
+		    c->expires_ms, c->res, &c->admitted, c->err,
+		    sizeof(c->err));
+		break;
+	case QUOTA_CALL_COMMIT:
+		c->rc = s->ops->commit(s, c->token, c->ops, c->n, c->now_ms,
+		    c->res, &c->admitted, c->err, sizeof(c->err));
+		break;
+	case QUOTA_CALL_RELEASE:
+		c->rc = s->ops->release(s, c->token, c->now_ms, c->err,
+		    sizeof(c->err));
+		break;
+	}
+}
+
+/* call_op - the metric's name for one call's operation */
+static const char *
+call_op(const struct quota_store_call *c)
+{
+	switch (c->kind) {
+	case QUOTA_CALL_ADMIT:
+		return "admit";
+	case QUOTA_CALL_COMMIT:
+		return "commit";
+	case QUOTA_CALL_RELEASE:
+		break;
+	}
+	return "release";
+}
+
+/* fail_all - every call of an exchange that did not take effect */
+static void
+fail_all(struct quota_store_call *calls, size_t n, const char *err)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		calls[i].rc = -1;
+		snprintf(calls[i].err, sizeof(calls[i].err), "%s", err);
+	}
+}
+
+/*
+ * run_calls - one exchange with the store, in the calling thread: its
+ * pipeline, or its batch around the calls one by one (see the top)
+ */
+static void
+run_calls(struct quota_store *s, struct quota_store_call *calls, size_t n)
+{
+	char err[256];
+	int batch;
+	size_t i;
+	uint64_t t0 = metrics_now_us();
+
+	if (s->ops->pipeline != NULL) {
+		s->ops->pipeline(s, calls, n);
+		quota_metric_store("pipeline", t0);
+		return;
+	}
+	batch = n > 1 && s->ops->batch_begin != NULL;
+	if (batch && s->ops->batch_begin(s, err, sizeof(err)) < 0) {
+		fail_all(calls, n, err);
+		return;
+	}
+	for (i = 0; i < n; i++)
+		run_one(s, &calls[i]);
+	if (batch && s->ops->batch_end(s, err, sizeof(err)) < 0)
+		fail_all(calls, n, err);
+	quota_metric_store(n == 1 ? call_op(&calls[0]) : "pipeline", t0);
+}
+
+/* deliver_all - deliver calls[0..n) and free the arrays */
+static void
+deliver_all(struct quota *q, struct quota_store_call *calls,
+    struct qpend *pend, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		deliver(q, &calls[i], &pend[i]);
+	free(calls);
+	free(pend);
+}
+
+/*
+ * run_here - send the queue from the calling thread and deliver it (what
+ * the completions queue stays queued)
+ */
+static void
+run_here(struct quota_batch *b)
+{
+	struct quota_store_call *calls = b->calls;
+	struct qpend *pend = b->pend;
+	size_t n = b->nqueue;
+
+	b->calls = NULL;
+	b->pend = NULL;
+	b->nqueue = b->capqueue = 0;
+	run_calls(quota_store_of(b->q), calls, n);
+	deliver_all(b->q, calls, pend, n);
+}
+
+/*
+ * run_thread - send each run in list order, one after the other; mark
+ * it sent and say so through the pipe
+ */
+static void *
+run_thread(void *arg)
+{
+	struct quota_batch *b = arg;
+	struct quota_store *s = quota_store_of(b->q);
+	struct qrun *r;
+	ssize_t w;
+
+	pthread_mutex_lock(&b->amu);
+	for (;;) {
+		for (r = b->ahead; r != NULL && r->sent; r = r->next)
+			;
+		if (r == NULL) {
+			if (b->astop)
+				break;
+			pthread_cond_wait(&b->acond, &b->amu);
+			continue;
+		}
+		pthread_mutex_unlock(&b->amu);
+		s->ops->pipeline(s, r->calls, r->n);
+		pthread_mutex_lock(&b->amu);
+		r->sent = 1;
+		pthread_cond_broadcast(&b->acond);
+		/* a full pipe already holds a wake-up for the reader */
+		do
+			w = write(b->apipe[1], "r", 1);
+		while (w < 0 && errno == EINTR);
+	}
+	pthread_mutex_unlock(&b->amu);
+	return NULL;
+}
+
+/* start_run - the queue becomes a run; 0, or -1 (no thread) */
+static int
+start_run(struct quota_batch *b)
+{
+	struct qrun *r;
+	int rc;
+
+	if (b->apipe[0] < 0)
+		return -1;
+	if (!b->athread_on) {
+		if ((rc = pthread_create(&b->athread, NULL, run_thread,
+		    b)) != 0) {
+			log_warnx("quota: cannot start the run thread: %s",
+			    strerror(rc));
+			return -1;
+		}
+		b->athread_on = 1;
+	}
+	r = xcalloc(1, sizeof(*r));
+	r->calls = b->calls;
+	r->pend = b->pend;
+	r->n = b->nqueue;
+	b->calls = NULL;
+	b->pend = NULL;
+	b->nqueue = b->capqueue = 0;
+	pthread_mutex_lock(&b->amu);
+	if (b->atail != NULL)
+		b->atail->next = r;
+	else
+		b->ahead = r;
+	b->atail = r;
+	pthread_cond_broadcast(&b->acond);
+	pthread_mutex_unlock(&b->amu);
+	return 0;
+}
+
+/* in_flight - a run is out and not delivered yet */
+static int
+in_flight(struct quota_batch *b)
+{
+	int r;
+
+	pthread_mutex_lock(&b->amu);
+	r = b->ahead != NULL;
+	pthread_mutex_unlock(&b->amu);
+	return r;
+}
+
+/* collect - deliver the runs whose answers are back, in order */
+static void
+collect(struct quota_batch *b)
+{
+	struct qrun *r;
+
+	for (;;) {
+		pthread_mutex_lock(&b->amu);
+		r = b->ahead;
+		if (r == NULL || !r->sent) {
+			pthread_mutex_unlock(&b->amu);
+			break;
+		}
+		b->ahead = r->next;
+		if (b->ahead == NULL)
+			b->atail = NULL;
+		pthread_mutex_unlock(&b->amu);
+		deliver_all(b->q, r->calls, r->pend, r->n);
+		free(r);
+	}
+}
+
+enum quota_flush
+quota_flush(struct quota_batch *b)
+{
+	if (in_flight(b))
+		return QUOTA_PENDING;	/* the queue is the next run */
+	while (b->nqueue > 0) {
+		if (!has_pipeline(b) || b->nqueue == 1 || start_run(b) < 0)
+			run_here(b);
+		else
+			return QUOTA_PENDING;
+	}
+	return QUOTA_DONE;
+}
+
+enum quota_flush
+quota_poll(struct quota_batch *b)
+{
+	char buf[256];
+
+	if (b->apipe[0] >= 0)
+		while (read(b->apipe[0], buf, sizeof(buf)) > 0)
+			;
+	collect(b);
+	return quota_flush(b);
+}
+
+void
+quota_wait(struct quota_batch *b)
+{
+	for (;;) {
+		pthread_mutex_lock(&b->amu);
+		while (b->ahead != NULL && !b->ahead->sent)
+			pthread_cond_wait(&b->acond, &b->amu);
+		pthread_mutex_unlock(&b->amu);
+		collect(b);
+		if (in_flight(b))
+			continue;
+		if (b->nqueue == 0)
+			break;
+		run_here(b);
+	}
+}
