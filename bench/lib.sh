@@ -9,9 +9,9 @@
 # and policyd-rate-limit unpacked from their packages, the machine facts,
 # and one section of bench/RESULTS.md replaced in place.
 #
-# The caller owns a temporary directory and the array PIDS: start_milter
-# appends every process it starts to PIDS, and the caller's cleanup stops
-# them with stop_pid.  Nothing here installs a package or touches a
+# The caller owns a temporary directory T and the array PIDS: start_milter
+# appends every process it starts to PIDS, and cleanup (the caller's EXIT
+# trap) stops them and removes T.  Nothing here installs a package or touches a
 # system service.
 
 BENCH_LIB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -78,6 +78,26 @@ start_milter() {
 	sed 's/^/    /' "$logf" >&2
 	stop_pid "$MPID"
 	return 1
+}
+
+# cleanup - the bench scripts' EXIT trap: runs the script's cleanup_more
+# if it has one, stops every process in PIDS, removes the temporary
+# directory T (unless BENCH_KEEP=1); exits with the script's status
+cleanup() {
+	local rc=$? pid
+	trap - EXIT INT TERM
+	declare -F cleanup_more >/dev/null && cleanup_more
+	for pid in "${PIDS[@]}"; do
+		stop_pid "$pid"
+	done
+	if [ -n "${T:-}" ] && [ -d "$T" ]; then
+		if [ "${BENCH_KEEP:-0}" = 1 ]; then
+			log "kept $T"
+		else
+			rm -rf "$T"
+		fi
+	fi
+	exit $rc
 }
 
 # machine_cpu - "TOTAL BUSY" jiffies of the whole machine (/proc/stat)

@@ -49,31 +49,12 @@ postconf -c "$T/pf/etc" -e "message_size_limit = $(((MIB + 10) * 1048576))" ||
     fatal_setup "postconf"
 pf_start "$SMTP_PORT" || fatal_setup "start postfix"
 
-# vm_kib PID FIELD - a /proc/PID/status figure in KiB (VmRSS, VmHWM)
-vm_kib() {
-	awk -v f="$2:" '$1 == f { print $2 }' "/proc/$1/status"
-}
-
 # send_msg NAME BODY_BYTES - a message from alice@example.com through
 # Postfix with smtp-source; waits until Postfix has delivered it; prints
-# smtp-sink's file.  The body is base64 of random bytes, as an attachment
-# (python3-dkim's relaxed body canonicalization takes seconds per MiB of
-# text with spaces, a fraction of that for base64).
+# smtp-sink's file.  The body is base64, an attachment (it_attach_msg).
 send_msg() {
 	local f=$T/$1.txt tag=bigmsg-$$-$1
-	{
-		printf 'From: Alice <alice@example.com>\n'
-		printf 'To: Bob <bob@example.net>\n'
-		printf 'Subject: %s\n' "$1"
-		printf 'Date: %s\n' "$(date -R)"
-		printf 'Message-ID: <%s@example.com>\n' "$tag"
-		printf 'MIME-Version: 1.0\n'
-		printf 'Content-Type: application/octet-stream\n'
-		printf 'Content-Transfer-Encoding: base64\n\n'
-		head -c $(($2 * 3 / 4 + 64)) /dev/urandom | base64 -w 76 |
-		    head -c "$2"
-		echo
-	} >"$f"
+	it_attach_msg "$f" "$tag" "$2"
 	smtp-source -4 -m 1 -F "$f" -f alice@example.com -t bob@example.net \
 	    -M client.outpost.test "127.0.0.1:$SMTP_PORT" >"$T/$1.log" 2>&1 ||
 	    { cat "$T/$1.log"; return 1; }
@@ -96,14 +77,14 @@ it_verify_py "$T/small.eml" "$T/keys/zone" >"$T/small.ver" 2>&1
 it_check "small message: signed, python3-dkim verifies rsa and ed25519" \
     it_verify_algs "$T/small.ver" rsa-sha256 ed25519-sha256
 
-RSS0=$(vm_kib "$MPID" VmRSS)
-HWM0=$(vm_kib "$MPID" VmHWM)
+RSS0=$(it_vm_kib "$MPID" VmRSS)
+HWM0=$(it_vm_kib "$MPID" VmHWM)
 t0=$(date +%s)
 big=$(send_msg big $((MIB * 1048576))) || big=
 it_log "the $MIB MiB message took $(($(date +%s) - t0)) s"
 it_check "$MIB MiB message: delivered" [ -n "$big" ]
-RSS1=$(vm_kib "$MPID" VmRSS)
-HWM1=$(vm_kib "$MPID" VmHWM)
+RSS1=$(it_vm_kib "$MPID" VmRSS)
+HWM1=$(it_vm_kib "$MPID" VmHWM)
 it_log "milter VmRSS before $RSS0 KiB (VmHWM $HWM0), after: VmRSS $RSS1 KiB, VmHWM $HWM1 KiB"
 it_check "$MIB MiB message: the milter's peak RSS grew by $((HWM1 - RSS0)) KiB (at most $MAX_KIB)" \
     [ $((HWM1 - RSS0)) -le "$MAX_KIB" ]
