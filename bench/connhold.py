@@ -13,7 +13,8 @@ the other, and leaves them open:
           it skips are not sent, steps it does not answer are not waited
           for), CONNECT from 127.0.0.1, HELO, MAIL, RCPT, DATA, the
           headers of a message from alice@example.com, EOH and 10 KiB of
-          body.
+          body, with a few of Postfix's macros (j, {daemon_name},
+          {client_addr}, {i}, {mail_addr}, {rcpt_addr}).
   policy  each connection is only opened (idle, as Postfix's smtpd keeps
           its policy connections between requests).
 
@@ -101,10 +102,16 @@ class Milter:
             raise ValueError('no OPTNEG reply')
         self.proto = struct.unpack('>III', data[:12])[2]
         self.skip_body = False
+        self.qid = b'CH%08X' % id(self)
+        self.macros(b'C', b'j', b'mta.example.net', b'{daemon_name}',
+                    b'smtpd', b'{client_addr}', b'127.0.0.1')
         self.step('connect', b'localhost\0' + b'4' + struct.pack('>H', 4711)
                   + b'127.0.0.1\0')
         self.step('helo', b'client.example.net\0')
+        self.macros(b'M', b'i', self.qid, b'{mail_addr}',
+                    b'alice@example.com')
         self.step('mail', b'<alice@example.com>\0')
+        self.macros(b'R', b'{rcpt_addr}', b'bob@example.net')
         self.step('rcpt', b'<bob@example.net>\0')
         self.step('data')
         for name, value in HEADERS:
@@ -113,6 +120,10 @@ class Milter:
                       name + b'\0' + value + b'\0')
         self.step('eoh')
         self.step('body', BODY)
+
+    def macros(self, stage, *kv):
+        """SMFIC_MACRO for STAGE: name, value, ... (no reply is due)."""
+        send_packet(self.s, b'D', stage + b''.join(x + b'\0' for x in kv))
 
     def step(self, name, data=b''):
         """Send one step unless skipped; read its reply unless NR."""
@@ -135,6 +146,7 @@ class Milter:
 
     def finish(self, sigs):
         """EOM; true when SIGS signatures were inserted and it passed."""
+        self.macros(b'E', b'i', self.qid)
         send_packet(self.s, b'E')
         found = 0
         while True:
