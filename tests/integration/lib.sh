@@ -271,6 +271,32 @@ it_keygen() {
 	cat "$dir/$sel.txt" >>"$dir/zone"
 }
 
+# it_vm_kib PID FIELD - a figure of /proc/PID/status: VmRSS or VmHWM (KiB),
+# Threads
+it_vm_kib() {
+	awk -v f="$2:" '$1 == f { print $2 }' "/proc/$1/status"
+}
+
+# it_attach_msg FILE TAG BYTES - a message from alice@example.com whose
+# body is BYTES of base64 of random bytes (an attachment), LF line ends,
+# Subject TAG, Message-ID <TAG@example.com>.  python3-dkim canonicalizes
+# base64 far faster than text with spaces (seconds per MiB).
+it_attach_msg() {
+	{
+		printf 'From: Alice Example <alice@example.com>\n'
+		printf 'To: Bob Example <bob@example.net>\n'
+		printf 'Subject: %s\n' "$2"
+		printf 'Date: %s\n' "$(date -R)"
+		printf 'Message-ID: <%s@example.com>\n' "$2"
+		printf 'MIME-Version: 1.0\n'
+		printf 'Content-Type: application/octet-stream\n'
+		printf 'Content-Transfer-Encoding: base64\n\n'
+		head -c $(($3 * 3 / 4 + 64)) /dev/urandom | base64 -w 76 |
+		    head -c "$3"
+		echo
+	} >"$1"
+}
+
 # it_mail_dkim_lib - print the PERL5LIB of a Mail::DKIM that knows ed25519
 it_mail_dkim_lib() {
 	if [ -z "${IT_PERL5LIB:-}" ]; then
