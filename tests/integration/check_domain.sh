@@ -145,7 +145,7 @@ expect_rc() {
 	if [ "$RC" -eq "$2" ]; then
 		it_pass "$1: exit $2"
 	else
-		it_fail "$1: exit $RC, want $2; output:"$'\n'"$OUT"
+		it_fail "$1: exit $RC, want $2; output:"$'\n'"$OUT"$'\n'"$(cat "$T/stderr")"
 	fi
 }
 
