@@ -28,6 +28,9 @@
 
 #define PSL_DAFSA	"/usr/share/publicsuffix/public_suffix_list.dafsa"
 #define DMARC_TXT_MAX	8192
+/* Longer records are refused before libopendmarc sees them: it copies
+ * the record into a BUFSIZ buffer of its own. */
+#define DMARC_RECORD_MAX 2048
 
 static pthread_once_t psl_once = PTHREAD_ONCE_INIT;
 static const psl_ctx_t *psl;		/* for the life of the process */
@@ -155,6 +158,11 @@ dmarc_parse(const char *record, struct dmarc_record *r, char *err,
 	size_t nrua;
 
 	memset(r, 0, sizeof(*r));
+	if (strlen(record) > DMARC_RECORD_MAX) {
+		snprintf(err, errlen, "invalid DMARC record: longer than %d "
+		    "bytes", DMARC_RECORD_MAX);
+		return -1;
+	}
 	pc = opendmarc_policy_connect_init((u_char *)"0.0.0.0", 0);
 	if (pc == NULL) {
 		snprintf(err, errlen, "libopendmarc: out of memory");

@@ -68,6 +68,22 @@ static const struct parse_case parses[] = {
 	{ "", 0, 0, 0, 0, 0, NULL },
 };
 
+START_TEST(dmarc_record_too_long_refused)
+{
+	char rec[3000], err[256] = "";
+	struct dmarc_record r;
+
+	memset(rec, ' ', sizeof(rec));
+	memcpy(rec, "v=DMARC1; p=reject;", 19);
+	rec[sizeof(rec) - 1] = '\0';
+	ck_assert_int_eq(dmarc_parse(rec, &r, err, sizeof(err)), -1);
+	ck_assert_msg(strstr(err, "longer") != NULL, "err: %s", err);
+	rec[2000] = '\0';
+	ck_assert_int_eq(dmarc_parse(rec, &r, err, sizeof(err)), 0);
+	ck_assert_int_eq(r.p, DMARC_P_REJECT);
+}
+END_TEST
+
 START_TEST(dmarc_record_parsed_with_rfc7489_defaults)
 {
 	const struct parse_case *c = &parses[_i];
@@ -564,6 +580,7 @@ deliver_suite(void)
 	    (int)(sizeof(orgs) / sizeof(orgs[0])));
 	tcase_add_loop_test(tc, alignment_relaxed_and_strict, 0,
 	    (int)(sizeof(aligns) / sizeof(aligns[0])));
+	tcase_add_test(tc, dmarc_record_too_long_refused);
 	tcase_add_test(tc, cache_bounded_lru_and_ttl);
 	suite_add_tcase(s, tc);
 
