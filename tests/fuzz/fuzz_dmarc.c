@@ -16,6 +16,7 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 
+/* LLVMFuzzerTestOneInput - one input as a record and as a name */
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

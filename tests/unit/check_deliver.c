@@ -567,6 +567,7 @@ START_TEST(hanging_lookup_does_not_hold_other_threads)
 }
 END_TEST
 
+/* deliver_suite - the library alone, then against dnsmasq */
 static Suite *
 deliver_suite(void)
 {
@@ -599,6 +600,7 @@ deliver_suite(void)
 	return s;
 }
 
+/* main - run the suite; exit status: failures */
 int
 main(void)
 {
