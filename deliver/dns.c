@@ -532,10 +532,9 @@ dns_addrs(struct dns *d, const char *name, char *out, size_t outlen,
 	return dns_lookup(d, name, t, 2, out, outlen, err, errlen);
 }
 
-/* reverse_name - the in-addr.arpa or ip6.arpa name of addr; -1 if addr
- * is not an address */
-static int
-reverse_name(const char *addr, char *name, size_t len)
+/* dns_reverse_name - the in-addr.arpa or ip6.arpa name of addr */
+int
+dns_reverse_name(const char *addr, char *name, size_t len)
 {
 	static const char hex[] = "0123456789abcdef";
 	unsigned char a[16];
@@ -565,7 +564,7 @@ dns_ptr(struct dns *d, const char *addr, char *out, size_t outlen,
 	static const int t[] = { ns_t_ptr };
 	char name[80];
 
-	if (reverse_name(addr, name, sizeof(name)) == -1) {
+	if (dns_reverse_name(addr, name, sizeof(name)) == -1) {
 		if (outlen > 0)
 			out[0] = '\0';
 		snprintf(err, errlen, "%.64s: not an IP address", addr);

@@ -72,6 +72,10 @@ enum dns_rc dns_ptr(struct dns *d, const char *addr, char *out,
 enum dns_rc dns_addrs(struct dns *d, const char *name, char *out,
     size_t outlen, char *err, size_t errlen);
 
+/* dns_reverse_name - the in-addr.arpa or ip6.arpa name of an address
+ * into name; 0, or -1 if addr is not an IP address or len too small */
+int dns_reverse_name(const char *addr, char *name, size_t len);
+
 /* dns_rc_name - "ok", "nxdomain", "nodata" or "temperror" */
 const char *dns_rc_name(enum dns_rc rc);
 

@@ -410,27 +410,6 @@ resolves_back(struct cd *cd, const char *name, const char *addr,
 	return 0;
 }
 
-/* ptr_owner - the reverse name of addr (in-addr.arpa / ip6.arpa) */
-static void
-ptr_owner(const char *addr, char *out, size_t len)
-{
-	static const char hex[] = "0123456789abcdef";
-	unsigned char a[16];
-	struct buf b = BUF_INIT;
-	int i;
-
-	if (inet_pton(AF_INET, addr, a) == 1)
-		buf_appendf(&b, "%u.%u.%u.%u.in-addr.arpa", a[3], a[2], a[1],
-		    a[0]);
-	else if (inet_pton(AF_INET6, addr, a) == 1) {
-		for (i = 15; i >= 0; i--)
-			buf_appendf(&b, "%c.%c.", hex[a[i] & 15], hex[a[i] >> 4]);
-		buf_appends(&b, "ip6.arpa");
-	}
-	(void)snprintf(out, len, "%s", buf_cstr(&b));
-	buf_free(&b);
-}
-
 /* check_ptr_one - FCrDNS of one outbound address */
 static void
 check_ptr_one(struct cd *cd, const char *addr)
@@ -439,7 +418,7 @@ check_ptr_one(struct cd *cd, const char *addr)
 	const char *p, *nl;
 	enum dns_rc rc, arc = DNS_OK;
 
-	ptr_owner(addr, owner, sizeof(owner));
+	(void)dns_reverse_name(addr, owner, sizeof(owner));
 	rc = dns_ptr(cd->dns, addr, names, sizeof(names), err, sizeof(err));
 	if (rc == DNS_TEMPERROR) {
 		add(cd, "ptr", CD_TEMPERROR, NULL, "%s: %s", addr, err);

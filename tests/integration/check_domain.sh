@@ -32,28 +32,14 @@ OUR_IP=192.0.2.25
 
 if [ -z "${OUTPOST_CD_NETNS:-}" ]; then
 	IT_NAME=check_domain
-	NS=outpost-cd-$$
-	ns_fail() {
-		it_fail "setup: $*"
-		it_finish
-		exit 1
-	}
-	trap 'rc=$?; trap - EXIT; ns_destroy "$NS"; exit $rc' EXIT
-	trap 'exit 130' INT
-	trap 'exit 143' TERM
-	[ "$(id -u)" -eq 0 ] || ns_fail "must run as root (netns)"
-	for prog in ip /usr/sbin/dnsmasq; do
-		command -v "$prog" >/dev/null || ns_fail "missing $prog"
-	done
-	ns_create "$NS" || ns_fail "network namespace $NS"
-	ip netns exec "$NS" env OUTPOST_CD_NETNS="$NS" bash "$0" "$@"
-	exit $?
+	ns_run_inside OUTPOST_CD_NETNS "outpost-cd-$$" -- "$0" "$@"
 fi
 
 it_init check_domain
 T=$IT_T
 CTL=$IT_BUILD/tools/outpostctl
 
+# fatal_setup - a setup step failed: report it and stop
 fatal_setup() {
 	it_setup_failed "$*" "$T/dnsmasq.log"
 }

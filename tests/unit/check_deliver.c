@@ -175,6 +175,20 @@ START_TEST(alignment_relaxed_and_strict)
 }
 END_TEST
 
+START_TEST(reverse_names_v4_v6)
+{
+	char n[128];
+
+	ck_assert_int_eq(dns_reverse_name("192.0.2.25", n, sizeof(n)), 0);
+	ck_assert_str_eq(n, "25.2.0.192.in-addr.arpa");
+	ck_assert_int_eq(dns_reverse_name("2001:db8::1", n, sizeof(n)), 0);
+	ck_assert_str_eq(n, "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0."
+	    "8.b.d.0.1.0.0.2.ip6.arpa");
+	ck_assert_int_eq(dns_reverse_name("192.0.2", n, sizeof(n)), -1);
+	ck_assert_int_eq(dns_reverse_name("192.0.2.25", n, 10), -1);
+}
+END_TEST
+
 /* ---- the cache by itself ------------------------------------------------ */
 
 START_TEST(cache_bounded_lru_and_ttl)
@@ -583,6 +597,7 @@ deliver_suite(void)
 	    (int)(sizeof(aligns) / sizeof(aligns[0])));
 	tcase_add_test(tc, dmarc_record_too_long_refused);
 	tcase_add_test(tc, cache_bounded_lru_and_ttl);
+	tcase_add_test(tc, reverse_names_v4_v6);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("dns");
