@@ -10,6 +10,12 @@
 #                           its processes as /etc/resolv.conf)
 #   ns_destroy NAME         stop the processes left in NAME (only ours can
 #                           be there), delete it and /etc/netns/NAME
+#   ns_run_inside VAR NAME [ADDR...] -- SCRIPT [ARG...]
+#                           as root: ns_create NAME ADDR..., run SCRIPT
+#                           again inside with VAR=NAME in its environment,
+#                           ns_destroy NAME however it ends; exits with the
+#                           script's status (a setup step that fails is a
+#                           FAIL line of IT_NAME)
 # Inside (a script run with `ip netns exec NAME`):
 #   ns_dns_start DIR        dnsmasq on 127.0.0.1:53 with the records of
 #                           tests/data/spf-zone/dnsmasq.conf, and the UDP
@@ -60,6 +66,36 @@ ns_destroy() {
 	rm -rf "/etc/netns/$ns"
 	rmdir /etc/netns 2>/dev/null
 	return 0
+}
+
+# ns_setup_fail - a step before the script could run inside failed
+ns_setup_fail() {
+	it_fail "setup: $*"
+	it_finish
+	exit 1
+}
+
+# ns_run_inside - the namespace, the script inside it, the cleanup
+ns_run_inside() {
+	local var=$1 prog addrs=()
+	NS_RUN=$2
+	shift 2
+	while [ $# -gt 0 ] && [ "$1" != -- ]; do
+		addrs+=("$1")
+		shift
+	done
+	shift
+	trap 'rc=$?; trap - EXIT; ns_destroy "$NS_RUN"; exit $rc' EXIT
+	trap 'exit 130' INT
+	trap 'exit 143' TERM
+	[ "$(id -u)" -eq 0 ] || ns_setup_fail "must run as root (netns)"
+	for prog in ip /usr/sbin/dnsmasq; do
+		command -v "$prog" >/dev/null || ns_setup_fail "missing $prog"
+	done
+	ns_create "$NS_RUN" "${addrs[@]}" ||
+	    ns_setup_fail "network namespace $NS_RUN ${addrs[*]}"
+	ip netns exec "$NS_RUN" env "$var=$NS_RUN" bash "$@"
+	exit $?
 }
 
 # ns_dnsq - one DNS query to 127.0.0.1:53
