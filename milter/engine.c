@@ -368,12 +368,27 @@ do_macro(struct econn *e, const unsigned char *data, size_t len)
 	return 0;
 }
 
+/* The macro list of every stage (milter.h), sent at negotiation. */
+static const struct {
+	int stage;
+	const char *names;
+} symlists[] = {
+	{ SMFIM_CONNECT, MILTER_MACROS_CONNECT },
+	{ SMFIM_HELO, MILTER_MACROS_HELO },
+	{ SMFIM_ENVFROM, MILTER_MACROS_ENVFROM },
+	{ SMFIM_ENVRCPT, MILTER_MACROS_ENVRCPT },
+	{ SMFIM_DATA, MILTER_MACROS_DATA },
+	{ SMFIM_EOH, MILTER_MACROS_EOH },
+	{ SMFIM_EOM, MILTER_MACROS_EOM },
+};
+
+/* do_optneg - answer the MTA's offer: actions, protocol, macro lists */
 static int
 do_optneg(struct econn *e, const unsigned char *data, size_t len)
 {
 	uint32_t version, actions, protocol;
 	unsigned long want_a, want_p;
-	size_t off = 0;
+	size_t off = 0, i;
 	struct buf r = BUF_INIT;
 
 	if (get_u32(data, len, &off, &version) < 0 ||
@@ -391,21 +406,12 @@ do_optneg(struct econn *e, const unsigned char *data, size_t len)
 	put_u32(&r, version < ENGINE_VERSION ? version : ENGINE_VERSION);
 	put_u32(&r, (uint32_t)want_a);
 	put_u32(&r, (uint32_t)want_p);
-	if (actions & SMFIF_SETSYMLIST) {
-		put_u32(&r, SMFIM_CONNECT);
-		buf_append(&r, MILTER_MACROS_CONNECT,
-		    sizeof(MILTER_MACROS_CONNECT));
-		put_u32(&r, SMFIM_ENVFROM);
-		buf_append(&r, MILTER_MACROS_ENVFROM,
-		    sizeof(MILTER_MACROS_ENVFROM));
-		put_u32(&r, SMFIM_ENVRCPT);
-		buf_append(&r, MILTER_MACROS_ENVRCPT,
-		    sizeof(MILTER_MACROS_ENVRCPT));
-		put_u32(&r, SMFIM_EOH);
-		buf_append(&r, MILTER_MACROS_EOH, sizeof(MILTER_MACROS_EOH));
-		put_u32(&r, SMFIM_EOM);
-		buf_append(&r, MILTER_MACROS_EOM, sizeof(MILTER_MACROS_EOM));
-	}
+	if (actions & SMFIF_SETSYMLIST)
+		for (i = 0; i < sizeof(symlists) / sizeof(symlists[0]); i++) {
+			put_u32(&r, (uint32_t)symlists[i].stage);
+			buf_append(&r, symlists[i].names,
+			    strlen(symlists[i].names) + 1);
+		}
 	queue(e, SMFIC_OPTNEG, r.data, r.len);
 	buf_free(&r);
 	return flush(e);

@@ -145,6 +145,20 @@ milter_on_error(struct milter_conn *c, const char *why)
 }
 
 /*
+ * connect_continues - does milter_connect() continue every client under
+ * g (trust by authentication comes at MAIL; SPF and quotas on every
+ * connection need the session)?  Then CONNECT is negotiated without a
+ * reply (SMFIP_NR_CONN).
+ */
+static int
+connect_continues(const struct milter_gen *g)
+{
+	return g->conf->trusted.authenticated ||
+	    (g->conf->spf.inbound.enabled && milter_spf_ready()) ||
+	    (milter_gen_counts_conn(g, 0) && milter_gen_counts_conn(g, 1));
+}
+
+/*
  * milter_negotiate - the steps skipped are decided by the generation
  * current now, which the connection keeps: it counts recipients only if
  * RCPT was negotiated for it.
@@ -172,6 +186,8 @@ milter_negotiate(struct milter_conn *c, unsigned long actions,
 		if (c->gen->conf->milter.quotas == CONF_MQUOTA_ALL)
 			want &= ~(unsigned long)SMFIP_NR_RCPT;
 	}
+	if (c->gen != NULL && connect_continues(c->gen))
+		want |= SMFIP_NR_CONN;
 	*want_actions = MILTER_ACTIONS & actions;
 	*want_protocol = protocol & want;
 	c->pflags = *want_protocol;
@@ -199,10 +215,9 @@ conn_is_non_smtp(const struct sockaddr *sa)
 	return 0;
 }
 
-/* milter_connect - a new SMTP session: who the client is; untrusted ones
- * that nothing here counts or checks are accepted now */
-sfsistat
-milter_connect(struct milter_conn *c, const char *host,
+/* connect_session - the work of milter_connect; its verdict */
+static sfsistat
+connect_session(struct milter_conn *c, const char *host,
     const struct sockaddr *sa)
 {
 	struct dkim_decide_in in;
@@ -248,6 +263,19 @@ milter_connect(struct milter_conn *c, const char *host,
 		return SMFIS_ACCEPT;
 	}
 	return SMFIS_CONTINUE;
+}
+
+/* milter_connect - a new SMTP session: who the client is; untrusted ones
+ * that nothing here counts or checks are accepted now, unless CONNECT
+ * was negotiated without a reply (then their messages are passed at MAIL
+ * or at their end, as untrusted) */
+sfsistat
+milter_connect(struct milter_conn *c, const char *host,
+    const struct sockaddr *sa)
+{
+	sfsistat rc = connect_session(c, host, sa);
+
+	return (c->pflags & SMFIP_NR_CONN) ? SMFIS_NOREPLY : rc;
 }
 
 /* noreply - NOREPLY for a step negotiated as no-reply, else CONTINUE */
