@@ -28,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <pthread.h>
 #include <sys/socket.h>
 #include <time.h>
 
@@ -48,6 +49,54 @@
 #define MILTER_HEADERS_MAX (1024 * 1024)
 #define MILTER_FIELDS_MAX 10000
 #define MILTER_FIELD_COST 64
+
+/*
+ * The mix of senders seen lately, for milter_negotiate.  Under NR_MAIL
+ * (trust decided by SMTP AUTH, at MAIL) an untrusted message still
+ * crosses the socket whole: Postfix hands the milter to cleanup, which
+ * reads the queue file again for the headers and body, and waits for the
+ * end-of-message reply.  A reply to MAIL lets the milter accept it there
+ * instead (measured behind Postfix: 20 system calls fewer of its 225 per
+ * message) but costs every signed message a round trip (4 more of 231).
+ * So the milter asks for it only while at least one message in
+ * MILTER_MIX_SHARE came from an untrusted sender; the counts halve every
+ * MILTER_MIX_WINDOW messages, and MILTER_MIX_MIN messages must have been
+ * seen first.
+ */
+#define MILTER_MIX_WINDOW	256
+#define MILTER_MIX_SHARE	5
+#define MILTER_MIX_MIN		4
+
+static pthread_mutex_t mix_lock = PTHREAD_MUTEX_INITIALIZER;
+static unsigned int mix_all, mix_untrusted;
+
+/* mix_note - one more message at MAIL, from an untrusted sender or not */
+static void
+mix_note(int untrusted)
+{
+	pthread_mutex_lock(&mix_lock);
+	mix_all++;
+	if (untrusted)
+		mix_untrusted++;
+	if (mix_all >= MILTER_MIX_WINDOW) {
+		mix_all /= 2;
+		mix_untrusted /= 2;
+	}
+	pthread_mutex_unlock(&mix_lock);
+}
+
+/* mix_untrusted_often - is a reply to MAIL worth it (see above)? */
+static int
+mix_untrusted_often(void)
+{
+	int r;
+
+	pthread_mutex_lock(&mix_lock);
+	r = mix_all >= MILTER_MIX_MIN &&
+	    mix_untrusted * MILTER_MIX_SHARE >= mix_all;
+	pthread_mutex_unlock(&mix_lock);
+	return r;
+}
 
 /* hdrs_free - let go of the header fields kept for the signer */
 static void
@@ -188,6 +237,10 @@ milter_negotiate(struct milter_conn *c, unsigned long actions,
 	}
 	if (c->gen != NULL && connect_continues(c->gen))
 		want |= SMFIP_NR_CONN;
+	/* untrusted senders often: accept their messages at MAIL */
+	if (c->gen != NULL && c->gen->conf->trusted.authenticated &&
+	    !milter_gen_counts_conn(c->gen, 0) && mix_untrusted_often())
+		want &= ~(unsigned long)SMFIP_NR_MAIL;
 	*want_actions = MILTER_ACTIONS & actions;
 	*want_protocol = protocol & want;
 	c->pflags = *want_protocol;
@@ -325,6 +378,7 @@ milter_envfrom(struct milter_conn *c, const char *sender)
 {
 	struct dkim_decide_in in;
 	const char *auth;
+	int untrusted;
 
 	if (c->gen == NULL)
 		return SMFIS_TEMPFAIL;
@@ -342,7 +396,9 @@ milter_envfrom(struct milter_conn *c, const char *sender)
 	in.auth_authen = c->auth;
 	in.client_addr = c->have_addr ? c->addr : NULL;
 	in.daemon_name = c->daemon_name;
-	if (dkim_trust_reason(c->gen->conf, &in) == NULL) {
+	untrusted = dkim_trust_reason(c->gen->conf, &in) == NULL;
+	mix_note(untrusted);
+	if (untrusted) {
 		if (milter_spf_inbound_on(c)) {
 			sfsistat rc = milter_spf_inbound(c);
 

@@ -105,9 +105,11 @@ struct milter_io {
  * generation current at negotiation needs is taken out of it
  * (milter_negotiate): RCPT when recipient quotas are counted (with a
  * reply when milter.quotas = all); HELO (no reply) and a reply to MAIL
- * when spf.inbound is enabled.  SMFIP_NR_CONN is added when CONNECT can
- * only continue (milter_negotiate): one round trip less per MTA
- * connection, which Postfix opens for each SMTP session. */
+ * when spf.inbound is enabled, and a reply to MAIL while untrusted
+ * senders are frequent (milter.c, mix_untrusted_often: they are then
+ * accepted at MAIL).  SMFIP_NR_CONN is added when CONNECT can only
+ * continue (milter_negotiate): one round trip less per MTA connection,
+ * which Postfix opens for each SMTP session. */
 #define MILTER_PROTOCOL		(SMFIP_NOHELO | SMFIP_NORCPT | \
 	SMFIP_NODATA | SMFIP_NOUNKNOWN | SMFIP_NOEOH | SMFIP_NR_HELO | \
 	SMFIP_NR_MAIL | SMFIP_NR_RCPT | SMFIP_NR_HDR | SMFIP_NR_BODY | \

@@ -10,7 +10,13 @@
 #   - it names a macro list for every stage, HELO and DATA with only
 #     {outpost_none}, and Postfix honours the lists: it sends no HELO or
 #     DATA macros and at CONNECT only j and {daemon_name};
+#   - with few untrusted senders, no reply to MAIL either: the milter
+#     speaks only at end of message;
 #   - the trusted message arrives signed, the untrusted one unsigned.
+# Then four more untrusted messages and a trusted one: with untrusted
+# senders that often, the milter asks for a reply to MAIL, accepts the
+# untrusted message there (Postfix sends no header, body or end of
+# message for it) and continues the trusted one, which is signed.
 # Needs root (Postfix), postfix, smtp-sink, swaks.
 set -u
 . "$(dirname "$0")/lib.sh"
@@ -41,7 +47,7 @@ wire_check() {
 	"$IT_PY" - "$1" <<'EOF'
 import json, struct, sys
 
-NR_CONN = 0x1000
+NR_CONN, NR_MAIL = 0x1000, 0x4000
 STAGES = ('connect', 'helo', 'mail', 'rcpt', 'data', 'eom', 'eoh')
 conns = {}
 for line in open(sys.argv[1]):
@@ -62,11 +68,11 @@ def lists(data):
         off = end + 1
     return out
 
-smtp = [c for c in conns.values()
-        if any(s == 'mta' and cmd == 'C' for s, cmd, _ in c)]
-say(len(smtp) >= 2, 'two SMTP sessions crossed the socket (got %d)'
+smtp = [conns[k] for k in sorted(conns)
+        if any(s == 'mta' and cmd == 'C' for s, cmd, _ in conns[k])]
+say(len(smtp) == 7, 'seven SMTP sessions crossed the socket (got %d)'
     % len(smtp))
-for c in smtp:
+for c in smtp[:2]:
     client = next(d for s, cmd, d in c if s == 'mta' and cmd == 'C')
     who = 'untrusted' if b'127.0.0.2' in client else 'trusted'
     neg = next((d for s, cmd, d in c if s == 'milter' and cmd == 'O'), b'')
@@ -99,6 +105,38 @@ for c in smtp:
             early.append(cmd)
     say(not early, '%s: no reply before end of message, none to CONNECT '
         '(sent early: %s)' % (who, early))
+
+# Then untrusted senders often: the milter asks for a reply to MAIL,
+# accepts an untrusted message there (Postfix sends no header, body or
+# end of message), continues a trusted one.
+def mail_reply(c):
+    """The milter's first packet after the MTA's MAIL, or None."""
+    after = False
+    for s, cmd, d in c:
+        if s == 'mta' and cmd == 'M':
+            after = True
+        elif after and s == 'milter':
+            return cmd
+    return None
+
+if len(smtp) == 7:
+    for c, who, want in ((smtp[5], 'untrusted', 'a'),
+                         (smtp[6], 'trusted', 'c')):
+        neg = next((d for s, cmd, d in c if s == 'milter' and cmd == 'O'),
+                   b'')
+        prot = struct.unpack('>I', neg[8:12])[0] if len(neg) >= 12 else 0
+        say(prot & NR_CONN and not prot & NR_MAIL, 'after 5 of 6 senders '
+            'untrusted, %s: a reply to MAIL negotiated (protocol 0x%x)'
+            % (who, prot))
+        say(mail_reply(c) == want, '%s: answered %r at MAIL (got %r)'
+            % (who, want, mail_reply(c)))
+        sent = sorted({cmd for s, cmd, _ in c if s == 'mta'} & set('LBE'))
+        if who == 'untrusted':
+            say(not sent, 'untrusted: no header, body or end of message '
+                'sent (sent: %s)' % sent)
+        else:
+            say(sent == ['B', 'E', 'L'], 'trusted: header, body and end '
+                'of message sent (sent: %s)' % sent)
 EOF
 }
 
@@ -118,25 +156,28 @@ one_engine() {
 	pid=$IT_LASTPID
 	it_wait 10 test -S "$TRACE" || it_setup_failed "start miltrace" \
 	    "$T/trace-$engine.err"
-	for who in trusted untrusted; do
-		m=$(it_new_msg "$T/msgs" "$engine-$who" 'Alice <alice@example.com>' \
-		    "$engine $who")
+	n=0
+	for who in trusted untrusted untrusted untrusted untrusted untrusted \
+	    trusted; do
+		n=$((n + 1))
+		m=$(it_new_msg "$T/msgs" "$engine-$n-$who" \
+		    'Alice <alice@example.com>' "$engine $who")
 		printf '\r\nhello\r\n' >>"$m"
 		src=127.0.0.1
 		[ "$who" = untrusted ] && src=127.0.0.2
 		tag=$(it_msg_tag "$m")
-		it_send "$T/swaks-$engine-$who.log" alice@example.com \
+		it_send "$T/swaks-$engine-$n.log" alice@example.com \
 		    bob@example.net "$m" "$SMTP_PORT" "$src"
 		if ! raw=$(sink_wait "$tag" 30); then
-			it_fail "$engine $who: message arrived"
+			it_fail "$engine $n $who: message arrived"
 			continue
 		fi
 		got=$(it_sig_count "$raw")
 		if [ "$who" = trusted ]; then
-			it_check "$engine $who: signed twice (got $got)" \
+			it_check "$engine $n $who: signed twice (got $got)" \
 			    [ "$got" -eq 2 ]
 		else
-			it_check "$engine $who: unsigned (got $got)" \
+			it_check "$engine $n $who: unsigned (got $got)" \
 			    [ "$got" -eq 0 ]
 		fi
 	done
