@@ -47,7 +47,8 @@
 #define ENGINE_STOP_JOIN	30
 /* Workers kept waiting for the next connection, and how long each waits
  * before it ends: Postfix opens a milter connection per SMTP session, and
- * a thread created for each cost about 0.1 ms of CPU (bench/run -M 1). */
+ * a thread created for each cost about 0.08 ms of CPU (bench/miltload
+ * -M 1: 0.51 -> 0.43 ms per signed message). */
 #define ENGINE_IDLE_MAX		32
 #define ENGINE_IDLE_SECS	60
 
