@@ -91,8 +91,10 @@ lm_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1,
 	if (rc == SMFIS_CONTINUE && (f0 & SMFIF_SETSYMLIST)) {
 		*pf0 |= SMFIF_SETSYMLIST;
 		smfi_setsymlist(ctx, SMFIM_CONNECT, MILTER_MACROS_CONNECT);
+		smfi_setsymlist(ctx, SMFIM_HELO, MILTER_MACROS_HELO);
 		smfi_setsymlist(ctx, SMFIM_ENVFROM, MILTER_MACROS_ENVFROM);
 		smfi_setsymlist(ctx, SMFIM_ENVRCPT, MILTER_MACROS_ENVRCPT);
+		smfi_setsymlist(ctx, SMFIM_DATA, MILTER_MACROS_DATA);
 		smfi_setsymlist(ctx, SMFIM_EOH, MILTER_MACROS_EOH);
 		smfi_setsymlist(ctx, SMFIM_EOM, MILTER_MACROS_EOM);
 	}

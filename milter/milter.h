@@ -105,18 +105,32 @@ struct milter_io {
  * generation current at negotiation needs is taken out of it
  * (milter_negotiate): RCPT when recipient quotas are counted (with a
  * reply when milter.quotas = all); HELO (no reply) and a reply to MAIL
- * when spf.inbound is enabled. */
+ * when spf.inbound is enabled, and a reply to MAIL while untrusted
+ * senders are frequent (milter.c, mix_untrusted_often: they are then
+ * accepted at MAIL).  SMFIP_NR_CONN is added when CONNECT can only
+ * continue (milter_negotiate): one round trip less per MTA connection,
+ * which Postfix opens for each SMTP session. */
 #define MILTER_PROTOCOL		(SMFIP_NOHELO | SMFIP_NORCPT | \
 	SMFIP_NODATA | SMFIP_NOUNKNOWN | SMFIP_NOEOH | SMFIP_NR_HELO | \
 	SMFIP_NR_MAIL | SMFIP_NR_RCPT | SMFIP_NR_HDR | SMFIP_NR_BODY | \
 	SMFIP_HDR_LEADSPC)
-/* Macros asked for (Postfix sends no {auth_authen} at EOM unless asked). */
+/*
+ * Macros asked for, one list per stage (Postfix sends no {auth_authen} at
+ * EOM unless asked).  The MTA sends a stage's macros even for a step the
+ * milter skips, and Postfix falls back to its own main.cf list for a
+ * stage the milter leaves out: HELO and DATA, which need nothing, get
+ * MILTER_MACRO_NONE, a name no MTA defines, so that nothing is sent.
+ */
+#define MILTER_MACRO_NONE	"{outpost_none}"
 #define MILTER_MACROS_CONNECT	"j {daemon_name}"
+#define MILTER_MACROS_HELO	MILTER_MACRO_NONE
 #define MILTER_MACROS_ENVFROM	"i {auth_authen}"
 #define MILTER_MACROS_ENVRCPT	"i"
+#define MILTER_MACROS_DATA	MILTER_MACRO_NONE
 #define MILTER_MACROS_EOM	"i {auth_authen}"
 /* Postfix opens the queue file at the first valid RCPT, so {i} is known
- * by the header section (sent with it even though EOH is skipped). */
+ * by the header section (sent with it even though EOH is skipped; under
+ * libmilter the body's own macros are not kept, these are). */
 #define MILTER_MACROS_EOH	"i"
 
 struct milter_conn;
