@@ -1,6 +1,6 @@
 # tests/integration/netns.bash - a private network namespace with its own DNS
 #
-# Sourced (after lib.sh) by tests/integration/spf_postfix.sh and
+# Sourced (after lib.sh) by the namespace tests (spf_postfix.sh, ...) and
 # scripts/demo; not a test itself (scripts/test runs only *.sh here).
 #
 # Outside the namespace:

@@ -29,18 +29,7 @@ set -u
 
 if [ -z "${OUTPOST_SPF_NETNS:-}" ]; then
 	IT_NAME=spf_hang
-	NS=outpost-spfh-$$
-	trap 'rc=$?; trap - EXIT; ns_destroy "$NS"; exit $rc' EXIT
-	trap 'exit 130' INT
-	trap 'exit 143' TERM
-	if [ "$(id -u)" -ne 0 ] || ! command -v ip >/dev/null ||
-	    [ ! -x /usr/sbin/dnsmasq ] || ! ns_create "$NS"; then
-		it_fail "setup: network namespace $NS (needs root, ip, dnsmasq)"
-		it_finish
-		exit 1
-	fi
-	ip netns exec "$NS" env OUTPOST_SPF_NETNS="$NS" bash "$0" "$@"
-	exit $?
+	ns_run_inside OUTPOST_SPF_NETNS "outpost-spfh-$$" -- "$0" "$@"
 fi
 
 # ---- inside the namespace ---------------------------------------------------

@@ -58,28 +58,10 @@ SPF_TIMEOUT=10			# spf.timeout, seconds
 
 if [ -z "${OUTPOST_SPF_NETNS:-}" ]; then
 	IT_NAME=spf_postfix
-	NS=outpost-spf-$$
-
-	# ns_fail - a setup step of the namespace failed
-	ns_fail() {
-		it_fail "setup: $*"
-		it_finish
-		exit 1
-	}
-
-	trap 'rc=$?; trap - EXIT; ns_destroy "$NS"; exit $rc' EXIT
-	trap 'exit 130' INT
-	trap 'exit 143' TERM
-	[ "$(id -u)" -eq 0 ] || ns_fail "must run as root (netns, Postfix)"
-	for prog in ip /usr/sbin/dnsmasq; do
-		command -v "$prog" >/dev/null || ns_fail "missing $prog"
-	done
-	ns_create "$NS" $SPF_PASS_IP $SPF_FAIL_IP $SPF_SOFT_IP ||
-	    ns_fail "network namespace $NS with $SPF_PASS_IP $SPF_FAIL_IP $SPF_SOFT_IP on lo"
-	echo "# network namespace $NS: lo with 127.0.0.1," \
+	echo "# network namespace outpost-spf-$$: lo with 127.0.0.1," \
 	    "$SPF_PASS_IP $SPF_FAIL_IP $SPF_SOFT_IP" >&2
-	ip netns exec "$NS" env OUTPOST_SPF_NETNS="$NS" bash "$0" "$@"
-	exit $?
+	ns_run_inside OUTPOST_SPF_NETNS "outpost-spf-$$" $SPF_PASS_IP \
+	    $SPF_FAIL_IP $SPF_SOFT_IP -- "$0" "$@"
 fi
 
 # ---- inside the namespace --------------------------------------------------------
