@@ -85,6 +85,7 @@ extern const struct conf_param conf_override_params[];
 extern const char *const conf_on_error_names[];
 extern const char *const conf_spf_action_names[];
 extern const char *const conf_qaction_names[];
+extern const char *const conf_dcheck_names[];
 
 /* The walker (conf_param.c). */
 void params_defaults(const struct conf_param *, void *base);

@@ -7,6 +7,7 @@
  *	gen.c		configuration generations and their references
  *	milter_spf.c	the SPF checks through the worker pool
  *	milter_quota.c	the quota reservations of a message
+ *	milter_deliver.c deliverability checks at the end of message
  *
  * State has two lifetimes: struct milter_conn (connect..close) and
  * struct msg (MAIL..EOM or abort), each released by one function
@@ -72,6 +73,7 @@ struct msg {
 	int spf_in;			/* inbound checked: spf_ans is set */
 	int spf_in_due;			/* its refusal is due at EOM */
 	struct spf_answer spf_ans;
+	int spf_out_pass;		/* outbound preflight passed */
 };
 
 struct milter_conn {
@@ -148,5 +150,13 @@ sfsistat milter_quota_eom(struct milter_conn *c);
 sfsistat milter_quota_accepted(struct milter_conn *c);
 /* milter_quota_release - release and forget every reservation */
 void milter_quota_release(struct milter_conn *c);
+
+/* ---- milter_deliver.c: deliverability at submission ---- */
+
+/* milter_deliver_eom - the deliverability checks of a trusted sender's
+ * message (after the preflight, before the signature): SMFIS_CONTINUE,
+ * with a warning field inserted when a "warn" check failed, or the
+ * refusal with its reply set */
+sfsistat milter_deliver_eom(struct milter_conn *c);
 
 #endif

@@ -355,6 +355,7 @@ milter_spf_preflight(struct milter_conn *c)
 			    asked, n);
 		break;
 	}
+	c->msg.spf_out_pass = pf.authorized;
 	if (pf.authorized) {
 		log_debug("%s: spf-preflight=pass domain=%s%s", milter_qid(c),
 		    domain, how);

@@ -246,6 +246,15 @@ static const struct {
 	{ "spf max_workers below workers",
 	  "spf = { workers = 4;\n max_workers = 3; };", 2,
 	  "\"spf.max_workers\" must be at least spf.workers (4)" },
+	{ "deliverability actions and timeout",
+	  "deliverability = { dmarc = \"reject\"; bulk = \"off\"; "
+	  "dns_timeout = \"250ms\"; };", 0, NULL },
+	{ "deliverability action unknown",
+	  "deliverability = {\n dmarc = \"tempfail\"; };", 2,
+	  "unknown value \"tempfail\"" },
+	{ "deliverability dns_timeout over a minute",
+	  "deliverability = {\n dns_timeout = \"2m\"; };", 2,
+	  "dns_timeout" },
 	{ "spf max_per_domain out of range",
 	  "spf = { inbound = {\n max_per_domain = 5000; }; };", 2,
 	  "max_per_domain" },
@@ -297,6 +306,9 @@ START_TEST(defaults_are_documented_values)
 	ck_assert_int_eq(c->dkim.on_malformed, CONF_ON_ERROR_ACCEPT);
 	ck_assert_int_eq(c->dkim.on_oversized, CONF_ON_ERROR_REJECT);
 	ck_assert_int_eq(c->dkim.engine, CONF_ENGINE_NATIVE);
+	ck_assert_int_eq(c->deliverability.dmarc, CONF_DCHECK_WARN);
+	ck_assert_int_eq(c->deliverability.bulk, CONF_DCHECK_WARN);
+	ck_assert_uint_eq(c->deliverability.dns_timeout_ms, 5000);
 	conf_free(c);
 	unlink(path);
 	free(path);
