@@ -18,7 +18,8 @@ libmilter-dev libopendkim-dev libssl-dev libconfig-dev check liblmdb-dev
 libhiredis-dev libevent-dev libspf2-dev postfix opendkim opendkim-tools
 miltertest python3-dkim libmail-dkim-perl libcryptx-perl swaks sasl2-bin openssl clang
 libclang-rt-14-dev redis-server lmdb-utils libyaml-dev dnsmasq-base iproute2
-libsystemd-dev debhelper dpkg-dev fakeroot lintian systemd man-db git strace"
+libsystemd-dev debhelper dpkg-dev fakeroot lintian systemd man-db git strace
+libc-ares-dev libpsl-dev publicsuffix libopendmarc-dev"
 
 # outpost_missing_packages - print the packages of the list not installed
 outpost_missing_packages() {
