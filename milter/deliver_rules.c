@@ -324,3 +324,42 @@ rules_missing_fix(unsigned int missing, const char *domain, char *buf,
 		append(buf, len, "; ", dmarc);
 	}
 }
+
+/* rules_dmarc_policy - see deliver_rules.h */
+enum dmarc_policy
+rules_dmarc_policy(const struct dmarc_record *r, const char *from)
+{
+	if (r->where[0] != '\0' && strcasecmp(r->where, from) != 0)
+		return r->sp;
+	return r->p;
+}
+
+/* rules_dmarc_align - see deliver_rules.h */
+enum rules_align
+rules_dmarc_align(const struct dmarc_record *r, const char *from,
+    const char *const *dkim_d, size_t n, const char *mailfrom, int spf_pass)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (dmarc_aligned(from, dkim_d[i], r->adkim == 's' ? 's' : 'r'))
+			return RULES_ALIGN_DKIM;
+	if (spf_pass && mailfrom != NULL && mailfrom[0] != '\0' &&
+	    dmarc_aligned(from, mailfrom, r->aspf == 's' ? 's' : 'r'))
+		return RULES_ALIGN_SPF;
+	return RULES_ALIGN_NONE;
+}
+
+/* rules_align_name - see deliver_rules.h */
+const char *
+rules_align_name(enum rules_align a)
+{
+	switch (a) {
+	case RULES_ALIGN_DKIM:
+		return "dkim";
+	case RULES_ALIGN_SPF:
+		return "spf";
+	default:
+		return "none";
+	}
+}

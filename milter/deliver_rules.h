@@ -11,6 +11,11 @@
  * syntactically valid Message-ID and Date (RFC 5322 3.6.4, 3.3), and a
  * From domain with a DMARC record (RULES_NO_DMARC, set by the caller).
  *
+ * DMARC (rules_dmarc_*): the policy that applies to the From domain, and
+ * whether the message as it leaves aligns: a signature we add whose d=
+ * is aligned under adkim, or the envelope sender's domain aligned under
+ * aspf when the SPF preflight passed for it (RFC 7489 3.1, 6.6.2).
+ *
  * Nothing here allocates; strings are borrowed; texts are written into
  * the caller's buffers, truncated to fit.
  */
@@ -18,6 +23,8 @@
 #define OUTPOST_DELIVER_RULES_H
 
 #include <stddef.h>
+
+#include "deliver/dmarc.h"
 
 /* One header field as the MTA gave it (borrowed). */
 struct rules_field {
@@ -61,5 +68,25 @@ void rules_missing_names(unsigned int missing, char *buf, size_t len);
  * Post: List-Unsubscribe=One-Click; ..."; domain names the From domain */
 void rules_missing_fix(unsigned int missing, const char *domain, char *buf,
     size_t len);
+
+/* How a message would pass DMARC, if at all. */
+enum rules_align {
+	RULES_ALIGN_NONE,		/* neither identifier aligns */
+	RULES_ALIGN_DKIM,		/* a d= of ours, under adkim */
+	RULES_ALIGN_SPF,		/* the envelope domain, under aspf */
+};
+
+/* rules_dmarc_policy - the policy of r for from: sp when the record came
+ * from the organizational domain of a subdomain (r->where != from) */
+enum dmarc_policy rules_dmarc_policy(const struct dmarc_record *r,
+    const char *from);
+/* rules_dmarc_align - does the message align?  dkim_d: the n d= of the
+ * signatures we add; mailfrom: the envelope sender's domain (NULL for
+ * the null sender); spf_pass: the SPF preflight passed for it */
+enum rules_align rules_dmarc_align(const struct dmarc_record *r,
+    const char *from, const char *const *dkim_d, size_t n,
+    const char *mailfrom, int spf_pass);
+/* rules_align_name - "none", "dkim" or "spf" */
+const char *rules_align_name(enum rules_align);
 
 #endif

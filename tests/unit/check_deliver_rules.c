@@ -6,6 +6,7 @@
 #include "config.h"
 
 #include <check.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -150,6 +151,80 @@ START_TEST(names_and_fixes)
 }
 END_TEST
 
+/* a record as dmarc_lookup gives it */
+static struct dmarc_record
+rec(enum dmarc_policy p, enum dmarc_policy sp, char adkim, char aspf,
+    const char *where)
+{
+	struct dmarc_record r;
+
+	memset(&r, 0, sizeof(r));
+	r.p = p;
+	r.sp = sp;
+	r.adkim = adkim;
+	r.aspf = aspf;
+	snprintf(r.where, sizeof(r.where), "%s", where);
+	return r;
+}
+
+START_TEST(dmarc_policy_of_subdomain_is_sp)
+{
+	struct dmarc_record r = rec(DMARC_P_REJECT, DMARC_P_NONE, 'r', 'r',
+	    "example.com");
+
+	ck_assert_int_eq(rules_dmarc_policy(&r, "example.com"),
+	    DMARC_P_REJECT);
+	ck_assert_int_eq(rules_dmarc_policy(&r, "EXAMPLE.com"),
+	    DMARC_P_REJECT);
+	ck_assert_int_eq(rules_dmarc_policy(&r, "news.example.com"),
+	    DMARC_P_NONE);
+}
+END_TEST
+
+static const struct {
+	const char *name;
+	char adkim, aspf;
+	const char *from;
+	const char *d;			/* our signature's d=, or NULL */
+	const char *mailfrom;
+	int spf_pass;
+	enum rules_align want;
+} aligns[] = {
+	{ "relaxed d= of the org domain", 'r', 'r', "news.example.com",
+	  "example.com", NULL, 0, RULES_ALIGN_DKIM },
+	{ "strict d= of the org domain", 's', 'r', "news.example.com",
+	  "example.com", NULL, 0, RULES_ALIGN_NONE },
+	{ "strict d= the same", 's', 's', "example.com", "EXAMPLE.COM",
+	  NULL, 0, RULES_ALIGN_DKIM },
+	{ "d= of another domain", 'r', 'r', "example.com", "esp.example.net",
+	  "bounce.example.com", 0, RULES_ALIGN_NONE },
+	{ "no signature, SPF passes, relaxed", 'r', 'r', "example.com",
+	  NULL, "bounce.example.com", 1, RULES_ALIGN_SPF },
+	{ "no signature, SPF passes, strict", 'r', 's', "example.com", NULL,
+	  "bounce.example.com", 1, RULES_ALIGN_NONE },
+	{ "no signature, aligned MAIL FROM, SPF fails", 'r', 'r',
+	  "example.com", NULL, "example.com", 0, RULES_ALIGN_NONE },
+	{ "no signature, null sender", 'r', 'r', "example.com", NULL, NULL,
+	  1, RULES_ALIGN_NONE },
+	{ "public suffix is no org domain", 'r', 'r', "a.co.uk", "b.co.uk",
+	  NULL, 0, RULES_ALIGN_NONE },
+};
+
+START_TEST(dmarc_alignment)
+{
+	struct dmarc_record r = rec(DMARC_P_REJECT, DMARC_P_REJECT,
+	    aligns[_i].adkim, aligns[_i].aspf, "example.com");
+	const char *d[1] = { aligns[_i].d };
+	enum rules_align got;
+
+	got = rules_dmarc_align(&r, aligns[_i].from, d, aligns[_i].d ? 1 : 0,
+	    aligns[_i].mailfrom, aligns[_i].spf_pass);
+	ck_assert_msg(got == aligns[_i].want, "%s: got %s, want %s",
+	    aligns[_i].name, rules_align_name(got),
+	    rules_align_name(aligns[_i].want));
+}
+END_TEST
+
 int
 main(void)
 {
@@ -177,6 +252,13 @@ main(void)
 	suite_add_tcase(s, tc);
 	tc = tcase_create("names_and_fixes");
 	tcase_add_test(tc, names_and_fixes);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("dmarc_policy_of_subdomain_is_sp");
+	tcase_add_test(tc, dmarc_policy_of_subdomain_is_sp);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("dmarc_alignment");
+	tcase_add_loop_test(tc, dmarc_alignment, 0,
+	    sizeof(aligns) / sizeof(aligns[0]));
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
