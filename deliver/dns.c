@@ -314,13 +314,17 @@ dns_wait(ares_channel ch, int64_t deadline_ms)
 		if (bits == 0 || left <= 0)
 			break;
 		for (i = n = 0; i < ARES_GETSOCK_MAXNUM; i++) {
-			if (!ARES_GETSOCK_READABLE(bits, i) &&
-			    !ARES_GETSOCK_WRITABLE(bits, i))
+			/* c-ares's ARES_GETSOCK_WRITABLE shifts an int by
+			 * up to 31: the same test on unsigned. */
+			unsigned rd = ((unsigned)bits >> i) & 1u;
+			unsigned wr = ((unsigned)bits >>
+			    (i + ARES_GETSOCK_MAXNUM)) & 1u;
+
+			if (!rd && !wr)
 				continue;
 			pfd[n].fd = socks[i];
-			pfd[n].events = (short)(
-			    (ARES_GETSOCK_READABLE(bits, i) ? POLLIN : 0) |
-			    (ARES_GETSOCK_WRITABLE(bits, i) ? POLLOUT : 0));
+			pfd[n].events = (short)((rd ? POLLIN : 0) |
+			    (wr ? POLLOUT : 0));
 			pfd[n++].revents = 0;
 		}
 		max.tv_sec = (time_t)(left / 1000);

@@ -32,6 +32,8 @@ static const struct command {
 	{ "keytest", cmd_keytest, "[-c config]\n"
 	    "-k keyfile -d domain -s selector [-r recordfile]" },
 	{ "check-config", cmd_check_config, "[-c config]" },
+	{ "check-domain", cmd_check_domain, "domain [-c config] [-t seconds] "
+	    "[--json]" },
 	{ "quota", cmd_quota, "show key [-c config] [--json]\n"
 	    "list [--top n] [--limit name] [-c config] [--json]\n"
 	    "reset key [--limit name] [-c config] [--json]\n"

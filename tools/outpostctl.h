@@ -35,6 +35,40 @@ int cmd_keygen(int argc, char **argv);
 int cmd_keytest(int argc, char **argv);
 int cmd_check_config(int argc, char **argv);
 int cmd_quota(int argc, char **argv);
+int cmd_check_domain(int argc, char **argv);
+
+/* ---- tools/keycheck.c: a DKIM key against its record (keytest,
+ * check-domain) ---- */
+
+/* Where the record comes from: fn fills rec with the TXT text of
+ * SELECTOR._domainkey.DOMAIN (character-strings joined), or returns -1
+ * with err. */
+struct keycheck_fetch {
+	int (*fn)(const char *selector, const char *domain, struct buf *rec,
+	    char *err, size_t errlen, void *arg);
+	void *arg;
+};
+
+/* The outcome of one key. */
+struct keycheck {
+	int status;		/* 0 match; 1 no record or another key;
+				 * EX_CONFIG the key file cannot load */
+	enum conf_alg alg;	/* of the loaded key */
+	char why[600];		/* not 0: what is wrong */
+	char *zone;		/* the zone line to publish (owned, see
+				 * keycheck_clear), NULL if no key */
+};
+
+/* keycheck_run - load file (alg, or CONF_ALG_ANY), fetch its record
+ * and compare them (keygen_check); always fills *out */
+void keycheck_run(const char *file, enum conf_alg alg, const char *domain,
+    const char *selector, struct keycheck_fetch fetch, struct keycheck *out);
+/* keycheck_key - the same with a key already loaded (borrowed) */
+struct dkim_key;
+void keycheck_key(const struct dkim_key *key, const char *domain,
+    const char *selector, struct keycheck_fetch fetch, struct keycheck *out);
+/* keycheck_clear - free what keycheck_run allocated in k */
+void keycheck_clear(struct keycheck *k);
 
 /* ---- tools/quota_rows.c: the counters that quota show/list print ---- */
 
