@@ -28,7 +28,8 @@
 # Every setup step that fails is a FAIL.  The namespace and every process
 # started are removed on every exit.
 #
-# Environment: OUTPOST_BUILD (default TOP/build), IT_KEEP=1.
+# Environment: OUTPOST_BUILD (default TOP/build), OUTPOST_ENGINE (milter.engine,
+# default native), IT_KEEP=1.
 
 set -u
 . "$(dirname "$0")/lib.sh"
@@ -88,7 +89,8 @@ it_keygen "$T/keys" norecord.test n1 rsa || dl_setup_failed "key norecord.test"
 # dl_conf - the milter config, every deliverability check on action $1
 dl_conf() {
 	cat <<EOF
-milter = { socket = "$SOCK"; socket_group = "postfix"; on_error = "tempfail"; };
+milter = { socket = "$SOCK"; socket_group = "postfix"; on_error = "tempfail";
+  engine = "${OUTPOST_ENGINE:-native}"; };
 trusted = { networks = [ "127.0.0.1/32" ]; authenticated = true; };
 dkim = {
   keys = (
