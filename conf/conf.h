@@ -261,6 +261,8 @@ struct conf {
 		enum conf_dcheck dmarc;		/* alignment; warn */
 		enum conf_dcheck bulk;		/* bulk-sender rules; warn */
 		unsigned int dns_timeout_ms;	/* per message; 5 s */
+		uint64_t bulk_recipients;	/* bulk above; 0 off */
+		char *bulk_limit;		/* the limit read, or NULL */
 	} deliverability;
 
 	/* outpost-policyd (conf_policyd.c) */

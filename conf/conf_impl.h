@@ -129,4 +129,6 @@ conf_hook policyd_listen_check, policyd_check;
 conf_hook spf_worker_check, spf_addresses_check, spf_outbound_check,
     spf_check;
 
+conf_hook deliverability_check;
+
 #endif

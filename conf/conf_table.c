@@ -262,5 +262,9 @@ const struct conf_param conf_params[] = {
 	{ UINT("deliverability.dns_timeout",
 	  F(deliverability.dns_timeout_ms), 1, 60000), .def = 5000,
 	  .parse = parse_ms },
+	{ U64("deliverability.bulk_recipients",
+	  F(deliverability.bulk_recipients), 0, UINT64_MAX) },
+	{ STRING("deliverability.bulk_limit", F(deliverability.bulk_limit)) },
+	{ CHECK("deliverability", deliverability_check) },
 	{ END }
 };

@@ -248,8 +248,6 @@ rules_bulk(const struct rules_field *f, size_t n, struct rules_bulk *out)
 			date_ok = rules_date_ok(v);
 		}
 	}
-	if (!out->bulk)
-		return;
 	if (!https)
 		out->missing |= RULES_NO_HTTPS_UNSUB;
 	if (!click)

@@ -40,14 +40,15 @@ struct rules_field {
 #define RULES_NO_DMARC		0x10u	/* the From domain has no record */
 
 struct rules_bulk {
-	int bulk;			/* the message counts as bulk */
+	int bulk;			/* its fields make it bulk */
 	const char *why;		/* "list-id", "list-unsubscribe",
 					 * "precedence", or "" */
-	unsigned int missing;		/* RULES_* bits */
+	unsigned int missing;		/* RULES_* bits, bulk or not */
 };
 
-/* rules_bulk - is the message bulk, and what of the rules does it miss
- * (RULES_NO_DMARC is never set here) */
+/* rules_bulk - do the fields make the message bulk, and what of the
+ * rules does it miss (filled either way: the caller may count it bulk
+ * for another reason; RULES_NO_DMARC is never set here) */
 void rules_bulk(const struct rules_field *, size_t n, struct rules_bulk *);
 
 /* rules_msgid_ok - a Message-ID value: "<left@right>" (RFC 5322 msg-id,

@@ -40,6 +40,7 @@
 #include "milter/deliver_rules.h"
 #include "milter/milter_impl.h"
 #include "util/buf.h"
+#include "util/clock.h"
 #include "util/log.h"
 #include "util/xmalloc.h"
 
@@ -175,6 +176,35 @@ deliver_fields(const struct msg *m)
 	return f;
 }
 
+/*
+ * over_recipients - has the sender's key of deliverability.bulk_limit
+ * counted more than deliverability.bulk_recipients (this message's
+ * recipients included: they are reserved by now)?  A store error is
+ * logged and counts as not.
+ */
+static int
+over_recipients(struct milter_conn *c, uint64_t *used)
+{
+	const struct conf *cf = c->gen->conf;
+	struct quota_who who;
+	char err[256];
+
+	*used = 0;
+	if (cf->deliverability.bulk_recipients == 0 || c->gen->quota == NULL)
+		return 0;
+	memset(&who, 0, sizeof(who));
+	who.sasl_username = c->auth;
+	who.sender = c->msg.sender != NULL ? c->msg.sender : "";
+	who.client_addr = c->have_addr ? c->addr : NULL;
+	if (quota_used(c->gen->quota, cf->deliverability.bulk_limit, &who,
+	    clock_wall_ms(), used, err, sizeof(err)) < 0) {
+		deliver_note(c, "bulk", "temperror", "limit=%s reason=\"%s\"",
+		    cf->deliverability.bulk_limit, err);
+		return 0;
+	}
+	return *used > cf->deliverability.bulk_recipients;
+}
+
 /* deliver_bulk - the bulk-sender rules; failures into v */
 static void
 deliver_bulk(struct milter_conn *c, struct dlookup *l, struct dverdict *v)
@@ -184,10 +214,19 @@ deliver_bulk(struct milter_conn *c, struct dlookup *l, struct dverdict *v)
 	struct rules_field *f;
 	struct rules_bulk r;
 	char names[200], fix[500], what[300];
+	uint64_t used;
 
 	f = deliver_fields(m);
 	rules_bulk(f, m->nhdrs, &r);
 	free(f);
+	if (!r.bulk && over_recipients(c, &used)) {
+		r.bulk = 1;
+		r.why = "recipients";
+		log_debug("%s: bulk: %s has %llu recipients today, over %llu",
+		    milter_qid(c), c->gen->conf->deliverability.bulk_limit,
+		    (unsigned long long)used, (unsigned long long)
+		    c->gen->conf->deliverability.bulk_recipients);
+	}
 	if (!r.bulk)
 		return;
 	deliver_lookup(c, l);

@@ -20,6 +20,8 @@
 #   - a bulk message without List-Unsubscribe-Post is refused with 550
 #     5.7.1 naming the field; with both fields it passes, and python3-dkim
 #     verifies the delivered signature, whose h= covers both fields;
+#   - a sender domain past deliverability.bulk_recipients (3 recipients a
+#     day, read from the quota store): its plain mail is bulk, refused;
 #   - a From domain whose DNS never answers (hang.test): accepted within
 #     deliverability.dns_timeout plus a margin, logged as temperror;
 # and with every check on "warn": foreign.test and the bulk message
@@ -106,7 +108,11 @@ spf = {
   outbound = { enabled = true; addresses = [ "$OUR_IP" ]; action = "warn";
     publish = "include:spf.outpost.test"; };
 };
-deliverability = { dmarc = "$1"; bulk = "$1"; dns_timeout = "${DNS_TIMEOUT}s"; };
+store = { path = "$T/quota.lmdb"; };
+limits = ( { name = "daily"; key = "sender_domain"; count = "recipients";
+  kind = "calendar"; period = "day"; limit = 100000; action = "warn"; } );
+deliverability = { dmarc = "$1"; bulk = "$1"; dns_timeout = "${DNS_TIMEOUT}s";
+  bulk_recipients = 3; bulk_limit = "daily"; };
 EOF
 }
 
@@ -141,14 +147,15 @@ dl_msg() {
 	echo "$f"
 }
 
-# dl_submit NAME MAILFROM FILE - submit from 127.0.0.1 (trusted); sets
-# DL_RC, DL_LOG, DL_TAG and DL_MS (how long the SMTP session took)
+# dl_submit NAME MAILFROM FILE - submit from 127.0.0.1 (trusted) to DL_TO
+# (default bob@example.net); sets DL_RC, DL_LOG, DL_TAG and DL_MS (how
+# long the SMTP session took)
 dl_submit() {
 	local t0
 	t0=$(date +%s%N)
 	DL_LOG=$T/swaks-$1.log
 	DL_TAG=$(it_msg_tag "$3")
-	it_send "$DL_LOG" "$2" bob@example.net "$3" "$SMTP_PORT"
+	it_send "$DL_LOG" "$2" "${DL_TO:-bob@example.net}" "$3" "$SMTP_PORT"
 	DL_RC=$?
 	DL_MS=$((($(date +%s%N) - t0) / 1000000))
 }
@@ -284,6 +291,20 @@ if dl_delivered "reject: bulk with one-click unsubscribe"; then
 fi
 dl_logged "reject: bulk with one-click" \
     'deliverability=bulk result=pass why=list-unsubscribe'
+
+# A sender domain over deliverability.bulk_recipients (3 a day, from the
+# quota store): its plain mail counts as bulk.
+f=$(dl_msg crowd-1 'News <news@crowd.aligned.test>' </dev/null)
+DL_TO=$(it_rcpt_list crowd 2) dl_submit crowd-1 news@crowd.aligned.test "$f"
+if dl_delivered "reject: crowd.aligned.test, 2 recipients today (<= 3)"; then
+	dl_no_mark "reject: crowd.aligned.test, 2 recipients"
+fi
+f=$(dl_msg crowd-2 'News <news@crowd.aligned.test>' </dev/null)
+DL_TO=$(it_rcpt_list crowd 2) dl_submit crowd-2 news@crowd.aligned.test "$f"
+dl_refused "reject: crowd.aligned.test, 4 recipients today (> 3): bulk, no unsubscribe" \
+    '^550[ -]5\.7\.1 .*List-Unsubscribe'
+dl_logged "reject: crowd.aligned.test over bulk_recipients" \
+    'deliverability=bulk result=fail why=recipients domain=crowd\.aligned\.test'
 
 # A From domain whose DNS never answers: not held past the deadline, never
 # refused.

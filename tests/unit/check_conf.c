@@ -255,6 +255,23 @@ static const struct {
 	{ "deliverability dns_timeout over a minute",
 	  "deliverability = {\n dns_timeout = \"2m\"; };", 2,
 	  "dns_timeout" },
+	{ "deliverability bulk_recipients without bulk_limit",
+	  "deliverability = {\n bulk_recipients = 500; };", 2,
+	  "needs deliverability.bulk_limit" },
+	{ "deliverability bulk_limit counts messages",
+	  "limits = ( { name = \"m\"; key = \"sender\"; count = "
+	  "\"messages\"; limit = 5; period = \"1h\"; } );\n"
+	  "deliverability = { bulk_recipients = 500;\n bulk_limit = \"m\"; };",
+	  3, "does not count recipients" },
+	{ "deliverability bulk_limit unknown",
+	  "deliverability = { bulk_recipients = 500;\n bulk_limit = \"x\"; };",
+	  2, "\"x\" is no limit" },
+	{ "deliverability bulk_limit counting recipients",
+	  "limits = ( { name = \"r\"; key = \"sender_domain\"; count = "
+	  "\"recipients\"; kind = \"calendar\"; period = \"day\"; "
+	  "limit = 9999; action = \"warn\"; } );\n"
+	  "deliverability = { bulk_recipients = 500; bulk_limit = \"r\"; };",
+	  0, NULL },
 	{ "spf max_per_domain out of range",
 	  "spf = { inbound = {\n max_per_domain = 5000; }; };", 2,
 	  "max_per_domain" },
