@@ -357,3 +357,10 @@ conf_on_error_name(enum conf_on_error e)
 {
 	return conf_on_error_names[e];
 }
+
+/* conf_dcheck_name - the name of a deliverability.* action */
+const char *
+conf_dcheck_name(enum conf_dcheck a)
+{
+	return conf_dcheck_names[a];
+}

@@ -140,6 +140,13 @@ enum conf_spf_action {
 	CONF_SPF_TEMPFAIL,	/* 451 4.7.24 */
 };
 
+/* What a deliverability check does (deliverability.*). */
+enum conf_dcheck {
+	CONF_DCHECK_OFF,
+	CONF_DCHECK_WARN,	/* a log line and X-Outpost-Deliverability */
+	CONF_DCHECK_REJECT,	/* 550 5.7.x naming the fix */
+};
+
 enum conf_store {
 	CONF_STORE_LMDB,
 	CONF_STORE_REDIS,
@@ -250,6 +257,15 @@ struct conf {
 		} outbound;
 	} spf;
 
+	/* Deliverability at submission (milter/milter_deliver.c). */
+	struct {
+		enum conf_dcheck dmarc;		/* alignment; warn */
+		enum conf_dcheck bulk;		/* bulk-sender rules; warn */
+		unsigned int dns_timeout_ms;	/* per message; 5 s */
+		uint64_t bulk_recipients;	/* bulk above; 0 off */
+		char *bulk_limit;		/* the limit read, or NULL */
+	} deliverability;
+
 	/* outpost-policyd (conf_policyd.c) */
 	struct {
 		char **listen;			/* "unix:PATH", "inet:HOST:PORT" */
@@ -294,6 +310,8 @@ const char *conf_on_error_name(enum conf_on_error);
 const char *conf_qaction_name(enum conf_qaction);
 /* conf_spf_action_name - "accept", "warn", "reject" or "tempfail" */
 const char *conf_spf_action_name(enum conf_spf_action);
+/* conf_dcheck_name - "off", "warn" or "reject" */
+const char *conf_dcheck_name(enum conf_dcheck);
 
 /*
  * conf_setting_names - call fn with the dotted name of every setting, in

@@ -85,6 +85,7 @@ extern const struct conf_param conf_override_params[];
 extern const char *const conf_on_error_names[];
 extern const char *const conf_spf_action_names[];
 extern const char *const conf_qaction_names[];
+extern const char *const conf_dcheck_names[];
 
 /* The walker (conf_param.c). */
 void params_defaults(const struct conf_param *, void *base);
@@ -128,5 +129,7 @@ conf_hook metrics_listen_check;
 
 conf_hook spf_worker_check, spf_addresses_check, spf_outbound_check,
     spf_check;
+
+conf_hook deliverability_check;
 
 #endif

@@ -47,6 +47,7 @@ const char *const conf_spf_action_names[] = { "accept", "warn", "reject",
 	"tempfail", NULL };
 const char *const conf_qaction_names[] = { "defer", "reject", "hold",
 	"warn", NULL };
+const char *const conf_dcheck_names[] = { "off", "warn", "reject", NULL };
 
 static const char *const milter_engines[] = { "native", "libmilter",
 	NULL };
@@ -257,5 +258,17 @@ const struct conf_param conf_params[] = {
 	  86400), .def = 600, .parse = parse_duration },
 	{ CHECK("spf.outbound", spf_outbound_check) },
 	{ CHECK("spf", spf_check) },
+
+	{ ENUM("deliverability.dmarc", F(deliverability.dmarc),
+	  conf_dcheck_names), .def = CONF_DCHECK_WARN },
+	{ ENUM("deliverability.bulk", F(deliverability.bulk),
+	  conf_dcheck_names), .def = CONF_DCHECK_WARN },
+	{ UINT("deliverability.dns_timeout",
+	  F(deliverability.dns_timeout_ms), 1, 60000), .def = 5000,
+	  .parse = parse_ms },
+	{ U64("deliverability.bulk_recipients",
+	  F(deliverability.bulk_recipients), 0, UINT64_MAX) },
+	{ STRING("deliverability.bulk_limit", F(deliverability.bulk_limit)) },
+	{ CHECK("deliverability", deliverability_check) },
 	{ END }
 };

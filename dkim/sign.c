@@ -26,6 +26,15 @@
 #define SIGN_MAX_BYTES	(1024 * 1024)	/* header bytes a message */
 #define SIGN_CHUNK	8192		/* body bytes per engine call */
 
+/*
+ * Signed whenever present, whatever opts->headers says: RFC 8058 3.1
+ * wants both one-click unsubscribe fields covered by a valid DKIM
+ * signature, or receivers ignore them.
+ */
+static const char *const sign_always[] = { "List-Unsubscribe",
+	"List-Unsubscribe-Post" };
+#define SIGN_NALWAYS (sizeof(sign_always) / sizeof(sign_always[0]))
+
 struct dkim_signer {
 	const struct sign_engine *eng;
 	void *state;
@@ -100,6 +109,18 @@ sign_field_len(const char *name, int *semi)
 	return *p == '\0' ? len : 0;
 }
 
+/* sign_listed - is name among the n names of list (any case)? */
+static int
+sign_listed(const char *const *list, size_t n, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (strcasecmp(list[i], name) == 0)
+			return 1;
+	return 0;
+}
+
 /* dkim_signer_new - check the requests, start the engine */
 struct dkim_signer *
 dkim_signer_new(const struct dkim_sign_opts *opts,
@@ -144,12 +165,16 @@ dkim_signer_new(const struct dkim_sign_opts *opts,
 	memcpy(s->reqs, reqs, nreq * sizeof(*s->reqs));
 	s->id = xstrdup(opts->id != NULL ? opts->id : "");
 
-	/* signed names: the headers, then the oversigned ones */
-	s->sign = xcalloc(opts->nheaders + opts->noversign + 1,
-	    sizeof(*s->sign));
+	/* signed names: the headers, those always signed, then the
+	 * oversigned ones */
+	s->sign = xcalloc(opts->nheaders + SIGN_NALWAYS + opts->noversign +
+	    1, sizeof(*s->sign));
 	for (i = 0, n = 0; i < opts->nheaders; i++)
 		if (opts->headers[i] != NULL && opts->headers[i][0] != '\0')
 			s->sign[n++] = opts->headers[i];
+	for (i = 0; i < SIGN_NALWAYS; i++)
+		if (!sign_listed(s->sign, n, sign_always[i]))
+			s->sign[n++] = sign_always[i];
 	for (i = 0; i < opts->noversign; i++)
 		if (opts->oversign[i] != NULL && opts->oversign[i][0] != '\0')
 			s->sign[n++] = opts->oversign[i];

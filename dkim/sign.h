@@ -46,7 +46,9 @@ struct dkim_sign_opts {
 	enum conf_engine engine;
 	enum conf_canon canon_header;
 	enum conf_canon canon_body;
-	const char *const *headers;	/* names to sign if present */
+	const char *const *headers;	/* names to sign if present (and
+					 * always List-Unsubscribe and
+					 * List-Unsubscribe-Post) */
 	size_t nheaders;
 	const char *const *oversign;	/* names signed once more */
 	size_t noversign;

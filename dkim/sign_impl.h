@@ -9,7 +9,8 @@
  *    the body (a CR split from its LF by a chunk boundary is held until
  *    the next chunk); CR and LF at the very end of a header value are
  *    dropped;
- *  - the header names to sign: opts->headers plus opts->oversign (an
+ *  - the header names to sign: opts->headers, List-Unsubscribe and
+ *    List-Unsubscribe-Post (RFC 8058), plus opts->oversign (an
  *    oversigned name must also be signed where present, or a verifier
  *    would hash a field the signer did not);
  *  - t=: opts->now, or the clock when it is 0;

@@ -741,7 +741,9 @@ milter_eom(struct milter_conn *c)
 	set_qid(c, m);
 	if (!m->body_started)
 		msg_start_body(c);
-	if ((rc = msg_eom_gate(c)) == SMFIS_CONTINUE && !m->skip)
+	if ((rc = msg_eom_gate(c)) == SMFIS_CONTINUE)
+		rc = milter_deliver_eom(c);
+	if (rc == SMFIS_CONTINUE && !m->skip)
 		rc = msg_sign(c);
 	if (rc == SMFIS_CONTINUE || rc == SMFIS_ACCEPT) {
 		qrc = milter_quota_accepted(c);

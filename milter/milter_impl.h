@@ -8,6 +8,7 @@
  *	milter_spf.c	the SPF checks through the worker pool
  *	milter_quota.c	the quota reservations of a message
  *	milter_metrics.c what it counts
+ *	milter_deliver.c deliverability checks at the end of message
  *
  * State has two lifetimes: struct milter_conn (connect..close) and
  * struct msg (MAIL..EOM or abort), each released by one function
@@ -74,6 +75,7 @@ struct msg {
 	int spf_in;			/* inbound checked: spf_ans is set */
 	int spf_in_due;			/* its refusal is due at EOM */
 	struct spf_answer spf_ans;
+	int spf_out_pass;		/* outbound preflight passed */
 };
 
 struct milter_conn {
@@ -156,5 +158,13 @@ void milter_quota_release(struct milter_conn *c);
 extern struct metric milter_metric_signed, milter_metric_skipped,
     milter_metric_signatures, milter_metric_spf, milter_metric_conns,
     milter_metric_eom;
+
+/* ---- milter_deliver.c: deliverability at submission ---- */
+
+/* milter_deliver_eom - the deliverability checks of a trusted sender's
+ * message (after the preflight, before the signature): SMFIS_CONTINUE,
+ * with a warning field inserted when a "warn" check failed, or the
+ * refusal with its reply set */
+sfsistat milter_deliver_eom(struct milter_conn *c);
 
 #endif

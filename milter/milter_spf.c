@@ -357,6 +357,7 @@ milter_spf_preflight(struct milter_conn *c)
 			    asked, n);
 		break;
 	}
+	c->msg.spf_out_pass = pf.authorized;
 	metric_inc(&milter_metric_spf, "outbound", pf.authorized ? "pass" :
 	    spf_result_name(pf.worst));
 	if (pf.authorized) {

@@ -236,6 +236,12 @@ int quota_list(struct quota *, const char *limit_name, int64_t now_ms,
 /* quota_reset - forget the counters of key (limit_name NULL: all) */
 int quota_reset(struct quota *, const char *key, const char *limit_name,
     int64_t now_ms, char *err, size_t errlen);
+/* quota_used - what limit limit_name has counted for who at now_ms
+ * (0 when who has no key for it or nothing is counted); one read of the
+ * store, no admission.  0, or -1 with err. */
+int quota_used(struct quota *, const char *limit_name,
+    const struct quota_who *who, int64_t now_ms, uint64_t *used, char *err,
+    size_t errlen);
 /* quota_set - make key's counter of one limit read used = value */
 int quota_set(struct quota *, const char *key, const char *limit_name,
     uint64_t value, int64_t now_ms, char *err, size_t errlen);

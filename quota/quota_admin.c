@@ -1,8 +1,10 @@
 /*
  * quota_admin - what only outpostctl calls: list the live counters
  * (quota_list), reset a key's counters (quota_reset) and set one
- * (quota_set).  Each works through the store's get/put/del/iterate
- * operations, outside any admission (and any batch).
+ * (quota_set); and one read the milter makes, a sender's counter of one
+ * limit (quota_used, for deliverability.bulk_recipients).  Each works
+ * through the store's get/put/del/iterate operations, outside any
+ * admission (and any batch).
  *
  * Ownership: entries passed to the list callback live for the call
  * only.  Failures: -1 with err (an unknown limit, a key too long, a
@@ -170,5 +172,50 @@ quota_set(struct quota *q, const char *key, const char *limit_name,
 	if (qs->ops->put(qs, rkey, &st, algo_expires(run, &st, pp),
 	    err, errlen) < 0)
 		return quota_store_failed(q, "set", err);
+	return 0;
+}
+
+/* quota_used - see quota.h */
+int
+quota_used(struct quota *q, const char *limit_name,
+    const struct quota_who *who, int64_t now_ms, uint64_t *used, char *err,
+    size_t errlen)
+{
+	struct quota_store *qs = quota_store_of(q);
+	char key[QUOTA_KEY_MAX], rkey[QUOTA_RKEY_MAX];
+	const struct conf_limit *l, *run;
+	struct quota_period per, *pp = NULL;
+	struct quota_state st;
+	uint64_t eff;
+	size_t i;
+	int found;
+
+	*used = 0;
+	if (limit_name == NULL || quota_limit_index(q, limit_name, &i) < 0) {
+		snprintf(err, errlen, "no limit named \"%s\"",
+		    limit_name ? limit_name : "");
+		return -1;
+	}
+	l = &quota_conf_of(q)->limits[i];
+	if (quota_key(l, who, key, sizeof(key)) < 0)
+		return 0;		/* no key for who: nothing counted */
+	if (quota_rkey(l->name, key, rkey, sizeof(rkey)) < 0) {
+		snprintf(err, errlen, "key too long");
+		return -1;
+	}
+	if (quota_effective(q, i, key, &run, &eff) < 0)
+		run = l;		/* unlimited for who: still counted */
+	if (l->kind == CONF_QKIND_CALENDAR) {
+		if (tz_period(l->timezone, l->month, now_ms, &per) < 0) {
+			snprintf(err, errlen, "no calendar period in time "
+			    "zone %s", l->timezone);
+			return -1;
+		}
+		pp = &per;
+	}
+	if (qs->ops->get(qs, rkey, &st, &found, err, errlen) < 0)
+		return quota_store_failed(q, "get", err);
+	if (found)
+		*used = algo_used(run, &st, now_ms, pp);
 	return 0;
 }

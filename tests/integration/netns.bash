@@ -18,14 +18,17 @@
 #                           FAIL line of IT_NAME)
 # Inside (a script run with `ip netns exec NAME`):
 #   ns_dns_start DIR        dnsmasq on 127.0.0.1:53 with the records of
-#                           tests/data/spf-zone/dnsmasq.conf, and the UDP
+#                           NS_ZONE (default tests/data/spf-zone/
+#                           dnsmasq.conf; up once NS_PROBE, default
+#                           pass.example, has a TXT record), and the UDP
 #                           socket on 127.0.0.1:5399 that never answers
 #                           (hang.example); both through it_spawn, so
 #                           it_cleanup stops them.  Logs in DIR.
 #   ns_dnsq NAME TYPE [S]   one query (A or TXT) to 127.0.0.1:53: prints
 #                           "rcode=N DATA..." or "timeout" (no dig here)
 
-NS_ZONE=$IT_TOP/tests/data/spf-zone/dnsmasq.conf
+NS_ZONE=${NS_ZONE:-$IT_TOP/tests/data/spf-zone/dnsmasq.conf}
+NS_PROBE=${NS_PROBE:-pass.example}
 NS_DNSQ=
 
 # ns_create - the namespace, its addresses and its resolv.conf
@@ -105,7 +108,7 @@ ns_dnsq() {
 
 # ns_dns_up - true once dnsmasq answers
 ns_dns_up() {
-	case $(ns_dnsq pass.example TXT 1) in rcode=0*) return 0 ;; esac
+	case $(ns_dnsq "$NS_PROBE" TXT 1) in rcode=0*) return 0 ;; esac
 	return 1
 }
 

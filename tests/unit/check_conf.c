@@ -246,6 +246,32 @@ static const struct {
 	{ "spf max_workers below workers",
 	  "spf = { workers = 4;\n max_workers = 3; };", 2,
 	  "\"spf.max_workers\" must be at least spf.workers (4)" },
+	{ "deliverability actions and timeout",
+	  "deliverability = { dmarc = \"reject\"; bulk = \"off\"; "
+	  "dns_timeout = \"250ms\"; };", 0, NULL },
+	{ "deliverability action unknown",
+	  "deliverability = {\n dmarc = \"tempfail\"; };", 2,
+	  "unknown value \"tempfail\"" },
+	{ "deliverability dns_timeout over a minute",
+	  "deliverability = {\n dns_timeout = \"2m\"; };", 2,
+	  "dns_timeout" },
+	{ "deliverability bulk_recipients without bulk_limit",
+	  "deliverability = {\n bulk_recipients = 500; };", 2,
+	  "needs deliverability.bulk_limit" },
+	{ "deliverability bulk_limit counts messages",
+	  "limits = ( { name = \"m\"; key = \"sender\"; count = "
+	  "\"messages\"; limit = 5; period = \"1h\"; } );\n"
+	  "deliverability = { bulk_recipients = 500;\n bulk_limit = \"m\"; };",
+	  3, "does not count recipients" },
+	{ "deliverability bulk_limit unknown",
+	  "deliverability = { bulk_recipients = 500;\n bulk_limit = \"x\"; };",
+	  2, "\"x\" is no limit" },
+	{ "deliverability bulk_limit counting recipients",
+	  "limits = ( { name = \"r\"; key = \"sender_domain\"; count = "
+	  "\"recipients\"; kind = \"calendar\"; period = \"day\"; "
+	  "limit = 9999; action = \"warn\"; } );\n"
+	  "deliverability = { bulk_recipients = 500; bulk_limit = \"r\"; };",
+	  0, NULL },
 	{ "spf max_per_domain out of range",
 	  "spf = { inbound = {\n max_per_domain = 5000; }; };", 2,
 	  "max_per_domain" },
@@ -297,6 +323,9 @@ START_TEST(defaults_are_documented_values)
 	ck_assert_int_eq(c->dkim.on_malformed, CONF_ON_ERROR_ACCEPT);
 	ck_assert_int_eq(c->dkim.on_oversized, CONF_ON_ERROR_REJECT);
 	ck_assert_int_eq(c->dkim.engine, CONF_ENGINE_NATIVE);
+	ck_assert_int_eq(c->deliverability.dmarc, CONF_DCHECK_WARN);
+	ck_assert_int_eq(c->deliverability.bulk, CONF_DCHECK_WARN);
+	ck_assert_uint_eq(c->deliverability.dns_timeout_ms, 5000);
 	conf_free(c);
 	unlink(path);
 	free(path);

@@ -373,6 +373,7 @@ static const char *const messages[] = {
 	"tests/data/two-from.eml",
 	"tests/data/whitespace.eml",
 	"tests/data/semicolon-name.eml",
+	"tests/data/list-unsubscribe.eml",
 	"tests/data/rfc8463/A3-unsigned-message.eml",
 };
 #define NMESSAGES (sizeof(messages) / sizeof(messages[0]))
@@ -747,6 +748,48 @@ START_TEST(h_lists_fields_in_order_then_oversigned)
 			buf_appendc(&flat, v.data[i]);
 	ck_assert_msg(strstr(flat.data, want) != NULL, "got %s, want %s",
 	    flat.data, want);
+	buf_free(&v);
+	buf_free(&flat);
+	msg_free(&m);
+}
+END_TEST
+
+/*
+ * List-Unsubscribe and List-Unsubscribe-Post are signed even when the
+ * configured names (dkim.headers) leave them out, and only once when
+ * they name them; by both engines, the same.  Loop: the engines.
+ */
+START_TEST(list_unsubscribe_fields_always_signed)
+{
+	static const char *const few[] = { "From", "Subject" };
+	static const char *const with[] = { "From", "list-unsubscribe",
+	    "Subject" };
+	const char *want = "h=From:Subject:List-Unsubscribe:"
+	    "List-Unsubscribe-Post:From;";
+	struct buf v = BUF_INIT, flat = BUF_INIT;
+	struct dkim_sign_opts o;
+	struct dkim_sign_req r;
+	char err[512];
+	struct msg m;
+	size_t i, k;
+
+	keys_setup();
+	req_init(&r, 0);
+	msg_load(&m, "tests/data/list-unsubscribe.eml");
+	opts_init(&o, _i ? CONF_ENGINE_OPENDKIM : CONF_ENGINE_NATIVE,
+	    CONF_CANON_RELAXED, CONF_CANON_RELAXED);
+	for (k = 0; k < 2; k++) {
+		o.headers = k ? with : few;
+		o.nheaders = k ? 3 : 2;
+		buf_truncate(&v, 0);
+		buf_truncate(&flat, 0);
+		ck_assert(sign(&m, &o, &r, 1, 0, &v, err, sizeof(err)) == 0);
+		for (i = 0; i < v.len; i++)
+			if (strchr("\r\n\t ", v.data[i]) == NULL)
+				buf_appendc(&flat, v.data[i]);
+		ck_assert_msg(strstr(flat.data, want) != NULL, "got %s, want "
+		    "%s", flat.data, want);
+	}
 	buf_free(&v);
 	buf_free(&flat);
 	msg_free(&m);
@@ -1135,6 +1178,9 @@ main(void)
 	    (int)NCANONS);
 	suite_add_tcase(s, tc);
 
+	tc = tcase_create("list_unsubscribe_fields_always_signed");
+	tcase_add_loop_test(tc, list_unsubscribe_fields_always_signed, 0, 2);
+	suite_add_tcase(s, tc);
 	tc = tcase_create("h_lists_fields_in_order_then_oversigned");
 	tcase_add_loop_test(tc, h_lists_fields_in_order_then_oversigned, 0, 2);
 	suite_add_tcase(s, tc);

@@ -757,6 +757,42 @@ START_TEST(list_set_and_reset)
 }
 END_TEST
 
+/* quota_used reads one key's counter of one limit, as admissions form
+ * the key; nothing for a key never charged or a who without one */
+START_TEST(used_reads_one_counter)
+{
+	struct quota_who alice = { NULL, "alice@Example.com", NULL };
+	struct quota_who bob = { NULL, "bob@example.org", NULL };
+	struct quota_who null = { NULL, NULL, NULL };
+	struct quota_verdict v;
+	uint64_t used = 99;
+	char err[256];
+
+	setup("limits = (\n"
+	    "{ name = \"d\"; key = \"sender_domain\"; count = "
+	    "\"recipients\"; kind = \"calendar\"; period = \"day\"; "
+	    "limit = 1000; action = \"warn\"; } );");
+	ck_assert_int_eq(admit1(&alice, units(1, 3, 100), T0, &v),
+	    QUOTA_ADMIT);
+	ck_assert_int_eq(admit1(&alice, units(1, 4, 100), T0, &v),
+	    QUOTA_ADMIT);
+	ck_assert_int_eq(quota_used(q, "d", &alice, T0, &used, err,
+	    sizeof(err)), 0);
+	ck_assert_msg(used == 7, "got %llu, want 7",
+	    (unsigned long long)used);
+	ck_assert_int_eq(quota_used(q, "d", &bob, T0, &used, err,
+	    sizeof(err)), 0);
+	ck_assert_uint_eq(used, 0);
+	ck_assert_int_eq(quota_used(q, "d", &null, T0, &used, err,
+	    sizeof(err)), 0);
+	ck_assert_uint_eq(used, 0);
+	ck_assert_int_eq(quota_used(q, "nope", &alice, T0, &used, err,
+	    sizeof(err)), -1);
+	ck_assert_msg(strstr(err, "nope") != NULL, "got \"%s\"", err);
+	teardown();
+}
+END_TEST
+
 /* A store that fails when told to: the memory store behind a switch. */
 struct flaky {
 	struct quota_store base;
@@ -1348,6 +1384,9 @@ main(void)
 	suite_add_tcase(s, tc);
 	tc = tcase_create("many_limits_in_one_admission");
 	tcase_add_test(tc, many_limits_in_one_admission);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("used_reads_one_counter");
+	tcase_add_test(tc, used_reads_one_counter);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("list_set_and_reset");
 	tcase_add_test(tc, list_set_and_reset);
