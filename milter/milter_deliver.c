@@ -11,8 +11,8 @@
  * configured action of each check that failed: "warn" logs and inserts
  * one X-Outpost-Deliverability field naming what failed, "reject" refuses
  * with 550 5.7.x and the fix in the reply.  Every check and its result is
- * one log line from deliver_note(), the one place where counters would
- * be bumped.
+ * one log line from deliver_note(), which also counts it
+ * (outpost_deliverability_checks_total{check,result}).
  *
  * DNS: the DMARC record is looked up once per message, only when needed
  * (not when a signature's d= is the From domain itself, which aligns
@@ -42,6 +42,7 @@
 #include "util/buf.h"
 #include "util/clock.h"
 #include "util/log.h"
+#include "util/metrics.h"
 #include "util/xmalloc.h"
 
 /* Names whose answers the resolvers keep (deliver/dns.h). */
@@ -91,6 +92,7 @@ deliver_note(const struct milter_conn *c, const char *check,
 	}
 	log_info("%s: deliverability=%s result=%s%s%s", milter_qid(c), check,
 	    result, more[0] ? " " : "", more);
+	metric_inc(&milter_metric_deliver, check, result);
 }
 
 /* verdict_add - record a failed check: its header text and, for

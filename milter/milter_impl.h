@@ -157,7 +157,7 @@ void milter_quota_release(struct milter_conn *c);
 
 extern struct metric milter_metric_signed, milter_metric_skipped,
     milter_metric_signatures, milter_metric_spf, milter_metric_conns,
-    milter_metric_eom;
+    milter_metric_eom, milter_metric_deliver;
 
 /* ---- milter_deliver.c: deliverability at submission ---- */
 

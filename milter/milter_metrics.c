@@ -38,6 +38,14 @@ struct metric milter_metric_spf = METRIC_DEF("outpost_spf_results_total",
 	"SPF results, by identity (outbound: the preflight of our own "
 	"mail) and result.", METRIC_COUNTER, "identity", spf_identities,
 	"result", spf_results);
+static const char *const deliver_checks[] = { "dmarc", "bulk", NULL };
+static const char *const deliver_results[] = { "pass", "fail", "noted",
+	"none", "temperror", NULL };
+struct metric milter_metric_deliver = METRIC_DEF(
+	"outpost_deliverability_checks_total", "Deliverability checks at "
+	"submission, by check and result (fail: the configured action "
+	"applied).", METRIC_COUNTER, "check", deliver_checks, "result",
+	deliver_results);
 struct metric milter_metric_conns = METRIC_DEF(
 	"outpost_milter_connections", "MTA connections open.", METRIC_GAUGE,
 	NULL, NULL, NULL, NULL);
@@ -48,7 +56,8 @@ struct metric milter_metric_eom = METRIC_DEF(
 
 static struct metric *const own[] = { &milter_metric_signed,
 	&milter_metric_skipped, &milter_metric_signatures, &milter_metric_spf,
-	&milter_metric_conns, &milter_metric_eom, NULL };
+	&milter_metric_conns, &milter_metric_eom, &milter_metric_deliver,
+	NULL };
 
 void
 milter_metrics_register(void)

@@ -77,7 +77,7 @@ dl_setup_failed() {
 	    "$T/dnsmasq.log"
 }
 
-it_need postfix postconf smtp-sink swaks openssl /usr/sbin/dnsmasq "$IT_PY"
+it_need postfix postconf smtp-sink swaks openssl curl /usr/sbin/dnsmasq "$IT_PY"
 ns_dns_start "$T" || dl_setup_failed "dnsmasq did not answer on 127.0.0.1:53"
 case $(ns_dnsq _dmarc.foreign.test TXT 3) in
 "rcode=0 v=DMARC1; p=reject"*) it_pass "dns: _dmarc.foreign.test answers" ;;
@@ -88,11 +88,13 @@ esac
 it_keygen "$T/keys" aligned.test s1 rsa || dl_setup_failed "key aligned.test"
 it_keygen "$T/keys" norecord.test n1 rsa || dl_setup_failed "key norecord.test"
 
+MPORT=$(it_free_port) || dl_setup_failed "no free port for milter.metrics"
+
 # dl_conf - the milter config, every deliverability check on action $1
 dl_conf() {
 	cat <<EOF
 milter = { socket = "$SOCK"; socket_group = "postfix"; on_error = "tempfail";
-  engine = "${OUTPOST_ENGINE:-native}"; };
+  engine = "${OUTPOST_ENGINE:-native}"; metrics = "inet:127.0.0.1:$MPORT"; };
 trusted = { networks = [ "127.0.0.1/32" ]; authenticated = true; };
 dkim = {
   keys = (
@@ -346,6 +348,29 @@ if dl_delivered "warn: bulk from norecord.test (no DMARC record)"; then
 fi
 
 # ---- end ---------------------------------------------------------------------------
+
+# the counters of the "warn" milter equal its log lines, check by result
+if curl -sf "http://127.0.0.1:$MPORT/metrics" >"$T/warn.prom"; then
+	it_check "metrics: outpost_deliverability_checks_total equals the log lines" \
+	    "$IT_PY" - "$T/warn.prom" "$MILTER_LOG" <<'EOF'
+import re, sys
+from prometheus_client.parser import text_string_to_metric_families
+got = {}
+for fam in text_string_to_metric_families(open(sys.argv[1]).read()):
+    for s in fam.samples:
+        if s.name == "outpost_deliverability_checks_total" and s.value:
+            got[(s.labels["check"], s.labels["result"])] = int(s.value)
+want = {}
+for line in open(sys.argv[2]):
+    m = re.search(r"deliverability=(\w+) result=(\w+)", line)
+    if m:
+        want[m.groups()] = want.get(m.groups(), 0) + 1
+print("metrics", sorted(got.items()), "log", sorted(want.items()))
+sys.exit(0 if want and got == want and ("dmarc", "fail") in got else 1)
+EOF
+else
+	it_fail "metrics: curl the milter's /metrics"
+fi
 
 it_check "outpost-milter is still running" kill -0 "${IT_MILTER_PIDS[0]}"
 it_stop_pid "${IT_MILTER_PIDS[0]}"
