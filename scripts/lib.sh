@@ -20,7 +20,7 @@ miltertest python3-dkim libmail-dkim-perl libcryptx-perl swaks sasl2-bin openssl
 libclang-rt-14-dev redis-server lmdb-utils libyaml-dev dnsmasq-base iproute2
 libsystemd-dev debhelper dpkg-dev fakeroot lintian systemd man-db git strace
 python3-prometheus-client curl libc-ares-dev libpsl-dev publicsuffix
-libopendmarc-dev"
+libopendmarc-dev libbsd-dev"
 
 # outpost_missing_packages - print the packages of the list not installed
 outpost_missing_packages() {
