@@ -85,7 +85,10 @@ for engine in native libmilter; do
 	kill -TERM "$MPID"
 	it_wait 20 eval "! kill -0 $MPID 2>/dev/null"
 	wait "$MPID"
-	it_check "$engine: SIGTERM stops it with status 0 ($?)" [ $? -eq 0 ]
+	rc=$?
+	it_check "$engine: SIGTERM stops it with status 0 ($rc)" [ $rc -eq 0 ]
+	# what a sanitizer or the milter said, to tell why it did not
+	[ $rc -eq 0 ] || tail -n 60 "$T/milter.log" | sed 's/^/    /'
 done
 
 # ---- outpost-policyd ------------------------------------------------------------
