@@ -129,47 +129,78 @@ quota_reset(struct quota *q, const char *key, const char *limit_name,
 	return 0;
 }
 
+/* One limit's counter for one key, as the store holds it now. */
+struct counter {
+	char rkey[QUOTA_RKEY_MAX];
+	const struct conf_limit *run;	/* the limit in force for the key */
+	struct quota_period per, *pp;	/* a calendar limit's period */
+	struct quota_state st;		/* zero when not found */
+	int found;
+};
+
+/* limit_named - the index of the limit called name; 0, or -1 with err */
+static int
+limit_named(struct quota *q, const char *name, size_t *i, char *err,
+    size_t errlen)
+{
+	if (name != NULL && quota_limit_index(q, name, i) == 0)
+		return 0;
+	snprintf(err, errlen, "no limit named \"%s\"", name ? name : "");
+	return -1;
+}
+
+/*
+ * counter_get - limit i's counter for key (already normalized) into *c,
+ * with the limit in force for key (an unlimited key still counts under
+ * its limit); 0, or -1 with err
+ */
+static int
+counter_get(struct quota *q, size_t i, const char *key, int64_t now_ms,
+    struct counter *c, char *err, size_t errlen)
+{
+	const struct conf_limit *l = &quota_conf_of(q)->limits[i];
+	struct quota_store *qs = quota_store_of(q);
+	uint64_t eff;
+
+	if (quota_rkey(l->name, key, c->rkey, sizeof(c->rkey)) < 0) {
+		snprintf(err, errlen, "key too long");
+		return -1;
+	}
+	if (quota_effective(q, i, key, &c->run, &eff) < 0)
+		c->run = l;
+	c->pp = NULL;
+	if (l->kind == CONF_QKIND_CALENDAR) {
+		if (tz_period(l->timezone, l->month, now_ms, &c->per) < 0) {
+			snprintf(err, errlen, "no calendar period in time "
+			    "zone %s", l->timezone);
+			return -1;
+		}
+		c->pp = &c->per;
+	}
+	if (qs->ops->get(qs, c->rkey, &c->st, &c->found, err, errlen) < 0)
+		return quota_store_failed(q, "get", err);
+	if (!c->found)
+		memset(&c->st, 0, sizeof(c->st));
+	return 0;
+}
+
 /* quota_set - see quota.h */
 int
 quota_set(struct quota *q, const char *key, const char *limit_name,
     uint64_t value, int64_t now_ms, char *err, size_t errlen)
 {
 	struct quota_store *qs = quota_store_of(q);
-	char nk[QUOTA_KEY_MAX], rkey[QUOTA_RKEY_MAX];
-	const struct conf_limit *l, *run;
-	struct quota_period per, *pp = NULL;
-	struct quota_state st;
-	uint64_t eff;
+	char nk[QUOTA_KEY_MAX];
+	struct counter c;
 	size_t i;
-	int found;
 
-	if (limit_name == NULL || quota_limit_index(q, limit_name, &i) < 0) {
-		snprintf(err, errlen, "no limit named \"%s\"",
-		    limit_name ? limit_name : "");
+	if (limit_named(q, limit_name, &i, err, errlen) < 0)
 		return -1;
-	}
-	l = &quota_conf_of(q)->limits[i];
-	quota_norm_key(l, key, nk, sizeof(nk));
-	if (quota_rkey(l->name, nk, rkey, sizeof(rkey)) < 0) {
-		snprintf(err, errlen, "key too long");
+	quota_norm_key(&quota_conf_of(q)->limits[i], key, nk, sizeof(nk));
+	if (counter_get(q, i, nk, now_ms, &c, err, errlen) < 0)
 		return -1;
-	}
-	if (quota_effective(q, i, nk, &run, &eff) < 0)
-		run = l;
-	if (l->kind == CONF_QKIND_CALENDAR) {
-		if (tz_period(l->timezone, l->month, now_ms, &per) < 0) {
-			snprintf(err, errlen, "no calendar period in time "
-			    "zone %s", l->timezone);
-			return -1;
-		}
-		pp = &per;
-	}
-	if (qs->ops->get(qs, rkey, &st, &found, err, errlen) < 0)
-		return quota_store_failed(q, "get", err);
-	if (!found)
-		memset(&st, 0, sizeof(st));
-	algo_set(run, &st, value, now_ms, pp);
-	if (qs->ops->put(qs, rkey, &st, algo_expires(run, &st, pp),
+	algo_set(c.run, &c.st, value, now_ms, c.pp);
+	if (qs->ops->put(qs, c.rkey, &c.st, algo_expires(c.run, &c.st, c.pp),
 	    err, errlen) < 0)
 		return quota_store_failed(q, "set", err);
 	return 0;
@@ -181,41 +212,19 @@ quota_used(struct quota *q, const char *limit_name,
     const struct quota_who *who, int64_t now_ms, uint64_t *used, char *err,
     size_t errlen)
 {
-	struct quota_store *qs = quota_store_of(q);
-	char key[QUOTA_KEY_MAX], rkey[QUOTA_RKEY_MAX];
-	const struct conf_limit *l, *run;
-	struct quota_period per, *pp = NULL;
-	struct quota_state st;
-	uint64_t eff;
+	char key[QUOTA_KEY_MAX];
+	struct counter c;
 	size_t i;
-	int found;
 
 	*used = 0;
-	if (limit_name == NULL || quota_limit_index(q, limit_name, &i) < 0) {
-		snprintf(err, errlen, "no limit named \"%s\"",
-		    limit_name ? limit_name : "");
+	if (limit_named(q, limit_name, &i, err, errlen) < 0)
 		return -1;
-	}
-	l = &quota_conf_of(q)->limits[i];
-	if (quota_key(l, who, key, sizeof(key)) < 0)
+	if (quota_key(&quota_conf_of(q)->limits[i], who, key,
+	    sizeof(key)) < 0)
 		return 0;		/* no key for who: nothing counted */
-	if (quota_rkey(l->name, key, rkey, sizeof(rkey)) < 0) {
-		snprintf(err, errlen, "key too long");
+	if (counter_get(q, i, key, now_ms, &c, err, errlen) < 0)
 		return -1;
-	}
-	if (quota_effective(q, i, key, &run, &eff) < 0)
-		run = l;		/* unlimited for who: still counted */
-	if (l->kind == CONF_QKIND_CALENDAR) {
-		if (tz_period(l->timezone, l->month, now_ms, &per) < 0) {
-			snprintf(err, errlen, "no calendar period in time "
-			    "zone %s", l->timezone);
-			return -1;
-		}
-		pp = &per;
-	}
-	if (qs->ops->get(qs, rkey, &st, &found, err, errlen) < 0)
-		return quota_store_failed(q, "get", err);
-	if (found)
-		*used = algo_used(run, &st, now_ms, pp);
+	if (c.found)
+		*used = algo_used(c.run, &c.st, now_ms, c.pp);
 	return 0;
 }
