@@ -270,13 +270,13 @@ admit_key(struct worker *w, uint64_t k)
 	struct quota_op_result res[QB_MAX_LIMITS];
 	char key[64];
 	int64_t now = wall_ms();
-	size_t i, n = c->nlimits;
+	size_t i, n = c->quota.nlimits;
 	int admitted;
 
 	snprintf(key, sizeof(key), QB_KEY_FMT, k);
 	memset(ops, 0, sizeof(ops));
 	for (i = 0; i < n; i++) {
-		const struct conf_limit *l = &c->limits[i];
+		const struct conf_limit *l = &c->quota.limits[i];
 
 		ops[i].limit = l;
 		if ((b->key_first ? quota_rkey(key, l->name, ops[i].rkey,
@@ -308,7 +308,7 @@ admit_key(struct worker *w, uint64_t k)
 static int
 make_busy(const struct bench *b)
 {
-	const struct conf_limit *l = &b->conf->limits[0];
+	const struct conf_limit *l = &b->conf->quota.limits[0];
 	int64_t now = wall_ms(), w = (int64_t)l->period * 1000 / l->buckets;
 	struct quota_state st;
 	char key[64], rkey[QUOTA_RKEY_MAX], err[512];
@@ -489,9 +489,9 @@ open_store(const struct bench *b)
 	char err[256];
 
 	if (strcmp(b->backend, "lmdb") == 0)
-		s = store_lmdb_open(b->conf, err, sizeof(err));
+		s = store_lmdb_open(&b->conf->quota, err, sizeof(err));
 	else
-		s = store_redis_open(b->conf, err, sizeof(err));
+		s = store_redis_open(&b->conf->quota, err, sizeof(err));
 	if (s == NULL) {
 		fprintf(stderr, "quotabench: %s\n", err);
 		exit(2);

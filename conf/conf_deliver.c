@@ -29,13 +29,13 @@ deliverability_check(struct loader *ld, const config_setting_t *g,
 		    "bulk_recipients"), "\"deliverability.bulk_recipients\" "
 		    "needs deliverability.bulk_limit, the limit that counts "
 		    "a sender's recipients");
-	for (i = 0; i < c->nlimits; i++)
-		if (strcmp(c->limits[i].name, name) == 0)
+	for (i = 0; i < c->quota.nlimits; i++)
+		if (strcmp(c->quota.limits[i].name, name) == 0)
 			break;
-	if (i == c->nlimits)
+	if (i == c->quota.nlimits)
 		return fail(ld, config_setting_get_member(g, "bulk_limit"),
 		    "\"deliverability.bulk_limit\" \"%s\" is no limit", name);
-	if (c->limits[i].count != CONF_QCOUNT_RECIPIENTS)
+	if (c->quota.limits[i].count != CONF_QCOUNT_RECIPIENTS)
 		return fail(ld, config_setting_get_member(g, "bulk_limit"),
 		    "\"deliverability.bulk_limit\" \"%s\" does not count "
 		    "recipients", name);

@@ -57,8 +57,8 @@ store_url_check(struct loader *ld, const config_setting_t *g,
 	struct conf *c = base;
 
 	(void)p;
-	if (strncmp(c->store.url, "redis://", 8) != 0 &&
-	    strncmp(c->store.url, "unix:", 5) != 0)
+	if (strncmp(c->quota.store.url, "redis://", 8) != 0 &&
+	    strncmp(c->quota.store.url, "unix:", 5) != 0)
 		return fail(ld, config_setting_get_member(g, "url"),
 		    "\"url\" must be redis://HOST[:PORT][/DB] or unix:PATH");
 	return 0;
@@ -74,8 +74,9 @@ store_check(struct loader *ld, const config_setting_t *g,
 	(void)ld;
 	(void)g;
 	(void)p;
-	if (c->store.backend == CONF_STORE_REDIS && c->store.url == NULL)
-		c->store.url = xstrdup("redis://127.0.0.1:6379/0");
+	if (c->quota.store.backend == CONF_STORE_REDIS &&
+	    c->quota.store.url == NULL)
+		c->quota.store.url = xstrdup("redis://127.0.0.1:6379/0");
 	return 0;
 }
 
@@ -246,8 +247,8 @@ limit_name(struct loader *ld, config_setting_t *e, const struct conf *c,
 		return fail(ld, config_setting_get_member(e, "name"),
 		    "limit name \"%s\": use up to %d of A-Z a-z 0-9 . _ : @ "
 		    "+ -", l->name, LIMIT_NAME_MAX);
-	for (j = 0; &c->limits[j] != l; j++)
-		if (strcmp(c->limits[j].name, l->name) == 0)
+	for (j = 0; &c->quota.limits[j] != l; j++)
+		if (strcmp(c->quota.limits[j].name, l->name) == 0)
 			return fail(ld, e, "duplicate limit name \"%s\"",
 			    l->name);
 	return 0;
@@ -348,12 +349,12 @@ limits_load(struct loader *ld, const config_setting_t *root,
 	(void)p;
 	if ((list = get_entries(ld, root, "limits", "limits", &n)) == NULL)
 		return -1;
-	c->limits = xcalloc((size_t)n + 1, sizeof(struct conf_limit));
+	c->quota.limits = xcalloc((size_t)n + 1, sizeof(struct conf_limit));
 	for (i = 0; i < n; i++) {
 		config_setting_t *e = config_setting_get_elem(list, i);
-		struct conf_limit *l = &c->limits[i];
+		struct conf_limit *l = &c->quota.limits[i];
 
-		c->nlimits = (size_t)i + 1;
+		c->quota.nlimits = (size_t)i + 1;
 		l->line = (int)config_setting_source_line(e);
 		if (!config_setting_is_group(e))
 			return fail(ld, e, "limits entries are { ... }");
@@ -376,10 +377,10 @@ override_limit(struct loader *ld, config_setting_t *e, const struct conf *c,
 		return -1;
 	if (name == NULL)
 		return fail(ld, e, "an override needs limit, key and value");
-	for (j = 0; j < c->nlimits; j++)
-		if (strcmp(c->limits[j].name, name) == 0)
+	for (j = 0; j < c->quota.nlimits; j++)
+		if (strcmp(c->quota.limits[j].name, name) == 0)
 			break;
-	if (j == c->nlimits) {
+	if (j == c->quota.nlimits) {
 		fail(ld, config_setting_get_member(e, "limit"),
 		    "override names unknown limit \"%s\"", name);
 		free(name);
@@ -410,11 +411,11 @@ load_override(struct loader *ld, config_setting_t *e, const struct conf *c,
 	else if (get_u64(ld, e, "value", 1, UINT64_MAX - 1, parse_size,
 	    &o->value) < 0)
 		return -1;
-	for (j = 0; &c->overrides[j] != o; j++)
-		if (c->overrides[j].limit == o->limit &&
-		    strcmp(c->overrides[j].key, o->key) == 0)
+	for (j = 0; &c->quota.overrides[j] != o; j++)
+		if (c->quota.overrides[j].limit == o->limit &&
+		    strcmp(c->quota.overrides[j].key, o->key) == 0)
 			return fail(ld, e, "duplicate override of \"%s\" for "
-			    "\"%s\"", c->limits[o->limit].name, o->key);
+			    "\"%s\"", c->quota.limits[o->limit].name, o->key);
 	return 0;
 }
 
@@ -431,12 +432,13 @@ overrides_load(struct loader *ld, const config_setting_t *root,
 	if ((list = get_entries(ld, root, "overrides", "overrides",
 	    &n)) == NULL)
 		return -1;
-	c->overrides = xcalloc((size_t)n + 1, sizeof(struct conf_override));
+	c->quota.overrides = xcalloc((size_t)n + 1,
+	    sizeof(struct conf_override));
 	for (i = 0; i < n; i++) {
 		config_setting_t *e = config_setting_get_elem(list, i);
-		struct conf_override *o = &c->overrides[i];
+		struct conf_override *o = &c->quota.overrides[i];
 
-		c->noverrides = (size_t)i + 1;
+		c->quota.noverrides = (size_t)i + 1;
 		o->line = (int)config_setting_source_line(e);
 		if (!config_setting_is_group(e))
 			return fail(ld, e, "overrides entries are { ... }");
@@ -454,12 +456,12 @@ limits_release(void *base)
 	struct conf *c = base;
 	size_t i;
 
-	for (i = 0; i < c->nlimits; i++) {
-		free(c->limits[i].name);
-		free(c->limits[i].timezone);
-		free(c->limits[i].reply);
+	for (i = 0; i < c->quota.nlimits; i++) {
+		free(c->quota.limits[i].name);
+		free(c->quota.limits[i].timezone);
+		free(c->quota.limits[i].reply);
 	}
-	free(c->limits);
+	free(c->quota.limits);
 }
 
 /* overrides_release - free the overrides */
@@ -469,7 +471,7 @@ overrides_release(void *base)
 	struct conf *c = base;
 	size_t i;
 
-	for (i = 0; i < c->noverrides; i++)
-		free(c->overrides[i].key);
-	free(c->overrides);
+	for (i = 0; i < c->quota.noverrides; i++)
+		free(c->quota.overrides[i].key);
+	free(c->quota.overrides);
 }

@@ -20,6 +20,8 @@
 #endif
 
 #define F(field)	offsetof(struct conf, field)
+/* Q: the fields of struct conf_quota (store, limits, overrides, exempt) */
+#define Q(field)	offsetof(struct conf, quota.field)
 #define BIT(i)		(1u << (i))
 
 /* Row heads: name, type, field offset and, for numbers, bounds. */
@@ -167,21 +169,21 @@ const struct conf_param conf_params[] = {
 	{ STRING("log.facility", F(log.facility)), .def_str = "mail",
 	  .load = log_facility_check },
 
-	{ ENUM("store.backend", F(store.backend), store_backends),
+	{ ENUM("store.backend", Q(store.backend), store_backends),
 	  .def = CONF_STORE_LMDB },
-	{ STRING("store.path", F(store.path)),
+	{ STRING("store.path", Q(store.path)),
 	  .def_str = "/var/lib/outpost/quota.lmdb" },
-	{ U64("store.map_size", F(store.map_size), 1024 * 1024, 1ULL << 40),
+	{ U64("store.map_size", Q(store.map_size), 1024 * 1024, 1ULL << 40),
 	  .def = 1024ULL * 1024 * 1024, .parse = parse_size },
-	{ STRING("store.url", F(store.url)), .load = store_url_check },
-	{ UINT("store.timeout", F(store.timeout_ms), 1, 600000), .def = 1000,
+	{ STRING("store.url", Q(store.url)), .load = store_url_check },
+	{ UINT("store.timeout", Q(store.timeout_ms), 1, 600000), .def = 1000,
 	  .parse = parse_ms },
-	{ ENUM("store.on_error", F(store.on_error), store_on_errors),
+	{ ENUM("store.on_error", Q(store.on_error), store_on_errors),
 	  .def = CONF_ON_ERROR_TEMPFAIL },
-	{ UINT("store.reserve_ttl", F(store.reserve_ttl), 1, 7 * 86400),
+	{ UINT("store.reserve_ttl", Q(store.reserve_ttl), 1, 7 * 86400),
 	  .def = 600, .parse = parse_duration },
-	{ ENUM("store.sync", F(store.sync_always), store_syncs) },
-	{ UINT("store.sync_interval", F(store.sync_interval), 1, 3600),
+	{ ENUM("store.sync", Q(store.sync_always), store_syncs) },
+	{ UINT("store.sync_interval", Q(store.sync_interval), 1, 3600),
 	  .def = 1, .parse = parse_duration },
 	{ CHECK("store", store_check) },
 
@@ -190,9 +192,9 @@ const struct conf_param conf_params[] = {
 	{ CUSTOM("overrides"), .load = overrides_load,
 	  .release = overrides_release, .elems = conf_override_params },
 
-	{ STRINGS("exempt.logins", F(exempt.logins), F(exempt.nlogins)) },
-	{ CIDRS("exempt.networks", F(exempt.networks),
-	  F(exempt.nnetworks)) },
+	{ STRINGS("exempt.logins", Q(exempt.logins), Q(exempt.nlogins)) },
+	{ CIDRS("exempt.networks", Q(exempt.networks),
+	  Q(exempt.nnetworks)) },
 
 	{ STRING("policyd.socket_owner", F(policyd.socket_owner)) },
 	{ STRING("policyd.socket_group", F(policyd.socket_group)) },

@@ -8,32 +8,33 @@
 #include "dkim/decide.h"
 
 const char *
-dkim_trust_reason(const struct conf *c, const struct dkim_decide_in *in)
+dkim_trust_reason(const struct conf_trusted *tr,
+    const struct dkim_decide_in *in)
 {
 	size_t i;
 
-	if (c->trusted.authenticated && in->auth_authen != NULL &&
+	if (tr->authenticated && in->auth_authen != NULL &&
 	    in->auth_authen[0] != '\0')
 		return "authenticated";
-	if (in->client_addr != NULL && cidr_list_match(c->trusted.networks,
-	    c->trusted.nnetworks, in->client_addr))
+	if (in->client_addr != NULL && cidr_list_match(tr->networks,
+	    tr->nnetworks, in->client_addr))
 		return "trusted-network";
 	if (in->daemon_name != NULL)
-		for (i = 0; i < c->trusted.ndaemon_names; i++)
-			if (strcmp(c->trusted.daemon_names[i],
+		for (i = 0; i < tr->ndaemon_names; i++)
+			if (strcmp(tr->daemon_names[i],
 			    in->daemon_name) == 0)
 				return "trusted-daemon";
 	return NULL;
 }
 
 void
-dkim_decide(const struct conf *c, const struct dkim_table *t,
+dkim_decide(const struct conf_trusted *tr, const struct dkim_table *t,
     const struct dkim_decide_in *in, struct dkim_decision *d)
 {
 	enum from_result fr;
 
 	memset(d, 0, sizeof(*d));
-	if ((d->trust = dkim_trust_reason(c, in)) == NULL) {
+	if ((d->trust = dkim_trust_reason(tr, in)) == NULL) {
 		d->reason = "not-trusted";
 		return;
 	}

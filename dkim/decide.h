@@ -1,12 +1,13 @@
 /*
  * dkim/decide - whether and with which keys one message is signed.
  *
- * A pure function of the configuration, the table and what the MTA told
- * us about the client and the message; no I/O, no clock, so the tests
- * call it directly.  Mail is signed when the client is trusted (SMTP
- * AUTH with trusted.authenticated, an address in trusted.networks, or a
- * {daemon_name} listed in trusted.daemon_names), the message has exactly
- * one From address with a domain, and a signing rule matches it.
+ * A pure function of the trusted section (struct conf_trusted), the
+ * table and what the MTA told us about the client and the message; no
+ * I/O, no clock, so the tests call it directly.  Mail is signed when
+ * the client is trusted (SMTP AUTH with trusted.authenticated, an
+ * address in trusted.networks, or a {daemon_name} listed in
+ * trusted.daemon_names), the message has exactly one From address with
+ * a domain, and a signing rule matches it.
  * Otherwise reason says why not, in a word fit for a log line.
  */
 #ifndef OUTPOST_DKIM_DECIDE_H
@@ -15,7 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "conf/conf.h"
+#include "conf/conf_dkim.h"
 #include "dkim/from.h"
 #include "dkim/sign.h"
 #include "dkim/table.h"
@@ -43,10 +44,10 @@ struct dkim_decision {
 
 /* dkim_trust_reason - why the client may have mail signed, or NULL;
  * only auth_authen, client_addr and daemon_name of in are used */
-const char *dkim_trust_reason(const struct conf *,
+const char *dkim_trust_reason(const struct conf_trusted *,
     const struct dkim_decide_in *);
 
-void dkim_decide(const struct conf *, const struct dkim_table *,
+void dkim_decide(const struct conf_trusted *, const struct dkim_table *,
     const struct dkim_decide_in *, struct dkim_decision *);
 
 #endif

@@ -22,7 +22,7 @@
 
 #include <openssl/evp.h>
 
-#include "conf/conf.h"
+#include "conf/conf_dkim.h"
 
 struct dkim_key {
 	char *file;

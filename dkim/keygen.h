@@ -29,7 +29,7 @@
 
 #include <stddef.h>
 
-#include "conf/conf.h"
+#include "conf/conf_dkim.h"
 #include "dkim/key.h"
 #include "util/buf.h"
 

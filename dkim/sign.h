@@ -35,7 +35,7 @@
 #include <stddef.h>
 #include <time.h>
 
-#include "conf/conf.h"
+#include "conf/conf_dkim.h"
 #include "dkim/key.h"
 #include "util/buf.h"
 

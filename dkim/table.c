@@ -123,24 +123,24 @@ table_find_key(const struct dkim_table *t, const char *name)
 
 /* table_from_conf - dkim.keys and dkim.signing */
 static int
-table_from_conf(struct dkim_table *t, const struct conf *c, char *err,
-    size_t errlen)
+table_from_conf(struct dkim_table *t, const struct conf_dkim *d,
+    const char *path, char *err, size_t errlen)
 {
 	size_t i, j;
 
-	for (i = 0; i < c->dkim.nkeys; i++) {
-		const struct conf_key *k = &c->dkim.keys[i];
+	for (i = 0; i < d->nkeys; i++) {
+		const struct conf_key *k = &d->keys[i];
 
 		table_add_key(t, k->name, k->domain, k->selector, k->file,
 		    k->alg);
 	}
-	for (i = 0; i < c->dkim.nrules; i++) {
-		const struct conf_rule *cr = &c->dkim.rules[i];
+	for (i = 0; i < d->nrules; i++) {
+		const struct conf_rule *cr = &d->rules[i];
 		struct table_rule *r;
 
 		if (cr->nkeys > DKIM_MAX_SIGS) {
 			snprintf(err, errlen, "%s:%d: a rule names more than "
-			    "%d keys", c->path, cr->line, DKIM_MAX_SIGS);
+			    "%d keys", path, cr->line, DKIM_MAX_SIGS);
 			return -1;
 		}
 		r = table_add_rule(t, cr->match);
@@ -284,16 +284,16 @@ signtable_line(struct dkim_table *t, char **w, size_t n, const char *path,
 
 /* table_from_files - OpenDKIM KeyTable and SigningTable */
 static int
-table_from_files(struct dkim_table *t, const struct conf *c, char *err,
-    size_t errlen)
+table_from_files(struct dkim_table *t, const struct conf_dkim *d,
+    const char *path, char *err, size_t errlen)
 {
-	const char *kt = c->dkim.key_table, *st = c->dkim.signing_table;
+	const char *kt = d->key_table, *st = d->signing_table;
 
 	if (strncmp(kt, "file:", 5) == 0)
 		kt += 5;
 	else if (strchr(kt, ':') != NULL && kt[0] != '/') {
 		snprintf(err, errlen, "%s: dkim.key_table \"%s\": only file: "
-		    "tables are supported", c->path, kt);
+		    "tables are supported", path, kt);
 		return -1;
 	}
 	t->mode = TABLE_FILE;
@@ -304,7 +304,7 @@ table_from_files(struct dkim_table *t, const struct conf *c, char *err,
 		st += 5;
 	else if (strchr(st, ':') != NULL && st[0] != '/') {
 		snprintf(err, errlen, "%s: dkim.signing_table \"%s\": only "
-		    "file: and refile: tables are supported", c->path, st);
+		    "file: and refile: tables are supported", path, st);
 		return -1;
 	}
 	if (read_lines(kt, keytable_line, t, err, errlen) < 0 ||
@@ -339,20 +339,21 @@ table_load_keys(struct dkim_table *t, char *err, size_t errlen)
 }
 
 static struct dkim_table *
-table_build(const struct conf *c, int load, char *err, size_t errlen)
+table_build(const struct conf_dkim *d, const char *path, int load, char *err,
+    size_t errlen)
 {
 	struct dkim_table *t = xcalloc(1, sizeof(*t));
 
 	t->mode = TABLE_RULES;
-	t->multiple = c->dkim.multiple_signatures;
-	if (table_from_conf(t, c, err, errlen) < 0)
+	t->multiple = d->multiple_signatures;
+	if (table_from_conf(t, d, path, err, errlen) < 0)
 		goto fail;
-	if (c->dkim.key_table && c->dkim.nrules > 0) {
+	if (d->key_table && d->nrules > 0) {
 		snprintf(err, errlen, "%s: dkim.signing and dkim.signing_table "
-		    "exclude each other; use one of them", c->path);
+		    "exclude each other; use one of them", path);
 		goto fail;
 	}
-	if (c->dkim.key_table && table_from_files(t, c, err, errlen) < 0)
+	if (d->key_table && table_from_files(t, d, path, err, errlen) < 0)
 		goto fail;
 	if (load && table_load_keys(t, err, errlen) < 0)
 		goto fail;
@@ -363,15 +364,17 @@ fail:
 }
 
 struct dkim_table *
-dkim_table_new(const struct conf *c, char *err, size_t errlen)
+dkim_table_new(const struct conf_dkim *d, const char *path, char *err,
+    size_t errlen)
 {
-	return table_build(c, 1, err, errlen);
+	return table_build(d, path, 1, err, errlen);
 }
 
 struct dkim_table *
-dkim_table_new_nokeys(const struct conf *c, char *err, size_t errlen)
+dkim_table_new_nokeys(const struct conf_dkim *d, const char *path,
+    char *err, size_t errlen)
 {
-	return table_build(c, 0, err, errlen);
+	return table_build(d, path, 0, err, errlen);
 }
 
 struct dkim_table *

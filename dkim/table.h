@@ -5,8 +5,10 @@
  * dkim.signing settings, or from OpenDKIM KeyTable/SigningTable files
  * taken as they are.  Every key file is loaded and checked here
  * (dkim_key_load), so a table that was built signs without touching a
- * file.  dkim_table_new() returns a new table owned by the caller, or
- * NULL with err naming the file (and line) at fault.  The table is
+ * file.  dkim_table_new() takes the dkim section (struct conf_dkim,
+ * borrowed only during the call) and the config file's path (for
+ * messages); it returns a new table owned by the caller, or NULL with
+ * err naming the file (and line) at fault.  The table is
  * immutable and shared by all threads.
  *
  * Matching, first rule that matches wins:
@@ -28,7 +30,7 @@
 
 #include <stddef.h>
 
-#include "conf/conf.h"
+#include "conf/conf_dkim.h"
 #include "dkim/sign.h"
 
 #define DKIM_MAX_SIGS 8
@@ -36,13 +38,13 @@
 
 struct dkim_table;
 
-struct dkim_table *dkim_table_new(const struct conf *, char *err,
-    size_t errlen);
+struct dkim_table *dkim_table_new(const struct conf_dkim *,
+    const char *path, char *err, size_t errlen);
 struct dkim_table *dkim_table_free(struct dkim_table *);
 
 /* Test hook: build without reading key files (keys are NULL). */
-struct dkim_table *dkim_table_new_nokeys(const struct conf *, char *err,
-    size_t errlen);
+struct dkim_table *dkim_table_new_nokeys(const struct conf_dkim *,
+    const char *path, char *err, size_t errlen);
 
 /*
  * dkim_table_lookup - the signatures to make for From local@domain.

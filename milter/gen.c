@@ -43,7 +43,7 @@ gen_free(struct milter_gen *g)
 static int
 gen_counts(const struct conf *cf)
 {
-	return cf->milter.quotas != CONF_MQUOTA_OFF && cf->nlimits > 0;
+	return cf->milter.quotas != CONF_MQUOTA_OFF && cf->quota.nlimits > 0;
 }
 
 /* milter_gen_counts_rcpts - ... and recipients (then RCPT is needed) */
@@ -54,8 +54,8 @@ milter_gen_counts_rcpts(const struct conf *cf)
 
 	if (!gen_counts(cf))
 		return 0;
-	for (i = 0; i < cf->nlimits; i++)
-		if (cf->limits[i].count == CONF_QCOUNT_RECIPIENTS)
+	for (i = 0; i < cf->quota.nlimits; i++)
+		if (cf->quota.limits[i].count == CONF_QCOUNT_RECIPIENTS)
 			return 1;
 	return 0;
 }
@@ -67,7 +67,8 @@ gen_load(const char *path, int open_store, char *err, size_t errlen)
 	struct milter_gen *g = xcalloc(1, sizeof(*g));
 
 	if ((g->conf = conf_load(path, err, errlen)) == NULL ||
-	    (g->table = dkim_table_new(g->conf, err, errlen)) == NULL ||
+	    (g->table = dkim_table_new(&g->conf->dkim,
+	    g->conf->path, err, errlen)) == NULL ||
 	    (open_store && milter_gen_open(g, err, errlen) < 0)) {
 		gen_free(g);
 		return NULL;
@@ -84,7 +85,8 @@ milter_gen_open(struct milter_gen *g, char *err, size_t errlen)
 	if (g->quota != NULL || !gen_counts(g->conf))
 		return 0;
 	/* The quota borrows g->conf: both live and die with g. */
-	if ((g->quota = quota_open(g->conf, qerr, sizeof(qerr))) == NULL) {
+	if ((g->quota = quota_open(&g->conf->quota, qerr,
+	    sizeof(qerr))) == NULL) {
 		snprintf(err, errlen, "%s: quota store: %s", g->conf->path,
 		    qerr);
 		return -1;

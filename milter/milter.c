@@ -312,7 +312,7 @@ connect_session(struct milter_conn *c, const char *host,
 	memset(&in, 0, sizeof(in));
 	in.client_addr = c->have_addr ? c->addr : NULL;
 	in.daemon_name = c->daemon_name;
-	if (dkim_trust_reason(c->gen->conf, &in) == NULL) {
+	if (dkim_trust_reason(&c->gen->conf->trusted, &in) == NULL) {
 		log_debug("client %s: dkim=skipped reason=not-trusted",
 		    c->client);
 		return SMFIS_ACCEPT;
@@ -398,7 +398,7 @@ milter_envfrom(struct milter_conn *c, const char *sender)
 	in.auth_authen = c->auth;
 	in.client_addr = c->have_addr ? c->addr : NULL;
 	in.daemon_name = c->daemon_name;
-	untrusted = dkim_trust_reason(c->gen->conf, &in) == NULL;
+	untrusted = dkim_trust_reason(&c->gen->conf->trusted, &in) == NULL;
 	mix_note(untrusted);
 	if (untrusted) {
 		if (milter_spf_inbound_on(c)) {
@@ -533,7 +533,7 @@ msg_start_body(struct milter_conn *c)
 		in.from_value = m->hdrs[m->from].value;
 		in.from_len = m->hdrs[m->from].vlen;
 	}
-	dkim_decide(cf, c->gen->table, &in, &m->dec);
+	dkim_decide(&cf->trusted, c->gen->table, &in, &m->dec);
 	if (!m->dec.sign) {
 		m->skip = 1;
 		if (m->dec.malformed &&

@@ -171,7 +171,7 @@ static sfsistat
 quota_store_failed(struct milter_conn *c, const char *stage,
     const struct quota_verdict *v)
 {
-	int accept = c->gen->conf->store.on_error == CONF_ON_ERROR_ACCEPT;
+	int accept = c->gen->conf->quota.store.on_error == CONF_ON_ERROR_ACCEPT;
 
 	log_warnx("%s: quota=error stage=%s error=\"%s\" action=%s",
 	    milter_qid(c), stage, v->error, accept ? "accept" :
@@ -346,7 +346,7 @@ msg_commit(struct milter_conn *c)
 	struct msg *m = &c->msg;
 	struct commits x;
 	int64_t oldest = clock_wall_ms() + LAPSE_MARGIN_MS -
-	    (int64_t)c->gen->conf->store.reserve_ttl * 1000;
+	    (int64_t)c->gen->conf->quota.store.reserve_ttl * 1000;
 	size_t i;
 
 	if (m->ntokens == 0)

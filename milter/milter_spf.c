@@ -50,7 +50,7 @@ milter_spf_start(const struct conf *cf, char *err, size_t errlen)
 {
 	if (!cf->spf.inbound.enabled && !cf->spf.outbound.enabled)
 		return 0;
-	if ((spf_pool = spf_pool_new(cf, err, errlen)) == NULL)
+	if ((spf_pool = spf_pool_new(&cf->spf, &cf->log, err, errlen)) == NULL)
 		return -1;
 	spf_cache = spf_cache_new(MILTER_SPF_CACHE_MAX);
 	return 0;

@@ -207,7 +207,7 @@ static const char *
 store_failed_log(struct dreq *r, const char *stage, const char *what)
 {
 	struct decide *d = r->t->d;
-	int accept = d->conf->store.on_error == CONF_ON_ERROR_ACCEPT;
+	int accept = d->conf->quota.store.on_error == CONF_ON_ERROR_ACCEPT;
 
 	d->st.errors++;
 	log_warnx("%s: policy=error stage=%s error=\"%s\" action=%s", r->id,
@@ -321,8 +321,8 @@ has_count(const struct conf *c, enum conf_qcount what)
 {
 	size_t i;
 
-	for (i = 0; i < c->nlimits; i++)
-		if (c->limits[i].count == what)
+	for (i = 0; i < c->quota.nlimits; i++)
+		if (c->quota.limits[i].count == what)
 			return 1;
 	return 0;
 }
@@ -478,7 +478,7 @@ finish_done(struct finish_ctx *x)
 	struct decide_txn *t = r->t;
 	struct decide *d = t->d;
 	struct quota_who who;
-	int accept = d->conf->store.on_error == CONF_ON_ERROR_ACCEPT;
+	int accept = d->conf->quota.store.on_error == CONF_ON_ERROR_ACCEPT;
 	uint64_t i;
 
 	t->rcpt_charged += x->committed;
@@ -581,7 +581,7 @@ at_mreserve_done(void *arg, int rc, const struct quota_verdict *v,
 	struct decide_txn *t = x->r->t;
 
 	if (rc < 0 || v->result == QUOTA_ERROR) {
-		if (t->d->conf->store.on_error != CONF_ON_ERROR_ACCEPT) {
+		if (t->d->conf->quota.store.on_error != CONF_ON_ERROR_ACCEPT) {
 			store_failed(x->r, x->stage, v->error);
 			finish_end(x);
 			return;
@@ -635,7 +635,7 @@ at_finish(struct decide_txn *t, struct dreq *r)
 	extra = want > t->rcpt_charged + ncommit ?
 	    want - t->rcpt_charged - ncommit : 0;
 	if (ncommit > 0 && r->now - t->first_ms + LAPSE_MARGIN_MS >=
-	    (int64_t)t->d->conf->store.reserve_ttl * 1000) {
+	    (int64_t)t->d->conf->quota.store.reserve_ttl * 1000) {
 		/*
 		 * Some reservations lapsed (or are about to): give them all
 		 * back and reserve the message whole below, so that it is
@@ -777,7 +777,7 @@ decide_request(struct decide_txn *t, const struct proto *p, int64_t now,
 	if (s == ST_OTHER)
 		return unusable(t, p, LOGGED_BIT(s), "only RCPT, DATA and "
 		    "END-OF-MESSAGE are used", reply, arg);
-	if (c->nlimits == 0)
+	if (c->quota.nlimits == 0)
 		return unusable(t, p, LOGGED_BIT(s), "no limits are "
 		    "configured", reply, arg);
 	if (s == ST_RCPT && !has_count(c, CONF_QCOUNT_RECIPIENTS))

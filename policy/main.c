@@ -64,6 +64,7 @@ main(int argc, char **argv)
 	int ch, foreground = 0, check = 0, verbose = 0, facility, rc;
 	struct metrics_http *mh = NULL;
 	struct server *srv;
+	const struct conf_store *st;
 	struct conf *conf;
 	char err[1024];
 	size_t i;
@@ -124,10 +125,10 @@ main(int argc, char **argv)
 	daemon_write_pid(conf->policyd.pid_file);
 	for (i = 0; i < conf->policyd.nlisten; i++)
 		log_info("listening on %s", conf->policyd.listen[i]);
-	log_info("started with %zu limits, store %s", conf->nlimits,
-	    conf->store.backend == CONF_STORE_REDIS ? conf->store.url :
-	    conf->store.backend == CONF_STORE_MEMORY ? "memory" :
-	    conf->store.path);
+	st = &conf->quota.store;
+	log_info("started with %zu limits, store %s", conf->quota.nlimits,
+	    st->backend == CONF_STORE_REDIS ? st->url :
+	    st->backend == CONF_STORE_MEMORY ? "memory" : st->path);
 	/* the store opens as the unprivileged user: its files are theirs */
 	if (server_start(srv, err, sizeof(err)) < 0)
 		fatalx(EX_UNAVAILABLE, "%s", err);

@@ -193,7 +193,7 @@ gen_new(struct server *s, struct conf *conf, char *err, size_t errlen)
 	struct quota *q;
 	int fd;
 
-	if ((q = quota_open(conf, err, errlen)) == NULL)
+	if ((q = quota_open(&conf->quota, err, errlen)) == NULL)
 		return NULL;
 	g = xcalloc(1, sizeof(*g));
 	g->conf = conf;
@@ -462,7 +462,7 @@ batches_release(struct server *s)
 			if (sl->reply[0] == '\0') {
 				log_warnx("%s: no answer from the batch (bug); "
 				    "answering per store.on_error", c->peer);
-				out = b->g->conf->store.on_error ==
+				out = b->g->conf->quota.store.on_error ==
 				    CONF_ON_ERROR_ACCEPT ? "action=DUNNO\n\n" :
 				    "action=DEFER_IF_PERMIT Service "
 				    "temporarily unavailable\n\n";
@@ -872,7 +872,7 @@ on_reload(evutil_socket_t sig, short what, void *arg)
 	old = s->cur;
 	s->cur = g;
 	gen_unref(old);
-	log_info("reloaded: %zu limits", c->nlimits);
+	log_info("reloaded: %zu limits", c->quota.nlimits);
 	notify_ready(NULL);
 }
 

@@ -36,7 +36,7 @@
 
 #include <stdint.h>
 
-#include "conf/conf.h"
+#include "conf/conf_quota.h"
 #include "util/tz.h"
 
 #define QUOTA_UNLIMITED UINT64_MAX

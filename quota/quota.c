@@ -83,7 +83,7 @@ struct qov {
 };
 
 struct quota {
-	const struct conf *conf;
+	const struct conf_quota *conf;
 	struct quota_store *store;
 	struct qov *ov;			/* sorted by (limit, key) */
 	size_t nov;
@@ -202,7 +202,7 @@ quota_limit_index(const struct quota *q, const char *name, size_t *out)
 
 /* quota_open_with - the quota over an opened store (owned from here) */
 static struct quota *
-quota_open_with(const struct conf *c, struct quota_store *s)
+quota_open_with(const struct conf_quota *c, struct quota_store *s)
 {
 	struct quota *q = xcalloc(1, sizeof(*q));
 	int64_t now = clock_wall_ms();
@@ -247,7 +247,7 @@ quota_open_with(const struct conf *c, struct quota_store *s)
 }
 
 struct quota *
-quota_open(const struct conf *c, char *err, size_t errlen)
+quota_open(const struct conf_quota *c, char *err, size_t errlen)
 {
 	struct quota_store *s = NULL;
 
@@ -268,7 +268,7 @@ quota_open(const struct conf *c, char *err, size_t errlen)
 }
 
 struct quota *
-quota_open_store(const struct conf *c, struct quota_store *s, char *err,
+quota_open_store(const struct conf_quota *c, struct quota_store *s, char *err,
     size_t errlen)
 {
 	if (s == NULL) {
@@ -309,7 +309,7 @@ quota_store_failed(struct quota *q, const char *what, const char *err)
 
 /* quota_exempt - see quota_impl.h */
 int
-quota_exempt(const struct conf *c, const struct quota_who *who)
+quota_exempt(const struct conf_quota *c, const struct quota_who *who)
 {
 	size_t i;
 
@@ -342,7 +342,7 @@ quota_build_ops(const struct quota *q, const struct quota_who *who,
     const struct quota_amount *amt, int64_t now, struct quota_op *ops,
     size_t *idx, size_t *nops, char *err, size_t errlen)
 {
-	const struct conf *c = q->conf;
+	const struct conf_quota *c = q->conf;
 	char key[QUOTA_KEY_MAX];
 	size_t i, n = 0;
 
@@ -577,7 +577,7 @@ quota_release(struct quota *q, uint64_t token, int64_t now_ms, char *err,
 }
 
 /* quota_conf_of - see quota_impl.h */
-const struct conf *
+const struct conf_quota *
 quota_conf_of(const struct quota *q)
 {
 	return q->conf;

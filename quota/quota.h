@@ -3,9 +3,11 @@
  * against a shared store, all or nothing.
  *
  * Used by both daemons and outpostctl.  quota_open() builds a struct
- * quota from a struct conf (which it borrows: it must outlive the quota)
- * and opens the configured store (LMDB file, Redis, or memory for
- * tests); quota_close() accepts NULL and returns NULL.  A struct quota is
+ * quota from the quota part of the configuration, struct conf_quota
+ * (conf/conf_quota.h: store, limits, overrides, exempt; the member quota
+ * of struct conf), which it borrows: it must outlive the quota.  It
+ * opens the configured store (LMDB file, Redis, or memory for tests);
+ * quota_close() accepts NULL and returns NULL.  A struct quota is
  * thread-safe.  Time is always passed in (milliseconds since the epoch),
  * so tests control it; the Redis store uses the server's clock instead
  * for window and rate limits (see store.h).
@@ -33,7 +35,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "conf/conf.h"
+#include "conf/conf_quota.h"
 
 struct quota;
 
@@ -77,7 +79,7 @@ struct quota_verdict {
 struct metric;
 extern struct metric *const quota_metrics[];
 
-struct quota *quota_open(const struct conf *, char *err, size_t errlen);
+struct quota *quota_open(const struct conf_quota *, char *err, size_t errlen);
 struct quota *quota_close(struct quota *);
 
 struct quota_store;
@@ -86,7 +88,7 @@ struct quota_store;
  * a store wrapper that fails on demand); the quota owns it from here and
  * closes it in quota_close().
  */
-struct quota *quota_open_store(const struct conf *, struct quota_store *,
+struct quota *quota_open_store(const struct conf_quota *, struct quota_store *,
     char *err, size_t errlen);
 
 /*

@@ -9,7 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "conf/conf.h"
+#include "conf/conf_quota.h"
 #include "quota/quota.h"
 #include "quota/store.h"
 
@@ -17,12 +17,12 @@
 /* quota_metric_store - count one store exchange of kind op ("admit",
  * "commit", "release", "pipeline") that began at metrics_now_us() t0 */
 void quota_metric_store(const char *op, uint64_t t0);
-const struct conf *quota_conf_of(const struct quota *q);
+const struct conf_quota *quota_conf_of(const struct quota *q);
 struct quota_store *quota_store_of(struct quota *q);
 /* quota_new_token - a new reservation token, never 0 */
 uint64_t quota_new_token(int64_t now);
 /* quota_exempt - who is exempt from every limit */
-int quota_exempt(const struct conf *c, const struct quota_who *who);
+int quota_exempt(const struct conf_quota *c, const struct quota_who *who);
 /*
  * quota_build_ops - one op per limit that applies to who (quota.h, 2 and
  * 3) into ops (conf->nlimits of them); idx[k] is op k's limit index.  0,

@@ -65,7 +65,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "conf/conf.h"
+#include "conf/conf_quota.h"
 #include "quota/algo.h"
 
 #define QUOTA_RKEY_MAX 400
@@ -166,15 +166,15 @@ struct quota_store_ops {
 
 struct quota_store {
 	const struct quota_store_ops *ops;
-	const struct conf *conf;	/* borrowed */
+	const struct conf_quota *conf;	/* borrowed */
 };
 
 /* Backends: each returns a new store, or NULL with err. */
-struct quota_store *store_mem_open(const struct conf *, char *err,
+struct quota_store *store_mem_open(const struct conf_quota *, char *err,
     size_t errlen);
-struct quota_store *store_lmdb_open(const struct conf *, char *err,
+struct quota_store *store_lmdb_open(const struct conf_quota *, char *err,
     size_t errlen);
-struct quota_store *store_redis_open(const struct conf *, char *err,
+struct quota_store *store_redis_open(const struct conf_quota *, char *err,
     size_t errlen);
 
 /*

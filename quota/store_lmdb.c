@@ -184,7 +184,7 @@ lmdb_err(struct lmdb_env *e, int rc, const char *what, char *err,
 
 /* lmdb_limit_of - the configured limit whose name starts rkey, or NULL */
 const struct conf_limit *
-lmdb_limit_of(const struct conf *c, const unsigned char *rkey, size_t len)
+lmdb_limit_of(const struct conf_quota *c, const unsigned char *rkey, size_t len)
 {
 	const unsigned char *sep;
 	size_t i, nlen;
@@ -899,7 +899,7 @@ static const struct quota_store_ops lmdb_ops = {
  * damaged file is recovered (see the top)
  */
 struct quota_store *
-store_lmdb_open(const struct conf *c, char *err, size_t errlen)
+store_lmdb_open(const struct conf_quota *c, char *err, size_t errlen)
 {
 	struct lmdb_store *s;
 	struct lmdb_env *e;

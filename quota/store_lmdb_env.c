@@ -411,7 +411,7 @@ env_dbs(struct lmdb_env *e, char *err, size_t errlen)
 
 /* env_new - an environment for c's file, its locks made, not open */
 static struct lmdb_env *
-env_new(const struct conf *c)
+env_new(const struct conf_quota *c)
 {
 	pthread_rwlockattr_t ra;
 	pthread_condattr_t ca;
@@ -440,7 +440,7 @@ env_new(const struct conf *c)
  * damaged file), or -1.
  */
 static struct lmdb_env *
-env_open(const struct conf *c, int *rcp, char *err, size_t errlen)
+env_open(const struct conf_quota *c, int *rcp, char *err, size_t errlen)
 {
 	struct lmdb_env *e;
 	MDB_envinfo in;
@@ -595,7 +595,7 @@ move_aside(const char *path, char *to, size_t tolen, char *err,
  * is.  The new environment, or NULL with err.
  */
 static struct lmdb_env *
-env_recover(const struct conf *c, const struct lmdb_env *old, char *err,
+env_recover(const struct conf_quota *c, const struct lmdb_env *old, char *err,
     size_t errlen)
 {
 	char to[PATH_MAX + 64];
@@ -630,7 +630,7 @@ out:
  * stores close).  The environment to use, or NULL with err.
  */
 static struct lmdb_env *
-env_replace(const struct conf *c, struct lmdb_env **pp, char *err,
+env_replace(const struct conf_quota *c, struct lmdb_env **pp, char *err,
     size_t errlen)
 {
 	struct lmdb_env *old = *pp, *e;
@@ -660,7 +660,7 @@ env_replace(const struct conf *c, struct lmdb_env **pp, char *err,
  * met at open is recovered (see store_lmdb.c)
  */
 struct lmdb_env *
-lmdb_env_acquire(const struct conf *c, char *err, size_t errlen)
+lmdb_env_acquire(const struct conf_quota *c, char *err, size_t errlen)
 {
 	struct lmdb_env *e, **pp;
 	struct stat sb;

@@ -17,7 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "conf/conf.h"
+#include "conf/conf_quota.h"
 #include "quota/store.h"
 
 #define SWEEP_RESV	16	/* lapsed reservations refunded per txn */
@@ -177,7 +177,7 @@ time_unkey(const unsigned char *p)
 /* store_lmdb.c */
 int lmdb_err(struct lmdb_env *e, int rc, const char *what, char *err,
     size_t errlen);
-const struct conf_limit *lmdb_limit_of(const struct conf *c,
+const struct conf_limit *lmdb_limit_of(const struct conf_quota *c,
     const unsigned char *rkey, size_t len);
 size_t lmdb_rkey_len(const char *rkey);
 /* lmdb_counter_read - a counter's state at now (expired: empty) */
@@ -190,7 +190,7 @@ int lmdb_counter_write(struct lmdb_env *e, MDB_txn *txn,
     int64_t now);
 
 /* store_lmdb_env.c */
-struct lmdb_env *lmdb_env_acquire(const struct conf *c, char *err,
+struct lmdb_env *lmdb_env_acquire(const struct conf_quota *c, char *err,
     size_t errlen);
 void lmdb_env_release(struct lmdb_env *e);
 int lmdb_txn_begin(struct lmdb_env *e, int write, MDB_txn **txn);

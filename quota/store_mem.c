@@ -443,7 +443,7 @@ static const struct quota_store_ops mem_ops = {
 };
 
 struct quota_store *
-store_mem_open(const struct conf *conf, char *err, size_t errlen)
+store_mem_open(const struct conf_quota *conf, char *err, size_t errlen)
 {
 	struct mem_store *m = xcalloc(1, sizeof(*m));
 

@@ -972,7 +972,7 @@ static const struct quota_store_ops redis_ops = {
  * an error here (the store connects when it is used).
  */
 struct quota_store *
-store_redis_open(const struct conf *conf, char *err, size_t errlen)
+store_redis_open(const struct conf_quota *conf, char *err, size_t errlen)
 {
 	struct redis_store *rs;
 	char cerr[256];

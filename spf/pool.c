@@ -519,24 +519,24 @@ spf_pool_check_inbound(struct spf_pool *p, enum spf_kind kind,
 
 /* start_supervisor - fork and exec the supervisor on a socketpair; 0/-1 */
 static int
-start_supervisor(struct spf_pool *p, const struct conf *c, char *err,
-    size_t errlen)
+start_supervisor(struct spf_pool *p, const struct conf_spf *c,
+    const struct conf_log *lg, char *err, size_t errlen)
 {
 	char mem[32], tmo[32], dns[16], voids[16];
 	const char *argv[24];
 	int sv[2], n = 0;
 	pid_t pid;
 
-	snprintf(mem, sizeof(mem), "%llu", (unsigned long long)c->spf.memory);
-	snprintf(tmo, sizeof(tmo), "%u", c->spf.timeout_ms);
-	snprintf(dns, sizeof(dns), "%u", c->spf.max_dns_lookups);
-	snprintf(voids, sizeof(voids), "%u", c->spf.max_void_lookups);
-	argv[n++] = c->spf.worker;
+	snprintf(mem, sizeof(mem), "%llu", (unsigned long long)c->memory);
+	snprintf(tmo, sizeof(tmo), "%u", c->timeout_ms);
+	snprintf(dns, sizeof(dns), "%u", c->max_dns_lookups);
+	snprintf(voids, sizeof(voids), "%u", c->max_void_lookups);
+	argv[n++] = c->worker;
 	argv[n++] = "--supervisor";
 	argv[n++] = "3";
-	if (c->spf.user != NULL) {
+	if (c->user != NULL) {
 		argv[n++] = "--user";
-		argv[n++] = c->spf.user;
+		argv[n++] = c->user;
 	}
 	argv[n++] = "--memory";
 	argv[n++] = mem;
@@ -546,20 +546,20 @@ start_supervisor(struct spf_pool *p, const struct conf *c, char *err,
 	argv[n++] = dns;
 	argv[n++] = "--max-void-lookups";
 	argv[n++] = voids;
-	if (c->spf.inbound.allow_loopback)
+	if (c->inbound.allow_loopback)
 		argv[n++] = "--allow-loopback";
-	if (c->log.facility != NULL) {
+	if (lg->facility != NULL) {
 		argv[n++] = "--facility";
-		argv[n++] = c->log.facility;
+		argv[n++] = lg->facility;
 	}
 	if (getenv("OUTPOST_SPF_STDERR") != NULL)
 		argv[n++] = "--stderr";
-	if (c->log.verbose || log_verbose())
+	if (lg->verbose || log_verbose())
 		argv[n++] = "--verbose";
 	argv[n] = NULL;
 
-	if (access(c->spf.worker, X_OK) < 0) {
-		snprintf(err, errlen, "spf.worker %s: %s", c->spf.worker,
+	if (access(c->worker, X_OK) < 0) {
+		snprintf(err, errlen, "spf.worker %s: %s", c->worker,
 		    strerror(errno));
 		return -1;
 	}
@@ -579,7 +579,7 @@ start_supervisor(struct spf_pool *p, const struct conf *c, char *err,
 			(void)fcntl(3, F_SETFD, 0);
 		else if (dup2(sv[1], 3) < 0)
 			_exit(127);
-		execv(c->spf.worker, (char *const *)argv);
+		execv(c->worker, (char *const *)argv);
 		_exit(127);
 	}
 	close(sv[1]);
@@ -589,7 +589,8 @@ start_supervisor(struct spf_pool *p, const struct conf *c, char *err,
 }
 
 struct spf_pool *
-spf_pool_new(const struct conf *c, char *err, size_t errlen)
+spf_pool_new(const struct conf_spf *c, const struct conf_log *lg, char *err,
+    size_t errlen)
 {
 	struct spf_pool *p;
 	struct spf_wire_hello h;
@@ -598,9 +599,9 @@ spf_pool_new(const struct conf *c, char *err, size_t errlen)
 	size_t k;
 	int fd, st;
 
-	if (c->spf.workers < 1 || c->spf.workers > 1024 ||
-	    c->spf.max_workers > 1024 ||
-	    c->spf.worker == NULL || c->spf.timeout_ms == 0) {
+	if (c->workers < 1 || c->workers > 1024 ||
+	    c->max_workers > 1024 ||
+	    c->worker == NULL || c->timeout_ms == 0) {
 		snprintf(err, errlen, "spf: bad pool settings");
 		return NULL;
 	}
@@ -612,46 +613,46 @@ spf_pool_new(const struct conf *c, char *err, size_t errlen)
 	pthread_cond_init(&p->cv, &ca);
 	pthread_condattr_destroy(&ca);
 	p->ctl = -1;
-	p->timeout_ms = c->spf.timeout_ms;
-	p->n = c->spf.workers;
-	p->max = c->spf.max_workers > c->spf.workers ? c->spf.max_workers :
-	    c->spf.workers;
+	p->timeout_ms = c->timeout_ms;
+	p->n = c->workers;
+	p->max = c->max_workers > c->workers ? c->max_workers :
+	    c->workers;
 	p->slots = xcalloc(p->max, sizeof(*p->slots));
 	for (k = 0; k < p->max; k++)
 		p->slots[k].fd = -1;
-	p->inflight = spf_inflight_new(c->spf.inbound.max_per_client,
-	    c->spf.inbound.max_per_domain);
+	p->inflight = spf_inflight_new(c->inbound.max_per_client,
+	    c->inbound.max_per_domain);
 	p->slow = spf_cache_new(SLOW_CACHE_MAX);
 	if (p->inflight == NULL || p->slow == NULL) {
 		snprintf(err, errlen, "spf: out of resources");
 		goto fail;
 	}
 
-	if (start_supervisor(p, c, err, errlen) < 0)
+	if (start_supervisor(p, c, lg, err, errlen) < 0)
 		goto fail;
 	if (ctl_recv(p->ctl, clock_mono_ms() + START_TIMEOUT_MS, &h, &fd, why,
 	    sizeof(why)) < 0) {
 		if (waitpid(p->sup_pid, &st, WNOHANG) == p->sup_pid) {
 			p->sup_pid = 0;
 			snprintf(err, errlen, "spf.worker %s did not start "
-			    "(exit %d)", c->spf.worker, WIFEXITED(st) ?
+			    "(exit %d)", c->worker, WIFEXITED(st) ?
 			    WEXITSTATUS(st) : 128 + WTERMSIG(st));
 		} else
 			snprintf(err, errlen, "spf.worker %s: %s",
-			    c->spf.worker, why);
+			    c->worker, why);
 		goto fail;
 	}
 	if (fd >= 0)
 		close(fd);
 	if (h.status != 0) {
-		snprintf(err, errlen, "spf.worker %s: %s", c->spf.worker,
+		snprintf(err, errlen, "spf.worker %s: %s", c->worker,
 		    h.text);
 		goto fail;
 	}
 	if (h.flags & SPF_WIRE_NOT_ROOT)
 		log_warnx("spf: not started as root: SPF workers run as uid "
 		    "%lu, not as spf.user \"%s\"", (unsigned long)h.uid,
-		    c->spf.user);
+		    c->user);
 	for (k = 0; k < p->n; k++)
 		if ((p->slots[k].fd = ctl_spawn(p, 0, &p->slots[k].pid, err,
 		    errlen)) < 0)

@@ -63,7 +63,7 @@
 
 #include <stddef.h>
 
-#include "conf/conf.h"
+#include "conf/conf_spf.h"
 #include "spf/spf.h"
 
 enum spf_kind {
@@ -73,13 +73,15 @@ enum spf_kind {
 
 struct spf_pool;
 
-/* spf_pool_new - supervisor and workers per conf (spf_pool_free) */
 /* spf_pool_metrics - the pool's metrics (util/metrics.h), NULL-ended:
  * workers replaced */
 struct metric;
 extern struct metric *const spf_pool_metrics[];
 
-struct spf_pool *spf_pool_new(const struct conf *, char *err, size_t errlen);
+/* spf_pool_new - supervisor and workers per the spf section, logging per
+ * the log section (both only read during the call); spf_pool_free */
+struct spf_pool *spf_pool_new(const struct conf_spf *, const struct conf_log *,
+    char *err, size_t errlen);
 /* spf_pool_free - stop the supervisor and every worker */
 struct spf_pool *spf_pool_free(struct spf_pool *);
 

@@ -208,7 +208,7 @@ main(int argc, char **argv)
 		fprintf(stderr, "quotastress: %s\n", err);
 		return EX_CONFIG;
 	}
-	if ((q = quota_open(c, err, sizeof(err))) == NULL) {
+	if ((q = quota_open(&c->quota, err, sizeof(err))) == NULL) {
 		fprintf(stderr, "quotastress: %s\n", err);
 		conf_free(c);
 		return EX_UNAVAILABLE;

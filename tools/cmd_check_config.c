@@ -72,7 +72,7 @@ cmd_check_config(int argc, char **argv)
 		fprintf(stderr, "%s\n", err);
 		return EX_CONFIG;
 	}
-	if ((t = dkim_table_new(c, err, sizeof(err))) == NULL) {
+	if ((t = dkim_table_new(&c->dkim, c->path, err, sizeof(err))) == NULL) {
 		fprintf(stderr, "%s\n", err);
 		conf_free(c);
 		return EX_CONFIG;

@@ -198,7 +198,7 @@ check_spf_addrs(struct cd *cd)
 		    "configured: our addresses cannot be checked");
 		return;
 	}
-	if ((pool = spf_pool_new(c, err, sizeof(err))) == NULL) {
+	if ((pool = spf_pool_new(&c->spf, &c->log, err, sizeof(err))) == NULL) {
 		add(cd, "spf", CD_TEMPERROR, NULL, "SPF workers: %s", err);
 		return;
 	}
@@ -306,7 +306,8 @@ check_dkim(struct cd *cd)
 	char err[1024], from[300];
 	size_t i;
 
-	if ((t = dkim_table_new(cd->conf, err, sizeof(err))) == NULL) {
+	if ((t = dkim_table_new(&cd->conf->dkim, cd->conf->path, err,
+	    sizeof(err))) == NULL) {
 		add(cd, "dkim", CD_FAIL, NULL, "keys: %s", err);
 		return;
 	}
@@ -318,7 +319,7 @@ check_dkim(struct cd *cd)
 	in.nfrom = 1;
 	in.from_value = from;
 	in.from_len = strlen(from);
-	dkim_decide(cd->conf, t, &in, &dec);
+	dkim_decide(&cd->conf->trusted, t, &in, &dec);
 	if (!dec.sign || dec.nreq == 0)
 		add(cd, "dkim", CD_FAIL, NULL, "no key signs mail from %s "
 		    "(%s): make one (outpostctl keygen -d %s -s SELECTOR), "

@@ -107,9 +107,9 @@ limit_named(const struct conf *c, const char *name)
 {
 	size_t i;
 
-	for (i = 0; i < c->nlimits; i++)
-		if (strcmp(c->limits[i].name, name) == 0)
-			return &c->limits[i];
+	for (i = 0; i < c->quota.nlimits; i++)
+		if (strcmp(c->quota.limits[i].name, name) == 0)
+			return &c->quota.limits[i];
 	return NULL;
 }
 
@@ -123,12 +123,12 @@ rows_of(struct quota *q, const struct conf *c, const char *key,
 	size_t i;
 	int rc;
 
-	keys = xcalloc(c->nlimits + 1, sizeof(*keys));
-	match = xcalloc(c->nlimits + 1, sizeof(*match));
-	for (i = 0; i < c->nlimits; i++)
+	keys = xcalloc(c->quota.nlimits + 1, sizeof(*keys));
+	match = xcalloc(c->quota.nlimits + 1, sizeof(*match));
+	for (i = 0; i < c->quota.nlimits; i++)
 		if ((limit_name == NULL ||
-		    strcmp(c->limits[i].name, limit_name) == 0) &&
-		    show_key(&c->limits[i], key, keys[i],
+		    strcmp(c->quota.limits[i].name, limit_name) == 0) &&
+		    show_key(&c->quota.limits[i], key, keys[i],
 		    sizeof(keys[i])) == 0)
 			match[i] = keys[i];
 	rows->match = match;
@@ -172,18 +172,19 @@ store_user(const struct conf *c, const char *cfile, char *err,
 {
 	const char *mu = c->milter.quotas != CONF_MQUOTA_OFF ?
 	    c->milter.user : NULL, *pu = c->policyd.user, *u;
+	const char *path = c->quota.store.path;
 	struct passwd *pw;
 	struct stat sb;
 
-	if (geteuid() != 0 || c->store.backend != CONF_STORE_LMDB)
+	if (geteuid() != 0 || c->quota.store.backend != CONF_STORE_LMDB)
 		return 0;
-	if (stat(c->store.path, &sb) == 0) {
+	if (stat(path, &sb) == 0) {
 		if (sb.st_uid == 0)
 			return 0;
 		if ((pw = getpwuid(sb.st_uid)) == NULL) {
 			(void)snprintf(err, errlen, "%s is owned by uid %lu, "
 			    "which has no user name; run outpostctl as that "
-			    "user", c->store.path, (unsigned long)sb.st_uid);
+			    "user", path, (unsigned long)sb.st_uid);
 			return -1;
 		}
 		return become(pw, "the owner of store.path", err, errlen);
@@ -192,7 +193,7 @@ store_user(const struct conf *c, const char *cfile, char *err,
 		(void)snprintf(err, errlen, "%s does not exist, and %s names "
 		    "two users for it (milter.user \"%s\", policyd.user "
 		    "\"%s\"): start the daemon that uses it first, or run "
-		    "outpostctl as its user", c->store.path, cfile, mu, pu);
+		    "outpostctl as its user", path, cfile, mu, pu);
 		return -1;
 	}
 	if ((u = mu != NULL ? mu : pu) == NULL)
@@ -318,7 +319,7 @@ open_store(const struct quota_args *a, struct conf **cp, struct quota **qp)
 		conf_free(c);
 		return EX_NOPERM;
 	}
-	if ((*qp = quota_open(c, err, sizeof(err))) == NULL) {
+	if ((*qp = quota_open(&c->quota, err, sizeof(err))) == NULL) {
 		fprintf(stderr, "%s: %s\n", progname, err);
 		conf_free(c);
 		return EX_UNAVAILABLE;

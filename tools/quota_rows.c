@@ -97,8 +97,8 @@ qrows_add(const struct quota_entry *e, void *arg)
 	size_t li;
 
 	if (r->match != NULL) {
-		li = (size_t)(e->limit - r->conf->limits);
-		if (li >= r->conf->nlimits || r->match[li] == NULL ||
+		li = (size_t)(e->limit - r->conf->quota.limits);
+		if (li >= r->conf->quota.nlimits || r->match[li] == NULL ||
 		    strcmp(r->match[li], e->key) != 0)
 			return 0;
 	}

@@ -69,7 +69,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if ((c = conf_load_string("fuzz.conf", text, err, sizeof(err))) ==
 	    NULL)
 		abort();
-	if ((t = dkim_table_new_nokeys(c, err, sizeof(err))) != NULL) {
+	if ((t = dkim_table_new_nokeys(&c->dkim, c->path, err,
+	    sizeof(err))) != NULL) {
 		const uint8_t *from = sep2 < end ? sep2 + 1 : end;
 
 		if (from_parse((const char *)from, (size_t)(end - from), local,

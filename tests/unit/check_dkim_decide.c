@@ -148,7 +148,8 @@ START_TEST(decide_signs_only_trusted_wellformed_matching)
 {
 	struct conf *c = load(decide_conf);
 	char err[512];
-	struct dkim_table *t = dkim_table_new_nokeys(c, err, sizeof(err));
+	struct dkim_table *t = dkim_table_new_nokeys(&c->dkim, c->path,
+	    err, sizeof(err));
 	struct dkim_decide_in in;
 	struct dkim_decision d;
 	uint8_t addr[16];
@@ -164,7 +165,7 @@ START_TEST(decide_signs_only_trusted_wellformed_matching)
 	in.nfrom = decisions[_i].nfrom;
 	in.from_value = decisions[_i].from;
 	in.from_len = decisions[_i].from ? strlen(decisions[_i].from) : 0;
-	dkim_decide(c, t, &in, &d);
+	dkim_decide(&c->trusted, t, &in, &d);
 	ck_assert_msg(d.sign == decisions[_i].sign &&
 	    d.malformed == decisions[_i].malformed &&
 	    strcmp(d.reason, decisions[_i].reason) == 0 &&
@@ -192,7 +193,7 @@ START_TEST(authenticated_ignored_when_disabled)
 
 	memset(&in, 0, sizeof(in));
 	in.auth_authen = "alice";
-	ck_assert_ptr_null(dkim_trust_reason(c, &in));
+	ck_assert_ptr_null(dkim_trust_reason(&c->trusted, &in));
 	conf_free(c);
 }
 END_TEST

@@ -95,7 +95,8 @@ START_TEST(rules_match_first_wins_with_wildcards)
 {
 	char err[512], got[512];
 	struct conf *c = load(rules_conf);
-	struct dkim_table *t = dkim_table_new_nokeys(c, err, sizeof(err));
+	struct dkim_table *t = dkim_table_new_nokeys(&c->dkim, c->path,
+	    err, sizeof(err));
 
 	ck_assert_msg(t != NULL, "%s", err);
 	sigs(t, rule_cases[_i].local, rule_cases[_i].domain, got, sizeof(got));
@@ -111,7 +112,8 @@ START_TEST(lookup_respects_max)
 {
 	char err[512];
 	struct conf *c = load(rules_conf);
-	struct dkim_table *t = dkim_table_new_nokeys(c, err, sizeof(err));
+	struct dkim_table *t = dkim_table_new_nokeys(&c->dkim, c->path,
+	    err, sizeof(err));
 	struct dkim_sign_req req[1];
 	const char *rule = NULL;
 
@@ -137,7 +139,7 @@ opendkim(const char *kt, const char *st, const char *kind, int multiple,
 	    "signing_table = \"%s%s\"; multiple_signatures = %s; };", ktp,
 	    kind, stp, multiple ? "true" : "false");
 	c = load(text);
-	t = dkim_table_new_nokeys(c, err, errlen);
+	t = dkim_table_new_nokeys(&c->dkim, c->path, err, errlen);
 	conf_free(c);
 	unlink(ktp);
 	unlink(stp);
@@ -232,7 +234,7 @@ START_TEST(opendkim_bad_lines_are_named)
 	snprintf(text, sizeof(text), "dkim = { key_table = \"%s\"; "
 	    "signing_table = \"refile:%s\"; };", ktp, stp);
 	c = load(text);
-	t = dkim_table_new_nokeys(c, err, sizeof(err));
+	t = dkim_table_new_nokeys(&c->dkim, c->path, err, sizeof(err));
 	ck_assert_msg(t == NULL, "case %d: got a table, want an error", _i);
 	snprintf(want, sizeof(want), "%s%s", strncmp(w, "KT", 2) == 0 ? ktp :
 	    stp, w + 2);
@@ -251,7 +253,8 @@ START_TEST(missing_table_file_is_named)
 	char err[512];
 	struct conf *c = load("dkim = { key_table = \"/nonexistent/KT\"; "
 	    "signing_table = \"refile:/nonexistent/ST\"; };");
-	struct dkim_table *t = dkim_table_new_nokeys(c, err, sizeof(err));
+	struct dkim_table *t = dkim_table_new_nokeys(&c->dkim, c->path,
+	    err, sizeof(err));
 
 	ck_assert_ptr_null(t);
 	ck_assert_msg(strstr(err, "/nonexistent/KT") != NULL, "got \"%s\"",
@@ -268,7 +271,8 @@ START_TEST(rules_and_signing_table_exclude_each_other)
 	    "match = \"*\"; keys = [ \"a\" ]; } ); key_table = \"/KT\"; "
 	    "signing_table = \"/ST\"; };");
 
-	ck_assert_ptr_null(dkim_table_new_nokeys(c, err, sizeof(err)));
+	ck_assert_ptr_null(dkim_table_new_nokeys(&c->dkim, c->path, err,
+	    sizeof(err)));
 	ck_assert_msg(strstr(err, "exclude each other") != NULL, "got \"%s\"",
 	    err);
 	conf_free(c);

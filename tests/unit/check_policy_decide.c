@@ -60,7 +60,7 @@ fx_open(struct fixture *f, const char *text)
 	memset(f, 0, sizeof(*f));
 	f->conf = conf_load_string("test.conf", full, err, sizeof(err));
 	ck_assert_msg(f->conf != NULL, "conf: %s", err);
-	f->quota = quota_open(f->conf, err, sizeof(err));
+	f->quota = quota_open(&f->conf->quota, err, sizeof(err));
 	ck_assert_msg(f->quota != NULL, "quota_open: %s", err);
 	fx_decide(f);
 }
@@ -435,7 +435,7 @@ START_TEST(store_error_follows_on_error)
 	memset(&f, 0, sizeof(f));
 	f.conf = conf_load_string("test.conf", text, err, sizeof(err));
 	ck_assert_msg(f.conf != NULL, "conf: %s", err);
-	f.quota = quota_open(f.conf, err, sizeof(err));
+	f.quota = quota_open(&f.conf->quota, err, sizeof(err));
 	ck_assert_msg(f.quota != NULL, "quota_open must not fail on a "
 	    "store that is down: %s", err);
 	fx_decide(&f);
@@ -490,13 +490,13 @@ fx_open_pipe(struct fixture *f, const char *text)
 	fx_open(f, text);
 	fx_undecide(f);
 	quota_close(f->quota);
-	st = store_mem_open(f->conf, err, sizeof(err));
+	st = store_mem_open(&f->conf->quota, err, sizeof(err));
 	ck_assert_msg(st != NULL, "store_mem_open: %s", err);
 	mem_ops = st->ops;
 	pipe_ops = *st->ops;
 	pipe_ops.pipeline = pipe_run;
 	st->ops = &pipe_ops;
-	f->quota = quota_open_store(f->conf, st, err, sizeof(err));
+	f->quota = quota_open_store(&f->conf->quota, st, err, sizeof(err));
 	ck_assert_ptr_nonnull(f->quota);
 	fx_decide(f);
 	pipe_rounds = pipe_calls = 0;
@@ -633,7 +633,7 @@ START_TEST(lapsed_reservations_are_charged_at_the_end)
 	memset(&f, 0, sizeof(f));
 	f.conf = conf_load_string("test.conf", text, err, sizeof(err));
 	ck_assert_msg(f.conf != NULL, "conf: %s", err);
-	f.quota = quota_open(f.conf, err, sizeof(err));
+	f.quota = quota_open(&f.conf->quota, err, sizeof(err));
 	ck_assert_ptr_nonnull(f.quota);
 	fx_decide(&f);
 	ck_assert_str_eq(ask_at(&f, NOW, "RCPT i1"), "DUNNO");
@@ -736,7 +736,7 @@ START_TEST(failed_flush_answers_per_on_error)
 	fx_open(&f, LIMITS_RCPT3);
 	fx_undecide(&f);
 	quota_close(f.quota);
-	st = store_mem_open(f.conf, err, sizeof(err));
+	st = store_mem_open(&f.conf->quota, err, sizeof(err));
 	ck_assert_msg(st != NULL, "store_mem_open: %s", err);
 	mem_ops = st->ops;
 	fb_ops = *st->ops;
@@ -745,7 +745,7 @@ START_TEST(failed_flush_answers_per_on_error)
 	fb_ops.batch_begin = fb_begin;
 	fb_ops.batch_end = fb_end;
 	st->ops = &fb_ops;
-	f.quota = quota_open_store(f.conf, st, err, sizeof(err));
+	f.quota = quota_open_store(&f.conf->quota, st, err, sizeof(err));
 	ck_assert_ptr_nonnull(f.quota);
 	fx_decide(&f);
 
@@ -799,7 +799,7 @@ START_TEST(pipelined_batch_store_down_answers_each_per_on_error)
 	memset(&f, 0, sizeof(f));
 	f.conf = conf_load_string("test.conf", text, err, sizeof(err));
 	ck_assert_msg(f.conf != NULL, "conf: %s", err);
-	f.quota = quota_open(f.conf, err, sizeof(err));
+	f.quota = quota_open(&f.conf->quota, err, sizeof(err));
 	ck_assert_ptr_nonnull(f.quota);
 	fx_decide(&f);
 	fd = decide_fd(f.d);
@@ -921,7 +921,7 @@ golden_one(const char *name)
 
 	conf = conf_load(DATADIR "/golden.conf", err, sizeof(err));
 	ck_assert_msg(conf != NULL, "%s", err);
-	q = quota_open(conf, err, sizeof(err));
+	q = quota_open(&conf->quota, err, sizeof(err));
 	ck_assert_msg(q != NULL, "%s", err);
 	d = decide_new(conf, q);
 	txn = decide_txn_new(d);

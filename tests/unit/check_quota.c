@@ -42,7 +42,7 @@ setup_with(const char *store, const char *text)
 	conf = conf_load_string("test.conf", full, err, sizeof(err));
 	free(full);
 	ck_assert_msg(conf != NULL, "config: %s", err);
-	q = quota_open(conf, err, sizeof(err));
+	q = quota_open(&conf->quota, err, sizeof(err));
 	ck_assert_msg(q != NULL, "quota_open: %s", err);
 }
 
@@ -194,7 +194,7 @@ START_TEST(keys_are_formed_per_kind)
 	setup(text);
 	if (kcases[_i].client != NULL)
 		w.client_addr = addr(kcases[_i].client);
-	r = quota_key(&conf->limits[0], &w, key, sizeof(key));
+	r = quota_key(&conf->quota.limits[0], &w, key, sizeof(key));
 	if (kcases[_i].want == NULL)
 		ck_assert_msg(r == -1, "%s: got key \"%s\", want none",
 		    kcases[_i].limit, key);
@@ -216,7 +216,7 @@ START_TEST(long_keys_are_cut_not_skipped)
 	sender[sizeof(sender) - 1] = '\0';
 	setup("limits = ( { name = \"s\"; key = \"sender\"; count = "
 	    "\"messages\"; limit = 1; period = \"1h\"; } );");
-	ck_assert_int_eq(quota_key(&conf->limits[0], &w, key, sizeof(key)),
+	ck_assert_int_eq(quota_key(&conf->quota.limits[0], &w, key, sizeof(key)),
 	    0);
 	ck_assert_uint_eq(strlen(key), QUOTA_KEY_MAX - 1);
 	ck_assert_int_eq(admit1(&w, units(1, 1, 1), T0, &v), QUOTA_ADMIT);
@@ -1022,13 +1022,13 @@ gate_open_quota(void)
 	    "\"sasl_username\"; count = \"recipients\"; limit = 3; "
 	    "period = \"1h\"; } );", err, sizeof(err));
 	ck_assert_msg(conf != NULL, "%s", err);
-	st = store_mem_open(conf, err, sizeof(err));
+	st = store_mem_open(&conf->quota, err, sizeof(err));
 	ck_assert_ptr_nonnull(st);
 	gate_mem = st->ops;
 	gate_ops = *st->ops;
 	gate_ops.pipeline = gate_pipeline;
 	st->ops = &gate_ops;
-	q = quota_open_store(conf, st, err, sizeof(err));
+	q = quota_open_store(&conf->quota, st, err, sizeof(err));
 	ck_assert_ptr_nonnull(q);
 	gate_open = gate_runs = 0;
 	nseen = 0;
@@ -1161,9 +1161,9 @@ START_TEST(batch_calls_reach_the_store_and_count_errors)
 	    "period = \"1h\"; } );", err, sizeof(err));
 	ck_assert_ptr_nonnull(conf);
 	fl->base.ops = &flaky_ops;
-	fl->base.conf = conf;
-	fl->mem = store_mem_open(conf, err, sizeof(err));
-	q = quota_open_store(conf, &fl->base, err, sizeof(err));
+	fl->base.conf = &conf->quota;
+	fl->mem = store_mem_open(&conf->quota, err, sizeof(err));
+	q = quota_open_store(&conf->quota, &fl->base, err, sizeof(err));
 	ck_assert_ptr_nonnull(q);
 	b = quota_batch_new(q);
 	log_discard(1);
@@ -1220,9 +1220,9 @@ START_TEST(store_failure_is_quota_error)
 	    "period = \"1h\"; } );", err, sizeof(err));
 	ck_assert_ptr_nonnull(conf);
 	fl->base.ops = &flaky_ops;
-	fl->base.conf = conf;
-	fl->mem = store_mem_open(conf, err, sizeof(err));
-	q = quota_open_store(conf, &fl->base, err, sizeof(err));
+	fl->base.conf = &conf->quota;
+	fl->mem = store_mem_open(&conf->quota, err, sizeof(err));
+	q = quota_open_store(&conf->quota, &fl->base, err, sizeof(err));
 	ck_assert_ptr_nonnull(q);
 	log_discard(1);
 

@@ -39,7 +39,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "conf/conf.h"
+#include "conf/conf_quota.h"
 #include "quota/algo.h"
 #include "quota/quota.h"
 #include "quota/store.h"
@@ -49,7 +49,7 @@ enum { B_MEMORY, B_LMDB, B_REDIS, B_LMDB_ALWAYS, NBACKENDS };
 
 static const struct backend {
 	const char *name;
-	enum conf_store kind;
+	enum conf_backend kind;
 	int persistent;		/* counters survive close and reopen */
 	int virtual_expiry;	/* records expire on the time passed in */
 	int sync_always;	/* LMDB store.sync = "always" */
@@ -105,7 +105,7 @@ static char redis_why[512] = "not started";
 /* One case's world: a config, a store, a temporary directory. */
 struct tenv {
 	int b;
-	struct conf conf;
+	struct conf_quota conf;
 	struct conf_limit limits[NLIMITS];
 	char dir[64];
 	char path[128];
@@ -1115,7 +1115,7 @@ END_TEST
 START_TEST(lmdb_missing_directory_is_an_error)
 {
 	struct tenv *t = tenv_new(B_LMDB, 1);
-	struct conf c = t->conf;
+	struct conf_quota c = t->conf;
 	char err[512] = "";
 
 	c.store.path = (char *)"/nonexistent-outpost-dir/quota.lmdb";

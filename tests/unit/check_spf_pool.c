@@ -20,7 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "conf/conf.h"
+#include "conf/conf_spf.h"
 #include "spf/pool.h"
 #include "spf/wire.h"
 
@@ -107,18 +107,21 @@ teardown(void)
 	rmdir(tmpdir);
 }
 
+/* The log section of the pools: facility and verbose unset. */
+static const struct conf_log no_log;
+
 /* test_conf - the spf settings a pool reads */
 static void
-test_conf(struct conf *c, unsigned int workers, unsigned int timeout_ms)
+test_conf(struct conf_spf *c, unsigned int workers, unsigned int timeout_ms)
 {
 	memset(c, 0, sizeof(*c));
-	c->spf.workers = workers;
-	c->spf.user = (char *)"nobody";
-	c->spf.worker = (char *)WORKER_PATH;
-	c->spf.timeout_ms = timeout_ms;
-	c->spf.memory = 256ULL << 20;
-	c->spf.max_dns_lookups = 10;
-	c->spf.max_void_lookups = 2;
+	c->workers = workers;
+	c->user = (char *)"nobody";
+	c->worker = (char *)WORKER_PATH;
+	c->timeout_ms = timeout_ms;
+	c->memory = 256ULL << 20;
+	c->max_dns_lookups = 10;
+	c->max_void_lookups = 2;
 }
 
 /* new_pool - a pool of n workers with deadline timeout_ms, or fail */
@@ -126,11 +129,11 @@ static struct spf_pool *
 new_pool(unsigned int n, unsigned int timeout_ms)
 {
 	struct spf_pool *p;
-	struct conf c;
+	struct conf_spf c;
 	char err[256];
 
 	test_conf(&c, n, timeout_ms);
-	p = spf_pool_new(&c, err, sizeof(err));
+	p = spf_pool_new(&c, &no_log, err, sizeof(err));
 	ck_assert_msg(p != NULL, "spf_pool_new: %s", err);
 	return p;
 }
@@ -367,14 +370,14 @@ new_pool_limited(unsigned int n, unsigned int max, unsigned int per_client,
     unsigned int per_domain, unsigned int timeout_ms)
 {
 	struct spf_pool *p;
-	struct conf c;
+	struct conf_spf c;
 	char err[256];
 
 	test_conf(&c, n, timeout_ms);
-	c.spf.max_workers = max;
-	c.spf.inbound.max_per_client = per_client;
-	c.spf.inbound.max_per_domain = per_domain;
-	p = spf_pool_new(&c, err, sizeof(err));
+	c.max_workers = max;
+	c.inbound.max_per_client = per_client;
+	c.inbound.max_per_domain = per_domain;
+	p = spf_pool_new(&c, &no_log, err, sizeof(err));
 	ck_assert_msg(p != NULL, "spf_pool_new: %s", err);
 	return p;
 }
@@ -788,29 +791,31 @@ END_TEST
 START_TEST(bad_settings_fail_to_start)
 {
 	struct spf_pool *p;
-	struct conf c;
+	struct conf_spf c;
 	char err[256];
 
 	test_conf(&c, 1, 1000);
-	c.spf.worker = (char *)"/nonexistent/outpost-spf-worker";
-	ck_assert_ptr_null(p = spf_pool_new(&c, err, sizeof(err)));
+	c.worker = (char *)"/nonexistent/outpost-spf-worker";
+	ck_assert_ptr_null(p = spf_pool_new(&c, &no_log, err, sizeof(err)));
 	ck_assert_msg(strstr(err, "/nonexistent/outpost-spf-worker") != NULL,
 	    "got \"%s\"", err);
 	if (geteuid() == 0) {
 		test_conf(&c, 1, 1000);
-		c.spf.user = (char *)"no-such-user-outpost";
-		ck_assert_ptr_null(p = spf_pool_new(&c, err, sizeof(err)));
+		c.user = (char *)"no-such-user-outpost";
+		ck_assert_ptr_null(p = spf_pool_new(&c, &no_log, err,
+		    sizeof(err)));
 		ck_assert_msg(strstr(err, "no user") != NULL, "got \"%s\"",
 		    err);
 		test_conf(&c, 1, 1000);
-		c.spf.user = (char *)"root";
-		ck_assert_ptr_null(p = spf_pool_new(&c, err, sizeof(err)));
+		c.user = (char *)"root";
+		ck_assert_ptr_null(p = spf_pool_new(&c, &no_log, err,
+		    sizeof(err)));
 		ck_assert_msg(strstr(err, "root") != NULL, "got \"%s\"", err);
 	}
 	ck_assert_int_eq(setenv("OUTPOST_SPF_ZONE", "/nonexistent/zone", 1),
 	    0);
 	test_conf(&c, 1, 1000);
-	ck_assert_ptr_null(p = spf_pool_new(&c, err, sizeof(err)));
+	ck_assert_ptr_null(p = spf_pool_new(&c, &no_log, err, sizeof(err)));
 	ck_assert_msg(strstr(err, "/nonexistent/zone") != NULL, "got \"%s\"",
 	    err);
 }
