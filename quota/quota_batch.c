@@ -18,10 +18,18 @@
  *    what is flushed meanwhile waits in the queue, and goes out as the
  *    next run once quota_poll() has delivered the one in flight, so the
  *    calls of every turn that passed meanwhile go out together.
- *  - any other store runs the queue in the calling thread, inside one
- *    batch of the store when it has them (LMDB: one write transaction);
- *    when that batch fails none of its calls took effect, and each gets
- *    the store's error.
+ *  - any other store runs the queue in the calling thread (run_local),
+ *    inside one batch of the store when it has them (LMDB: one write
+ *    transaction), which stays open across every exchange of the flush:
+ *    the queue that the completions fill again is run in the same
+ *    batch, and the batch ends when the queue is empty.  So the
+ *    completions run before the batch ends; when it then fails, none of
+ *    the flush's calls took effect, and the flush says so (QUOTA_FAILED,
+ *    b->err).  When a call fails inside the batch before any completion
+ *    of it ran, the batch is abandoned and that exchange is run again
+ *    call by call, each in a transaction of its own (LMDB then sweeps a
+ *    full map and tries again), so one failing call does not fail the
+ *    others and nothing that was answered is undone.
  *
  * Answers are delivered (deliver) in the thread that flushes, polls or
  * waits, in submission order; completions that submit more calls fill
@@ -76,6 +84,7 @@ struct quota_batch {
 	int apipe[2];			/* -1: no runs */
 	int athread_on, astop;
 	pthread_t athread;
+	char err[256];			/* the last QUOTA_FAILED's error */
 };
 
 /* has_pipeline - the batch's store has pipelines */
@@ -318,45 +327,39 @@ call_op(const struct quota_store_call *c)
 	return "release";
 }
 
-/* fail_all - every call of an exchange that did not take effect */
+/* run_pipeline - one exchange with a store that has pipelines */
 static void
-fail_all(struct quota_store_call *calls, size_t n, const char *err)
+run_pipeline(struct quota_store *s, struct quota_store_call *calls,
+    size_t n)
 {
-	size_t i;
+	uint64_t t0 = metrics_now_us();
 
-	for (i = 0; i < n; i++) {
-		calls[i].rc = -1;
-		snprintf(calls[i].err, sizeof(calls[i].err), "%s", err);
-	}
+	s->ops->pipeline(s, calls, n);
+	quota_metric_store("pipeline", t0);
 }
 
-/*
- * run_calls - one exchange with the store, in the calling thread: its
- * pipeline, or its batch around the calls one by one (see the top)
- */
+/* run_each - calls[0..n) one by one (in the store's batch, if open) */
 static void
-run_calls(struct quota_store *s, struct quota_store_call *calls, size_t n)
+run_each(struct quota_store *s, struct quota_store_call *calls, size_t n)
 {
-	char err[256];
-	int batch;
 	size_t i;
 	uint64_t t0 = metrics_now_us();
 
-	if (s->ops->pipeline != NULL) {
-		s->ops->pipeline(s, calls, n);
-		quota_metric_store("pipeline", t0);
-		return;
-	}
-	batch = n > 1 && s->ops->batch_begin != NULL;
-	if (batch && s->ops->batch_begin(s, err, sizeof(err)) < 0) {
-		fail_all(calls, n, err);
-		return;
-	}
 	for (i = 0; i < n; i++)
 		run_one(s, &calls[i]);
-	if (batch && s->ops->batch_end(s, err, sizeof(err)) < 0)
-		fail_all(calls, n, err);
 	quota_metric_store(n == 1 ? call_op(&calls[0]) : "pipeline", t0);
+}
+
+/* any_failed - some call of calls[0..n) failed */
+static int
+any_failed(const struct quota_store_call *calls, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (calls[i].rc < 0)
+			return 1;
+	return 0;
 }
 
 /* deliver_all - deliver calls[0..n) and free the arrays */
@@ -372,21 +375,91 @@ deliver_all(struct quota *q, struct quota_store_call *calls,
 	free(pend);
 }
 
+/* take_queue - the queue, which the batch forgets; *n its length */
+static struct quota_store_call *
+take_queue(struct quota_batch *b, struct qpend **pend, size_t *n)
+{
+	struct quota_store_call *calls = b->calls;
+
+	*pend = b->pend;
+	*n = b->nqueue;
+	b->calls = NULL;
+	b->pend = NULL;
+	b->nqueue = b->capqueue = 0;
+	return calls;
+}
+
 /*
- * run_here - send the queue from the calling thread and deliver it (what
- * the completions queue stays queued)
+ * run_exchange - one exchange of run_local (see the top) while the
+ * store's batch is *open; 1 when its calls may have been answered
+ * before the batch's end (they ran in it)
+ */
+static int
+run_exchange(struct quota_store *s, int *open,
+    int answered, struct quota_store_call *calls, size_t n)
+{
+	char err[256];
+
+	if (*open && !answered) {
+		run_each(s, calls, n);
+		if (!any_failed(calls, n))
+			return 1;
+		/* abandoned: nothing of it took effect, nothing answered */
+		(void)s->ops->batch_end(s, err, sizeof(err));
+		*open = 0;
+	} else if (*open) {
+		run_each(s, calls, n);
+		return 1;
+	}
+	run_each(s, calls, n);	/* each call alone */
+	return 0;
+}
+
+/*
+ * run_local - a flush on a store without pipelines: every exchange in
+ * one batch of the store, when it has them (see the top)
+ */
+static enum quota_flush
+run_local(struct quota_batch *b)
+{
+	struct quota_store *s = quota_store_of(b->q);
+	struct quota_store_call *calls;
+	struct qpend *pend;
+	char err[256];
+	int open = 0, answered = 0, tried = 0;
+	size_t n;
+
+	while (b->nqueue > 0) {
+		if (!open && !tried && s->ops->batch_begin != NULL) {
+			tried = 1;	/* one batch per flush at most */
+			open = s->ops->batch_begin(s, err, sizeof(err)) == 0;
+		}
+		calls = take_queue(b, &pend, &n);
+		if (run_exchange(s, &open, answered, calls, n))
+			answered = 1;
+		deliver_all(b->q, calls, pend, n);
+	}
+	if (open && s->ops->batch_end(s, err, sizeof(err)) < 0) {
+		snprintf(b->err, sizeof(b->err), "%s", err);
+		(void)quota_store_failed(b->q, "batch", err);
+		return QUOTA_FAILED;
+	}
+	return QUOTA_DONE;
+}
+
+/*
+ * run_here - a store with pipelines: send the queue from the calling
+ * thread and deliver it (what the completions queue stays queued)
  */
 static void
 run_here(struct quota_batch *b)
 {
-	struct quota_store_call *calls = b->calls;
-	struct qpend *pend = b->pend;
-	size_t n = b->nqueue;
+	struct quota_store_call *calls;
+	struct qpend *pend;
+	size_t n;
 
-	b->calls = NULL;
-	b->pend = NULL;
-	b->nqueue = b->capqueue = 0;
-	run_calls(quota_store_of(b->q), calls, n);
+	calls = take_queue(b, &pend, &n);
+	run_pipeline(quota_store_of(b->q), calls, n);
 	deliver_all(b->q, calls, pend, n);
 }
 
@@ -413,7 +486,7 @@ run_thread(void *arg)
 			continue;
 		}
 		pthread_mutex_unlock(&b->amu);
-		s->ops->pipeline(s, r->calls, r->n);
+		run_pipeline(s, r->calls, r->n);
 		pthread_mutex_lock(&b->amu);
 		r->sent = 1;
 		pthread_cond_broadcast(&b->acond);
@@ -499,10 +572,12 @@ collect(struct quota_batch *b)
 enum quota_flush
 quota_flush(struct quota_batch *b)
 {
+	if (!has_pipeline(b))
+		return run_local(b);
 	if (in_flight(b))
 		return QUOTA_PENDING;	/* the queue is the next run */
 	while (b->nqueue > 0) {
-		if (!has_pipeline(b) || b->nqueue == 1 || start_run(b) < 0)
+		if (b->nqueue == 1 || start_run(b) < 0)
 			run_here(b);
 		else
 			return QUOTA_PENDING;
@@ -522,9 +597,11 @@ quota_poll(struct quota_batch *b)
 	return quota_flush(b);
 }
 
-void
+int
 quota_wait(struct quota_batch *b)
 {
+	if (!has_pipeline(b))
+		return run_local(b) == QUOTA_FAILED ? -1 : 0;
 	for (;;) {
 		pthread_mutex_lock(&b->amu);
 		while (b->ahead != NULL && !b->ahead->sent)
@@ -537,4 +614,19 @@ quota_wait(struct quota_batch *b)
 			break;
 		run_here(b);
 	}
+	return 0;
+}
+
+int
+quota_batch_may_fail(const struct quota_batch *b)
+{
+	const struct quota_store_ops *o = quota_store_of(b->q)->ops;
+
+	return o->pipeline == NULL && o->batch_begin != NULL;
+}
+
+const char *
+quota_batch_error(const struct quota_batch *b)
+{
+	return b->err;
 }
