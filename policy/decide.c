@@ -61,7 +61,7 @@ struct decide {
 	struct decide_txn *marked;	/* txns marked since the last flush */
 };
 
-/* A request's plan (see the top); strings owned. */
+/* A request's plan (see the top); its strings in the same allocation. */
 struct dreq {
 	enum stage stage;		/* ST_OTHER: the end of the txn */
 	struct decide_txn *t;
@@ -210,6 +210,16 @@ stage_name(const struct dreq *r)
 	return "?";
 }
 
+/* copy_str - s into out (len > 0 bytes), cut to fit */
+static void
+copy_str(char *out, const char *s, size_t len)
+{
+	size_t n = strnlen(s, len - 1);
+
+	memcpy(out, s, n);
+	out[n] = '\0';
+}
+
 /* reply_out - r's reply: now, or held until the flush ends (decide.h) */
 static void
 reply_out(struct dreq *r, const char *reply)
@@ -230,8 +240,8 @@ reply_out(struct dreq *r, const char *reply)
 	h->fn = r->reply;
 	h->arg = r->arg;
 	h->stage = stage_name(r);
-	snprintf(h->id, sizeof(h->id), "%s", r->id);
-	snprintf(h->reply, sizeof(h->reply), "%s", reply);
+	copy_str(h->id, r->id, sizeof(h->id));
+	copy_str(h->reply, reply, sizeof(h->reply));
 }
 
 /* respond - r's reply: action */
@@ -287,12 +297,10 @@ dreq_who(const struct dreq *r, struct quota_who *who)
 	who->client_addr = r->have_addr ? r->addr : NULL;
 }
 
-/* dreq_free - r and what it owns */
+/* dreq_free - r and its strings */
 static void
 dreq_free(struct dreq *r)
 {
-	free(r->sasl);
-	free(r->sender);
 	free(r);
 }
 
@@ -301,20 +309,30 @@ static struct dreq *
 dreq_new(struct decide_txn *t, const struct proto *p, enum stage stage,
     int64_t now, decide_reply_fn *reply, void *arg)
 {
-	struct dreq *r = xcalloc(1, sizeof(*r));
+	struct dreq *r;
 	struct quota_who who;
 	const char *inst = proto_get(p, PA_INSTANCE);
+	uint8_t addr[16];
+	size_t ls, lf;
+	char *tail;
 
+	who_of(p, &who, addr);
+	ls = who.sasl_username != NULL ? strlen(who.sasl_username) + 1 : 0;
+	lf = who.sender != NULL ? strlen(who.sender) + 1 : 0;
+	r = xcalloc(1, sizeof(*r) + ls + lf);
+	tail = (char *)(r + 1);
+	if (ls > 0) {
+		r->sasl = memcpy(tail, who.sasl_username, ls);
+		tail += ls;
+	}
+	if (lf > 0)
+		r->sender = memcpy(tail, who.sender, lf);
+	r->have_addr = who.client_addr != NULL;
+	memcpy(r->addr, addr, sizeof(r->addr));
 	r->stage = stage;
 	r->t = t;
-	snprintf(r->instance, sizeof(r->instance), "%s", inst != NULL ?
-	    inst : "");
-	snprintf(r->id, sizeof(r->id), "%s", log_id(p));
-	who_of(p, &who, r->addr);
-	r->sasl = who.sasl_username != NULL ? xstrdup(who.sasl_username) :
-	    NULL;
-	r->sender = who.sender != NULL ? xstrdup(who.sender) : NULL;
-	r->have_addr = who.client_addr != NULL;
+	copy_str(r->instance, inst != NULL ? inst : "", sizeof(r->instance));
+	copy_str(r->id, log_id(p), sizeof(r->id));
 	r->want = num_attr(p, PA_RECIPIENT_COUNT);
 	r->size = num_attr(p, PA_SIZE);
 	r->now = now;

@@ -55,7 +55,8 @@
 
 /* A queued call's own part (its store arguments are in b->calls). */
 struct qpend {
-	struct quota_op *ops;		/* admit, commit: the ops, owned */
+	struct quota_op *ops;		/* admit, commit: the ops, owned, in
+					 * one block with idx and res */
 	size_t *idx;			/* their limit indices */
 	struct quota_op_result *res;
 	int reserve;
@@ -85,6 +86,10 @@ struct quota_batch {
 	int athread_on, astop;
 	pthread_t athread;
 	char err[256];			/* the last QUOTA_FAILED's error */
+	/* a delivered queue's arrays, for the next queue (run_local) */
+	struct quota_store_call *spare_calls;
+	struct qpend *spare_pend;
+	size_t spare_cap;
 };
 
 /* has_pipeline - the batch's store has pipelines */
@@ -127,6 +132,8 @@ quota_batch_free(struct quota_batch *b)
 	pthread_mutex_destroy(&b->amu);
 	free(b->calls);
 	free(b->pend);
+	free(b->spare_calls);
+	free(b->spare_pend);
 	free(b);
 	return NULL;
 }
@@ -150,6 +157,13 @@ quota_batch_fd(struct quota_batch *b)
 static size_t
 queue_add(struct quota_batch *b)
 {
+	if (b->nqueue == 0 && b->capqueue == 0 && b->spare_calls != NULL) {
+		b->calls = b->spare_calls;
+		b->pend = b->spare_pend;
+		b->capqueue = b->spare_cap;
+		b->spare_calls = NULL;
+		b->spare_pend = NULL;
+	}
 	if (b->nqueue == b->capqueue) {
 		b->capqueue = b->capqueue ? b->capqueue * 2 : 64;
 		b->calls = xreallocarray(b->calls, b->capqueue,
@@ -160,6 +174,26 @@ queue_add(struct quota_batch *b)
 	memset(&b->calls[b->nqueue], 0, sizeof(*b->calls));
 	memset(&b->pend[b->nqueue], 0, sizeof(*b->pend));
 	return b->nqueue++;
+}
+
+/* ALIGN16 - n rounded up for the next array of a block */
+#define ALIGN16(n) (((n) + 15) & ~(size_t)15)
+
+/*
+ * pend_alloc - p's ops, idx and res, for nl limits, in one cleared
+ * block at p->ops (one allocation per call, not three)
+ */
+static void
+pend_alloc(struct qpend *p, size_t nl)
+{
+	size_t cap = nl == 0 ? 1 : nl;
+	size_t oidx = ALIGN16(cap * sizeof(*p->ops));
+	size_t ores = oidx + ALIGN16(cap * sizeof(*p->idx));
+	char *blk = xcalloc(1, ores + cap * sizeof(*p->res));
+
+	p->ops = (struct quota_op *)(void *)blk;
+	p->idx = (size_t *)(void *)(blk + oidx);
+	p->res = (struct quota_op_result *)(void *)(blk + ores);
 }
 
 /*
@@ -182,13 +216,11 @@ queue_ops(struct quota_batch *b, const struct quota_who *who,
 	v.result = QUOTA_ADMIT;
 	i = queue_add(b);
 	p = &b->pend[i];
-	p->ops = xcalloc(nl == 0 ? 1 : nl, sizeof(*p->ops));
-	p->idx = xcalloc(nl == 0 ? 1 : nl, sizeof(*p->idx));
+	pend_alloc(p, nl);
 	if ((who != NULL && amt != NULL && !quota_exempt(quota_conf_of(q),
 	    who) && quota_build_ops(q, who, amt, now, p->ops, p->idx, &n,
 	    v.error, sizeof(v.error)) < 0) || (n == 0 && !empty_ok)) {
 		free(p->ops);
-		free(p->idx);
 		b->nqueue--;
 		if (v.error[0] != '\0') {
 			v.result = QUOTA_ERROR;
@@ -197,7 +229,6 @@ queue_ops(struct quota_batch *b, const struct quota_who *who,
 			done(arg, 0, &v, 0);
 		return -1;
 	}
-	p->res = xcalloc(n == 0 ? 1 : n, sizeof(*p->res));
 	p->done = done;
 	p->arg = arg;
 	b->calls[i].ops = p->ops;
@@ -286,8 +317,6 @@ deliver(struct quota *q, const struct quota_store_call *c,
 		    0);
 	}
 	free(p->ops);
-	free(p->idx);
-	free(p->res);
 }
 
 /* run_one - one call on a store without pipelines */
@@ -375,14 +404,39 @@ deliver_all(struct quota *q, struct quota_store_call *calls,
 	free(pend);
 }
 
-/* take_queue - the queue, which the batch forgets; *n its length */
+/*
+ * deliver_here - deliver a queue run in the calling thread; its arrays
+ * (cap long) are kept for the next queue when none are
+ */
+static void
+deliver_here(struct quota_batch *b, struct quota_store_call *calls,
+    struct qpend *pend, size_t n, size_t cap)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		deliver(b->q, &calls[i], &pend[i]);
+	if (b->spare_calls == NULL) {
+		b->spare_calls = calls;
+		b->spare_pend = pend;
+		b->spare_cap = cap;
+	} else {
+		free(calls);
+		free(pend);
+	}
+}
+
+/* take_queue - the queue, which the batch forgets; *n its length,
+ * *cap its arrays' */
 static struct quota_store_call *
-take_queue(struct quota_batch *b, struct qpend **pend, size_t *n)
+take_queue(struct quota_batch *b, struct qpend **pend, size_t *n,
+    size_t *cap)
 {
 	struct quota_store_call *calls = b->calls;
 
 	*pend = b->pend;
 	*n = b->nqueue;
+	*cap = b->capqueue;
 	b->calls = NULL;
 	b->pend = NULL;
 	b->nqueue = b->capqueue = 0;
@@ -427,17 +481,17 @@ run_local(struct quota_batch *b)
 	struct qpend *pend;
 	char err[256];
 	int open = 0, answered = 0, tried = 0;
-	size_t n;
+	size_t n, cap;
 
 	while (b->nqueue > 0) {
 		if (!open && !tried && s->ops->batch_begin != NULL) {
 			tried = 1;	/* one batch per flush at most */
 			open = s->ops->batch_begin(s, err, sizeof(err)) == 0;
 		}
-		calls = take_queue(b, &pend, &n);
+		calls = take_queue(b, &pend, &n, &cap);
 		if (run_exchange(s, &open, answered, calls, n))
 			answered = 1;
-		deliver_all(b->q, calls, pend, n);
+		deliver_here(b, calls, pend, n, cap);
 	}
 	if (open && s->ops->batch_end(s, err, sizeof(err)) < 0) {
 		snprintf(b->err, sizeof(b->err), "%s", err);
@@ -456,11 +510,11 @@ run_here(struct quota_batch *b)
 {
 	struct quota_store_call *calls;
 	struct qpend *pend;
-	size_t n;
+	size_t n, cap;
 
-	calls = take_queue(b, &pend, &n);
+	calls = take_queue(b, &pend, &n, &cap);
 	run_pipeline(quota_store_of(b->q), calls, n);
-	deliver_all(b->q, calls, pend, n);
+	deliver_here(b, calls, pend, n, cap);
 }
 
 /*
