@@ -118,8 +118,10 @@ struct quota *quota_open_store(const struct conf *, struct quota_store *,
  * completions' word (outpost-policyd answers every request of the flush
  * per store.on_error).  quota_batch_may_fail() says whether a batch's
  * store can do that.  A call that fails inside the transaction before
- * any completion ran is run again alone (LMDB: a transaction of its own,
- * a full map swept first), so a flush of one exchange never fails late.
+ * any completion ran makes the flush abandon the transaction and run
+ * that exchange again call by call (LMDB: a transaction each, a full map
+ * swept first), so one failing call does not fail its neighbours; only
+ * the final commit can fail late.
  * A store error in a call makes QUOTA_ERROR of that call (Redis: of the
  * calls whose answers did not come, a run cut short).  Every error is
  * counted (quota_errors) and logged; a release has no completion, its
