@@ -20,7 +20,10 @@
  * reservations, go together in one exchange (one LMDB transaction, one
  * Redis pipeline); the commits go one after the other, each submitted
  * by the completion of the one before, since the first refusal stops
- * them.
+ * them (LMDB: all in one transaction).  With LMDB the completions run
+ * before the transaction commits: when quota_wait() then says it
+ * failed, nothing of the batch took effect, and what the completions
+ * were told is replaced by the store error (answer_failed, msg_commit).
  *
  * The reservations live in the message (struct msg, milter_impl.h).
  * A refusal or a store error sets its reply through the engine and
@@ -90,6 +93,19 @@ answer_done(void *arg, int rc, const struct quota_verdict *v,
 	a->token = token;
 }
 
+/*
+ * answer_failed - the batch of a's call failed when it ended (quota.h):
+ * whatever a's completion was told, the call did not take effect
+ */
+static void
+answer_failed(struct answer *a, struct quota_batch *b)
+{
+	memset(a, 0, sizeof(*a));
+	a->rc = -1;
+	a->v.result = QUOTA_ERROR;
+	snprintf(a->v.error, sizeof(a->v.error), "%s", quota_batch_error(b));
+}
+
 /* quota_who_of - who sends, for the quota */
 static void
 quota_who_of(const struct milter_conn *c, struct quota_who *who)
@@ -115,7 +131,9 @@ quota_ask(struct milter_conn *c, const struct quota_amount *amt,
 	quota_who_of(c, &who);
 	quota_submit_admit(b, &who, amt, clock_wall_ms(), reserve,
 	    answer_done, a);
-	quota_batch_free(b);	/* waits */
+	if (quota_wait(b) < 0)
+		answer_failed(a, b);
+	quota_batch_free(b);
 }
 
 /* log_verdict - one line per refusal or warning */
@@ -284,7 +302,9 @@ msg_readmit(struct milter_conn *c)
 	}
 	m->ntokens = 0;
 	quota_submit_admit(b, &who, &all, now, 0, answer_done, &a);
-	quota_batch_free(b);	/* waits */
+	if (quota_wait(b) < 0)	/* the releases too: the tokens lapse */
+		answer_failed(&a, b);
+	quota_batch_free(b);
 	log_debug("%s: quota=readmitted lapsed reservations", milter_qid(c));
 	return msg_verdict(c, a.rc, &a.v);
 }
@@ -345,6 +365,8 @@ msg_commit(struct milter_conn *c)
 {
 	struct msg *m = &c->msg;
 	struct commits x;
+	char reason[sizeof(m->hold_reason)];
+	int hold;
 	int64_t oldest = clock_wall_ms() + LAPSE_MARGIN_MS -
 	    (int64_t)c->gen->conf->quota.store.reserve_ttl * 1000;
 	size_t i;
@@ -359,8 +381,22 @@ msg_commit(struct milter_conn *c)
 	x.b = quota_batch_new(c->gen->quota);
 	x.rc = SMFIS_CONTINUE;
 	quota_who_of(c, &x.who);
+	hold = m->hold;
+	snprintf(reason, sizeof(reason), "%s", m->hold_reason);
 	commit_next(&x);
-	quota_batch_free(x.b);	/* waits for the chain */
+	if (quota_wait(x.b) < 0) {
+		/* nothing committed, whatever the chain was told */
+		struct answer a;
+
+		answer_failed(&a, x.b);
+		m->hold = hold;
+		snprintf(m->hold_reason, sizeof(m->hold_reason), "%s",
+		    reason);
+		x.next = 0;
+		x.last = QUOTA_ERROR;
+		x.rc = quota_store_failed(c, "EOM", &a.v);
+	}
+	quota_batch_free(x.b);
 	i = x.next;		/* answered */
 	if (x.rc != SMFIS_CONTINUE && x.last != QUOTA_ERROR)
 		i--;		/* refused: not charged, released */

@@ -40,14 +40,28 @@ enum stage {
 
 #define TEMPFAIL_TEXT "DEFER_IF_PERMIT Service temporarily unavailable"
 
+/* A reply held until the flush ends (decide.h); the strings copied. */
+struct held {
+	decide_reply_fn *fn;
+	void *arg;
+	const char *stage;		/* static */
+	char id[DECIDE_INSTANCE_MAX];
+	char reply[DECIDE_REPLY_MAX];
+};
+
 struct decide {
 	const struct conf *conf;	/* borrowed */
 	struct quota *quota;		/* borrowed */
 	struct quota_batch *batch;
 	struct decide_stats st;
+	int may_fail;			/* quota_batch_may_fail: hold replies */
+	int in_flush;			/* replies go to held */
+	struct held *held;
+	size_t nheld, capheld;
+	struct decide_txn *marked;	/* txns marked since the last flush */
 };
 
-/* A request's plan (see the top); strings owned. */
+/* A request's plan (see the top); its strings in the same allocation. */
 struct dreq {
 	enum stage stage;		/* ST_OTHER: the end of the txn */
 	struct decide_txn *t;
@@ -179,6 +193,57 @@ log_verdict_id(const char *id, const char *stage,
 }
 
 
+/* stage_name - what log lines call r's stage */
+static const char *
+stage_name(const struct dreq *r)
+{
+	switch (r->stage) {
+	case ST_RCPT:
+		return "RCPT";
+	case ST_DATA:
+		return "DATA";
+	case ST_EOM:
+		return "END-OF-MESSAGE";
+	case ST_OTHER:
+		break;
+	}
+	return "?";
+}
+
+/* copy_str - s into out (len > 0 bytes), cut to fit */
+static void
+copy_str(char *out, const char *s, size_t len)
+{
+	size_t n = strnlen(s, len - 1);
+
+	memcpy(out, s, n);
+	out[n] = '\0';
+}
+
+/* reply_out - r's reply: now, or held until the flush ends (decide.h) */
+static void
+reply_out(struct dreq *r, const char *reply)
+{
+	struct decide *d = r->t->d;
+	struct held *h;
+
+	if (!d->in_flush) {
+		r->reply(r->arg, reply);
+		return;
+	}
+	if (d->nheld == d->capheld) {
+		d->capheld = d->capheld ? d->capheld * 2 : 64;
+		d->held = xreallocarray(d->held, d->capheld,
+		    sizeof(*d->held));
+	}
+	h = &d->held[d->nheld++];
+	h->fn = r->reply;
+	h->arg = r->arg;
+	h->stage = stage_name(r);
+	copy_str(h->id, r->id, sizeof(h->id));
+	copy_str(h->reply, reply, sizeof(h->reply));
+}
+
 /* respond - r's reply: action */
 static void
 respond(struct dreq *r, const char *action)
@@ -186,7 +251,7 @@ respond(struct dreq *r, const char *action)
 	char reply[DECIDE_REPLY_MAX];
 
 	reply_set(reply, sizeof(reply), action);
-	r->reply(r->arg, reply);
+	reply_out(r, reply);
 }
 
 /* respond_refused - r's reply: the action of a refusing limit */
@@ -196,7 +261,7 @@ respond_refused(struct dreq *r, const struct quota_verdict *v)
 	char reply[DECIDE_REPLY_MAX];
 
 	reply_refused(v, reply, sizeof(reply));
-	r->reply(r->arg, reply);
+	reply_out(r, reply);
 }
 
 /*
@@ -232,12 +297,10 @@ dreq_who(const struct dreq *r, struct quota_who *who)
 	who->client_addr = r->have_addr ? r->addr : NULL;
 }
 
-/* dreq_free - r and what it owns */
+/* dreq_free - r and its strings */
 static void
 dreq_free(struct dreq *r)
 {
-	free(r->sasl);
-	free(r->sender);
 	free(r);
 }
 
@@ -246,20 +309,30 @@ static struct dreq *
 dreq_new(struct decide_txn *t, const struct proto *p, enum stage stage,
     int64_t now, decide_reply_fn *reply, void *arg)
 {
-	struct dreq *r = xcalloc(1, sizeof(*r));
+	struct dreq *r;
 	struct quota_who who;
 	const char *inst = proto_get(p, PA_INSTANCE);
+	uint8_t addr[16];
+	size_t ls, lf;
+	char *tail;
 
+	who_of(p, &who, addr);
+	ls = who.sasl_username != NULL ? strlen(who.sasl_username) + 1 : 0;
+	lf = who.sender != NULL ? strlen(who.sender) + 1 : 0;
+	r = xcalloc(1, sizeof(*r) + ls + lf);
+	tail = (char *)(r + 1);
+	if (ls > 0) {
+		r->sasl = memcpy(tail, who.sasl_username, ls);
+		tail += ls;
+	}
+	if (lf > 0)
+		r->sender = memcpy(tail, who.sender, lf);
+	r->have_addr = who.client_addr != NULL;
+	memcpy(r->addr, addr, sizeof(r->addr));
 	r->stage = stage;
 	r->t = t;
-	snprintf(r->instance, sizeof(r->instance), "%s", inst != NULL ?
-	    inst : "");
-	snprintf(r->id, sizeof(r->id), "%s", log_id(p));
-	who_of(p, &who, r->addr);
-	r->sasl = who.sasl_username != NULL ? xstrdup(who.sasl_username) :
-	    NULL;
-	r->sender = who.sender != NULL ? xstrdup(who.sender) : NULL;
-	r->have_addr = who.client_addr != NULL;
+	copy_str(r->instance, inst != NULL ? inst : "", sizeof(r->instance));
+	copy_str(r->id, log_id(p), sizeof(r->id));
 	r->want = num_attr(p, PA_RECIPIENT_COUNT);
 	r->size = num_attr(p, PA_SIZE);
 	r->now = now;
@@ -663,10 +736,97 @@ at_finish(struct decide_txn *t, struct dreq *r)
 	    at_mreserve_done, x);
 }
 
+/* txn_unmark - t leaves the decide's marked list; its mark is kept */
+static void
+txn_unmark(struct decide_txn *t)
+{
+	if (!t->marked)
+		return;
+	*t->mprev = t->mnext;
+	if (t->mnext != NULL)
+		t->mnext->mprev = t->mprev;
+	t->mnext = NULL;
+	t->mprev = NULL;
+	t->marked = 0;
+}
+
+/*
+ * txn_mark - before t's first request since the last flush, when that
+ * flush may fail late: what t is now (decide.h)
+ */
+static void
+txn_mark(struct decide_txn *t, int64_t now)
+{
+	struct decide *d = t->d;
+	struct decide_txn_mark *m = &t->mark;
+
+	if (!d->may_fail || t->marked)
+		return;
+	t->marked = 1;
+	t->mprev = &d->marked;
+	t->mnext = d->marked;
+	if (d->marked != NULL)
+		d->marked->mprev = &t->mnext;
+	d->marked = t;
+	memcpy(m->instance, t->instance, sizeof(m->instance));
+	m->active = t->active;
+	m->now = now;
+	if (t->ntokens > m->cap) {
+		m->cap = t->ntokens;
+		m->tokens = xreallocarray(m->tokens, m->cap,
+		    sizeof(*m->tokens));
+	}
+	if (t->ntokens > 0)
+		memcpy(m->tokens, t->tokens, t->ntokens * sizeof(*t->tokens));
+	m->ntokens = t->ntokens;
+	m->first_ms = t->first_ms;
+	m->rcpt_charged = t->rcpt_charged;
+	m->bytes_charged = t->bytes_charged;
+	m->msg_charged = t->msg_charged;
+	m->finished = t->finished;
+}
+
+/* txn_undo - the flush failed: t as it was when marked (decide.h) */
+static void
+txn_undo(struct decide_txn *t)
+{
+	const struct decide_txn_mark *m = &t->mark;
+
+	size_t i;
+
+	if (!m->active || strncmp(t->instance, m->instance,
+	    sizeof(t->instance)) != 0) {
+		/* begun since: nothing of it happened; the reservations of
+		 * the instance it ended still stand: released now */
+		for (i = 0; m->active && i < m->ntokens; i++)
+			quota_submit_release(t->d->batch, m->tokens[i],
+			    m->now);
+		t->ntokens = 0;
+		t->rcpt_charged = t->bytes_charged = 0;
+		t->msg_charged = t->finished = 0;
+		return;
+	}
+	if (m->ntokens > t->captokens) {
+		t->captokens = m->ntokens;
+		t->tokens = xreallocarray(t->tokens, t->captokens,
+		    sizeof(*t->tokens));
+	}
+	if (m->ntokens > 0)
+		memcpy(t->tokens, m->tokens, m->ntokens * sizeof(*t->tokens));
+	t->ntokens = m->ntokens;
+	t->first_ms = m->first_ms;
+	t->rcpt_charged = m->rcpt_charged;
+	t->bytes_charged = m->bytes_charged;
+	t->msg_charged = m->msg_charged;
+	t->finished = m->finished;
+}
+
 /* txn_free - t's memory */
 static void
 txn_free(struct decide_txn *t)
 {
+	txn_unmark(t);
+	free(t->mark.tokens);
 	free(t->tokens);
 	free(t);
 }
@@ -739,6 +899,7 @@ decide_txn_close(struct decide_txn *t, int64_t now)
 	if (t == NULL)
 		return;
 	t->closed = 1;
+	txn_mark(t, now);
 	r = xcalloc(1, sizeof(*r));
 	r->stage = ST_OTHER;
 	r->t = t;
@@ -783,6 +944,7 @@ decide_request(struct decide_txn *t, const struct proto *p, int64_t now,
 	if (s == ST_RCPT && !has_count(c, CONF_QCOUNT_RECIPIENTS))
 		return unusable(t, p, LOGGED_BIT(s), "no limit counts "
 		    "recipients", reply, arg);
+	txn_mark(t, now);
 	txn_push(t, dreq_new(t, p, s, now, reply, arg));
 	return 0;
 }
@@ -795,6 +957,7 @@ decide_new(const struct conf *c, struct quota *q)
 	d->conf = c;
 	d->quota = q;
 	d->batch = quota_batch_new(q);
+	d->may_fail = quota_batch_may_fail(d->batch);
 	return d;
 }
 
@@ -803,7 +966,9 @@ decide_free(struct decide *d)
 {
 	if (d == NULL)
 		return NULL;
+	decide_wait(d);
 	quota_batch_free(d->batch);
+	free(d->held);
 	free(d);
 	return NULL;
 }
@@ -814,16 +979,80 @@ decide_stats(const struct decide *d)
 	return &d->st;
 }
 
+/*
+ * flush_failed - the flush failed late (decide.h): the txns as they were
+ * before it, the replies it held per store.on_error, its verdicts
+ * counted as errors instead (st0: the counters before it)
+ */
+static void
+flush_failed(struct decide *d, const struct decide_stats *st0)
+{
+	int accept = d->conf->quota.store.on_error == CONF_ON_ERROR_ACCEPT;
+	const char *action = accept ? "DUNNO" : TEMPFAIL_TEXT;
+	char reply[DECIDE_REPLY_MAX];
+	struct decide_txn *t;
+	size_t i;
+
+	for (t = d->marked; t != NULL; t = t->mnext)
+		txn_undo(t);
+	d->st.admitted = st0->admitted;
+	d->st.refused = st0->refused;
+	d->st.errors = st0->errors + d->nheld;
+	reply_set(reply, sizeof(reply), action);
+	for (i = 0; i < d->nheld; i++) {
+		log_warnx("%s: policy=error stage=%s error=\"%s\" action=%s",
+		    d->held[i].id, d->held[i].stage,
+		    quota_batch_error(d->batch), accept ? "DUNNO" :
+		    "DEFER_IF_PERMIT");
+		snprintf(d->held[i].reply, sizeof(d->held[i].reply), "%s",
+		    reply);
+	}
+}
+
+/*
+ * flushed - run fn (a flush, poll or wait of the batch), holding the
+ * replies when it may fail late; then give them, per its outcome
+ */
+static enum quota_flush
+flushed(struct decide *d, enum quota_flush (*fn)(struct quota_batch *))
+{
+	struct decide_stats st0 = d->st;
+	enum quota_flush st;
+	size_t i, n;
+
+	if (!d->may_fail)
+		return fn(d->batch);
+	d->in_flush = 1;
+	st = fn(d->batch);
+	d->in_flush = 0;
+	if (st == QUOTA_FAILED)
+		flush_failed(d, &st0);
+	while (d->marked != NULL)
+		txn_unmark(d->marked);
+	n = d->nheld;
+	d->nheld = 0;
+	for (i = 0; i < n; i++)
+		d->held[i].fn(d->held[i].arg, d->held[i].reply);
+	return st;
+}
+
+/* wait_flush - quota_wait as a flush (a store that may fail late) */
+static enum quota_flush
+wait_flush(struct quota_batch *b)
+{
+	return quota_wait(b) < 0 ? QUOTA_FAILED : QUOTA_DONE;
+}
+
 enum quota_flush
 decide_flush(struct decide *d)
 {
-	return quota_flush(d->batch);
+	return flushed(d, quota_flush);
 }
 
 enum quota_flush
 decide_poll(struct decide *d)
 {
-	return quota_poll(d->batch);
+	return flushed(d, quota_poll);
 }
 
 int
@@ -835,5 +1064,5 @@ decide_fd(const struct decide *d)
 void
 decide_wait(struct decide *d)
 {
-	quota_wait(d->batch);
+	(void)flushed(d, wait_flush);
 }

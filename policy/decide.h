@@ -44,11 +44,29 @@
  * exchange (one LMDB transaction, one Redis pipeline), commits at DATA and
  * END-OF-MESSAGE included; the steps that depend on an answer (the
  * commits after the message's own reservation, then its commit) go with
- * the next exchange of the same flush, shared by every connection.  A
+ * the next exchange of the same flush, shared by every connection (and
+ * with LMDB still in the flush's one transaction).  A
  * connection's requests still reach the store in its order: one that
  * needs the outcome of the ones before it (DATA, END-OF-MESSAGE, a new
  * instance, the end) waits in the connection's queue until their
  * answers are in.
+ *
+ * A flush that fails late (quota.h, QUOTA_FAILED: the LMDB transaction
+ * of the flush did not commit, after the completions ran): the replies
+ * that the completions of a flush prepare are held until the flush ends
+ * when the store can fail so (quota_batch_may_fail), and none leaves
+ * before the transaction committed.  When it failed, nothing the flush
+ * asked took effect: every reply held is replaced by the store-error
+ * answer (store.on_error, as above; counted as an error, logged), and
+ * each connection that made a request since the last flush is put back
+ * as it was before it (decide_txn's mark): the reservations it made
+ * were never stored and are forgotten, those it settled or released
+ * still stand and are its own again, what it counted as charged was
+ * not; an instance begun meanwhile starts from nothing (the
+ * reservations of the one it ended are released with the next flush).
+ * The releases
+ * of a connection that ended meanwhile are lost with the flush; its
+ * reservations lapse after store.reserve_ttl.
  *
  * Ownership: struct decide borrows conf and quota (they must outlive
  * it) and owns the batch, the counters and every struct decide_txn: a
@@ -90,6 +108,20 @@ struct decide_txn {
 	unsigned int logged;		/* stages already logged as unusable */
 	int closed;			/* decide_txn_close() was called */
 	struct dreq *wait, *wait_tail;	/* requests waiting for busy == 0 */
+	/* what the txn was before the flush to come (see above): the
+	 * decide's list of marked txns, and their marks */
+	int marked;
+	struct decide_txn *mnext, **mprev;
+	struct decide_txn_mark {
+		char instance[DECIDE_INSTANCE_MAX];
+		int active;
+		int64_t now;		/* of the request that marked it */
+		uint64_t *tokens;	/* owned */
+		size_t ntokens, cap;
+		int64_t first_ms;
+		uint64_t rcpt_charged, bytes_charged;
+		int msg_charged, finished;
+	} mark;
 };
 
 /* Counters of one struct decide (for logs). */
@@ -130,7 +162,9 @@ int decide_new_instance(const struct decide_txn *, const struct proto *);
 /*
  * decide_flush, decide_poll, decide_fd, decide_wait - quota_flush,
  * quota_poll, quota_batch_fd and quota_wait of the decide's batch: send
- * what the requests submitted, deliver the answers, and so the replies
+ * what the requests submitted, deliver the answers, and so the replies.
+ * QUOTA_FAILED: the flush failed late, and every reply it held has been
+ * given per store.on_error (see above); nothing is pending.
  */
 enum quota_flush decide_flush(struct decide *);
 enum quota_flush decide_poll(struct decide *);

@@ -1,5 +1,8 @@
 /*
- * server - see server.h.
+ * server - see server.h: connections, listeners, shutdown and the
+ * server's life here; configuration generations and reload in
+ * server_gen.c; turns and the batches of replies in server_turn.c (the
+ * structures they share: server_impl.h).
  *
  * Turns: the requests that one turn of the event loop reads (from every
  * connection that has input) are decided (decide.h), and their quota
@@ -55,6 +58,7 @@
 #include "policy/listeners.h"
 #include "policy/proto.h"
 #include "policy/server.h"
+#include "policy/server_impl.h"
 #include "util/buf.h"
 #include "util/cidr.h"
 #include "util/clock.h"
@@ -67,150 +71,13 @@
 #define OUT_HIGH (64 * 1024)	/* stop reading while more is unsent */
 #define IN_READ (16 * 1024)	/* read at most this much at once */
 #define STOP_GRACE 10		/* seconds for replies in flight */
-#define BATCH_MAX 256		/* requests in one quota batch */
-
-struct gen {
-	struct conf *conf;
-	struct quota *quota;
-	struct decide *d;
-	unsigned int refs;
-	struct server *srv;
-	struct event *async;	/* decide_fd readable; NULL: none */
-};
-
-struct conn {
-	struct server *srv;
-	struct bufferevent *bev;
-	struct event *rev;	/* readable, or idle for idle_timeout */
-	struct timeval idle;
-	struct buf held;	/* input not parsed yet (throttled) */
-	struct proto *p;
-	struct decide_txn *txn;
-	struct gen *gen;
-	int closing;		/* close once the output is sent */
-	int lingering;		/* output sent, our side shut: awaiting EOF */
-	int throttled;		/* reading stopped: output too big */
-	struct buf pending;	/* replies of this turn, not sent yet */
-	unsigned int nqueued;	/* its replies in the open batch's slots */
-	int dirty;		/* on the server's dirty list */
-	struct conn *dnext;
-	char peer[80];
-	struct conn *prev, *next;
-};
-
-struct server {
-	char *conf_path;
-	struct event_base *base;
-	struct gen *cur;
-	struct conf *boot;	/* conf until server_start */
-	struct listener *ls;
-	size_t nls;
-	struct conn *conns;
-	size_t nconns;
-	uint64_t refused_full, refused_net, malformed;
-	struct decide_stats stats;
-	struct event *sighup, *sigusr1, *sigterm, *sigint, *stoptimer, *resume;
-	int stopping;
-	/* the current turn (see the top) */
-	struct event *turn;
-	int in_turn;
-	struct gen *batch_gen;	/* the generation when the batch was opened;
-				 * NULL: no batch open */
-	unsigned int batch_requests;
-	struct sbatch *open;	/* the open batch's replies */
-	struct sbatch *fly, *fly_tail;	/* ended, replies not out yet */
-	struct sbatch *spare;	/* batches to reuse */
-	struct conn *dirty;	/* connections with pending replies */
-};
 
 /* What outpost-policyd counts (util/metrics.h), besides the quota's. */
 static struct metric m_conns = METRIC_DEF("outpost_policyd_connections",
 	"Policy connections open.", METRIC_GAUGE, NULL, NULL, NULL, NULL);
-static struct metric m_request = METRIC_DEF(
-	"outpost_policyd_request_seconds", "Time from a policy request to "
-	"its reply (quota calls included).", METRIC_HISTOGRAM, NULL, NULL,
-	NULL, NULL);
-
-/* The reply to one request of a batch, written when it is known. */
-struct slot {
-	struct conn *c;		/* NULL: the connection is gone */
-	uint64_t t0;		/* metrics_now_us() at the request */
-	struct sbatch *b;
-	char reply[DECIDE_REPLY_MAX];
-};
-
-/* A batch's replies, in the order of its requests (see the top). */
-struct sbatch {
-	struct slot *slots;	/* BATCH_MAX */
-	unsigned int nslots;
-	struct gen *g;		/* a reference, once ended */
-	unsigned int waiting;	/* slots not written yet */
-	struct sbatch *next;
-};
 
 static void conn_input(struct conn *, const char *, size_t);
-static void gen_flush(struct gen *);
 static void conn_linger(struct conn *);
-
-static struct gen *
-gen_ref(struct gen *g)
-{
-	g->refs++;
-	return g;
-}
-
-static void
-gen_unref(struct gen *g)
-{
-	const struct decide_stats *st;
-
-	if (g == NULL || --g->refs > 0)
-		return;
-	if (g->async != NULL)
-		event_free(g->async);
-	if (g->d != NULL) {
-		/* its last answers first: they write into slots */
-		decide_wait(g->d);
-		st = decide_stats(g->d);
-		g->srv->stats.requests += st->requests;
-		g->srv->stats.admitted += st->admitted;
-		g->srv->stats.refused += st->refused;
-		g->srv->stats.errors += st->errors;
-	}
-	decide_free(g->d);
-	quota_close(g->quota);
-	conf_free(g->conf);
-	free(g);
-}
-
-static void gen_async(evutil_socket_t, short, void *);
-
-/* gen_new - open conf's store; the generation takes conf */
-static struct gen *
-gen_new(struct server *s, struct conf *conf, char *err, size_t errlen)
-{
-	struct gen *g;
-	struct quota *q;
-	int fd;
-
-	if ((q = quota_open(&conf->quota, err, errlen)) == NULL)
-		return NULL;
-	g = xcalloc(1, sizeof(*g));
-	g->conf = conf;
-	g->quota = q;
-	g->d = decide_new(conf, q);
-	g->refs = 1;
-	g->srv = s;
-	if ((fd = decide_fd(g->d)) >= 0 && ((g->async = event_new(s->base,
-	    fd, EV_READ | EV_PERSIST, gen_async, g)) == NULL ||
-	    event_add(g->async, NULL) < 0)) {
-		snprintf(err, errlen, "cannot watch the store's answers");
-		g->conf = NULL;		/* the caller keeps conf */
-		gen_unref(g);
-		return NULL;
-	}
-	return g;
-}
 
 /* ---- connections ------------------------------------------------------ */
 
@@ -361,7 +228,7 @@ conn_resume(struct conn *c)
  * conn_send - send the pending replies: straight to the socket when
  * nothing is queued before them, the rest through the bufferevent
  */
-static void
+void
 conn_send(struct conn *c)
 {
 	struct evbuffer *out = bufferevent_get_output(c->bev);
@@ -393,192 +260,6 @@ conn_send(struct conn *c)
 		/* throttled on pending replies that the socket took whole */
 		conn_resume(c);		/* may free c */
 	}
-}
-
-/* sbatch_new - an empty batch (a spare one if any) */
-static struct sbatch *
-sbatch_new(struct server *s)
-{
-	struct sbatch *b = s->spare;
-
-	if (b != NULL)
-		s->spare = b->next;
-	else {
-		b = xcalloc(1, sizeof(*b));
-		b->slots = xcalloc(BATCH_MAX, sizeof(*b->slots));
-	}
-	b->nslots = 0;
-	b->g = NULL;
-	b->waiting = 0;
-	b->next = NULL;
-	return b;
-}
-
-/* sbatch_done - b is out: keep it for reuse, drop its generation */
-static void
-sbatch_done(struct server *s, struct sbatch *b)
-{
-	gen_unref(b->g);
-	b->g = NULL;
-	b->next = s->spare;
-	s->spare = b;
-}
-
-/* conn_mark - c has pending replies to send */
-static void
-conn_mark(struct server *s, struct conn *c)
-{
-	if (c->dirty)
-		return;
-	c->dirty = 1;
-	c->dnext = s->dirty;
-	s->dirty = c;
-}
-
-/*
- * batches_release - the batches in flight whose slots are all written,
- * from the oldest on, give their replies to their connections' pending
- * output
- */
-static void
-batches_release(struct server *s)
-{
-	struct sbatch *b;
-	struct conn *c;
-	unsigned int i;
-	const char *out;
-
-	while ((b = s->fly) != NULL && b->waiting == 0) {
-		s->fly = b->next;
-		if (s->fly == NULL)
-			s->fly_tail = NULL;
-		for (i = 0; i < b->nslots; i++) {
-			struct slot *sl = &b->slots[i];
-
-			if ((c = sl->c) == NULL)
-				continue;
-			c->nqueued--;
-			out = sl->reply;
-			if (sl->reply[0] == '\0') {
-				log_warnx("%s: no answer from the batch (bug); "
-				    "answering per store.on_error", c->peer);
-				out = b->g->conf->quota.store.on_error ==
-				    CONF_ON_ERROR_ACCEPT ? "action=DUNNO\n\n" :
-				    "action=DEFER_IF_PERMIT Service "
-				    "temporarily unavailable\n\n";
-				s->stats.errors++;
-			}
-			buf_appends(&c->pending, out);
-			conn_mark(s, c);
-			metric_since(&m_request, NULL, NULL, sl->t0);
-		}
-		sbatch_done(s, b);
-	}
-}
-
-/* send_pending - send the replies of every connection that has some */
-static void
-send_pending(struct server *s)
-{
-	struct conn *c, *list;
-
-	/* Sending may start the next turn: it gets a list of its own. */
-	list = s->dirty;
-	s->dirty = NULL;
-	while ((c = list) != NULL) {
-		list = c->dnext;
-		c->dirty = 0;
-		c->dnext = NULL;
-		conn_send(c);	/* may free c */
-	}
-}
-
-/* gen_flush - send what g's requests submitted */
-static void
-gen_flush(struct gen *g)
-{
-	(void)decide_flush(g->d);
-}
-
-/*
- * batch_close - end the open batch: it joins the batches in flight,
- * its calls go to the store, and it leaves the list when its slots are
- * all written
- */
-static void
-batch_close(struct server *s)
-{
-	struct sbatch *b = s->open;
-
-	b->g = s->batch_gen;	/* the batch's reference from here on */
-	s->open = NULL;
-	s->batch_gen = NULL;
-	s->batch_requests = 0;
-	if (s->fly_tail != NULL)
-		s->fly_tail->next = b;
-	else
-		s->fly = b;
-	s->fly_tail = b;
-	gen_flush(b->g);
-	batches_release(s);
-}
-
-/* gen_async - answers are back: deliver, release, send */
-static void
-gen_async(evutil_socket_t fd, short what, void *arg)
-{
-	struct gen *g = arg;
-	struct server *s = g->srv;
-
-	(void)fd;
-	(void)what;
-	gen_ref(g);
-	(void)decide_poll(g->d);
-	batches_release(s);
-	gen_unref(g);
-	if (!s->in_turn)	/* else the turn's end sends them */
-		send_pending(s);
-}
-
-/* turn_end - end the turn's batch, then send every pending reply */
-static void
-turn_end(evutil_socket_t fd, short what, void *arg)
-{
-	struct server *s = arg;
-
-	(void)fd;
-	(void)what;
-	s->in_turn = 0;
-	if (s->batch_gen != NULL)
-		batch_close(s);
-	else
-		batches_release(s);	/* answers delivered meanwhile */
-	send_pending(s);
-}
-
-/* turn_join - the calls that follow belong to this turn's batch */
-static void
-turn_join(struct server *s)
-{
-	if (!s->in_turn) {
-		s->in_turn = 1;
-		event_active(s->turn, EV_TIMEOUT, 0);
-	}
-	if (s->batch_gen != NULL)
-		return;
-	s->open = sbatch_new(s);
-	s->batch_gen = gen_ref(s->cur);
-}
-
-/* slot_reply - the reply of a request: into its slot */
-static void
-slot_reply(void *arg, const char *reply)
-{
-	struct slot *sl = arg;
-
-	snprintf(sl->reply, sizeof(sl->reply), "%s", reply);
-	ASSERT(sl->b->waiting > 0);
-	sl->b->waiting--;
 }
 
 /* conn_request - answer the complete request in c->p; -1: close */
@@ -841,41 +522,6 @@ listener_error(struct evconnlistener *ev, void *arg)
 
 /* ---- signals ---------------------------------------------------------- */
 
-/* on_reload - SIGHUP, SIGUSR1: build, validate, swap; keep the old
- * one on error */
-static void
-on_reload(evutil_socket_t sig, short what, void *arg)
-{
-	struct server *s = arg;
-	struct conf *c;
-	struct gen *g, *old;
-	char err[1024];
-
-	log_info("%s: reloading %s", strsignal((int)sig), s->conf_path);
-	notify_reloading();
-	if ((c = conf_load(s->conf_path, err, sizeof(err))) == NULL) {
-		log_warnx("reload failed, keeping the old configuration: %s",
-		    err);
-		notify_ready(NULL);
-		return;
-	}
-	if ((g = gen_new(s, c, err, sizeof(err))) == NULL) {
-		log_warnx("reload failed, keeping the old configuration: "
-		    "store: %s", err);
-		conf_free(c);
-		notify_ready(NULL);
-		return;
-	}
-	if (!listeners_same(s->cur->conf, c))
-		log_warnx("policyd.listen changed: restart to apply it");
-	log_set_verbose(c->log.verbose || log_verbose());
-	old = s->cur;
-	s->cur = g;
-	gen_unref(old);
-	log_info("reloaded: %zu limits", c->quota.nlimits);
-	notify_ready(NULL);
-}
-
 static void
 stop_timeout(evutil_socket_t fd, short what, void *arg)
 {
@@ -916,7 +562,8 @@ on_term(evutil_socket_t sig, short what, void *arg)
 void
 server_metrics_register(void)
 {
-	static struct metric *const own[] = { &m_conns, &m_request, NULL };
+	static struct metric *const own[] = { &m_conns, &server_m_request,
+		NULL };
 
 	metrics_register_list(own);
 	metrics_register_list(quota_metrics);

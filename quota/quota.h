@@ -99,18 +99,37 @@ struct quota *quota_open_store(const struct conf_quota *, struct quota_store *,
  * a completion: done(arg, rc, verdict, token), with rc and the verdict
  * as described at the top, and the token of a reservation (0 for the
  * rest, and when nothing was charged).  quota_flush() hands what is
- * queued to the store, which decides how it runs: LMDB runs it in one
- * write transaction (one commit), Redis in one pipelined exchange (the
- * calls of a run as one script), memory call by call.  Every call still
- * decides on its own, all or nothing across its limits, in the order it
- * was submitted, and sees the calls before it.  A completion runs only
- * once its call's effect is final (LMDB: the transaction committed; when
- * the commit fails none of the calls took effect and each gets rc -1,
- * QUOTA_ERROR); a store error makes QUOTA_ERROR only of the calls whose
- * answers did not come (Redis: a run cut short).  Every error is counted
- * (quota_errors) and logged; a release has no completion, its error is
- * only counted and logged.  Nothing needs the store (exempt, no limit
- * applies, token 0): the completion may run at once, inside the submit.
+ * queued to the store, which decides how it runs: LMDB runs the whole
+ * flush in one write transaction (one commit), Redis in one pipelined
+ * exchange (the calls of a run as one script), memory call by call.
+ * Every call still decides on its own, all or nothing across its limits,
+ * in the order it was submitted, and sees the calls before it.
+ * Completions may submit more calls on the same batch; they go out in
+ * the next exchange of the same flush (LMDB: still in its transaction),
+ * or with the next run (Redis).  They must not flush, poll, wait or free
+ * the batch.  The verdict passed to a completion lives only during the
+ * call.
+ *
+ * When a completion runs: with Redis and memory, once its call's effect
+ * is final.  With LMDB, after its call ran inside the flush's
+ * transaction, before that commits: the effect is final only when the
+ * flush returns QUOTA_DONE.  When the commit fails, none of the flush's
+ * calls took effect, whatever their completions were told, and
+ * quota_flush() returns QUOTA_FAILED (quota_wait() -1) with the error in
+ * quota_batch_error(): the caller undoes what it did on the
+ * completions' word (outpost-policyd answers every request of the flush
+ * per store.on_error).  quota_batch_may_fail() says whether a batch's
+ * store can do that.  A call that fails inside the transaction before
+ * any completion ran makes the flush abandon the transaction and run
+ * that exchange again call by call (LMDB: a transaction each, a full map
+ * swept first), so one failing call does not fail its neighbours; only
+ * the final commit can fail late.
+ * A store error in a call makes QUOTA_ERROR of that call (Redis: of the
+ * calls whose answers did not come, a run cut short).  Every error is
+ * counted (quota_errors) and logged; a release has no completion, its
+ * error is only counted and logged.  Nothing needs the store (exempt, no
+ * limit applies, token 0): the completion may run at once, inside the
+ * submit.
  *
  * quota_flush() returns QUOTA_DONE when every completion has run, or
  * QUOTA_PENDING when answers are still to come (a store that waits for a
@@ -122,15 +141,13 @@ struct quota *quota_open_store(const struct conf_quota *, struct quota_store *,
  * with nothing in flight is sent from the calling thread (a hand-over
  * would cost more than it saves).
  * quota_wait() flushes and blocks until QUOTA_DONE (threads that may
- * block: the milter).  Completions may submit more calls on the same
- * batch (they go out in the next exchange, or the next transaction);
- * they must not flush, poll, wait or free it.  The verdict passed to a
- * completion lives only during the call.
+ * block: the milter); 0, or -1 as QUOTA_FAILED above.
  *
  * A batch belongs to one thread at a time; a quota may have many
  * (outpost-policyd one per configuration, the milter one per call).
  * quota_batch_free() waits for what is in flight and runs its
- * completions first (NULL is fine); free every batch before
+ * completions first (NULL is fine; a failure then is only logged: wait
+ * first when it matters); free every batch before
  * quota_close().  quota_batch_fd() is -1 when the store never leaves
  * answers pending; a batch whose descriptor was never asked for never
  * leaves answers pending either (quota_flush sends from the calling
@@ -144,6 +161,7 @@ typedef void quota_done_fn(void *arg, int rc, const struct quota_verdict *,
 enum quota_flush {
 	QUOTA_DONE,
 	QUOTA_PENDING,
+	QUOTA_FAILED,
 };
 
 struct quota_batch *quota_batch_new(struct quota *);
@@ -165,8 +183,10 @@ void quota_submit_release(struct quota_batch *, uint64_t token,
     int64_t now_ms);
 enum quota_flush quota_flush(struct quota_batch *);
 enum quota_flush quota_poll(struct quota_batch *);
-void quota_wait(struct quota_batch *);
+int quota_wait(struct quota_batch *);
 int quota_batch_fd(struct quota_batch *);
+int quota_batch_may_fail(const struct quota_batch *);
+const char *quota_batch_error(const struct quota_batch *);
 
 /*
  * One call alone, for callers that make one at a time (outpostctl,

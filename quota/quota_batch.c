@@ -18,10 +18,18 @@
  *    what is flushed meanwhile waits in the queue, and goes out as the
  *    next run once quota_poll() has delivered the one in flight, so the
  *    calls of every turn that passed meanwhile go out together.
- *  - any other store runs the queue in the calling thread, inside one
- *    batch of the store when it has them (LMDB: one write transaction);
- *    when that batch fails none of its calls took effect, and each gets
- *    the store's error.
+ *  - any other store runs the queue in the calling thread (run_local),
+ *    inside one batch of the store when it has them (LMDB: one write
+ *    transaction), which stays open across every exchange of the flush:
+ *    the queue that the completions fill again is run in the same
+ *    batch, and the batch ends when the queue is empty.  So the
+ *    completions run before the batch ends; when it then fails, none of
+ *    the flush's calls took effect, and the flush says so (QUOTA_FAILED,
+ *    b->err).  When a call fails inside the batch before any completion
+ *    of it ran, the batch is abandoned and that exchange is run again
+ *    call by call, each in a transaction of its own (LMDB then sweeps a
+ *    full map and tries again), so one failing call does not fail the
+ *    others and nothing that was answered is undone.
  *
  * Answers are delivered (deliver) in the thread that flushes, polls or
  * waits, in submission order; completions that submit more calls fill
@@ -47,7 +55,8 @@
 
 /* A queued call's own part (its store arguments are in b->calls). */
 struct qpend {
-	struct quota_op *ops;		/* admit, commit: the ops, owned */
+	struct quota_op *ops;		/* admit, commit: the ops, owned, in
+					 * one block with idx and res */
 	size_t *idx;			/* their limit indices */
 	struct quota_op_result *res;
 	int reserve;
@@ -76,6 +85,11 @@ struct quota_batch {
 	int apipe[2];			/* -1: no runs */
 	int athread_on, astop;
 	pthread_t athread;
+	char err[256];			/* the last QUOTA_FAILED's error */
+	/* a delivered queue's arrays, for the next queue (run_local) */
+	struct quota_store_call *spare_calls;
+	struct qpend *spare_pend;
+	size_t spare_cap;
 };
 
 /* has_pipeline - the batch's store has pipelines */
@@ -118,6 +132,8 @@ quota_batch_free(struct quota_batch *b)
 	pthread_mutex_destroy(&b->amu);
 	free(b->calls);
 	free(b->pend);
+	free(b->spare_calls);
+	free(b->spare_pend);
 	free(b);
 	return NULL;
 }
@@ -141,6 +157,13 @@ quota_batch_fd(struct quota_batch *b)
 static size_t
 queue_add(struct quota_batch *b)
 {
+	if (b->nqueue == 0 && b->capqueue == 0 && b->spare_calls != NULL) {
+		b->calls = b->spare_calls;
+		b->pend = b->spare_pend;
+		b->capqueue = b->spare_cap;
+		b->spare_calls = NULL;
+		b->spare_pend = NULL;
+	}
 	if (b->nqueue == b->capqueue) {
 		b->capqueue = b->capqueue ? b->capqueue * 2 : 64;
 		b->calls = xreallocarray(b->calls, b->capqueue,
@@ -151,6 +174,26 @@ queue_add(struct quota_batch *b)
 	memset(&b->calls[b->nqueue], 0, sizeof(*b->calls));
 	memset(&b->pend[b->nqueue], 0, sizeof(*b->pend));
 	return b->nqueue++;
+}
+
+/* ALIGN16 - n rounded up for the next array of a block */
+#define ALIGN16(n) (((n) + 15) & ~(size_t)15)
+
+/*
+ * pend_alloc - p's ops, idx and res, for nl limits, in one cleared
+ * block at p->ops (one allocation per call, not three)
+ */
+static void
+pend_alloc(struct qpend *p, size_t nl)
+{
+	size_t cap = nl == 0 ? 1 : nl;
+	size_t oidx = ALIGN16(cap * sizeof(*p->ops));
+	size_t ores = oidx + ALIGN16(cap * sizeof(*p->idx));
+	char *blk = xcalloc(1, ores + cap * sizeof(*p->res));
+
+	p->ops = (struct quota_op *)(void *)blk;
+	p->idx = (size_t *)(void *)(blk + oidx);
+	p->res = (struct quota_op_result *)(void *)(blk + ores);
 }
 
 /*
@@ -173,13 +216,11 @@ queue_ops(struct quota_batch *b, const struct quota_who *who,
 	v.result = QUOTA_ADMIT;
 	i = queue_add(b);
 	p = &b->pend[i];
-	p->ops = xcalloc(nl == 0 ? 1 : nl, sizeof(*p->ops));
-	p->idx = xcalloc(nl == 0 ? 1 : nl, sizeof(*p->idx));
+	pend_alloc(p, nl);
 	if ((who != NULL && amt != NULL && !quota_exempt(quota_conf_of(q),
 	    who) && quota_build_ops(q, who, amt, now, p->ops, p->idx, &n,
 	    v.error, sizeof(v.error)) < 0) || (n == 0 && !empty_ok)) {
 		free(p->ops);
-		free(p->idx);
 		b->nqueue--;
 		if (v.error[0] != '\0') {
 			v.result = QUOTA_ERROR;
@@ -188,7 +229,6 @@ queue_ops(struct quota_batch *b, const struct quota_who *who,
 			done(arg, 0, &v, 0);
 		return -1;
 	}
-	p->res = xcalloc(n == 0 ? 1 : n, sizeof(*p->res));
 	p->done = done;
 	p->arg = arg;
 	b->calls[i].ops = p->ops;
@@ -277,8 +317,6 @@ deliver(struct quota *q, const struct quota_store_call *c,
 		    0);
 	}
 	free(p->ops);
-	free(p->idx);
-	free(p->res);
 }
 
 /* run_one - one call on a store without pipelines */
@@ -318,45 +356,39 @@ call_op(const struct quota_store_call *c)
 	return "release";
 }
 
-/* fail_all - every call of an exchange that did not take effect */
+/* run_pipeline - one exchange with a store that has pipelines */
 static void
-fail_all(struct quota_store_call *calls, size_t n, const char *err)
+run_pipeline(struct quota_store *s, struct quota_store_call *calls,
+    size_t n)
 {
-	size_t i;
+	uint64_t t0 = metrics_now_us();
 
-	for (i = 0; i < n; i++) {
-		calls[i].rc = -1;
-		snprintf(calls[i].err, sizeof(calls[i].err), "%s", err);
-	}
+	s->ops->pipeline(s, calls, n);
+	quota_metric_store("pipeline", t0);
 }
 
-/*
- * run_calls - one exchange with the store, in the calling thread: its
- * pipeline, or its batch around the calls one by one (see the top)
- */
+/* run_each - calls[0..n) one by one (in the store's batch, if open) */
 static void
-run_calls(struct quota_store *s, struct quota_store_call *calls, size_t n)
+run_each(struct quota_store *s, struct quota_store_call *calls, size_t n)
 {
-	char err[256];
-	int batch;
 	size_t i;
 	uint64_t t0 = metrics_now_us();
 
-	if (s->ops->pipeline != NULL) {
-		s->ops->pipeline(s, calls, n);
-		quota_metric_store("pipeline", t0);
-		return;
-	}
-	batch = n > 1 && s->ops->batch_begin != NULL;
-	if (batch && s->ops->batch_begin(s, err, sizeof(err)) < 0) {
-		fail_all(calls, n, err);
-		return;
-	}
 	for (i = 0; i < n; i++)
 		run_one(s, &calls[i]);
-	if (batch && s->ops->batch_end(s, err, sizeof(err)) < 0)
-		fail_all(calls, n, err);
 	quota_metric_store(n == 1 ? call_op(&calls[0]) : "pipeline", t0);
+}
+
+/* any_failed - some call of calls[0..n) failed */
+static int
+any_failed(const struct quota_store_call *calls, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (calls[i].rc < 0)
+			return 1;
+	return 0;
 }
 
 /* deliver_all - deliver calls[0..n) and free the arrays */
@@ -373,21 +405,116 @@ deliver_all(struct quota *q, struct quota_store_call *calls,
 }
 
 /*
- * run_here - send the queue from the calling thread and deliver it (what
- * the completions queue stays queued)
+ * deliver_here - deliver a queue run in the calling thread; its arrays
+ * (cap long) are kept for the next queue when none are
+ */
+static void
+deliver_here(struct quota_batch *b, struct quota_store_call *calls,
+    struct qpend *pend, size_t n, size_t cap)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		deliver(b->q, &calls[i], &pend[i]);
+	if (b->spare_calls == NULL) {
+		b->spare_calls = calls;
+		b->spare_pend = pend;
+		b->spare_cap = cap;
+	} else {
+		free(calls);
+		free(pend);
+	}
+}
+
+/* take_queue - the queue, which the batch forgets; *n its length,
+ * *cap its arrays' */
+static struct quota_store_call *
+take_queue(struct quota_batch *b, struct qpend **pend, size_t *n,
+    size_t *cap)
+{
+	struct quota_store_call *calls = b->calls;
+
+	*pend = b->pend;
+	*n = b->nqueue;
+	*cap = b->capqueue;
+	b->calls = NULL;
+	b->pend = NULL;
+	b->nqueue = b->capqueue = 0;
+	return calls;
+}
+
+/*
+ * run_exchange - one exchange of run_local (see the top) while the
+ * store's batch is *open; 1 when its calls may have been answered
+ * before the batch's end (they ran in it)
+ */
+static int
+run_exchange(struct quota_store *s, int *open,
+    int answered, struct quota_store_call *calls, size_t n)
+{
+	char err[256];
+
+	if (*open && !answered) {
+		run_each(s, calls, n);
+		if (!any_failed(calls, n))
+			return 1;
+		/* abandoned: nothing of it took effect, nothing answered */
+		(void)s->ops->batch_end(s, err, sizeof(err));
+		*open = 0;
+	} else if (*open) {
+		run_each(s, calls, n);
+		return 1;
+	}
+	run_each(s, calls, n);	/* each call alone */
+	return 0;
+}
+
+/*
+ * run_local - a flush on a store without pipelines: every exchange in
+ * one batch of the store, when it has them (see the top)
+ */
+static enum quota_flush
+run_local(struct quota_batch *b)
+{
+	struct quota_store *s = quota_store_of(b->q);
+	struct quota_store_call *calls;
+	struct qpend *pend;
+	char err[256];
+	int open = 0, answered = 0, tried = 0;
+	size_t n, cap;
+
+	while (b->nqueue > 0) {
+		if (!open && !tried && s->ops->batch_begin != NULL) {
+			tried = 1;	/* one batch per flush at most */
+			open = s->ops->batch_begin(s, err, sizeof(err)) == 0;
+		}
+		calls = take_queue(b, &pend, &n, &cap);
+		if (run_exchange(s, &open, answered, calls, n))
+			answered = 1;
+		deliver_here(b, calls, pend, n, cap);
+	}
+	if (open && s->ops->batch_end(s, err, sizeof(err)) < 0) {
+		snprintf(b->err, sizeof(b->err), "%s", err);
+		(void)quota_store_failed(b->q, "batch", err);
+		return QUOTA_FAILED;
+	}
+	return QUOTA_DONE;
+}
+
+/*
+ * run_here - a store with pipelines: send the queue from the calling
+ * thread and deliver it (what the completions queue stays queued)
  */
 static void
 run_here(struct quota_batch *b)
 {
-	struct quota_store_call *calls = b->calls;
-	struct qpend *pend = b->pend;
-	size_t n = b->nqueue;
+	struct quota_store_call *calls;
+	struct qpend *pend;
+	size_t n, cap;
 
-	b->calls = NULL;
-	b->pend = NULL;
-	b->nqueue = b->capqueue = 0;
-	run_calls(quota_store_of(b->q), calls, n);
-	deliver_all(b->q, calls, pend, n);
+	calls = take_queue(b, &pend, &n, &cap);
+	run_pipeline(quota_store_of(b->q), calls, n);
+	deliver_here(b, calls, pend, n, cap);
 }
 
 /*
@@ -413,7 +540,7 @@ run_thread(void *arg)
 			continue;
 		}
 		pthread_mutex_unlock(&b->amu);
-		s->ops->pipeline(s, r->calls, r->n);
+		run_pipeline(s, r->calls, r->n);
 		pthread_mutex_lock(&b->amu);
 		r->sent = 1;
 		pthread_cond_broadcast(&b->acond);
@@ -499,10 +626,12 @@ collect(struct quota_batch *b)
 enum quota_flush
 quota_flush(struct quota_batch *b)
 {
+	if (!has_pipeline(b))
+		return run_local(b);
 	if (in_flight(b))
 		return QUOTA_PENDING;	/* the queue is the next run */
 	while (b->nqueue > 0) {
-		if (!has_pipeline(b) || b->nqueue == 1 || start_run(b) < 0)
+		if (b->nqueue == 1 || start_run(b) < 0)
 			run_here(b);
 		else
 			return QUOTA_PENDING;
@@ -522,9 +651,11 @@ quota_poll(struct quota_batch *b)
 	return quota_flush(b);
 }
 
-void
+int
 quota_wait(struct quota_batch *b)
 {
+	if (!has_pipeline(b))
+		return run_local(b) == QUOTA_FAILED ? -1 : 0;
 	for (;;) {
 		pthread_mutex_lock(&b->amu);
 		while (b->ahead != NULL && !b->ahead->sent)
@@ -537,4 +668,19 @@ quota_wait(struct quota_batch *b)
 			break;
 		run_here(b);
 	}
+	return 0;
+}
+
+int
+quota_batch_may_fail(const struct quota_batch *b)
+{
+	const struct quota_store_ops *o = quota_store_of(b->q)->ops;
+
+	return o->pipeline == NULL && o->batch_begin != NULL;
+}
+
+const char *
+quota_batch_error(const struct quota_batch *b)
+{
+	return b->err;
 }

@@ -33,9 +33,10 @@
  * is committed is always charged and never over the limit.
  *
  * Batches (how quota_flush() in quota.h runs a flush on a store
- * without pipelines): a store that has them (LMDB) runs the calls one
- * thread makes between batch_begin and batch_end in one atomic step (one
- * write transaction); each call still checks and charges as if alone,
+ * without pipelines: one batch around every exchange of the flush): a
+ * store that has them (LMDB) runs the calls one thread makes between
+ * batch_begin and batch_end in one atomic step (one write transaction);
+ * each call still checks and charges as if alone,
  * and sees what the calls before it in the batch did, but nothing is
  * visible to other threads and processes, or durable, until batch_end
  * succeeds.  When a call in the batch fails, the later ones fail at once

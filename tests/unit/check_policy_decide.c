@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "conf/conf.h"
 #include "policy/decide.h"
@@ -656,129 +657,219 @@ START_TEST(lapsed_reservations_are_charged_at_the_end)
 END_TEST
 
 /*
- * A memory store with batches that fail on demand as LMDB's do: the
- * batch's end returns -1 and none of its calls took effect (here: the
- * reservations it made are given back).
+ * An LMDB store whose batches fail on demand at their end, as a commit
+ * that fails does: the batch is poisoned by a call LMDB refuses (an op
+ * without a limit), so that LMDB aborts its transaction, and nothing of
+ * it is stored.  The batches begun are counted.
  */
-static struct quota_store_ops fb_ops;
-static int fb_fail_next, fb_on;
-static uint64_t fb_tokens[16];
-static size_t fb_ntokens;
+static const struct quota_store_ops *lm_ops;
+static struct quota_store_ops pb_ops;
+static int pb_fail;
+static unsigned int pb_begins;
 
 static int
-fb_admit(struct quota_store *s, const struct quota_op *ops, size_t n,
-    int64_t now, uint64_t token, int64_t exp, struct quota_op_result *res,
-    int *admitted, char *err, size_t errlen)
+pb_begin(struct quota_store *s, char *err, size_t errlen)
 {
-	int rc = mem_ops->admit(s, ops, n, now, token, exp, res, admitted,
-	    err, errlen);
-
-	if (rc == 0 && *admitted && token != 0 && fb_on && fb_ntokens < 16)
-		fb_tokens[fb_ntokens++] = token;
-	return rc;
+	pb_begins++;
+	return lm_ops->batch_begin(s, err, errlen);
 }
 
-/* fb_commit - in a batch that is to fail, a commit fails (not applied) */
 static int
-fb_commit(struct quota_store *s, uint64_t token, const struct quota_op *ops,
-    size_t n, int64_t now, struct quota_op_result *res, int *admitted,
-    char *err, size_t errlen)
+pb_end(struct quota_store *s, char *err, size_t errlen)
 {
-	if (fb_on && fb_fail_next) {
-		snprintf(err, errlen, "MDB_MAP_FULL: Environment mapsize "
-		    "limit reached");
-		return -1;
+	struct quota_op bad;
+	struct quota_op_result res;
+	int admitted;
+
+	if (pb_fail) {
+		pb_fail = 0;
+		memset(&bad, 0, sizeof(bad));
+		ck_assert_int_eq(lm_ops->admit(s, &bad, 1, NOW, 0, NOW, &res,
+		    &admitted, err, errlen), -1);
 	}
-	return mem_ops->commit(s, token, ops, n, now, res, admitted, err,
-	    errlen);
+	return lm_ops->batch_end(s, err, errlen);
 }
 
-static int
-fb_begin(struct quota_store *s, char *err, size_t errlen)
+/* fx_open_lmdb - fx_open over that store, in a new directory dir */
+static void
+fx_open_lmdb(struct fixture *f, char *dir, const char *text)
 {
-	(void)s;
-	(void)err;
-	(void)errlen;
-	fb_on = 1;
-	fb_ntokens = 0;
-	return 0;
+	char full[4096], err[512];
+	struct quota_store *st;
+
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(full, sizeof(full), "store = { backend = \"lmdb\"; "
+	    "path = \"%s/quota.lmdb\"; %s };\n" "limits = ( { name = "
+	    "\"rcpt\"; key = \"sasl_username\"; count = \"recipients\"; "
+	    "kind = \"window\"; limit = 10; period = \"1h\"; } );\n", dir,
+	    text);
+	memset(f, 0, sizeof(*f));
+	f->conf = conf_load_string("test.conf", full, err, sizeof(err));
+	ck_assert_msg(f->conf != NULL, "conf: %s", err);
+	st = store_lmdb_open(&f->conf->quota, err, sizeof(err));
+	ck_assert_msg(st != NULL, "store_lmdb_open: %s", err);
+	lm_ops = st->ops;
+	pb_ops = *st->ops;
+	pb_ops.batch_begin = pb_begin;
+	pb_ops.batch_end = pb_end;
+	st->ops = &pb_ops;
+	f->quota = quota_open_store(&f->conf->quota, st, err, sizeof(err));
+	ck_assert_ptr_nonnull(f->quota);
+	fx_decide(f);
+	pb_fail = 0;
+	pb_begins = 0;
 }
 
-static int
-fb_end(struct quota_store *s, char *err, size_t errlen)
+/* fx_rmdir - remove what fx_open_lmdb made */
+static void
+fx_rmdir(const char *dir)
 {
-	size_t i;
+	char path[512];
 
-	fb_on = 0;
-	if (!fb_fail_next)
-		return 0;
-	fb_fail_next = 0;
-	for (i = 0; i < fb_ntokens; i++)
-		(void)mem_ops->release(s, fb_tokens[i], NOW, err, errlen);
-	snprintf(err, errlen, "MDB_MAP_FULL: Environment mapsize limit "
-	    "reached");
-	return -1;
+	snprintf(path, sizeof(path), "%s/quota.lmdb", dir);
+	(void)unlink(path);
+	snprintf(path, sizeof(path), "%s/quota.lmdb-lock", dir);
+	(void)unlink(path);
+	ck_assert_int_eq(rmdir(dir), 0);
 }
 
 /*
- * failed_flush_answers_per_on_error - a flush whose store batch fails
- * applied nothing: each request of it gets the store-error answer, the
- * reservation never stored is not kept (a later END-OF-MESSAGE commits
- * only the recipients that were charged), and the reservations an
- * END-OF-MESSAGE failed to commit are released
+ * lmdb_turn_is_one_transaction - with LMDB, every exchange of a flush
+ * (the RCPTs of two connections, then an END-OF-MESSAGE's reservation,
+ * its commits and its own commit) runs in one transaction, and the
+ * replies and counts are those of one call per transaction
+ */
+START_TEST(lmdb_turn_is_one_transaction)
+{
+	struct fixture f;
+	struct decide_txn *t2;
+	char dir[] = "/tmp/check_policy_decide.XXXXXX";
+	char r[5][DECIDE_REPLY_MAX];
+	int i;
+
+	fx_open_lmdb(&f, dir, "");
+	t2 = decide_txn_new(f.d);
+	submit(&f, f.txn, "RCPT i1", r[0]);
+	submit(&f, t2, "RCPT j1", r[1]);
+	submit(&f, t2, "RCPT j1", r[2]);
+	submit(&f, t2, "END-OF-MESSAGE j1 recipient_count=2", r[3]);
+	submit(&f, f.txn, "RCPT i1", r[4]);
+	for (i = 0; i < 5; i++)
+		ck_assert_str_eq(r[i], "");	/* not before the commit */
+	ck_assert_int_eq(decide_flush(f.d), QUOTA_DONE);
+	ck_assert_uint_eq(pb_begins, 1);
+	for (i = 0; i < 5; i++)
+		ck_assert_str_eq(r[i], "action=DUNNO\n\n");
+	ck_assert_uint_eq(used(&f, "rcpt", "alice"), 4);
+	ck_assert_uint_eq(t2->rcpt_charged, 2);
+	ck_assert_uint_eq(t2->ntokens, 0);
+	ck_assert_uint_eq(f.txn->ntokens, 2);
+	ck_assert_str_eq(ask(&f, "END-OF-MESSAGE i1 recipient_count=1"),
+	    "DUNNO");
+	ck_assert_uint_eq(used(&f, "rcpt", "alice"), 3);	/* 1 released */
+	decide_txn_close(t2, NOW);
+	fx_close(&f);
+	fx_rmdir(dir);
+}
+END_TEST
+
+/*
+ * failed_flush_answers_per_on_error - when the transaction of a flush
+ * fails to commit after its completions ran, nothing of it took effect:
+ * no counter changed, every request of the flush gets the store-error
+ * answer (store.on_error), and the connections are as they were before
+ * (a reservation from an earlier flush stands and is still theirs,
+ * one never stored is forgotten); the same requests then succeed
  */
 START_TEST(failed_flush_answers_per_on_error)
 {
+	static const char *const modes[] = { "tempfail", "accept" };
+	static const char *const want[] = { "action=" TEMPFAIL "\n\n",
+		"action=DUNNO\n\n" };
 	struct fixture f;
-	struct quota_store *st;
-	char err[512], r[2][DECIDE_REPLY_MAX], e[DECIDE_REPLY_MAX];
+	struct decide_txn *t2;
+	char dir[] = "/tmp/check_policy_decide.XXXXXX";
+	char text[128], r[5][DECIDE_REPLY_MAX];
+	int i;
 
-	fx_open(&f, LIMITS_RCPT3);
-	fx_undecide(&f);
-	quota_close(f.quota);
-	st = store_mem_open(&f.conf->quota, err, sizeof(err));
-	ck_assert_msg(st != NULL, "store_mem_open: %s", err);
-	mem_ops = st->ops;
-	fb_ops = *st->ops;
-	fb_ops.admit = fb_admit;
-	fb_ops.commit = fb_commit;
-	fb_ops.batch_begin = fb_begin;
-	fb_ops.batch_end = fb_end;
-	st->ops = &fb_ops;
-	f.quota = quota_open_store(&f.conf->quota, st, err, sizeof(err));
-	ck_assert_ptr_nonnull(f.quota);
-	fx_decide(&f);
+	snprintf(text, sizeof(text), "on_error = \"%s\";", modes[_i]);
+	fx_open_lmdb(&f, dir, text);
+	t2 = decide_txn_new(f.d);
+	ck_assert_str_eq(ask(&f, "RCPT i1"), "DUNNO");	/* a reservation */
+	ck_assert_uint_eq(used(&f, "rcpt", "alice"), 1);
 
-	submit(&f, f.txn, "RCPT i1", r[0]);
-	submit(&f, f.txn, "RCPT i1", r[1]);
-	fb_fail_next = 1;
-	ck_assert_int_eq(decide_flush(f.d), QUOTA_DONE);
-	ck_assert_str_eq(r[0], "action=" TEMPFAIL "\n\n");
-	ck_assert_str_eq(r[1], "action=" TEMPFAIL "\n\n");
-	ck_assert_msg(f.txn->ntokens == 0, "a reservation never stored is "
-	    "kept: ntokens %zu, want 0", f.txn->ntokens);
-	ck_assert_uint_eq(ST(&f).errors, 2);
-	ck_assert_uint_eq(used(&f, "rcpt", "alice"), 0);
-	ck_assert_str_eq(ask(&f, "RCPT i1"), "DUNNO");
-	ck_assert_str_eq(ask(&f, "END-OF-MESSAGE i1 recipient_count=1"),
-	    "DUNNO");
-	ck_assert_msg(used(&f, "rcpt", "alice") == 1, "the accepted "
-	    "recipient: used %llu, want 1",
-	    (unsigned long long)used(&f, "rcpt", "alice"));
-
-	/* the commits of an END-OF-MESSAGE fail: released */
-	ck_assert_str_eq(ask(&f, "RCPT i2"), "DUNNO");
-	ck_assert_str_eq(ask(&f, "RCPT i2"), "DUNNO");
-	ck_assert_uint_eq(used(&f, "rcpt", "alice"), 3);
-	submit(&f, f.txn, "END-OF-MESSAGE i2 recipient_count=2", e);
-	fb_fail_next = 1;
-	ck_assert_int_eq(decide_flush(f.d), QUOTA_DONE);
-	ck_assert_str_eq(e, "action=" TEMPFAIL "\n\n");
+	log_discard(1);
+	submit(&f, f.txn, "END-OF-MESSAGE i1 recipient_count=1", r[0]);
+	submit(&f, t2, "RCPT j1", r[1]);
+	submit(&f, t2, "RCPT j1", r[2]);
+	submit(&f, t2, "END-OF-MESSAGE j1 recipient_count=2", r[3]);
+	submit(&f, f.txn, "RCPT i2", r[4]);
+	pb_fail = 1;
+	pb_begins = 0;
+	ck_assert_int_eq(decide_flush(f.d), QUOTA_FAILED);
+	log_discard(0);
+	ck_assert_uint_eq(pb_begins, 1);
+	for (i = 0; i < 5; i++)
+		ck_assert_msg(strcmp(r[i], want[_i]) == 0, "%s: reply %d: %s",
+		    modes[_i], i, r[i]);
+	ck_assert_uint_eq(ST(&f).errors, 5);
+	ck_assert_uint_eq(ST(&f).admitted, 1);
+	ck_assert_uint_eq(used(&f, "rcpt", "alice"), 1);
+	ck_assert_uint_eq(quota_errors(f.quota), 1);
+	/* t2: nothing; f.txn: instance i2 begun meanwhile, from nothing
+	 * (i1's reservation is released with the next flush) */
+	ck_assert_uint_eq(t2->ntokens, 0);
+	ck_assert_uint_eq(t2->rcpt_charged, 0);
+	ck_assert_uint_eq(t2->msg_charged, 0);
 	ck_assert_uint_eq(f.txn->ntokens, 0);
+
+	/* the same again, without the failure: as before */
+	submit(&f, t2, "RCPT j1", r[1]);
+	submit(&f, t2, "RCPT j1", r[2]);
+	submit(&f, t2, "END-OF-MESSAGE j1 recipient_count=2", r[3]);
+	ck_assert_int_eq(decide_flush(f.d), QUOTA_DONE);
+	for (i = 1; i < 4; i++)
+		ck_assert_str_eq(r[i], "action=DUNNO\n\n");
+	ck_assert_uint_eq(used(&f, "rcpt", "alice"), 2);
+	ck_assert_uint_eq(t2->rcpt_charged, 2);
+	decide_txn_close(t2, NOW);
+	decide_wait(f.d);
+	fx_close(&f);
+	fx_rmdir(dir);
+}
+END_TEST
+
+/*
+ * failed_flush_keeps_earlier_reservations - a reservation made by an
+ * earlier flush, whose commit fails with its flush, still stands and is
+ * the connection's again: a later END-OF-MESSAGE commits it, charged once
+ */
+START_TEST(failed_flush_keeps_earlier_reservations)
+{
+	struct fixture f;
+	char dir[] = "/tmp/check_policy_decide.XXXXXX";
+	char r[DECIDE_REPLY_MAX];
+
+	fx_open_lmdb(&f, dir, "");
+	ck_assert_str_eq(ask(&f, "RCPT i1"), "DUNNO");
+	ck_assert_str_eq(ask(&f, "RCPT i1"), "DUNNO");
+	ck_assert_uint_eq(f.txn->ntokens, 2);
+	log_discard(1);
+	submit(&f, f.txn, "END-OF-MESSAGE i1 recipient_count=1", r);
+	pb_fail = 1;
+	ck_assert_int_eq(decide_flush(f.d), QUOTA_FAILED);
+	log_discard(0);
+	ck_assert_str_eq(r, "action=" TEMPFAIL "\n\n");
+	ck_assert_uint_eq(f.txn->ntokens, 2);	/* its own again */
 	ck_assert_uint_eq(f.txn->rcpt_charged, 0);
 	ck_assert_uint_eq(f.txn->msg_charged, 0);
-	ck_assert_uint_eq(used(&f, "rcpt", "alice"), 1);
+	ck_assert_uint_eq(used(&f, "rcpt", "alice"), 2);	/* not released */
+	ck_assert_str_eq(ask(&f, "END-OF-MESSAGE i1 recipient_count=2"),
+	    "DUNNO");
+	ck_assert_uint_eq(used(&f, "rcpt", "alice"), 2);
+	ck_assert_uint_eq(f.txn->rcpt_charged, 2);
 	fx_close(&f);
+	fx_rmdir(dir);
 }
 END_TEST
 
@@ -1016,7 +1107,9 @@ main(void)
 	tcase_add_test(tc, pipelined_rcpts_answer_when_the_batch_flushes);
 	tcase_add_test(tc,
 	    pipelined_batch_store_down_answers_each_per_on_error);
-	tcase_add_test(tc, failed_flush_answers_per_on_error);
+	tcase_add_loop_test(tc, failed_flush_answers_per_on_error, 0, 2);
+	tcase_add_test(tc, failed_flush_keeps_earlier_reservations);
+	tcase_add_test(tc, lmdb_turn_is_one_transaction);
 	tcase_add_test(tc, eom_commits_share_the_turn);
 	tcase_add_test(tc, lapsed_reservations_are_charged_at_the_end);
 	tcase_add_test(tc, policyd_conf_defaults);

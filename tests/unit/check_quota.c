@@ -799,11 +799,15 @@ struct flaky {
 	struct quota_store *mem;
 	int fail;
 	int fail_end;		/* batch_end fails (as a full LMDB map) */
+	int fail_in_batch;	/* calls fail inside a batch (then not) */
+	int in_batch;
+	unsigned int begins;
 };
 
 #define FLAKY(s) ((struct flaky *)(s))
 #define FAILS(s, err, errlen) do {					\
-	if (FLAKY(s)->fail) {						\
+	if (FLAKY(s)->fail || (FLAKY(s)->in_batch &&			\
+	    FLAKY(s)->fail_in_batch)) {					\
 		snprintf(err, errlen, "connection refused");		\
 		return -1;						\
 	}								\
@@ -888,12 +892,20 @@ static int
 flaky_batch(struct quota_store *s, char *err, size_t errlen)
 {
 	FAILS(s, err, errlen);
+	FLAKY(s)->in_batch = 1;
+	FLAKY(s)->begins++;
 	return 0;
 }
 
 static int
 flaky_batch_end(struct quota_store *s, char *err, size_t errlen)
 {
+	FLAKY(s)->in_batch = 0;
+	if (FLAKY(s)->fail_in_batch) {
+		FLAKY(s)->fail_in_batch = 0;
+		snprintf(err, errlen, "abandoned");
+		return -1;
+	}
 	FAILS(s, err, errlen);
 	if (FLAKY(s)->fail_end) {
 		snprintf(err, errlen, "MDB_MAP_FULL");
@@ -1142,10 +1154,30 @@ noted_done(void *arg, int rc, const struct quota_verdict *v, uint64_t tok)
 	nnoted++;
 }
 
+/* chain_done - noted, and the first answer submits one more admission */
+static struct quota_batch *chain_b;
+
+static void
+chain_done(void *arg, int rc, const struct quota_verdict *v,
+    uint64_t token)
+{
+	static struct quota_who alice = { "alice", NULL, NULL };
+	static struct quota_amount one = { 1, 1, 1 };
+
+	noted_done(arg, rc, v, token);
+	if (nnoted == 1)
+		quota_submit_admit(chain_b, &alice, &one, T0, 0, noted_done,
+		    NULL);
+}
+
 /*
  * batch_calls_reach_the_store_and_count_errors - a flush runs its calls
- * in one batch of a store that has them; when the batch cannot begin or
- * end, every call of it answers QUOTA_ERROR, each a counted store error
+ * in one batch of a store that has them, what the completions submit
+ * included; when the batch fails at its end, after the completions
+ * ran, the flush says so (QUOTA_FAILED, one store error counted); when
+ * it cannot begin, the calls run one by one; a call that fails inside
+ * the batch before any completion ran makes the flush run them again,
+ * one by one, outside it
  */
 START_TEST(batch_calls_reach_the_store_and_count_errors)
 {
@@ -1157,7 +1189,7 @@ START_TEST(batch_calls_reach_the_store_and_count_errors)
 	int i;
 
 	conf = conf_load_string("test.conf", "limits = ( { name = \"h\"; "
-	    "key = \"sasl_username\"; count = \"messages\"; limit = 5; "
+	    "key = \"sasl_username\"; count = \"messages\"; limit = 50; "
 	    "period = \"1h\"; } );", err, sizeof(err));
 	ck_assert_ptr_nonnull(conf);
 	fl->base.ops = &flaky_ops;
@@ -1168,29 +1200,59 @@ START_TEST(batch_calls_reach_the_store_and_count_errors)
 	b = quota_batch_new(q);
 	log_discard(1);
 	/* no batch operations: the calls one by one */
+	ck_assert_int_eq(quota_batch_may_fail(b), 0);
 	quota_submit_admit(b, &alice, &one, T0, 0, noted_done, NULL);
 	quota_submit_admit(b, &alice, &one, T0, 0, noted_done, NULL);
 	ck_assert_int_eq(quota_flush(b), QUOTA_DONE);
 	ck_assert_int_eq(nnoted, 2);
 	ck_assert_int_eq(noted_res[1], QUOTA_ADMIT);
 	ck_assert_uint_eq(quota_errors(q), 0);
-	/* with them: the batch fails at its end, so does every call */
+	/* with them: one batch, the completion's call in it too */
 	fl->base.ops = &flaky_batch_ops;
+	ck_assert_int_eq(quota_batch_may_fail(b), 1);
+	nnoted = 0;
+	chain_b = b;
+	quota_submit_admit(b, &alice, &one, T0, 0, chain_done, NULL);
+	ck_assert_int_eq(quota_flush(b), QUOTA_DONE);
+	ck_assert_int_eq(nnoted, 2);
+	ck_assert_uint_eq(fl->begins, 1);
+	ck_assert_int_eq(noted_res[1], QUOTA_ADMIT);
+	/* the batch fails at its end: the completions ran, the flush fails */
 	nnoted = 0;
 	fl->fail_end = 1;
-	quota_submit_admit(b, &alice, &one, T0, 0, noted_done, NULL);
+	quota_submit_admit(b, &alice, &one, T0, 0, chain_done, NULL);
 	quota_submit_admit(b, &alice, &one, T0, 1, noted_done, NULL);
 	quota_submit_release(b, 42, T0);
 	ck_assert_int_eq(nnoted, 0);
+	ck_assert_int_eq(quota_flush(b), QUOTA_FAILED);
+	ck_assert_int_eq(nnoted, 3);
+	ck_assert_uint_eq(fl->begins, 2);
+	for (i = 0; i < 3; i++) {
+		ck_assert_int_eq(noted_rc[i], 0);
+		ck_assert_int_eq(noted_res[i], QUOTA_ADMIT);
+	}
+	ck_assert_msg(strstr(quota_batch_error(b), "MDB_MAP_FULL") != NULL,
+	    "error: %s", quota_batch_error(b));
+	ck_assert_uint_eq(quota_errors(q), 1);
+	/* the same through quota_wait: -1 */
+	nnoted = 0;
+	quota_submit_admit(b, &alice, &one, T0, 0, noted_done, NULL);
+	ck_assert_int_eq(quota_wait(b), -1);
+	ck_assert_int_eq(nnoted, 1);
+	ck_assert_uint_eq(quota_errors(q), 2);
+	fl->fail_end = 0;
+	ck_assert_int_eq(quota_wait(b), 0);
+	/* a call fails in the batch: run again alone, it succeeds */
+	nnoted = 0;
+	fl->fail_in_batch = 1;
+	quota_submit_admit(b, &alice, &one, T0, 0, noted_done, NULL);
+	quota_submit_admit(b, &alice, &one, T0, 0, noted_done, NULL);
 	ck_assert_int_eq(quota_flush(b), QUOTA_DONE);
 	ck_assert_int_eq(nnoted, 2);
-	for (i = 0; i < 2; i++) {
-		ck_assert_int_eq(noted_rc[i], -1);
-		ck_assert_int_eq(noted_res[i], QUOTA_ERROR);
-	}
-	ck_assert_uint_eq(quota_errors(q), 3);
-	/* it cannot begin: the same */
-	fl->fail_end = 0;
+	for (i = 0; i < 2; i++)
+		ck_assert_int_eq(noted_res[i], QUOTA_ADMIT);
+	ck_assert_uint_eq(quota_errors(q), 2);
+	/* it cannot begin: the calls one by one, each failing */
 	fl->fail = 1;
 	nnoted = 0;
 	quota_submit_admit(b, &alice, &one, T0, 0, noted_done, NULL);
@@ -1198,7 +1260,8 @@ START_TEST(batch_calls_reach_the_store_and_count_errors)
 	ck_assert_int_eq(quota_flush(b), QUOTA_DONE);
 	ck_assert_int_eq(nnoted, 2);
 	ck_assert_int_eq(noted_res[0], QUOTA_ERROR);
-	ck_assert_uint_eq(quota_errors(q), 5);
+	ck_assert_int_eq(noted_res[1], QUOTA_ERROR);
+	ck_assert_uint_eq(quota_errors(q), 4);
 	fl->fail = 0;
 	b = quota_batch_free(b);
 	log_discard(0);
