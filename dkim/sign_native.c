@@ -190,6 +190,10 @@ native_simple(struct native *n, const unsigned char *p, size_t len)
 	}
 }
 
+/* a byte of a word in relaxed body canonicalization */
+#define RELAXED_WORD(c)	((c) != ' ' && (c) != '\t' && (c) != '\r' && \
+	(c) != '\n')
+
 /*
  * native_relaxed - relaxed body (RFC 6376 3.4.4), as libopendkim's state
  * machine does it: WSP runs become one SP, WSP at line end goes, empty
@@ -215,10 +219,13 @@ native_relaxed(struct native *n, const unsigned char *p, size_t len)
 			n->state = R_START;
 			p++;
 		} else {
-			/* a run of word bytes, hashed at once */
-			for (q = p + 1; q < end && *q != ' ' && *q != '\t' &&
-			    *q != '\r' && *q != '\n'; q++)
-				;
+			/* a run of word bytes, with the single SPs between
+			 * them (relaxed keeps those as they are), hashed at
+			 * once: one call per line of ordinary text */
+			for (q = p + 1; q < end; q++)
+				if (!RELAXED_WORD(*q) && !(*q == ' ' &&
+				    q + 1 < end && RELAXED_WORD(q[1])))
+					break;
 			if (n->state != R_WORD)
 				native_blanks(n);
 			/* WSP inside the line: one SP (leading WSP too) */
