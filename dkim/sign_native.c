@@ -25,6 +25,7 @@
 #include "config.h"
 
 #include <ctype.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -78,6 +79,33 @@ struct native {
 
 enum { R_START = 0, R_WSP = 1, R_WORD = 3 };
 
+/*
+ * SHA-256 as fetched once from the default provider: EVP_sha256() makes
+ * every EVP_DigestInit_ex() fetch it again (a locked lookup in OpenSSL
+ * 3's method store, twice per message).  Never freed; EVP_sha256() if
+ * the fetch fails.
+ */
+static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
+static const EVP_MD *sha256_md;
+
+static void
+sha256_fetch(void)
+{
+	EVP_MD *md = EVP_MD_fetch(NULL, "SHA256", NULL);
+
+	if (md == NULL)
+		ERR_clear_error();
+	sha256_md = md != NULL ? md : EVP_sha256();
+}
+
+/* sha256 - the SHA-256 to initialize digests with */
+static const EVP_MD *
+sha256(void)
+{
+	pthread_once(&sha256_once, sha256_fetch);
+	return sha256_md;
+}
+
 /* hsink_init - a SHA-256 sink */
 static int
 hsink_init(struct hsink *h)
@@ -85,7 +113,7 @@ hsink_init(struct hsink *h)
 	h->len = 0;
 	if ((h->md = EVP_MD_CTX_new()) == NULL)
 		return -1;
-	return EVP_DigestInit_ex(h->md, EVP_sha256(), NULL) == 1 ? 0 : -1;
+	return EVP_DigestInit_ex(h->md, sha256(), NULL) == 1 ? 0 : -1;
 }
 
 /* hsink_flush - hash what the buffer holds */
@@ -162,6 +190,10 @@ native_simple(struct native *n, const unsigned char *p, size_t len)
 	}
 }
 
+/* a byte of a word in relaxed body canonicalization */
+#define RELAXED_WORD(c)	((c) != ' ' && (c) != '\t' && (c) != '\r' && \
+	(c) != '\n')
+
 /*
  * native_relaxed - relaxed body (RFC 6376 3.4.4), as libopendkim's state
  * machine does it: WSP runs become one SP, WSP at line end goes, empty
@@ -187,10 +219,13 @@ native_relaxed(struct native *n, const unsigned char *p, size_t len)
 			n->state = R_START;
 			p++;
 		} else {
-			/* a run of word bytes, hashed at once */
-			for (q = p + 1; q < end && *q != ' ' && *q != '\t' &&
-			    *q != '\r' && *q != '\n'; q++)
-				;
+			/* a run of word bytes, with the single SPs between
+			 * them (relaxed keeps those as they are), hashed at
+			 * once: one call per line of ordinary text */
+			for (q = p + 1; q < end; q++)
+				if (!RELAXED_WORD(*q) && !(*q == ' ' &&
+				    q + 1 < end && RELAXED_WORD(q[1])))
+					break;
 			if (n->state != R_WORD)
 				native_blanks(n);
 			/* WSP inside the line: one SP (leading WSP too) */
@@ -214,7 +249,7 @@ native_start(const struct sign_msg *msg, char *err, size_t errlen)
 	n->msg = msg;
 	if (hsink_init(&n->body) == -1 ||
 	    (n->hdr = EVP_MD_CTX_new()) == NULL ||
-	    EVP_DigestInit_ex(n->hdr, EVP_sha256(), NULL) != 1) {
+	    EVP_DigestInit_ex(n->hdr, sha256(), NULL) != 1) {
 		(void)snprintf(err, errlen, "cannot set up SHA-256");
 		EVP_MD_CTX_free(n->body.md);
 		EVP_MD_CTX_free(n->hdr);

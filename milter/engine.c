@@ -45,10 +45,12 @@
  * end (one may be waiting for an SPF worker or the quota store). */
 #define ENGINE_STOP_GRACE	10
 #define ENGINE_STOP_JOIN	30
-/* Workers kept waiting for the next connection, and how long each waits
- * before it ends: Postfix opens a milter connection per SMTP session, and
- * a thread created for each cost about 0.08 ms of CPU (bench/miltload
- * -M 1: 0.51 -> 0.43 ms per signed message). */
+/* Workers kept waiting in accept() for the next connection, and how long
+ * each waits before it ends (one always waits): Postfix opens a milter
+ * connection per SMTP session, and a thread created for each cost about
+ * 0.08 ms of CPU (bench/miltload -M 1: 0.51 -> 0.43 ms per signed
+ * message); an acceptor thread handing each connection to a worker cost
+ * another context switch and three futex calls per connection. */
 #define ENGINE_IDLE_MAX		32
 #define ENGINE_IDLE_SECS	60
 
@@ -59,10 +61,10 @@ static pthread_mutex_t conns_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t conns_done = PTHREAD_COND_INITIALIZER; /* nthreads 0 */
 static unsigned int nconns;		/* connections being served */
 static unsigned int nthreads;		/* workers alive, serving or idle */
-static unsigned int nidle;
+static unsigned int nidle;		/* workers in (or going to) accept() */
 static struct econn *conns;		/* served connections */
-static struct econn *idle;		/* idle workers, each on its wake */
 static int stopping;			/* conns_stop() began: no more idling */
+static const struct conf *run_conf;	/* engine_run()'s, for the workers */
 
 struct econn {
 	int fd;
@@ -75,8 +77,7 @@ struct econn {
 	unsigned long pflags;		/* negotiated SMFIP_* */
 	struct milter_conn *mc;
 	char peer[64];
-	pthread_cond_t wake;		/* idle: start_conn set fd */
-	struct econn *prev, *next;	/* conns or idle, by conns_lock */
+	struct econn *prev, *next;	/* on conns, by conns_lock */
 };
 
 /* ---- output ------------------------------------------------------------ */
@@ -601,7 +602,6 @@ econn_new(void)
 	e->fd = -1;
 	e->incap = ENGINE_READ_SIZE;
 	e->in = xmalloc(e->incap);
-	pthread_cond_init(&e->wake, NULL);
 	return e;
 }
 
@@ -649,7 +649,6 @@ econn_free(struct econn *e)
 	buf_free(&e->out);
 	for (i = 0; i < ENGINE_NSTAGES; i++)
 		buf_free(&e->macros[i]);
-	pthread_cond_destroy(&e->wake);
 	free(e);
 }
 
@@ -705,87 +704,39 @@ conn_end(struct econn *e)
 	econn_close(e);
 }
 
-/*
- * worker_wait - wait, idle, to be handed the next connection: 0 when e
- * has one (start_conn set e->fd and listed it), -1 when the thread is to
- * end (a stop, ENGINE_IDLE_MAX others idle, or ENGINE_IDLE_SECS without
- * a connection)
- */
+static void *conn_thread(void *);
+
+/* start_worker - one more worker, counted as idle by the caller (nthreads,
+ * nidle) before; 0, or -1 (nothing started) */
 static int
-worker_wait(struct econn *e)
-{
-	struct timespec deadline;
-
-	pthread_mutex_lock(&conns_lock);
-	if (stopping || nidle >= ENGINE_IDLE_MAX) {
-		pthread_mutex_unlock(&conns_lock);
-		return -1;
-	}
-	list_push(&idle, e);
-	nidle++;
-	clock_gettime(CLOCK_REALTIME, &deadline);
-	deadline.tv_sec += ENGINE_IDLE_SECS;
-	while (e->fd < 0 && !stopping &&
-	    pthread_cond_timedwait(&e->wake, &conns_lock, &deadline) == 0)
-		;
-	if (e->fd < 0) {
-		list_unlink(&idle, e);
-		nidle--;
-		pthread_mutex_unlock(&conns_lock);
-		return -1;
-	}
-	pthread_mutex_unlock(&conns_lock);
-	return 0;
-}
-
-/*
- * conn_thread - a worker: serves the connection it was started for, then
- * waits to be handed the next one (worker_wait), so that a connection
- * costs no thread creation while workers are idle.  It counts in
- * nthreads until everything it used is released, so that engine_run()
- * returning with none left means no thread touches the handlers' state
- * any more.
- */
-static void *
-conn_thread(void *arg)
-{
-	struct econn *e = arg;
-
-	do {
-		serve(e);
-		conn_end(e);
-	} while (worker_wait(e) == 0);
-	econn_free(e);
-	pthread_mutex_lock(&conns_lock);
-	if (--nthreads == 0)
-		pthread_cond_broadcast(&conns_done);
-	pthread_mutex_unlock(&conns_lock);
-	return NULL;
-}
-
-/* start_thread - a new worker for e (listed, counted); 0 or -1 */
-static int
-start_thread(struct econn *e)
+start_worker(void)
 {
 	pthread_attr_t attr;
 	pthread_t tid;
+	struct econn *e = econn_new();
 	int rc;
 
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 	rc = pthread_create(&tid, &attr, conn_thread, e);
 	pthread_attr_destroy(&attr);
-	return rc == 0 ? 0 : -1;
+	if (rc != 0) {
+		econn_free(e);
+		return -1;
+	}
+	return 0;
 }
 
-/* start_conn - hand an accepted connection to an idle worker, or to a
- * new one */
-static void
-start_conn(int fd, const struct conf *c, const struct sockaddr *sa)
+/*
+ * worker_take - the worker e accepted fd: count and list it, and start
+ * another worker when none is left to accept (e serves this one).  0, or
+ * -1 when fd is refused (closed) and e is to accept again.
+ */
+static int
+worker_take(struct econn *e, int fd, const struct sockaddr *sa)
 {
-	struct timeval tv = { (time_t)c->milter.timeout, 0 };
-	struct econn *e;
-	int on = 1;
+	struct timeval tv = { (time_t)run_conf->milter.timeout, 0 };
+	int on = 1, spare;
 
 	if (sa->sa_family == AF_INET || sa->sa_family == AF_INET6)
 		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on,
@@ -798,31 +749,103 @@ start_conn(int fd, const struct conf *c, const struct sockaddr *sa)
 		log_warnx("too many MTA connections (%d), refusing one",
 		    ENGINE_CONNS_MAX);
 		close(fd);
-		return;
+		return -1;
 	}
+	nidle--;
 	nconns++;
-	if ((e = idle) != NULL) {
-		list_unlink(&idle, e);
-		nidle--;
-		econn_open(e, fd, c->milter.timeout);
-		list_push(&conns, e);
-		pthread_cond_signal(&e->wake);
-		pthread_mutex_unlock(&conns_lock);
-		return;
-	}
-	nthreads++;
-	e = econn_new();
-	econn_open(e, fd, c->milter.timeout);
+	econn_open(e, fd, run_conf->milter.timeout);
 	list_push(&conns, e);
+	if ((spare = nidle == 0 && !stopping)) {
+		nthreads++;
+		nidle++;
+	}
 	pthread_mutex_unlock(&conns_lock);
-	if (start_thread(e) < 0) {
+	if (spare && start_worker() < 0) {
 		log_warnx("cannot start a connection thread");
-		conn_end(e);
-		econn_free(e);
 		pthread_mutex_lock(&conns_lock);
 		nthreads--;
+		nidle--;
 		pthread_mutex_unlock(&conns_lock);
 	}
+	return 0;
+}
+
+/*
+ * worker_failed - accept4() failed with err: 0 to accept again, -1 when
+ * the thread is to end (a stop, or ENGINE_IDLE_SECS without a connection
+ * while another worker accepts)
+ */
+static int
+worker_failed(int err)
+{
+	int end;
+
+	pthread_mutex_lock(&conns_lock);
+	end = stopping || ((err == EAGAIN || err == EWOULDBLOCK) && nidle > 1);
+	if (end)
+		nidle--;
+	pthread_mutex_unlock(&conns_lock);
+	if (end || err == EAGAIN || err == EWOULDBLOCK || err == EINTR ||
+	    err == ECONNABORTED)
+		return end ? -1 : 0;
+	errno = err;
+	log_warn("accept");
+	usleep(100000);	/* EMFILE, ENFILE: let connections end first */
+	return 0;
+}
+
+/* worker_back - e's connection is over: 0 to accept the next, -1 when
+ * the thread is to end (a stop, or ENGINE_IDLE_MAX others accepting) */
+static int
+worker_back(void)
+{
+	int end;
+
+	pthread_mutex_lock(&conns_lock);
+	if (!(end = stopping || nidle >= ENGINE_IDLE_MAX))
+		nidle++;
+	pthread_mutex_unlock(&conns_lock);
+	return end ? -1 : 0;
+}
+
+/*
+ * conn_thread - a worker: accepts a connection itself (the kernel wakes
+ * one of the workers waiting in accept), serves it, and accepts the next,
+ * so that a connection costs no hand-off between threads and no thread
+ * creation while workers are idle.  It counts in nthreads until
+ * everything it used is released, so that engine_run() returning with
+ * none left means no thread touches the handlers' state any more.
+ */
+static void *
+conn_thread(void *arg)
+{
+	struct econn *e = arg;
+	struct sockaddr_storage ss;
+	socklen_t sl;
+	int fd;
+
+	for (;;) {
+		sl = sizeof(ss);
+		fd = accept4(listen_fd, (struct sockaddr *)&ss, &sl,
+		    SOCK_CLOEXEC);
+		if (fd < 0) {
+			if (worker_failed(errno) < 0)
+				break;
+			continue;
+		}
+		if (worker_take(e, fd, (struct sockaddr *)&ss) < 0)
+			continue;
+		serve(e);
+		conn_end(e);
+		if (worker_back() < 0)
+			break;
+	}
+	econn_free(e);
+	pthread_mutex_lock(&conns_lock);
+	if (--nthreads == 0)
+		pthread_cond_broadcast(&conns_done);
+	pthread_mutex_unlock(&conns_lock);
+	return NULL;
 }
 
 /* ---- listening ---------------------------------------------------------- */
@@ -896,12 +919,13 @@ conns_wait(int seconds)
 }
 
 /*
- * conns_stop - end every connection and worker: idle workers end at
- * once, messages in flight may finish (ENGINE_STOP_GRACE), then the
- * sockets of those still open are shut (their threads see the MTA close,
- * abort the message and end) and their threads waited for.  0 when none
- * is left; -1 when threads still run after ENGINE_STOP_JOIN (their memory
- * must then be left to the exit).
+ * conns_stop - end every connection and worker: the listening socket is
+ * shut, so that the workers waiting in accept() end at once; messages in
+ * flight may finish (ENGINE_STOP_GRACE), then the sockets of those still
+ * open are shut (their threads see the MTA close, abort the message and
+ * end) and their threads waited for.  0 when none is left; -1 when
+ * threads still run after ENGINE_STOP_JOIN (their memory must then be
+ * left to the exit).
  */
 static int
 conns_stop(void)
@@ -911,10 +935,12 @@ conns_stop(void)
 
 	pthread_mutex_lock(&conns_lock);
 	stopping = 1;
-	for (e = idle; e != NULL; e = e->next)
-		pthread_cond_signal(&e->wake);
+	pthread_mutex_unlock(&conns_lock);
+	/* accept() then fails with EINVAL, now and for late callers */
+	(void)shutdown(listen_fd, SHUT_RDWR);
+	pthread_mutex_lock(&conns_lock);
 	if ((n = conns_wait(ENGINE_STOP_GRACE)) > 0) {
-		log_warnx("closing %u MTA connections still open", n);
+		log_warnx("closing %u MTA connections still open", nconns);
 		for (e = conns; e != NULL; e = e->next)
 			(void)shutdown(e->fd, SHUT_RDWR);
 		n = conns_wait(ENGINE_STOP_JOIN);
@@ -923,46 +949,39 @@ conns_stop(void)
 	return n > 0 ? -1 : 0;
 }
 
-/* engine_run - accept until engine_stop(); then end the connections */
+/* engine_run - start the first worker, wait for engine_stop(); then end
+ * the connections and workers */
 static int
 engine_run(const struct conf *c)
 {
-	struct pollfd pfd[2];
-	struct sockaddr_storage ss;
-	socklen_t sl;
-	int fd;
+	struct timeval tv = { ENGINE_IDLE_SECS, 0 };
+	struct pollfd pfd;
+	int rc;
 
-	pfd[0].fd = listen_fd;
-	pfd[0].events = POLLIN;
-	pfd[1].fd = stop_pipe[0];
-	pfd[1].events = POLLIN;
-	for (;;) {
-		if (poll(pfd, 2, -1) < 0) {
-			if (errno == EINTR)
-				continue;
-			log_warn("poll");
-			break;
-		}
-		if (pfd[1].revents)
-			break;
-		if (!(pfd[0].revents & POLLIN))
-			continue;
-		sl = sizeof(ss);
-		fd = accept4(listen_fd, (struct sockaddr *)&ss, &sl,
-		    SOCK_CLOEXEC);
-		if (fd < 0) {
-			if (errno != EINTR && errno != EAGAIN &&
-			    errno != ECONNABORTED)
-				log_warn("accept");
-			if (errno == EMFILE || errno == ENFILE)
-				usleep(100000);
-			continue;
-		}
-		start_conn(fd, c, (struct sockaddr *)&ss);
+	run_conf = c;
+	/* accept() in a worker gives up after ENGINE_IDLE_SECS (EAGAIN) */
+	(void)setsockopt(listen_fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	pthread_mutex_lock(&conns_lock);
+	nthreads++;
+	nidle++;
+	pthread_mutex_unlock(&conns_lock);
+	if (start_worker() < 0) {
+		log_warnx("cannot start a connection thread");
+		pthread_mutex_lock(&conns_lock);
+		nthreads--;
+		nidle--;
+		pthread_mutex_unlock(&conns_lock);
 	}
-	close(listen_fd);
-	listen_fd = -1;
-	return conns_stop();
+	pfd.fd = stop_pipe[0];
+	pfd.events = POLLIN;
+	while (poll(&pfd, 1, -1) < 0 && errno == EINTR)
+		;
+	rc = conns_stop();
+	if (rc == 0) {
+		close(listen_fd);
+		listen_fd = -1;
+	}
+	return rc;
 }
 
 const struct milter_engine engine_native = {

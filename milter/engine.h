@@ -3,9 +3,9 @@
  * one interface (like struct sign_engine in dkim/sign_impl.h).
  *
  * native (default, milter.engine = "native", engine.c): our own.  One
- * thread serves one MTA connection at a time and, once it ends, waits
- * for the next (a pool of idle workers: Postfix opens a connection per
- * SMTP session); it reads the socket in large buffered reads and parses
+ * thread serves one MTA connection at a time and, once it ends, accepts
+ * the next itself (a pool of idle workers waiting in accept(): Postfix
+ * opens a connection per SMTP session); it reads the socket in large buffered reads and parses
  * every packet that arrived, and answers with one write per reply
  * (header insertions and the final reply of end-of-message together), so
  * a message costs a handful of system calls and never waits on Nagle's
