@@ -23,9 +23,8 @@
 #include <strings.h>
 
 #include "policy/decide.h"
-#include "util/cidr.h"
+#include "policy/reply.h"
 #include "util/log.h"
-#include "util/parse.h"
 #include "util/xmalloc.h"
 
 enum stage {
@@ -66,7 +65,7 @@ struct dreq {
 	enum stage stage;		/* ST_OTHER: the end of the txn */
 	struct decide_txn *t;
 	char instance[DECIDE_INSTANCE_MAX];
-	char id[DECIDE_INSTANCE_MAX];	/* log_id() */
+	char id[DECIDE_INSTANCE_MAX];	/* preq_log_id() */
 	char *sasl, *sender;
 	uint8_t addr[16];
 	int have_addr;
@@ -80,118 +79,6 @@ struct dreq {
 
 /* A reservation this close to store.reserve_ttl counts as lapsed. */
 #define LAPSE_MARGIN_MS 1000
-
-/* who_of - who sends, from the request; addr holds the client address */
-static void
-who_of(const struct proto *p, struct quota_who *who, uint8_t addr[16])
-{
-	const char *v;
-
-	memset(who, 0, sizeof(*who));
-	v = proto_get(p, PA_SASL_USERNAME);
-	who->sasl_username = v != NULL && *v != '\0' ? v : NULL;
-	who->sender = proto_get(p, PA_SENDER);
-	v = proto_get(p, PA_CLIENT_ADDRESS);
-	if (v != NULL && cidr_addr_parse(v, addr) == 0)
-		who->client_addr = addr;
-}
-
-/* num_attr - a numeric attribute, 0 when absent or not a number */
-static uint64_t
-num_attr(const struct proto *p, enum proto_attr a)
-{
-	const char *v = proto_get(p, a);
-	uint64_t n;
-
-	if (v == NULL || *v == '\0' ||
-	    parse_u64(v, 0, UINT64_MAX / 2, &n, NULL, 0) < 0)
-		return 0;
-	return n;
-}
-
-/* log_id - what log lines start with: queue id, else instance */
-static const char *
-log_id(const struct proto *p)
-{
-	const char *v = proto_get(p, PA_QUEUE_ID);
-
-	if (v == NULL || *v == '\0')
-		v = proto_get(p, PA_INSTANCE);
-	return v != NULL && *v != '\0' ? v : "NOQUEUE";
-}
-
-/* clean_text - copy text for a reply line: printable ASCII only */
-static void
-clean_text(const char *in, char *out, size_t outlen)
-{
-	size_t i;
-
-	for (i = 0; in[i] != '\0' && i + 1 < outlen; i++)
-		out[i] = (in[i] >= 0x20 && in[i] < 0x7f) ? in[i] : '?';
-	if (outlen > 0)
-		out[i] = '\0';
-}
-
-static void
-reply_set(char *reply, size_t len, const char *action)
-{
-	int n = snprintf(reply, len, "action=%s\n\n", action);
-
-	/* a cut reply still ends with its empty line */
-	if (n < 0 || (size_t)n >= len) {
-		ASSERT(len >= 3);
-		reply[len - 3] = '\n';
-		reply[len - 2] = '\n';
-		reply[len - 1] = '\0';
-	}
-}
-
-/* reply_refused - the action of a refusing limit */
-static int
-reply_refused(const struct quota_verdict *v, char *reply, size_t len)
-{
-	char text[400], clean[400], action[500];
-
-	quota_reply(v, text, sizeof(text));
-	clean_text(text, clean, sizeof(clean));
-	switch (v->action) {
-	case CONF_QACTION_REJECT:
-		snprintf(action, sizeof(action), "550 5.7.1 %s", clean);
-		break;
-	case CONF_QACTION_HOLD:
-		snprintf(action, sizeof(action), "HOLD %s", clean);
-		break;
-	case CONF_QACTION_WARN:
-		snprintf(action, sizeof(action), "DUNNO");
-		break;
-	case CONF_QACTION_DEFER:
-	default:
-		snprintf(action, sizeof(action), "450 4.7.1 %s", clean);
-		break;
-	}
-	reply_set(reply, len, action);
-	return 0;
-}
-
-/* log_verdict_id - log a refusal or a warning of the request id */
-static void
-log_verdict_id(const char *id, const char *stage,
-    const struct quota_verdict *v)
-{
-	if (v->result == QUOTA_REFUSE && v->limit != NULL)
-		log_info("%s: policy=%s stage=%s limit=%s key=%s used=%llu "
-		    "limit_value=%llu retry=%llu", id,
-		    conf_qaction_name(v->action), stage, v->limit->name, v->key,
-		    (unsigned long long)v->used,
-		    (unsigned long long)v->limit_value,
-		    (unsigned long long)v->retry_after);
-	else if (v->nwarned > 0 && v->limit != NULL)
-		log_info("%s: policy=warn stage=%s limit=%s key=%s used=%llu "
-		    "limit_value=%llu", id, stage, v->limit->name,
-		    v->key, (unsigned long long)v->used,
-		    (unsigned long long)v->limit_value);
-}
-
 
 /* stage_name - what log lines call r's stage */
 static const char *
@@ -316,7 +203,7 @@ dreq_new(struct decide_txn *t, const struct proto *p, enum stage stage,
 	size_t ls, lf;
 	char *tail;
 
-	who_of(p, &who, addr);
+	preq_who(p, &who, addr);
 	ls = who.sasl_username != NULL ? strlen(who.sasl_username) + 1 : 0;
 	lf = who.sender != NULL ? strlen(who.sender) + 1 : 0;
 	r = xcalloc(1, sizeof(*r) + ls + lf);
@@ -332,9 +219,9 @@ dreq_new(struct decide_txn *t, const struct proto *p, enum stage stage,
 	r->stage = stage;
 	r->t = t;
 	copy_str(r->instance, inst != NULL ? inst : "", sizeof(r->instance));
-	copy_str(r->id, log_id(p), sizeof(r->id));
-	r->want = num_attr(p, PA_RECIPIENT_COUNT);
-	r->size = num_attr(p, PA_SIZE);
+	copy_str(r->id, preq_log_id(p), sizeof(r->id));
+	r->want = preq_num(p, PA_RECIPIENT_COUNT);
+	r->size = preq_num(p, PA_SIZE);
 	r->now = now;
 	r->reply = reply;
 	r->arg = arg;
@@ -410,7 +297,7 @@ unusable(struct decide_txn *t, const struct proto *p, unsigned int bit,
 	if ((t->logged & bit) == 0) {
 		t->logged |= bit;
 		log_info("%s: policy=unused stage=%s: %s (logged once per "
-		    "connection)", log_id(p), proto_get(p, PA_PROTOCOL_STATE) ?
+		    "connection)", preq_log_id(p), proto_get(p, PA_PROTOCOL_STATE) ?
 		    proto_get(p, PA_PROTOCOL_STATE) : "?", why);
 	}
 	reply_set(text, sizeof(text), "DUNNO");
@@ -442,7 +329,7 @@ at_rcpt_done(void *arg, int rc, const struct quota_verdict *v,
 		store_failed(r, "RCPT", v->error);
 		goto out;
 	}
-	log_verdict_id(r->id, "RCPT", v);
+	reply_log_verdict(r->id, "RCPT", v);
 	if (v->result == QUOTA_REFUSE) {
 		st->refused++;
 		respond_refused(r, v);
@@ -534,7 +421,7 @@ finish_refused(struct finish_ctx *x, const struct quota_verdict *v)
 {
 	struct decide_txn *t = x->r->t;
 
-	log_verdict_id(x->r->id, x->stage, v);
+	reply_log_verdict(x->r->id, x->stage, v);
 	t->d->st.refused++;
 	t->finished = 1;
 	respond_refused(x->r, v);
@@ -581,7 +468,7 @@ finish_done(struct finish_ctx *x)
 	if (x->error) {
 		/* fail open: accepted, answered by store_failed */
 	} else if (x->hold.result == QUOTA_REFUSE) {	/* accepted, held */
-		log_verdict_id(r->id, x->stage, &x->hold);
+		reply_log_verdict(r->id, x->stage, &x->hold);
 		d->st.refused++;
 		respond_refused(r, &x->hold);
 	} else {
@@ -672,7 +559,7 @@ at_mreserve_done(void *arg, int rc, const struct quota_verdict *v,
 	} else if (v->result == QUOTA_REFUSE)
 		x->hold = *v;
 	else
-		log_verdict_id(x->r->id, x->stage, v);	/* warnings */
+		reply_log_verdict(x->r->id, x->stage, v);	/* warnings */
 	x->mtok = token;
 	finish_commits(x);
 }
