@@ -69,4 +69,10 @@ it_check "SIGTERM with idle workers: exit 0 (got $rc) within 5 s (${ms} ms)" \
     eval '[ "$rc" -eq 0 ] && [ "$ms" -lt 5000 ]'
 it_check "no AddressSanitizer report" \
     eval '! grep -q AddressSanitizer "$T/milter.log"'
+# a failure at the stop shows why (the sanitizer's report, or the last lines)
+if [ "$rc" -ne 0 ] || grep -q AddressSanitizer "$T/milter.log"; then
+	sed -n '/=ERROR:/,$p' "$T/milter.log" | head -n 80 | sed 's/^/    /'
+	grep -q '=ERROR:' "$T/milter.log" ||
+		tail -n 40 "$T/milter.log" | sed 's/^/    /'
+fi
 it_finish
