@@ -25,6 +25,7 @@
 #include "policy/decide.h"
 #include "policy/reply.h"
 #include "util/log.h"
+#include "util/str.h"
 #include "util/xmalloc.h"
 
 enum stage {
@@ -97,16 +98,6 @@ stage_name(const struct dreq *r)
 	return "?";
 }
 
-/* copy_str - s into out (len > 0 bytes), cut to fit */
-static void
-copy_str(char *out, const char *s, size_t len)
-{
-	size_t n = strnlen(s, len - 1);
-
-	memcpy(out, s, n);
-	out[n] = '\0';
-}
-
 /* reply_out - r's reply: now, or held until the flush ends (decide.h) */
 static void
 reply_out(struct dreq *r, const char *reply)
@@ -127,8 +118,8 @@ reply_out(struct dreq *r, const char *reply)
 	h->fn = r->reply;
 	h->arg = r->arg;
 	h->stage = stage_name(r);
-	copy_str(h->id, r->id, sizeof(h->id));
-	copy_str(h->reply, reply, sizeof(h->reply));
+	str_copy(h->id, r->id, sizeof(h->id));
+	str_copy(h->reply, reply, sizeof(h->reply));
 }
 
 /* respond - r's reply: action */
@@ -218,8 +209,8 @@ dreq_new(struct decide_txn *t, const struct proto *p, enum stage stage,
 	memcpy(r->addr, addr, sizeof(r->addr));
 	r->stage = stage;
 	r->t = t;
-	copy_str(r->instance, inst != NULL ? inst : "", sizeof(r->instance));
-	copy_str(r->id, preq_log_id(p), sizeof(r->id));
+	str_copy(r->instance, inst != NULL ? inst : "", sizeof(r->instance));
+	str_copy(r->id, preq_log_id(p), sizeof(r->id));
 	r->want = preq_num(p, PA_RECIPIENT_COUNT);
 	r->size = preq_num(p, PA_SIZE);
 	r->now = now;
@@ -261,7 +252,7 @@ begin_instance(struct decide_txn *t, const struct dreq *r)
 		return;
 	if (t->active)
 		txn_end(t, r->now);
-	snprintf(t->instance, sizeof(t->instance), "%s", r->instance);
+	str_copy(t->instance, r->instance, sizeof(t->instance));
 	t->active = 1;
 }
 

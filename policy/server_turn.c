@@ -16,6 +16,7 @@
 #include "policy/server_impl.h"
 #include "util/buf.h"
 #include "util/log.h"
+#include "util/str.h"
 #include "util/metrics.h"
 #include "util/xmalloc.h"
 
@@ -205,7 +206,7 @@ slot_reply(void *arg, const char *reply)
 {
 	struct slot *sl = arg;
 
-	snprintf(sl->reply, sizeof(sl->reply), "%s", reply);
+	str_copy(sl->reply, reply, sizeof(sl->reply));
 	ASSERT(sl->b->waiting > 0);
 	sl->b->waiting--;
 }

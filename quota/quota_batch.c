@@ -90,7 +90,13 @@ struct quota_batch {
 	struct quota_store_call *spare_calls;
 	struct qpend *spare_pend;
 	size_t spare_cap;
+	/* per-call blocks (pend_alloc) delivered, for the next calls */
+	void *blk_free;
+	size_t nblk_free;
 };
+
+/* Blocks kept for reuse at most: a burst's beyond it go back to malloc. */
+#define BLK_FREE_MAX 256
 
 /* has_pipeline - the batch's store has pipelines */
 static int
@@ -134,6 +140,12 @@ quota_batch_free(struct quota_batch *b)
 	free(b->pend);
 	free(b->spare_calls);
 	free(b->spare_pend);
+	while (b->blk_free != NULL) {
+		void *next = *(void **)b->blk_free;
+
+		free(b->blk_free);
+		b->blk_free = next;
+	}
 	free(b);
 	return NULL;
 }
@@ -180,20 +192,49 @@ queue_add(struct quota_batch *b)
 #define ALIGN16(n) (((n) + 15) & ~(size_t)15)
 
 /*
- * pend_alloc - p's ops, idx and res, for nl limits, in one cleared
- * block at p->ops (one allocation per call, not three)
+ * pend_alloc - p's ops, idx and res, for nl limits (the same for every
+ * call of a batch: its quota's), in one block at p->ops: one allocation
+ * per call, none while delivered blocks wait on b->blk_free.  The
+ * results are cleared; the ops are not (quota_build_ops clears each op
+ * it fills, and only those are read).  pend_release() gives it back.
  */
 static void
-pend_alloc(struct qpend *p, size_t nl)
+pend_alloc(struct quota_batch *b, struct qpend *p, size_t nl)
 {
 	size_t cap = nl == 0 ? 1 : nl;
 	size_t oidx = ALIGN16(cap * sizeof(*p->ops));
 	size_t ores = oidx + ALIGN16(cap * sizeof(*p->idx));
-	char *blk = xcalloc(1, ores + cap * sizeof(*p->res));
+	char *blk;
 
+	if (b->blk_free != NULL) {
+		blk = b->blk_free;
+		b->blk_free = *(void **)b->blk_free;
+		b->nblk_free--;
+	} else
+		blk = xmalloc(ores + cap * sizeof(*p->res));
 	p->ops = (struct quota_op *)(void *)blk;
 	p->idx = (size_t *)(void *)(blk + oidx);
 	p->res = (struct quota_op_result *)(void *)(blk + ores);
+	memset(p->res, 0, cap * sizeof(*p->res));
+}
+
+/* pend_release - p's block, from pend_alloc, kept for the next call
+ * (BLK_FREE_MAX at most) or freed; in the batch's owner thread only */
+static void
+pend_release(struct quota_batch *b, struct qpend *p)
+{
+	void *blk = p->ops;
+
+	p->ops = NULL;
+	if (blk == NULL)
+		return;
+	if (b->nblk_free >= BLK_FREE_MAX) {
+		free(blk);
+		return;
+	}
+	*(void **)blk = b->blk_free;
+	b->blk_free = blk;
+	b->nblk_free++;
 }
 
 /*
@@ -216,11 +257,11 @@ queue_ops(struct quota_batch *b, const struct quota_who *who,
 	v.result = QUOTA_ADMIT;
 	i = queue_add(b);
 	p = &b->pend[i];
-	pend_alloc(p, nl);
+	pend_alloc(b, p, nl);
 	if ((who != NULL && amt != NULL && !quota_exempt(quota_conf_of(q),
 	    who) && quota_build_ops(q, who, amt, now, p->ops, p->idx, &n,
 	    v.error, sizeof(v.error)) < 0) || (n == 0 && !empty_ok)) {
-		free(p->ops);
+		pend_release(b, p);
 		b->nqueue--;
 		if (v.error[0] != '\0') {
 			v.result = QUOTA_ERROR;
@@ -290,11 +331,12 @@ quota_submit_release(struct quota_batch *b, uint64_t token, int64_t now)
 	b->calls[i].now_ms = now;
 }
 
-/* deliver - the answer to one call; frees what its pend owns */
+/* deliver - the answer to one call; releases what its pend owns */
 static void
-deliver(struct quota *q, const struct quota_store_call *c,
+deliver(struct quota_batch *b, const struct quota_store_call *c,
     struct qpend *p)
 {
+	struct quota *q = b->q;
 	struct quota_verdict v;
 	const char *what = c->kind == QUOTA_CALL_COMMIT ? "commit" :
 	    "admission";
@@ -316,7 +358,7 @@ deliver(struct quota *q, const struct quota_store_call *c,
 		p->done(p->arg, 0, &v, c->admitted && p->reserve ? c->token :
 		    0);
 	}
-	free(p->ops);
+	pend_release(b, p);
 }
 
 /* run_one - one call on a store without pipelines */
@@ -393,13 +435,13 @@ any_failed(const struct quota_store_call *calls, size_t n)
 
 /* deliver_all - deliver calls[0..n) and free the arrays */
 static void
-deliver_all(struct quota *q, struct quota_store_call *calls,
+deliver_all(struct quota_batch *b, struct quota_store_call *calls,
     struct qpend *pend, size_t n)
 {
 	size_t i;
 
 	for (i = 0; i < n; i++)
-		deliver(q, &calls[i], &pend[i]);
+		deliver(b, &calls[i], &pend[i]);
 	free(calls);
 	free(pend);
 }
@@ -415,7 +457,7 @@ deliver_here(struct quota_batch *b, struct quota_store_call *calls,
 	size_t i;
 
 	for (i = 0; i < n; i++)
-		deliver(b->q, &calls[i], &pend[i]);
+		deliver(b, &calls[i], &pend[i]);
 	if (b->spare_calls == NULL) {
 		b->spare_calls = calls;
 		b->spare_pend = pend;
@@ -618,7 +660,7 @@ collect(struct quota_batch *b)
 		if (b->ahead == NULL)
 			b->atail = NULL;
 		pthread_mutex_unlock(&b->amu);
-		deliver_all(b->q, r->calls, r->pend, r->n);
+		deliver_all(b, r->calls, r->pend, r->n);
 		free(r);
 	}
 }
