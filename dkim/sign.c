@@ -15,6 +15,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 
 #include "dkim/sign.h"
@@ -493,4 +494,11 @@ sign_fix_bplacement(struct buf *v)
 	buf_truncate(v, 0);
 	buf_append(v, out.data, out.len);
 	buf_free(&out);
+}
+
+/* dkim_thread_end - see sign.h */
+void
+dkim_thread_end(void)
+{
+	OPENSSL_thread_stop();
 }

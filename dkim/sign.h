@@ -73,5 +73,13 @@ int dkim_signer_body(struct dkim_signer *, const unsigned char *, size_t);
 int dkim_signer_finish(struct dkim_signer *, struct buf *values, char *err,
     size_t errlen);
 struct dkim_signer *dkim_signer_free(struct dkim_signer *);
+/*
+ * dkim_thread_end - release what signing left in the calling thread
+ * (OpenSSL's thread-local state: its random generators, its error
+ * queue), for a thread about to end: then nothing of it is freed after
+ * the thread has said it is done (leak checkers at exit, libraries shut
+ * down by the exit).  The thread signs nothing afterwards.
+ */
+void dkim_thread_end(void);
 
 #endif

@@ -841,6 +841,9 @@ conn_thread(void *arg)
 			break;
 	}
 	econn_free(e);
+	/* before it stops counting: nothing of the thread is released
+	 * after engine_run() has seen the last one end */
+	milter_thread_end();
 	pthread_mutex_lock(&conns_lock);
 	if (--nthreads == 0)
 		pthread_cond_broadcast(&conns_done);

@@ -189,6 +189,13 @@ milter_install(struct milter_gen *g)
 	milter_gen_release(old);
 }
 
+/* milter_thread_end - see milter.h */
+void
+milter_thread_end(void)
+{
+	dkim_thread_end();
+}
+
 /* milter_reload - load a new generation and swap it in, or keep the old */
 int
 milter_reload(const char *path)

@@ -69,6 +69,9 @@ int milter_reload(const char *path);
 
 /* milter_shutdown - drop the current generation (at exit) */
 void milter_shutdown(void);
+/* milter_thread_end - a connection thread is about to end and has no
+ * handler call left: release the state the handlers left in it */
+void milter_thread_end(void);
 
 /*
  * milter_spf_start - start the SPF worker pool (spf/pool.h) when the
