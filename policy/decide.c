@@ -614,6 +614,18 @@ at_finish(struct decide_txn *t, struct dreq *r)
 	    at_mreserve_done, x);
 }
 
+/* tokens_copy - *dst (room for *cap, grown to fit) gets src[0..n) */
+static void
+tokens_copy(uint64_t **dst, size_t *cap, const uint64_t *src, size_t n)
+{
+	if (n > *cap) {
+		*cap = n;
+		*dst = xreallocarray(*dst, *cap, sizeof(**dst));
+	}
+	if (n > 0)
+		memcpy(*dst, src, n * sizeof(*src));
+}
+
 /* txn_unmark - t leaves the decide's marked list; its mark is kept */
 static void
 txn_unmark(struct decide_txn *t)
@@ -649,13 +661,7 @@ txn_mark(struct decide_txn *t, int64_t now)
 	memcpy(m->instance, t->instance, sizeof(m->instance));
 	m->active = t->active;
 	m->now = now;
-	if (t->ntokens > m->cap) {
-		m->cap = t->ntokens;
-		m->tokens = xreallocarray(m->tokens, m->cap,
-		    sizeof(*m->tokens));
-	}
-	if (t->ntokens > 0)
-		memcpy(m->tokens, t->tokens, t->ntokens * sizeof(*t->tokens));
+	tokens_copy(&m->tokens, &m->cap, t->tokens, t->ntokens);
 	m->ntokens = t->ntokens;
 	m->first_ms = t->first_ms;
 	m->rcpt_charged = t->rcpt_charged;
@@ -684,13 +690,7 @@ txn_undo(struct decide_txn *t)
 		t->msg_charged = t->finished = 0;
 		return;
 	}
-	if (m->ntokens > t->captokens) {
-		t->captokens = m->ntokens;
-		t->tokens = xreallocarray(t->tokens, t->captokens,
-		    sizeof(*t->tokens));
-	}
-	if (m->ntokens > 0)
-		memcpy(t->tokens, m->tokens, m->ntokens * sizeof(*t->tokens));
+	tokens_copy(&t->tokens, &t->captokens, m->tokens, m->ntokens);
 	t->ntokens = m->ntokens;
 	t->first_ms = m->first_ms;
 	t->rcpt_charged = m->rcpt_charged;
