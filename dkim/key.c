@@ -182,12 +182,11 @@ key_parse(const unsigned char *data, size_t len)
 	return d2i_AutoPrivateKey(NULL, &p, (long)len);
 }
 
-/* key_pem - the PEM PKCS#8 text handed to libopendkim */
-static unsigned char *
-key_pem(EVP_PKEY *pkey, size_t *lenp)
+/* dkim_key_pem_new - see key.h */
+char *
+dkim_key_pem_new(EVP_PKEY *pkey, size_t *lenp)
 {
-	unsigned char *out = NULL;
-	char *mem;
+	char *mem, *out = NULL;
 	long n;
 	BIO *bio;
 
@@ -306,7 +305,9 @@ dkim_key_load(const char *file, enum conf_alg alg, char *err, size_t errlen)
 	k->alg = found;
 	k->bits = (unsigned int)bits;
 	k->pkey = pkey;
-	if ((k->blob = key_pem(pkey, &k->bloblen)) == NULL) {
+	/* the PEM PKCS#8 text handed to libopendkim */
+	if ((k->blob = (unsigned char *)dkim_key_pem_new(pkey,
+	    &k->bloblen)) == NULL) {
 		ERR_clear_error();
 		dkim_key_free(k);
 		return key_err(err, errlen, file, "cannot encode as PEM");

@@ -44,4 +44,12 @@ struct dkim_key *dkim_key_free(struct dkim_key *);
  */
 char *dkim_key_public_b64(const struct dkim_key *);
 
+/*
+ * dkim_key_pem_new - PKCS#8 PEM text of a private key, NUL-terminated,
+ * its length in *lenp.  Returns a new string, or NULL (OpenSSL's error
+ * queue then says why).  It holds the private key: the caller wipes it
+ * (OPENSSL_cleanse) before free().
+ */
+char *dkim_key_pem_new(EVP_PKEY *, size_t *lenp);
+
 #endif

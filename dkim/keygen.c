@@ -152,28 +152,6 @@ keygen_put(int fd, const char *path, const void *p, size_t len, char *err,
 	return 0;
 }
 
-/* keygen_pem - PKCS#8 PEM of a private key, as a new string */
-static char *
-keygen_pem(EVP_PKEY *pkey, size_t *lenp)
-{
-	char *mem, *out = NULL;
-	long n;
-	BIO *bio;
-
-	if ((bio = BIO_new(BIO_s_mem())) == NULL)
-		return NULL;
-	if (PEM_write_bio_PrivateKey(bio, pkey, NULL, NULL, 0, NULL,
-	    NULL) == 1 && (n = BIO_get_mem_data(bio, &mem)) > 0) {
-		out = xmalloc((size_t)n + 1);
-		memcpy(out, mem, (size_t)n);
-		out[n] = '\0';
-		*lenp = (size_t)n;
-		OPENSSL_cleanse(mem, (size_t)n);
-	}
-	BIO_free(bio);
-	return out;
-}
-
 /*
  * keygen_prepare - check the options, choose the RSA bits and make the
  * two paths (KEYGEN_PATH_MAX bytes each) in a directory that exists
@@ -244,7 +222,7 @@ keygen_write(const struct keygen_opts *o, char *err, size_t errlen)
 		return -1;
 
 	if ((pkey = keygen_generate(o->alg, bits)) == NULL ||
-	    (pem = keygen_pem(pkey, &pemlen)) == NULL) {
+	    (pem = dkim_key_pem_new(pkey, &pemlen)) == NULL) {
 		ERR_clear_error();
 		(void)snprintf(err, errlen, "key generation failed");
 		goto fail;
