@@ -432,16 +432,52 @@ quota_verdict_of(const struct quota *q, const struct quota_op *ops,
 		}
 }
 
+/*
+ * The ops of one call, their results and the index of each op's limit:
+ * in the struct itself up to OPS_ON_STACK limits, else allocated by
+ * opspace_init; opspace_free releases what opspace_init allocated.  The
+ * struct points into itself: never copy it.
+ */
+struct opspace {
+	struct quota_op ops_stack[OPS_ON_STACK], *ops;
+	struct quota_op_result res_stack[OPS_ON_STACK], *res;
+	size_t idx_stack[OPS_ON_STACK], *idx;
+};
+
+static void
+opspace_init(struct opspace *sp, size_t nlimits)
+{
+	if (nlimits > OPS_ON_STACK) {
+		sp->ops = xcalloc(nlimits, sizeof(*sp->ops));
+		sp->res = xcalloc(nlimits, sizeof(*sp->res));
+		sp->idx = xcalloc(nlimits, sizeof(*sp->idx));
+	} else {
+		sp->ops = sp->ops_stack;
+		sp->res = sp->res_stack;
+		sp->idx = sp->idx_stack;
+	}
+}
+
+static void
+opspace_free(struct opspace *sp)
+{
+	if (sp->ops != sp->ops_stack) {
+		free(sp->ops);
+		free(sp->res);
+		free(sp->idx);
+	}
+}
+
 /* admit - quota_admit and quota_reserve (token != NULL) */
 static int
 admit(struct quota *q, const struct quota_who *who,
     const struct quota_amount *amt, int64_t now, uint64_t *token,
     struct quota_verdict *v)
 {
-	struct quota_op ops_stack[OPS_ON_STACK], *ops = ops_stack;
-	struct quota_op_result res_stack[OPS_ON_STACK], *res = res_stack;
-	size_t idx_stack[OPS_ON_STACK], *idx = idx_stack, n = 0;
-	size_t nl = q->conf->nlimits;
+	struct opspace sp;
+	struct quota_op *ops;
+	struct quota_op_result *res;
+	size_t *idx, n = 0;
 	uint64_t tok = 0, t0;
 	int admitted = 0, ret = 0, rc;
 
@@ -451,11 +487,10 @@ admit(struct quota *q, const struct quota_who *who,
 		*token = 0;
 	if (quota_exempt(q->conf, who))
 		return 0;
-	if (nl > OPS_ON_STACK) {
-		ops = xcalloc(nl, sizeof(*ops));
-		res = xcalloc(nl, sizeof(*res));
-		idx = xcalloc(nl, sizeof(*idx));
-	}
+	opspace_init(&sp, q->conf->nlimits);
+	ops = sp.ops;
+	res = sp.res;
+	idx = sp.idx;
 	if (quota_build_ops(q, who, amt, now, ops, idx, &n, v->error,
 	    sizeof(v->error)) < 0) {
 		v->result = QUOTA_ERROR;
@@ -481,11 +516,7 @@ admit(struct quota *q, const struct quota_who *who,
 	if (admitted && token != NULL)
 		*token = tok;
 out:
-	if (ops != ops_stack) {
-		free(ops);
-		free(res);
-		free(idx);
-	}
+	opspace_free(&sp);
 	return ret;
 }
 
@@ -512,18 +543,17 @@ static int
 commit(struct quota *q, uint64_t token, const struct quota_who *who,
     const struct quota_amount *amt, int64_t now, struct quota_verdict *v)
 {
-	struct quota_op ops_stack[OPS_ON_STACK], *ops = ops_stack;
-	struct quota_op_result res_stack[OPS_ON_STACK], *res = res_stack;
-	size_t idx_stack[OPS_ON_STACK], *idx = idx_stack, n = 0;
-	size_t nl = q->conf->nlimits;
+	struct opspace sp;
+	struct quota_op *ops;
+	struct quota_op_result *res;
+	size_t *idx, n = 0;
 	int admitted = 0, ret = 0, rc;
 	uint64_t t0;
 
-	if (nl > OPS_ON_STACK) {
-		ops = xcalloc(nl, sizeof(*ops));
-		res = xcalloc(nl, sizeof(*res));
-		idx = xcalloc(nl, sizeof(*idx));
-	}
+	opspace_init(&sp, q->conf->nlimits);
+	ops = sp.ops;
+	res = sp.res;
+	idx = sp.idx;
 	if (amt != NULL && who != NULL && !quota_exempt(q->conf, who) &&
 	    quota_build_ops(q, who, amt,
 	    now, ops, idx, &n, v->error, sizeof(v->error)) < 0) {
@@ -542,11 +572,7 @@ commit(struct quota *q, uint64_t token, const struct quota_who *who,
 	}
 	quota_verdict_of(q, ops, idx, res, n, admitted, v);
 out:
-	if (ops != ops_stack) {
-		free(ops);
-		free(res);
-		free(idx);
-	}
+	opspace_free(&sp);
 	return ret;
 }
 
