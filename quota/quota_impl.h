@@ -50,7 +50,10 @@ int quota_store_failed(struct quota *q, const char *what, const char *err);
 uint64_t quota_ms_to_s(uint64_t ms);
 
 /* quota_key.c */
-/* quota_copy_trunc - s into out, cut to outlen-1 bytes, lower-cased if lower */
+/*
+ * quota_copy_trunc - s into out (outlen > 0), cut to outlen-1 bytes,
+ * lower-cased if lower
+ */
 void quota_copy_trunc(const char *s, char *out, size_t outlen, int lower);
 /* quota_norm_key - a key a person wrote, in the form quota_key() gives */
 void quota_norm_key(const struct conf_limit *l, const char *in, char *out,

@@ -18,15 +18,23 @@
 #include "quota/quota.h"
 #include "quota/quota_impl.h"
 #include "util/cidr.h"
+#include "util/str.h"
 
-/* quota_copy_trunc - s into out, cut to outlen-1 bytes, lower-cased if lower */
+/*
+ * quota_copy_trunc - s into out (outlen > 0), cut to outlen-1 bytes,
+ * lower-cased if lower
+ */
 void
 quota_copy_trunc(const char *s, char *out, size_t outlen, int lower)
 {
 	size_t i;
 
+	if (!lower) {
+		str_copy(out, s, outlen);
+		return;
+	}
 	for (i = 0; s[i] != '\0' && i + 1 < outlen; i++)
-		out[i] = lower ? (char)tolower((unsigned char)s[i]) : s[i];
+		out[i] = (char)tolower((unsigned char)s[i]);
 	out[i] = '\0';
 }
 

@@ -6,9 +6,9 @@
 -- REDIS_RUN_LUA (quota/redis_run.h in the build directory), dropping the
 -- lines that are only comments.  store_redis.c puts in front of it the
 -- constants it shares with the C code: BIN_TAG, BIN_HDR and BIN_HFMT (a
--- counter's binary value), OP_BYTES (the bytes of one op in OPS),
--- SWEEP_MAX (lapsed reservations refunded per script) and SENTINEL (the
--- member of outpost:rexp that never lapses).
+-- counter's binary value, store_redis_impl.h), OP_BYTES (the bytes of
+-- one op in OPS), SWEEP_MAX (lapsed reservations refunded per script)
+-- and SENTINEL (the member of outpost:rexp that never lapses).
 --
 -- Errors: a malformed counter reads as none; a reservation token in use
 -- fails its call only; anything else raises a script error, which fails

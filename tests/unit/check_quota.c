@@ -206,6 +206,43 @@ START_TEST(keys_are_formed_per_kind)
 }
 END_TEST
 
+/*
+ * keys_are_cut_to_the_buffer - a key is cut to keylen-1 bytes and ended,
+ * as written (SASL user name) or lower-cased (sender), and nothing past
+ * its end is touched, for every buffer size from 1 on
+ */
+START_TEST(keys_are_cut_to_the_buffer)
+{
+	static const char *const cfg[] = {
+		"limits = ( { name = \"u\"; key = \"sasl_username\"; count = "
+		    "\"messages\"; limit = 1; period = \"1h\"; } );",
+		"limits = ( { name = \"s\"; key = \"sender\"; count = "
+		    "\"messages\"; limit = 1; period = \"1h\"; } );",
+	};
+	static const char *const want[] = { "AbCdE", "abcde" };
+	struct quota_who w = { "AbCdE", "AbCdE", NULL };
+	char key[16];
+	size_t k, len, n;
+
+	for (k = 0; k < 2; k++) {
+		setup(cfg[k]);
+		for (len = 1; len <= 8; len++) {
+			memset(key, '#', sizeof(key));
+			ck_assert_int_eq(quota_key(&conf->quota.limits[0], &w,
+			    key, len), 0);
+			n = len - 1 < 5 ? len - 1 : 5;
+			ck_assert_msg(strlen(key) == n &&
+			    strncmp(key, want[k], n) == 0, "%s, %zu bytes: "
+			    "got \"%s\"", want[k], len, key);
+			for (n++; n < sizeof(key); n++)
+				ck_assert_msg(key[n] == '#', "%s, %zu bytes: "
+				    "byte %zu written", want[k], len, n);
+		}
+		teardown();
+	}
+}
+END_TEST
+
 START_TEST(long_keys_are_cut_not_skipped)
 {
 	char sender[1000], key[QUOTA_KEY_MAX];
@@ -1409,6 +1446,9 @@ main(void)
 	suite_add_tcase(s, tc);
 	tc = tcase_create("long_keys_are_cut_not_skipped");
 	tcase_add_test(tc, long_keys_are_cut_not_skipped);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("keys_are_cut_to_the_buffer");
+	tcase_add_test(tc, keys_are_cut_to_the_buffer);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("limits_apply_only_when_their_key_forms");
 	tcase_add_test(tc, limits_apply_only_when_their_key_forms);
