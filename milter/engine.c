@@ -179,9 +179,13 @@ e_symval(void *ctx, const char *name)
 
 	for (i = 0; i < sizeof(order) / sizeof(order[0]); i++) {
 		const struct buf *b = &e->macros[order[i]];
-		const char *p = b->data, *end = b->data + b->len;
+		const char *p, *end;
 
-		while (p != NULL && p < end) {
+		if (b->data == NULL)	/* no macros of that stage yet */
+			continue;
+		p = b->data;
+		end = b->data + b->len;
+		while (p < end) {
 			const char *v = p + strlen(p) + 1;
 
 			if (v >= end)

@@ -128,13 +128,12 @@ proto_attr_name(enum proto_attr a)
 static enum proto_status
 end_line(struct proto *p, char *err, size_t errlen)
 {
-	char *line = p->b.data + p->line;
 	size_t len = p->b.len - p->line;
-	char *eq;
+	char *line, *eq;
 	int a;
 
 	p->cr = 0;
-	if (len == 0) {
+	if (len == 0) {	/* b.data may still be NULL: no pointer made */
 		if (p->nattrs == 0)
 			return perr(p, err, errlen, "empty request");
 		p->state = PS_DONE;
@@ -142,6 +141,7 @@ end_line(struct proto *p, char *err, size_t errlen)
 	}
 	if (++p->nattrs > p->lim.attrs_max)
 		return perr(p, err, errlen, "too many attributes");
+	line = p->b.data + p->line;
 	if ((eq = memchr(line, '=', len)) == NULL)
 		return perr(p, err, errlen, "line without \"=\"");
 	if (eq == line)
