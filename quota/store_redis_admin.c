@@ -152,28 +152,41 @@ state_encode(const struct quota_state *st, unsigned char *out)
 	return len;
 }
 
-/* redis_get - one counter's state (GET), *found = 0 if none */
-int
-redis_get(struct quota_store *s, const char *rkey, struct quota_state *st,
-    int *found, char *err, size_t errlen)
+/*
+ * key_cmd - VERB (GET or DEL) on one counter's key: the reply, which
+ * the caller frees (freeReplyObject), or NULL with err
+ */
+static redisReply *
+key_cmd(struct redis_store *rs, const char *verb, const char *rkey,
+    char *err, size_t errlen)
 {
-	struct redis_store *rs = (struct redis_store *)s;
 	char key[QKEY_MAX];
 	struct redis_args a;
 	redisReply *r;
 	int len;
 
-	*found = 0;
-	memset(st, 0, sizeof(*st));
 	if ((len = qkey(rkey, key, sizeof(key))) == -1) {
 		snprintf(err, errlen, "redis: key too long");
-		return -1;
+		return NULL;
 	}
 	redis_args_init(&a, 2);
-	redis_args_adds(&a, "GET");
+	redis_args_adds(&a, verb);
 	redis_args_add(&a, key, (size_t)len);
 	r = redis_run(&rs->pool, -1, &a, err, errlen);
 	redis_args_free(&a);
+	return r;
+}
+
+/* redis_get - one counter's state (GET), *found = 0 if none */
+int
+redis_get(struct quota_store *s, const char *rkey, struct quota_state *st,
+    int *found, char *err, size_t errlen)
+{
+	redisReply *r;
+
+	*found = 0;
+	memset(st, 0, sizeof(*st));
+	r = key_cmd((struct redis_store *)s, "GET", rkey, err, errlen);
 	if (r == NULL)
 		return -1;
 	if (r->type == REDIS_REPLY_STRING &&
@@ -226,21 +239,9 @@ redis_put(struct quota_store *s, const char *rkey,
 int
 redis_del(struct quota_store *s, const char *rkey, char *err, size_t errlen)
 {
-	struct redis_store *rs = (struct redis_store *)s;
-	char key[QKEY_MAX];
-	struct redis_args a;
 	redisReply *r;
-	int len;
 
-	if ((len = qkey(rkey, key, sizeof(key))) == -1) {
-		snprintf(err, errlen, "redis: key too long");
-		return -1;
-	}
-	redis_args_init(&a, 2);
-	redis_args_adds(&a, "DEL");
-	redis_args_add(&a, key, (size_t)len);
-	r = redis_run(&rs->pool, -1, &a, err, errlen);
-	redis_args_free(&a);
+	r = key_cmd((struct redis_store *)s, "DEL", rkey, err, errlen);
 	if (r == NULL)
 		return -1;
 	freeReplyObject(r);
