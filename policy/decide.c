@@ -237,10 +237,7 @@ txn_end(struct decide_txn *t, int64_t now)
 	release_from(t, 0, now);
 	t->active = 0;
 	t->instance[0] = '\0';
-	t->rcpt_charged = 0;
-	t->msg_charged = 0;
-	t->bytes_charged = 0;
-	t->finished = 0;
+	memset(&t->prog, 0, sizeof(t->prog));
 }
 
 /* begin_instance - make t the instance of r, ending another one */
@@ -334,10 +331,10 @@ at_rcpt_done(void *arg, int rc, const struct quota_verdict *v,
 			    sizeof(*t->tokens));
 		}
 		if (t->ntokens == 0)
-			t->first_ms = r->now;
+			t->prog.first_ms = r->now;
 		t->tokens[t->ntokens++] = token;
 	} else
-		t->rcpt_charged++;
+		t->prog.rcpt_charged++;
 	respond(r, "DUNNO");
 out:
 	dreq_free(r);
@@ -414,7 +411,7 @@ finish_refused(struct finish_ctx *x, const struct quota_verdict *v)
 
 	reply_log_verdict(x->r->id, x->stage, v);
 	t->d->st.refused++;
-	t->finished = 1;
+	t->prog.finished = 1;
 	respond_refused(x->r, v);
 }
 
@@ -432,7 +429,7 @@ finish_done(struct finish_ctx *x)
 	int accept = d->conf->quota.store.on_error == CONF_ON_ERROR_ACCEPT;
 	uint64_t i;
 
-	t->rcpt_charged += x->committed;
+	t->prog.rcpt_charged += x->committed;
 	if (x->error) {
 		store_failed(r, x->stage, x->err);
 		/* what a failed commit left reserved (a commit that took
@@ -451,9 +448,9 @@ finish_done(struct finish_ctx *x)
 	dreq_who(r, &who);
 	quota_submit_commit(d->batch, x->mtok, &who, &x->amt, r->now,
 	    at_mcommit_done, xstrdup(r->id));
-	t->rcpt_charged += x->amt.recipients;
-	t->msg_charged = 1;
-	t->bytes_charged += x->amt.bytes;
+	t->prog.rcpt_charged += x->amt.recipients;
+	t->prog.msg_charged = 1;
+	t->prog.bytes_charged += x->amt.bytes;
 	if (x->refused.result == QUOTA_REFUSE)	/* hold, for a commit */
 		x->hold = x->refused;
 	if (x->error) {
@@ -570,7 +567,7 @@ at_finish(struct decide_txn *t, struct dreq *r)
 	uint64_t want = r->want, extra, ncommit;
 
 	begin_instance(t, r);
-	if (t->finished) {
+	if (t->prog.finished) {
 		respond(r, "DUNNO");
 		dreq_free(r);
 		return;
@@ -579,13 +576,14 @@ at_finish(struct decide_txn *t, struct dreq *r)
 	x->r = r;
 	x->stage = r->stage == ST_DATA ? "DATA" : "END-OF-MESSAGE";
 	if (want == 0)		/* before Postfix 2.3: what RCPT saw */
-		want = t->rcpt_charged + t->ntokens;
-	ncommit = want > t->rcpt_charged ? want - t->rcpt_charged : 0;
+		want = t->prog.rcpt_charged + t->ntokens;
+	ncommit = want > t->prog.rcpt_charged ?
+	    want - t->prog.rcpt_charged : 0;
 	if (ncommit > t->ntokens)
 		ncommit = t->ntokens;
-	extra = want > t->rcpt_charged + ncommit ?
-	    want - t->rcpt_charged - ncommit : 0;
-	if (ncommit > 0 && r->now - t->first_ms + LAPSE_MARGIN_MS >=
+	extra = want > t->prog.rcpt_charged + ncommit ?
+	    want - t->prog.rcpt_charged - ncommit : 0;
+	if (ncommit > 0 && r->now - t->prog.first_ms + LAPSE_MARGIN_MS >=
 	    (int64_t)t->d->conf->quota.store.reserve_ttl * 1000) {
 		/*
 		 * Some reservations lapsed (or are about to): give them all
@@ -598,10 +596,10 @@ at_finish(struct decide_txn *t, struct dreq *r)
 		release_from(t, 0, r->now);
 	}
 	x->ncommit = ncommit;
-	x->amt.messages = t->msg_charged ? 0 : 1;
+	x->amt.messages = t->prog.msg_charged ? 0 : 1;
 	x->amt.recipients = extra;
-	x->amt.bytes = r->size > t->bytes_charged ? r->size -
-	    t->bytes_charged : 0;
+	x->amt.bytes = r->size > t->prog.bytes_charged ? r->size -
+	    t->prog.bytes_charged : 0;
 	t->busy++;
 	t->finishing = 1;
 	if (x->amt.messages == 0 && x->amt.recipients == 0 &&
@@ -663,11 +661,7 @@ txn_mark(struct decide_txn *t, int64_t now)
 	m->now = now;
 	tokens_copy(&m->tokens, &m->cap, t->tokens, t->ntokens);
 	m->ntokens = t->ntokens;
-	m->first_ms = t->first_ms;
-	m->rcpt_charged = t->rcpt_charged;
-	m->bytes_charged = t->bytes_charged;
-	m->msg_charged = t->msg_charged;
-	m->finished = t->finished;
+	m->prog = t->prog;
 }
 
 /* txn_undo - the flush failed: t as it was when marked (decide.h) */
@@ -686,17 +680,12 @@ txn_undo(struct decide_txn *t)
 			quota_submit_release(t->d->batch, m->tokens[i],
 			    m->now);
 		t->ntokens = 0;
-		t->rcpt_charged = t->bytes_charged = 0;
-		t->msg_charged = t->finished = 0;
+		memset(&t->prog, 0, sizeof(t->prog));
 		return;
 	}
 	tokens_copy(&t->tokens, &t->captokens, m->tokens, m->ntokens);
 	t->ntokens = m->ntokens;
-	t->first_ms = m->first_ms;
-	t->rcpt_charged = m->rcpt_charged;
-	t->bytes_charged = m->bytes_charged;
-	t->msg_charged = m->msg_charged;
-	t->finished = m->finished;
+	t->prog = m->prog;
 }
 
 /* txn_free - t's memory */

@@ -91,6 +91,16 @@
 struct decide;
 struct dreq;
 
+/* What a txn has charged for good, and when its first reservation still
+ * out was made; a mark keeps a copy of it (txn_mark, txn_undo). */
+struct decide_progress {
+	int64_t first_ms;		/* when tokens[0] was reserved */
+	uint64_t rcpt_charged;		/* recipients settled for good */
+	int msg_charged;
+	uint64_t bytes_charged;
+	int finished;			/* refused at DATA/EOM: nothing more */
+};
+
 struct decide_txn {
 	struct decide *d;
 	char instance[DECIDE_INSTANCE_MAX];
@@ -98,11 +108,7 @@ struct decide_txn {
 	uint64_t *tokens;		/* reservations not yet settled */
 	size_t ntokens;
 	size_t captokens;
-	int64_t first_ms;		/* when tokens[0] was reserved */
-	uint64_t rcpt_charged;		/* recipients settled for good */
-	int msg_charged;
-	uint64_t bytes_charged;
-	int finished;			/* refused at DATA/EOM: nothing more */
+	struct decide_progress prog;
 	unsigned int busy;		/* requests whose answers are out */
 	int finishing;			/* a DATA or END-OF-MESSAGE is out */
 	unsigned int logged;		/* stages already logged as unusable */
@@ -118,9 +124,7 @@ struct decide_txn {
 		int64_t now;		/* of the request that marked it */
 		uint64_t *tokens;	/* owned */
 		size_t ntokens, cap;
-		int64_t first_ms;
-		uint64_t rcpt_charged, bytes_charged;
-		int msg_charged, finished;
+		struct decide_progress prog;
 	} mark;
 };
 

@@ -761,7 +761,7 @@ START_TEST(lmdb_turn_is_one_transaction)
 	for (i = 0; i < 5; i++)
 		ck_assert_str_eq(r[i], "action=DUNNO\n\n");
 	ck_assert_uint_eq(used(&f, "rcpt", "alice"), 4);
-	ck_assert_uint_eq(t2->rcpt_charged, 2);
+	ck_assert_uint_eq(t2->prog.rcpt_charged, 2);
 	ck_assert_uint_eq(t2->ntokens, 0);
 	ck_assert_uint_eq(f.txn->ntokens, 2);
 	ck_assert_str_eq(ask(&f, "END-OF-MESSAGE i1 recipient_count=1"),
@@ -819,8 +819,8 @@ START_TEST(failed_flush_answers_per_on_error)
 	/* t2: nothing; f.txn: instance i2 begun meanwhile, from nothing
 	 * (i1's reservation is released with the next flush) */
 	ck_assert_uint_eq(t2->ntokens, 0);
-	ck_assert_uint_eq(t2->rcpt_charged, 0);
-	ck_assert_uint_eq(t2->msg_charged, 0);
+	ck_assert_uint_eq(t2->prog.rcpt_charged, 0);
+	ck_assert_uint_eq(t2->prog.msg_charged, 0);
 	ck_assert_uint_eq(f.txn->ntokens, 0);
 
 	/* the same again, without the failure: as before */
@@ -831,7 +831,7 @@ START_TEST(failed_flush_answers_per_on_error)
 	for (i = 1; i < 4; i++)
 		ck_assert_str_eq(r[i], "action=DUNNO\n\n");
 	ck_assert_uint_eq(used(&f, "rcpt", "alice"), 2);
-	ck_assert_uint_eq(t2->rcpt_charged, 2);
+	ck_assert_uint_eq(t2->prog.rcpt_charged, 2);
 	decide_txn_close(t2, NOW);
 	decide_wait(f.d);
 	fx_close(&f);
@@ -861,13 +861,13 @@ START_TEST(failed_flush_keeps_earlier_reservations)
 	log_discard(0);
 	ck_assert_str_eq(r, "action=" TEMPFAIL "\n\n");
 	ck_assert_uint_eq(f.txn->ntokens, 2);	/* its own again */
-	ck_assert_uint_eq(f.txn->rcpt_charged, 0);
-	ck_assert_uint_eq(f.txn->msg_charged, 0);
+	ck_assert_uint_eq(f.txn->prog.rcpt_charged, 0);
+	ck_assert_uint_eq(f.txn->prog.msg_charged, 0);
 	ck_assert_uint_eq(used(&f, "rcpt", "alice"), 2);	/* not released */
 	ck_assert_str_eq(ask(&f, "END-OF-MESSAGE i1 recipient_count=2"),
 	    "DUNNO");
 	ck_assert_uint_eq(used(&f, "rcpt", "alice"), 2);
-	ck_assert_uint_eq(f.txn->rcpt_charged, 2);
+	ck_assert_uint_eq(f.txn->prog.rcpt_charged, 2);
 	fx_close(&f);
 	fx_rmdir(dir);
 }
