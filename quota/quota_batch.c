@@ -496,18 +496,16 @@ run_exchange(struct quota_store *s, int *open,
 {
 	char err[256];
 
-	if (*open && !answered) {
-		run_each(s, calls, n);
-		if (!any_failed(calls, n))
-			return 1;
-		/* abandoned: nothing of it took effect, nothing answered */
-		(void)s->ops->batch_end(s, err, sizeof(err));
-		*open = 0;
-	} else if (*open) {
-		run_each(s, calls, n);
+	run_each(s, calls, n);
+	if (!*open)
+		return 0;
+	if (answered || !any_failed(calls, n))
 		return 1;
-	}
-	run_each(s, calls, n);	/* each call alone */
+	/* abandoned: nothing of it took effect, nothing answered; each
+	 * call again, alone */
+	(void)s->ops->batch_end(s, err, sizeof(err));
+	*open = 0;
+	run_each(s, calls, n);
 	return 0;
 }
 
