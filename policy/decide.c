@@ -38,8 +38,6 @@ enum stage {
 #define LOGGED_BIT(s) (1u << (s))
 #define LOGGED_REQUEST (1u << 8)
 
-#define TEMPFAIL_TEXT "DEFER_IF_PERMIT Service temporarily unavailable"
-
 /* A reply held until the flush ends (decide.h); the strings copied. */
 struct held {
 	decide_reply_fn *fn;
@@ -155,7 +153,7 @@ store_failed_log(struct dreq *r, const char *stage, const char *what)
 	d->st.errors++;
 	log_warnx("%s: policy=error stage=%s error=\"%s\" action=%s", r->id,
 	    stage, what, accept ? "DUNNO" : "DEFER_IF_PERMIT");
-	return accept ? "DUNNO" : TEMPFAIL_TEXT;
+	return reply_on_error(d->conf->quota.store.on_error);
 }
 
 /* store_failed - a store error at stage: log it, answer per on_error */
@@ -855,7 +853,7 @@ static void
 flush_failed(struct decide *d, const struct decide_stats *st0)
 {
 	int accept = d->conf->quota.store.on_error == CONF_ON_ERROR_ACCEPT;
-	const char *action = accept ? "DUNNO" : TEMPFAIL_TEXT;
+	const char *action = reply_on_error(d->conf->quota.store.on_error);
 	char reply[DECIDE_REPLY_MAX];
 	struct decide_txn *t;
 	size_t i;

@@ -64,6 +64,13 @@ clean_text(const char *in, char *out, size_t outlen)
 }
 
 /* reply_set - reply (len >= 3 bytes): "action=ACTION" and the empty line */
+const char *
+reply_on_error(enum conf_on_error on_error)
+{
+	return on_error == CONF_ON_ERROR_ACCEPT ? "DUNNO" :
+	    "DEFER_IF_PERMIT Service temporarily unavailable";
+}
+
 void
 reply_set(char *reply, size_t len, const char *action)
 {

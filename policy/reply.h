@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "conf/conf_common.h"
 #include "policy/proto.h"
 #include "quota/quota.h"
 
@@ -24,6 +25,9 @@ uint64_t preq_num(const struct proto *p, enum proto_attr a);
  * instance, else "NOQUEUE"; a string of p's or a constant */
 const char *preq_log_id(const struct proto *p);
 
+/* reply_on_error - the action for a store error under store.on_error:
+ * DUNNO (accept) or DEFER_IF_PERMIT with a text; a constant */
+const char *reply_on_error(enum conf_on_error);
 /* reply_set - reply (len >= 3 bytes) is "action=ACTION\n\n"; a cut
  * reply still ends with its empty line */
 void reply_set(char *reply, size_t len, const char *action);

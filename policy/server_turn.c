@@ -13,6 +13,7 @@
 #include <event2/event.h>
 
 #include "policy/decide.h"
+#include "policy/reply.h"
 #include "policy/server_impl.h"
 #include "util/buf.h"
 #include "util/log.h"
@@ -76,7 +77,6 @@ batches_release(struct server *s)
 	struct sbatch *b;
 	struct conn *c;
 	unsigned int i;
-	const char *out;
 
 	while ((b = s->fly) != NULL && b->waiting == 0) {
 		s->fly = b->next;
@@ -88,17 +88,15 @@ batches_release(struct server *s)
 			if ((c = sl->c) == NULL)
 				continue;
 			c->nqueued--;
-			out = sl->reply;
 			if (sl->reply[0] == '\0') {
 				log_warnx("%s: no answer from the batch (bug); "
 				    "answering per store.on_error", c->peer);
-				out = b->g->conf->quota.store.on_error ==
-				    CONF_ON_ERROR_ACCEPT ? "action=DUNNO\n\n" :
-				    "action=DEFER_IF_PERMIT Service "
-				    "temporarily unavailable\n\n";
+				reply_set(sl->reply, sizeof(sl->reply),
+				    reply_on_error(
+				    b->g->conf->quota.store.on_error));
 				s->stats.errors++;
 			}
-			buf_appends(&c->pending, out);
+			buf_appends(&c->pending, sl->reply);
 			conn_mark(s, c);
 			metric_since(&server_m_request, NULL, NULL, sl->t0);
 		}
