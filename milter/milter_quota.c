@@ -40,6 +40,7 @@
 #include "milter/milter_impl.h"
 #include "util/clock.h"
 #include "util/log.h"
+#include "util/str.h"
 #include "util/xmalloc.h"
 
 /* Reservations one message keeps; beyond, recipients are charged at once
@@ -103,7 +104,7 @@ answer_failed(struct answer *a, struct quota_batch *b)
 	memset(a, 0, sizeof(*a));
 	a->rc = -1;
 	a->v.result = QUOTA_ERROR;
-	snprintf(a->v.error, sizeof(a->v.error), "%s", quota_batch_error(b));
+	str_copy(a->v.error, quota_batch_error(b), sizeof(a->v.error));
 }
 
 /* quota_who_of - who sends, for the quota */
@@ -176,7 +177,7 @@ msg_hold(struct msg *m, const char *reason)
 	if (m->hold)
 		return;
 	m->hold = 1;
-	snprintf(m->hold_reason, sizeof(m->hold_reason), "%s", reason);
+	str_copy(m->hold_reason, reason, sizeof(m->hold_reason));
 	milter_clean_text(m->hold_reason);
 }
 
@@ -382,7 +383,7 @@ msg_commit(struct milter_conn *c)
 	x.rc = SMFIS_CONTINUE;
 	quota_who_of(c, &x.who);
 	hold = m->hold;
-	snprintf(reason, sizeof(reason), "%s", m->hold_reason);
+	str_copy(reason, m->hold_reason, sizeof(reason));
 	commit_next(&x);
 	if (quota_wait(x.b) < 0) {
 		/* nothing committed, whatever the chain was told */
@@ -390,8 +391,7 @@ msg_commit(struct milter_conn *c)
 
 		answer_failed(&a, x.b);
 		m->hold = hold;
-		snprintf(m->hold_reason, sizeof(m->hold_reason), "%s",
-		    reason);
+		str_copy(m->hold_reason, reason, sizeof(m->hold_reason));
 		x.next = 0;
 		x.last = QUOTA_ERROR;
 		x.rc = quota_store_failed(c, "EOM", &a.v);
