@@ -140,6 +140,18 @@ respond_refused(struct dreq *r, const struct quota_verdict *v)
 	reply_out(r, reply);
 }
 
+/* error_log - log a store error of request id at stage: the action
+ * logged is the first word of what store.on_error answers */
+static void
+error_log(const struct decide *d, const char *id, const char *stage,
+    const char *what)
+{
+	const char *action = reply_on_error(d->conf->quota.store.on_error);
+
+	log_warnx("%s: policy=error stage=%s error=\"%s\" action=%.*s", id,
+	    stage, what, (int)strcspn(action, " "), action);
+}
+
 /*
  * store_failed_log - a store error at stage: count and log it; the
  * answer per store.on_error
@@ -148,11 +160,9 @@ static const char *
 store_failed_log(struct dreq *r, const char *stage, const char *what)
 {
 	struct decide *d = r->t->d;
-	int accept = d->conf->quota.store.on_error == CONF_ON_ERROR_ACCEPT;
 
 	d->st.errors++;
-	log_warnx("%s: policy=error stage=%s error=\"%s\" action=%s", r->id,
-	    stage, what, accept ? "DUNNO" : "DEFER_IF_PERMIT");
+	error_log(d, r->id, stage, what);
 	return reply_on_error(d->conf->quota.store.on_error);
 }
 
@@ -852,8 +862,6 @@ decide_stats(const struct decide *d)
 static void
 flush_failed(struct decide *d, const struct decide_stats *st0)
 {
-	int accept = d->conf->quota.store.on_error == CONF_ON_ERROR_ACCEPT;
-	const char *action = reply_on_error(d->conf->quota.store.on_error);
 	char reply[DECIDE_REPLY_MAX];
 	struct decide_txn *t;
 	size_t i;
@@ -863,14 +871,12 @@ flush_failed(struct decide *d, const struct decide_stats *st0)
 	d->st.admitted = st0->admitted;
 	d->st.refused = st0->refused;
 	d->st.errors = st0->errors + d->nheld;
-	reply_set(reply, sizeof(reply), action);
+	reply_set(reply, sizeof(reply),
+	    reply_on_error(d->conf->quota.store.on_error));
 	for (i = 0; i < d->nheld; i++) {
-		log_warnx("%s: policy=error stage=%s error=\"%s\" action=%s",
-		    d->held[i].id, d->held[i].stage,
-		    quota_batch_error(d->batch), accept ? "DUNNO" :
-		    "DEFER_IF_PERMIT");
-		snprintf(d->held[i].reply, sizeof(d->held[i].reply), "%s",
-		    reply);
+		error_log(d, d->held[i].id, d->held[i].stage,
+		    quota_batch_error(d->batch));
+		str_copy(d->held[i].reply, reply, sizeof(d->held[i].reply));
 	}
 }
 

@@ -63,7 +63,7 @@ clean_text(const char *in, char *out, size_t outlen)
 		out[i] = '\0';
 }
 
-/* reply_set - reply (len >= 3 bytes): "action=ACTION" and the empty line */
+/* reply_on_error - what a store error answers under store.on_error */
 const char *
 reply_on_error(enum conf_on_error on_error)
 {
@@ -71,6 +71,7 @@ reply_on_error(enum conf_on_error on_error)
 	    "DEFER_IF_PERMIT Service temporarily unavailable";
 }
 
+/* reply_set - reply (len >= 3 bytes): "action=ACTION" and the empty line */
 void
 reply_set(char *reply, size_t len, const char *action)
 {
