@@ -7,6 +7,7 @@
  */
 #include "config.h"
 
+#include <dirent.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -22,6 +23,27 @@
 #include "util/log.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *, size_t);
+
+/* remove_dir - DIR's files, then DIR (the keys and configuration were read
+ * at load; nothing of a fuzzing run is left in /tmp) */
+static void
+remove_dir(const char *dir)
+{
+	char path[512];
+	struct dirent *de;
+	DIR *d;
+
+	if ((d = opendir(dir)) == NULL)
+		return;
+	while ((de = readdir(d)) != NULL) {
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		(void)snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		(void)unlink(path);
+	}
+	closedir(d);
+	(void)rmdir(dir);
+}
 
 static void
 setup(void)
@@ -56,6 +78,7 @@ setup(void)
 		abort();
 	}
 	milter_install(g);
+	remove_dir(dir);
 }
 
 int
